@@ -1,6 +1,20 @@
 //! The transcoding core. Nothing here calls the proxy-wasm host.
+pub mod config;
+pub mod descriptors;
 pub mod error;
+pub mod field_path;
+pub mod field_value;
+pub mod frame;
+pub mod grpc_status;
+pub mod json;
+pub mod path_matcher;
+pub mod percent;
+pub mod request;
+pub mod router;
 pub mod status;
+pub mod template;
+pub mod transcoder;
+pub mod wire;
 
 #[cfg(test)]
 pub(crate) mod testutil;

@@ -1,0 +1,716 @@
+//! The filter configuration: Envoy's `GrpcJsonTranscoder` (v3) in proto3-JSON form, so an
+//! existing `envoy.filters.http.grpc_json_transcoder` config works unchanged, plus
+//! json2grpc's own options under the `json2grpc` key.
+//!
+//! Keys are accepted in snake_case and lowerCamelCase (proto3 JSON parsers accept both).
+//! Unknown keys and wrong types are errors naming the field, never silently ignored.
+use std::fmt;
+
+use base64::Engine;
+use serde_json::{Map, Value};
+
+use super::percent::UrlUnescapeSpec;
+
+/// A configuration the filter refuses; `field` is the dotted path of the offending key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "invalid json2grpc config: {}", self.message)
+        } else {
+            write!(
+                f,
+                "invalid json2grpc config: field `{}`: {}",
+                self.field, self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// `print_options` of the native filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrintOptions {
+    pub add_whitespace: bool,
+    pub always_print_primitive_fields: bool,
+    pub always_print_enums_as_ints: bool,
+    pub preserve_proto_field_names: bool,
+    pub stream_newline_delimited: bool,
+    pub stream_sse_style_delimited: bool,
+}
+
+/// `request_validation_options` of the native filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestValidation {
+    pub reject_unknown_method: bool,
+    pub reject_unknown_query_parameters: bool,
+    pub reject_binding_body_field_collisions: bool,
+}
+
+/// json2grpc-only limits (the `json2grpc.limits` key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Deepest JSON nesting accepted in a request (objects and arrays both count).
+    pub max_json_depth: u32,
+    /// Most query parameters accepted on one request.
+    pub max_query_parameters: u32,
+    /// Largest single gRPC message accepted from the upstream, in bytes.
+    pub max_frame_size: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        // 100 is where the native filter stops accepting nested Structs.
+        Limits {
+            max_json_depth: 100,
+            max_query_parameters: 1000,
+            max_frame_size: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// Everything the filter is configured with.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub proto_descriptor_bin: Vec<u8>,
+    pub services: Vec<String>,
+    pub print_options: PrintOptions,
+    pub match_incoming_request_route: bool,
+    pub ignored_query_parameters: Vec<String>,
+    pub auto_mapping: bool,
+    pub ignore_unknown_query_parameters: bool,
+    pub convert_grpc_status: bool,
+    pub url_unescape_spec: UrlUnescapeSpec,
+    pub query_param_unescape_plus: bool,
+    pub match_unregistered_custom_verb: bool,
+    pub request_validation_options: RequestValidation,
+    pub case_insensitive_enum_parsing: bool,
+    pub max_request_body_size: Option<u32>,
+    pub max_response_body_size: Option<u32>,
+    pub capture_unknown_query_parameters: bool,
+    pub limits: Limits,
+    pub callout: CalloutOptions,
+}
+
+/// How requests without a body reach the service (json2grpc's own call to the upstream).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalloutOptions {
+    /// Deadline of the call, in milliseconds.
+    pub timeout_ms: u32,
+    /// Cluster per fully-qualified service; otherwise the request's own route cluster.
+    pub clusters: Vec<(String, String)>,
+    /// Request headers forwarded as gRPC metadata, besides the built-in tracing whitelist.
+    pub forward_headers: Vec<String>,
+    /// Most bytes of a server stream buffered for a bodyless streaming call.
+    pub max_stream_bytes: u32,
+}
+
+impl Default for CalloutOptions {
+    fn default() -> Self {
+        CalloutOptions {
+            timeout_ms: 15_000,
+            clusters: Vec::new(),
+            forward_headers: Vec::new(),
+            max_stream_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Parses the plugin configuration (JSON text).
+    pub fn from_json(text: &[u8]) -> Result<Config, ConfigError> {
+        let value: Value = serde_json::from_slice(text)
+            .map_err(|e| ConfigError::new("", format!("not valid JSON: {e}")))?;
+        let Value::Object(map) = value else {
+            return Err(ConfigError::new("", "expected a JSON object"));
+        };
+        let mut config = Config::default();
+        let mut descriptor_seen = false;
+        for (field, value) in Fields::new(&map, "")? {
+            let f = field.as_str();
+            match field.name.as_str() {
+                "proto_descriptor" => {
+                    return Err(ConfigError::new(
+                        f,
+                        "a descriptor file path cannot be read inside the Wasm sandbox; \
+                         put the FileDescriptorSet in `proto_descriptor_bin` (base64)",
+                    ))
+                }
+                "proto_descriptor_bin" => {
+                    config.proto_descriptor_bin = bytes(f, value)?;
+                    descriptor_seen = true;
+                }
+                "services" => config.services = strings(f, value)?,
+                "print_options" => config.print_options = print_options(f, value)?,
+                "match_incoming_request_route" => {
+                    config.match_incoming_request_route = boolean(f, value)?
+                }
+                "ignored_query_parameters" => config.ignored_query_parameters = strings(f, value)?,
+                "auto_mapping" => config.auto_mapping = boolean(f, value)?,
+                "ignore_unknown_query_parameters" => {
+                    config.ignore_unknown_query_parameters = boolean(f, value)?
+                }
+                "convert_grpc_status" => config.convert_grpc_status = boolean(f, value)?,
+                "url_unescape_spec" => config.url_unescape_spec = unescape_spec(f, value)?,
+                "query_param_unescape_plus" => {
+                    config.query_param_unescape_plus = boolean(f, value)?
+                }
+                "match_unregistered_custom_verb" => {
+                    config.match_unregistered_custom_verb = boolean(f, value)?
+                }
+                "request_validation_options" => {
+                    config.request_validation_options = validation(f, value)?
+                }
+                "case_insensitive_enum_parsing" => {
+                    config.case_insensitive_enum_parsing = boolean(f, value)?
+                }
+                "max_request_body_size" => config.max_request_body_size = Some(uint32(f, value)?),
+                "max_response_body_size" => config.max_response_body_size = Some(uint32(f, value)?),
+                "capture_unknown_query_parameters" => {
+                    config.capture_unknown_query_parameters = boolean(f, value)?
+                }
+                "json2grpc" => json2grpc(f, value, &mut config)?,
+                _ => return Err(unknown(f)),
+            }
+        }
+        if !descriptor_seen {
+            return Err(ConfigError::new(
+                "proto_descriptor_bin",
+                "required: a base64 FileDescriptorSet (e.g. from `json2grpc-tool descriptor`)",
+            ));
+        }
+        Ok(config)
+    }
+}
+
+/// A key of a JSON object, normalised to snake_case, with its full dotted path for errors.
+struct Field {
+    name: String,
+    path: String,
+}
+
+impl Field {
+    fn as_str(&self) -> &str {
+        &self.path
+    }
+}
+
+/// Iterates an object's keys in snake_case; both spellings of one key is an error.
+struct Fields;
+
+impl Fields {
+    #[allow(clippy::new_ret_no_self)]
+    fn new<'a>(
+        map: &'a Map<String, Value>,
+        parent: &str,
+    ) -> Result<Vec<(Field, &'a Value)>, ConfigError> {
+        let mut out: Vec<(Field, &Value)> = Vec::with_capacity(map.len());
+        for (key, value) in map {
+            let name = snake_case(key);
+            let path = if parent.is_empty() {
+                name.clone()
+            } else {
+                format!("{parent}.{name}")
+            };
+            if out.iter().any(|(f, _)| f.name == name) {
+                return Err(ConfigError::new(
+                    path,
+                    "given twice (snake_case and lowerCamelCase)",
+                ));
+            }
+            out.push((Field { name, path }, value));
+        }
+        Ok(out)
+    }
+}
+
+/// `maxRequestBodySize` → `max_request_body_size`; snake_case stays as it is.
+fn snake_case(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 4);
+    for c in key.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn unknown(field: &str) -> ConfigError {
+    ConfigError::new(field, "unknown field")
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn wrong_type(field: &str, expected: &str, value: &Value) -> ConfigError {
+    ConfigError::new(
+        field,
+        format!("expected {expected}, got {}", type_name(value)),
+    )
+}
+
+fn boolean(field: &str, value: &Value) -> Result<bool, ConfigError> {
+    match value {
+        Value::Bool(b) => Ok(*b),
+        Value::Null => Ok(false),
+        other => Err(wrong_type(field, "true or false", other)),
+    }
+}
+
+fn uint32(field: &str, value: &Value) -> Result<u32, ConfigError> {
+    let n = match value {
+        Value::Number(n) => n.as_u64(),
+        // proto3 JSON also writes integers as strings; wrappers arrive as their bare value.
+        Value::String(s) => s.parse::<u64>().ok(),
+        other => return Err(wrong_type(field, "an unsigned 32-bit integer", other)),
+    };
+    n.and_then(|n| u32::try_from(n).ok()).ok_or_else(|| {
+        ConfigError::new(
+            field,
+            format!("expected an unsigned 32-bit integer, got {value}"),
+        )
+    })
+}
+
+fn strings(field: &str, value: &Value) -> Result<Vec<String>, ConfigError> {
+    let Value::Array(items) = value else {
+        return Err(wrong_type(field, "an array of strings", value));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| match item {
+            Value::String(s) => Ok(s.clone()),
+            other => Err(wrong_type(&format!("{field}[{i}]"), "a string", other)),
+        })
+        .collect()
+}
+
+fn bytes(field: &str, value: &Value) -> Result<Vec<u8>, ConfigError> {
+    let Value::String(text) = value else {
+        return Err(wrong_type(field, "a base64 string", value));
+    };
+    decode_base64(text.trim()).ok_or_else(|| ConfigError::new(field, "not valid base64"))
+}
+
+/// proto3 JSON `bytes`: standard or URL-safe alphabet, padded or not.
+pub(crate) fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+    use base64::engine::DecodePaddingMode;
+    const CONFIG: GeneralPurposeConfig =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    const STANDARD: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, CONFIG);
+    const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, CONFIG);
+    if text.contains(['-', '_']) {
+        URL_SAFE.decode(text).ok()
+    } else {
+        STANDARD.decode(text).ok()
+    }
+}
+
+fn object<'a>(field: &str, value: &'a Value) -> Result<Vec<(Field, &'a Value)>, ConfigError> {
+    match value {
+        Value::Object(map) => Fields::new(map, field),
+        other => Err(wrong_type(field, "an object", other)),
+    }
+}
+
+fn print_options(field: &str, value: &Value) -> Result<PrintOptions, ConfigError> {
+    let mut o = PrintOptions::default();
+    for (field, value) in object(field, value)? {
+        let f = field.as_str();
+        let slot = match field.name.as_str() {
+            "add_whitespace" => &mut o.add_whitespace,
+            "always_print_primitive_fields" => &mut o.always_print_primitive_fields,
+            "always_print_enums_as_ints" => &mut o.always_print_enums_as_ints,
+            "preserve_proto_field_names" => &mut o.preserve_proto_field_names,
+            "stream_newline_delimited" => &mut o.stream_newline_delimited,
+            "stream_sse_style_delimited" => &mut o.stream_sse_style_delimited,
+            _ => return Err(unknown(f)),
+        };
+        *slot = boolean(f, value)?;
+    }
+    Ok(o)
+}
+
+fn validation(field: &str, value: &Value) -> Result<RequestValidation, ConfigError> {
+    let mut o = RequestValidation::default();
+    for (field, value) in object(field, value)? {
+        let f = field.as_str();
+        let slot = match field.name.as_str() {
+            "reject_unknown_method" => &mut o.reject_unknown_method,
+            "reject_unknown_query_parameters" => &mut o.reject_unknown_query_parameters,
+            "reject_binding_body_field_collisions" => &mut o.reject_binding_body_field_collisions,
+            _ => return Err(unknown(f)),
+        };
+        *slot = boolean(f, value)?;
+    }
+    Ok(o)
+}
+
+fn unescape_spec(field: &str, value: &Value) -> Result<UrlUnescapeSpec, ConfigError> {
+    // proto3 JSON enums: the value name, or its number.
+    let spec = match value {
+        Value::String(s) => match s.as_str() {
+            "ALL_CHARACTERS_EXCEPT_RESERVED" => Some(UrlUnescapeSpec::AllCharactersExceptReserved),
+            "ALL_CHARACTERS_EXCEPT_SLASH" => Some(UrlUnescapeSpec::AllCharactersExceptSlash),
+            "ALL_CHARACTERS" => Some(UrlUnescapeSpec::AllCharacters),
+            _ => None,
+        },
+        Value::Number(n) => match n.as_u64() {
+            Some(0) => Some(UrlUnescapeSpec::AllCharactersExceptReserved),
+            Some(1) => Some(UrlUnescapeSpec::AllCharactersExceptSlash),
+            Some(2) => Some(UrlUnescapeSpec::AllCharacters),
+            _ => None,
+        },
+        other => return Err(wrong_type(field, "an enum name", other)),
+    };
+    spec.ok_or_else(|| {
+        ConfigError::new(
+            field,
+            format!(
+                "unknown value {value}; expected ALL_CHARACTERS_EXCEPT_RESERVED, \
+                 ALL_CHARACTERS_EXCEPT_SLASH or ALL_CHARACTERS"
+            ),
+        )
+    })
+}
+
+fn json2grpc(field: &str, value: &Value, config: &mut Config) -> Result<(), ConfigError> {
+    for (field, value) in object(field, value)? {
+        let f = field.as_str();
+        match field.name.as_str() {
+            "limits" => {
+                for (field, value) in object(f, value)? {
+                    let f = field.as_str();
+                    let slot = match field.name.as_str() {
+                        "max_json_depth" => &mut config.limits.max_json_depth,
+                        "max_query_parameters" => &mut config.limits.max_query_parameters,
+                        "max_frame_size" => &mut config.limits.max_frame_size,
+                        _ => return Err(unknown(f)),
+                    };
+                    *slot = positive(f, value)?;
+                }
+            }
+            "callout" => callout(f, value, &mut config.callout)?,
+            _ => return Err(unknown(f)),
+        }
+    }
+    Ok(())
+}
+
+fn positive(field: &str, value: &Value) -> Result<u32, ConfigError> {
+    match uint32(field, value)? {
+        0 => Err(ConfigError::new(field, "must be greater than 0")),
+        n => Ok(n),
+    }
+}
+
+fn callout(field: &str, value: &Value, o: &mut CalloutOptions) -> Result<(), ConfigError> {
+    for (field, value) in object(field, value)? {
+        let f = field.as_str();
+        match field.name.as_str() {
+            "timeout_ms" => o.timeout_ms = positive(f, value)?,
+            "max_stream_bytes" => o.max_stream_bytes = positive(f, value)?,
+            "forward_headers" => {
+                o.forward_headers = strings(f, value)?
+                    .into_iter()
+                    .map(|h| h.to_ascii_lowercase())
+                    .collect()
+            }
+            "clusters" => {
+                // Keys are service names: not normalised to snake_case.
+                let Value::Object(map) = value else {
+                    return Err(wrong_type(
+                        f,
+                        "an object of service name to cluster name",
+                        value,
+                    ));
+                };
+                o.clusters = map
+                    .iter()
+                    .map(|(service, cluster)| match cluster {
+                        Value::String(c) if !c.is_empty() => Ok((service.clone(), c.clone())),
+                        other => Err(wrong_type(
+                            &format!("{f}.{service}"),
+                            "a cluster name",
+                            other,
+                        )),
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            _ => return Err(unknown(f)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+
+    fn parse(json: &str) -> Result<Config, ConfigError> {
+        Config::from_json(json.as_bytes())
+    }
+
+    fn err(json: &str) -> ConfigError {
+        parse(json).unwrap_err()
+    }
+
+    #[test]
+    fn accepts_every_envoy_option_in_snake_case() {
+        let c = parse(
+            r#"{
+            "proto_descriptor_bin": "AAEC",
+            "services": ["a.B"],
+            "print_options": {"add_whitespace": true, "always_print_primitive_fields": true,
+              "always_print_enums_as_ints": true, "preserve_proto_field_names": true,
+              "stream_newline_delimited": true, "stream_sse_style_delimited": true},
+            "match_incoming_request_route": true,
+            "ignored_query_parameters": ["api_key"],
+            "auto_mapping": true,
+            "ignore_unknown_query_parameters": true,
+            "convert_grpc_status": true,
+            "url_unescape_spec": "ALL_CHARACTERS",
+            "query_param_unescape_plus": true,
+            "match_unregistered_custom_verb": true,
+            "request_validation_options": {"reject_unknown_method": true,
+              "reject_unknown_query_parameters": true, "reject_binding_body_field_collisions": true},
+            "case_insensitive_enum_parsing": true,
+            "max_request_body_size": 1024,
+            "max_response_body_size": "2048",
+            "capture_unknown_query_parameters": true
+        }"#,
+        )
+        .unwrap();
+        assert_eq!(c.proto_descriptor_bin, vec![0, 1, 2]);
+        assert_eq!(c.services, vec!["a.B"]);
+        assert!(c.print_options.add_whitespace && c.print_options.stream_sse_style_delimited);
+        assert!(
+            c.print_options.always_print_enums_as_ints
+                && c.print_options.preserve_proto_field_names
+        );
+        assert!(c.match_incoming_request_route && c.auto_mapping && c.convert_grpc_status);
+        assert_eq!(c.ignored_query_parameters, vec!["api_key"]);
+        assert_eq!(c.url_unescape_spec, UrlUnescapeSpec::AllCharacters);
+        assert!(c.query_param_unescape_plus && c.match_unregistered_custom_verb);
+        assert!(c.request_validation_options.reject_unknown_method);
+        assert!(
+            c.request_validation_options
+                .reject_binding_body_field_collisions
+        );
+        assert!(c.case_insensitive_enum_parsing && c.capture_unknown_query_parameters);
+        assert_eq!(c.max_request_body_size, Some(1024));
+        assert_eq!(c.max_response_body_size, Some(2048));
+    }
+
+    #[test]
+    fn accepts_lower_camel_case() {
+        let c = parse(
+            r#"{"protoDescriptorBin": "AAEC", "services": [], "printOptions": {"addWhitespace": true},
+                "requestValidationOptions": {"rejectUnknownMethod": true}, "urlUnescapeSpec": 1,
+                "maxRequestBodySize": 7}"#,
+        )
+        .unwrap();
+        assert!(c.print_options.add_whitespace);
+        assert!(c.request_validation_options.reject_unknown_method);
+        assert_eq!(
+            c.url_unescape_spec,
+            UrlUnescapeSpec::AllCharactersExceptSlash
+        );
+        assert_eq!(c.max_request_body_size, Some(7));
+    }
+
+    #[test]
+    fn defaults_match_envoy() {
+        let c = parse(r#"{"proto_descriptor_bin": ""}"#).unwrap();
+        assert!(c.services.is_empty());
+        assert_eq!(
+            c.url_unescape_spec,
+            UrlUnescapeSpec::AllCharactersExceptReserved
+        );
+        assert!(!c.auto_mapping && !c.convert_grpc_status && !c.query_param_unescape_plus);
+        assert_eq!(c.max_request_body_size, None);
+        assert_eq!(c.limits, Limits::default());
+    }
+
+    #[test]
+    fn base64_in_both_alphabets_with_or_without_padding() {
+        for text in ["+/8=", "+/8", "-_8=", "-_8"] {
+            let c = parse(&format!(r#"{{"proto_descriptor_bin": "{text}"}}"#)).unwrap();
+            assert_eq!(c.proto_descriptor_bin, vec![0xfb, 0xff], "{text}");
+        }
+    }
+
+    #[test]
+    fn a_descriptor_path_is_rejected_with_a_hint() {
+        let e = err(r#"{"proto_descriptor": "/etc/envoy/api.pb", "services": ["a.B"]}"#);
+        assert_eq!(e.field, "proto_descriptor");
+        assert!(e.message.contains("proto_descriptor_bin"), "{e}");
+    }
+
+    #[test]
+    fn errors_name_the_offending_field() {
+        let cases = [
+            (
+                r#"{"proto_descriptor_bin": "AAEC", "servics": []}"#,
+                "servics",
+                "unknown field",
+            ),
+            (
+                r#"{"proto_descriptor_bin": "AAEC", "services": "a.B"}"#,
+                "services",
+                "expected an array",
+            ),
+            (
+                r#"{"proto_descriptor_bin": "AAEC", "services": ["a", 1]}"#,
+                "services[1]",
+                "expected a string",
+            ),
+            (
+                r#"{"proto_descriptor_bin": "AAEC", "auto_mapping": "yes"}"#,
+                "auto_mapping",
+                "true or false",
+            ),
+            (
+                r#"{"proto_descriptor_bin": "AAEC", "print_options": {"add_whitespace": 1}}"#,
+                "print_options.add_whitespace",
+                "true or false",
+            ),
+            (
+                r#"{"proto_descriptor_bin": "AAEC", "printOptions": {"bogus": true}}"#,
+                "print_options.bogus",
+                "unknown field",
+            ),
+            (
+                r#"{"proto_descriptor_bin": "AAEC", "request_validation_options": {"x": true}}"#,
+                "request_validation_options.x",
+                "unknown field",
+            ),
+            (
+                r#"{"proto_descriptor_bin": "AAEC", "url_unescape_spec": "SOME"}"#,
+                "url_unescape_spec",
+                "unknown value",
+            ),
+            (
+                r#"{"proto_descriptor_bin": "AAEC", "url_unescape_spec": 7}"#,
+                "url_unescape_spec",
+                "unknown value",
+            ),
+            (
+                r#"{"proto_descriptor_bin": "AAEC", "max_request_body_size": -1}"#,
+                "max_request_body_size",
+                "unsigned",
+            ),
+            (
+                r#"{"proto_descriptor_bin": "AAEC", "max_request_body_size": 4294967296}"#,
+                "max_request_body_size",
+                "unsigned",
+            ),
+            (
+                r#"{"proto_descriptor_bin": "AAEC", "max_response_body_size": 1.5}"#,
+                "max_response_body_size",
+                "unsigned",
+            ),
+            (
+                r#"{"proto_descriptor_bin": "!!"}"#,
+                "proto_descriptor_bin",
+                "base64",
+            ),
+            (
+                r#"{"proto_descriptor_bin": 5}"#,
+                "proto_descriptor_bin",
+                "base64",
+            ),
+            (
+                r#"{"proto_descriptor_bin": "AAEC", "auto_mapping": true, "autoMapping": true}"#,
+                "auto_mapping",
+                "twice",
+            ),
+            (
+                r#"{"proto_descriptor_bin": "AAEC", "json2grpc": {"limits": {"max_json_depth": 0}}}"#,
+                "json2grpc.limits.max_json_depth",
+                "greater than 0",
+            ),
+            (
+                r#"{"proto_descriptor_bin": "AAEC", "json2grpc": {"limit": {}}}"#,
+                "json2grpc.limit",
+                "unknown field",
+            ),
+            (
+                r#"{"proto_descriptor_bin": "AAEC", "json2grpc": {"callout": {"clusters": {"a.B": 3}}}}"#,
+                "json2grpc.callout.clusters.a.B",
+                "cluster name",
+            ),
+            (r#"{"services": []}"#, "proto_descriptor_bin", "required"),
+        ];
+        for (json, field, text) in cases {
+            let e = err(json);
+            assert_eq!(e.field, field, "{json}: {e}");
+            assert!(e.message.contains(text), "{json}: {e}");
+            assert!(e.to_string().contains(field), "{e}");
+        }
+    }
+
+    #[test]
+    fn non_objects_and_bad_json_are_rejected() {
+        assert!(err("[]").message.contains("object"));
+        assert!(err("{").message.contains("not valid JSON"));
+        assert!(err("").message.contains("not valid JSON"));
+    }
+
+    #[test]
+    fn json2grpc_options() {
+        let c = parse(
+            r#"{"proto_descriptor_bin": "", "json2grpc": {
+                "limits": {"maxJsonDepth": 10, "max_query_parameters": 5, "max_frame_size": 99},
+                "callout": {"timeout_ms": 250, "clusters": {"pkg.Svc": "svc_cluster"},
+                            "forward_headers": ["X-Tenant"], "max_stream_bytes": 1000}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.limits,
+            Limits {
+                max_json_depth: 10,
+                max_query_parameters: 5,
+                max_frame_size: 99
+            }
+        );
+        assert_eq!(c.callout.timeout_ms, 250);
+        assert_eq!(
+            c.callout.clusters,
+            vec![("pkg.Svc".to_string(), "svc_cluster".to_string())]
+        );
+        assert_eq!(c.callout.forward_headers, vec!["x-tenant"]);
+        assert_eq!(c.callout.max_stream_bytes, 1000);
+    }
+}

@@ -1,0 +1,234 @@
+//! Loading the user's FileDescriptorSet into a pool (once per configuration) and reading
+//! each method's `google.api.http` rule from its options.
+use prost::Message;
+use prost_reflect::{DescriptorPool, MethodDescriptor};
+
+use super::config::ConfigError;
+use super::wire;
+
+/// google.rpc.Status, its standard detail types and google.api.HttpBody, compiled by build.rs.
+const BUILTIN_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/builtin.pb"));
+
+/// Field number of the `google.api.http` extension of `google.protobuf.MethodOptions`.
+pub const HTTP_RULE_EXTENSION: u32 = 72295728;
+
+const FIELD: &str = "proto_descriptor_bin";
+
+/// Decodes a FileDescriptorSet into a pool and adds the built-in error/HttpBody types the set
+/// lacks, so error details and HttpBody work whatever the user compiled.
+pub fn load_pool(descriptor_set: &[u8]) -> Result<DescriptorPool, ConfigError> {
+    let set = prost_types::FileDescriptorSet::decode(descriptor_set)
+        .map_err(|e| ConfigError::new(FIELD, format!("not a FileDescriptorSet: {e}")))?;
+    for file in &set.file {
+        // prost-reflect panics (index out of bounds) on edition files instead of failing;
+        // a panic would kill the Wasm VM, so refuse them here.
+        if !matches!(file.syntax(), "" | "proto2" | "proto3") {
+            return Err(ConfigError::new(
+                FIELD,
+                format!(
+                    "{}: syntax \"{}\" is not supported (use proto2 or proto3)",
+                    file.name(),
+                    file.syntax()
+                ),
+            ));
+        }
+    }
+    let mut pool = DescriptorPool::decode(descriptor_set)
+        .map_err(|e| ConfigError::new(FIELD, format!("invalid descriptor set: {e}")))?;
+    add_builtins(&mut pool)?;
+    Ok(pool)
+}
+
+fn add_builtins(pool: &mut DescriptorPool) -> Result<(), ConfigError> {
+    let builtin = prost_types::FileDescriptorSet::decode(BUILTIN_DESCRIPTOR_SET)
+        .map_err(|e| ConfigError::new("", format!("built-in descriptors: {e}")))?;
+    for file in builtin.file {
+        let present = pool.get_file_by_name(file.name()).is_some()
+            || file.message_type.iter().any(|m| {
+                pool.get_message_by_name(&format!("{}.{}", file.package(), m.name()))
+                    .is_some()
+            });
+        if present {
+            continue;
+        }
+        // A user set that defines some of these names differently wins; we only fill gaps.
+        if let Err(e) = pool.add_file_descriptor_proto(file) {
+            log::debug!("built-in descriptor not added: {e}");
+        }
+    }
+    Ok(())
+}
+
+/// `google.api.HttpRule` (the fields json2grpc reads).
+#[derive(Clone, PartialEq, Message)]
+pub struct HttpRule {
+    #[prost(string, tag = "1")]
+    pub selector: String,
+    #[prost(oneof = "Pattern", tags = "2, 3, 4, 5, 6, 8")]
+    pub pattern: Option<Pattern>,
+    #[prost(string, tag = "7")]
+    pub body: String,
+    #[prost(string, tag = "12")]
+    pub response_body: String,
+    #[prost(message, repeated, tag = "11")]
+    pub additional_bindings: Vec<HttpRule>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum Pattern {
+    #[prost(string, tag = "2")]
+    Get(String),
+    #[prost(string, tag = "3")]
+    Put(String),
+    #[prost(string, tag = "4")]
+    Post(String),
+    #[prost(string, tag = "5")]
+    Delete(String),
+    #[prost(string, tag = "6")]
+    Patch(String),
+    #[prost(message, tag = "8")]
+    Custom(CustomHttpPattern),
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct CustomHttpPattern {
+    #[prost(string, tag = "1")]
+    pub kind: String,
+    #[prost(string, tag = "2")]
+    pub path: String,
+}
+
+impl HttpRule {
+    /// The HTTP method and template of this rule, if it has a pattern.
+    pub fn method_and_template(&self) -> Option<(&str, &str)> {
+        Some(match self.pattern.as_ref()? {
+            Pattern::Get(t) => ("GET", t.as_str()),
+            Pattern::Put(t) => ("PUT", t.as_str()),
+            Pattern::Post(t) => ("POST", t.as_str()),
+            Pattern::Delete(t) => ("DELETE", t.as_str()),
+            Pattern::Patch(t) => ("PATCH", t.as_str()),
+            Pattern::Custom(c) => (c.kind.as_str(), c.path.as_str()),
+        })
+    }
+}
+
+/// Reads the method's `google.api.http` option. It is read from the encoded options, so it
+/// works whether or not the set includes google/api/annotations.proto.
+pub fn http_rule(method: &MethodDescriptor) -> Result<Option<HttpRule>, String> {
+    let options = method.options().encode_to_vec();
+    let mut rule: Option<HttpRule> = None;
+    for field in wire::fields(&options) {
+        let field = field.map_err(|()| "malformed method options".to_string())?;
+        if field.number == HTTP_RULE_EXTENSION && field.wire_type == wire::LEN {
+            // Repeated occurrences of a message field merge, as protobuf parsers do.
+            let target = rule.get_or_insert_with(HttpRule::default);
+            target
+                .merge(field.value)
+                .map_err(|e| format!("malformed google.api.http option: {e}"))?;
+        }
+    }
+    Ok(rule)
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+    use crate::core::testutil::TEST_DESCRIPTOR_SET;
+
+    fn method(pool: &DescriptorPool, service: &str, name: &str) -> MethodDescriptor {
+        pool.get_service_by_name(service)
+            .unwrap()
+            .methods()
+            .find(|m| m.name() == name)
+            .unwrap()
+    }
+
+    #[test]
+    fn reads_rules_with_additional_bindings_body_and_custom_methods() {
+        let pool = load_pool(TEST_DESCRIPTOR_SET).unwrap();
+        let get = http_rule(&method(&pool, "test.v1.Things", "Get"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(get.method_and_template(), Some(("GET", "/v1/things/{id}")));
+        assert_eq!(get.additional_bindings.len(), 1);
+        assert_eq!(
+            get.additional_bindings[0].method_and_template(),
+            Some(("GET", "/v1/nested/{nested.name}/things/{id}"))
+        );
+        let update = http_rule(&method(&pool, "test.v1.Things", "Update"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            update.method_and_template(),
+            Some(("PATCH", "/v1/things/{id}"))
+        );
+        assert_eq!(update.body, "item");
+        let custom = http_rule(&method(&pool, "test.v1.Things", "Custom"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            custom.method_and_template(),
+            Some(("HEAD", "/v1/custom/{id}"))
+        );
+        let nested = http_rule(&method(&pool, "test.v1.Things", "Nested"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(nested.response_body, "nested");
+        assert_eq!(
+            http_rule(&method(&pool, "test.v1.Things", "Unannotated")).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn builtin_error_types_are_always_available() {
+        let pool = load_pool(TEST_DESCRIPTOR_SET).unwrap();
+        for name in [
+            "google.rpc.Status",
+            "google.rpc.BadRequest",
+            "google.rpc.ErrorInfo",
+            "google.api.HttpBody",
+        ] {
+            assert!(pool.get_message_by_name(name).is_some(), "{name}");
+        }
+        // An empty set still gets them.
+        let pool = load_pool(&[]).unwrap();
+        assert!(pool
+            .get_message_by_name("google.rpc.PreconditionFailure")
+            .is_some());
+    }
+
+    #[test]
+    fn rejects_garbage_and_edition_files() {
+        let e = load_pool(b"\x0a\x05hello").unwrap_err();
+        assert_eq!(e.field, "proto_descriptor_bin");
+        let e = load_pool(&[0xff, 0xff]).unwrap_err();
+        assert!(e.message.contains("not a FileDescriptorSet"), "{e}");
+        let file = prost_types::FileDescriptorProto {
+            name: Some("e.proto".into()),
+            syntax: Some("editions".into()),
+            ..Default::default()
+        };
+        let set = prost_types::FileDescriptorSet { file: vec![file] }.encode_to_vec();
+        let e = load_pool(&set).unwrap_err();
+        assert!(
+            e.message.contains("e.proto") && e.message.contains("editions"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn rejects_sets_with_missing_dependencies() {
+        let file = prost_types::FileDescriptorProto {
+            name: Some("a.proto".into()),
+            dependency: vec!["missing.proto".into()],
+            ..Default::default()
+        };
+        let set = prost_types::FileDescriptorSet { file: vec![file] }.encode_to_vec();
+        let e = load_pool(&set).unwrap_err();
+        assert!(e.message.contains("invalid descriptor set"), "{e}");
+    }
+}

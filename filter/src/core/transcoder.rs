@@ -1,0 +1,92 @@
+//! The core's entry point: one `Transcoder` per configuration, built once (descriptors,
+//! routing table) and shared by every request.
+use prost_reflect::DescriptorPool;
+
+use super::config::{Config, ConfigError};
+use super::descriptors::load_pool;
+use super::error::Result;
+use super::json::{ParseOptions, MAX_SUPPORTED_DEPTH};
+use super::request::{self, Decision, PassReason, RequestPlan};
+use super::router::Router;
+
+pub struct Transcoder {
+    pub config: Config,
+    pub pool: DescriptorPool,
+    pub router: Router,
+    pub parse_options: ParseOptions,
+}
+
+impl Transcoder {
+    /// Parses and validates a plugin configuration (JSON) and builds everything requests need.
+    pub fn from_json(text: &[u8]) -> Result<Transcoder, ConfigError> {
+        Transcoder::new(Config::from_json(text)?)
+    }
+
+    pub fn new(config: Config) -> Result<Transcoder, ConfigError> {
+        if config.limits.max_json_depth > MAX_SUPPORTED_DEPTH {
+            return Err(ConfigError::new(
+                "json2grpc.limits.max_json_depth",
+                format!("at most {MAX_SUPPORTED_DEPTH}"),
+            ));
+        }
+        let pool = load_pool(&config.proto_descriptor_bin)?;
+        let router = Router::build(&config, &pool)?;
+        let parse_options = ParseOptions {
+            max_depth: config.limits.max_json_depth,
+            case_insensitive_enums: config.case_insensitive_enum_parsing,
+        };
+        Ok(Transcoder {
+            config,
+            pool,
+            router,
+            parse_options,
+        })
+    }
+
+    /// Decides what to do with a request from its headers alone.
+    /// `path` is the request's `:path` including the query string.
+    pub fn route(&self, http_method: &str, path: &str, content_type: Option<&str>) -> Decision {
+        if content_type.is_some_and(is_grpc_content_type) {
+            return Decision::PassThrough(PassReason::Grpc);
+        }
+        let (path_only, query) = match path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path, None),
+        };
+        // A fragment is never sent by conforming clients; do not let it reach a field.
+        let query = query.map(|q| q.split_once('#').map_or(q, |(q, _)| q));
+        let Some((binding, values)) = self.router.lookup(http_method, path_only) else {
+            if self.config.request_validation_options.reject_unknown_method {
+                return Decision::Reject(super::error::Error::not_found(format!(
+                    "no method is bound to {http_method} {path_only}"
+                )));
+            }
+            return Decision::PassThrough(PassReason::NoRoute);
+        };
+        request::plan(&self.config, binding, values, query)
+    }
+
+    /// The gRPC request message (protobuf bytes, unframed) for a planned request and its body.
+    pub fn request_message(
+        &self,
+        plan: &RequestPlan,
+        body: &[u8],
+        content_type: Option<&str>,
+    ) -> Result<Vec<u8>> {
+        request::build_message(&self.config, &self.parse_options, plan, body, content_type)
+    }
+}
+
+/// `application/grpc`, `application/grpc+proto`, … (not `application/grpc-web`, which
+/// Envoy's grpc_web filter handles).
+pub fn is_grpc_content_type(content_type: &str) -> bool {
+    let ct = content_type.trim_start();
+    let Some(rest) = ct
+        .get(..16)
+        .filter(|p| p.eq_ignore_ascii_case("application/grpc"))
+        .and_then(|_| ct.get(16..))
+    else {
+        return false;
+    };
+    rest.is_empty() || rest.starts_with('+') || rest.starts_with(';')
+}

@@ -1,0 +1,159 @@
+//! Minimal protobuf wire-format reading: enough to pick single fields out of encoded
+//! messages (method options, status details) without decoding the whole message.
+
+/// Wire types of the protobuf encoding.
+pub const VARINT: u8 = 0;
+pub const FIXED64: u8 = 1;
+pub const LEN: u8 = 2;
+pub const FIXED32: u8 = 5;
+
+/// Reads a base-128 varint; `None` if truncated or longer than 10 bytes.
+pub fn read_varint(buf: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, byte) in buf.iter().take(10).enumerate() {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+pub fn write_varint(mut value: u64, out: &mut Vec<u8>) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// One field of an encoded message: number, wire type and the raw value bytes
+/// (for LEN fields, the payload without its length prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawField<'a> {
+    pub number: u32,
+    pub wire_type: u8,
+    pub value: &'a [u8],
+}
+
+/// Iterates the fields of an encoded message; yields `Err(())` once and stops at malformed input.
+pub struct Fields<'a> {
+    rest: &'a [u8],
+    failed: bool,
+}
+
+pub fn fields(buf: &[u8]) -> Fields<'_> {
+    Fields {
+        rest: buf,
+        failed: false,
+    }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = Result<RawField<'a>, ()>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() || self.failed {
+            return None;
+        }
+        let parsed = parse_field(self.rest);
+        match parsed {
+            Some((field, rest)) => {
+                self.rest = rest;
+                Some(Ok(field))
+            }
+            None => {
+                self.failed = true;
+                Some(Err(()))
+            }
+        }
+    }
+}
+
+fn parse_field(buf: &[u8]) -> Option<(RawField<'_>, &[u8])> {
+    let (key, n) = read_varint(buf)?;
+    let rest = buf.get(n..)?;
+    let number = u32::try_from(key >> 3).ok().filter(|n| *n != 0)?;
+    let wire_type = (key & 7) as u8;
+    let len = match wire_type {
+        VARINT => read_varint(rest)?.1,
+        FIXED64 => 8,
+        FIXED32 => 4,
+        LEN => {
+            let (len, n) = read_varint(rest)?;
+            let len = usize::try_from(len).ok()?;
+            let payload = rest.get(n..)?;
+            let value = payload.get(..len)?;
+            let rest = payload.get(len..)?;
+            return Some((
+                RawField {
+                    number,
+                    wire_type,
+                    value,
+                },
+                rest,
+            ));
+        }
+        _ => return None,
+    };
+    let (value, rest) = rest.split_at_checked(len)?;
+    Some((
+        RawField {
+            number,
+            wire_type,
+            value,
+        },
+        rest,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+
+    #[test]
+    fn varints_round_trip_including_u64_max() {
+        for v in [0u64, 1, 127, 128, 300, u32::MAX as u64, u64::MAX] {
+            let mut out = Vec::new();
+            write_varint(v, &mut out);
+            assert_eq!(read_varint(&out), Some((v, out.len())));
+        }
+        assert_eq!(read_varint(&[0x80]), None);
+        assert_eq!(read_varint(&[0xff; 11]), None);
+    }
+
+    #[test]
+    fn iterates_fields_of_every_wire_type() {
+        // 1: varint 150, 2: "hi", 3: fixed32, 4: fixed64
+        let buf = [
+            0x08, 0x96, 0x01, 0x12, 0x02, b'h', b'i', 0x1d, 1, 2, 3, 4, 0x21, 1, 2, 3, 4, 5, 6, 7,
+            8,
+        ];
+        let got: Vec<_> = fields(&buf).map(|f| f.unwrap()).collect();
+        assert_eq!(got.len(), 4);
+        assert_eq!(
+            (got[0].number, got[0].wire_type, got[0].value),
+            (1, VARINT, &[0x96, 0x01][..])
+        );
+        assert_eq!((got[1].number, got[1].value), (2, &b"hi"[..]));
+        assert_eq!(got[2].value.len(), 4);
+        assert_eq!(got[3].value.len(), 8);
+    }
+
+    #[test]
+    fn malformed_input_yields_one_error() {
+        for buf in [
+            &[0x12, 0x05, b'a'][..],
+            &[0x08][..],
+            &[0x00, 0x01][..],
+            &[0x0b][..],
+            &[0x12, 0xff, 0xff, 0xff, 0xff, 0x0f][..],
+        ] {
+            let got: Vec<_> = fields(buf).collect();
+            assert_eq!(got.last(), Some(&Err(())), "{buf:?}");
+        }
+    }
+}
