@@ -3,43 +3,33 @@
 //! - `builtin.pb`: google.rpc.Status + error details + google.api.HttpBody, added to every
 //!   user pool that lacks them so `grpc-status-details-bin` always prints as JSON;
 //! - `testdata.pb`: the schema of the unit tests (also on wasm32, where there are no files).
-use std::path::PathBuf;
+use std::error::Error;
+use std::path::{Path, PathBuf};
 
-fn compile(includes: &[PathBuf], files: &[&str], out: &str) {
-    let mut compiler = match protox::Compiler::new(includes) {
-        Ok(c) => c,
-        Err(e) => panic!("protox: {e}"),
-    };
+fn compile(includes: &[&Path], files: &[&str], out: &Path) -> Result<(), Box<dyn Error>> {
+    let mut compiler = protox::Compiler::new(includes)?;
     compiler.include_imports(true);
     compiler.include_source_info(false);
     for f in files {
-        if let Err(e) = compiler.open_file(f) {
-            panic!("protox: cannot compile {f}: {e:?}");
-        }
+        compiler.open_file(f).map_err(|e| format!("{f}: {e:?}"))?;
     }
     // encode_file_descriptor_set keeps extensions such as google.api.http; the
     // prost-types structs from file_descriptor_set() would drop them.
-    let bytes = compiler.encode_file_descriptor_set();
-    let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default());
-    if let Err(e) = std::fs::write(out_dir.join(out), bytes) {
-        panic!("cannot write {out}: {e}");
-    }
+    std::fs::write(out, compiler.encode_file_descriptor_set())?;
+    Ok(())
 }
 
-fn main() {
-    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
+fn main() -> Result<(), Box<dyn Error>> {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     let proto = manifest.join("../proto");
     let testdata = manifest.join("testdata");
     println!("cargo:rerun-if-changed={}", proto.join("google").display());
     println!("cargo:rerun-if-changed={}", testdata.display());
     compile(
-        &[proto.clone()],
-        &[
-            "google/rpc/status.proto",
-            "google/rpc/error_details.proto",
-            "google/api/httpbody.proto",
-        ],
-        "builtin.pb",
-    );
-    compile(&[testdata, proto], &["transcode_test.proto"], "testdata.pb");
+        &[&proto],
+        &["google/rpc/status.proto", "google/rpc/error_details.proto", "google/api/httpbody.proto"],
+        &out_dir.join("builtin.pb"),
+    )?;
+    compile(&[&testdata, &proto], &["transcode_test.proto"], &out_dir.join("testdata.pb"))
 }

@@ -69,11 +69,13 @@ impl Error {
 
     /// The body sent to the client: `{"code":3,"message":"…","details":[…]}`.
     pub fn to_json(&self) -> Vec<u8> {
-        let body = serde_json::json!({
-            "code": self.code as i32,
-            "message": self.message,
-            "details": self.details,
-        });
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            code: i32,
+            message: &'a str,
+            details: &'a [serde_json::Value],
+        }
+        let body = Body { code: self.code as i32, message: &self.message, details: &self.details };
         serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"code\":13}".to_vec())
     }
 }

@@ -21,6 +21,11 @@ pub struct ParseOptions {
     pub max_depth: u32,
     /// Accept enum names in any letter case (`case_insensitive_enum_parsing`).
     pub case_insensitive_enums: bool,
+    /// Drop fields the schema does not know (Envoy's behaviour) instead of failing.
+    pub ignore_unknown_fields: bool,
+    /// Drop enum names the schema does not know instead of failing. Off in the filter: a
+    /// misspelt enum is a client error worth a 400, as in Envoy.
+    pub ignore_unknown_enum_names: bool,
 }
 
 impl Default for ParseOptions {
@@ -28,6 +33,8 @@ impl Default for ParseOptions {
         ParseOptions {
             max_depth: 100,
             case_insensitive_enums: false,
+            ignore_unknown_fields: true,
+            ignore_unknown_enum_names: false,
         }
     }
 }
@@ -53,9 +60,10 @@ pub fn parse_message(
     let mut de = serde_json::Deserializer::from_slice(json);
     let StrictValue(mut value) = StrictValue::deserialize(&mut de).map_err(json_error)?;
     de.end().map_err(json_error)?;
-    let mut path = Vec::new();
-    check_enums(desc, &mut value, options.case_insensitive_enums, &mut path)?;
-    let deserialize_options = DeserializeOptions::new().deny_unknown_fields(false);
+    if !options.ignore_unknown_enum_names || options.case_insensitive_enums {
+        check_enums(desc, &mut value, options, &mut Vec::new())?;
+    }
+    let deserialize_options = DeserializeOptions::new().deny_unknown_fields(!options.ignore_unknown_fields);
     DynamicMessage::deserialize_with_options(desc.clone(), value, &deserialize_options)
         .map_err(json_error)
 }
@@ -108,12 +116,12 @@ pub fn check_depth(json: &[u8], max: u32) -> Result<()> {
 }
 
 /// Checks every enum name against the schema (unknown names are a 400, not silently
-/// dropped), and with `case_insensitive` rewrites names to their declared spelling. Depth is
+/// dropped), and with case-insensitive parsing rewrites names to their declared spelling. Depth is
 /// bounded by `check_depth` before this runs.
 fn check_enums(
     desc: &MessageDescriptor,
     value: &mut Value,
-    case_insensitive: bool,
+    options: &ParseOptions,
     path: &mut Vec<String>,
 ) -> Result<()> {
     let Value::Object(map) = value else {
@@ -142,7 +150,7 @@ fn check_enums(
                     let Value::String(name) = v else {
                         return Ok(());
                     };
-                    match find_enum_value(e, name, case_insensitive) {
+                    match find_enum_value(e, name, options.case_insensitive_enums) {
                         Some(number) => {
                             if let Some(found) = e.get_value(number) {
                                 if found.name() != name {
@@ -151,6 +159,7 @@ fn check_enums(
                             }
                             Ok(())
                         }
+                        None if options.ignore_unknown_enum_names => Ok(()),
                         None => Err(Error::bad_request(format!(
                             "invalid JSON body: field \"{}\": \"{name}\" is not a value of enum {}",
                             path.join("."),
@@ -159,7 +168,7 @@ fn check_enums(
                     }
                 }
                 Kind::Message(m) if !m.full_name().starts_with("google.protobuf.") => {
-                    check_enums(m, v, case_insensitive, path)
+                    check_enums(m, v, options, path)
                 }
                 _ => Ok(()),
             }

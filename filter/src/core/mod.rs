@@ -10,6 +10,7 @@ pub mod json;
 pub mod path_matcher;
 pub mod percent;
 pub mod request;
+pub mod response;
 pub mod router;
 pub mod status;
 pub mod template;

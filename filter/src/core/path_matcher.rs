@@ -872,9 +872,11 @@ mod tests {
     #[test]
     fn paths_not_starting_with_a_slash_match_nothing() {
         let m = matcher(&[("GET", "/{p=**}"), ("GET", "/")]);
-        for path in ["a", "*", "v1/a", "http://host/a", "?x=/a"] {
+        for path in ["a", "*", "v1/a", "http://host/a", "a/b?x=/a"] {
             assert_eq!(route(&m, "GET", path), None, "{path:?}");
         }
+        // Only a query: the path itself is empty, like "/".
+        assert_eq!(route(&m, "GET", "?x=/a"), Some("/"));
     }
 
     // ---- size and cost ----

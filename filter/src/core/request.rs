@@ -122,10 +122,7 @@ pub(crate) fn plan(
                 "query parameter \"{raw_name}\" is not valid UTF-8 once percent-decoded"
             )));
         };
-        if config
-            .ignored_query_parameters
-            .iter()
-            .any(|ignored| *ignored == name)
+        if config.ignored_query_parameters.contains(&name)
         {
             continue;
         }

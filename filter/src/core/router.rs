@@ -133,6 +133,7 @@ impl Router {
     }
 
     /// The binding for a request and its path variable values (index, decoded bytes).
+    #[allow(clippy::type_complexity)]
     pub fn lookup(
         &self,
         http_method: &str,

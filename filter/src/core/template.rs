@@ -107,7 +107,7 @@ impl std::error::Error for TemplateError {}
 /// Parses a `google.api.http` path template.
 pub fn parse(template: &str) -> Result<PathTemplate, TemplateError> {
     parse_template(template)
-        .map_err(|message| TemplateError { template: template.to_owned(), message: message.into() })
+        .map_err(|message| TemplateError { template: template.to_owned(), message })
 }
 
 fn parse_template(template: &str) -> Result<PathTemplate, String> {
@@ -118,8 +118,8 @@ fn parse_template(template: &str) -> Result<PathTemplate, String> {
     let (body, verb) = split_verb(rest)?;
     let mut parser = SegmentsParser { body: body.as_bytes(), pos: 0, segments: Vec::new(), variables: Vec::new() };
     parser.run(body)?;
-    let SegmentsParser { mut segments, mut variables, .. } = parser;
-    apply_double_wildcard_rules(&mut segments, &mut variables)?;
+    let SegmentsParser { segments, mut variables, .. } = parser;
+    apply_double_wildcard_rules(&segments, &mut variables)?;
     Ok(PathTemplate { segments, verb, variables })
 }
 

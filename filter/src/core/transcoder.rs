@@ -34,6 +34,7 @@ impl Transcoder {
         let parse_options = ParseOptions {
             max_depth: config.limits.max_json_depth,
             case_insensitive_enums: config.case_insensitive_enum_parsing,
+            ..ParseOptions::default()
         };
         Ok(Transcoder {
             config,
