@@ -67,7 +67,12 @@ impl ResponseTranscoder {
         grpc_encoding: Option<&str>,
     ) -> Self {
         let output = binding.method.output.clone();
-        let printed_type = match binding.response_body.as_ref().and_then(FieldPath::leaf).map(|f| f.kind()) {
+        let printed_type = match binding
+            .response_body
+            .as_ref()
+            .and_then(FieldPath::leaf)
+            .map(|f| f.kind())
+        {
             Some(Kind::Message(m)) => Some(m),
             Some(_) => None,
             None => Some(output.clone()),
@@ -108,7 +113,11 @@ impl ResponseTranscoder {
     /// once the first message arrived (`application/octet-stream` before).
     pub fn content_type(&self) -> Cow<'_, str> {
         if self.raw {
-            return Cow::Borrowed(self.raw_content_type.as_deref().unwrap_or("application/octet-stream"));
+            return Cow::Borrowed(
+                self.raw_content_type
+                    .as_deref()
+                    .unwrap_or("application/octet-stream"),
+            );
         }
         Cow::Borrowed(match (self.streaming, self.format) {
             (true, StreamFormat::ServerSentEvents) => "text/event-stream",
@@ -140,10 +149,15 @@ impl ResponseTranscoder {
             }
         }
         if !self.streaming && self.messages > 0 {
-            return Err(Error::bad_upstream("invalid gRPC response: more than one message for a unary method"));
+            return Err(Error::bad_upstream(
+                "invalid gRPC response: more than one message for a unary method",
+            ));
         }
         let decoded = DynamicMessage::decode(self.output.clone(), message).map_err(|e| {
-            Error::bad_upstream(format!("response is not a valid {} message: {e}", self.output.full_name()))
+            Error::bad_upstream(format!(
+                "response is not a valid {} message: {e}",
+                self.output.full_name()
+            ))
         })?;
         let first = self.messages == 0;
         self.messages = self.messages.saturating_add(1);
@@ -179,12 +193,19 @@ impl ResponseTranscoder {
         };
         let mut holder = DynamicMessage::new(parent.descriptor());
         holder.set_field(leaf, parent.get_field(leaf).into_owned());
-        let print = PrintOptions { add_whitespace: false, ..self.print.clone() };
+        let print = PrintOptions {
+            add_whitespace: false,
+            ..self.print.clone()
+        };
         let mut text = Vec::new();
         print_message(&holder, &print, &mut text)?;
         let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&text)
             .map_err(|e| Error::internal(format!("response_body: {e}")))?;
-        let key = if self.print.preserve_proto_field_names { leaf.name() } else { leaf.json_name() };
+        let key = if self.print.preserve_proto_field_names {
+            leaf.name()
+        } else {
+            leaf.json_name()
+        };
         let value = object.remove(key).unwrap_or(serde_json::Value::Null);
         let written = if self.print.add_whitespace {
             serde_json::to_writer_pretty(&mut *out, &value)
@@ -198,21 +219,31 @@ impl ResponseTranscoder {
         let body = match &self.response_body {
             None => Some(message),
             Some(path) => match (path.parent(message), path.leaf()) {
-                (Some(parent), Some(leaf)) if parent.has_field(leaf) => match parent.get_field(leaf) {
-                    Cow::Borrowed(Value::Message(m)) => Some(m),
-                    _ => None,
-                },
+                (Some(parent), Some(leaf)) if parent.has_field(leaf) => {
+                    match parent.get_field(leaf) {
+                        Cow::Borrowed(Value::Message(m)) => Some(m),
+                        _ => None,
+                    }
+                }
                 _ => None,
             },
         };
         let Some(body) = body else { return Ok(()) };
         if self.raw_content_type.is_none() {
             let ct = body.get_field_by_name("content_type");
-            if let Some(ct) = ct.as_deref().and_then(Value::as_str).filter(|ct| !ct.is_empty()) {
+            if let Some(ct) = ct
+                .as_deref()
+                .and_then(Value::as_str)
+                .filter(|ct| !ct.is_empty())
+            {
                 self.raw_content_type = Some(ct.to_string());
             }
         }
-        if let Some(data) = body.get_field_by_name("data").as_deref().and_then(Value::as_bytes) {
+        if let Some(data) = body
+            .get_field_by_name("data")
+            .as_deref()
+            .and_then(Value::as_bytes)
+        {
             out.extend_from_slice(data);
         }
         Ok(())
@@ -238,7 +269,9 @@ impl ResponseTranscoder {
             return Ok(());
         }
         if self.messages == 0 {
-            return Err(Error::bad_upstream("invalid gRPC response: OK status without a response message"));
+            return Err(Error::bad_upstream(
+                "invalid gRPC response: OK status without a response message",
+            ));
         }
         Ok(())
     }
@@ -306,34 +339,60 @@ mod tests {
     fn transcoder(extra: &str) -> Transcoder {
         let b64 = base64::engine::general_purpose::STANDARD.encode(TEST_DESCRIPTOR_SET);
         let sep = if extra.is_empty() { "" } else { "," };
-        let config = format!(r#"{{"proto_descriptor_bin":"{b64}","services":["test.v1.Things"]{sep}{extra}}}"#);
+        let config = format!(
+            r#"{{"proto_descriptor_bin":"{b64}","services":["test.v1.Things"]{sep}{extra}}}"#
+        );
         Transcoder::from_json(config.as_bytes()).unwrap()
     }
 
     fn response(t: &Transcoder, method: &str, path: &str) -> ResponseTranscoder {
-        let Decision::Transcode(plan) = t.route(method, path, None) else { panic!("no route") };
-        ResponseTranscoder::new(&plan.binding, &t.config.print_options, 1 << 20, t.config.max_response_body_size, None)
+        let Decision::Transcode(plan) = t.route(method, path, None) else {
+            panic!("no route")
+        };
+        ResponseTranscoder::new(
+            &plan.binding,
+            &t.config.print_options,
+            1 << 20,
+            t.config.max_response_body_size,
+            None,
+        )
     }
 
     /// Encodes a JSON message of `type_name` as a gRPC frame.
     fn frame(t: &Transcoder, type_name: &str, json: &str) -> Vec<u8> {
         let desc = t.pool.get_message_by_name(type_name).unwrap();
-        let msg = DynamicMessage::deserialize(desc, &mut serde_json::Deserializer::from_str(json)).unwrap();
+        let msg = DynamicMessage::deserialize(desc, &mut serde_json::Deserializer::from_str(json))
+            .unwrap();
         let mut out = Vec::new();
         encode_frame(&msg.encode_to_vec(), &mut out).unwrap();
         out
     }
 
     fn ok() -> GrpcStatus {
-        GrpcStatus { code: Code::Ok, message: String::new(), details: vec![], status_missing: false }
+        GrpcStatus {
+            code: Code::Ok,
+            message: String::new(),
+            details: vec![],
+            status_missing: false,
+        }
     }
 
     fn status(code: Code, message: &str) -> GrpcStatus {
-        GrpcStatus { code, message: message.into(), details: vec![], status_missing: false }
+        GrpcStatus {
+            code,
+            message: message.into(),
+            details: vec![],
+            status_missing: false,
+        }
     }
 
     /// Feeds `data` in chunks of `chunk` bytes and finishes with `end`.
-    fn run(r: &mut ResponseTranscoder, data: &[u8], chunk: usize, end: GrpcStatus) -> Result<String> {
+    fn run(
+        r: &mut ResponseTranscoder,
+        data: &[u8],
+        chunk: usize,
+        end: GrpcStatus,
+    ) -> Result<String> {
         let mut out = Vec::new();
         for piece in data.chunks(chunk.max(1)) {
             r.push_framed(piece, &mut out)?;
@@ -345,18 +404,27 @@ mod tests {
     #[test]
     fn unary_message_becomes_json() {
         let t = transcoder("");
-        let data = frame(&t, "test.v1.Everything", r#"{"id": "1", "numbers": ["5"], "scalars": {"fEnum": "RED"}}"#);
+        let data = frame(
+            &t,
+            "test.v1.Everything",
+            r#"{"id": "1", "numbers": ["5"], "scalars": {"fEnum": "RED"}}"#,
+        );
         for chunk in [1, 3, 1000] {
             let mut r = response(&t, "GET", "/v1/things/1");
             assert_eq!(r.content_type(), "application/json");
             let out = run(&mut r, &data, chunk, ok()).unwrap();
-            assert_eq!(out, r#"{"id":"1","scalars":{"fEnum":"RED"},"numbers":["5"]}"#);
+            assert_eq!(
+                out,
+                r#"{"id":"1","scalars":{"fEnum":"RED"},"numbers":["5"]}"#
+            );
         }
     }
 
     #[test]
     fn print_options_apply() {
-        let t = transcoder(r#""print_options": {"preserve_proto_field_names": true, "always_print_enums_as_ints": true}"#);
+        let t = transcoder(
+            r#""print_options": {"preserve_proto_field_names": true, "always_print_enums_as_ints": true}"#,
+        );
         let data = frame(&t, "test.v1.Everything", r#"{"scalars": {"fEnum": "RED"}}"#);
         let out = run(&mut response(&t, "GET", "/v1/things/1"), &data, 100, ok()).unwrap();
         assert_eq!(out, r#"{"scalars":{"f_enum":1}}"#);
@@ -365,16 +433,32 @@ mod tests {
     #[test]
     fn unary_errors() {
         let t = transcoder("");
-        let e = run(&mut response(&t, "GET", "/v1/things/1"), &[], 1, status(Code::NotFound, "no such thing")).unwrap_err();
+        let e = run(
+            &mut response(&t, "GET", "/v1/things/1"),
+            &[],
+            1,
+            status(Code::NotFound, "no such thing"),
+        )
+        .unwrap_err();
         assert_eq!((e.http_status, e.message.as_str()), (404, "no such thing"));
         let e = run(&mut response(&t, "GET", "/v1/things/1"), &[], 1, ok()).unwrap_err();
         assert_eq!(e.http_status, 502);
-        let two = [frame(&t, "test.v1.Everything", "{}"), frame(&t, "test.v1.Everything", "{}")].concat();
+        let two = [
+            frame(&t, "test.v1.Everything", "{}"),
+            frame(&t, "test.v1.Everything", "{}"),
+        ]
+        .concat();
         let e = run(&mut response(&t, "GET", "/v1/things/1"), &two, 100, ok()).unwrap_err();
         assert!(e.message.contains("more than one message"), "{e}");
         // Truncated frame, undecodable message.
         let data = frame(&t, "test.v1.Everything", r#"{"id": "1"}"#);
-        let e = run(&mut response(&t, "GET", "/v1/things/1"), &data[..data.len() - 1], 100, ok()).unwrap_err();
+        let e = run(
+            &mut response(&t, "GET", "/v1/things/1"),
+            &data[..data.len() - 1],
+            100,
+            ok(),
+        )
+        .unwrap_err();
         assert!(e.message.contains("truncated"), "{e}");
         let bad = [0u8, 0, 0, 0, 2, 0x0a, 0x05];
         let e = run(&mut response(&t, "GET", "/v1/things/1"), &bad, 100, ok()).unwrap_err();
@@ -395,18 +479,38 @@ mod tests {
     #[test]
     fn response_body_selects_a_field() {
         let t = transcoder("");
-        let data = frame(&t, "test.v1.Everything", r#"{"id": "1", "nested": {"name": "n", "value": 2}}"#);
-        let out = run(&mut response(&t, "GET", "/v1/nested-response/1"), &data, 7, ok()).unwrap();
+        let data = frame(
+            &t,
+            "test.v1.Everything",
+            r#"{"id": "1", "nested": {"name": "n", "value": 2}}"#,
+        );
+        let out = run(
+            &mut response(&t, "GET", "/v1/nested-response/1"),
+            &data,
+            7,
+            ok(),
+        )
+        .unwrap();
         assert_eq!(out, r#"{"name":"n","value":2}"#);
         let data = frame(&t, "test.v1.Everything", r#"{"id": "1"}"#);
-        let out = run(&mut response(&t, "GET", "/v1/nested-response/1"), &data, 7, ok()).unwrap();
+        let out = run(
+            &mut response(&t, "GET", "/v1/nested-response/1"),
+            &data,
+            7,
+            ok(),
+        )
+        .unwrap();
         assert_eq!(out, "{}");
     }
 
     #[test]
     fn http_body_response_is_raw() {
         let t = transcoder("");
-        let data = frame(&t, "google.api.HttpBody", r#"{"contentType": "text/csv", "data": "YSxiCg=="}"#);
+        let data = frame(
+            &t,
+            "google.api.HttpBody",
+            r#"{"contentType": "text/csv", "data": "YSxiCg=="}"#,
+        );
         let mut r = response(&t, "GET", "/v1/download/1");
         assert!(r.is_raw());
         let out = run(&mut r, &data, 3, ok()).unwrap();
@@ -417,18 +521,36 @@ mod tests {
     #[test]
     fn server_stream_formats() {
         let t = transcoder("");
-        let data = [frame(&t, "test.v1.Everything", r#"{"id": "1"}"#), frame(&t, "test.v1.Everything", r#"{"id": "2"}"#)].concat();
+        let data = [
+            frame(&t, "test.v1.Everything", r#"{"id": "1"}"#),
+            frame(&t, "test.v1.Everything", r#"{"id": "2"}"#),
+        ]
+        .concat();
         let mut r = response(&t, "GET", "/v1/stream/1");
-        assert_eq!(run(&mut r, &data, 4, ok()).unwrap(), r#"[{"id":"1"},{"id":"2"}]"#);
-        assert_eq!(run(&mut response(&t, "GET", "/v1/stream/1"), &[], 4, ok()).unwrap(), "[]");
+        assert_eq!(
+            run(&mut r, &data, 4, ok()).unwrap(),
+            r#"[{"id":"1"},{"id":"2"}]"#
+        );
+        assert_eq!(
+            run(&mut response(&t, "GET", "/v1/stream/1"), &[], 4, ok()).unwrap(),
+            "[]"
+        );
         let t = transcoder(r#""print_options": {"stream_newline_delimited": true}"#);
         let mut r = response(&t, "GET", "/v1/stream/1");
         assert_eq!(r.content_type(), "application/x-ndjson");
-        assert_eq!(run(&mut r, &data, 4, ok()).unwrap(), "{\"id\":\"1\"}\n{\"id\":\"2\"}\n");
-        let t = transcoder(r#""print_options": {"stream_newline_delimited": true, "stream_sse_style_delimited": true}"#);
+        assert_eq!(
+            run(&mut r, &data, 4, ok()).unwrap(),
+            "{\"id\":\"1\"}\n{\"id\":\"2\"}\n"
+        );
+        let t = transcoder(
+            r#""print_options": {"stream_newline_delimited": true, "stream_sse_style_delimited": true}"#,
+        );
         let mut r = response(&t, "GET", "/v1/stream/1");
         assert_eq!(r.content_type(), "text/event-stream");
-        assert_eq!(run(&mut r, &data, 4, ok()).unwrap(), "data: {\"id\":\"1\"}\n\ndata: {\"id\":\"2\"}\n\n");
+        assert_eq!(
+            run(&mut r, &data, 4, ok()).unwrap(),
+            "data: {\"id\":\"1\"}\n\ndata: {\"id\":\"2\"}\n\n"
+        );
     }
 
     #[test]
@@ -447,13 +569,39 @@ mod tests {
     fn stream_errors_after_messages_are_visible() {
         let t = transcoder("");
         let data = frame(&t, "test.v1.Everything", r#"{"id": "1"}"#);
-        let out = run(&mut response(&t, "GET", "/v1/stream/1"), &data, 100, status(Code::NotFound, "gone")).unwrap();
-        assert_eq!(out, r#"[{"id":"1"},{"error":{"code":5,"message":"gone","details":[]}}]"#);
+        let out = run(
+            &mut response(&t, "GET", "/v1/stream/1"),
+            &data,
+            100,
+            status(Code::NotFound, "gone"),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            r#"[{"id":"1"},{"error":{"code":5,"message":"gone","details":[]}}]"#
+        );
         let t = transcoder(r#""print_options": {"stream_sse_style_delimited": true}"#);
-        let out = run(&mut response(&t, "GET", "/v1/stream/1"), &data, 100, status(Code::Internal, "boom")).unwrap();
-        assert!(out.ends_with("event: error\ndata: {\"code\":13,\"message\":\"boom\",\"details\":[]}\n\n"), "{out}");
+        let out = run(
+            &mut response(&t, "GET", "/v1/stream/1"),
+            &data,
+            100,
+            status(Code::Internal, "boom"),
+        )
+        .unwrap();
+        assert!(
+            out.ends_with(
+                "event: error\ndata: {\"code\":13,\"message\":\"boom\",\"details\":[]}\n\n"
+            ),
+            "{out}"
+        );
         // Before any message, the error replaces the response.
-        let e = run(&mut response(&t, "GET", "/v1/stream/1"), &[], 100, status(Code::Internal, "boom")).unwrap_err();
+        let e = run(
+            &mut response(&t, "GET", "/v1/stream/1"),
+            &[],
+            100,
+            status(Code::Internal, "boom"),
+        )
+        .unwrap_err();
         assert_eq!(e.http_status, 500);
     }
 }
