@@ -105,6 +105,9 @@ pub struct Config {
     pub capture_unknown_query_parameters: bool,
     pub limits: Limits,
     pub callout: CalloutOptions,
+    /// Envoy's Wasm config has `allow_on_headers_stop_iteration: true`: the filter may hold the
+    /// response headers until the gRPC status is known, so errors get their exact HTTP status.
+    pub allow_on_headers_stop_iteration: bool,
 }
 
 /// How requests without a body reach the service (json2grpc's own call to the upstream).
@@ -419,6 +422,9 @@ fn json2grpc(field: &str, value: &Value, config: &mut Config) -> Result<(), Conf
                 }
             }
             "callout" => callout(f, value, &mut config.callout)?,
+            "allow_on_headers_stop_iteration" => {
+                config.allow_on_headers_stop_iteration = boolean(f, value)?
+            }
             _ => return Err(unknown(f)),
         }
     }
@@ -712,5 +718,11 @@ mod tests {
         );
         assert_eq!(c.callout.forward_headers, vec!["x-tenant"]);
         assert_eq!(c.callout.max_stream_bytes, 1000);
+        assert!(!c.allow_on_headers_stop_iteration);
+        let c = parse(
+            r#"{"proto_descriptor_bin": "", "json2grpc": {"allowOnHeadersStopIteration": true}}"#,
+        )
+        .unwrap();
+        assert!(c.allow_on_headers_stop_iteration);
     }
 }

@@ -62,6 +62,8 @@ pub struct FrameDecoder {
     /// Complete frames not yet returned by `next_frame`.
     ready: VecDeque<Frame>,
     error: Option<Error>,
+    /// When the limit is a user's (e.g. `max_response_body_size`), its name and HTTP status.
+    limit_name: Option<(&'static str, u16)>,
 }
 
 impl FrameDecoder {
@@ -80,7 +82,15 @@ impl FrameDecoder {
             body: Vec::new(),
             ready: VecDeque::new(),
             error: None,
+            limit_name: None,
         }
+    }
+
+    /// Reports an oversized frame as exceeding the named configured limit, with `http_status`,
+    /// instead of as an invalid gRPC response.
+    pub fn limit_named(mut self, name: &'static str, http_status: u16) -> Self {
+        self.limit_name = Some((name, http_status));
+        self
     }
 
     /// Appends the next chunk of the response body.
@@ -89,7 +99,10 @@ impl FrameDecoder {
             if self.header_len < FRAME_HEADER_SIZE {
                 let want = FRAME_HEADER_SIZE.saturating_sub(self.header_len);
                 let (head, rest) = data.split_at(want.min(data.len()));
-                if let Some(slot) = self.header.get_mut(self.header_len..self.header_len.saturating_add(head.len())) {
+                if let Some(slot) = self
+                    .header
+                    .get_mut(self.header_len..self.header_len.saturating_add(head.len()))
+                {
                     slot.copy_from_slice(head);
                 }
                 self.header_len = self.header_len.saturating_add(head.len());
@@ -127,6 +140,13 @@ impl FrameDecoder {
         }
         let len = u32::from_be_bytes([l0, l1, l2, l3]);
         if len > self.max_frame_size {
+            if let Some((name, http_status)) = self.limit_name {
+                return Err(Error::internal(format!(
+                    "upstream response message of {len} bytes exceeds {name} ({})",
+                    self.max_frame_size
+                ))
+                .with_http_status(http_status));
+            }
             return Err(invalid(format!(
                 "frame of {len} bytes exceeds the limit of {}",
                 self.max_frame_size
@@ -183,13 +203,21 @@ impl FrameDecoder {
             let total = self.expected.saturating_add(FRAME_HEADER_SIZE);
             (self.body.len().saturating_add(FRAME_HEADER_SIZE), total)
         };
-        Err(invalid(format!("truncated gRPC frame: {got} of {of} bytes")))
+        Err(invalid(format!(
+            "truncated gRPC frame: {got} of {of} bytes"
+        )))
     }
 
     /// Bytes held: completed frames not yet taken plus the partial frame (its header included).
     pub fn buffered(&self) -> usize {
-        let partial = if self.header_len == 0 { 0 } else { self.header_len.saturating_add(self.body.len()) };
-        self.ready.iter().fold(partial, |sum, frame| sum.saturating_add(frame.len()))
+        let partial = if self.header_len == 0 {
+            0
+        } else {
+            self.header_len.saturating_add(self.body.len())
+        };
+        self.ready
+            .iter()
+            .fold(partial, |sum, frame| sum.saturating_add(frame.len()))
     }
 }
 
@@ -239,7 +267,10 @@ mod tests {
     fn assert_invalid(result: Result<impl std::fmt::Debug>, expected_message: &str) {
         let e = result.unwrap_err();
         assert_eq!(e.http_status, 502, "{e}");
-        assert_eq!(e.message, format!("invalid gRPC response: {expected_message}"));
+        assert_eq!(
+            e.message,
+            format!("invalid gRPC response: {expected_message}")
+        );
     }
 
     #[test]
@@ -337,17 +368,32 @@ mod tests {
 
     #[test]
     fn size_limit_is_inclusive() {
-        assert_eq!(decode_all(&frame(&[1; 8]), 8, None).unwrap(), vec![vec![1; 8]]);
-        assert_invalid(decode_all(&frame(&[1; 9]), 8, None), "frame of 9 bytes exceeds the limit of 8");
-        assert_eq!(decode_all(&frame(b""), 0, None).unwrap(), vec![Vec::<u8>::new()]);
-        assert_invalid(decode_all(&frame(b"a"), 0, None), "frame of 1 bytes exceeds the limit of 0");
+        assert_eq!(
+            decode_all(&frame(&[1; 8]), 8, None).unwrap(),
+            vec![vec![1; 8]]
+        );
+        assert_invalid(
+            decode_all(&frame(&[1; 9]), 8, None),
+            "frame of 9 bytes exceeds the limit of 8",
+        );
+        assert_eq!(
+            decode_all(&frame(b""), 0, None).unwrap(),
+            vec![Vec::<u8>::new()]
+        );
+        assert_invalid(
+            decode_all(&frame(b"a"), 0, None),
+            "frame of 1 bytes exceeds the limit of 0",
+        );
     }
 
     #[test]
     fn oversized_frame_is_rejected_from_its_header_alone() {
         let mut decoder = FrameDecoder::new(1024, None);
         decoder.push(&raw_frame(0, u32::MAX, b""));
-        assert_invalid(decoder.next_frame(), "frame of 4294967295 bytes exceeds the limit of 1024");
+        assert_invalid(
+            decoder.next_frame(),
+            "frame of 4294967295 bytes exceeds the limit of 1024",
+        );
         // later data is dropped, not buffered
         decoder.push(&[0; 4096]);
         assert_eq!(decoder.buffered(), 0);
@@ -382,7 +428,10 @@ mod tests {
             "compressed responses (grpc-encoding: gzip) are not supported",
         );
         // an announced encoding with uncompressed frames is fine
-        assert_eq!(decode_all(&frame(b"x"), 10, Some("gzip")).unwrap(), vec![b"x".to_vec()]);
+        assert_eq!(
+            decode_all(&frame(b"x"), 10, Some("gzip")).unwrap(),
+            vec![b"x".to_vec()]
+        );
     }
 
     #[test]
@@ -404,7 +453,10 @@ mod tests {
         decoder.push(&[0, 0, 0]);
         assert_eq!(decoder.next_frame().unwrap(), None);
         decoder.push(&[0, 11]);
-        assert_invalid(decoder.next_frame(), "frame of 11 bytes exceeds the limit of 10");
+        assert_invalid(
+            decoder.next_frame(),
+            "frame of 11 bytes exceeds the limit of 10",
+        );
     }
 
     #[test]
@@ -419,8 +471,17 @@ mod tests {
 
     #[test]
     fn truncated_body_at_end() {
-        assert_invalid(decode_all(&raw_frame(0, 4, b"ab"), 10, None), "truncated gRPC frame: 7 of 9 bytes");
-        assert_invalid(decode_all(&raw_frame(0, 4, b""), 10, None), "truncated gRPC frame: 5 of 9 bytes");
-        assert_invalid(decode_all(&[0], 10, None), "truncated gRPC frame: 1 of 5 bytes");
+        assert_invalid(
+            decode_all(&raw_frame(0, 4, b"ab"), 10, None),
+            "truncated gRPC frame: 7 of 9 bytes",
+        );
+        assert_invalid(
+            decode_all(&raw_frame(0, 4, b""), 10, None),
+            "truncated gRPC frame: 5 of 9 bytes",
+        );
+        assert_invalid(
+            decode_all(&[0], 10, None),
+            "truncated gRPC frame: 1 of 5 bytes",
+        );
     }
 }

@@ -79,7 +79,12 @@ impl ResponseTranscoder {
         };
         let raw = printed_type.is_some_and(|m| m.full_name() == HTTP_BODY);
         // The frame limit never exceeds the body limit: one frame is buffered whole.
-        let max_frame = max_body.map_or(max_frame_size, |b| b.min(max_frame_size));
+        let decoder = match max_body {
+            Some(body) if body < max_frame_size => {
+                FrameDecoder::new(body, grpc_encoding).limit_named("max_response_body_size", 500)
+            }
+            _ => FrameDecoder::new(max_frame_size, grpc_encoding),
+        };
         ResponseTranscoder {
             output,
             response_body: binding.response_body.clone(),
@@ -87,7 +92,7 @@ impl ResponseTranscoder {
             print: print.clone(),
             streaming: binding.method.server_streaming,
             format: StreamFormat::from_print_options(print),
-            decoder: FrameDecoder::new(max_frame, grpc_encoding),
+            decoder,
             messages: 0,
             received: 0,
             max_body,
@@ -473,7 +478,8 @@ mod tests {
         assert!(run(&mut response(&t, "GET", "/v1/things/1"), &small, 100, ok()).is_ok());
         let big = frame(&t, "test.v1.Everything", r#"{"id": "123456789"}"#);
         let e = run(&mut response(&t, "GET", "/v1/things/1"), &big, 100, ok()).unwrap_err();
-        assert!(e.http_status == 500 || e.http_status == 502, "{e}");
+        assert_eq!(e.http_status, 500, "{e}");
+        assert!(e.message.contains("max_response_body_size"), "{e}");
     }
 
     #[test]

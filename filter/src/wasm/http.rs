@@ -39,9 +39,11 @@ enum State {
     /// The request went upstream as gRPC; waiting for the response headers.
     Upstream { binding: Arc<HttpBinding> },
     /// A gRPC response is being translated; its body is buffered by Envoy until the trailers.
+    /// `held`: the response headers are held too (`allow_on_headers_stop_iteration`).
     Response {
         response: ResponseTranscoder,
         body_size: usize,
+        held: bool,
     },
     /// Our own gRPC call for a bodyless request is in flight.
     Callout {
@@ -383,6 +385,16 @@ impl Http {
             t.config.max_response_body_size,
             encoding.as_deref(),
         );
+        if t.config.allow_on_headers_stop_iteration {
+            // Envoy keeps delivering the body while the headers are held (only with
+            // allow_on_headers_stop_iteration; otherwise Pause here would stop everything).
+            self.state = State::Response {
+                response,
+                body_size: 0,
+                held: true,
+            };
+            return Action::Pause;
+        }
         // Headers go downstream when this returns Continue: the status (200) is final from
         // here on, so a later gRPC error can only travel in the body.
         let content_type = response.content_type().into_owned();
@@ -391,18 +403,11 @@ impl Http {
             "content-type",
             content_type.as_bytes(),
         );
-        for name in [
-            "content-length",
-            "grpc-encoding",
-            "grpc-accept-encoding",
-            "grpc-status",
-            "grpc-message",
-        ] {
-            host::remove_header(Map::ResponseHeaders, name);
-        }
+        strip_grpc_headers();
         self.state = State::Response {
             response,
             body_size: 0,
+            held: false,
         };
         Action::Continue
     }
@@ -443,6 +448,7 @@ impl Http {
         let State::Response {
             mut response,
             body_size,
+            held,
         } = std::mem::replace(&mut self.state, State::PassThrough)
         else {
             return;
@@ -456,16 +462,52 @@ impl Http {
         let result = response
             .push_framed(&body, &mut out)
             .and_then(|()| response.finish(status, &mut out));
-        let out = match result {
-            Ok(()) => out,
+        let (http_status, content_type, out) = match result {
+            Ok(()) => (200, response.content_type().into_owned(), out),
             Err(error) => {
                 log::debug!("upstream error after response headers: {error}");
-                error.to_json()
+                (
+                    error.http_status,
+                    "application/json".to_string(),
+                    error.to_json(),
+                )
             }
         };
-        if !host::set_buffer(Buffer::HttpResponseBody, 0, body_size, &out) {
-            log::warn!("could not replace the response body");
+        if held {
+            // The headers are still ours: give the exact status and length.
+            let edits = [
+                (":status", http_status.to_string()),
+                ("content-type", content_type.clone()),
+                ("content-length", out.len().to_string()),
+            ];
+            let mut ok = true;
+            for (name, value) in &edits {
+                ok &= host::set_header(Map::ResponseHeaders, name, value.as_bytes());
+            }
+            strip_grpc_headers();
+            if ok && host::set_buffer(Buffer::HttpResponseBody, 0, body_size, &out) {
+                return;
+            }
+            // No body was buffered (headers then trailers): a local reply still can replace it.
+            self.reply(http_status, &content_type, &out);
+            return;
         }
+        if !host::set_buffer(Buffer::HttpResponseBody, 0, body_size, &out) {
+            log::warn!("could not replace the response body (no body was buffered)");
+        }
+    }
+}
+
+/// gRPC response headers a JSON client has no use for.
+fn strip_grpc_headers() {
+    for name in [
+        "content-length",
+        "grpc-encoding",
+        "grpc-accept-encoding",
+        "grpc-status",
+        "grpc-message",
+    ] {
+        host::remove_header(Map::ResponseHeaders, name);
     }
 }
 
