@@ -41,7 +41,7 @@ enum State {
     /// A gRPC response is being translated; its body is buffered by Envoy until the trailers.
     /// `held`: the response headers are held too (`allow_on_headers_stop_iteration`).
     Response {
-        response: ResponseTranscoder,
+        response: Box<ResponseTranscoder>,
         body_size: usize,
         held: bool,
     },
