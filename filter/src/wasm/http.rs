@@ -389,7 +389,7 @@ impl Http {
             // Envoy keeps delivering the body while the headers are held (only with
             // allow_on_headers_stop_iteration; otherwise Pause here would stop everything).
             self.state = State::Response {
-                response,
+                response: Box::new(response),
                 body_size: 0,
                 held: true,
             };
@@ -405,7 +405,7 @@ impl Http {
         );
         strip_grpc_headers();
         self.state = State::Response {
-            response,
+            response: Box::new(response),
             body_size: 0,
             held: false,
         };
