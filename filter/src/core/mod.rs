@@ -7,6 +7,7 @@ pub mod field_value;
 pub mod frame;
 pub mod grpc_status;
 pub mod json;
+pub mod json_stream;
 pub mod path_matcher;
 pub mod percent;
 pub mod request;

@@ -5,6 +5,8 @@ use prost_reflect::DescriptorPool;
 use super::config::{Config, ConfigError};
 use super::descriptors::load_pool;
 use super::error::Result;
+use super::frame::encode_frame;
+use super::json_stream::{ElementSplitter, Framing};
 use super::json::{ParseOptions, MAX_SUPPORTED_DEPTH};
 use super::request::{self, Decision, PassReason, RequestPlan};
 use super::router::Router;
@@ -90,4 +92,44 @@ pub fn is_grpc_content_type(content_type: &str) -> bool {
         return false;
     };
     rest.is_empty() || rest.starts_with('+') || rest.starts_with(';')
+}
+
+/// A client-streaming request body being translated: each JSON element (array item or NDJSON
+/// line) becomes one gRPC frame as soon as it is complete.
+#[derive(Debug)]
+pub struct RequestStream {
+    splitter: ElementSplitter,
+    content_type: Option<String>,
+}
+
+impl Transcoder {
+    /// Starts translating the body of a client-streaming request.
+    pub fn request_stream(&self, content_type: Option<&str>) -> RequestStream {
+        let max_element = self
+            .config
+            .max_request_body_size
+            .and_then(|m| usize::try_from(m).ok())
+            .unwrap_or(usize::MAX);
+        RequestStream {
+            splitter: ElementSplitter::new(Framing::from_content_type(content_type), max_element, self.parse_options.max_depth),
+            content_type: content_type.map(str::to_string),
+        }
+    }
+
+    /// Feeds request body bytes; appends the frames of every element they complete.
+    pub fn push_request_stream(&self, stream: &mut RequestStream, plan: &RequestPlan, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let RequestStream { splitter, content_type } = stream;
+        splitter.push(data, &mut |element| self.frame_element(plan, element, content_type.as_deref(), out))
+    }
+
+    /// The end of the request body.
+    pub fn finish_request_stream(&self, stream: &mut RequestStream, plan: &RequestPlan, out: &mut Vec<u8>) -> Result<()> {
+        let RequestStream { splitter, content_type } = stream;
+        splitter.finish(&mut |element| self.frame_element(plan, element, content_type.as_deref(), out))
+    }
+
+    fn frame_element(&self, plan: &RequestPlan, element: &[u8], content_type: Option<&str>, out: &mut Vec<u8>) -> Result<()> {
+        let message = self.request_message(plan, element, content_type)?;
+        encode_frame(&message, out)
+    }
 }

@@ -30,11 +30,7 @@ pub const FORWARDED_HEADERS: &[&str] = &[
 ];
 
 /// The cluster for a service: the configured override, else the request route's cluster.
-pub fn cluster_for(
-    options: &CalloutOptions,
-    service: &str,
-    route_cluster: Option<String>,
-) -> Option<String> {
+pub fn cluster_for(options: &CalloutOptions, service: &str, route_cluster: Option<String>) -> Option<String> {
     options
         .clusters
         .iter()
@@ -68,14 +64,8 @@ pub fn call_headers(
         ("te".to_string(), "trailers".to_string()),
         // The service learns its deadline (Envoy also enforces the same timeout on the call).
         ("grpc-timeout".to_string(), format!("{timeout_ms}m")),
-        (
-            "x-envoy-original-method".to_string(),
-            original_method.to_string(),
-        ),
-        (
-            "x-envoy-original-path".to_string(),
-            original_path.to_string(),
-        ),
+        ("x-envoy-original-method".to_string(), original_method.to_string()),
+        ("x-envoy-original-path".to_string(), original_path.to_string()),
     ];
     headers.extend(forwarded);
     headers
@@ -88,43 +78,21 @@ mod tests {
     #[test]
     fn configured_cluster_wins_over_the_route() {
         let mut options = CalloutOptions::default();
-        assert_eq!(
-            cluster_for(&options, "a.B", Some("route".into())).as_deref(),
-            Some("route")
-        );
+        assert_eq!(cluster_for(&options, "a.B", Some("route".into())).as_deref(), Some("route"));
         assert_eq!(cluster_for(&options, "a.B", None), None);
         assert_eq!(cluster_for(&options, "a.B", Some(String::new())), None);
         options.clusters.push(("a.B".into(), "pinned".into()));
-        assert_eq!(
-            cluster_for(&options, "a.B", Some("route".into())).as_deref(),
-            Some("pinned")
-        );
-        assert_eq!(
-            cluster_for(&options, "c.D", Some("route".into())).as_deref(),
-            Some("route")
-        );
+        assert_eq!(cluster_for(&options, "a.B", Some("route".into())).as_deref(), Some("pinned"));
+        assert_eq!(cluster_for(&options, "c.D", Some("route".into())).as_deref(), Some("route"));
     }
 
     #[test]
     fn only_whitelisted_headers_are_forwarded() {
         let mut options = CalloutOptions::default();
-        for name in [
-            "authorization",
-            "x-request-id",
-            "traceparent",
-            "x-b3-traceid",
-        ] {
+        for name in ["authorization", "x-request-id", "traceparent", "x-b3-traceid"] {
             assert!(is_forwarded(&options, name), "{name}");
         }
-        for name in [
-            "te",
-            "content-type",
-            ":path",
-            "connection",
-            "grpc-timeout",
-            "cookie",
-            "x-tenant",
-        ] {
+        for name in ["te", "content-type", ":path", "connection", "grpc-timeout", "cookie", "x-tenant"] {
             assert!(!is_forwarded(&options, name), "{name}");
         }
         options.forward_headers.push("x-tenant".into());
@@ -133,14 +101,7 @@ mod tests {
 
     #[test]
     fn call_headers_carry_grpc_essentials_and_deadline() {
-        let h = call_headers(
-            "/a.B/C",
-            "svc",
-            1500,
-            "GET",
-            "/v1/x?y=1",
-            vec![("x-request-id".into(), "r".into())],
-        );
+        let h = call_headers("/a.B/C", "svc", 1500, "GET", "/v1/x?y=1", vec![("x-request-id".into(), "r".into())]);
         let get = |k: &str| h.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get(":method"), Some("POST"));
         assert_eq!(get(":path"), Some("/a.B/C"));

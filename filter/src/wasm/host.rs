@@ -48,11 +48,7 @@ extern "C" {
         return_value_data: *mut *mut u8,
         return_value_size: *mut usize,
     ) -> u32;
-    fn proxy_get_header_map_pairs(
-        map_type: u32,
-        return_map_data: *mut *mut u8,
-        return_map_size: *mut usize,
-    ) -> u32;
+    fn proxy_get_header_map_pairs(map_type: u32, return_map_data: *mut *mut u8, return_map_size: *mut usize) -> u32;
     fn proxy_replace_header_map_value(
         map_type: u32,
         key_data: *const u8,
@@ -91,27 +87,19 @@ extern "C" {
         headers_size: usize,
         grpc_status: i32,
     ) -> u32;
-    fn proxy_grpc_send(
-        token: u32,
-        message_ptr: *const u8,
-        message_len: usize,
-        end_stream: u32,
-    ) -> u32;
+    fn proxy_grpc_send(token: u32, message_ptr: *const u8, message_len: usize, end_stream: u32) -> u32;
     fn proxy_grpc_cancel(token: u32) -> u32;
     fn proxy_get_status(
         return_code: *mut u32,
         return_message_data: *mut *mut u8,
         return_message_size: *mut usize,
     ) -> u32;
-    fn proxy_define_metric(
-        metric_type: u32,
-        name_data: *const u8,
-        name_size: usize,
-        return_id: *mut u32,
-    ) -> u32;
+    fn proxy_define_metric(metric_type: u32, name_data: *const u8, name_size: usize, return_id: *mut u32) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
     fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
     fn proxy_continue_stream(stream_type: u32) -> u32;
+    fn proxy_set_effective_context(context_id: u32) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
 }
 
 /// Takes ownership of bytes the host allocated through our allocator export.
@@ -143,9 +131,7 @@ pub fn header(map: Map, name: &str) -> Option<Vec<u8>> {
     let mut data = null_mut();
     let mut size = 0usize;
     // SAFETY: valid pointers; on OK the host hands over an allocation of `size` bytes.
-    let status = unsafe {
-        proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), &mut data, &mut size)
-    };
+    let status = unsafe { proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), &mut data, &mut size) };
     if status != OK {
         return None;
     }
@@ -154,9 +140,8 @@ pub fn header(map: Map, name: &str) -> Option<Vec<u8>> {
 
 /// A header value as text (lossy for non-UTF-8 bytes).
 pub fn header_str(map: Map, name: &str) -> Option<String> {
-    header(map, name).map(|v| {
-        String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-    })
+    header(map, name)
+        .map(|v| String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
 /// All headers of a map, as raw bytes.
@@ -168,23 +153,13 @@ pub fn headers(map: Map) -> Vec<(Vec<u8>, Vec<u8>)> {
     if status != OK {
         return Vec::new();
     }
-    owned(data, size)
-        .map(|bytes| deserialize_pairs(&bytes))
-        .unwrap_or_default()
+    owned(data, size).map(|bytes| deserialize_pairs(&bytes)).unwrap_or_default()
 }
 
 /// Sets (replaces) a header; false if the host refused (e.g. the map is gone).
 pub fn set_header(map: Map, name: &str, value: &[u8]) -> bool {
     // SAFETY: pointers and lengths of live slices.
-    unsafe {
-        proxy_replace_header_map_value(
-            map as u32,
-            name.as_ptr(),
-            name.len(),
-            value.as_ptr(),
-            value.len(),
-        ) == OK
-    }
+    unsafe { proxy_replace_header_map_value(map as u32, name.as_ptr(), name.len(), value.as_ptr(), value.len()) == OK }
 }
 
 pub fn remove_header(map: Map, name: &str) -> bool {
@@ -220,8 +195,7 @@ pub fn property(path: &[&str]) -> Option<Vec<u8>> {
     let mut data = null_mut();
     let mut size = 0usize;
     // SAFETY: valid pointers; on OK the host hands over an allocation of `size` bytes.
-    let status =
-        unsafe { proxy_get_property(serialized.as_ptr(), serialized.len(), &mut data, &mut size) };
+    let status = unsafe { proxy_get_property(serialized.as_ptr(), serialized.len(), &mut data, &mut size) };
     if status != OK {
         return None;
     }
@@ -249,14 +223,7 @@ pub fn send_response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> bool
 
 pub fn grpc_send(token: u32, message: &[u8], end_stream: bool) -> bool {
     // SAFETY: pointer and length of a live slice.
-    unsafe {
-        proxy_grpc_send(
-            token,
-            message.as_ptr(),
-            message.len(),
-            u32::from(end_stream),
-        ) == OK
-    }
+    unsafe { proxy_grpc_send(token, message.as_ptr(), message.len(), u32::from(end_stream)) == OK }
 }
 
 pub fn grpc_cancel(token: u32) {
@@ -285,6 +252,18 @@ pub fn resume_response() -> bool {
     unsafe { proxy_continue_stream(1) == OK }
 }
 
+/// Acts on behalf of another context (from the root's tick). False if it is gone.
+pub fn set_effective_context(context_id: u32) -> bool {
+    // SAFETY: plain value call.
+    unsafe { proxy_set_effective_context(context_id) == OK }
+}
+
+/// Root ticks every `ms` milliseconds (0 stops them).
+pub fn set_tick_period(ms: u32) -> bool {
+    // SAFETY: plain value call.
+    unsafe { proxy_set_tick_period_milliseconds(ms) == OK }
+}
+
 /// Metric kinds of the ABI.
 #[derive(Debug, Clone, Copy)]
 #[repr(u32)]
@@ -297,8 +276,7 @@ pub enum MetricKind {
 pub fn define_metric(kind: MetricKind, name: &str) -> Option<u32> {
     let mut id = 0u32;
     // SAFETY: pointer and length of a live str, valid out pointer.
-    (unsafe { proxy_define_metric(kind as u32, name.as_ptr(), name.len(), &mut id) } == OK)
-        .then_some(id)
+    (unsafe { proxy_define_metric(kind as u32, name.as_ptr(), name.len(), &mut id) } == OK).then_some(id)
 }
 
 pub fn increment_metric(id: u32, offset: i64) {
@@ -318,10 +296,7 @@ pub fn record_metric(id: u32, value: u64) {
 /// The ABI's map encoding: count, then (key length, value length) pairs, then each key and
 /// value followed by a NUL.
 pub fn serialize_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
-    let size: usize = 4 + pairs
-        .iter()
-        .map(|(k, v)| 8 + k.len() + v.len() + 2)
-        .sum::<usize>();
+    let size: usize = 4 + pairs.iter().map(|(k, v)| 8 + k.len() + v.len() + 2).sum::<usize>();
     let mut out = Vec::with_capacity(size);
     out.extend_from_slice(&u32::try_from(pairs.len()).unwrap_or(0).to_le_bytes());
     for (k, v) in pairs {
@@ -379,27 +354,16 @@ mod tests {
         let pairs = [("a", "1"), (":path", "/x"), ("empty", "")];
         let bytes = serialize_pairs(&pairs);
         let back = deserialize_pairs(&bytes);
-        let back: Vec<(String, String)> = back
-            .into_iter()
-            .map(|(k, v)| (String::from_utf8(k).unwrap(), String::from_utf8(v).unwrap()))
-            .collect();
-        assert_eq!(
-            back,
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<Vec<_>>()
-        );
+        let back: Vec<(String, String)> =
+            back.into_iter().map(|(k, v)| (String::from_utf8(k).unwrap(), String::from_utf8(v).unwrap())).collect();
+        assert_eq!(back, pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>());
     }
 
     #[test]
     fn malformed_pairs_do_not_panic() {
-        for bytes in [
-            &[][..],
-            &[1, 0, 0, 0][..],
-            &[1, 0, 0, 0, 9, 0, 0, 0, 9, 0, 0, 0, b'a'][..],
-            &[255, 255, 255, 255][..],
-        ] {
+        for bytes in
+            [&[][..], &[1, 0, 0, 0][..], &[1, 0, 0, 0, 9, 0, 0, 0, 9, 0, 0, 0, b'a'][..], &[255, 255, 255, 255][..]]
+        {
             let _ = deserialize_pairs(bytes);
         }
     }

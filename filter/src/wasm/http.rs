@@ -1,13 +1,18 @@
 //! One request's state machine. Decisions are the core's; this moves headers and bytes.
 //!
+//! The request and the response side have their own state: a server may answer before the
+//! request body ended (bidirectional streams, early errors), so both can be in flight at once.
+//!
 //! ```text
-//!            ┌─ pass-through (gRPC already, no route, …)
-//! headers ───┼─ reject → local JSON reply
-//!            ├─ body follows → rewrite headers → RequestBody ─ end → framed message → Upstream
-//!            └─ no body → Callout (our own gRPC call) → local reply with the JSON
-//! Upstream: response headers ─┬─ not gRPC → pass through unchanged
-//!                             ├─ trailers-only → local reply (mapped status, JSON error)
-//!                             └─ Response → body buffered → trailers → JSON body
+//! request:  headers ─┬─ pass-through (gRPC already, no route, …)
+//!                    ├─ reject → local JSON reply
+//!                    ├─ body follows → rewrite headers → Body (buffered) ─ end → framed message
+//!                    │                                 → Stream (client stream, per element)
+//!                    └─ no body → Callout (our own gRPC call) → local reply with the JSON
+//! response: headers ─┬─ not gRPC → pass through unchanged
+//!                    ├─ trailers-only → local reply (mapped status, JSON error)
+//!                    ├─ unary → body buffered → trailers → JSON (or JSON error) body
+//!                    └─ server stream → each message translated and flushed → trailers → close
 //! ```
 use std::rc::Rc;
 use std::sync::Arc;
@@ -18,50 +23,62 @@ use proxy_wasm::types::Action;
 
 use super::callout;
 use super::host::{self, Buffer, Map};
+use super::root::Flusher;
 use crate::core::error::Error;
 use crate::core::frame::encode_frame;
 use crate::core::grpc_status::GrpcStatus;
 use crate::core::request::{Decision, RequestPlan};
 use crate::core::response::ResponseTranscoder;
 use crate::core::router::HttpBinding;
-use crate::core::transcoder::{is_grpc_content_type, Transcoder};
+use crate::core::status::Code;
+use crate::core::transcoder::{is_grpc_content_type, RequestStream, Transcoder};
 
-enum State {
-    /// Not ours: every callback continues.
-    PassThrough,
-    /// A local reply was sent; later callbacks (including for that reply) continue.
-    Replied,
-    /// The request body is being buffered until its end.
-    RequestBody {
-        plan: RequestPlan,
-        content_type: Option<String>,
-    },
-    /// The request went upstream as gRPC; waiting for the response headers.
-    Upstream { binding: Arc<HttpBinding> },
-    /// A gRPC response is being translated; its body is buffered by Envoy until the trailers.
-    /// `held`: the response headers are held too (`allow_on_headers_stop_iteration`).
-    Response {
-        response: Box<ResponseTranscoder>,
-        body_size: usize,
-        held: bool,
-    },
+enum RequestState {
+    /// Not transcoding this request side (pass-through, or already done).
+    Idle,
+    /// The body is buffered by Envoy until its end.
+    Body { plan: RequestPlan, content_type: Option<String> },
+    /// A client stream: each JSON element goes upstream as a frame once complete.
+    Stream { plan: RequestPlan, stream: Box<RequestStream> },
     /// Our own gRPC call for a bodyless request is in flight.
-    Callout {
-        token: u32,
-        binding: Arc<HttpBinding>,
-    },
+    Callout { token: u32 },
+}
+
+enum ResponseState {
+    /// Not translating (request not transcoded, not gRPC, or done).
+    Idle,
+    /// A unary response: its body is buffered by Envoy until the trailers.
+    /// `held`: the headers are held too (`allow_on_headers_stop_iteration`).
+    Unary { response: Box<ResponseTranscoder>, held: bool },
+    /// A server stream. `unflushed`: bytes of our own output at the front of Envoy's buffer,
+    /// not yet flushed by the root's tick.
+    Stream { response: Box<ResponseTranscoder>, unflushed: usize },
+    /// A server stream whose translation failed mid-way: the rest of the body is dropped.
+    Failed,
 }
 
 pub struct Http {
     transcoder: Option<Rc<Transcoder>>,
-    state: State,
+    context_id: u32,
+    flusher: Rc<Flusher>,
+    /// The binding of a transcoded request; the response side needs it too.
+    binding: Option<Arc<HttpBinding>>,
+    request: RequestState,
+    response: ResponseState,
+    /// A local reply was sent: every later callback (including for that reply) continues.
+    replied: bool,
 }
 
 impl Http {
-    pub fn new(transcoder: Option<Rc<Transcoder>>) -> Self {
+    pub fn new(transcoder: Option<Rc<Transcoder>>, context_id: u32, flusher: Rc<Flusher>) -> Self {
         Http {
             transcoder,
-            state: State::PassThrough,
+            context_id,
+            flusher,
+            binding: None,
+            request: RequestState::Idle,
+            response: ResponseState::Idle,
+            replied: false,
         }
     }
 
@@ -72,7 +89,9 @@ impl Http {
     }
 
     fn reply(&mut self, status: u16, content_type: &str, body: &[u8]) -> Action {
-        self.state = State::Replied;
+        self.replied = true;
+        self.request = RequestState::Idle;
+        self.response = ResponseState::Idle;
         if !host::send_response(status, &[("content-type", content_type)], body) {
             log::warn!("the local reply ({status}) could not be sent");
         }
@@ -81,37 +100,14 @@ impl Http {
 
     fn max_request_body(&self) -> Option<usize> {
         let t = self.transcoder.as_ref()?;
-        t.config
-            .max_request_body_size
-            .and_then(|m| usize::try_from(m).ok())
+        t.config.max_request_body_size.and_then(|m| usize::try_from(m).ok())
     }
 
     fn too_large() -> Error {
         Error::payload_too_large("request body exceeds max_request_body_size")
     }
 
-    /// Rewrites the request into a gRPC call. Only possible here: once the headers callback
-    /// returned Continue, Envoy releases the header map (later edits fail).
-    fn rewrite_request_headers(plan: &RequestPlan, method: &str, path: &str) {
-        let grpc_path = plan.method().path();
-        let edits: [(&str, &[u8]); 6] = [
-            ("x-envoy-original-path", path.as_bytes()),
-            ("x-envoy-original-method", method.as_bytes()),
-            (":method", b"POST"),
-            // Changing :path makes Envoy re-match the route on the gRPC path.
-            (":path", grpc_path.as_bytes()),
-            ("content-type", b"application/grpc"),
-            // Without te: trailers gRPC servers reset the stream (Envoy then answers 503).
-            ("te", b"trailers"),
-        ];
-        for (name, value) in edits {
-            if !host::set_header(Map::RequestHeaders, name, value) {
-                log::warn!("could not set request header {name}");
-            }
-        }
-        // The framed message has another length; Envoy recomputes it on the wire.
-        host::remove_header(Map::RequestHeaders, "content-length");
-    }
+    // ---- request -------------------------------------------------------------------------
 
     fn on_request_headers(&mut self, end_of_stream: bool) -> Action {
         let Some(t) = self.transcoder.clone() else {
@@ -128,34 +124,41 @@ impl Http {
             Decision::Reject(error) => return self.reply_error(&error),
             Decision::Transcode(plan) => plan,
         };
-        if let (Some(max), Some(length)) = (
-            self.max_request_body(),
-            host::header_str(Map::RequestHeaders, "content-length"),
-        ) {
+        let length = host::header_str(Map::RequestHeaders, "content-length");
+        if let (Some(max), Some(length)) = (self.max_request_body(), length) {
             if length.trim().parse::<usize>().is_ok_and(|l| l > max) {
                 return self.reply_error(&Self::too_large());
             }
         }
+        self.binding = Some(plan.binding.clone());
         if end_of_stream {
             return self.start_callout(&t, plan, &method, &path);
         }
-        Self::rewrite_request_headers(&plan, &method, &path);
-        self.state = State::RequestBody { plan, content_type };
+        rewrite_request_headers(&plan, &method, &path);
+        self.request = if plan.method().client_streaming && !plan.binding.body_is_http_body {
+            let stream = Box::new(t.request_stream(content_type.as_deref()));
+            RequestState::Stream { plan, stream }
+        } else {
+            RequestState::Body { plan, content_type }
+        };
         Action::Continue
     }
 
     fn on_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let State::RequestBody { .. } = &self.state else {
-            return Action::Continue;
-        };
-        if self.max_request_body().is_some_and(|max| body_size > max) {
-            return self.reply_error(&Self::too_large());
+        match &self.request {
+            RequestState::Stream { .. } => self.on_request_stream_body(body_size, end_of_stream),
+            RequestState::Body { .. } => {
+                if self.max_request_body().is_some_and(|max| body_size > max) {
+                    return self.reply_error(&Self::too_large());
+                }
+                if !end_of_stream {
+                    // Pause buffers the chunks in Envoy (413 from Envoy past its buffer limit).
+                    return Action::Pause;
+                }
+                self.finish_request_body(body_size)
+            }
+            RequestState::Idle | RequestState::Callout { .. } => Action::Continue,
         }
-        if !end_of_stream {
-            // Pause buffers the chunks in Envoy (413 from Envoy past its buffer limit).
-            return Action::Pause;
-        }
-        self.finish_request_body(body_size)
     }
 
     /// The whole body is here: replace it with the framed gRPC message.
@@ -163,133 +166,132 @@ impl Http {
         let Some(t) = self.transcoder.clone() else {
             return Action::Continue;
         };
-        let State::RequestBody { plan, content_type } =
-            std::mem::replace(&mut self.state, State::PassThrough)
-        else {
+        let RequestState::Body { plan, content_type } = std::mem::replace(&mut self.request, RequestState::Idle) else {
             return Action::Continue;
         };
         let body = host::buffer(Buffer::HttpRequestBody, 0, body_size);
-        let framed = t
-            .request_message(&plan, &body, content_type.as_deref())
-            .and_then(|message| {
-                let mut framed = Vec::with_capacity(message.len().saturating_add(5));
-                encode_frame(&message, &mut framed)?;
-                Ok(framed)
-            });
+        let framed = t.request_message(&plan, &body, content_type.as_deref()).and_then(|message| {
+            let mut framed = Vec::with_capacity(message.len().saturating_add(5));
+            encode_frame(&message, &mut framed)?;
+            Ok(framed)
+        });
         match framed {
-            Ok(framed) => {
-                // (0, size) replaces everything; Envoy supports no other splice.
-                if !host::set_buffer(Buffer::HttpRequestBody, 0, body_size, &framed) {
-                    return self
-                        .reply_error(&Error::internal("could not replace the request body"));
-                }
-                self.state = State::Upstream {
-                    binding: plan.binding,
-                };
-                Action::Continue
-            }
+            // (0, size) replaces everything; Envoy supports no other splice.
+            Ok(framed) if host::set_buffer(Buffer::HttpRequestBody, 0, body_size, &framed) => Action::Continue,
+            Ok(_) => self.reply_error(&Error::internal("could not replace the request body")),
             Err(error) => self.reply_error(&error),
         }
     }
 
-    fn start_callout(
-        &mut self,
-        t: &Transcoder,
-        plan: RequestPlan,
-        method: &str,
-        path: &str,
-    ) -> Action {
-        let message = match t.request_message(&plan, &[], None) {
-            Ok(m) => m,
-            Err(e) => return self.reply_error(&e),
+    /// A client stream: this chunk is replaced by the frames of the elements it completes and
+    /// sent on at once (Continue), so the upload is never held whole.
+    fn on_request_stream_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(t) = self.transcoder.clone() else {
+            return Action::Continue;
         };
-        let mut framed = Vec::with_capacity(message.len().saturating_add(5));
-        if let Err(e) = encode_frame(&message, &mut framed) {
-            return self.reply_error(&e);
+        let RequestState::Stream { plan, stream } = &mut self.request else {
+            return Action::Continue;
+        };
+        let data = host::buffer(Buffer::HttpRequestBody, 0, body_size);
+        let mut out = Vec::new();
+        let mut result = t.push_request_stream(stream, plan, &data, &mut out);
+        if result.is_ok() && end_of_stream {
+            result = t.finish_request_stream(stream, plan, &mut out);
         }
+        if let Err(error) = result {
+            // The call is already open upstream: the local reply resets it, so the service
+            // sees a cancelled stream, never a half-translated message.
+            return self.reply_error(&error);
+        }
+        if !host::set_buffer(Buffer::HttpRequestBody, 0, body_size, &out) {
+            return self.reply_error(&Error::internal("could not replace the request body"));
+        }
+        if end_of_stream {
+            self.request = RequestState::Idle;
+        }
+        Action::Continue
+    }
+
+    fn on_request_trailers(&mut self) -> Action {
+        // A body followed by trailers ends here, not in the body callback.
+        match &self.request {
+            RequestState::Body { .. } => {
+                let size = host::buffer(Buffer::HttpRequestBody, 0, usize::MAX).len();
+                self.finish_request_body(size)
+            }
+            RequestState::Stream { .. } => {
+                let size = host::buffer(Buffer::HttpRequestBody, 0, usize::MAX).len();
+                self.on_request_stream_body(size, true)
+            }
+            RequestState::Idle | RequestState::Callout { .. } => Action::Continue,
+        }
+    }
+
+    // ---- callout (requests without a body) -----------------------------------------------
+
+    fn start_callout(&mut self, t: &Transcoder, plan: RequestPlan, method: &str, path: &str) -> Action {
         let info = plan.method();
+        let mut framed = Vec::new();
+        // A client stream without a body is an empty stream; other methods get one message.
+        if !info.client_streaming {
+            let message = match t.request_message(&plan, &[], None) {
+                Ok(m) => m,
+                Err(e) => return self.reply_error(&e),
+            };
+            if let Err(e) = encode_frame(&message, &mut framed) {
+                return self.reply_error(&e);
+            }
+        }
         // Read before any header change: afterwards it may name another route's cluster.
-        let route_cluster =
-            host::property(&["xds", "cluster_name"]).and_then(|v| String::from_utf8(v).ok());
-        let Some(cluster) = callout::cluster_for(&t.config.callout, &info.service, route_cluster)
-        else {
-            return self.reply_error(
-                &Error::new(crate::core::status::Code::Unavailable, format!(
-                    "no upstream cluster for {}: the request's route has none and json2grpc.callout.clusters does not name one",
+        let route_cluster = host::property(&["xds", "cluster_name"]).and_then(|v| String::from_utf8(v).ok());
+        let Some(cluster) = callout::cluster_for(&t.config.callout, &info.service, route_cluster) else {
+            return self.reply_error(&Error::new(
+                Code::Unavailable,
+                format!(
+                    "no upstream cluster for {}: the request's route has none and \
+                     json2grpc.callout.clusters does not name one",
                     info.service
-                )),
-            );
+                ),
+            ));
         };
-        let authority =
-            host::header_str(Map::RequestHeaders, ":authority").unwrap_or_else(|| cluster.clone());
+        let authority = host::header_str(Map::RequestHeaders, ":authority").unwrap_or_else(|| cluster.clone());
         let forwarded: Vec<(String, String)> = host::headers(Map::RequestHeaders)
             .into_iter()
             .filter_map(|(k, v)| Some((String::from_utf8(k).ok()?, String::from_utf8(v).ok()?)))
             .filter(|(k, _)| callout::is_forwarded(&t.config.callout, k))
             .collect();
-        let headers = callout::call_headers(
-            &info.path(),
-            &authority,
-            t.config.callout.timeout_ms,
-            method,
-            path,
-            forwarded,
-        );
-        let headers: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let headers =
+            callout::call_headers(&info.path(), &authority, t.config.callout.timeout_ms, method, path, forwarded);
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let timeout = Duration::from_millis(u64::from(t.config.callout.timeout_ms));
         match self.dispatch_http_call(&cluster, headers, Some(&framed), vec![], timeout) {
             Ok(token) => {
-                self.state = State::Callout {
-                    token,
-                    binding: plan.binding,
-                };
+                self.request = RequestState::Callout { token };
                 // Paused until the call's response arrives in on_http_call_response.
                 Action::Pause
             }
-            Err(status) => self.reply_error(&Error::new(
-                crate::core::status::Code::Unavailable,
-                format!("cannot call cluster \"{cluster}\" ({status:?})"),
-            )),
+            Err(status) => self
+                .reply_error(&Error::new(Code::Unavailable, format!("cannot call cluster \"{cluster}\" ({status:?})"))),
         }
     }
 
     fn on_callout_response(&mut self, token: u32, body_size: usize) {
-        let Some(t) = self.transcoder.clone() else {
+        let (Some(t), Some(binding)) = (self.transcoder.clone(), self.binding.clone()) else {
             return;
         };
-        let State::Callout {
-            token: expected,
-            binding,
-        } = &self.state
-        else {
-            return;
-        };
-        if *expected != token {
+        if !matches!(self.request, RequestState::Callout { token: expected } if expected == token) {
             return;
         }
-        let binding = binding.clone();
         let headers = host::headers(Map::HttpCallResponseHeaders);
         let trailers = host::headers(Map::HttpCallResponseTrailers);
         let find = |name: &str| {
-            trailers
-                .iter()
-                .chain(headers.iter())
-                .find(|(k, _)| k == name.as_bytes())
-                .map(|(_, v)| v.as_slice())
+            trailers.iter().chain(headers.iter()).find(|(k, _)| k == name.as_bytes()).map(|(_, v)| v.as_slice())
         };
-        let content_type = find("content-type")
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .unwrap_or("");
+        let content_type = find("content-type").and_then(|v| std::str::from_utf8(v).ok()).unwrap_or("");
         if headers.is_empty() || !is_grpc_content_type(content_type) {
             // Envoy's own answer (no healthy upstream, timeout, reset, …), not gRPC.
-            let status = find(":status")
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .and_then(|s| s.parse::<u16>().ok());
-            let error = callout_failure(status);
-            self.reply_error(&error);
+            let status = find(":status").and_then(|v| std::str::from_utf8(v).ok()).and_then(|s| s.parse().ok());
+            self.reply_error(&callout_failure(status));
             return;
         }
         let status = GrpcStatus::from_metadata(
@@ -298,38 +300,28 @@ impl Http {
             find("grpc-message"),
             find("grpc-status-details-bin"),
         );
-        let max_body = match (
-            binding.method.server_streaming,
-            t.config.max_response_body_size,
-        ) {
+        let streaming = binding.method.server_streaming;
+        let max_body = match (streaming, t.config.max_response_body_size) {
             // A bodyless call to a server stream cannot stream: it is buffered whole, capped.
-            (true, limit) => Some(limit.map_or(t.config.callout.max_stream_bytes, |l| {
-                l.min(t.config.callout.max_stream_bytes)
-            })),
+            (true, limit) => {
+                Some(limit.map_or(t.config.callout.max_stream_bytes, |l| l.min(t.config.callout.max_stream_bytes)))
+            }
             (false, limit) => limit,
         };
-        let mut response = ResponseTranscoder::new(
-            &binding,
-            &t.config.print_options,
-            t.config.limits.max_frame_size,
-            max_body,
-            None,
-        );
-        if binding.method.server_streaming
-            && max_body.is_some_and(|m| u64::try_from(body_size).unwrap_or(u64::MAX) > u64::from(m))
-        {
-            self.reply_error(&Error::internal(format!(
-                "server stream of {body_size} bytes exceeds the {} bytes a bodyless request may buffer \
-                 (json2grpc.callout.max_stream_bytes); send the request with a body to stream it",
-                max_body.unwrap_or(0)
-            )));
-            return;
+        if let (true, Some(max)) = (streaming, max_body) {
+            if u64::try_from(body_size).unwrap_or(u64::MAX) > u64::from(max) {
+                self.reply_error(&Error::internal(format!(
+                    "server stream of {body_size} bytes exceeds the {max} bytes a bodyless request may buffer \
+                     (json2grpc.callout.max_stream_bytes); send the request with a body to stream it"
+                )));
+                return;
+            }
         }
+        let mut response =
+            ResponseTranscoder::new(&binding, &t.config.print_options, t.config.limits.max_frame_size, max_body, None);
         let body = host::buffer(Buffer::HttpCallResponseBody, 0, body_size);
         let mut out = Vec::new();
-        let result = response
-            .push_framed(&body, &mut out)
-            .and_then(|()| response.finish(status, &mut out));
+        let result = response.push_framed(&body, &mut out).and_then(|()| response.finish(status, &mut out));
         match result {
             Ok(()) => {
                 let content_type = response.content_type().into_owned();
@@ -341,33 +333,32 @@ impl Http {
         }
     }
 
+    // ---- response ------------------------------------------------------------------------
+
     fn on_response_headers(&mut self, end_of_stream: bool) -> Action {
-        let Some(t) = self.transcoder.clone() else {
+        let (Some(t), Some(binding)) = (self.transcoder.clone(), self.binding.clone()) else {
             return Action::Continue;
         };
-        let binding = match &self.state {
-            State::Upstream { binding } => binding.clone(),
-            State::RequestBody { plan, .. } => plan.binding.clone(),
-            _ => return Action::Continue,
-        };
-        let content_type =
-            host::header_str(Map::ResponseHeaders, "content-type").unwrap_or_default();
-        if !is_grpc_content_type(&content_type) {
-            // Not gRPC (Envoy's own 503/404/413, a REST upstream): pass through unchanged.
-            self.state = State::PassThrough;
+        if self.replied {
             return Action::Continue;
         }
+        let content_type = host::header_str(Map::ResponseHeaders, "content-type").unwrap_or_default();
+        if !is_grpc_content_type(&content_type) {
+            // Not gRPC (Envoy's own 503/404/413, a REST upstream): pass through unchanged.
+            return Action::Continue;
+        }
+        let encoding = host::header_str(Map::ResponseHeaders, "grpc-encoding");
+        let mut response = ResponseTranscoder::new(
+            &binding,
+            &t.config.print_options,
+            t.config.limits.max_frame_size,
+            t.config.max_response_body_size,
+            encoding.as_deref(),
+        );
         if end_of_stream {
             // Trailers-only: the status is in these headers and no body can be added here,
             // but a local reply can still replace the response.
             let status = read_status(&t, Map::ResponseHeaders);
-            let mut response = ResponseTranscoder::new(
-                &binding,
-                &t.config.print_options,
-                t.config.limits.max_frame_size,
-                t.config.max_response_body_size,
-                None,
-            );
             let mut out = Vec::new();
             return match response.finish(status, &mut out) {
                 Ok(()) => {
@@ -377,100 +368,133 @@ impl Http {
                 Err(error) => self.reply_error(&error),
             };
         }
-        let encoding = host::header_str(Map::ResponseHeaders, "grpc-encoding");
-        let response = ResponseTranscoder::new(
-            &binding,
-            &t.config.print_options,
-            t.config.limits.max_frame_size,
-            t.config.max_response_body_size,
-            encoding.as_deref(),
-        );
+        let response = Box::new(response);
+        // A stream's status is decided by its first message (200); only unary responses wait.
+        if response.is_streaming() {
+            set_json_headers(&response.content_type());
+            self.response = ResponseState::Stream { response, unflushed: 0 };
+            return Action::Continue;
+        }
         if t.config.allow_on_headers_stop_iteration {
             // Envoy keeps delivering the body while the headers are held (only with
             // allow_on_headers_stop_iteration; otherwise Pause here would stop everything).
-            self.state = State::Response {
-                response: Box::new(response),
-                body_size: 0,
-                held: true,
-            };
+            self.response = ResponseState::Unary { response, held: true };
             return Action::Pause;
         }
         // Headers go downstream when this returns Continue: the status (200) is final from
         // here on, so a later gRPC error can only travel in the body.
-        let content_type = response.content_type().into_owned();
-        host::set_header(
-            Map::ResponseHeaders,
-            "content-type",
-            content_type.as_bytes(),
-        );
-        strip_grpc_headers();
-        self.state = State::Response {
-            response: Box::new(response),
-            body_size: 0,
-            held: false,
-        };
+        set_json_headers(&response.content_type());
+        self.response = ResponseState::Unary { response, held: false };
         Action::Continue
     }
 
     fn on_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let State::Response {
-            body_size: size, ..
-        } = &mut self.state
-        else {
+        match &self.response {
+            ResponseState::Idle => Action::Continue,
+            ResponseState::Failed => {
+                host::set_buffer(Buffer::HttpResponseBody, 0, body_size, &[]);
+                Action::Continue
+            }
+            ResponseState::Stream { .. } => self.on_response_stream_body(body_size, end_of_stream),
+            ResponseState::Unary { .. } if !end_of_stream => {
+                // Buffered until the trailers carry the status.
+                Action::Pause
+            }
+            ResponseState::Unary { .. } => {
+                // A gRPC response that ends without trailers has no status: an upstream error.
+                self.finish_response(None);
+                Action::Continue
+            }
+        }
+    }
+
+    /// A server stream: every complete message is translated as soon as it arrived. The body
+    /// callback returns Pause, which keeps a buffer this filter can still write to in the
+    /// trailers callback (to append `]` or a final error; after Continue, Envoy offers none),
+    /// and the root resumes the stream on its next tick so the chunk flows on within ~1 ms.
+    fn on_response_stream_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(t) = self.transcoder.clone() else {
             return Action::Continue;
         };
-        *size = body_size;
-        if !end_of_stream {
-            // Buffered until the trailers carry the status.
-            return Action::Pause;
+        let pending = self.flusher.is_pending(self.context_id);
+        let ResponseState::Stream { response, unflushed } = &mut self.response else {
+            return Action::Continue;
+        };
+        let data = host::buffer(Buffer::HttpResponseBody, 0, body_size);
+        // Chunks can arrive faster than the tick: then Envoy's buffer still starts with our
+        // previous output, followed by the new gRPC bytes.
+        let kept = if pending { (*unflushed).min(data.len()) } else { 0 };
+        let (previous, fresh) = data.split_at(kept);
+        let mut out = previous.to_vec();
+        let mut result = response.push_framed(fresh, &mut out);
+        if result.is_ok() && end_of_stream {
+            // Ended without trailers: no status, an upstream error.
+            result = response.finish(GrpcStatus::from_metadata(&t.pool, None, None, None), &mut out);
         }
-        // A gRPC response that ends without trailers has no status: an upstream error.
-        self.finish_response(None);
-        Action::Continue
+        if let Err(error) = result {
+            log::debug!("server stream failed: {error}");
+            if !response.abort(&error, &mut out) {
+                out.extend_from_slice(&error.to_json());
+            }
+            host::set_buffer(Buffer::HttpResponseBody, 0, body_size, &out);
+            self.response = ResponseState::Failed;
+            return Action::Continue;
+        }
+        host::set_buffer(Buffer::HttpResponseBody, 0, body_size, &out);
+        if end_of_stream {
+            self.response = ResponseState::Idle;
+            return Action::Continue;
+        }
+        *unflushed = out.len();
+        self.flusher.schedule(self.context_id);
+        Action::Pause
     }
 
     fn on_response_trailers(&mut self) -> Action {
-        let State::Response { .. } = &self.state else {
-            return Action::Continue;
-        };
-        self.finish_response(Some(Map::ResponseTrailers));
-        for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
-            host::remove_header(Map::ResponseTrailers, name);
+        match self.response {
+            ResponseState::Idle => return Action::Continue,
+            ResponseState::Failed => {}
+            ResponseState::Unary { .. } | ResponseState::Stream { .. } => {
+                self.finish_response(Some(Map::ResponseTrailers));
+            }
         }
+        strip_grpc_trailers();
         Action::Continue
     }
 
-    /// Replaces the buffered gRPC body with its JSON (or the JSON error).
+    /// The gRPC status arrived: the body becomes the JSON (or the JSON error); a stream ends
+    /// with its closing bytes.
     fn finish_response(&mut self, status_map: Option<Map>) {
         let Some(t) = self.transcoder.clone() else {
             return;
         };
-        let State::Response {
-            mut response,
-            body_size,
-            held,
-        } = std::mem::replace(&mut self.state, State::PassThrough)
-        else {
-            return;
+        let pending = self.flusher.is_pending(self.context_id);
+        let (mut response, held, unflushed) = match std::mem::replace(&mut self.response, ResponseState::Idle) {
+            ResponseState::Unary { response, held } => (response, held, 0),
+            ResponseState::Stream { response, unflushed } => (response, false, unflushed),
+            ResponseState::Idle | ResponseState::Failed => return,
         };
         let status = match status_map {
             Some(map) => read_status(&t, map),
             None => GrpcStatus::from_metadata(&t.pool, None, None, None),
         };
-        let body = host::buffer(Buffer::HttpResponseBody, 0, body_size);
-        let mut out = Vec::new();
-        let result = response
-            .push_framed(&body, &mut out)
-            .and_then(|()| response.finish(status, &mut out));
-        let (http_status, content_type, out) = match result {
-            Ok(()) => (200, response.content_type().into_owned(), out),
+        // What Envoy holds now: the whole unary body, or (streams) our output not flushed yet
+        // and whatever followed it.
+        let body = host::buffer(Buffer::HttpResponseBody, 0, usize::MAX);
+        let body_size = body.len();
+        let kept = if pending { unflushed.min(body_size) } else { 0 };
+        let (previous, fresh) = body.split_at(kept);
+        let mut out = previous.to_vec();
+        let result = response.push_framed(fresh, &mut out).and_then(|()| response.finish(status, &mut out));
+        let (http_status, content_type) = match result {
+            Ok(()) => (200, response.content_type().into_owned()),
             Err(error) => {
                 log::debug!("upstream error after response headers: {error}");
-                (
-                    error.http_status,
-                    "application/json".to_string(),
-                    error.to_json(),
-                )
+                // A stream that already sent messages ends with an error element.
+                if !response.abort(&error, &mut out) {
+                    out = error.to_json();
+                }
+                (error.http_status, "application/json".to_string())
             }
         };
         if held {
@@ -480,11 +504,11 @@ impl Http {
                 ("content-type", content_type.clone()),
                 ("content-length", out.len().to_string()),
             ];
+            strip_grpc_headers();
             let mut ok = true;
             for (name, value) in &edits {
                 ok &= host::set_header(Map::ResponseHeaders, name, value.as_bytes());
             }
-            strip_grpc_headers();
             if ok && host::set_buffer(Buffer::HttpResponseBody, 0, body_size, &out) {
                 return;
             }
@@ -492,22 +516,53 @@ impl Http {
             self.reply(http_status, &content_type, &out);
             return;
         }
-        if !host::set_buffer(Buffer::HttpResponseBody, 0, body_size, &out) {
-            log::warn!("could not replace the response body (no body was buffered)");
+        if !host::set_buffer(Buffer::HttpResponseBody, 0, body_size, &out) && !out.is_empty() {
+            // Headers and trailers without any data: Envoy offers no body to write to.
+            log::warn!("gRPC response without data: its translation cannot be added");
         }
     }
 }
 
+/// Rewrites the request into a gRPC call. Only possible in the headers callback: once it
+/// returned Continue, Envoy releases the header map (later edits fail).
+fn rewrite_request_headers(plan: &RequestPlan, method: &str, path: &str) {
+    let grpc_path = plan.method().path();
+    let edits: [(&str, &[u8]); 6] = [
+        ("x-envoy-original-path", path.as_bytes()),
+        ("x-envoy-original-method", method.as_bytes()),
+        (":method", b"POST"),
+        // Changing :path makes Envoy re-match the route on the gRPC path.
+        (":path", grpc_path.as_bytes()),
+        ("content-type", b"application/grpc"),
+        // Without te: trailers gRPC servers reset the stream (Envoy then answers 503).
+        ("te", b"trailers"),
+    ];
+    for (name, value) in edits {
+        if !host::set_header(Map::RequestHeaders, name, value) {
+            log::warn!("could not set request header {name}");
+        }
+    }
+    // The framed message has another length; Envoy recomputes it on the wire.
+    host::remove_header(Map::RequestHeaders, "content-length");
+}
+
+/// The headers of a translated response that goes downstream now.
+fn set_json_headers(content_type: &str) {
+    host::set_header(Map::ResponseHeaders, "content-type", content_type.as_bytes());
+    strip_grpc_headers();
+}
+
 /// gRPC response headers a JSON client has no use for.
 fn strip_grpc_headers() {
-    for name in [
-        "content-length",
-        "grpc-encoding",
-        "grpc-accept-encoding",
-        "grpc-status",
-        "grpc-message",
-    ] {
+    for name in ["content-length", "grpc-encoding", "grpc-accept-encoding", "grpc-status", "grpc-message"] {
         host::remove_header(Map::ResponseHeaders, name);
+    }
+}
+
+/// The gRPC status trailers, once translated into the body.
+fn strip_grpc_trailers() {
+    for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
+        host::remove_header(Map::ResponseTrailers, name);
     }
 }
 
@@ -516,41 +571,20 @@ fn read_status(t: &Transcoder, map: Map) -> GrpcStatus {
     let status = host::header(map, "grpc-status");
     let message = host::header(map, "grpc-message");
     let details = host::header(map, "grpc-status-details-bin");
-    GrpcStatus::from_metadata(
-        &t.pool,
-        status.as_deref(),
-        message.as_deref(),
-        details.as_deref(),
-    )
+    GrpcStatus::from_metadata(&t.pool, status.as_deref(), message.as_deref(), details.as_deref())
 }
 
 /// A callout answered by Envoy instead of the service.
 fn callout_failure(status: Option<u16>) -> Error {
-    use crate::core::status::Code;
     match status {
-        Some(504) => Error::new(
-            Code::DeadlineExceeded,
-            "the gRPC call timed out (json2grpc.callout.timeout_ms)",
-        ),
-        Some(s) => Error::new(
-            Code::Unavailable,
-            format!("the upstream answered HTTP {s} instead of gRPC"),
-        ),
-        None => Error::new(
-            Code::Unavailable,
-            "the gRPC call failed (connection reset or refused)",
-        ),
+        Some(504) => Error::new(Code::DeadlineExceeded, "the gRPC call timed out (json2grpc.callout.timeout_ms)"),
+        Some(s) => Error::new(Code::Unavailable, format!("the upstream answered HTTP {s} instead of gRPC")),
+        None => Error::new(Code::Unavailable, "the gRPC call failed (connection reset or refused)"),
     }
 }
 
 impl Context for Http {
-    fn on_http_call_response(
-        &mut self,
-        token_id: u32,
-        _num_headers: usize,
-        body_size: usize,
-        _num_trailers: usize,
-    ) {
+    fn on_http_call_response(&mut self, token_id: u32, _num_headers: usize, body_size: usize, _num_trailers: usize) {
         self.on_callout_response(token_id, body_size);
     }
 }
@@ -565,12 +599,7 @@ impl HttpContext for Http {
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
-        // A body followed by trailers ends here, not in the body callback.
-        if let State::RequestBody { .. } = self.state {
-            let size = host::buffer(Buffer::HttpRequestBody, 0, usize::MAX).len();
-            return self.finish_request_body(size);
-        }
-        Action::Continue
+        self.on_request_trailers()
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {

