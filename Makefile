@@ -179,7 +179,7 @@ wasm-unit: toolchain
 	command -v node >/dev/null || { echo "error: wasm-unit needs Node.js" >&2; exit 1; }; \
 	log="$(CACHE)/wasm-unit.log"; mkdir -p "$(CACHE)"; \
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-	  $(CARGO) test -p json2grpc --lib --target wasm32-unknown-unknown 2>&1 | tee "$$log"; \
+	  $(CARGO) test -p json2grpc --lib --no-default-features --target wasm32-unknown-unknown 2>&1 | tee "$$log"; \
 	ran=$$(sed -n 's/.*test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$$log" \
 	  | awk '{n += $$1 + $$2} END {print n + 0}'); \
 	if [[ "$$ran" -eq 0 ]]; then \

@@ -27,18 +27,6 @@ if (root) {
 }
 const wasi = new WASI({ version: 'preview1', args: wasiArgs, env: {}, preopens, returnOnExit: true });
 const module = await WebAssembly.compile(await readFile(wasmPath));
-// The json2grpc crate links the proxy-wasm SDK, whose `proxy_on_*` exports import Envoy's
-// `env.proxy_*` host functions. The testee never reaches them: stub each with a trap.
-const env = {};
-for (const { module: from, name, kind } of WebAssembly.Module.imports(module)) {
-  if (from === 'env' && kind === 'function') {
-    env[name] = () => {
-      throw new Error(`conformance-testee called the proxy-wasm host function ${name}`);
-    };
-  }
-}
-const instance = await WebAssembly.instantiate(module, { ...wasi.getImportObject(), env });
-// The SDK also exports `_initialize` (reactor entry) which Node's wasi.start() refuses next to
-// `_start`: hand it the command exports only.
-const { memory, _start } = instance.exports;
-process.exitCode = wasi.start({ exports: { memory, _start } });
+// The testee links the json2grpc core without its proxy-wasm layer, so WASI is all it imports.
+const instance = await WebAssembly.instantiate(module, wasi.getImportObject());
+process.exitCode = wasi.start(instance);

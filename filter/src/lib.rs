@@ -6,4 +6,5 @@
 //! - [`wasm`] is the proxy-wasm layer: a small state machine per request that moves headers and
 //!   bytes between Envoy and the core.
 pub mod core;
+#[cfg(feature = "proxy")]
 pub mod wasm;
