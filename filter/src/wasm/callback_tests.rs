@@ -1000,3 +1000,49 @@ fn released_maps_never_panic() {
     ctx.on_http_call_response(call.token, 2, 0, 1);
     assert_error_reply(&reply(), 503, 14);
 }
+
+// --- stats ------------------------------------------------------------------------------------
+
+fn stat(name: &str) -> i64 {
+    with(|h| h.metrics.iter().find(|(n, _, _)| n == name).map(|(_, _, v)| *v))
+        .unwrap_or_else(|| panic!("stat {name} is not defined"))
+}
+
+#[test]
+fn stats_count_transcoding_errors_passthrough_and_bytes() {
+    let root = root();
+    // One transcoded POST with its response.
+    let mut ctx = transcoded_post(&root);
+    assert_eq!(response_headers(ctx.as_mut(), UPSTREAM_HEADERS, false), Action::Continue);
+    let body = framed("test.v1.Everything", json!({"id": "t1"}));
+    response_chunk(ctx.as_mut(), &body, false);
+    response_trailers(ctx.as_mut(), &[("grpc-status", "0")]);
+    ctx.on_log();
+    assert_eq!(stat("json2grpc.method.test.v1.Things.Create.requests"), 1);
+    assert_eq!(stat("json2grpc.method.test.v1.Things.Create.responses"), 1);
+    assert_eq!(stat("json2grpc.bytes.request_json"), CREATE_BODY.len() as i64);
+    assert_eq!(stat("json2grpc.bytes.response_grpc"), body.len() as i64);
+    assert_eq!(stat("json2grpc.bytes.response_json"), br#"{"id":"t1"}"#.len() as i64);
+    assert!(stat("json2grpc.bytes.request_grpc") > 5);
+    // A malformed body: an invalid-request error answered 400.
+    with(|h| h.new_stream());
+    let mut bad = request(&root, POST_HEADERS);
+    assert_eq!(bad.on_http_request_headers(7, false), Action::Continue);
+    request_chunk(bad.as_mut(), b"{nope", true);
+    assert_eq!(stat("json2grpc.errors.invalid_request"), 1);
+    assert_eq!(stat("json2grpc.errors.status_400"), 1);
+    // An upstream gRPC error in trailers.
+    with(|h| h.new_stream());
+    let mut failed = transcoded_post(&root);
+    response_headers(failed.as_mut(), UPSTREAM_HEADERS, false);
+    response_trailers(failed.as_mut(), &[("grpc-status", "5")]);
+    assert_eq!(stat("json2grpc.errors.upstream_status"), 1);
+    assert_eq!(stat("json2grpc.errors.status_404"), 1);
+    // A request that is not ours.
+    with(|h| h.new_stream());
+    let mut pass = request(&root, &[(":method", "GET"), (":path", "/elsewhere"), (":authority", "x")]);
+    assert_eq!(pass.on_http_request_headers(3, true), Action::Continue);
+    assert_eq!(stat("json2grpc.passthrough"), 1);
+    // The histogram is defined (its value is the host's business).
+    with(|h| assert!(h.metrics.iter().any(|(n, kind, _)| n == "json2grpc.transcode_us" && *kind == 2)));
+}

@@ -100,6 +100,7 @@ extern "C" {
     fn proxy_continue_stream(stream_type: u32) -> u32;
     fn proxy_set_effective_context(context_id: u32) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
 }
 
 /// Takes ownership of bytes the host allocated through our allocator export.
@@ -262,6 +263,17 @@ pub fn set_effective_context(context_id: u32) -> bool {
 pub fn set_tick_period(ms: u32) -> bool {
     // SAFETY: plain value call.
     unsafe { proxy_set_tick_period_milliseconds(ms) == OK }
+}
+
+/// The host's wall clock in nanoseconds (0 if unavailable).
+pub fn now_nanos() -> u64 {
+    let mut t = 0u64;
+    // SAFETY: valid out pointer.
+    if unsafe { proxy_get_current_time_nanoseconds(&mut t) } == OK {
+        t
+    } else {
+        0
+    }
 }
 
 /// Metric kinds of the ABI.

@@ -23,7 +23,8 @@ use proxy_wasm::types::Action;
 
 use super::callout;
 use super::host::{self, Buffer, Map};
-use super::root::Flusher;
+use super::metrics::{now_micros, ErrorKind};
+use super::root::{Filter, Flusher};
 use crate::core::error::Error;
 use crate::core::frame::encode_frame;
 use crate::core::grpc_status::GrpcStatus;
@@ -58,7 +59,7 @@ enum ResponseState {
 }
 
 pub struct Http {
-    transcoder: Option<Rc<Transcoder>>,
+    transcoder: Option<Rc<Filter>>,
     context_id: u32,
     flusher: Rc<Flusher>,
     /// The binding of a transcoded request; the response side needs it too.
@@ -67,10 +68,12 @@ pub struct Http {
     response: ResponseState,
     /// A local reply was sent: every later callback (including for that reply) continues.
     replied: bool,
+    /// Microseconds spent in the core for this request (the `transcode_us` histogram).
+    spent_us: u64,
 }
 
 impl Http {
-    pub fn new(transcoder: Option<Rc<Transcoder>>, context_id: u32, flusher: Rc<Flusher>) -> Self {
+    pub fn new(transcoder: Option<Rc<Filter>>, context_id: u32, flusher: Rc<Flusher>) -> Self {
         Http {
             transcoder,
             context_id,
@@ -79,12 +82,25 @@ impl Http {
             request: RequestState::Idle,
             response: ResponseState::Idle,
             replied: false,
+            spent_us: 0,
         }
     }
 
+    /// Adds the time since `start` to this request's transcoding time.
+    fn charge(&mut self, start: u64) {
+        self.spent_us = self.spent_us.saturating_add(now_micros().saturating_sub(start));
+    }
+
+    fn metrics(&self) -> Option<&super::metrics::Metrics> {
+        self.transcoder.as_ref().map(|f| &f.metrics)
+    }
+
     /// Answers the client with a JSON error and stops the stream.
-    fn reply_error(&mut self, error: &Error) -> Action {
-        log::debug!("rejecting request: {error}");
+    fn reply_error(&mut self, kind: ErrorKind, error: &Error) -> Action {
+        log::debug!("answering {error} ({kind:?})");
+        if let Some(f) = &self.transcoder {
+            f.metrics.error(kind, error.http_status);
+        }
         self.reply(error.http_status, "application/json", &error.to_json())
     }
 
@@ -119,21 +135,25 @@ impl Http {
         let plan = match t.route(&method, &path, content_type.as_deref()) {
             Decision::PassThrough(reason) => {
                 log::trace!("pass-through {method} {path}: {reason:?}");
+                t.metrics.passthrough.inc();
                 return Action::Continue;
             }
-            Decision::Reject(error) => return self.reply_error(&error),
+            Decision::Reject(error) => return self.reply_error(ErrorKind::of_request(&error), &error),
             Decision::Transcode(plan) => plan,
         };
         let length = host::header_str(Map::RequestHeaders, "content-length");
         if let (Some(max), Some(length)) = (self.max_request_body(), length) {
             if length.trim().parse::<usize>().is_ok_and(|l| l > max) {
-                return self.reply_error(&Self::too_large());
+                return self.reply_error(ErrorKind::Limit, &Self::too_large());
             }
         }
         self.binding = Some(plan.binding.clone());
+        let method_metrics = t.metrics.method(&plan.method().path());
         if end_of_stream {
+            method_metrics.callouts.inc();
             return self.start_callout(&t, plan, &method, &path);
         }
+        method_metrics.requests.inc();
         rewrite_request_headers(&plan, &method, &path);
         self.request = if plan.method().client_streaming && !plan.binding.body_is_http_body {
             let stream = Box::new(t.request_stream(content_type.as_deref()));
@@ -149,7 +169,7 @@ impl Http {
             RequestState::Stream { .. } => self.on_request_stream_body(body_size, end_of_stream),
             RequestState::Body { .. } => {
                 if self.max_request_body().is_some_and(|max| body_size > max) {
-                    return self.reply_error(&Self::too_large());
+                    return self.reply_error(ErrorKind::Limit, &Self::too_large());
                 }
                 if !end_of_stream {
                     // Pause buffers the chunks in Envoy (413 from Envoy past its buffer limit).
@@ -170,16 +190,24 @@ impl Http {
             return Action::Continue;
         };
         let body = host::buffer(Buffer::HttpRequestBody, 0, body_size);
+        let start = now_micros();
         let framed = t.request_message(&plan, &body, content_type.as_deref()).and_then(|message| {
             let mut framed = Vec::with_capacity(message.len().saturating_add(5));
             encode_frame(&message, &mut framed)?;
             Ok(framed)
         });
+        self.charge(start);
+        if let Ok(framed) = &framed {
+            t.metrics.request_json_bytes.add(body.len() as u64);
+            t.metrics.request_grpc_bytes.add(framed.len() as u64);
+        }
         match framed {
             // (0, size) replaces everything; Envoy supports no other splice.
             Ok(framed) if host::set_buffer(Buffer::HttpRequestBody, 0, body_size, &framed) => Action::Continue,
-            Ok(_) => self.reply_error(&Error::internal("could not replace the request body")),
-            Err(error) => self.reply_error(&error),
+            Ok(_) => {
+                self.reply_error(ErrorKind::InvalidRequest, &Error::internal("could not replace the request body"))
+            }
+            Err(error) => self.reply_error(ErrorKind::of_request(&error), &error),
         }
     }
 
@@ -193,18 +221,22 @@ impl Http {
             return Action::Continue;
         };
         let data = host::buffer(Buffer::HttpRequestBody, 0, body_size);
+        let start = now_micros();
         let mut out = Vec::new();
         let mut result = t.push_request_stream(stream, plan, &data, &mut out);
         if result.is_ok() && end_of_stream {
             result = t.finish_request_stream(stream, plan, &mut out);
         }
+        self.charge(start);
+        t.metrics.request_json_bytes.add(data.len() as u64);
+        t.metrics.request_grpc_bytes.add(out.len() as u64);
         if let Err(error) = result {
             // The call is already open upstream: the local reply resets it, so the service
             // sees a cancelled stream, never a half-translated message.
-            return self.reply_error(&error);
+            return self.reply_error(ErrorKind::of_request(&error), &error);
         }
         if !host::set_buffer(Buffer::HttpRequestBody, 0, body_size, &out) {
-            return self.reply_error(&Error::internal("could not replace the request body"));
+            return self.reply_error(ErrorKind::InvalidRequest, &Error::internal("could not replace the request body"));
         }
         if end_of_stream {
             self.request = RequestState::Idle;
@@ -236,23 +268,26 @@ impl Http {
         if !info.client_streaming {
             let message = match t.request_message(&plan, &[], None) {
                 Ok(m) => m,
-                Err(e) => return self.reply_error(&e),
+                Err(e) => return self.reply_error(ErrorKind::of_request(&e), &e),
             };
             if let Err(e) = encode_frame(&message, &mut framed) {
-                return self.reply_error(&e);
+                return self.reply_error(ErrorKind::of_request(&e), &e);
             }
         }
         // Read before any header change: afterwards it may name another route's cluster.
         let route_cluster = host::property(&["xds", "cluster_name"]).and_then(|v| String::from_utf8(v).ok());
         let Some(cluster) = callout::cluster_for(&t.config.callout, &info.service, route_cluster) else {
-            return self.reply_error(&Error::new(
-                Code::Unavailable,
-                format!(
-                    "no upstream cluster for {}: the request's route has none and \
+            return self.reply_error(
+                ErrorKind::Callout,
+                &Error::new(
+                    Code::Unavailable,
+                    format!(
+                        "no upstream cluster for {}: the request's route has none and \
                      json2grpc.callout.clusters does not name one",
-                    info.service
+                        info.service
+                    ),
                 ),
-            ));
+            );
         };
         let authority = host::header_str(Map::RequestHeaders, ":authority").unwrap_or_else(|| cluster.clone());
         let forwarded: Vec<(String, String)> = host::headers(Map::RequestHeaders)
@@ -270,8 +305,10 @@ impl Http {
                 // Paused until the call's response arrives in on_http_call_response.
                 Action::Pause
             }
-            Err(status) => self
-                .reply_error(&Error::new(Code::Unavailable, format!("cannot call cluster \"{cluster}\" ({status:?})"))),
+            Err(status) => self.reply_error(
+                ErrorKind::Callout,
+                &Error::new(Code::Unavailable, format!("cannot call cluster \"{cluster}\" ({status:?})")),
+            ),
         }
     }
 
@@ -291,7 +328,7 @@ impl Http {
         if headers.is_empty() || !is_grpc_content_type(content_type) {
             // Envoy's own answer (no healthy upstream, timeout, reset, …), not gRPC.
             let status = find(":status").and_then(|v| std::str::from_utf8(v).ok()).and_then(|s| s.parse().ok());
-            self.reply_error(&callout_failure(status));
+            self.reply_error(ErrorKind::Callout, &callout_failure(status));
             return;
         }
         let status = GrpcStatus::from_metadata(
@@ -310,25 +347,33 @@ impl Http {
         };
         if let (true, Some(max)) = (streaming, max_body) {
             if u64::try_from(body_size).unwrap_or(u64::MAX) > u64::from(max) {
-                self.reply_error(&Error::internal(format!(
-                    "server stream of {body_size} bytes exceeds the {max} bytes a bodyless request may buffer \
+                self.reply_error(
+                    ErrorKind::Limit,
+                    &Error::internal(format!(
+                        "server stream of {body_size} bytes exceeds the {max} bytes a bodyless request may buffer \
                      (json2grpc.callout.max_stream_bytes); send the request with a body to stream it"
-                )));
+                    )),
+                );
                 return;
             }
         }
         let mut response =
             ResponseTranscoder::new(&binding, &t.config.print_options, t.config.limits.max_frame_size, max_body, None);
         let body = host::buffer(Buffer::HttpCallResponseBody, 0, body_size);
+        let start = now_micros();
         let mut out = Vec::new();
         let result = response.push_framed(&body, &mut out).and_then(|()| response.finish(status, &mut out));
+        self.charge(start);
+        t.metrics.response_grpc_bytes.add(body.len() as u64);
         match result {
             Ok(()) => {
+                t.metrics.response_json_bytes.add(out.len() as u64);
+                t.metrics.method(&binding.method.path()).responses.inc();
                 let content_type = response.content_type().into_owned();
                 self.reply(200, &content_type, &out);
             }
             Err(error) => {
-                self.reply_error(&error);
+                self.reply_error(ErrorKind::of_response(&error), &error);
             }
         }
     }
@@ -362,10 +407,11 @@ impl Http {
             let mut out = Vec::new();
             return match response.finish(status, &mut out) {
                 Ok(()) => {
+                    t.metrics.method(&binding.method.path()).responses.inc();
                     let content_type = response.content_type().into_owned();
                     self.reply(200, &content_type, &out)
                 }
-                Err(error) => self.reply_error(&error),
+                Err(error) => self.reply_error(ErrorKind::of_response(&error), &error),
             };
         }
         let response = Box::new(response);
@@ -421,6 +467,7 @@ impl Http {
             return Action::Continue;
         };
         let data = host::buffer(Buffer::HttpResponseBody, 0, body_size);
+        let start = now_micros();
         // Chunks can arrive faster than the tick: then Envoy's buffer still starts with our
         // previous output, followed by the new gRPC bytes.
         let kept = if pending { (*unflushed).min(data.len()) } else { 0 };
@@ -431,8 +478,13 @@ impl Http {
             // Ended without trailers: no status, an upstream error.
             result = response.finish(GrpcStatus::from_metadata(&t.pool, None, None, None), &mut out);
         }
+        let produced = out.len().saturating_sub(kept);
+        self.spent_us = self.spent_us.saturating_add(now_micros().saturating_sub(start));
+        t.metrics.response_grpc_bytes.add(fresh.len() as u64);
+        t.metrics.response_json_bytes.add(produced as u64);
         if let Err(error) = result {
             log::debug!("server stream failed: {error}");
+            t.metrics.error(ErrorKind::of_response(&error), error.http_status);
             if !response.abort(&error, &mut out) {
                 out.extend_from_slice(&error.to_json());
             }
@@ -482,14 +534,24 @@ impl Http {
         // and whatever followed it.
         let body = host::buffer(Buffer::HttpResponseBody, 0, usize::MAX);
         let body_size = body.len();
+        let start = now_micros();
         let kept = if pending { unflushed.min(body_size) } else { 0 };
         let (previous, fresh) = body.split_at(kept);
         let mut out = previous.to_vec();
         let result = response.push_framed(fresh, &mut out).and_then(|()| response.finish(status, &mut out));
+        self.charge(start);
+        t.metrics.response_grpc_bytes.add(fresh.len() as u64);
+        t.metrics.response_json_bytes.add(out.len().saturating_sub(kept) as u64);
         let (http_status, content_type) = match result {
-            Ok(()) => (200, response.content_type().into_owned()),
+            Ok(()) => {
+                if let Some(binding) = &self.binding {
+                    t.metrics.method(&binding.method.path()).responses.inc();
+                }
+                (200, response.content_type().into_owned())
+            }
             Err(error) => {
                 log::debug!("upstream error after response headers: {error}");
+                t.metrics.error(ErrorKind::of_response(&error), error.http_status);
                 // A stream that already sent messages ends with an error element.
                 if !response.abort(&error, &mut out) {
                     out = error.to_json();
@@ -590,6 +652,15 @@ impl Context for Http {
 }
 
 impl HttpContext for Http {
+    fn on_log(&mut self) {
+        // The end of the request: record the time it spent in the core, if it was ours.
+        if self.binding.is_some() {
+            if let Some(m) = self.metrics() {
+                m.transcode_micros.record(self.spent_us);
+            }
+        }
+    }
+
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         self.on_request_headers(end_of_stream)
     }

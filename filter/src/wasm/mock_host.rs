@@ -140,6 +140,14 @@ impl Host {
     }
 
     /// Makes every later call on `map` answer BadArgument.
+    /// A new request on the same Envoy: fresh maps and buffers, the stats kept.
+    pub fn new_stream(&mut self) {
+        self.maps = Default::default();
+        self.released = [false; MAPS];
+        self.buffers.clear();
+        self.local_replies.clear();
+    }
+
     pub fn release(&mut self, map: Map) {
         self.released[map as usize] = true;
     }

@@ -9,6 +9,7 @@ pub mod callout;
 pub mod host;
 pub mod http;
 pub mod logger;
+pub mod metrics;
 #[cfg(test)]
 mod mock_host;
 pub mod root;

@@ -8,12 +8,27 @@ use proxy_wasm::types::ContextType;
 
 use super::host;
 use super::http::Http;
+use super::metrics::Metrics;
 use crate::core::transcoder::Transcoder;
+
+/// What a configuration gives every request: the transcoder and its stats.
+pub struct Filter {
+    pub transcoder: Transcoder,
+    pub metrics: Metrics,
+}
+
+impl std::ops::Deref for Filter {
+    type Target = Transcoder;
+
+    fn deref(&self) -> &Transcoder {
+        &self.transcoder
+    }
+}
 
 #[derive(Default)]
 pub struct Root {
     /// `None` until a configuration was accepted: requests then pass through untouched.
-    transcoder: Option<Rc<Transcoder>>,
+    filter: Option<Rc<Filter>>,
     flusher: Rc<Flusher>,
 }
 
@@ -79,7 +94,8 @@ impl RootContext for Root {
                     transcoder.config.services.len(),
                     transcoder.router.methods.len()
                 );
-                self.transcoder = Some(Rc::new(transcoder));
+                let metrics = Metrics::define(&transcoder);
+                self.filter = Some(Rc::new(Filter { transcoder, metrics }));
                 true
             }
             Err(e) => {
@@ -96,7 +112,7 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Http::new(self.transcoder.clone(), context_id, self.flusher.clone())))
+        Some(Box::new(Http::new(self.filter.clone(), context_id, self.flusher.clone())))
     }
 
     fn get_type(&self) -> Option<ContextType> {
