@@ -75,7 +75,9 @@ help:
 	@echo "make e2e           pytest tests/e2e against a real Envoy (PYTEST_ARGS=\"-k reserve\")"
 	@echo "make conformance   scripts/conformance.sh (protobuf conformance suite)"
 	@echo "make lint          cargo clippy --workspace --all-targets -D warnings"
-	@echo "make test          lint unit wasm-unit conformance e2e"
+	@echo "make interop       JSON from Python protobuf (upb) must parse to the same messages"
+	@echo "make bench         criterion: core JSON<->binary MB/s on the peer-bench payloads"
+	@echo "make test          lint unit wasm-unit interop conformance e2e"
 	@echo "make clean         remove dist/ and cargo output (keeps .venv and .cache)"
 
 toolchain:
@@ -200,8 +202,34 @@ conformance:
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-test: lint unit wasm-unit conformance e2e
+# Python protobuf (upb) writes the peer-bench payloads as JSON in several settings; json2grpc
+# must parse each to the message of the .binpb (filter/tests/upb_interop.rs).
+.PHONY: interop bench
+interop: venv
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(VENV)/bin/python $(ROOT)/scripts/upb-interop.py "$$tmp"; \
+	UPB_JSON_DIR="$$tmp" $(CARGO) test -p json2grpc --test upb_interop
+
+# Core throughput (MB/s of JSON) on filter/testdata/bench; compare with the peer benchmark (shared/bench/README.md).
+bench:
+	$(CARGO) bench -p json2grpc --bench transcode
+
+test: lint unit wasm-unit interop conformance istio-validate e2e
 
 clean:
 	rm -rf $(DIST)
 	$(CARGO) clean
+
+# ---- Istio: OCI image of the filter, manifests, validation (istio/README.md) -----------------
+# WASM_IMAGE: where the image is pushed; the rendered manifests (dist/istio) point there.
+WASM_IMAGE ?= oci://registry.example.com/json2grpc/json2grpc:dev
+OCI_TAG    ?= $(lastword $(subst :, ,$(WASM_IMAGE)))
+.PHONY: oci istio-validate
+oci: wasm
+	$(PYTHON) $(ROOT)/istio/oci.py --wasm $(WASM) --out $(DIST)/oci --tag $(OCI_TAG) \
+	  --tarball $(DIST)/json2grpc-oci.tar
+
+istio-validate: oci descriptors venv
+	$(PYTHON) $(ROOT)/istio/render.py --plugin-config $(PLUGIN_CONFIG) --out $(DIST)/istio \
+	  --wasm-url $(WASM_IMAGE) --sha256-file $(DIST)/oci/sha256
+	cd $(ROOT) && PYTHONDONTWRITEBYTECODE=1 $(PYTEST) -p no:cacheprovider tests/istio $(PYTEST_ARGS)

@@ -23,8 +23,9 @@ pub struct ParseOptions {
     pub case_insensitive_enums: bool,
     /// Drop fields the schema does not know (Envoy's behaviour) instead of failing.
     pub ignore_unknown_fields: bool,
-    /// Drop enum names the schema does not know instead of failing. Off in the filter: a
-    /// misspelt enum is a client error worth a 400, as in Envoy.
+    /// Drop enum names the schema does not know instead of failing (only together with
+    /// `ignore_unknown_fields`). Off in the filter: a misspelt enum is a client error worth a
+    /// 400, as in Envoy.
     pub ignore_unknown_enum_names: bool,
 }
 

@@ -2,6 +2,7 @@
 pub mod config;
 pub mod descriptors;
 pub mod error;
+pub mod fast;
 pub mod field_path;
 pub mod field_value;
 pub mod frame;

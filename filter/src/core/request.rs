@@ -12,6 +12,7 @@ use prost_reflect::{DynamicMessage, Kind, MapKey, MessageDescriptor, ReflectMess
 
 use super::config::Config;
 use super::error::{Error, Result};
+use super::fast::Codec;
 use super::field_path::{FieldPath, Names};
 use super::field_value::parse_value;
 use super::json::{self, ParseOptions};
@@ -74,39 +75,23 @@ pub(crate) fn plan(
             continue;
         };
         let Ok(text) = String::from_utf8(bytes) else {
-            return Decision::Reject(Error::bad_request(format!(
-                "path variable \"{path}\" is not valid UTF-8"
-            )));
+            return Decision::Reject(Error::bad_request(format!("path variable \"{path}\" is not valid UTF-8")));
         };
         let Some(leaf) = path.leaf() else { continue };
         match parse_value(&leaf.kind(), &text, config.case_insensitive_enum_parsing) {
-            Ok(value) => bound.push(Bound {
-                path: path.clone(),
-                map_key: None,
-                value,
-            }),
-            Err(e) => {
-                return Decision::Reject(Error::bad_request(format!(
-                    "path variable \"{path}\": {e}"
-                )))
-            }
+            Ok(value) => bound.push(Bound { path: path.clone(), map_key: None, value }),
+            Err(e) => return Decision::Reject(Error::bad_request(format!("path variable \"{path}\": {e}"))),
         }
     }
     let path_bound = bound.len();
     let mut unknown_query = Vec::new();
     let Some(query) = query.filter(|q| !q.is_empty()) else {
-        return Decision::Transcode(RequestPlan {
-            binding,
-            bound,
-            unknown_query,
-        });
+        return Decision::Transcode(RequestPlan { binding, bound, unknown_query });
     };
     let max = usize::try_from(config.limits.max_query_parameters).unwrap_or(usize::MAX);
     for (count, pair) in query.split('&').enumerate() {
         if count >= max {
-            return Decision::Reject(Error::bad_request(format!(
-                "more than {max} query parameters"
-            )));
+            return Decision::Reject(Error::bad_request(format!("more than {max} query parameters")));
         }
         // Envoy skips parameters without '=' and with an empty name.
         let Some((raw_name, raw_value)) = pair.split_once('=') else {
@@ -122,8 +107,7 @@ pub(crate) fn plan(
                 "query parameter \"{raw_name}\" is not valid UTF-8 once percent-decoded"
             )));
         };
-        if config.ignored_query_parameters.contains(&name)
-        {
+        if config.ignored_query_parameters.contains(&name) {
             continue;
         }
         let (field_name, map_key_text) = split_map_key(&name);
@@ -137,10 +121,7 @@ pub(crate) fn plan(
                 if config.ignore_unknown_query_parameters {
                     continue;
                 }
-                if config
-                    .request_validation_options
-                    .reject_unknown_query_parameters
-                {
+                if config.request_validation_options.reject_unknown_query_parameters {
                     return Decision::Reject(Error::bad_request(format!(
                         "query parameter \"{name}\" does not name a field of {}",
                         binding.method.input.full_name()
@@ -157,33 +138,17 @@ pub(crate) fn plan(
         let map_key = match (map_key_text, leaf.is_map()) {
             (Some(key), true) => match map_key(leaf, key) {
                 Ok(k) => Some(k),
-                Err(e) => {
-                    return Decision::Reject(Error::bad_request(format!(
-                        "query parameter \"{name}\": {e}"
-                    )))
-                }
+                Err(e) => return Decision::Reject(Error::bad_request(format!("query parameter \"{name}\": {e}"))),
             },
             _ => None,
         };
         let kind = value_kind(leaf);
         match parse_value(&kind, &value, config.case_insensitive_enum_parsing) {
-            Ok(value) => bound.push(Bound {
-                path,
-                map_key,
-                value,
-            }),
-            Err(e) => {
-                return Decision::Reject(Error::bad_request(format!(
-                    "query parameter \"{name}\": {e}"
-                )))
-            }
+            Ok(value) => bound.push(Bound { path, map_key, value }),
+            Err(e) => return Decision::Reject(Error::bad_request(format!("query parameter \"{name}\": {e}"))),
         }
     }
-    Decision::Transcode(RequestPlan {
-        binding,
-        bound,
-        unknown_query,
-    })
+    Decision::Transcode(RequestPlan { binding, bound, unknown_query })
 }
 
 /// `labels[key]` → (`labels`, `key`).
@@ -240,10 +205,14 @@ fn map_key(field: &prost_reflect::FieldDescriptor, text: &str) -> Result<MapKey,
 pub fn build_message(
     config: &Config,
     parse: &ParseOptions,
+    codec: &Codec,
     plan: &RequestPlan,
     body: &[u8],
     content_type: Option<&str>,
 ) -> Result<Vec<u8>> {
+    if let Some(bytes) = fast_message(config, parse, codec, plan, body)? {
+        return Ok(bytes);
+    }
     let input = &plan.binding.method.input;
     let mut message = DynamicMessage::new(input.clone());
     match &plan.binding.body {
@@ -252,13 +221,9 @@ pub fn build_message(
         }
         // Without `body`, Envoy still reads a sent body as the message.
         BodyRule::Whole | BodyRule::None => message = json::parse_message(input, body, parse)?,
-        BodyRule::Field(path) => {
-            set_body_field(&mut message, path, body, content_type, plan, parse)?
-        }
+        BodyRule::Field(path) => set_body_field(&mut message, path, body, content_type, plan, parse)?,
     }
-    let collisions = config
-        .request_validation_options
-        .reject_binding_body_field_collisions;
+    let collisions = config.request_validation_options.reject_binding_body_field_collisions;
     // Decide for every binding before applying any: "set by the body" must not see values
     // the URL itself just wrote (repeated query parameters append).
     let body_has: Vec<bool> = plan.bound.iter().map(|b| body_sets(&message, b)).collect();
@@ -280,16 +245,60 @@ pub fn build_message(
     Ok(message.encode_to_vec())
 }
 
+/// The fast path: the body goes straight from JSON to wire format, and URL values the body
+/// did not set are appended (concatenated protobuf messages merge). Cases it does not cover
+/// (HttpBody, a body field, map keys from the query, collision checks) return `None`.
+fn fast_message(
+    config: &Config,
+    parse: &ParseOptions,
+    codec: &Codec,
+    plan: &RequestPlan,
+    body: &[u8],
+) -> Result<Option<Vec<u8>>> {
+    let binding = &plan.binding;
+    if binding.body_is_http_body
+        || !matches!(binding.body, BodyRule::Whole | BodyRule::None)
+        || config.request_validation_options.reject_binding_body_field_collisions
+        || plan.bound.iter().any(|b| b.map_key.is_some())
+    {
+        return Ok(None);
+    }
+    let input = &binding.method.input;
+    let Some(index) = codec.index(input) else { return Ok(None) };
+    let mut out = Vec::with_capacity(body.len() / 2 + 16);
+    codec.json_to_binary(index, body, parse, &mut out)?;
+    if plan.bound.is_empty() {
+        return Ok(Some(out));
+    }
+    let mut url = DynamicMessage::new(input.clone());
+    for bound in &plan.bound {
+        if wire_has_path(&out, bound.path.fields()) {
+            continue;
+        }
+        bound
+            .path
+            .set(&mut url, bound.value.clone(), None)
+            .map_err(|e| Error::bad_request(format!("field \"{}\": {e}", bound.path)))?;
+    }
+    url.encode(&mut out).map_err(|e| Error::internal(format!("encoding URL values: {e}")))?;
+    Ok(Some(out))
+}
+
+/// Whether encoded `bytes` set the field at `path` (a nested path descends into every
+/// occurrence of each parent, as merging would).
+fn wire_has_path(bytes: &[u8], path: &[prost_reflect::FieldDescriptor]) -> bool {
+    let Some((first, rest)) = path.split_first() else { return false };
+    crate::core::wire::fields(bytes).any(|f| match f {
+        Ok(f) if f.number == first.number() => rest.is_empty() || wire_has_path(f.value, rest),
+        _ => false,
+    })
+}
+
 fn body_sets(message: &DynamicMessage, bound: &Bound) -> bool {
-    match (
-        &bound.map_key,
-        bound.path.parent(message),
-        bound.path.leaf(),
-    ) {
-        (Some(key), Some(parent), Some(leaf)) => parent
-            .get_field(leaf)
-            .as_map()
-            .is_some_and(|map| map.contains_key(key)),
+    match (&bound.map_key, bound.path.parent(message), bound.path.leaf()) {
+        (Some(key), Some(parent), Some(leaf)) => {
+            parent.get_field(leaf).as_map().is_some_and(|map| map.contains_key(key))
+        }
         _ => bound.path.is_set(message),
     }
 }
@@ -316,9 +325,7 @@ fn set_body_field(
     plan: &RequestPlan,
     parse: &ParseOptions,
 ) -> Result<()> {
-    let leaf = path
-        .leaf()
-        .ok_or_else(|| Error::internal("empty body field path"))?;
+    let leaf = path.leaf().ok_or_else(|| Error::internal("empty body field path"))?;
     if plan.binding.body_is_http_body {
         let Kind::Message(http_body) = leaf.kind() else {
             return Err(Error::internal("HttpBody field is not a message"));
@@ -343,19 +350,14 @@ fn set_body_field(
     wrapped.extend_from_slice(b"\n}");
     let parsed = json::parse_message(&parent_type, &wrapped, &nested_depth(parse))?;
     let value = parsed.get_field(leaf).into_owned();
-    let parent = path
-        .parent_mut(message)
-        .ok_or_else(|| Error::internal("body field parent"))?;
+    let parent = path.parent_mut(message).ok_or_else(|| Error::internal("body field parent"))?;
     parent.set_field(leaf, value);
     Ok(())
 }
 
 /// The wrapper object adds one level of nesting that the client did not send.
 fn nested_depth(parse: &ParseOptions) -> ParseOptions {
-    ParseOptions {
-        max_depth: parse.max_depth.saturating_add(1),
-        ..parse.clone()
-    }
+    ParseOptions { max_depth: parse.max_depth.saturating_add(1), ..parse.clone() }
 }
 
 /// Fills a google.api.HttpBody: raw bytes, the request content-type, captured query parameters.
@@ -382,10 +384,7 @@ fn fill_http_body(
 
 /// `envoy.extensions.filters.http.grpc_json_transcoder.v3.UnknownQueryParams` as the native
 /// filter sends it: `map<string, Values> key = 1; message Values { repeated string values = 1; }`.
-fn unknown_query_params_any(
-    http_body: &MessageDescriptor,
-    params: &[(String, String)],
-) -> Option<DynamicMessage> {
+fn unknown_query_params_any(http_body: &MessageDescriptor, params: &[(String, String)]) -> Option<DynamicMessage> {
     #[derive(Clone, PartialEq, prost::Message)]
     struct Values {
         #[prost(string, repeated, tag = "1")]
@@ -398,12 +397,7 @@ fn unknown_query_params_any(
     }
     let mut captured = UnknownQueryParams::default();
     for (name, value) in params {
-        captured
-            .key
-            .entry(name.clone())
-            .or_default()
-            .values
-            .push(value.clone());
+        captured.key.entry(name.clone()).or_default().values.push(value.clone());
     }
     let any_type = http_body.get_field_by_name("extensions")?.kind();
     let Kind::Message(any_type) = any_type else {
@@ -436,9 +430,7 @@ mod tests {
     fn transcoder(extra: &str) -> Transcoder {
         let b64 = base64::engine::general_purpose::STANDARD.encode(TEST_DESCRIPTOR_SET);
         let sep = if extra.is_empty() { "" } else { "," };
-        let config = format!(
-            r#"{{"proto_descriptor_bin":"{b64}","services":["test.v1.Things"]{sep}{extra}}}"#
-        );
+        let config = format!(r#"{{"proto_descriptor_bin":"{b64}","services":["test.v1.Things"]{sep}{extra}}}"#);
         Transcoder::from_json(config.as_bytes()).unwrap()
     }
 
@@ -453,20 +445,14 @@ mod tests {
         let plan = match t.route(method, path, Some("application/json")) {
             Decision::Transcode(plan) => plan,
             Decision::Reject(e) => return Err(e),
-            Decision::PassThrough(reason) => {
-                return Err(Error::internal(format!("pass-through: {reason:?}")))
-            }
+            Decision::PassThrough(reason) => return Err(Error::internal(format!("pass-through: {reason:?}"))),
         };
         let bytes = t.request_message(&plan, body.as_bytes(), content_type)?;
-        let message =
-            DynamicMessage::decode(plan.method().input.clone(), bytes.as_slice()).unwrap();
+        let message = DynamicMessage::decode(plan.method().input.clone(), bytes.as_slice()).unwrap();
         let options = prost_reflect::SerializeOptions::new().use_proto_field_name(true);
         let mut ser = serde_json::Serializer::new(Vec::new());
         message.serialize_with_options(&mut ser, &options).unwrap();
-        Ok((
-            plan.method().path(),
-            serde_json::from_slice(&ser.into_inner()).unwrap(),
-        ))
+        Ok((plan.method().path(), serde_json::from_slice(&ser.into_inner()).unwrap()))
     }
 
     fn call(t: &Transcoder, method: &str, path: &str, body: &str) -> Result<(String, Json)> {
@@ -491,14 +477,8 @@ mod tests {
         let (grpc_path, m) = call(&t, "GET", "/v1/nested/a%20b/things/x%2Fy", "").unwrap();
         assert_eq!(grpc_path, "/test.v1.Things/Get");
         assert_eq!(m, json!({"id": "x/y", "nested": {"name": "a b"}}));
-        assert_eq!(
-            message(&t, "GET", "/v1/shelves/1/books/2", ""),
-            json!({"name": "shelves/1/books/2"})
-        );
-        assert_eq!(
-            message(&t, "GET", "/v2/files/a/b%2Fc", ""),
-            json!({"rest": "a/b%2Fc"})
-        );
+        assert_eq!(message(&t, "GET", "/v1/shelves/1/books/2", ""), json!({"name": "shelves/1/books/2"}));
+        assert_eq!(message(&t, "GET", "/v2/files/a/b%2Fc", ""), json!({"rest": "a/b%2Fc"}));
     }
 
     #[test]
@@ -537,44 +517,26 @@ mod tests {
     fn query_syntax_edge_cases() {
         let t = transcoder("");
         // No '=', empty name: skipped. Empty value: an empty string. Last singular value wins.
-        assert_eq!(
-            message(&t, "GET", "/v1/query?id&=x&tags=&id=1&id=2", ""),
-            json!({"id": "2", "tags": [""]})
-        );
+        assert_eq!(message(&t, "GET", "/v1/query?id&=x&tags=&id=1&id=2", ""), json!({"id": "2", "tags": [""]}));
         // '+' is a plus unless query_param_unescape_plus.
-        assert_eq!(
-            message(&t, "GET", "/v1/query?id=a+b", ""),
-            json!({"id": "a+b"})
-        );
+        assert_eq!(message(&t, "GET", "/v1/query?id=a+b", ""), json!({"id": "a+b"}));
         let t = transcoder(r#""query_param_unescape_plus": true"#);
-        assert_eq!(
-            message(&t, "GET", "/v1/query?id=a+b%2B", ""),
-            json!({"id": "a b+"})
-        );
+        assert_eq!(message(&t, "GET", "/v1/query?id=a+b%2B", ""), json!({"id": "a b+"}));
         // Percent-decoded names as a fallback.
-        assert_eq!(
-            message(&t, "GET", "/v1/query?scalars%2Ef_int32=3", ""),
-            json!({"scalars": {"f_int32": 3}})
-        );
+        assert_eq!(message(&t, "GET", "/v1/query?scalars%2Ef_int32=3", ""), json!({"scalars": {"f_int32": 3}}));
     }
 
     #[test]
     fn a_query_parameter_cannot_override_a_path_variable() {
         let t = transcoder("");
-        assert_eq!(
-            message(&t, "GET", "/v1/things/a?id=b&page_size=3", ""),
-            json!({"id": "a", "page_size": 3})
-        );
+        assert_eq!(message(&t, "GET", "/v1/things/a?id=b&page_size=3", ""), json!({"id": "a", "page_size": 3}));
     }
 
     #[test]
     fn bad_url_values_are_400s_naming_the_parameter() {
         let t = transcoder("");
         let cases = [
-            (
-                "/v1/query?scalars.f_int32=x",
-                "query parameter \"scalars.f_int32\"",
-            ),
+            ("/v1/query?scalars.f_int32=x", "query parameter \"scalars.f_int32\""),
             ("/v1/query?scalars.f_int32=2147483648", "out of range"),
             ("/v1/query?scalars.f_uint32=-1", "f_uint32"),
             ("/v1/query?scalars.f_enum=PURPLE", "test.v1.Color"),
@@ -596,10 +558,7 @@ mod tests {
     #[test]
     fn case_insensitive_enums_apply_to_the_query_too() {
         let t = transcoder(r#""case_insensitive_enum_parsing": true"#);
-        assert_eq!(
-            message(&t, "GET", "/v1/query?colors=blue_green", ""),
-            json!({"colors": ["BLUE_GREEN"]})
-        );
+        assert_eq!(message(&t, "GET", "/v1/query?colors=blue_green", ""), json!({"colors": ["BLUE_GREEN"]}));
     }
 
     #[test]
@@ -610,40 +569,17 @@ mod tests {
             Decision::PassThrough(PassReason::UnknownQueryParameter)
         ));
         // Message-typed fields cannot be set from the query: treated as unknown.
-        assert!(matches!(
-            decision(&t, "GET", "/v1/query?nested=1"),
-            Decision::PassThrough(_)
-        ));
-        assert!(matches!(
-            decision(&t, "GET", "/v1/query?by_number[3]=x"),
-            Decision::PassThrough(_)
-        ));
-        assert!(
-            matches!(
-                decision(&t, "GET", "/v1/query?labels=x"),
-                Decision::PassThrough(_)
-            ),
-            "a map needs [key]"
-        );
+        assert!(matches!(decision(&t, "GET", "/v1/query?nested=1"), Decision::PassThrough(_)));
+        assert!(matches!(decision(&t, "GET", "/v1/query?by_number[3]=x"), Decision::PassThrough(_)));
+        assert!(matches!(decision(&t, "GET", "/v1/query?labels=x"), Decision::PassThrough(_)), "a map needs [key]");
         let t = transcoder(r#""ignored_query_parameters": ["api_key"]"#);
-        assert_eq!(
-            message(&t, "GET", "/v1/query?api_key=s&id=1", ""),
-            json!({"id": "1"})
-        );
+        assert_eq!(message(&t, "GET", "/v1/query?api_key=s&id=1", ""), json!({"id": "1"}));
         let t = transcoder(r#""ignore_unknown_query_parameters": true"#);
-        assert_eq!(
-            message(&t, "GET", "/v1/query?bogus=1&id=1", ""),
-            json!({"id": "1"})
-        );
-        let t = transcoder(
-            r#""request_validation_options": {"reject_unknown_query_parameters": true}"#,
-        );
+        assert_eq!(message(&t, "GET", "/v1/query?bogus=1&id=1", ""), json!({"id": "1"}));
+        let t = transcoder(r#""request_validation_options": {"reject_unknown_query_parameters": true}"#);
         let e = error(&t, "GET", "/v1/query?bogus=1", "");
         assert_eq!(e.http_status, 400);
-        assert!(
-            e.message.contains("\"bogus\"") && e.message.contains("test.v1.Everything"),
-            "{e}"
-        );
+        assert!(e.message.contains("\"bogus\"") && e.message.contains("test.v1.Everything"), "{e}");
     }
 
     #[test]
@@ -660,45 +596,24 @@ mod tests {
     #[test]
     fn body_star_is_the_message_and_wins_over_path_and_query() {
         let t = transcoder("");
-        let (path, m) = call(
-            &t,
-            "POST",
-            "/v1/things",
-            r#"{"id": "b", "scalars": {"fInt32": 1}, "unknown": 1}"#,
-        )
-        .unwrap();
+        let (path, m) =
+            call(&t, "POST", "/v1/things", r#"{"id": "b", "scalars": {"fInt32": 1}, "unknown": 1}"#).unwrap();
         assert_eq!(path, "/test.v1.Things/Create");
         assert_eq!(m, json!({"id": "b", "scalars": {"f_int32": 1}}));
-        assert_eq!(
-            message(&t, "POST", "/v1/things/p", r#"{"id": "b"}"#),
-            json!({"id": "b"})
-        );
-        assert_eq!(
-            message(&t, "POST", "/v1/things/p", r#"{"tags": ["x"]}"#),
-            json!({"id": "p", "tags": ["x"]})
-        );
+        assert_eq!(message(&t, "POST", "/v1/things/p", r#"{"id": "b"}"#), json!({"id": "b"}));
+        assert_eq!(message(&t, "POST", "/v1/things/p", r#"{"tags": ["x"]}"#), json!({"id": "p", "tags": ["x"]}));
         assert_eq!(message(&t, "POST", "/v1/things", ""), json!({}));
     }
 
     #[test]
     fn collisions_are_rejected_when_configured() {
-        let t = transcoder(
-            r#""request_validation_options": {"reject_binding_body_field_collisions": true}"#,
-        );
+        let t = transcoder(r#""request_validation_options": {"reject_binding_body_field_collisions": true}"#);
         let e = error(&t, "POST", "/v1/things/p", r#"{"id": "b"}"#);
         assert_eq!(e.http_status, 400);
         assert!(e.message.contains("\"id\""), "{e}");
         // The same value twice is not a collision; camelCase keys are compared too.
-        assert_eq!(
-            message(&t, "POST", "/v1/things/p", r#"{"id": "p"}"#),
-            json!({"id": "p"})
-        );
-        let e = error(
-            &t,
-            "POST",
-            "/v1/things/p?customName=q",
-            r#"{"renamed": "b"}"#,
-        );
+        assert_eq!(message(&t, "POST", "/v1/things/p", r#"{"id": "p"}"#), json!({"id": "p"}));
+        let e = error(&t, "POST", "/v1/things/p?customName=q", r#"{"renamed": "b"}"#);
         assert!(e.message.contains("\"renamed\""), "{e}");
     }
 
@@ -715,21 +630,10 @@ mod tests {
             m,
             json!({"id": "7", "item": {"id": "ignored-by-mask", "scalars": {"f_int32": 2}}, "update_mask": "id,scalars.fInt32"})
         );
-        let m = message(
-            &t,
-            "PUT",
-            "/v1/things/7/nested",
-            r#"{"name": "n", "child": {"value": 3}}"#,
-        );
-        assert_eq!(
-            m,
-            json!({"id": "7", "item": {"nested": {"name": "n", "child": {"value": 3}}}})
-        );
+        let m = message(&t, "PUT", "/v1/things/7/nested", r#"{"name": "n", "child": {"value": 3}}"#);
+        assert_eq!(m, json!({"id": "7", "item": {"nested": {"name": "n", "child": {"value": 3}}}}));
         // A repeated field as the body takes a JSON array.
-        assert_eq!(
-            message(&t, "POST", "/v1/tags", r#"["a", "b"]"#),
-            json!({"tags": ["a", "b"]})
-        );
+        assert_eq!(message(&t, "POST", "/v1/tags", r#"["a", "b"]"#), json!({"tags": ["a", "b"]}));
         let e = error(&t, "POST", "/v1/tags", r#"{"a": 1}"#);
         assert_eq!(e.http_status, 400);
     }
@@ -737,50 +641,25 @@ mod tests {
     #[test]
     fn bad_bodies_are_400s() {
         let t = transcoder("");
-        for body in [
-            r#"{"id": }"#,
-            r#"{"id": "a"} trailing"#,
-            r#"{"scalars": {"fInt32": "x"}}"#,
-            "[1]",
-            "\u{1}",
-            "nul",
-        ] {
+        for body in [r#"{"id": }"#, r#"{"id": "a"} trailing"#, r#"{"scalars": {"fInt32": "x"}}"#, "[1]", "\u{1}", "nul"]
+        {
             let e = error(&t, "POST", "/v1/things", body);
             assert_eq!(e.http_status, 400, "{body}");
             assert!(e.message.starts_with("invalid JSON body"), "{body}: {e}");
         }
         let deep = format!(r#"{{"val": {}{}}}"#, "[".repeat(200), "]".repeat(200));
-        assert!(error(&t, "POST", "/v1/things", &deep)
-            .message
-            .contains("nested deeper"));
-        let Decision::Transcode(plan) = decision(&t, "POST", "/v1/things") else {
-            panic!()
-        };
-        let e = t
-            .request_message(&plan, b"{\"id\": \"\xff\"}", None)
-            .unwrap_err();
+        assert!(error(&t, "POST", "/v1/things", &deep).message.contains("nested deeper"));
+        let Decision::Transcode(plan) = decision(&t, "POST", "/v1/things") else { panic!() };
+        let e = t.request_message(&plan, b"{\"id\": \"\xff\"}", None).unwrap_err();
         assert_eq!(e.http_status, 400);
     }
 
     #[test]
     fn http_body_requests_carry_raw_bytes_and_content_type() {
         let t = transcoder("");
-        let m = call_with(&t, "POST", "/v1/raw", "a,b\n1,2", Some("text/csv"))
-            .unwrap()
-            .1;
-        assert_eq!(
-            m,
-            json!({"content_type": "text/csv", "data": "YSxiCjEsMg=="})
-        );
-        let m = call_with(
-            &t,
-            "POST",
-            "/v1/upload/9",
-            "not json {",
-            Some("application/octet-stream"),
-        )
-        .unwrap()
-        .1;
+        let m = call_with(&t, "POST", "/v1/raw", "a,b\n1,2", Some("text/csv")).unwrap().1;
+        assert_eq!(m, json!({"content_type": "text/csv", "data": "YSxiCjEsMg=="}));
+        let m = call_with(&t, "POST", "/v1/upload/9", "not json {", Some("application/octet-stream")).unwrap().1;
         assert_eq!(
             m,
             json!({"id": "9", "file": {"content_type": "application/octet-stream", "data": "bm90IGpzb24gew=="}})
@@ -794,32 +673,19 @@ mod tests {
             Decision::Transcode(p) => p,
             other => panic!("{other:?}"),
         };
-        let bytes = t
-            .request_message(&plan, b"raw", Some("text/plain"))
-            .unwrap();
+        let bytes = t.request_message(&plan, b"raw", Some("text/plain")).unwrap();
         let m = DynamicMessage::decode(plan.method().input.clone(), bytes.as_slice()).unwrap();
         let file = m.get_field_by_name("file").unwrap();
-        let ext = file
-            .as_message()
-            .unwrap()
-            .get_field_by_name("extensions")
-            .unwrap();
+        let ext = file.as_message().unwrap().get_field_by_name("extensions").unwrap();
         let any = ext.as_list().unwrap()[0].as_message().unwrap().clone();
         assert_eq!(
             any.get_field_by_name("type_url").unwrap().as_str(),
             Some("type.googleapis.com/envoy.extensions.filters.http.grpc_json_transcoder.v3.UnknownQueryParams")
         );
         // map<string, Values{repeated string values = 1}> key = 1, sorted by key.
-        let value = any
-            .get_field_by_name("value")
-            .unwrap()
-            .as_bytes()
-            .unwrap()
-            .to_vec();
+        let value = any.get_field_by_name("value").unwrap().as_bytes().unwrap().to_vec();
         let expected = [
-            &[
-                0x0a, 0x0b, 0x0a, 0x01, b'x', 0x12, 0x06, 0x0a, 0x01, b'1', 0x0a, 0x01, b'2',
-            ][..],
+            &[0x0a, 0x0b, 0x0a, 0x01, b'x', 0x12, 0x06, 0x0a, 0x01, b'1', 0x0a, 0x01, b'2'][..],
             &[0x0a, 0x08, 0x0a, 0x01, b'y', 0x12, 0x03, 0x0a, 0x01, b'z'][..],
         ]
         .concat();
@@ -837,10 +703,7 @@ mod tests {
             t.route("POST", "/v1/things", Some("application/grpc+proto")),
             Decision::PassThrough(PassReason::Grpc)
         ));
-        assert!(matches!(
-            decision(&t, "GET", "/nothing/here"),
-            Decision::PassThrough(PassReason::NoRoute)
-        ));
+        assert!(matches!(decision(&t, "GET", "/nothing/here"), Decision::PassThrough(PassReason::NoRoute)));
         let t = transcoder(r#""request_validation_options": {"reject_unknown_method": true}"#);
         match decision(&t, "GET", "/nothing/here?x=1") {
             Decision::Reject(e) => {
@@ -854,9 +717,7 @@ mod tests {
     #[test]
     fn plan_exposes_the_grpc_method() {
         let t = transcoder("");
-        let Decision::Transcode(plan) = decision(&t, "GET", "/v1/stream/1") else {
-            panic!()
-        };
+        let Decision::Transcode(plan) = decision(&t, "GET", "/v1/stream/1") else { panic!() };
         assert!(plan.method().server_streaming);
         assert_eq!(plan.method().path(), "/test.v1.Things/ServerStream");
     }

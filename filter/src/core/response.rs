@@ -5,11 +5,13 @@
 //! Output is produced incrementally into caller-provided buffers, so the filter holds at most
 //! one message at a time whatever the stream length.
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use prost_reflect::{DynamicMessage, Kind, MessageDescriptor, ReflectMessage, Value};
 
 use super::config::PrintOptions;
 use super::error::{Error, Result};
+use super::fast::Codec;
 use super::field_path::FieldPath;
 use super::frame::FrameDecoder;
 use super::grpc_status::GrpcStatus;
@@ -56,6 +58,8 @@ pub struct ResponseTranscoder {
     max_body: Option<u32>,
     /// `content_type` of the first HttpBody message.
     raw_content_type: Option<String>,
+    /// The fast printer and the output type's plan, when it covers this response.
+    fast: Option<(Arc<Codec>, usize)>,
 }
 
 impl ResponseTranscoder {
@@ -67,12 +71,7 @@ impl ResponseTranscoder {
         grpc_encoding: Option<&str>,
     ) -> Self {
         let output = binding.method.output.clone();
-        let printed_type = match binding
-            .response_body
-            .as_ref()
-            .and_then(FieldPath::leaf)
-            .map(|f| f.kind())
-        {
+        let printed_type = match binding.response_body.as_ref().and_then(FieldPath::leaf).map(|f| f.kind()) {
             Some(Kind::Message(m)) => Some(m),
             Some(_) => None,
             None => Some(output.clone()),
@@ -97,7 +96,17 @@ impl ResponseTranscoder {
             received: 0,
             max_body,
             raw_content_type: None,
+            fast: None,
         }
+    }
+
+    /// Prints messages with the fast codec when it covers the output type (every response
+    /// except `response_body` selections and HttpBody, which go through reflection).
+    pub fn with_codec(mut self, codec: &Arc<Codec>) -> Self {
+        if self.response_body.is_none() && !self.raw {
+            self.fast = codec.index(&self.output).map(|i| (codec.clone(), i));
+        }
+        self
     }
 
     pub fn is_streaming(&self) -> bool {
@@ -118,11 +127,7 @@ impl ResponseTranscoder {
     /// once the first message arrived (`application/octet-stream` before).
     pub fn content_type(&self) -> Cow<'_, str> {
         if self.raw {
-            return Cow::Borrowed(
-                self.raw_content_type
-                    .as_deref()
-                    .unwrap_or("application/octet-stream"),
-            );
+            return Cow::Borrowed(self.raw_content_type.as_deref().unwrap_or("application/octet-stream"));
         }
         Cow::Borrowed(match (self.streaming, self.format) {
             (true, StreamFormat::ServerSentEvents) => "text/event-stream",
@@ -154,15 +159,14 @@ impl ResponseTranscoder {
             }
         }
         if !self.streaming && self.messages > 0 {
-            return Err(Error::bad_upstream(
-                "invalid gRPC response: more than one message for a unary method",
-            ));
+            return Err(Error::bad_upstream("invalid gRPC response: more than one message for a unary method"));
+        }
+        if let Some((codec, index)) = &self.fast {
+            let (codec, index) = (codec.clone(), *index);
+            return self.push_fast(&codec, index, message, out);
         }
         let decoded = DynamicMessage::decode(self.output.clone(), message).map_err(|e| {
-            Error::bad_upstream(format!(
-                "response is not a valid {} message: {e}",
-                self.output.full_name()
-            ))
+            Error::bad_upstream(format!("response is not a valid {} message: {e}", self.output.full_name()))
         })?;
         let first = self.messages == 0;
         self.messages = self.messages.saturating_add(1);
@@ -187,6 +191,33 @@ impl ResponseTranscoder {
         Ok(())
     }
 
+    /// Wire bytes straight to JSON, framed for streams like the reflection path.
+    fn push_fast(&mut self, codec: &Codec, index: usize, message: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let first = self.messages == 0;
+        let mark = out.len();
+        if self.streaming {
+            match self.format {
+                StreamFormat::JsonArray => out.push(if first { b'[' } else { b',' }),
+                StreamFormat::ServerSentEvents => out.extend_from_slice(b"data: "),
+                StreamFormat::NewlineDelimited => {}
+            }
+        }
+        if let Err(e) = codec.binary_to_json(index, message, &self.print, out) {
+            // Nothing half-written reaches the client.
+            out.truncate(mark);
+            return Err(e);
+        }
+        self.messages = self.messages.saturating_add(1);
+        if self.streaming {
+            match self.format {
+                StreamFormat::JsonArray => {}
+                StreamFormat::ServerSentEvents => out.extend_from_slice(b"\n\n"),
+                StreamFormat::NewlineDelimited => out.push(b'\n'),
+            }
+        }
+        Ok(())
+    }
+
     fn write_json(&self, message: &DynamicMessage, out: &mut Vec<u8>) -> Result<()> {
         let Some(path) = &self.response_body else {
             return print_message(message, &self.print, out);
@@ -198,19 +229,12 @@ impl ResponseTranscoder {
         };
         let mut holder = DynamicMessage::new(parent.descriptor());
         holder.set_field(leaf, parent.get_field(leaf).into_owned());
-        let print = PrintOptions {
-            add_whitespace: false,
-            ..self.print.clone()
-        };
+        let print = PrintOptions { add_whitespace: false, ..self.print.clone() };
         let mut text = Vec::new();
         print_message(&holder, &print, &mut text)?;
-        let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&text)
-            .map_err(|e| Error::internal(format!("response_body: {e}")))?;
-        let key = if self.print.preserve_proto_field_names {
-            leaf.name()
-        } else {
-            leaf.json_name()
-        };
+        let mut object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&text).map_err(|e| Error::internal(format!("response_body: {e}")))?;
+        let key = if self.print.preserve_proto_field_names { leaf.name() } else { leaf.json_name() };
         let value = object.remove(key).unwrap_or(serde_json::Value::Null);
         let written = if self.print.add_whitespace {
             serde_json::to_writer_pretty(&mut *out, &value)
@@ -224,31 +248,21 @@ impl ResponseTranscoder {
         let body = match &self.response_body {
             None => Some(message),
             Some(path) => match (path.parent(message), path.leaf()) {
-                (Some(parent), Some(leaf)) if parent.has_field(leaf) => {
-                    match parent.get_field(leaf) {
-                        Cow::Borrowed(Value::Message(m)) => Some(m),
-                        _ => None,
-                    }
-                }
+                (Some(parent), Some(leaf)) if parent.has_field(leaf) => match parent.get_field(leaf) {
+                    Cow::Borrowed(Value::Message(m)) => Some(m),
+                    _ => None,
+                },
                 _ => None,
             },
         };
         let Some(body) = body else { return Ok(()) };
         if self.raw_content_type.is_none() {
             let ct = body.get_field_by_name("content_type");
-            if let Some(ct) = ct
-                .as_deref()
-                .and_then(Value::as_str)
-                .filter(|ct| !ct.is_empty())
-            {
+            if let Some(ct) = ct.as_deref().and_then(Value::as_str).filter(|ct| !ct.is_empty()) {
                 self.raw_content_type = Some(ct.to_string());
             }
         }
-        if let Some(data) = body
-            .get_field_by_name("data")
-            .as_deref()
-            .and_then(Value::as_bytes)
-        {
+        if let Some(data) = body.get_field_by_name("data").as_deref().and_then(Value::as_bytes) {
             out.extend_from_slice(data);
         }
         Ok(())
@@ -274,9 +288,7 @@ impl ResponseTranscoder {
             return Ok(());
         }
         if self.messages == 0 {
-            return Err(Error::bad_upstream(
-                "invalid gRPC response: OK status without a response message",
-            ));
+            return Err(Error::bad_upstream("invalid gRPC response: OK status without a response message"));
         }
         Ok(())
     }
@@ -344,60 +356,34 @@ mod tests {
     fn transcoder(extra: &str) -> Transcoder {
         let b64 = base64::engine::general_purpose::STANDARD.encode(TEST_DESCRIPTOR_SET);
         let sep = if extra.is_empty() { "" } else { "," };
-        let config = format!(
-            r#"{{"proto_descriptor_bin":"{b64}","services":["test.v1.Things"]{sep}{extra}}}"#
-        );
+        let config = format!(r#"{{"proto_descriptor_bin":"{b64}","services":["test.v1.Things"]{sep}{extra}}}"#);
         Transcoder::from_json(config.as_bytes()).unwrap()
     }
 
     fn response(t: &Transcoder, method: &str, path: &str) -> ResponseTranscoder {
-        let Decision::Transcode(plan) = t.route(method, path, None) else {
-            panic!("no route")
-        };
-        ResponseTranscoder::new(
-            &plan.binding,
-            &t.config.print_options,
-            1 << 20,
-            t.config.max_response_body_size,
-            None,
-        )
+        let Decision::Transcode(plan) = t.route(method, path, None) else { panic!("no route") };
+        ResponseTranscoder::new(&plan.binding, &t.config.print_options, 1 << 20, t.config.max_response_body_size, None)
     }
 
     /// Encodes a JSON message of `type_name` as a gRPC frame.
     fn frame(t: &Transcoder, type_name: &str, json: &str) -> Vec<u8> {
         let desc = t.pool.get_message_by_name(type_name).unwrap();
-        let msg = DynamicMessage::deserialize(desc, &mut serde_json::Deserializer::from_str(json))
-            .unwrap();
+        let msg = DynamicMessage::deserialize(desc, &mut serde_json::Deserializer::from_str(json)).unwrap();
         let mut out = Vec::new();
         encode_frame(&msg.encode_to_vec(), &mut out).unwrap();
         out
     }
 
     fn ok() -> GrpcStatus {
-        GrpcStatus {
-            code: Code::Ok,
-            message: String::new(),
-            details: vec![],
-            status_missing: false,
-        }
+        GrpcStatus { code: Code::Ok, message: String::new(), details: vec![], status_missing: false }
     }
 
     fn status(code: Code, message: &str) -> GrpcStatus {
-        GrpcStatus {
-            code,
-            message: message.into(),
-            details: vec![],
-            status_missing: false,
-        }
+        GrpcStatus { code, message: message.into(), details: vec![], status_missing: false }
     }
 
     /// Feeds `data` in chunks of `chunk` bytes and finishes with `end`.
-    fn run(
-        r: &mut ResponseTranscoder,
-        data: &[u8],
-        chunk: usize,
-        end: GrpcStatus,
-    ) -> Result<String> {
+    fn run(r: &mut ResponseTranscoder, data: &[u8], chunk: usize, end: GrpcStatus) -> Result<String> {
         let mut out = Vec::new();
         for piece in data.chunks(chunk.max(1)) {
             r.push_framed(piece, &mut out)?;
@@ -409,27 +395,19 @@ mod tests {
     #[test]
     fn unary_message_becomes_json() {
         let t = transcoder("");
-        let data = frame(
-            &t,
-            "test.v1.Everything",
-            r#"{"id": "1", "numbers": ["5"], "scalars": {"fEnum": "RED"}}"#,
-        );
+        let data = frame(&t, "test.v1.Everything", r#"{"id": "1", "numbers": ["5"], "scalars": {"fEnum": "RED"}}"#);
         for chunk in [1, 3, 1000] {
             let mut r = response(&t, "GET", "/v1/things/1");
             assert_eq!(r.content_type(), "application/json");
             let out = run(&mut r, &data, chunk, ok()).unwrap();
-            assert_eq!(
-                out,
-                r#"{"id":"1","scalars":{"fEnum":"RED"},"numbers":["5"]}"#
-            );
+            assert_eq!(out, r#"{"id":"1","scalars":{"fEnum":"RED"},"numbers":["5"]}"#);
         }
     }
 
     #[test]
     fn print_options_apply() {
-        let t = transcoder(
-            r#""print_options": {"preserve_proto_field_names": true, "always_print_enums_as_ints": true}"#,
-        );
+        let t =
+            transcoder(r#""print_options": {"preserve_proto_field_names": true, "always_print_enums_as_ints": true}"#);
         let data = frame(&t, "test.v1.Everything", r#"{"scalars": {"fEnum": "RED"}}"#);
         let out = run(&mut response(&t, "GET", "/v1/things/1"), &data, 100, ok()).unwrap();
         assert_eq!(out, r#"{"scalars":{"f_enum":1}}"#);
@@ -438,32 +416,17 @@ mod tests {
     #[test]
     fn unary_errors() {
         let t = transcoder("");
-        let e = run(
-            &mut response(&t, "GET", "/v1/things/1"),
-            &[],
-            1,
-            status(Code::NotFound, "no such thing"),
-        )
-        .unwrap_err();
+        let e =
+            run(&mut response(&t, "GET", "/v1/things/1"), &[], 1, status(Code::NotFound, "no such thing")).unwrap_err();
         assert_eq!((e.http_status, e.message.as_str()), (404, "no such thing"));
         let e = run(&mut response(&t, "GET", "/v1/things/1"), &[], 1, ok()).unwrap_err();
         assert_eq!(e.http_status, 502);
-        let two = [
-            frame(&t, "test.v1.Everything", "{}"),
-            frame(&t, "test.v1.Everything", "{}"),
-        ]
-        .concat();
+        let two = [frame(&t, "test.v1.Everything", "{}"), frame(&t, "test.v1.Everything", "{}")].concat();
         let e = run(&mut response(&t, "GET", "/v1/things/1"), &two, 100, ok()).unwrap_err();
         assert!(e.message.contains("more than one message"), "{e}");
         // Truncated frame, undecodable message.
         let data = frame(&t, "test.v1.Everything", r#"{"id": "1"}"#);
-        let e = run(
-            &mut response(&t, "GET", "/v1/things/1"),
-            &data[..data.len() - 1],
-            100,
-            ok(),
-        )
-        .unwrap_err();
+        let e = run(&mut response(&t, "GET", "/v1/things/1"), &data[..data.len() - 1], 100, ok()).unwrap_err();
         assert!(e.message.contains("truncated"), "{e}");
         let bad = [0u8, 0, 0, 0, 2, 0x0a, 0x05];
         let e = run(&mut response(&t, "GET", "/v1/things/1"), &bad, 100, ok()).unwrap_err();
@@ -485,38 +448,18 @@ mod tests {
     #[test]
     fn response_body_selects_a_field() {
         let t = transcoder("");
-        let data = frame(
-            &t,
-            "test.v1.Everything",
-            r#"{"id": "1", "nested": {"name": "n", "value": 2}}"#,
-        );
-        let out = run(
-            &mut response(&t, "GET", "/v1/nested-response/1"),
-            &data,
-            7,
-            ok(),
-        )
-        .unwrap();
+        let data = frame(&t, "test.v1.Everything", r#"{"id": "1", "nested": {"name": "n", "value": 2}}"#);
+        let out = run(&mut response(&t, "GET", "/v1/nested-response/1"), &data, 7, ok()).unwrap();
         assert_eq!(out, r#"{"name":"n","value":2}"#);
         let data = frame(&t, "test.v1.Everything", r#"{"id": "1"}"#);
-        let out = run(
-            &mut response(&t, "GET", "/v1/nested-response/1"),
-            &data,
-            7,
-            ok(),
-        )
-        .unwrap();
+        let out = run(&mut response(&t, "GET", "/v1/nested-response/1"), &data, 7, ok()).unwrap();
         assert_eq!(out, "{}");
     }
 
     #[test]
     fn http_body_response_is_raw() {
         let t = transcoder("");
-        let data = frame(
-            &t,
-            "google.api.HttpBody",
-            r#"{"contentType": "text/csv", "data": "YSxiCg=="}"#,
-        );
+        let data = frame(&t, "google.api.HttpBody", r#"{"contentType": "text/csv", "data": "YSxiCg=="}"#);
         let mut r = response(&t, "GET", "/v1/download/1");
         assert!(r.is_raw());
         let out = run(&mut r, &data, 3, ok()).unwrap();
@@ -527,36 +470,21 @@ mod tests {
     #[test]
     fn server_stream_formats() {
         let t = transcoder("");
-        let data = [
-            frame(&t, "test.v1.Everything", r#"{"id": "1"}"#),
-            frame(&t, "test.v1.Everything", r#"{"id": "2"}"#),
-        ]
-        .concat();
+        let data =
+            [frame(&t, "test.v1.Everything", r#"{"id": "1"}"#), frame(&t, "test.v1.Everything", r#"{"id": "2"}"#)]
+                .concat();
         let mut r = response(&t, "GET", "/v1/stream/1");
-        assert_eq!(
-            run(&mut r, &data, 4, ok()).unwrap(),
-            r#"[{"id":"1"},{"id":"2"}]"#
-        );
-        assert_eq!(
-            run(&mut response(&t, "GET", "/v1/stream/1"), &[], 4, ok()).unwrap(),
-            "[]"
-        );
+        assert_eq!(run(&mut r, &data, 4, ok()).unwrap(), r#"[{"id":"1"},{"id":"2"}]"#);
+        assert_eq!(run(&mut response(&t, "GET", "/v1/stream/1"), &[], 4, ok()).unwrap(), "[]");
         let t = transcoder(r#""print_options": {"stream_newline_delimited": true}"#);
         let mut r = response(&t, "GET", "/v1/stream/1");
         assert_eq!(r.content_type(), "application/x-ndjson");
-        assert_eq!(
-            run(&mut r, &data, 4, ok()).unwrap(),
-            "{\"id\":\"1\"}\n{\"id\":\"2\"}\n"
-        );
-        let t = transcoder(
-            r#""print_options": {"stream_newline_delimited": true, "stream_sse_style_delimited": true}"#,
-        );
+        assert_eq!(run(&mut r, &data, 4, ok()).unwrap(), "{\"id\":\"1\"}\n{\"id\":\"2\"}\n");
+        let t =
+            transcoder(r#""print_options": {"stream_newline_delimited": true, "stream_sse_style_delimited": true}"#);
         let mut r = response(&t, "GET", "/v1/stream/1");
         assert_eq!(r.content_type(), "text/event-stream");
-        assert_eq!(
-            run(&mut r, &data, 4, ok()).unwrap(),
-            "data: {\"id\":\"1\"}\n\ndata: {\"id\":\"2\"}\n\n"
-        );
+        assert_eq!(run(&mut r, &data, 4, ok()).unwrap(), "data: {\"id\":\"1\"}\n\ndata: {\"id\":\"2\"}\n\n");
     }
 
     #[test]
@@ -575,39 +503,13 @@ mod tests {
     fn stream_errors_after_messages_are_visible() {
         let t = transcoder("");
         let data = frame(&t, "test.v1.Everything", r#"{"id": "1"}"#);
-        let out = run(
-            &mut response(&t, "GET", "/v1/stream/1"),
-            &data,
-            100,
-            status(Code::NotFound, "gone"),
-        )
-        .unwrap();
-        assert_eq!(
-            out,
-            r#"[{"id":"1"},{"error":{"code":5,"message":"gone","details":[]}}]"#
-        );
+        let out = run(&mut response(&t, "GET", "/v1/stream/1"), &data, 100, status(Code::NotFound, "gone")).unwrap();
+        assert_eq!(out, r#"[{"id":"1"},{"error":{"code":5,"message":"gone","details":[]}}]"#);
         let t = transcoder(r#""print_options": {"stream_sse_style_delimited": true}"#);
-        let out = run(
-            &mut response(&t, "GET", "/v1/stream/1"),
-            &data,
-            100,
-            status(Code::Internal, "boom"),
-        )
-        .unwrap();
-        assert!(
-            out.ends_with(
-                "event: error\ndata: {\"code\":13,\"message\":\"boom\",\"details\":[]}\n\n"
-            ),
-            "{out}"
-        );
+        let out = run(&mut response(&t, "GET", "/v1/stream/1"), &data, 100, status(Code::Internal, "boom")).unwrap();
+        assert!(out.ends_with("event: error\ndata: {\"code\":13,\"message\":\"boom\",\"details\":[]}\n\n"), "{out}");
         // Before any message, the error replaces the response.
-        let e = run(
-            &mut response(&t, "GET", "/v1/stream/1"),
-            &[],
-            100,
-            status(Code::Internal, "boom"),
-        )
-        .unwrap_err();
+        let e = run(&mut response(&t, "GET", "/v1/stream/1"), &[], 100, status(Code::Internal, "boom")).unwrap_err();
         assert_eq!(e.http_status, 500);
     }
 }

@@ -1,21 +1,27 @@
 //! The core's entry point: one `Transcoder` per configuration, built once (descriptors,
 //! routing table) and shared by every request.
+use std::sync::Arc;
+
 use prost_reflect::DescriptorPool;
 
 use super::config::{Config, ConfigError};
 use super::descriptors::load_pool;
 use super::error::Result;
+use super::fast::Codec;
 use super::frame::encode_frame;
-use super::json_stream::{ElementSplitter, Framing};
 use super::json::{ParseOptions, MAX_SUPPORTED_DEPTH};
+use super::json_stream::{ElementSplitter, Framing};
 use super::request::{self, Decision, PassReason, RequestPlan};
-use super::router::Router;
+use super::response::ResponseTranscoder;
+use super::router::{HttpBinding, Router};
 
 pub struct Transcoder {
     pub config: Config,
     pub pool: DescriptorPool,
     pub router: Router,
     pub parse_options: ParseOptions,
+    /// The fast JSON ⇄ binary codec (plans compiled once per configuration).
+    pub codec: Arc<Codec>,
 }
 
 impl Transcoder {
@@ -26,10 +32,7 @@ impl Transcoder {
 
     pub fn new(config: Config) -> Result<Transcoder, ConfigError> {
         if config.limits.max_json_depth > MAX_SUPPORTED_DEPTH {
-            return Err(ConfigError::new(
-                "json2grpc.limits.max_json_depth",
-                format!("at most {MAX_SUPPORTED_DEPTH}"),
-            ));
+            return Err(ConfigError::new("json2grpc.limits.max_json_depth", format!("at most {MAX_SUPPORTED_DEPTH}")));
         }
         let pool = load_pool(&config.proto_descriptor_bin)?;
         let router = Router::build(&config, &pool)?;
@@ -38,12 +41,8 @@ impl Transcoder {
             case_insensitive_enums: config.case_insensitive_enum_parsing,
             ..ParseOptions::default()
         };
-        Ok(Transcoder {
-            config,
-            pool,
-            router,
-            parse_options,
-        })
+        let codec = Arc::new(Codec::new(&pool));
+        Ok(Transcoder { config, pool, router, parse_options, codec })
     }
 
     /// Decides what to do with a request from its headers alone.
@@ -69,14 +68,16 @@ impl Transcoder {
         request::plan(&self.config, binding, values, query)
     }
 
+    /// A translator for the response to `binding`'s call. `max_body` overrides
+    /// `max_response_body_size` (bodyless server streams are capped lower).
+    pub fn response(&self, binding: &HttpBinding, max_body: Option<u32>, grpc_encoding: Option<&str>) -> ResponseTranscoder {
+        ResponseTranscoder::new(binding, &self.config.print_options, self.config.limits.max_frame_size, max_body, grpc_encoding)
+            .with_codec(&self.codec)
+    }
+
     /// The gRPC request message (protobuf bytes, unframed) for a planned request and its body.
-    pub fn request_message(
-        &self,
-        plan: &RequestPlan,
-        body: &[u8],
-        content_type: Option<&str>,
-    ) -> Result<Vec<u8>> {
-        request::build_message(&self.config, &self.parse_options, plan, body, content_type)
+    pub fn request_message(&self, plan: &RequestPlan, body: &[u8], content_type: Option<&str>) -> Result<Vec<u8>> {
+        request::build_message(&self.config, &self.parse_options, &self.codec, plan, body, content_type)
     }
 }
 
@@ -84,10 +85,7 @@ impl Transcoder {
 /// Envoy's grpc_web filter handles).
 pub fn is_grpc_content_type(content_type: &str) -> bool {
     let ct = content_type.trim_start();
-    let Some(rest) = ct
-        .get(..16)
-        .filter(|p| p.eq_ignore_ascii_case("application/grpc"))
-        .and_then(|_| ct.get(16..))
+    let Some(rest) = ct.get(..16).filter(|p| p.eq_ignore_ascii_case("application/grpc")).and_then(|_| ct.get(16..))
     else {
         return false;
     };
@@ -105,30 +103,47 @@ pub struct RequestStream {
 impl Transcoder {
     /// Starts translating the body of a client-streaming request.
     pub fn request_stream(&self, content_type: Option<&str>) -> RequestStream {
-        let max_element = self
-            .config
-            .max_request_body_size
-            .and_then(|m| usize::try_from(m).ok())
-            .unwrap_or(usize::MAX);
+        let max_element = self.config.max_request_body_size.and_then(|m| usize::try_from(m).ok()).unwrap_or(usize::MAX);
         RequestStream {
-            splitter: ElementSplitter::new(Framing::from_content_type(content_type), max_element, self.parse_options.max_depth),
+            splitter: ElementSplitter::new(
+                Framing::from_content_type(content_type),
+                max_element,
+                self.parse_options.max_depth,
+            ),
             content_type: content_type.map(str::to_string),
         }
     }
 
     /// Feeds request body bytes; appends the frames of every element they complete.
-    pub fn push_request_stream(&self, stream: &mut RequestStream, plan: &RequestPlan, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    pub fn push_request_stream(
+        &self,
+        stream: &mut RequestStream,
+        plan: &RequestPlan,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         let RequestStream { splitter, content_type } = stream;
         splitter.push(data, &mut |element| self.frame_element(plan, element, content_type.as_deref(), out))
     }
 
     /// The end of the request body.
-    pub fn finish_request_stream(&self, stream: &mut RequestStream, plan: &RequestPlan, out: &mut Vec<u8>) -> Result<()> {
+    pub fn finish_request_stream(
+        &self,
+        stream: &mut RequestStream,
+        plan: &RequestPlan,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         let RequestStream { splitter, content_type } = stream;
         splitter.finish(&mut |element| self.frame_element(plan, element, content_type.as_deref(), out))
     }
 
-    fn frame_element(&self, plan: &RequestPlan, element: &[u8], content_type: Option<&str>, out: &mut Vec<u8>) -> Result<()> {
+    fn frame_element(
+        &self,
+        plan: &RequestPlan,
+        element: &[u8],
+        content_type: Option<&str>,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         let message = self.request_message(plan, element, content_type)?;
         encode_frame(&message, out)
     }

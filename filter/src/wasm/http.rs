@@ -358,7 +358,7 @@ impl Http {
             }
         }
         let mut response =
-            ResponseTranscoder::new(&binding, &t.config.print_options, t.config.limits.max_frame_size, max_body, None);
+            t.response(&binding, max_body, None);
         let body = host::buffer(Buffer::HttpCallResponseBody, 0, body_size);
         let start = now_micros();
         let mut out = Vec::new();
@@ -393,13 +393,7 @@ impl Http {
             return Action::Continue;
         }
         let encoding = host::header_str(Map::ResponseHeaders, "grpc-encoding");
-        let mut response = ResponseTranscoder::new(
-            &binding,
-            &t.config.print_options,
-            t.config.limits.max_frame_size,
-            t.config.max_response_body_size,
-            encoding.as_deref(),
-        );
+        let mut response = t.response(&binding, t.config.max_response_body_size, encoding.as_deref());
         if end_of_stream {
             // Trailers-only: the status is in these headers and no body can be added here,
             // but a local reply can still replace the response.

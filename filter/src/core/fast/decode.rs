@@ -1,0 +1,888 @@
+//! Protobuf wire format → JSON, straight from wire fields to JSON text with the compiled
+//! plans. Output follows the reflection path (prost-reflect's serializer with our print
+//! options): declaration order, int64 as strings, enum names, base64 bytes, default values
+//! omitted unless `always_print_primitive_fields`.
+use std::collections::HashSet;
+
+use base64::Engine;
+
+use super::plan::{FieldPlan, MessagePlan, Plans, Scalar, Shape, ValueKind, WellKnown};
+use super::wkt_text;
+use crate::core::config::PrintOptions;
+use crate::core::error::{Error, Result};
+
+/// Nested messages deeper than this are refused (prost's own recursion limit).
+const MAX_DEPTH: u32 = 100;
+
+/// Appends the JSON of `bytes`, a message of plan `message`, to `out`.
+pub fn decode(plans: &Plans, message: usize, bytes: &[u8], print: &PrintOptions, out: &mut Vec<u8>) -> Result<()> {
+    let mut d = Decoder { plans, print, out, indent: 0, depth: 0 };
+    d.message(message, &[bytes])
+}
+
+/// One wire field: number, wire type, and payload (LEN: without length; varint: its bytes).
+#[derive(Clone, Copy)]
+struct Raw<'b> {
+    number: u32,
+    wire_type: u8,
+    value: &'b [u8],
+}
+
+fn invalid(plan: &MessagePlan, what: &str) -> Error {
+    Error::bad_upstream(format!("response is not a valid {} message: {what}", plan.full_name))
+}
+
+/// Reads the fields of concatenated chunks (protobuf merge semantics), skipping groups.
+fn read_fields<'b>(plan: &MessagePlan, chunks: &[&'b [u8]], mut each: impl FnMut(Raw<'b>) -> Result<()>) -> Result<()> {
+    for chunk in chunks {
+        let mut rest: &'b [u8] = chunk;
+        while !rest.is_empty() {
+            let (key, n) = read_varint(rest).ok_or_else(|| invalid(plan, "truncated field key"))?;
+            rest = rest.get(n..).unwrap_or(&[]);
+            let number = u32::try_from(key >> 3).ok().filter(|n| *n != 0).ok_or_else(|| invalid(plan, "field number 0"))?;
+            let wire_type = (key & 7) as u8;
+            let (value, tail) = match wire_type {
+                0 => {
+                    let (_, n) = read_varint(rest).ok_or_else(|| invalid(plan, "truncated varint"))?;
+                    rest.split_at_checked(n).ok_or_else(|| invalid(plan, "truncated varint"))?
+                }
+                1 => rest.split_at_checked(8).ok_or_else(|| invalid(plan, "truncated fixed64"))?,
+                5 => rest.split_at_checked(4).ok_or_else(|| invalid(plan, "truncated fixed32"))?,
+                2 => {
+                    let (len, n) = read_varint(rest).ok_or_else(|| invalid(plan, "truncated length"))?;
+                    let len = usize::try_from(len).map_err(|_| invalid(plan, "length too large"))?;
+                    let body = rest.get(n..).unwrap_or(&[]);
+                    body.split_at_checked(len).ok_or_else(|| invalid(plan, "truncated length-delimited field"))?
+                }
+                3 => {
+                    // A group (proto2): skipped, with everything nested in it.
+                    let end = skip_group(rest, number).ok_or_else(|| invalid(plan, "unterminated group"))?;
+                    rest.split_at_checked(end).ok_or_else(|| invalid(plan, "unterminated group"))?
+                }
+                _ => return Err(invalid(plan, "invalid wire type")),
+            };
+            rest = tail;
+            each(Raw { number, wire_type, value })?;
+        }
+    }
+    Ok(())
+}
+
+/// The length of a group's body up to and including its end tag.
+fn skip_group(buf: &[u8], number: u32) -> Option<usize> {
+    let mut pos = 0usize;
+    let mut open = vec![number];
+    while let Some(&innermost) = open.last() {
+        let (key, n) = read_varint(buf.get(pos..)?)?;
+        pos = pos.checked_add(n)?;
+        let field = u32::try_from(key >> 3).ok()?;
+        match key & 7 {
+            0 => pos = pos.checked_add(read_varint(buf.get(pos..)?)?.1)?,
+            1 => pos = pos.checked_add(8)?,
+            5 => pos = pos.checked_add(4)?,
+            2 => {
+                let (len, n) = read_varint(buf.get(pos..)?)?;
+                pos = pos.checked_add(n)?.checked_add(usize::try_from(len).ok()?)?;
+            }
+            3 => {
+                if open.len() > MAX_DEPTH as usize {
+                    return None;
+                }
+                open.push(field);
+            }
+            4 if field == innermost => {
+                open.pop();
+            }
+            _ => return None,
+        }
+        if pos > buf.len() {
+            return None;
+        }
+    }
+    Some(pos)
+}
+
+#[inline]
+fn read_varint(buf: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, &b) in buf.iter().take(10).enumerate() {
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+fn fixed32(b: &[u8]) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(b.get(..4).unwrap_or(&[0; 4]));
+    u32::from_le_bytes(a)
+}
+
+fn fixed64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(b.get(..8).unwrap_or(&[0; 8]));
+    u64::from_le_bytes(a)
+}
+
+/// A decoded scalar value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Num {
+    I(i64),
+    U(u64),
+    F32(f32),
+    F64(f64),
+    Bool(bool),
+}
+
+struct Decoder<'p, 'o> {
+    plans: &'p Plans,
+    print: &'p PrintOptions,
+    out: &'o mut Vec<u8>,
+    indent: usize,
+    depth: u32,
+}
+
+impl Decoder<'_, '_> {
+    fn plan(&self, index: usize) -> Result<&MessagePlan> {
+        self.plans.message(index).ok_or_else(|| Error::internal("message plan missing"))
+    }
+
+    // ---- JSON writing -------------------------------------------------------------------
+
+    fn newline(&mut self) {
+        if self.print.add_whitespace {
+            self.out.push(b'\n');
+            for _ in 0..self.indent {
+                self.out.extend_from_slice(b"  ");
+            }
+        }
+    }
+
+    /// Writes `,` (unless first) and the key of an object member.
+    fn key(&mut self, first: &mut bool, name: &str) {
+        if !*first {
+            self.out.push(b',');
+        }
+        *first = false;
+        self.newline();
+        string(self.out, name);
+        self.out.push(b':');
+        if self.print.add_whitespace {
+            self.out.push(b' ');
+        }
+    }
+
+    fn element(&mut self, first: &mut bool) {
+        if !*first {
+            self.out.push(b',');
+        }
+        *first = false;
+        self.newline();
+    }
+
+    fn open(&mut self, c: u8) {
+        self.out.push(c);
+        self.indent += 1;
+    }
+
+    fn close(&mut self, c: u8, empty: bool) {
+        self.indent = self.indent.saturating_sub(1);
+        if !empty {
+            self.newline();
+        }
+        self.out.push(c);
+    }
+
+    fn field_name<'f>(&self, f: &'f FieldPlan) -> &'f str {
+        if self.print.preserve_proto_field_names {
+            &f.proto_name
+        } else {
+            &f.json_name
+        }
+    }
+
+    // ---- messages -----------------------------------------------------------------------
+
+    fn message(&mut self, index: usize, chunks: &[&[u8]]) -> Result<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(Error::bad_upstream("response message nested too deeply"));
+        }
+        let plans = self.plans;
+        let plan = plans.message(index).ok_or_else(|| Error::internal("message plan missing"))?;
+        let result = match plan.well_known.filter(|w| w.custom_json()) {
+            Some(wk) => self.well_known(wk, plan, chunks),
+            None => {
+                self.open(b'{');
+                let mut first = true;
+                self.fields(plan, chunks, &mut first)?;
+                self.close(b'}', first);
+                Ok(())
+            }
+        };
+        self.depth -= 1;
+        result
+    }
+
+    /// Writes the members of a message's object (after `{`, possibly after `@type`).
+    fn fields(&mut self, plan: &MessagePlan, chunks: &[&[u8]], first: &mut bool) -> Result<()> {
+        // Collect every field occurrence, grouped by field in declaration order afterwards.
+        let mut found: Vec<(u16, Raw<'_>)> = Vec::new();
+        // Per oneof, the member set last (later members replace earlier ones).
+        let mut oneof_last: Vec<Option<u16>> = vec![None; usize::from(plan.oneofs)];
+        read_fields(plan, chunks, |raw| {
+            if let Some((i, f)) = plan.field_by_number(raw.number) {
+                let i = u16::try_from(i).unwrap_or(u16::MAX);
+                if let Some(slot) = f.oneof.and_then(|o| oneof_last.get_mut(usize::from(o))) {
+                    *slot = Some(i);
+                }
+                found.push((i, raw));
+            }
+            Ok(())
+        })?;
+        found.sort_by_key(|(i, _)| *i);
+        let mut next = 0usize;
+        for (i, field) in plan.fields.iter().enumerate() {
+            let start = next;
+            while found.get(next).is_some_and(|(j, _)| usize::from(*j) == i) {
+                next += 1;
+            }
+            let occurrences = found.get(start..next).unwrap_or(&[]);
+            if let Some(o) = field.oneof {
+                let last = oneof_last.get(usize::from(o)).copied().flatten();
+                if last != u16::try_from(i).ok() {
+                    continue;
+                }
+            }
+            self.field(field, occurrences, first)?;
+        }
+        Ok(())
+    }
+
+    fn field(&mut self, field: &FieldPlan, occurrences: &[(u16, Raw<'_>)], first: &mut bool) -> Result<()> {
+        let always = self.print.always_print_primitive_fields;
+        match field.shape {
+            Shape::Single { presence } => {
+                if let ValueKind::Message(m) = field.kind {
+                    if occurrences.is_empty() {
+                        return Ok(());
+                    }
+                    let chunks: Vec<&[u8]> = occurrences
+                        .iter()
+                        .filter(|(_, r)| r.wire_type == 2)
+                        .map(|(_, r)| r.value)
+                        .collect();
+                    if chunks.len() != occurrences.len() {
+                        return Err(self.wrong_type(field));
+                    }
+                    let name = self.field_name(field);
+                    self.key(first, name);
+                    return self.message(m, &chunks);
+                }
+                let last = occurrences.last().map(|(_, r)| *r);
+                let value = match last {
+                    Some(raw) => Some(self.scalar_value(field, field.kind, raw)?),
+                    None => None,
+                };
+                let print = match &value {
+                    Some(v) => presence || !is_default(v) || always,
+                    None => always && !presence,
+                };
+                if !print {
+                    return Ok(());
+                }
+                let name = self.field_name(field);
+                self.key(first, name);
+                match value {
+                    Some(v) => self.write_value(field.kind, &v),
+                    None => self.write_default(field.kind),
+                }
+            }
+            Shape::Repeated { .. } => {
+                let mut values = Vec::new();
+                for (_, raw) in occurrences {
+                    self.repeated_values(field, *raw, &mut values)?;
+                }
+                if values.is_empty() && !always {
+                    return Ok(());
+                }
+                let name = self.field_name(field);
+                self.key(first, name);
+                self.open(b'[');
+                let mut first_element = true;
+                for v in &values {
+                    self.element(&mut first_element);
+                    match v {
+                        Element::Value(v) => self.write_value(field.kind, v)?,
+                        Element::Message(bytes) => {
+                            if let ValueKind::Message(m) = field.kind {
+                                self.message(m, &[bytes])?;
+                            }
+                        }
+                    }
+                }
+                self.close(b']', values.is_empty());
+                Ok(())
+            }
+            Shape::Map { key, value } => {
+                if occurrences.is_empty() && !always {
+                    return Ok(());
+                }
+                let name = self.field_name(field);
+                self.key(first, name);
+                self.map(field, key, value, occurrences)
+            }
+        }
+    }
+
+    fn wrong_type(&self, field: &FieldPlan) -> Error {
+        Error::bad_upstream(format!("response field \"{}\" has the wrong wire type", field.proto_name))
+    }
+
+    fn repeated_values<'b>(&self, field: &FieldPlan, raw: Raw<'b>, values: &mut Vec<Element<'b>>) -> Result<()> {
+        match field.kind {
+            ValueKind::Message(_) => {
+                if raw.wire_type != 2 {
+                    return Err(self.wrong_type(field));
+                }
+                values.push(Element::Message(raw.value));
+            }
+            kind => {
+                let element_wire = kind.wire_type();
+                if raw.wire_type == 2 && element_wire != 2 {
+                    // Packed: a run of values.
+                    let mut rest = raw.value;
+                    while !rest.is_empty() {
+                        let n = match element_wire {
+                            0 => read_varint(rest).map(|(_, n)| n),
+                            1 => Some(8),
+                            _ => Some(4),
+                        };
+                        let n = n.filter(|n| *n <= rest.len()).ok_or_else(|| self.wrong_type(field))?;
+                        let (one, tail) = rest.split_at(n);
+                        rest = tail;
+                        values.push(Element::Value(self.scalar_value(
+                            field,
+                            kind,
+                            Raw { number: raw.number, wire_type: element_wire, value: one },
+                        )?));
+                    }
+                } else {
+                    values.push(Element::Value(self.scalar_value(field, kind, raw)?));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn map(&mut self, field: &FieldPlan, key_kind: Scalar, value_kind: ValueKind, occurrences: &[(u16, Raw<'_>)]) -> Result<()> {
+        let plans = self.plans;
+        let entry_plan = MessagePlan {
+            full_name: field.proto_name.clone(),
+            supported: true,
+            well_known: None,
+            fields: Vec::new(),
+            by_name: Default::default(),
+            by_number: Default::default(),
+            oneofs: 0,
+        };
+        // (key text, value occurrences) in wire order; duplicates keep the last value.
+        let mut entries: Vec<(String, Option<Raw<'_>>)> = Vec::with_capacity(occurrences.len());
+        for (_, raw) in occurrences {
+            if raw.wire_type != 2 {
+                return Err(self.wrong_type(field));
+            }
+            let mut key: Option<Raw<'_>> = None;
+            let mut value: Option<Raw<'_>> = None;
+            read_fields(&entry_plan, &[raw.value], |r| {
+                match r.number {
+                    1 => key = Some(r),
+                    2 => value = Some(r),
+                    _ => {}
+                }
+                Ok(())
+            })?;
+            let key_text = match key {
+                Some(k) => self.map_key_text(field, key_kind, k)?,
+                None => default_key_text(key_kind),
+            };
+            entries.push((key_text, value));
+        }
+        // Duplicate keys: the last entry wins (as a decoded map would hold).
+        let mut seen: HashSet<&str> = HashSet::with_capacity(entries.len());
+        let mut keep = vec![false; entries.len()];
+        for (i, (k, _)) in entries.iter().enumerate().rev() {
+            if seen.insert(k.as_str()) {
+                if let Some(slot) = keep.get_mut(i) {
+                    *slot = true;
+                }
+            }
+        }
+        self.open(b'{');
+        let mut first = true;
+        for ((key, value), keep) in entries.iter().zip(keep) {
+            if !keep {
+                continue;
+            }
+            self.key(&mut first, key);
+            match (value_kind, value) {
+                (ValueKind::Message(m), Some(v)) => {
+                    if v.wire_type != 2 {
+                        return Err(self.wrong_type(field));
+                    }
+                    self.message(m, &[v.value])?;
+                }
+                (ValueKind::Message(m), None) => self.message(m, &[])?,
+                (kind, Some(v)) => {
+                    let v = self.scalar_value(field, kind, *v)?;
+                    self.write_value(kind, &v)?;
+                }
+                (kind, None) => self.write_default(kind)?,
+            }
+        }
+        let _ = plans;
+        self.close(b'}', first);
+        Ok(())
+    }
+
+    fn map_key_text(&self, field: &FieldPlan, kind: Scalar, raw: Raw<'_>) -> Result<String> {
+        let v = self.scalar_value(field, ValueKind::Scalar(kind), raw)?;
+        Ok(match v {
+            Value::Str(s) => s.to_string(),
+            Value::Num(Num::I(i)) => i.to_string(),
+            Value::Num(Num::U(u)) => u.to_string(),
+            Value::Num(Num::Bool(b)) => b.to_string(),
+            _ => return Err(self.wrong_type(field)),
+        })
+    }
+
+    /// One scalar or enum value from its wire bytes.
+    fn scalar_value<'b>(&self, field: &FieldPlan, kind: ValueKind, raw: Raw<'b>) -> Result<Value<'b>> {
+        let expected = kind.wire_type();
+        if raw.wire_type != expected {
+            return Err(self.wrong_type(field));
+        }
+        let varint = || read_varint(raw.value).map(|(v, _)| v).unwrap_or(0);
+        Ok(match kind {
+            ValueKind::Enum(_) => Value::Num(Num::I(i64::from(varint() as i32))),
+            ValueKind::Message(_) => return Err(self.wrong_type(field)),
+            ValueKind::Scalar(s) => match s {
+                Scalar::Int32 => Value::Num(Num::I(i64::from(varint() as i32))),
+                Scalar::Int64 => Value::Num(Num::I(varint() as i64)),
+                Scalar::Uint32 => Value::Num(Num::U(u64::from(varint() as u32))),
+                Scalar::Uint64 => Value::Num(Num::U(varint())),
+                Scalar::Sint32 => {
+                    let v = varint() as u32;
+                    Value::Num(Num::I(i64::from((v >> 1) as i32 ^ -((v & 1) as i32))))
+                }
+                Scalar::Sint64 => {
+                    let v = varint();
+                    Value::Num(Num::I((v >> 1) as i64 ^ -((v & 1) as i64)))
+                }
+                Scalar::Fixed32 => Value::Num(Num::U(u64::from(fixed32(raw.value)))),
+                Scalar::Sfixed32 => Value::Num(Num::I(i64::from(fixed32(raw.value) as i32))),
+                Scalar::Fixed64 => Value::Num(Num::U(fixed64(raw.value))),
+                Scalar::Sfixed64 => Value::Num(Num::I(fixed64(raw.value) as i64)),
+                Scalar::Float => Value::Num(Num::F32(f32::from_bits(fixed32(raw.value)))),
+                Scalar::Double => Value::Num(Num::F64(f64::from_bits(fixed64(raw.value)))),
+                Scalar::Bool => Value::Num(Num::Bool(varint() != 0)),
+                Scalar::String => Value::Str(std::str::from_utf8(raw.value).map_err(|_| {
+                    Error::bad_upstream(format!("response field \"{}\" is not valid UTF-8", field.proto_name))
+                })?),
+                Scalar::Bytes => Value::Bytes(raw.value),
+            },
+        })
+    }
+
+    fn write_value(&mut self, kind: ValueKind, v: &Value<'_>) -> Result<()> {
+        match (kind, v) {
+            (ValueKind::Enum(e), Value::Num(Num::I(n))) => {
+                let n = *n as i32;
+                let plan = self.plans.enums.get(e);
+                if plan.is_some_and(|p| p.is_null_value) {
+                    self.out.extend_from_slice(b"null");
+                } else if self.print.always_print_enums_as_ints {
+                    self.out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+                } else if let Some(name) = plan.and_then(|p| p.by_number.get(&n)) {
+                    string(self.out, name);
+                } else {
+                    self.out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+                }
+            }
+            (ValueKind::Scalar(s), Value::Num(Num::I(i))) => {
+                if matches!(s, Scalar::Int64 | Scalar::Sint64 | Scalar::Sfixed64) {
+                    self.out.push(b'"');
+                    self.out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes());
+                    self.out.push(b'"');
+                } else {
+                    self.out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes());
+                }
+            }
+            (ValueKind::Scalar(s), Value::Num(Num::U(u))) => {
+                if matches!(s, Scalar::Uint64 | Scalar::Fixed64) {
+                    self.out.push(b'"');
+                    self.out.extend_from_slice(itoa::Buffer::new().format(*u).as_bytes());
+                    self.out.push(b'"');
+                } else {
+                    self.out.extend_from_slice(itoa::Buffer::new().format(*u).as_bytes());
+                }
+            }
+            (_, Value::Num(Num::F32(f))) => {
+                if f.is_finite() {
+                    self.out.extend_from_slice(zmij::Buffer::new().format_finite(*f).as_bytes());
+                } else {
+                    non_finite(self.out, f.is_nan(), *f > 0.0);
+                }
+            }
+            (_, Value::Num(Num::F64(f))) => {
+                if f.is_finite() {
+                    self.out.extend_from_slice(zmij::Buffer::new().format_finite(*f).as_bytes());
+                } else {
+                    non_finite(self.out, f.is_nan(), *f > 0.0);
+                }
+            }
+            (_, Value::Num(Num::Bool(b))) => self.out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            (_, Value::Str(s)) => string(self.out, s),
+            (_, Value::Bytes(b)) => {
+                self.out.push(b'"');
+                let encoded = base64::engine::general_purpose::STANDARD.encode(b);
+                self.out.extend_from_slice(encoded.as_bytes());
+                self.out.push(b'"');
+            }
+            _ => return Err(Error::internal("value does not match its kind")),
+        }
+        Ok(())
+    }
+
+    fn write_default(&mut self, kind: ValueKind) -> Result<()> {
+        let v = match kind {
+            ValueKind::Enum(_) => Value::Num(Num::I(0)),
+            ValueKind::Message(m) => return self.message(m, &[]),
+            ValueKind::Scalar(s) => match s {
+                Scalar::Int32 | Scalar::Int64 | Scalar::Sint32 | Scalar::Sint64 | Scalar::Sfixed32 | Scalar::Sfixed64 => {
+                    Value::Num(Num::I(0))
+                }
+                Scalar::Uint32 | Scalar::Uint64 | Scalar::Fixed32 | Scalar::Fixed64 => Value::Num(Num::U(0)),
+                Scalar::Float => Value::Num(Num::F32(0.0)),
+                Scalar::Double => Value::Num(Num::F64(0.0)),
+                Scalar::Bool => Value::Num(Num::Bool(false)),
+                Scalar::String => Value::Str(""),
+                Scalar::Bytes => Value::Bytes(&[]),
+            },
+        };
+        self.write_value(kind, &v)
+    }
+
+    // ---- well-known types ---------------------------------------------------------------
+
+    fn well_known(&mut self, wk: WellKnown, plan: &MessagePlan, chunks: &[&[u8]]) -> Result<()> {
+        match wk {
+            WellKnown::Timestamp | WellKnown::Duration => {
+                let (mut seconds, mut nanos) = (0i64, 0i32);
+                read_fields(plan, chunks, |r| {
+                    match (r.number, r.wire_type) {
+                        (1, 0) => seconds = read_varint(r.value).map_or(0, |(v, _)| v as i64),
+                        (2, 0) => nanos = read_varint(r.value).map_or(0, |(v, _)| v as i32),
+                        _ => {}
+                    }
+                    Ok(())
+                })?;
+                self.out.push(b'"');
+                let formatted = if wk == WellKnown::Timestamp {
+                    wkt_text::format_timestamp(seconds, nanos, self.out)
+                } else {
+                    wkt_text::format_duration(seconds, nanos, self.out)
+                };
+                formatted.map_err(|e| Error::bad_upstream(format!("response {}: {e}", plan.full_name)))?;
+                self.out.push(b'"');
+                Ok(())
+            }
+            WellKnown::FieldMask => {
+                let mut paths: Vec<&str> = Vec::new();
+                read_fields(plan, chunks, |r| {
+                    if r.number == 1 && r.wire_type == 2 {
+                        paths.push(std::str::from_utf8(r.value).map_err(|_| invalid(plan, "invalid UTF-8"))?);
+                    }
+                    Ok(())
+                })?;
+                self.out.push(b'"');
+                for (i, p) in paths.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(b',');
+                    }
+                    wkt_text::field_mask_path_to_json(p, self.out)
+                        .map_err(|e| Error::bad_upstream(format!("response {}: {e}", plan.full_name)))?;
+                }
+                self.out.push(b'"');
+                Ok(())
+            }
+            WellKnown::Wrapper(s) => {
+                let field = plan.fields.first().ok_or_else(|| Error::internal("wrapper without field"))?;
+                let mut last = None;
+                read_fields(plan, chunks, |r| {
+                    if r.number == 1 {
+                        last = Some(r);
+                    }
+                    Ok(())
+                })?;
+                match last {
+                    Some(raw) => {
+                        let v = self.scalar_value(field, ValueKind::Scalar(s), raw)?;
+                        self.write_value(ValueKind::Scalar(s), &v)
+                    }
+                    None => self.write_default(ValueKind::Scalar(s)),
+                }
+            }
+            WellKnown::Struct => {
+                let mut entries: Vec<&[u8]> = Vec::new();
+                read_fields(plan, chunks, |r| {
+                    if r.number == 1 && r.wire_type == 2 {
+                        entries.push(r.value);
+                    }
+                    Ok(())
+                })?;
+                self.struct_object(plan, &entries)
+            }
+            WellKnown::ListValue => {
+                let mut values: Vec<&[u8]> = Vec::new();
+                read_fields(plan, chunks, |r| {
+                    if r.number == 1 && r.wire_type == 2 {
+                        values.push(r.value);
+                    }
+                    Ok(())
+                })?;
+                self.list(plan, &values)
+            }
+            WellKnown::Value => self.value(plan, chunks),
+            WellKnown::Any => self.any(plan, chunks),
+            WellKnown::Empty => Ok(()),
+        }
+    }
+
+    fn value_plan(&self, plan: &MessagePlan) -> Result<usize> {
+        let index = match plan.well_known {
+            Some(WellKnown::Value) => self.plans.index_of(&plan.full_name),
+            _ => self.plans.index_of("google.protobuf.Value"),
+        };
+        index.ok_or_else(|| Error::internal("google.protobuf.Value plan missing"))
+    }
+
+    fn struct_object(&mut self, plan: &MessagePlan, entries: &[&[u8]]) -> Result<()> {
+        let value = self.value_plan(plan)?;
+        let mut items: Vec<(&str, Option<&[u8]>)> = Vec::with_capacity(entries.len());
+        for e in entries {
+            let mut key = "";
+            let mut val = None;
+            read_fields(plan, &[e], |r| {
+                match (r.number, r.wire_type) {
+                    (1, 2) => key = std::str::from_utf8(r.value).map_err(|_| invalid(plan, "invalid UTF-8"))?,
+                    (2, 2) => val = Some(r.value),
+                    _ => {}
+                }
+                Ok(())
+            })?;
+            items.push((key, val));
+        }
+        let mut seen: HashSet<&str> = HashSet::with_capacity(items.len());
+        let mut keep = vec![false; items.len()];
+        for (i, (k, _)) in items.iter().enumerate().rev() {
+            if seen.insert(k) {
+                if let Some(slot) = keep.get_mut(i) {
+                    *slot = true;
+                }
+            }
+        }
+        self.open(b'{');
+        let mut first = true;
+        for ((k, v), keep) in items.iter().zip(keep) {
+            if !keep {
+                continue;
+            }
+            self.key(&mut first, k);
+            match v {
+                Some(v) => self.message(value, &[v])?,
+                None => self.message(value, &[])?,
+            }
+        }
+        self.close(b'}', first);
+        Ok(())
+    }
+
+    fn list(&mut self, plan: &MessagePlan, values: &[&[u8]]) -> Result<()> {
+        let value = self.value_plan(plan)?;
+        self.open(b'[');
+        let mut first = true;
+        for v in values {
+            self.element(&mut first);
+            self.message(value, &[v])?;
+        }
+        self.close(b']', values.is_empty());
+        Ok(())
+    }
+
+    fn value(&mut self, plan: &MessagePlan, chunks: &[&[u8]]) -> Result<()> {
+        // The oneof `kind`: the member set last wins; sub-messages merge.
+        let mut kind: Option<Raw<'_>> = None;
+        let mut parts: Vec<&[u8]> = Vec::new();
+        read_fields(plan, chunks, |r| {
+            if (1..=6).contains(&r.number) {
+                if kind.is_some_and(|k| k.number != r.number) || !matches!(r.number, 5 | 6) {
+                    parts.clear();
+                }
+                if matches!(r.number, 5 | 6) {
+                    parts.push(r.value);
+                }
+                kind = Some(r);
+            }
+            Ok(())
+        })?;
+        let Some(k) = kind else {
+            return Err(Error::bad_upstream("response google.protobuf.Value has no kind"));
+        };
+        match (k.number, k.wire_type) {
+            (1, 0) => self.out.extend_from_slice(b"null"),
+            (2, 1) => {
+                let f = f64::from_bits(fixed64(k.value));
+                if !f.is_finite() {
+                    return Err(Error::bad_upstream("response google.protobuf.Value holds a non-finite number"));
+                }
+                self.out.extend_from_slice(zmij::Buffer::new().format_finite(f).as_bytes());
+            }
+            (3, 2) => string(self.out, std::str::from_utf8(k.value).map_err(|_| invalid(plan, "invalid UTF-8"))?),
+            (4, 0) => {
+                let b = read_varint(k.value).is_some_and(|(v, _)| v != 0);
+                self.out.extend_from_slice(if b { b"true" } else { b"false" });
+            }
+            (5, 2) => {
+                let s = self.plans.index_of("google.protobuf.Struct").ok_or_else(|| Error::internal("Struct plan missing"))?;
+                self.message(s, &parts)?;
+            }
+            (6, 2) => {
+                let l = self.plans.index_of("google.protobuf.ListValue").ok_or_else(|| Error::internal("ListValue plan missing"))?;
+                self.message(l, &parts)?;
+            }
+            _ => return Err(invalid(plan, "wrong wire type in Value")),
+        }
+        Ok(())
+    }
+
+    fn any(&mut self, plan: &MessagePlan, chunks: &[&[u8]]) -> Result<()> {
+        let mut type_url = "";
+        let mut value: Vec<&[u8]> = Vec::new();
+        read_fields(plan, chunks, |r| {
+            match (r.number, r.wire_type) {
+                (1, 2) => type_url = std::str::from_utf8(r.value).map_err(|_| invalid(plan, "invalid UTF-8"))?,
+                // Bytes fields do not merge: the last occurrence wins.
+                (2, 2) => value = vec![r.value],
+                _ => {}
+            }
+            Ok(())
+        })?;
+        if type_url.is_empty() && value.is_empty() {
+            self.out.extend_from_slice(b"{}");
+            return Ok(());
+        }
+        let name = type_url.rsplit_once('/').map_or(type_url, |(_, n)| n);
+        let target = self
+            .plans
+            .index_of(name)
+            .ok_or_else(|| Error::bad_upstream(format!("response Any type {type_url:?} is not in the descriptor set")))?;
+        let target_plan = self.plan(target)?;
+        let is_wkt = target_plan.well_known.is_some();
+        self.open(b'{');
+        let mut first = true;
+        self.key(&mut first, "@type");
+        string(self.out, type_url);
+        if is_wkt {
+            self.key(&mut first, "value");
+            self.message(target, &value)?;
+        } else {
+            self.depth += 1;
+            if self.depth > MAX_DEPTH {
+                return Err(Error::bad_upstream("response message nested too deeply"));
+            }
+            let plans = self.plans;
+            let target_plan = plans.message(target).ok_or_else(|| Error::internal("message plan missing"))?;
+            self.fields(target_plan, &value, &mut first)?;
+            self.depth -= 1;
+        }
+        self.close(b'}', false);
+        Ok(())
+    }
+}
+
+enum Element<'b> {
+    Value(Value<'b>),
+    Message(&'b [u8]),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Value<'b> {
+    Num(Num),
+    Str(&'b str),
+    Bytes(&'b [u8]),
+}
+
+fn is_default(v: &Value<'_>) -> bool {
+    match v {
+        Value::Num(Num::I(i)) => *i == 0,
+        Value::Num(Num::U(u)) => *u == 0,
+        Value::Num(Num::F32(f)) => f.to_bits() == 0,
+        Value::Num(Num::F64(f)) => f.to_bits() == 0,
+        Value::Num(Num::Bool(b)) => !*b,
+        Value::Str(s) => s.is_empty(),
+        Value::Bytes(b) => b.is_empty(),
+    }
+}
+
+fn default_key_text(kind: Scalar) -> String {
+    match kind {
+        Scalar::Bool => "false".to_string(),
+        Scalar::String => String::new(),
+        _ => "0".to_string(),
+    }
+}
+
+fn non_finite(out: &mut Vec<u8>, nan: bool, positive: bool) {
+    out.extend_from_slice(if nan {
+        b"\"NaN\""
+    } else if positive {
+        b"\"Infinity\""
+    } else {
+        b"\"-Infinity\""
+    });
+}
+
+/// A JSON string with serde_json's escaping (quotes, backslash, control characters).
+fn string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            8 => b"\\b",
+            12 => b"\\f",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(bytes.get(start..i).unwrap_or(&[]));
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0'));
+            out.push(HEX.get(usize::from(b & 0xf)).copied().unwrap_or(b'0'));
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(bytes.get(start..).unwrap_or(&[]));
+    out.push(b'"');
+}
