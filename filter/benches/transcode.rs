@@ -5,7 +5,7 @@
 //! Throughput is in bytes of JSON both ways, as in the peer benchmark: the JSON input for
 //! `json_to_binary`, the JSON output (default print options) for `binary_to_json`; decimal
 //! units (1 MB = 1e6 B, criterion's `BytesDecimal`) like the peers' tables.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::hint::black_box;
 use std::path::PathBuf;
