@@ -16,10 +16,11 @@ cd "$REPO"
 
 modes=()
 case "${1:-}" in
-  "" | --native) modes=(native) ;;
+  --native) modes=(native) ;;
+  --reflection) modes=(reflection) ;;
   --wasm) modes=(wasm) ;;
-  --all) modes=(native wasm) ;;
-  *) echo "usage: $0 [--native|--wasm|--all]" >&2; exit 2 ;;
+  "" | --all) modes=(native reflection wasm) ;;
+  *) echo "usage: $0 [--native|--reflection|--wasm|--all]" >&2; exit 2 ;;
 esac
 
 RUNNER=""
@@ -88,6 +89,11 @@ run_mode() { # $1: native|wasm
       echo "== building the native testee (release)" >&2
       cargo build --release --quiet -p json2grpc-conformance --bin conformance-testee
       testee=("$TARGET_DIR/release/conformance-testee" --proto-root "$PROTOBUF_SRC_DIR")
+      ;;
+    reflection)
+      echo "== building the native testee (release), reflection path" >&2
+      cargo build --release --quiet -p json2grpc-conformance --bin conformance-testee
+      testee=("$TARGET_DIR/release/conformance-testee" --proto-root "$PROTOBUF_SRC_DIR" --reflection)
       ;;
     wasm)
       command -v node >/dev/null || { echo "conformance: node is needed for --wasm" >&2; return 1; }

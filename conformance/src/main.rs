@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use json2grpc::core::config::PrintOptions;
+use json2grpc::core::fast::Codec;
 use json2grpc::core::json::{self, ParseOptions, MAX_SUPPORTED_DEPTH};
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMessage, Value};
@@ -64,6 +65,8 @@ struct Testee {
     request: MessageDescriptor,
     response: MessageDescriptor,
     skip_all: bool,
+    /// The fast path (what the filter runs); `None` with `--reflection`.
+    codec: Option<Codec>,
 }
 
 impl Testee {
@@ -92,6 +95,7 @@ impl Testee {
             .get_message_by_name(RESPONSE_TYPE)
             .ok_or_else(|| format!("{RESPONSE_TYPE} not found in conformance.proto"))?;
         Ok(Testee {
+            codec: Some(Codec::new(&pool)),
             pool,
             request,
             response,
@@ -135,22 +139,35 @@ impl Testee {
             return Outcome::Skipped(format!("message type {type_name:?} is not loaded"));
         };
 
-        let message = if let Some(bytes) = oneof_bytes(&request, "protobuf_payload") {
-            match DynamicMessage::decode(desc, bytes.as_ref()) {
-                Ok(m) => m,
+        let ignore_unknown = category == "JSON_IGNORE_UNKNOWN_PARSING_TEST";
+        let options = ParseOptions {
+            ignore_unknown_fields: ignore_unknown,
+            ignore_unknown_enum_names: ignore_unknown,
+            max_depth: MAX_SUPPORTED_DEPTH,
+            case_insensitive_enums: false,
+        };
+        let fast = self.codec.as_ref().and_then(|c| c.index(&desc).map(|i| (c, i)));
+        // The payload as wire bytes: the fast path never builds a message tree for JSON.
+        let bytes: Vec<u8> = if let Some(bytes) = oneof_bytes(&request, "protobuf_payload") {
+            // Binary input is checked by decoding it (the filter never parses client binary).
+            match DynamicMessage::decode(desc.clone(), bytes.as_ref()) {
+                Ok(m) if fast.is_some() => m.encode_to_vec(),
+                Ok(m) => return self.output_message(&m, &output),
                 Err(e) => return Outcome::ParseError(e.to_string()),
             }
         } else if let Some(text) = oneof_string(&request, "json_payload") {
-            let ignore_unknown = category == "JSON_IGNORE_UNKNOWN_PARSING_TEST";
-            let options = ParseOptions {
-                ignore_unknown_fields: ignore_unknown,
-                ignore_unknown_enum_names: ignore_unknown,
-                max_depth: MAX_SUPPORTED_DEPTH,
-                case_insensitive_enums: false,
-            };
-            match json::parse_message(&desc, text.as_bytes(), &options) {
-                Ok(m) => m,
-                Err(e) => return Outcome::ParseError(e.message),
+            match fast {
+                Some((codec, index)) => {
+                    let mut out = Vec::new();
+                    if let Err(e) = codec.json_to_binary(index, text.as_bytes(), &options, &mut out) {
+                        return Outcome::ParseError(e.message);
+                    }
+                    out
+                }
+                None => match json::parse_message(&desc, text.as_bytes(), &options) {
+                    Ok(m) => return self.output_message(&m, &output),
+                    Err(e) => return Outcome::ParseError(e.message),
+                },
             }
         } else if request.has_field_by_name("jspb_payload") {
             return Outcome::Skipped("JSPB input is not supported".into());
@@ -159,18 +176,36 @@ impl Testee {
         } else {
             return Outcome::RuntimeError("ConformanceRequest has no payload".into());
         };
+        let Some((codec, index)) = fast else {
+            return Outcome::RuntimeError("fast path lost its codec".into());
+        };
+        if output == "PROTOBUF" {
+            return Outcome::Protobuf(bytes);
+        }
+        let mut out = Vec::new();
+        match codec.binary_to_json(index, &bytes, &PrintOptions::default(), &mut out) {
+            Ok(()) => json_outcome(out),
+            Err(e) => Outcome::SerializeError(e.message),
+        }
+    }
 
+    /// The reflection path's output for a decoded message.
+    fn output_message(&self, message: &DynamicMessage, output: &str) -> Outcome {
         if output == "PROTOBUF" {
             return Outcome::Protobuf(message.encode_to_vec());
         }
         let mut out = Vec::new();
-        match json::print_message(&message, &PrintOptions::default(), &mut out) {
-            Ok(()) => match String::from_utf8(out) {
-                Ok(s) => Outcome::Json(s),
-                Err(e) => Outcome::SerializeError(format!("printed JSON is not UTF-8: {e}")),
-            },
+        match json::print_message(message, &PrintOptions::default(), &mut out) {
+            Ok(()) => json_outcome(out),
             Err(e) => Outcome::SerializeError(e.message),
         }
+    }
+}
+
+fn json_outcome(out: Vec<u8>) -> Outcome {
+    match String::from_utf8(out) {
+        Ok(s) => Outcome::Json(s),
+        Err(e) => Outcome::SerializeError(format!("printed JSON is not UTF-8: {e}")),
     }
 }
 
@@ -215,6 +250,8 @@ struct Args {
     /// Answer every request with `skipped`: the runner then names every test it has
     /// (`--verbose`), which is how `scripts/conformance.sh` counts tests per category.
     skip_all: bool,
+    /// Run the reflection path (prost-reflect) instead of the fast path.
+    reflection: bool,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -227,6 +264,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             parsed.proto_root = Some(PathBuf::from(dir));
         } else if arg == "--skip-all" {
             parsed.skip_all = true;
+        } else if arg == "--reflection" {
+            parsed.reflection = true;
         } else if arg == "--help" || arg == "-h" {
             return Err(usage());
         } else {
@@ -245,11 +284,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
 }
 
 fn usage() -> String {
-    "usage: conformance-testee [--proto-root DIR] [--skip-all]   (or PROTOBUF_SRC_DIR=DIR)\n\
+    "usage: conformance-testee [--proto-root DIR] [--skip-all] [--reflection]   (or PROTOBUF_SRC_DIR=DIR)\n\
      DIR is a protobuf source tree: DIR/conformance/conformance.proto and\n\
      DIR/src/google/protobuf/test_messages_proto{2,3}.proto. Speaks the conformance\n\
      suite's length-prefixed protocol on stdin/stdout. --skip-all answers `skipped`\n\
-     to every request (to list the suite's tests)."
+     to every request (to list the suite's tests). --reflection runs prost-reflect instead\n\
+     of the fast path the filter uses."
         .to_owned()
 }
 
@@ -293,11 +333,8 @@ fn serve(testee: &Testee, input: &mut impl Read, output: &mut impl Write) -> Res
 }
 
 fn main() -> ExitCode {
-    let (root, skip_all) = match parse_args(std::env::args().skip(1)) {
-        Ok(Args {
-            proto_root: Some(root),
-            skip_all,
-        }) => (root, skip_all),
+    let (root, skip_all, reflection) = match parse_args(std::env::args().skip(1)) {
+        Ok(Args { proto_root: Some(root), skip_all, reflection }) => (root, skip_all, reflection),
         Ok(_) => {
             eprintln!("conformance-testee: {}", usage());
             return ExitCode::from(2);
@@ -308,7 +345,7 @@ fn main() -> ExitCode {
         }
     };
     let testee = match Testee::load(&root) {
-        Ok(t) => Testee { skip_all, ..t },
+        Ok(t) => Testee { skip_all, codec: if reflection { None } else { t.codec }, ..t },
         Err(e) => {
             eprintln!("conformance-testee: {e}");
             return ExitCode::FAILURE;

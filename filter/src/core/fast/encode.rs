@@ -262,11 +262,18 @@ impl Encoder<'_, '_> {
         self.reader.object_start()?;
         let mut first = true;
         while let Some(key) = self.reader.next_key(&mut first)? {
-            if self.reader.null()? {
-                // A null map value: the entry is dropped (as the reflection path does).
-                continue;
-            }
             let key = key.into_owned();
+            if self.reader.peek()? == b'n' {
+                // null is a map value only for google.protobuf.Value and NullValue.
+                let nullable = match value_kind {
+                    ValueKind::Message(m) => self.plan(m)?.well_known == Some(WellKnown::Value),
+                    ValueKind::Enum(e) => self.plans.enums.get(e).is_some_and(|e| e.is_null_value),
+                    ValueKind::Scalar(_) => false,
+                };
+                if !nullable {
+                    return Err(field_error(field, format!("null is not a valid value for key {key:?}")));
+                }
+            }
             let entry_start = out.len();
             tag(field.number, 2, out);
             let at = out.len();
