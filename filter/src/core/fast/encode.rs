@@ -671,7 +671,12 @@ fn parse_f32(t: &Text<'_>) -> std::result::Result<f32, String> {
         Text::Number(n) => {
             let v = json_f64(n.text)?;
             if v < f64::from(f32::MIN) || v > f64::from(f32::MAX) {
-                return Err("float value out of range".to_string());
+                // The shortest text of ±f32::MAX (3.4028235e38) is a hair above it as a
+                // double: accept what rounds to a finite float (the reflection path does not).
+                return match f32::from_str(n.text) {
+                    Ok(f) if f.is_finite() => Ok(f),
+                    _ => Err("float value out of range".to_string()),
+                };
             }
             Ok(v as f32)
         }
