@@ -60,7 +60,7 @@ WASM_BINDGEN_VERSION ?= $(or $(shell awk '/^name = "wasm-bindgen"$$/{getline; gs
 CARGO_BIN   := $(CACHE)/cargo-bin
 
 .PHONY: help toolchain wasm venv examples descriptors envoy-config demo unit wasm-unit e2e \
-        conformance lint test clean
+        conformance lint test clean fuzz
 
 help:
 	@echo "make toolchain     rustup targets wasm32-wasip1, wasm32-unknown-unknown"
@@ -75,6 +75,7 @@ help:
 	@echo "make e2e           pytest tests/e2e against a real Envoy (PYTEST_ARGS=\"-k reserve\")"
 	@echo "make conformance   scripts/conformance.sh (protobuf conformance suite)"
 	@echo "make lint          cargo clippy --workspace --all-targets -D warnings"
+	@echo "make fuzz          scripts/fuzz.sh: cargo-fuzz targets of fuzz/, FUZZ_SECONDS=60 each (FUZZ_TARGETS=\"config\")"
 	@echo "make interop       JSON from Python protobuf (upb) must parse to the same messages"
 	@echo "make bench         criterion: core JSON<->binary MB/s on the peer-bench payloads"
 	@echo "make test          lint unit wasm-unit interop conformance e2e"
@@ -215,6 +216,13 @@ bench:
 	$(CARGO) bench -p json2grpc --bench transcode
 
 test: lint unit wasm-unit interop conformance istio-validate e2e
+
+# Not part of `test`: fuzzing is open-ended. Installs cargo-fuzz if missing; stable Rust is
+# enough (the script sets RUSTC_BOOTSTRAP=1 for cargo-fuzz's -Z flags).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+fuzz:
+	bash $(ROOT)/scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf $(DIST)

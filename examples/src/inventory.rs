@@ -23,6 +23,10 @@ pub const WATCH_DEFAULT_LIMIT: i32 = 5;
 pub const WATCH_MAX_LIMIT: i32 = 100_000;
 /// Watch: the largest accepted `interval_ms`.
 pub const WATCH_MAX_INTERVAL_MS: i32 = 60_000;
+/// Watch: `payload_bytes` above this are capped to it (1 MiB).
+pub const WATCH_MAX_PAYLOAD_BYTES: i32 = 1 << 20;
+/// Watch: changes produced ahead of the client (the stream is never built whole).
+const WATCH_QUEUE: usize = 16;
 /// ListItems: page size when `page_size` is 0, and the largest accepted.
 pub const DEFAULT_PAGE_SIZE: i32 = 50;
 pub const MAX_PAGE_SIZE: i32 = 1000;
@@ -252,6 +256,16 @@ impl Inventory for InventoryService {
             ));
         }
         let interval = Duration::from_millis(req.interval_ms as u64);
+        if req.payload_bytes < 0 {
+            return Err(errors::bad_request(
+                "payload_bytes must not be negative",
+                vec![(
+                    "payload_bytes".into(),
+                    format!("must be >= 0, got {}", req.payload_bytes),
+                )],
+            ));
+        }
+        let padding = "x".repeat(req.payload_bytes.min(WATCH_MAX_PAYLOAD_BYTES) as usize);
 
         let (known, unknown): (Vec<String>, Vec<String>) = {
             let state = self.lock();
@@ -267,7 +281,8 @@ impl Inventory for InventoryService {
             return Err(Status::not_found(format!("item {sku} not found")));
         }
 
-        let (tx, rx) = mpsc::channel(16);
+        // Each change is made when the queue has room: a long stream is never held whole.
+        let (tx, rx) = mpsc::channel(WATCH_QUEUE);
         let state = self.state.clone();
         tokio::spawn(async move {
             for n in 0..limit as usize {
@@ -283,6 +298,7 @@ impl Inventory for InventoryService {
                     sku: sku.clone(),
                     available,
                     at: Some(SystemTime::now().into()),
+                    padding: padding.clone(),
                 };
                 if tx.send(Ok(change)).await.is_err() {
                     return; // client went away

@@ -129,6 +129,7 @@ async fn watch_streams_then_fails_on_unknown_sku() {
             skus: vec!["sku-1001".into(), "sku-3001".into()],
             limit: 3,
             interval_ms: 1,
+            ..Default::default()
         })
         .await
         .expect("watch")
@@ -169,6 +170,71 @@ async fn watch_streams_then_fails_on_unknown_sku() {
     assert_eq!(count, 5);
     assert_eq!(err.code(), Code::NotFound);
     assert_eq!(err.message(), "item sku-nope not found");
+}
+
+#[tokio::test]
+async fn watch_interval_padding_and_long_streams() {
+    let mut inv = InventoryClient::new(start(None).await);
+
+    // interval_ms spaces the changes; payload_bytes pads each of them.
+    let started = std::time::Instant::now();
+    let mut stream = inv
+        .watch(WatchRequest {
+            skus: vec!["sku-1001".into()],
+            limit: 3,
+            interval_ms: 100,
+            payload_bytes: 10,
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut arrivals = Vec::new();
+    while let Some(change) = stream.message().await.expect("change") {
+        assert_eq!(change.padding, "x".repeat(10));
+        arrivals.push(started.elapsed());
+    }
+    assert_eq!(arrivals.len(), 3);
+    assert!(arrivals[0] < std::time::Duration::from_millis(100), "{arrivals:?}");
+    assert!(arrivals[2] >= std::time::Duration::from_millis(200), "{arrivals:?}");
+
+    // payload_bytes is capped at 1 MiB; negative is INVALID_ARGUMENT.
+    let mut stream = inv
+        .watch(WatchRequest {
+            limit: 1,
+            payload_bytes: 3 << 20,
+            ..Default::default()
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let change = stream.message().await.expect("change").expect("one change");
+    assert_eq!(
+        change.padding.len(),
+        flashsale::inventory::WATCH_MAX_PAYLOAD_BYTES as usize
+    );
+    let err = inv
+        .watch(WatchRequest {
+            payload_bytes: -1,
+            ..Default::default()
+        })
+        .await
+        .expect_err("negative payload_bytes");
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    // The longest stream (limit is capped at 100000) is produced as it is read.
+    let mut stream = inv
+        .watch(WatchRequest {
+            limit: 200_000,
+            ..Default::default()
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut count = 0;
+    while stream.message().await.expect("change").is_some() {
+        count += 1;
+    }
+    assert_eq!(count, flashsale::inventory::WATCH_MAX_LIMIT);
 }
 
 #[tokio::test]
@@ -512,6 +578,7 @@ async fn smoke_external_server() {
             skus: vec!["sku-1001".into()],
             limit: 2,
             interval_ms: 10,
+            ..Default::default()
         })
         .await
         .expect("watch")

@@ -6,6 +6,9 @@
   json2grpc filter for that plugin config (cached per distinct config, restarted if it died).
 - `envoy`: the Envoy with the default plugin config (harness.base_plugin_config()).
 - `native_envoy`: the oracle, Envoy's native grpc_json_transcoder with the same config.
+- `chaos`: the misbehaving gRPC upstream (grpc_chaos, driven by the `x-chaos` header); pass
+  `inventory=chaos.address` to the factory to put it behind the `inventory` cluster, and
+  `hold_headers=True` for the Wasm filter's `allow_on_headers_stop_iteration` mode.
 When a test fails, the logs of the Envoys it used are attached to its report.
 """
 
@@ -31,8 +34,8 @@ class EnvoyFactory:
         self.cache = OrderedDict()
         self.count = 0
 
-    def _get(self, kind, config):
-        key = (kind, json.dumps(config, sort_keys=True))
+    def _get(self, kind, config, inventory=None, hold_headers=False):
+        key = (kind, json.dumps(config, sort_keys=True), inventory, hold_headers)
         envoy = self.cache.get(key)
         if envoy is not None and envoy.alive() and not envoy.vm_failed():
             self.cache.move_to_end(key)
@@ -50,32 +53,40 @@ class EnvoyFactory:
         try:
             if kind == "json2grpc":
                 harness.require_file(harness.WASM, "`make e2e` builds it first: run `make wasm`")
-                harness.render(harness.TEMPLATE, path, config, self.services, wasm=harness.WASM)
+                harness.render(harness.TEMPLATE, path, config, self.services, wasm=harness.WASM,
+                               inventory=inventory, hold_headers=hold_headers)
             else:
                 harness.render(harness.NATIVE_TEMPLATE, path, config, self.services,
-                               descriptor=harness.DESCRIPTOR)
+                               descriptor=harness.DESCRIPTOR, inventory=inventory)
             envoy = harness.Envoy(name, path, self.workdir)
         except harness.HarnessError as err:
             _fail(err)
         self.cache[key] = envoy
         return envoy
 
-    def json2grpc(self, config=None, **overrides):
+    def json2grpc(self, config=None, *, inventory=None, hold_headers=False, **overrides):
         """Envoy + json2grpc with `config` (a full plugin config dict) or the default config
-        with top-level keys replaced by `overrides`."""
+        with top-level keys replaced by `overrides`. `inventory`: "HOST:PORT" of the
+        `inventory` cluster instead of the Inventory service. `hold_headers`: the Wasm
+        PluginConfig gets `allow_on_headers_stop_iteration: true` and the plugin config
+        `json2grpc.allow_on_headers_stop_iteration: true`."""
         try:
             config = config if config is not None else harness.base_plugin_config(**overrides)
         except harness.HarnessError as err:
             _fail(err)
-        return self._get("json2grpc", config)
+        if hold_headers:
+            config = dict(config)
+            config["json2grpc"] = {**config.get("json2grpc", {}),
+                                   "allow_on_headers_stop_iteration": True}
+        return self._get("json2grpc", config, inventory, hold_headers)
 
-    def native(self, config=None, **overrides):
+    def native(self, config=None, *, inventory=None, **overrides):
         """Envoy + native grpc_json_transcoder; json2grpc-only keys are left out."""
         try:
             config = config if config is not None else harness.base_plugin_config(**overrides)
         except harness.HarnessError as err:
             _fail(err)
-        return self._get("native", config)
+        return self._get("native", config, inventory)
 
     def stop(self):
         for envoy in self.cache.values():
@@ -91,6 +102,17 @@ def services(tmp_path_factory):
         _fail(err)
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="session")
+def chaos(tmp_path_factory):
+    """The misbehaving gRPC upstream (one per session)."""
+    try:
+        c = harness.Chaos(tmp_path_factory.mktemp("chaos"))
+    except harness.HarnessError as err:
+        _fail(err)
+    yield c
+    c.stop()
 
 
 @pytest.fixture(scope="session")

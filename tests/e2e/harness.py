@@ -39,6 +39,7 @@ def _default_envoy():
 ENVOY = _path("JSON2GRPC_ENVOY", _default_envoy())
 WASM = _path("JSON2GRPC_WASM", REPO / "dist" / "json2grpc.wasm")
 FLASHSALE = _path("JSON2GRPC_FLASHSALE", REPO / "target" / "release" / "flashsale")
+CHAOS = _path("JSON2GRPC_CHAOS", REPO / "target" / "release" / "grpc_chaos")
 DESCRIPTOR = _path("JSON2GRPC_DESCRIPTOR", REPO / "dist" / "flashsale.pb")
 RENDER = REPO / "envoy" / "render.py"
 TEMPLATE = REPO / "envoy" / "envoy.yaml.in"
@@ -130,6 +131,49 @@ class Service:
         for chunk in iter(lambda: self.proc.stdout.readline(), b""):
             with open(self.log, "ab") as f:
                 f.write(chunk)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+class Chaos:
+    """`grpc_chaos` (examples/src/bin/grpc_chaos.rs): a gRPC upstream that misbehaves as the
+    request header `x-chaos` says. `mark()` / `records(mark)` read what it received: one
+    `{"path", "headers", "messages": [base64, ...]}` per request (health checks excepted)."""
+
+    def __init__(self, workdir):
+        require_file(CHAOS, "run `make examples`")
+        self.record = Path(workdir) / "chaos.records.jsonl"
+        self.log = Path(workdir) / "chaos.log"
+        self.record.touch()
+        self._log = open(self.log, "wb")
+        self.proc = subprocess.Popen(
+            [str(CHAOS), "--listen", "127.0.0.1:0", "--record", str(self.record)],
+            stdout=subprocess.PIPE, stderr=self._log)
+        ready, _, _ = select.select([self.proc.stdout], [], [], STARTUP_TIMEOUT)
+        line = self.proc.stdout.readline() if ready else b""
+        if not line.startswith(b"grpc_chaos listening on "):
+            self.stop()
+            raise HarnessError(f"grpc_chaos did not start (stdout {line!r}):\n"
+                               f"{log_tail(self.log)}")
+        self.address = line.split()[3].decode()
+
+    def mark(self):
+        return self.record.stat().st_size
+
+    def records(self, since=0, settle=0.2):
+        if settle:
+            time.sleep(settle)
+        with open(self.record, "rb") as f:
+            f.seek(since)
+            return [json.loads(line) for line in f.read().splitlines() if line.strip()]
 
     def stop(self):
         if self.proc.poll() is None:
@@ -369,14 +413,19 @@ class Envoy:
 
 
 def render(template, output, plugin_config, services, wasm=None, descriptor=None,
-           extra_args=()):
-    """Renders an envoy/*.yaml.in with envoy/render.py for the given services."""
+           extra_args=(), inventory=None, hold_headers=False):
+    """Renders an envoy/*.yaml.in with envoy/render.py for the given services.
+
+    `inventory` ("HOST:PORT") replaces the address of the `inventory` cluster (e.g. the chaos
+    server's); `hold_headers` adds `allow_on_headers_stop_iteration: true` to the Wasm
+    PluginConfig (next to `root_id`)."""
     output = Path(output)
     config_file = output.with_suffix(".plugin.json")
     config_file.write_text(json.dumps(plugin_config))
     cmd = [sys.executable, str(RENDER), str(template), "-o", str(output),
            "--plugin-config", str(config_file), "--listen-port", "0", "--admin-port", "0",
-           "--inventory", services.inventory.address, "--orders", services.orders.address,
+           "--inventory", inventory or services.inventory.address,
+           "--orders", services.orders.address,
            "--health-check-interval", "1s"]
     if wasm:
         cmd += ["--wasm", str(wasm)]
@@ -384,6 +433,15 @@ def render(template, output, plugin_config, services, wasm=None, descriptor=None
         cmd += ["--descriptor", str(descriptor)]
     cmd += list(extra_args)
     subprocess.run(cmd, check=True, capture_output=True)
+    if hold_headers:
+        text = output.read_text()
+        lines = text.splitlines(keepends=True)
+        at = [i for i, line in enumerate(lines) if line.strip() == "root_id: json2grpc"]
+        if len(at) != 1:
+            raise HarnessError(f"{template}: expected one `root_id: json2grpc` line")
+        indent = lines[at[0]][:len(lines[at[0]]) - len(lines[at[0]].lstrip())]
+        lines.insert(at[0] + 1, f"{indent}allow_on_headers_stop_iteration: true\n")
+        output.write_text("".join(lines))
     return output
 
 

@@ -226,7 +226,10 @@ pub fn build_message(
     let collisions = config.request_validation_options.reject_binding_body_field_collisions;
     // Decide for every binding before applying any: "set by the body" must not see values
     // the URL itself just wrote (repeated query parameters append).
-    let body_has: Vec<bool> = plan.bound.iter().map(|b| body_sets(&message, b)).collect();
+    // Without a `body` rule a stray body cannot re-target the URL's resource: the URL wins
+    // (as Envoy does). With one, the body wins.
+    let body_wins = plan.binding.body != BodyRule::None;
+    let body_has: Vec<bool> = plan.bound.iter().map(|b| body_wins && body_sets(&message, b)).collect();
     for (bound, body_has) in plan.bound.iter().zip(body_has) {
         if body_has {
             if collisions && !same_value(&message, bound) {
@@ -270,9 +273,10 @@ fn fast_message(
     if plan.bound.is_empty() {
         return Ok(Some(out));
     }
+    let body_wins = binding.body != BodyRule::None;
     let mut url = DynamicMessage::new(input.clone());
     for bound in &plan.bound {
-        if wire_has_path(&out, bound.path.fields()) {
+        if body_wins && wire_has_path(&out, bound.path.fields()) {
             continue;
         }
         bound

@@ -331,12 +331,17 @@ impl Http {
             self.reply_error(ErrorKind::Callout, &callout_failure(status));
             return;
         }
-        let status = GrpcStatus::from_metadata(
+        let mut status = GrpcStatus::from_metadata(
             &t.pool,
             find("grpc-status"),
             find("grpc-message"),
             find("grpc-status-details-bin"),
         );
+        // Envoy answers an expired call itself, as gRPC: UNAVAILABLE "upstream request timeout".
+        if status.code == Code::Unavailable && find("grpc-message") == Some(b"upstream request timeout".as_slice()) {
+            status.code = Code::DeadlineExceeded;
+            status.message = "the gRPC call timed out (json2grpc.callout.timeout_ms)".to_string();
+        }
         let streaming = binding.method.server_streaming;
         let max_body = match (streaming, t.config.max_response_body_size) {
             // A bodyless call to a server stream cannot stream: it is buffered whole, capped.
@@ -357,8 +362,8 @@ impl Http {
                 return;
             }
         }
-        let mut response =
-            t.response(&binding, max_body, None);
+        let encoding = find("grpc-encoding").and_then(|v| std::str::from_utf8(v).ok());
+        let mut response = t.response(&binding, max_body, encoding);
         let body = host::buffer(Buffer::HttpCallResponseBody, 0, body_size);
         let start = now_micros();
         let mut out = Vec::new();
@@ -501,7 +506,16 @@ impl Http {
             ResponseState::Idle => return Action::Continue,
             ResponseState::Failed => {}
             ResponseState::Unary { .. } | ResponseState::Stream { .. } => {
+                let stream_flushed = matches!(self.response, ResponseState::Stream { .. })
+                    && !self.flusher.is_pending(self.context_id);
                 self.finish_response(Some(Map::ResponseTrailers));
+                if stream_flushed {
+                    // The tick already flushed this stream: Envoy sends what the trailers
+                    // callback appends only on a resume, so hold the trailers for one tick.
+                    strip_grpc_trailers();
+                    self.flusher.schedule(self.context_id);
+                    return Action::Pause;
+                }
             }
         }
         strip_grpc_trailers();
