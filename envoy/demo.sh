@@ -141,6 +141,39 @@ call() {
   echo
 }
 
+# stream PATH JSON_BODY — a server stream: curl -N prints each chunk as it arrives, with the time
+# since the request; the whole body is left in $BODY_FILE and must be a JSON array.
+stream() {
+  local path=$1 body=$2
+  STEPS=$((STEPS + 1))
+  bold "> POST $path   (streamed: each chunk printed as it arrives)"
+  printf '  %s\n' "$body"
+  curl -sS -N --max-time 20 -X POST -H 'content-type: application/json' --data-binary "$body" \
+    -D "$WORK/headers" "$BASE$path" 2>"$WORK/curl.err" | "$PYTHON" -u -c '
+import os, sys, time
+start, body = time.monotonic(), b""
+while True:
+    chunk = os.read(0, 65536)
+    if not chunk:
+        break
+    body += chunk
+    print("  +%.2fs  %s" % (time.monotonic() - start, chunk.decode("utf-8", "replace")), flush=True)
+open(sys.argv[1], "wb").write(body)' "$BODY_FILE" || true
+  local status ctype count
+  status="$(sed -n '1s/^HTTP\/[0-9.]* \([0-9]*\).*/\1/p' "$WORK/headers" 2>/dev/null)"
+  ctype="$(sed -n 's/^[Cc]ontent-[Tt]ype: *\([^\r]*\).*/\1/p' "$WORK/headers" 2>/dev/null | tail -n1)"
+  count="$("$PYTHON" -c 'import json, sys
+try: print(len(json.load(open(sys.argv[1]))))
+except Exception: print("not a JSON array")' "$BODY_FILE")"
+  bold "< ${status:-000} ${ctype:-(no content-type)}: $count elements"
+  if [[ $status != 200 || $ctype != application/json* || $count == "not a JSON array" ]]; then
+    [[ -s "$WORK/curl.err" ]] && sed 's/^/  /' "$WORK/curl.err"
+    echo "  !! expected HTTP 200 and a JSON array"
+    FAILED=$((FAILED + 1))
+  fi
+  echo
+}
+
 # json_field NAME — a top-level string field of the last response (empty if absent).
 json_field() {
   "$PYTHON" -c 'import json, sys
@@ -153,6 +186,10 @@ call 200 GET /v1/inventory/sku-1001
 
 echo "# Items on sale with at least one unit left, two per page (query parameters -> ListItemsRequest)"
 call 200 GET '/v1/inventory?tags=sale&min_available=1&page_size=2'
+
+echo "# Watch the headphones' stock live: a POST with a body streams (Inventory/Watch, a server"
+echo "# stream), each change is sent on as soon as the service emits it, 300 ms apart"
+stream /v1/inventory:watch '{"skus": ["sku-1001"], "limit": 5, "intervalMs": 300}'
 
 echo "# Reserve two headphones for customer cust-42"
 call 200 POST /v1/inventory/sku-1001:reserve '{"quantity": 2, "customerId": "cust-42"}'

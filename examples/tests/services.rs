@@ -194,8 +194,14 @@ async fn watch_interval_padding_and_long_streams() {
         arrivals.push(started.elapsed());
     }
     assert_eq!(arrivals.len(), 3);
-    assert!(arrivals[0] < std::time::Duration::from_millis(100), "{arrivals:?}");
-    assert!(arrivals[2] >= std::time::Duration::from_millis(200), "{arrivals:?}");
+    assert!(
+        arrivals[0] < std::time::Duration::from_millis(100),
+        "{arrivals:?}"
+    );
+    assert!(
+        arrivals[2] >= std::time::Duration::from_millis(200),
+        "{arrivals:?}"
+    );
 
     // payload_bytes is capped at 1 MiB; negative is INVALID_ARGUMENT.
     let mut stream = inv
