@@ -107,3 +107,68 @@ fn literal_with_a_colon_stays_reachable_when_its_suffix_is_a_verb() {
     let found = matcher.lookup("GET", "/c:b");
     assert_eq!(found.map(|m| (*m.value, m.bindings)), Some(("colon literal", vec![(0, b"c:b".to_vec())])));
 }
+
+/// Runs one response (frames, then OK) through `t.response` (the filter: fast codec where it
+/// applies) or through the reflection-only translator; the JSON body or the HTTP status.
+fn respond(t: &Transcoder, path: &str, frames: &[u8], fast: bool) -> Result<String, u16> {
+    let Decision::Transcode(plan) = t.route("GET", path, None) else { panic!("no route") };
+    let mut r = if fast {
+        t.response(&plan.binding, None, None)
+    } else {
+        ResponseTranscoder::new(&plan.binding, &t.config.print_options, 1 << 20, None, None)
+    };
+    let mut out = Vec::new();
+    r.push_framed(frames, &mut out).map_err(|e| e.http_status)?;
+    r.finish(GrpcStatus::from_metadata(&t.pool, Some(b"0"), None, None), &mut out).map_err(|e| e.http_status)?;
+    Ok(String::from_utf8(out).unwrap())
+}
+
+/// Target `json_to_message` (fast/reflection differential) and `response_decoding`. A
+/// `google.protobuf.Value` with no kind set: the reflection printer writes `null`, the fast
+/// printer (core/fast/decode.rs: "response google.protobuf.Value has no kind") fails, so the
+/// filter answers 502 for a response whose `Value` field is present but empty, where the
+/// reflection path (and `response_body` selections, which use it) answer 200.
+#[test]
+fn kindless_value_prints_the_same_on_both_paths() {
+    let t = things();
+    // test.v1.Everything { val (33): Value {} }
+    let frame = [0, 0, 0, 0, 3, 0x8a, 0x02, 0x00];
+    let reflection = respond(&t, "/v1/things/1", &frame, false);
+    assert_eq!(reflection.as_deref(), Ok(r#"{"val":null}"#));
+    assert_eq!(respond(&t, "/v1/things/1", &frame, true), reflection);
+}
+
+/// Target `request_routing` (filter/reflection differential). The fast codec accepts a body
+/// that repeats an unknown key (`{"x":1,"x":2}`), the reflection path refuses it ("invalid
+/// JSON body: duplicate key \"x\"", 400). Duplicate keys are documented as 400s, and the fast
+/// path's own doc says it follows the reflection path's strictness; unknown keys are skipped
+/// before the duplicate check.
+#[test]
+fn duplicate_unknown_keys_are_refused_on_the_fast_path_too() {
+    let t = things();
+    let Decision::Transcode(plan) = t.route("POST", "/v1/things", None) else { panic!("no route") };
+    let body = br#"{"x": 1, "x": 2}"#;
+    let reflection = json2grpc::core::request::build_message(
+        &t.config,
+        &t.parse_options,
+        &json2grpc::core::fast::Codec::default(),
+        &plan,
+        body,
+        None,
+    );
+    assert_eq!(reflection.map_err(|e| e.http_status), Err(400));
+    assert_eq!(t.request_message(&plan, body, None).map_err(|e| e.http_status), Err(400));
+}
+
+/// Target `response_decoding` (filter/reflection differential). Response bytes `43 00`
+/// (field 8 with wire type 3, start-group, then a zero tag) are refused by the fast decoder
+/// ("unterminated group", 502) but decoded by prost-reflect, so the reflection path (used for
+/// `response_body` selections and HttpBody) accepts a malformed message the filter otherwise
+/// refuses.
+#[test]
+fn malformed_group_is_refused_on_both_paths() {
+    let t = things();
+    let frame = [0, 0, 0, 0, 2, 0x43, 0x00];
+    assert_eq!(respond(&t, "/v1/things/1", &frame, true).map(|_| ()), Err(502));
+    assert_eq!(respond(&t, "/v1/things/1", &frame, false).map(|_| ()), Err(502));
+}

@@ -20,10 +20,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError {
-            field: field.into(),
-            message: message.into(),
-        }
+        ConfigError { field: field.into(), message: message.into() }
     }
 }
 
@@ -32,11 +29,7 @@ impl fmt::Display for ConfigError {
         if self.field.is_empty() {
             write!(f, "invalid json2grpc config: {}", self.message)
         } else {
-            write!(
-                f,
-                "invalid json2grpc config: field `{}`: {}",
-                self.field, self.message
-            )
+            write!(f, "invalid json2grpc config: field `{}`: {}", self.field, self.message)
         }
     }
 }
@@ -71,6 +64,10 @@ pub struct Limits {
     pub max_query_parameters: u32,
     /// Largest single gRPC message accepted from the upstream, in bytes.
     pub max_frame_size: u32,
+    /// Envoy's buffer limit for a request (the listener's `per_connection_buffer_limit_bytes`,
+    /// 1 MiB by default). The filter never puts more than this in a body Envoy holds: Envoy
+    /// resets a stream whose held body outgrows it.
+    pub envoy_buffer_bytes: u32,
 }
 
 impl Default for Limits {
@@ -80,6 +77,7 @@ impl Default for Limits {
             max_json_depth: 100,
             max_query_parameters: 1000,
             max_frame_size: 4 * 1024 * 1024,
+            envoy_buffer_bytes: 1024 * 1024,
         }
     }
 }
@@ -137,8 +135,8 @@ impl Default for CalloutOptions {
 impl Config {
     /// Parses the plugin configuration (JSON text).
     pub fn from_json(text: &[u8]) -> Result<Config, ConfigError> {
-        let value: Value = serde_json::from_slice(text)
-            .map_err(|e| ConfigError::new("", format!("not valid JSON: {e}")))?;
+        let value: Value =
+            serde_json::from_slice(text).map_err(|e| ConfigError::new("", format!("not valid JSON: {e}")))?;
         let Value::Object(map) = value else {
             return Err(ConfigError::new("", "expected a JSON object"));
         };
@@ -160,33 +158,19 @@ impl Config {
                 }
                 "services" => config.services = strings(f, value)?,
                 "print_options" => config.print_options = print_options(f, value)?,
-                "match_incoming_request_route" => {
-                    config.match_incoming_request_route = boolean(f, value)?
-                }
+                "match_incoming_request_route" => config.match_incoming_request_route = boolean(f, value)?,
                 "ignored_query_parameters" => config.ignored_query_parameters = strings(f, value)?,
                 "auto_mapping" => config.auto_mapping = boolean(f, value)?,
-                "ignore_unknown_query_parameters" => {
-                    config.ignore_unknown_query_parameters = boolean(f, value)?
-                }
+                "ignore_unknown_query_parameters" => config.ignore_unknown_query_parameters = boolean(f, value)?,
                 "convert_grpc_status" => config.convert_grpc_status = boolean(f, value)?,
                 "url_unescape_spec" => config.url_unescape_spec = unescape_spec(f, value)?,
-                "query_param_unescape_plus" => {
-                    config.query_param_unescape_plus = boolean(f, value)?
-                }
-                "match_unregistered_custom_verb" => {
-                    config.match_unregistered_custom_verb = boolean(f, value)?
-                }
-                "request_validation_options" => {
-                    config.request_validation_options = validation(f, value)?
-                }
-                "case_insensitive_enum_parsing" => {
-                    config.case_insensitive_enum_parsing = boolean(f, value)?
-                }
+                "query_param_unescape_plus" => config.query_param_unescape_plus = boolean(f, value)?,
+                "match_unregistered_custom_verb" => config.match_unregistered_custom_verb = boolean(f, value)?,
+                "request_validation_options" => config.request_validation_options = validation(f, value)?,
+                "case_insensitive_enum_parsing" => config.case_insensitive_enum_parsing = boolean(f, value)?,
                 "max_request_body_size" => config.max_request_body_size = Some(uint32(f, value)?),
                 "max_response_body_size" => config.max_response_body_size = Some(uint32(f, value)?),
-                "capture_unknown_query_parameters" => {
-                    config.capture_unknown_query_parameters = boolean(f, value)?
-                }
+                "capture_unknown_query_parameters" => config.capture_unknown_query_parameters = boolean(f, value)?,
                 "json2grpc" => json2grpc(f, value, &mut config)?,
                 _ => return Err(unknown(f)),
             }
@@ -218,23 +202,13 @@ struct Fields;
 
 impl Fields {
     #[allow(clippy::new_ret_no_self)]
-    fn new<'a>(
-        map: &'a Map<String, Value>,
-        parent: &str,
-    ) -> Result<Vec<(Field, &'a Value)>, ConfigError> {
+    fn new<'a>(map: &'a Map<String, Value>, parent: &str) -> Result<Vec<(Field, &'a Value)>, ConfigError> {
         let mut out: Vec<(Field, &Value)> = Vec::with_capacity(map.len());
         for (key, value) in map {
             let name = snake_case(key);
-            let path = if parent.is_empty() {
-                name.clone()
-            } else {
-                format!("{parent}.{name}")
-            };
+            let path = if parent.is_empty() { name.clone() } else { format!("{parent}.{name}") };
             if out.iter().any(|(f, _)| f.name == name) {
-                return Err(ConfigError::new(
-                    path,
-                    "given twice (snake_case and lowerCamelCase)",
-                ));
+                return Err(ConfigError::new(path, "given twice (snake_case and lowerCamelCase)"));
             }
             out.push((Field { name, path }, value));
         }
@@ -272,10 +246,7 @@ fn type_name(value: &Value) -> &'static str {
 }
 
 fn wrong_type(field: &str, expected: &str, value: &Value) -> ConfigError {
-    ConfigError::new(
-        field,
-        format!("expected {expected}, got {}", type_name(value)),
-    )
+    ConfigError::new(field, format!("expected {expected}, got {}", type_name(value)))
 }
 
 fn boolean(field: &str, value: &Value) -> Result<bool, ConfigError> {
@@ -293,12 +264,8 @@ fn uint32(field: &str, value: &Value) -> Result<u32, ConfigError> {
         Value::String(s) => s.parse::<u64>().ok(),
         other => return Err(wrong_type(field, "an unsigned 32-bit integer", other)),
     };
-    n.and_then(|n| u32::try_from(n).ok()).ok_or_else(|| {
-        ConfigError::new(
-            field,
-            format!("expected an unsigned 32-bit integer, got {value}"),
-        )
-    })
+    n.and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| ConfigError::new(field, format!("expected an unsigned 32-bit integer, got {value}")))
 }
 
 fn strings(field: &str, value: &Value) -> Result<Vec<String>, ConfigError> {
@@ -418,15 +385,14 @@ fn json2grpc(field: &str, value: &Value, config: &mut Config) -> Result<(), Conf
                         "max_json_depth" => &mut config.limits.max_json_depth,
                         "max_query_parameters" => &mut config.limits.max_query_parameters,
                         "max_frame_size" => &mut config.limits.max_frame_size,
+                        "envoy_buffer_bytes" => &mut config.limits.envoy_buffer_bytes,
                         _ => return Err(unknown(f)),
                     };
                     *slot = positive(f, value)?;
                 }
             }
             "callout" => callout(f, value, &mut config.callout)?,
-            "allow_on_headers_stop_iteration" => {
-                config.allow_on_headers_stop_iteration = boolean(f, value)?
-            }
+            "allow_on_headers_stop_iteration" => config.allow_on_headers_stop_iteration = boolean(f, value)?,
             _ => return Err(unknown(f)),
         }
     }
@@ -447,29 +413,18 @@ fn callout(field: &str, value: &Value, o: &mut CalloutOptions) -> Result<(), Con
             "timeout_ms" => o.timeout_ms = positive(f, value)?,
             "max_stream_bytes" => o.max_stream_bytes = positive(f, value)?,
             "forward_headers" => {
-                o.forward_headers = strings(f, value)?
-                    .into_iter()
-                    .map(|h| h.to_ascii_lowercase())
-                    .collect()
+                o.forward_headers = strings(f, value)?.into_iter().map(|h| h.to_ascii_lowercase()).collect()
             }
             "clusters" => {
                 // Keys are service names: not normalised to snake_case.
                 let Value::Object(map) = value else {
-                    return Err(wrong_type(
-                        f,
-                        "an object of service name to cluster name",
-                        value,
-                    ));
+                    return Err(wrong_type(f, "an object of service name to cluster name", value));
                 };
                 o.clusters = map
                     .iter()
                     .map(|(service, cluster)| match cluster {
                         Value::String(c) if !c.is_empty() => Ok((service.clone(), c.clone())),
-                        other => Err(wrong_type(
-                            &format!("{f}.{service}"),
-                            "a cluster name",
-                            other,
-                        )),
+                        other => Err(wrong_type(&format!("{f}.{service}"), "a cluster name", other)),
                     })
                     .collect::<Result<_, _>>()?;
             }
@@ -523,19 +478,13 @@ mod tests {
         assert_eq!(c.proto_descriptor_bin, vec![0, 1, 2]);
         assert_eq!(c.services, vec!["a.B"]);
         assert!(c.print_options.add_whitespace && c.print_options.stream_sse_style_delimited);
-        assert!(
-            c.print_options.always_print_enums_as_ints
-                && c.print_options.preserve_proto_field_names
-        );
+        assert!(c.print_options.always_print_enums_as_ints && c.print_options.preserve_proto_field_names);
         assert!(c.match_incoming_request_route && c.auto_mapping && c.convert_grpc_status);
         assert_eq!(c.ignored_query_parameters, vec!["api_key"]);
         assert_eq!(c.url_unescape_spec, UrlUnescapeSpec::AllCharacters);
         assert!(c.query_param_unescape_plus && c.match_unregistered_custom_verb);
         assert!(c.request_validation_options.reject_unknown_method);
-        assert!(
-            c.request_validation_options
-                .reject_binding_body_field_collisions
-        );
+        assert!(c.request_validation_options.reject_binding_body_field_collisions);
         assert!(c.case_insensitive_enum_parsing && c.capture_unknown_query_parameters);
         assert_eq!(c.max_request_body_size, Some(1024));
         assert_eq!(c.max_response_body_size, Some(2048));
@@ -551,10 +500,7 @@ mod tests {
         .unwrap();
         assert!(c.print_options.add_whitespace);
         assert!(c.request_validation_options.reject_unknown_method);
-        assert_eq!(
-            c.url_unescape_spec,
-            UrlUnescapeSpec::AllCharactersExceptSlash
-        );
+        assert_eq!(c.url_unescape_spec, UrlUnescapeSpec::AllCharactersExceptSlash);
         assert_eq!(c.max_request_body_size, Some(7));
     }
 
@@ -562,10 +508,7 @@ mod tests {
     fn defaults_match_envoy() {
         let c = parse(r#"{"proto_descriptor_bin": ""}"#).unwrap();
         assert!(c.services.is_empty());
-        assert_eq!(
-            c.url_unescape_spec,
-            UrlUnescapeSpec::AllCharactersExceptReserved
-        );
+        assert_eq!(c.url_unescape_spec, UrlUnescapeSpec::AllCharactersExceptReserved);
         assert!(!c.auto_mapping && !c.convert_grpc_status && !c.query_param_unescape_plus);
         assert_eq!(c.max_request_body_size, None);
         assert_eq!(c.limits, Limits::default());
@@ -589,26 +532,10 @@ mod tests {
     #[test]
     fn errors_name_the_offending_field() {
         let cases = [
-            (
-                r#"{"proto_descriptor_bin": "AAEC", "servics": []}"#,
-                "servics",
-                "unknown field",
-            ),
-            (
-                r#"{"proto_descriptor_bin": "AAEC", "services": "a.B"}"#,
-                "services",
-                "expected an array",
-            ),
-            (
-                r#"{"proto_descriptor_bin": "AAEC", "services": ["a", 1]}"#,
-                "services[1]",
-                "expected a string",
-            ),
-            (
-                r#"{"proto_descriptor_bin": "AAEC", "auto_mapping": "yes"}"#,
-                "auto_mapping",
-                "true or false",
-            ),
+            (r#"{"proto_descriptor_bin": "AAEC", "servics": []}"#, "servics", "unknown field"),
+            (r#"{"proto_descriptor_bin": "AAEC", "services": "a.B"}"#, "services", "expected an array"),
+            (r#"{"proto_descriptor_bin": "AAEC", "services": ["a", 1]}"#, "services[1]", "expected a string"),
+            (r#"{"proto_descriptor_bin": "AAEC", "auto_mapping": "yes"}"#, "auto_mapping", "true or false"),
             (
                 r#"{"proto_descriptor_bin": "AAEC", "print_options": {"add_whitespace": 1}}"#,
                 "print_options.add_whitespace",
@@ -624,21 +551,9 @@ mod tests {
                 "request_validation_options.x",
                 "unknown field",
             ),
-            (
-                r#"{"proto_descriptor_bin": "AAEC", "url_unescape_spec": "SOME"}"#,
-                "url_unescape_spec",
-                "unknown value",
-            ),
-            (
-                r#"{"proto_descriptor_bin": "AAEC", "url_unescape_spec": 7}"#,
-                "url_unescape_spec",
-                "unknown value",
-            ),
-            (
-                r#"{"proto_descriptor_bin": "AAEC", "max_request_body_size": -1}"#,
-                "max_request_body_size",
-                "unsigned",
-            ),
+            (r#"{"proto_descriptor_bin": "AAEC", "url_unescape_spec": "SOME"}"#, "url_unescape_spec", "unknown value"),
+            (r#"{"proto_descriptor_bin": "AAEC", "url_unescape_spec": 7}"#, "url_unescape_spec", "unknown value"),
+            (r#"{"proto_descriptor_bin": "AAEC", "max_request_body_size": -1}"#, "max_request_body_size", "unsigned"),
             (
                 r#"{"proto_descriptor_bin": "AAEC", "max_request_body_size": 4294967296}"#,
                 "max_request_body_size",
@@ -649,31 +564,15 @@ mod tests {
                 "max_response_body_size",
                 "unsigned",
             ),
-            (
-                r#"{"proto_descriptor_bin": "!!"}"#,
-                "proto_descriptor_bin",
-                "base64",
-            ),
-            (
-                r#"{"proto_descriptor_bin": 5}"#,
-                "proto_descriptor_bin",
-                "base64",
-            ),
-            (
-                r#"{"proto_descriptor_bin": "AAEC", "auto_mapping": true, "autoMapping": true}"#,
-                "auto_mapping",
-                "twice",
-            ),
+            (r#"{"proto_descriptor_bin": "!!"}"#, "proto_descriptor_bin", "base64"),
+            (r#"{"proto_descriptor_bin": 5}"#, "proto_descriptor_bin", "base64"),
+            (r#"{"proto_descriptor_bin": "AAEC", "auto_mapping": true, "autoMapping": true}"#, "auto_mapping", "twice"),
             (
                 r#"{"proto_descriptor_bin": "AAEC", "json2grpc": {"limits": {"max_json_depth": 0}}}"#,
                 "json2grpc.limits.max_json_depth",
                 "greater than 0",
             ),
-            (
-                r#"{"proto_descriptor_bin": "AAEC", "json2grpc": {"limit": {}}}"#,
-                "json2grpc.limit",
-                "unknown field",
-            ),
+            (r#"{"proto_descriptor_bin": "AAEC", "json2grpc": {"limit": {}}}"#, "json2grpc.limit", "unknown field"),
             (
                 r#"{"proto_descriptor_bin": "AAEC", "json2grpc": {"callout": {"clusters": {"a.B": 3}}}}"#,
                 "json2grpc.callout.clusters.a.B",
@@ -707,24 +606,14 @@ mod tests {
         .unwrap();
         assert_eq!(
             c.limits,
-            Limits {
-                max_json_depth: 10,
-                max_query_parameters: 5,
-                max_frame_size: 99
-            }
+            Limits { max_json_depth: 10, max_query_parameters: 5, max_frame_size: 99, envoy_buffer_bytes: 1024 * 1024 }
         );
         assert_eq!(c.callout.timeout_ms, 250);
-        assert_eq!(
-            c.callout.clusters,
-            vec![("pkg.Svc".to_string(), "svc_cluster".to_string())]
-        );
+        assert_eq!(c.callout.clusters, vec![("pkg.Svc".to_string(), "svc_cluster".to_string())]);
         assert_eq!(c.callout.forward_headers, vec!["x-tenant"]);
         assert_eq!(c.callout.max_stream_bytes, 1000);
         assert!(!c.allow_on_headers_stop_iteration);
-        let c = parse(
-            r#"{"proto_descriptor_bin": "", "json2grpc": {"allowOnHeadersStopIteration": true}}"#,
-        )
-        .unwrap();
+        let c = parse(r#"{"proto_descriptor_bin": "", "json2grpc": {"allowOnHeadersStopIteration": true}}"#).unwrap();
         assert!(c.allow_on_headers_stop_iteration);
     }
 }

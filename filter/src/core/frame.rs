@@ -99,10 +99,7 @@ impl FrameDecoder {
             if self.header_len < FRAME_HEADER_SIZE {
                 let want = FRAME_HEADER_SIZE.saturating_sub(self.header_len);
                 let (head, rest) = data.split_at(want.min(data.len()));
-                if let Some(slot) = self
-                    .header
-                    .get_mut(self.header_len..self.header_len.saturating_add(head.len()))
-                {
+                if let Some(slot) = self.header.get_mut(self.header_len..self.header_len.saturating_add(head.len())) {
                     slot.copy_from_slice(head);
                 }
                 self.header_len = self.header_len.saturating_add(head.len());
@@ -131,9 +128,9 @@ impl FrameDecoder {
             1 => {
                 return Err(match &self.encoding {
                     None => invalid("compressed frame without grpc-encoding".to_string()),
-                    Some(encoding) => invalid(format!(
-                        "compressed responses (grpc-encoding: {encoding}) are not supported"
-                    )),
+                    Some(encoding) => {
+                        invalid(format!("compressed responses (grpc-encoding: {encoding}) are not supported"))
+                    }
                 })
             }
             other => return Err(invalid(format!("unknown frame flag 0x{other:02x}"))),
@@ -147,13 +144,10 @@ impl FrameDecoder {
                 ))
                 .with_http_status(http_status));
             }
-            return Err(invalid(format!(
-                "frame of {len} bytes exceeds the limit of {}",
-                self.max_frame_size
-            )));
+            return Err(invalid(format!("frame of {len} bytes exceeds the limit of {}", self.max_frame_size)));
         }
-        self.expected = usize::try_from(len)
-            .map_err(|_| invalid(format!("frame of {len} bytes does not fit in memory")))?;
+        self.expected =
+            usize::try_from(len).map_err(|_| invalid(format!("frame of {len} bytes does not fit in memory")))?;
         let capacity = self.expected.min(available.max(PREALLOCATE_LIMIT));
         self.body = Vec::with_capacity(capacity);
         // A zero-length message is complete with its header.
@@ -203,21 +197,22 @@ impl FrameDecoder {
             let total = self.expected.saturating_add(FRAME_HEADER_SIZE);
             (self.body.len().saturating_add(FRAME_HEADER_SIZE), total)
         };
-        Err(invalid(format!(
-            "truncated gRPC frame: {got} of {of} bytes"
-        )))
+        Err(invalid(format!("truncated gRPC frame: {got} of {of} bytes")))
     }
 
     /// Bytes held: completed frames not yet taken plus the partial frame (its header included).
-    pub fn buffered(&self) -> usize {
-        let partial = if self.header_len == 0 {
-            0
+    /// The announced length of the frame being received (0 between frames).
+    pub fn frame_in_progress(&self) -> usize {
+        if self.header_len == FRAME_HEADER_SIZE {
+            self.expected
         } else {
-            self.header_len.saturating_add(self.body.len())
-        };
-        self.ready
-            .iter()
-            .fold(partial, |sum, frame| sum.saturating_add(frame.len()))
+            0
+        }
+    }
+
+    pub fn buffered(&self) -> usize {
+        let partial = if self.header_len == 0 { 0 } else { self.header_len.saturating_add(self.body.len()) };
+        self.ready.iter().fold(partial, |sum, frame| sum.saturating_add(frame.len()))
     }
 }
 
@@ -267,10 +262,7 @@ mod tests {
     fn assert_invalid(result: Result<impl std::fmt::Debug>, expected_message: &str) {
         let e = result.unwrap_err();
         assert_eq!(e.http_status, 502, "{e}");
-        assert_eq!(
-            e.message,
-            format!("invalid gRPC response: {expected_message}")
-        );
+        assert_eq!(e.message, format!("invalid gRPC response: {expected_message}"));
     }
 
     #[test]
@@ -368,32 +360,17 @@ mod tests {
 
     #[test]
     fn size_limit_is_inclusive() {
-        assert_eq!(
-            decode_all(&frame(&[1; 8]), 8, None).unwrap(),
-            vec![vec![1; 8]]
-        );
-        assert_invalid(
-            decode_all(&frame(&[1; 9]), 8, None),
-            "frame of 9 bytes exceeds the limit of 8",
-        );
-        assert_eq!(
-            decode_all(&frame(b""), 0, None).unwrap(),
-            vec![Vec::<u8>::new()]
-        );
-        assert_invalid(
-            decode_all(&frame(b"a"), 0, None),
-            "frame of 1 bytes exceeds the limit of 0",
-        );
+        assert_eq!(decode_all(&frame(&[1; 8]), 8, None).unwrap(), vec![vec![1; 8]]);
+        assert_invalid(decode_all(&frame(&[1; 9]), 8, None), "frame of 9 bytes exceeds the limit of 8");
+        assert_eq!(decode_all(&frame(b""), 0, None).unwrap(), vec![Vec::<u8>::new()]);
+        assert_invalid(decode_all(&frame(b"a"), 0, None), "frame of 1 bytes exceeds the limit of 0");
     }
 
     #[test]
     fn oversized_frame_is_rejected_from_its_header_alone() {
         let mut decoder = FrameDecoder::new(1024, None);
         decoder.push(&raw_frame(0, u32::MAX, b""));
-        assert_invalid(
-            decoder.next_frame(),
-            "frame of 4294967295 bytes exceeds the limit of 1024",
-        );
+        assert_invalid(decoder.next_frame(), "frame of 4294967295 bytes exceeds the limit of 1024");
         // later data is dropped, not buffered
         decoder.push(&[0; 4096]);
         assert_eq!(decoder.buffered(), 0);
@@ -414,10 +391,7 @@ mod tests {
     #[test]
     fn compressed_frame_without_encoding() {
         for encoding in [None, Some("identity"), Some(" Identity "), Some("")] {
-            assert_invalid(
-                decode_all(&raw_frame(1, 1, b"x"), 10, encoding),
-                "compressed frame without grpc-encoding",
-            );
+            assert_invalid(decode_all(&raw_frame(1, 1, b"x"), 10, encoding), "compressed frame without grpc-encoding");
         }
     }
 
@@ -428,10 +402,7 @@ mod tests {
             "compressed responses (grpc-encoding: gzip) are not supported",
         );
         // an announced encoding with uncompressed frames is fine
-        assert_eq!(
-            decode_all(&frame(b"x"), 10, Some("gzip")).unwrap(),
-            vec![b"x".to_vec()]
-        );
+        assert_eq!(decode_all(&frame(b"x"), 10, Some("gzip")).unwrap(), vec![b"x".to_vec()]);
     }
 
     #[test]
@@ -453,10 +424,7 @@ mod tests {
         decoder.push(&[0, 0, 0]);
         assert_eq!(decoder.next_frame().unwrap(), None);
         decoder.push(&[0, 11]);
-        assert_invalid(
-            decoder.next_frame(),
-            "frame of 11 bytes exceeds the limit of 10",
-        );
+        assert_invalid(decoder.next_frame(), "frame of 11 bytes exceeds the limit of 10");
     }
 
     #[test]
@@ -471,17 +439,8 @@ mod tests {
 
     #[test]
     fn truncated_body_at_end() {
-        assert_invalid(
-            decode_all(&raw_frame(0, 4, b"ab"), 10, None),
-            "truncated gRPC frame: 7 of 9 bytes",
-        );
-        assert_invalid(
-            decode_all(&raw_frame(0, 4, b""), 10, None),
-            "truncated gRPC frame: 5 of 9 bytes",
-        );
-        assert_invalid(
-            decode_all(&[0], 10, None),
-            "truncated gRPC frame: 1 of 5 bytes",
-        );
+        assert_invalid(decode_all(&raw_frame(0, 4, b"ab"), 10, None), "truncated gRPC frame: 7 of 9 bytes");
+        assert_invalid(decode_all(&raw_frame(0, 4, b""), 10, None), "truncated gRPC frame: 5 of 9 bytes");
+        assert_invalid(decode_all(&[0], 10, None), "truncated gRPC frame: 1 of 5 bytes");
     }
 }

@@ -118,6 +118,11 @@ impl ResponseTranscoder {
         self.raw
     }
 
+    /// The size of the upstream message being received, if one is (0 between messages).
+    pub fn message_in_progress(&self) -> usize {
+        self.decoder.frame_in_progress()
+    }
+
     /// Messages translated so far.
     pub fn messages(&self) -> u64 {
         self.messages

@@ -7,8 +7,7 @@
 use base64::Engine as _;
 use prost::Message as _;
 use prost_reflect::{DescriptorPool, DynamicMessage};
-use proxy_wasm::traits::{HttpContext, RootContext};
-use proxy_wasm::types::Action;
+use super::abi::{Action, HttpContext, RootContext};
 use serde_json::{json, Value};
 
 use super::host::{Buffer, Map};
@@ -63,7 +62,7 @@ fn root() -> Root {
 /// A new request with these request headers.
 fn request(root: &Root, headers: &[(&str, &str)]) -> Box<dyn HttpContext> {
     with(|h| h.set_map(Map::RequestHeaders, headers));
-    root.create_http_context(2).unwrap()
+    root.create_http_context(2)
 }
 
 /// One request body chunk, buffered as Envoy does while the filter pauses.
@@ -830,7 +829,7 @@ fn grpc_error_in_trailers_after_an_empty_body_is_logged() {
     assert_eq!(response_trailers(ctx.as_mut(), &[("grpc-status", "5")]), Action::Continue);
     assert_eq!(buffer(Buffer::HttpResponseBody), None);
     assert!(replies().is_empty());
-    assert_eq!(logs(3), ["gRPC response without data: its translation cannot be added"]);
+    assert_eq!(logs(3), ["the end of the response could not be added (Envoy holds no body to write to)"]);
 }
 
 #[test]

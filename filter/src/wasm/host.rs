@@ -101,6 +101,18 @@ extern "C" {
     fn proxy_set_effective_context(context_id: u32) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_http_call(
+        upstream_data: *const u8,
+        upstream_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        trailers_data: *const u8,
+        trailers_size: usize,
+        timeout_ms: u32,
+        return_token: *mut u32,
+    ) -> u32;
 }
 
 /// Takes ownership of bytes the host allocated through our allocator export.
@@ -245,6 +257,34 @@ pub fn grpc_status() -> Option<(u32, Vec<u8>)> {
         return None;
     }
     Some((code, owned(data, size).unwrap_or_default()))
+}
+
+/// Sends an HTTP request to `cluster` (Envoy answers in `proxy_on_http_call_response`);
+/// the token, or the host status on failure.
+pub fn http_call(cluster: &str, headers: &[(&str, &str)], body: &[u8], timeout_ms: u32) -> Result<u32, u32> {
+    let serialized = serialize_pairs(headers);
+    let trailers = serialize_pairs(&[]);
+    let mut token = 0u32;
+    // SAFETY: pointers and lengths of live buffers, valid out pointer.
+    let status = unsafe {
+        proxy_http_call(
+            cluster.as_ptr(),
+            cluster.len(),
+            serialized.as_ptr(),
+            serialized.len(),
+            body.as_ptr(),
+            body.len(),
+            trailers.as_ptr(),
+            trailers.len(),
+            timeout_ms,
+            &mut token,
+        )
+    };
+    if status == OK {
+        Ok(token)
+    } else {
+        Err(status)
+    }
 }
 
 /// Resumes a paused response (`proxy_continue_stream`, 1 = response).

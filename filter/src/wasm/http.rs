@@ -16,11 +16,8 @@
 //! ```
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
 
-use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
-
+use super::abi::{self, Action, HttpContext};
 use super::callout;
 use super::host::{self, Buffer, Map};
 use super::metrics::{now_micros, ErrorKind};
@@ -298,16 +295,16 @@ impl Http {
         let headers =
             callout::call_headers(&info.path(), &authority, t.config.callout.timeout_ms, method, path, forwarded);
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let timeout = Duration::from_millis(u64::from(t.config.callout.timeout_ms));
-        match self.dispatch_http_call(&cluster, headers, Some(&framed), vec![], timeout) {
+        match host::http_call(&cluster, &headers, &framed, t.config.callout.timeout_ms) {
             Ok(token) => {
+                abi::register_callout(token, self.context_id);
                 self.request = RequestState::Callout { token };
                 // Paused until the call's response arrives in on_http_call_response.
                 Action::Pause
             }
             Err(status) => self.reply_error(
                 ErrorKind::Callout,
-                &Error::new(Code::Unavailable, format!("cannot call cluster \"{cluster}\" ({status:?})")),
+                &Error::new(Code::Unavailable, format!("cannot call cluster \"{cluster}\" (host status {status})")),
             ),
         }
     }
@@ -496,6 +493,17 @@ impl Http {
             self.response = ResponseState::Idle;
             return Action::Continue;
         }
+        // Pausing keeps Envoy's buffer for the end of the stream, but Envoy resets a stream
+        // whose paused buffer outgrows its limit: a burst over the budget, or a large message
+        // on its way (its JSON will not fit either), is sent on now instead.
+        // Half of Envoy's limit: the next chunk's output must still fit beside it.
+        let budget = usize::try_from(t.config.limits.envoy_buffer_bytes / 2).unwrap_or(usize::MAX);
+        if out.len() > budget || response.message_in_progress() > budget / 2 {
+            log::trace!("stream chunk of {body_size} B: {} B of JSON sent on now", out.len());
+            *unflushed = 0;
+            return Action::Continue;
+        }
+        log::trace!("stream chunk of {body_size} B: {} B of JSON held until the next tick", out.len());
         *unflushed = out.len();
         self.flusher.schedule(self.context_id);
         Action::Pause
@@ -546,8 +554,19 @@ impl Http {
         let kept = if pending { unflushed.min(body_size) } else { 0 };
         let (previous, fresh) = body.split_at(kept);
         let mut out = previous.to_vec();
-        let result = response.push_framed(fresh, &mut out).and_then(|()| response.finish(status, &mut out));
+        let mut result = response.push_framed(fresh, &mut out).and_then(|()| response.finish(status, &mut out));
         self.charge(start);
+        // Envoy resets a stream whose held body outgrows its buffer limit: a translation that
+        // large is answered with an error instead (streams flush long before that).
+        let limit = usize::try_from(t.config.limits.envoy_buffer_bytes).unwrap_or(usize::MAX);
+        if result.is_ok() && out.len() > limit {
+            result = Err(Error::internal(format!(
+                "the JSON response ({} bytes) exceeds Envoy's buffer limit (json2grpc.limits.envoy_buffer_bytes = \
+                 {limit}); raise the listener's per_connection_buffer_limit_bytes and this limit",
+                out.len()
+            )));
+            out.truncate(kept);
+        }
         t.metrics.response_grpc_bytes.add(fresh.len() as u64);
         t.metrics.response_json_bytes.add(out.len().saturating_sub(kept) as u64);
         let (http_status, content_type) = match result {
@@ -587,8 +606,9 @@ impl Http {
             return;
         }
         if !host::set_buffer(Buffer::HttpResponseBody, 0, body_size, &out) && !out.is_empty() {
-            // Headers and trailers without any data: Envoy offers no body to write to.
-            log::warn!("gRPC response without data: its translation cannot be added");
+            // No body to write to: headers and trailers without data, or a stream whose last
+            // burst was too large to hold (json2grpc.limits.envoy_buffer_bytes).
+            log::warn!("the end of the response could not be added (Envoy holds no body to write to)");
         }
     }
 }
@@ -653,13 +673,11 @@ fn callout_failure(status: Option<u16>) -> Error {
     }
 }
 
-impl Context for Http {
+impl HttpContext for Http {
     fn on_http_call_response(&mut self, token_id: u32, _num_headers: usize, body_size: usize, _num_trailers: usize) {
         self.on_callout_response(token_id, body_size);
     }
-}
 
-impl HttpContext for Http {
     fn on_log(&mut self) {
         // The end of the request: record the time it spent in the core, if it was ours.
         if self.binding.is_some() {

@@ -3,6 +3,7 @@
 //! the core. Every Envoy constraint that shapes it is commented where it bites.
 //!
 //! [`Transcoder`]: crate::core::transcoder::Transcoder
+pub mod abi;
 #[cfg(test)]
 mod callback_tests;
 pub mod callout;
@@ -14,8 +15,16 @@ pub mod metrics;
 mod mock_host;
 pub mod root;
 
+/// The module's initializer (a WASI reactor): Envoy calls it once per VM, before any other
+/// export. Host calls are not allowed here.
 #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
-proxy_wasm::main! {{
+#[no_mangle]
+pub extern "C" fn _initialize() {
+    extern "C" {
+        fn __wasm_call_ctors();
+    }
+    // SAFETY: the linker-generated constructor runner, called once before anything else.
+    unsafe { __wasm_call_ctors() };
     logger::install();
-    proxy_wasm::set_root_context(|_| Box::new(root::Root::default()));
-}}
+    abi::set_root_factory(|| Box::new(root::Root::default()));
+}

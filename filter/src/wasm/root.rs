@@ -3,9 +3,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::ContextType;
-
+use super::abi::{HttpContext, RootContext};
 use super::host;
 use super::http::Http;
 use super::metrics::Metrics;
@@ -77,8 +75,6 @@ impl Flusher {
     }
 }
 
-impl Context for Root {}
-
 impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         super::logger::sync_level();
@@ -111,11 +107,7 @@ impl RootContext for Root {
         self.flusher.flush();
     }
 
-    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Http::new(self.filter.clone(), context_id, self.flusher.clone())))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
+    fn create_http_context(&self, context_id: u32) -> Box<dyn HttpContext> {
+        Box::new(Http::new(self.filter.clone(), context_id, self.flusher.clone()))
     }
 }
