@@ -66,7 +66,7 @@ fn empty_any_in_a_response_prints_as_an_empty_object() {
     let frame = [0, 0, 0, 0, 3, 0x9a, 0x02, 0x00];
     let mut out = Vec::new();
     r.push_framed(&frame, &mut out).unwrap();
-    let ok = GrpcStatus::from_metadata(&t.pool, Some(b"0"), None, None);
+    let ok = GrpcStatus::from_metadata(&t.codec, Some(b"0"), None, None);
     r.finish(ok, &mut out).unwrap();
     assert_eq!(String::from_utf8(out).unwrap(), r#"{"any":{}}"#);
 }
@@ -85,7 +85,7 @@ fn negative_zero_is_printed_in_responses() {
     let frame = [0, 0, 0, 0, 7, 0x12, 0x05, 0x15, 0, 0, 0, 0x80];
     let mut out = Vec::new();
     r.push_framed(&frame, &mut out).unwrap();
-    r.finish(GrpcStatus::from_metadata(&t.pool, Some(b"0"), None, None), &mut out).unwrap();
+    r.finish(GrpcStatus::from_metadata(&t.codec, Some(b"0"), None, None), &mut out).unwrap();
     let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let value = json["scalars"]["fFloat"].as_f64();
     assert!(value.is_some_and(|v| v == 0.0 && v.is_sign_negative()), "-0.0 lost: {json}");
@@ -119,7 +119,7 @@ fn respond(t: &Transcoder, path: &str, frames: &[u8], fast: bool) -> Result<Stri
     };
     let mut out = Vec::new();
     r.push_framed(frames, &mut out).map_err(|e| e.http_status)?;
-    r.finish(GrpcStatus::from_metadata(&t.pool, Some(b"0"), None, None), &mut out).map_err(|e| e.http_status)?;
+    r.finish(GrpcStatus::from_metadata(&t.codec, Some(b"0"), None, None), &mut out).map_err(|e| e.http_status)?;
     Ok(String::from_utf8(out).unwrap())
 }
 
@@ -160,15 +160,168 @@ fn duplicate_unknown_keys_are_refused_on_the_fast_path_too() {
     assert_eq!(t.request_message(&plan, body, None).map_err(|e| e.http_status), Err(400));
 }
 
-/// Target `response_decoding` (filter/reflection differential). Response bytes `43 00`
-/// (field 8 with wire type 3, start-group, then a zero tag) are refused by the fast decoder
-/// ("unterminated group", 502) but decoded by prost-reflect, so the reflection path (used for
-/// `response_body` selections and HttpBody) accepts a malformed message the filter otherwise
-/// refuses.
+/// Target `response_decoding` (filter/reflection differential). prost-reflect decodes a map
+/// field whatever its wire type, reading a length and an entry: `43 00` (field 8 `labels`,
+/// wire type 3 start-group, then `00`) becomes `{"labels":{"":""}}` and `d0 00 00` (field 10,
+/// varint) becomes `{"flags":{"false":"0"}}`. The fast decoder refuses both ("unterminated
+/// group", "has the wrong wire type": 502), so the reflection path (`response_body`
+/// selections, HttpBody, types the fast codec does not cover) turns malformed upstream bytes
+/// into invented map entries where the filter otherwise answers 502.
 #[test]
 fn malformed_group_is_refused_on_both_paths() {
     let t = things();
-    let frame = [0, 0, 0, 0, 2, 0x43, 0x00];
-    assert_eq!(respond(&t, "/v1/things/1", &frame, true).map(|_| ()), Err(502));
-    assert_eq!(respond(&t, "/v1/things/1", &frame, false).map(|_| ()), Err(502));
+    for frame in [&[0, 0, 0, 0, 2, 0x43, 0x00][..], &[0, 0, 0, 0, 3, 0xd0, 0x00, 0x00]] {
+        assert_eq!(respond(&t, "/v1/things/1", frame, true).map(|_| ()), Err(502));
+        assert_eq!(respond(&t, "/v1/things/1", frame, false).map(|_| ()), Err(502), "{frame:02x?}");
+    }
+}
+
+/// Target `json_to_message` (the fast printer's output did not parse). The fast printer writes
+/// FieldMask paths into the JSON string unescaped (core/fast/decode.rs calls
+/// `wkt_text::field_mask_path_to_json`, which copies the characters): a path holding `"`, `\`
+/// or a control character gives invalid JSON, or injects members into the response
+/// (`a","admin":true,"x":"` prints as three members). The request side accepts such a path
+/// (`{"mask": "a\tb"}`), so a client can make an echoing service answer broken JSON.
+#[test]
+fn field_mask_paths_are_escaped_in_responses() {
+    let t = things();
+    // test.v1.Everything { mask (22): FieldMask { paths: ["a\"b"] } }
+    let frame = [0, 0, 0, 0, 8, 0xb2, 0x01, 0x05, 0x0a, 0x03, b'a', b'"', b'b'];
+    let reflection = respond(&t, "/v1/things/1", &frame, false);
+    assert_eq!(reflection.as_deref(), Ok(r#"{"mask":"a\"b"}"#));
+    let fast = respond(&t, "/v1/things/1", &frame, true).unwrap();
+    assert!(serde_json::from_str::<serde_json::Value>(&fast).is_ok(), "invalid JSON: {fast}");
+    assert_eq!(Ok(fast), reflection);
+}
+
+/// Target `config` (descriptor sets mutated by one byte). A map-entry message whose `value`
+/// field does not have number 2 (here `flashsale.v1.Item.AttributesEntry.value` = 115 after a
+/// one-byte edit) is accepted by prost-reflect; then `map_entry_value_field()` panics ("map
+/// entry should have value field", prost-reflect src/descriptor/api.rs:923), first while the
+/// fast codec compiles its plans at configure time (core/fast/plan.rs:347 `field_plan`, via
+/// `Codec::new` in `Transcoder::new`), and on the reflection path in json.rs (`check_enums`)
+/// and request.rs (`value_kind`, `map_key` uses `map_entry_key_field`) for requests. protoc and
+/// protobuf's DescriptorPool refuse such a map entry (key must be 1, value 2).
+#[test]
+fn map_entry_without_value_field_is_an_error_not_a_panic() {
+    use prost::Message;
+    use prost_types::{
+        field_descriptor_proto::{Label, Type},
+        DescriptorProto, FieldDescriptorProto, FileDescriptorProto, FileDescriptorSet, MessageOptions,
+    };
+    let field = |name: &str, number: i32, label: Label, ty: Type, type_name: Option<&str>| FieldDescriptorProto {
+        name: Some(name.into()),
+        number: Some(number),
+        label: Some(label as i32),
+        r#type: Some(ty as i32),
+        type_name: type_name.map(Into::into),
+        json_name: Some(name.into()),
+        ..Default::default()
+    };
+    // message M { map<string, string> m = 1; } with the entry's value numbered 3.
+    let entry = DescriptorProto {
+        name: Some("MEntry".into()),
+        field: vec![
+            field("key", 1, Label::Optional, Type::String, None),
+            field("value", 3, Label::Optional, Type::String, None),
+        ],
+        options: Some(MessageOptions { map_entry: Some(true), ..Default::default() }),
+        ..Default::default()
+    };
+    let message = DescriptorProto {
+        name: Some("M".into()),
+        field: vec![field("m", 1, Label::Repeated, Type::Message, Some(".p.M.MEntry"))],
+        nested_type: vec![entry],
+        ..Default::default()
+    };
+    let file = FileDescriptorProto {
+        name: Some("m.proto".into()),
+        package: Some("p".into()),
+        message_type: vec![message],
+        syntax: Some("proto3".into()),
+        ..Default::default()
+    };
+    let set = FileDescriptorSet { file: vec![file] }.encode_to_vec();
+    let built = std::panic::catch_unwind(|| Transcoder::from_json(config(&set, "").as_bytes()).map(|_| ()));
+    let Ok(result) = built else { panic!("Transcoder::from_json panicked") };
+    assert!(result.is_err(), "a map entry without a value field must be refused");
+}
+
+/// Targets `json_to_message`, `request_routing` and `response_decoding` (differentials). Smaller
+/// disagreements between the fast codec (what the filter uses when it covers the type) and
+/// the reflection path (`response_body` selections, HttpBody, body fields, uncovered types), each
+/// the smallest input found. Every case should give the same outcome on both paths; the
+/// assertion lists the cases that do not.
+#[test]
+fn fast_and_reflection_paths_agree() {
+    let t = things();
+    let Decision::Transcode(plan) = t.route("POST", "/v1/things", None) else { panic!("no route") };
+    let reflection_codec = json2grpc::core::fast::Codec::default();
+    // The message (compared as decoded messages: field order on the wire may differ), with
+    // its bytes for the report.
+    let request = |body: &str, fast: bool| -> Result<(prost_reflect::DynamicMessage, Vec<u8>), u16> {
+        let bytes = if fast {
+            t.request_message(&plan, body.as_bytes(), None)
+        } else {
+            json2grpc::core::request::build_message(
+                &t.config,
+                &t.parse_options,
+                &reflection_codec,
+                &plan,
+                body.as_bytes(),
+                None,
+            )
+        };
+        let bytes = bytes.map_err(|e| e.http_status)?;
+        let desc = t.pool.get_message_by_name("test.v1.Everything").unwrap();
+        let message = prost_reflect::DynamicMessage::decode(desc, bytes.as_slice()).unwrap();
+        Ok((message, bytes))
+    };
+    let requests = [
+        // `-0` for an enum: serde_json reads a float, prost-reflect refuses it (400); fast: 0.
+        r#"{"colors": [-0]}"#,
+        // An unknown key next to a well-known type's "value" in an Any: fast 400 ("unexpected
+        // key in Any"); reflection drops it like other unknown keys.
+        r#"{"any": {"@type": "type.googleapis.com/google.protobuf.Duration", "value": "1s", "x": 1}}"#,
+        // An Any type name with a leading dot: reflection resolves it, fast 400 ("not in the
+        // descriptor set").
+        r#"{"any": {"@type": "type.googleapis.com/.test.v1.Nested", "name": "n"}}"#,
+        // An empty Any: reflection 400 ("expected '@type' field"), fast accepts it.
+        r#"{"any": {}}"#,
+        // Unknown keys in google.protobuf.Empty: reflection 400 ("unexpected value in map"),
+        // fast drops them as everywhere else.
+        r#"{"empty": {"x": 1}}"#,
+    ];
+    let mut differ = Vec::new();
+    for body in requests {
+        let (fast, reflection) = (request(body, true), request(body, false));
+        let same = match (&fast, &reflection) {
+            (Ok((a, _)), Ok((b, _))) => a == b,
+            (a, b) => a.as_ref().err() == b.as_ref().err(),
+        };
+        if !same {
+            let show = |r: &Result<(prost_reflect::DynamicMessage, Vec<u8>), u16>| {
+                r.as_ref().map(|(_, bytes)| format!("{bytes:02x?}")).map_err(|s| *s)
+            };
+            differ.push(format!("request {body}: fast {:?} / reflection {:?}", show(&fast), show(&reflection)));
+        }
+    }
+    let responses: [&[u8]; 2] = [
+        // A key whose field number needs more than 29 bits (varint 2^32): prost refuses the
+        // message ("invalid key value"), fast skips it as an unknown field.
+        &[0x80, 0x80, 0x80, 0x80, 0x10, 0x00],
+        // `id` twice, the first occurrence not UTF-8: prost refuses the message, fast prints the
+        // last occurrence.
+        &[0x0a, 0x01, 0xff, 0x0a, 0x01, b'x'],
+    ];
+    for message in responses {
+        let mut frame = vec![0, 0, 0, 0, u8::try_from(message.len()).unwrap()];
+        frame.extend_from_slice(message);
+        let (fast, reflection) =
+            (respond(&t, "/v1/things/1", &frame, true), respond(&t, "/v1/things/1", &frame, false));
+        if fast != reflection {
+            differ.push(format!("response {message:02x?}: fast {fast:?} / reflection {reflection:?}"));
+        }
+    }
+    assert!(differ.is_empty(), "the paths disagree:\n{}", differ.join("\n"));
 }

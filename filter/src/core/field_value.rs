@@ -4,6 +4,7 @@
 use prost_reflect::{DynamicMessage, Kind, MessageDescriptor, Value};
 
 use super::config::decode_base64;
+use super::fast::wkt_text;
 use super::json::find_enum_value;
 
 /// Parses `text` as a value of `kind`; the error says what was expected.
@@ -102,12 +103,30 @@ fn parse_well_known(
             message.set_field(&field, value);
             Ok(message)
         }
-        "google.protobuf.Timestamp"
-        | "google.protobuf.Duration"
-        | "google.protobuf.FieldMask"
-        | "google.protobuf.Value" => {
-            DynamicMessage::deserialize(desc.clone(), serde_json::Value::String(text.to_string()))
-                .map_err(|e| format!("{text:?} is not a valid {}: {e}", desc.full_name()))
+        "google.protobuf.Timestamp" | "google.protobuf.Duration" => {
+            let parsed = if desc.full_name() == "google.protobuf.Timestamp" {
+                wkt_text::parse_timestamp(text)
+            } else {
+                wkt_text::parse_duration(text)
+            };
+            let (seconds, nanos) = parsed.map_err(|e| format!("{text:?} is not a valid {}: {e}", desc.full_name()))?;
+            let mut message = DynamicMessage::new(desc.clone());
+            message.set_field_by_number(1, Value::I64(seconds));
+            message.set_field_by_number(2, Value::I32(nanos));
+            Ok(message)
+        }
+        "google.protobuf.FieldMask" => {
+            let paths = wkt_text::parse_field_mask(text)
+                .map_err(|e| format!("{text:?} is not a valid {}: {e}", desc.full_name()))?;
+            let mut message = DynamicMessage::new(desc.clone());
+            message.set_field_by_number(1, Value::List(paths.into_iter().map(Value::String).collect()));
+            Ok(message)
+        }
+        // A Value from text is a string value.
+        "google.protobuf.Value" => {
+            let mut message = DynamicMessage::new(desc.clone());
+            message.set_field_by_number(3, Value::String(text.to_string()));
+            Ok(message)
         }
         other => Err(format!("a {other} message cannot be set from a URL value")),
     }

@@ -1,11 +1,11 @@
 //! A gRPC call's final status (`grpc-status`, `grpc-message`, `grpc-status-details-bin`)
 //! turned into the JSON error the REST client gets.
-use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions, Value as ReflectValue};
+use prost::Message;
 use serde_json::Value;
 
 use super::config::{decode_base64, PrintOptions};
 use super::error::Error;
-use super::json::serialize_options;
+use super::fast::Codec;
 use super::status::Code;
 
 const STATUS_MESSAGE: &str = "google.rpc.Status";
@@ -72,7 +72,7 @@ impl GrpcStatus {
     /// be printed) becomes `{"@type": "<type url>", "value": "<base64 of its bytes>"}`; the
     /// other details are unaffected.
     pub fn from_metadata(
-        pool: &DescriptorPool,
+        codec: &Codec,
         grpc_status: Option<&[u8]>,
         grpc_message: Option<&[u8]>,
         details_bin: Option<&[u8]>,
@@ -80,7 +80,7 @@ impl GrpcStatus {
         let parsed = grpc_status.and_then(Code::from_header);
         let mut message = grpc_message.map(decode_grpc_message).unwrap_or_default();
         let mut details = Vec::new();
-        if let Some(status) = details_bin.and_then(|bin| decode_status(pool, bin)) {
+        if let Some(status) = details_bin.and_then(|bin| decode_status(codec, bin)) {
             if let Some(code) = parsed {
                 if status.code != code as i32 {
                     log::debug!(
@@ -125,60 +125,51 @@ struct DetailsStatus {
     details: Vec<Value>,
 }
 
-fn decode_status(pool: &DescriptorPool, bin: &[u8]) -> Option<DetailsStatus> {
+/// `google.rpc.Status` as it travels in `grpc-status-details-bin`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<prost_types::Any>,
+}
+
+fn decode_status(codec: &Codec, bin: &[u8]) -> Option<DetailsStatus> {
     let Some(bytes) = std::str::from_utf8(bin).ok().and_then(|text| decode_base64(text.trim())) else {
         log::debug!("grpc-status-details-bin ignored: not valid base64");
         return None;
     };
-    let Some(desc) = pool.get_message_by_name(STATUS_MESSAGE) else {
-        log::debug!("grpc-status-details-bin ignored: {STATUS_MESSAGE} is not in the descriptor pool");
-        return None;
-    };
-    let status = match DynamicMessage::decode(desc, bytes.as_slice()) {
+    let status = match RpcStatus::decode(bytes.as_slice()) {
         Ok(status) => status,
         Err(e) => {
             log::debug!("grpc-status-details-bin ignored: not a {STATUS_MESSAGE}: {e}");
             return None;
         }
     };
-    let code = status.get_field_by_name("code").and_then(|v| v.as_i32()).unwrap_or_default();
-    let message = status
-        .get_field_by_name("message")
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    let options = serialize_options(&PrintOptions::default());
-    let details = match status.get_field_by_name("details").as_deref() {
-        Some(ReflectValue::List(items)) => items
-            .iter()
-            .filter_map(|item| match item {
-                ReflectValue::Message(any) => print_any(any, &options),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    Some(DetailsStatus { code, message, details })
+    let details = status.details.iter().map(|any| print_any(codec, any)).collect();
+    Some(DetailsStatus { code: status.code, message: status.message, details })
 }
 
 /// Prints one `google.protobuf.Any` as proto3 JSON, or as type URL + base64 bytes when its
-/// type is unknown to the pool or its bytes do not decode.
-fn print_any(any: &DynamicMessage, options: &SerializeOptions) -> Option<Value> {
-    match any.serialize_with_options(serde_json::value::Serializer, options) {
-        Ok(value) => Some(value),
-        Err(e) => {
-            let raw: prost_types::Any = match any.transcode_to() {
-                Ok(raw) => raw,
-                Err(e) => {
-                    log::debug!("status detail dropped: not a google.protobuf.Any: {e}");
-                    return None;
-                }
-            };
-            log::debug!("status detail {} printed as bytes: {e}", raw.type_url);
-            use base64::Engine as _;
-            let value = base64::engine::general_purpose::STANDARD.encode(&raw.value);
-            Some(serde_json::json!({"@type": raw.type_url, "value": value}))
+/// type is unknown to the descriptors or its bytes do not decode.
+fn print_any(codec: &Codec, any: &prost_types::Any) -> Value {
+    let printed = codec.index_of("google.protobuf.Any").and_then(|index| {
+        let mut out = Vec::new();
+        match codec.binary_to_json(index, &any.encode_to_vec(), &PrintOptions::default(), &mut out) {
+            Ok(()) => serde_json::from_slice(&out).ok(),
+            Err(e) => {
+                log::debug!("status detail {} printed as bytes: {e}", any.type_url);
+                None
+            }
         }
-    }
+    });
+    printed.unwrap_or_else(|| {
+        use base64::Engine as _;
+        let value = base64::engine::general_purpose::STANDARD.encode(&any.value);
+        serde_json::json!({"@type": any.type_url, "value": value})
+    })
 }
 
 #[cfg(test)]
@@ -187,7 +178,7 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use base64::Engine as _;
-    use prost::Message;
+    use prost_reflect::{DescriptorPool, DynamicMessage};
     use serde_json::json;
 
     use super::*;
@@ -228,7 +219,7 @@ mod tests {
 
     fn status(code: &str, message: Option<&str>, details_bin: Option<&str>) -> GrpcStatus {
         GrpcStatus::from_metadata(
-            &pool(),
+            &Codec::new(&pool()),
             Some(code.as_bytes()),
             message.map(str::as_bytes),
             details_bin.map(str::as_bytes),
@@ -311,7 +302,7 @@ mod tests {
 
     #[test]
     fn missing_or_invalid_grpc_status_is_503() {
-        let s = GrpcStatus::from_metadata(&pool(), None, None, None);
+        let s = GrpcStatus::from_metadata(&Codec::new(&pool()), None, None, None);
         assert!(s.status_missing);
         assert!(!s.is_ok());
         let e = s.into_error();
@@ -324,7 +315,7 @@ mod tests {
             assert_eq!(e.message, format!("upstream gRPC response has an invalid grpc-status \"{bad}\""));
         }
         // a grpc-message is still reported
-        let e = GrpcStatus::from_metadata(&pool(), None, Some(b"went%20away"), None).into_error();
+        let e = GrpcStatus::from_metadata(&Codec::new(&pool()), None, Some(b"went%20away"), None).into_error();
         assert_eq!((e.http_status, e.message.as_str()), (503, "went away"));
     }
 
@@ -337,7 +328,7 @@ mod tests {
             unpadded(&bin),
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bin),
         ] {
-            let s = GrpcStatus::from_metadata(&pool, Some(b"9"), Some(b"header%20text"), Some(encoded.as_bytes()));
+            let s = GrpcStatus::from_metadata(&Codec::new(&pool), Some(b"9"), Some(b"header%20text"), Some(encoded.as_bytes()));
             let v: Value = serde_json::from_slice(&s.into_error().to_json()).unwrap();
             assert_eq!(
                 v,
@@ -422,7 +413,7 @@ mod tests {
     fn details_with_missing_grpc_status_still_answer_503() {
         let pool = pool();
         let bin = unpadded(&status_bytes(9, "out of stock", error_details(&pool)));
-        let e = GrpcStatus::from_metadata(&pool, None, None, Some(bin.as_bytes())).into_error();
+        let e = GrpcStatus::from_metadata(&Codec::new(&pool), None, None, Some(bin.as_bytes())).into_error();
         assert_eq!((e.code, e.http_status, e.message.as_str()), (Code::Unknown, 503, "out of stock"));
         assert_eq!(e.details.len(), 2);
     }
@@ -441,7 +432,7 @@ mod tests {
             wrong_type.as_bytes(),
         ];
         for bin in bad {
-            let s = GrpcStatus::from_metadata(&pool(), Some(b"8"), Some(b"slow%20down"), Some(bin));
+            let s = GrpcStatus::from_metadata(&Codec::new(&pool()), Some(b"8"), Some(b"slow%20down"), Some(bin));
             assert_eq!(
                 s,
                 GrpcStatus {
@@ -457,10 +448,14 @@ mod tests {
     }
 
     #[test]
-    fn pool_without_google_rpc_status_ignores_details() {
+    fn detail_types_unknown_to_the_descriptors_print_as_bytes() {
+        // google.rpc.Status itself needs no descriptor; details whose type is unknown (or an
+        // empty pool without even google.protobuf.Any) still reach the client, as bytes.
         let empty = DescriptorPool::new();
-        let bin = unpadded(&status_bytes(9, "from details", vec![]));
-        let s = GrpcStatus::from_metadata(&empty, Some(b"9"), Some(b"hdr"), Some(bin.as_bytes()));
-        assert_eq!((s.code, s.message.as_str(), s.details.len()), (Code::FailedPrecondition, "hdr", 0));
+        let detail = prost_types::Any { type_url: "type.googleapis.com/x.Y".into(), value: vec![1, 2] };
+        let bin = unpadded(&status_bytes(9, "from details", vec![detail]));
+        let s = GrpcStatus::from_metadata(&Codec::new(&empty), Some(b"9"), Some(b"hdr"), Some(bin.as_bytes()));
+        assert_eq!((s.code, s.message.as_str()), (Code::FailedPrecondition, "from details"));
+        assert_eq!(s.details, vec![serde_json::json!({"@type": "type.googleapis.com/x.Y", "value": "AQI="})]);
     }
 }

@@ -9,6 +9,8 @@ pub mod frame;
 pub mod grpc_status;
 pub mod json;
 pub mod json_stream;
+#[cfg(feature = "reflection")]
+pub mod reflect_json;
 pub mod path_matcher;
 pub mod percent;
 pub mod request;

@@ -15,7 +15,7 @@ use super::error::{Error, Result};
 use super::fast::Codec;
 use super::field_path::{FieldPath, Names};
 use super::field_value::parse_value;
-use super::json::{self, ParseOptions};
+use super::json::ParseOptions;
 use super::percent::decode_query_component;
 use super::router::{bindable_message, BodyRule, HttpBinding, HTTP_BODY};
 
@@ -220,8 +220,8 @@ pub fn build_message(
             fill_http_body(&mut message, body, content_type, &plan.unknown_query);
         }
         // Without `body`, Envoy still reads a sent body as the message.
-        BodyRule::Whole | BodyRule::None => message = json::parse_message(input, body, parse)?,
-        BodyRule::Field(path) => set_body_field(&mut message, path, body, content_type, plan, parse)?,
+        BodyRule::Whole | BodyRule::None => message = decode_json(codec, input, body, parse)?,
+        BodyRule::Field(path) => set_body_field(codec, &mut message, path, body, content_type, plan, parse)?,
     }
     let collisions = config.request_validation_options.reject_binding_body_field_collisions;
     // Decide for every binding before applying any: "set by the body" must not see values
@@ -246,6 +246,17 @@ pub fn build_message(
             .map_err(|e| Error::bad_request(format!("field \"{}\": {e}", bound.path)))?;
     }
     Ok(message.encode_to_vec())
+}
+
+/// JSON → a message tree, through the fast codec (for the cases that edit the message).
+fn decode_json(codec: &Codec, desc: &MessageDescriptor, json: &[u8], parse: &ParseOptions) -> Result<DynamicMessage> {
+    let index = codec.index(desc).ok_or_else(|| {
+        Error::bad_request(format!("{} uses proto2 groups, which json2grpc does not transcode", desc.full_name()))
+    })?;
+    let mut bytes = Vec::with_capacity(json.len() / 2 + 16);
+    codec.json_to_binary(index, json, parse, &mut bytes)?;
+    DynamicMessage::decode(desc.clone(), bytes.as_slice())
+        .map_err(|e| Error::internal(format!("the transcoded request does not decode: {e}")))
 }
 
 /// The fast path: the body goes straight from JSON to wire format, and URL values the body
@@ -322,6 +333,7 @@ fn same_value(message: &DynamicMessage, bound: &Bound) -> bool {
 
 /// `body: "field"`: the body is that field's JSON value (or raw HttpBody bytes).
 fn set_body_field(
+    codec: &Codec,
     message: &mut DynamicMessage,
     path: &FieldPath,
     body: &[u8],
@@ -352,7 +364,7 @@ fn set_body_field(
     wrapped.extend_from_slice(b"\":");
     wrapped.extend_from_slice(body);
     wrapped.extend_from_slice(b"\n}");
-    let parsed = json::parse_message(&parent_type, &wrapped, &nested_depth(parse))?;
+    let parsed = decode_json(codec, &parent_type, &wrapped, &nested_depth(parse))?;
     let value = parsed.get_field(leaf).into_owned();
     let parent = path.parent_mut(message).ok_or_else(|| Error::internal("body field parent"))?;
     parent.set_field(leaf, value);

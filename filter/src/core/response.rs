@@ -7,6 +7,8 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use prost::Message;
+
 use prost_reflect::{DynamicMessage, Kind, MessageDescriptor, ReflectMessage, Value};
 
 use super::config::PrintOptions;
@@ -15,7 +17,6 @@ use super::fast::Codec;
 use super::field_path::FieldPath;
 use super::frame::FrameDecoder;
 use super::grpc_status::GrpcStatus;
-use super::json::print_message;
 use super::router::{HttpBinding, HTTP_BODY};
 
 /// How a server stream is written.
@@ -60,6 +61,8 @@ pub struct ResponseTranscoder {
     raw_content_type: Option<String>,
     /// The fast printer and the output type's plan, when it covers this response.
     fast: Option<(Arc<Codec>, usize)>,
+    /// The codec, for what the fast path does not print directly (`response_body`).
+    codec: Option<Arc<Codec>>,
 }
 
 impl ResponseTranscoder {
@@ -97,6 +100,7 @@ impl ResponseTranscoder {
             max_body,
             raw_content_type: None,
             fast: None,
+            codec: None,
         }
     }
 
@@ -106,6 +110,7 @@ impl ResponseTranscoder {
         if self.response_body.is_none() && !self.raw {
             self.fast = codec.index(&self.output).map(|i| (codec.clone(), i));
         }
+        self.codec = Some(codec.clone());
         self
     }
 
@@ -225,7 +230,7 @@ impl ResponseTranscoder {
 
     fn write_json(&self, message: &DynamicMessage, out: &mut Vec<u8>) -> Result<()> {
         let Some(path) = &self.response_body else {
-            return print_message(message, &self.print, out);
+            return self.print_whole(message, &self.print, out);
         };
         // `response_body`: print the field alone. The parent is printed with only that field
         // set (so its JSON mapping is exact), then the value is taken out of the object.
@@ -236,7 +241,7 @@ impl ResponseTranscoder {
         holder.set_field(leaf, parent.get_field(leaf).into_owned());
         let print = PrintOptions { add_whitespace: false, ..self.print.clone() };
         let mut text = Vec::new();
-        print_message(&holder, &print, &mut text)?;
+        self.print_whole(&holder, &print, &mut text)?;
         let mut object: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(&text).map_err(|e| Error::internal(format!("response_body: {e}")))?;
         let key = if self.print.preserve_proto_field_names { leaf.name() } else { leaf.json_name() };
@@ -247,6 +252,22 @@ impl ResponseTranscoder {
             serde_json::to_writer(&mut *out, &value)
         };
         written.map_err(|e| Error::internal(format!("response_body: {e}")))
+    }
+
+    /// A whole message as JSON: with the codec when there is one (the filter always has it),
+    /// else with reflection (tests, fuzzing).
+    fn print_whole(&self, message: &DynamicMessage, print: &PrintOptions, out: &mut Vec<u8>) -> Result<()> {
+        let desc = message.descriptor();
+        if let Some(codec) = &self.codec {
+            let index = codec.index(&desc).ok_or_else(|| {
+                Error::bad_upstream(format!("{} uses proto2 groups, which json2grpc does not transcode", desc.full_name()))
+            })?;
+            return codec.binary_to_json(index, &message.encode_to_vec(), print, out);
+        }
+        #[cfg(feature = "reflection")]
+        return super::json::print_message(message, print, out);
+        #[cfg(not(feature = "reflection"))]
+        Err(Error::internal(format!("no JSON printer for {}", desc.full_name())))
     }
 
     fn write_raw(&mut self, message: &DynamicMessage, out: &mut Vec<u8>) -> Result<()> {

@@ -329,7 +329,7 @@ impl Http {
             return;
         }
         let mut status = GrpcStatus::from_metadata(
-            &t.pool,
+            &t.codec,
             find("grpc-status"),
             find("grpc-message"),
             find("grpc-status-details-bin"),
@@ -472,7 +472,7 @@ impl Http {
         let mut result = response.push_framed(fresh, &mut out);
         if result.is_ok() && end_of_stream {
             // Ended without trailers: no status, an upstream error.
-            result = response.finish(GrpcStatus::from_metadata(&t.pool, None, None, None), &mut out);
+            result = response.finish(GrpcStatus::from_metadata(&t.codec, None, None, None), &mut out);
         }
         let produced = out.len().saturating_sub(kept);
         self.spent_us = self.spent_us.saturating_add(now_micros().saturating_sub(start));
@@ -544,7 +544,7 @@ impl Http {
         };
         let status = match status_map {
             Some(map) => read_status(&t, map),
-            None => GrpcStatus::from_metadata(&t.pool, None, None, None),
+            None => GrpcStatus::from_metadata(&t.codec, None, None, None),
         };
         // What Envoy holds now: the whole unary body, or (streams) our output not flushed yet
         // and whatever followed it.
@@ -661,7 +661,7 @@ fn read_status(t: &Transcoder, map: Map) -> GrpcStatus {
     let status = host::header(map, "grpc-status");
     let message = host::header(map, "grpc-message");
     let details = host::header(map, "grpc-status-details-bin");
-    GrpcStatus::from_metadata(&t.pool, status.as_deref(), message.as_deref(), details.as_deref())
+    GrpcStatus::from_metadata(&t.codec, status.as_deref(), message.as_deref(), details.as_deref())
 }
 
 /// A callout answered by Envoy instead of the service.

@@ -32,6 +32,12 @@ impl Codec {
         self.plans.message(index).filter(|p| p.supported).map(|_| index)
     }
 
+    /// The plan index of a message type by full name, if the fast path handles it.
+    pub fn index_of(&self, full_name: &str) -> Option<usize> {
+        let index = self.plans.index_of(full_name)?;
+        self.plans.message(index).filter(|p| p.supported).map(|_| index)
+    }
+
     /// JSON → protobuf bytes, appended to `out`.
     pub fn json_to_binary(&self, index: usize, json: &[u8], options: &ParseOptions, out: &mut Vec<u8>) -> Result<()> {
         encode::encode(&self.plans, index, json, options, out)

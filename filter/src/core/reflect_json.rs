@@ -1,0 +1,233 @@
+//! The reflection path for proto3 JSON: prost-reflect's serde mapping (it passes the protobuf
+//! conformance suite's JSON tests with serde_json's `float_roundtrip`), with the strictness a
+//! proxy needs: a nesting limit checked before parsing, unknown fields dropped (as Envoy does),
+//! trailing garbage and duplicate keys rejected, unknown enum names refused. The filter runs
+//! the fast path; this is the reference it is tested against (feature `reflection`).
+use prost::Message;
+use prost_reflect::{
+    DeserializeOptions, DynamicMessage, Kind, MessageDescriptor, SerializeOptions,
+};
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+
+use super::config::PrintOptions;
+use super::json::{check_depth, find_enum_value, ParseOptions};
+use super::error::{Error, Result};
+
+/// Parses proto3 JSON into a message of type `desc`. An empty body is an empty message.
+///
+/// Two passes for now: a strict JSON tree first (duplicate keys refused, enum names checked
+/// against the schema), then prost-reflect. prost-reflect alone cannot drop unknown fields
+/// while refusing unknown enum names, and keeps the last of duplicate keys silently.
+pub fn parse_message(
+    desc: &MessageDescriptor,
+    json: &[u8],
+    options: &ParseOptions,
+) -> Result<DynamicMessage> {
+    if json.iter().all(u8::is_ascii_whitespace) {
+        return Ok(DynamicMessage::new(desc.clone()));
+    }
+    check_depth(json, options.max_depth)?;
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let StrictValue(mut value) = StrictValue::deserialize(&mut de).map_err(json_error)?;
+    de.end().map_err(json_error)?;
+    if !options.ignore_unknown_enum_names || options.case_insensitive_enums {
+        check_enums(desc, &mut value, options, &mut Vec::new())?;
+    }
+    let deserialize_options = DeserializeOptions::new().deny_unknown_fields(!options.ignore_unknown_fields);
+    DynamicMessage::deserialize_with_options(desc.clone(), value, &deserialize_options)
+        .map_err(json_error)
+}
+
+/// Parses proto3 JSON straight to protobuf bytes.
+pub fn json_to_binary(
+    desc: &MessageDescriptor,
+    json: &[u8],
+    options: &ParseOptions,
+) -> Result<Vec<u8>> {
+    Ok(parse_message(desc, json, options)?.encode_to_vec())
+}
+
+fn json_error(e: serde_json::Error) -> Error {
+    Error::bad_request(format!("invalid JSON body: {e}"))
+}
+
+/// Checks every enum name against the schema (unknown names are a 400, not silently
+/// dropped), and with case-insensitive parsing rewrites names to their declared spelling. Depth is
+/// bounded by `check_depth` before this runs.
+fn check_enums(
+    desc: &MessageDescriptor,
+    value: &mut Value,
+    options: &ParseOptions,
+    path: &mut Vec<String>,
+) -> Result<()> {
+    let Value::Object(map) = value else {
+        return Ok(());
+    };
+    for (key, item) in map.iter_mut() {
+        let field = desc
+            .get_field_by_json_name(key)
+            .or_else(|| desc.get_field_by_name(key));
+        let Some(field) = field else { continue };
+        let kind = if field.is_map() {
+            match field.kind() {
+                Kind::Message(entry) => entry.map_entry_value_field().kind(),
+                other => other,
+            }
+        } else {
+            field.kind()
+        };
+        if !matches!(kind, Kind::Enum(_) | Kind::Message(_)) {
+            continue;
+        }
+        path.push(key.clone());
+        let check = |v: &mut Value, path: &mut Vec<String>| -> Result<()> {
+            match &kind {
+                Kind::Enum(e) => {
+                    let Value::String(name) = v else {
+                        return Ok(());
+                    };
+                    match find_enum_value(e, name, options.case_insensitive_enums) {
+                        Some(number) => {
+                            if let Some(found) = e.get_value(number) {
+                                if found.name() != name {
+                                    *name = found.name().to_string();
+                                }
+                            }
+                            Ok(())
+                        }
+                        None if options.ignore_unknown_enum_names => Ok(()),
+                        None => Err(Error::bad_request(format!(
+                            "invalid JSON body: field \"{}\": \"{name}\" is not a value of enum {}",
+                            path.join("."),
+                            e.full_name()
+                        ))),
+                    }
+                }
+                Kind::Message(m) if !m.full_name().starts_with("google.protobuf.") => {
+                    check_enums(m, v, options, path)
+                }
+                _ => Ok(()),
+            }
+        };
+        match item {
+            Value::Array(items) if field.is_list() => {
+                for v in items.iter_mut() {
+                    check(v, path)?;
+                }
+            }
+            Value::Object(entries) if field.is_map() => {
+                for v in entries.values_mut() {
+                    check(v, path)?;
+                }
+            }
+            other => check(other, path)?,
+        }
+        path.pop();
+    }
+    Ok(())
+}
+
+/// A JSON tree that refuses duplicate object keys (`{"id":1,"id":2}` is ambiguous: different
+/// parsers keep different ones).
+struct StrictValue(Value);
+
+impl<'de> Deserialize<'de> for StrictValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> std::result::Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> std::result::Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(StrictValue(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("duplicate key \"{key}\"")));
+            }
+            let StrictValue(v) = map.next_value()?;
+            object.insert(key, v);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+/// The serializer settings for `print_options`.
+pub fn serialize_options(print: &PrintOptions) -> SerializeOptions {
+    SerializeOptions::new()
+        .stringify_64_bit_integers(true)
+        .use_enum_numbers(print.always_print_enums_as_ints)
+        .use_proto_field_name(print.preserve_proto_field_names)
+        .skip_default_fields(!print.always_print_primitive_fields)
+}
+
+/// Prints a message as proto3 JSON, appending to `out`.
+pub fn print_message(
+    message: &DynamicMessage,
+    print: &PrintOptions,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let options = serialize_options(print);
+    let result = if print.add_whitespace {
+        let mut ser = serde_json::Serializer::pretty(&mut *out);
+        message.serialize_with_options(&mut ser, &options)
+    } else {
+        let mut ser = serde_json::Serializer::new(&mut *out);
+        message.serialize_with_options(&mut ser, &options)
+    };
+    result.map_err(|e| {
+        Error::bad_upstream(format!("response message cannot be printed as JSON: {e}"))
+    })
+}
+
+/// Decodes protobuf bytes of type `desc` and prints them as JSON, appending to `out`.
+pub fn binary_to_json(
+    desc: &MessageDescriptor,
+    bytes: &[u8],
+    print: &PrintOptions,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let message = DynamicMessage::decode(desc.clone(), bytes).map_err(|e| {
+        Error::bad_upstream(format!(
+            "response is not a valid {} message: {e}",
+            desc.full_name()
+        ))
+    })?;
+    print_message(&message, print, out)
+}
+
