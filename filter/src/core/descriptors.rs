@@ -22,21 +22,36 @@ pub fn load_pool(descriptor_set: &[u8]) -> Result<DescriptorPool, ConfigError> {
     for file in &set.file {
         // prost-reflect panics (index out of bounds) on edition files instead of failing;
         // a panic would kill the Wasm VM, so refuse them here.
-        if !matches!(file.syntax(), "" | "proto2" | "proto3") {
+        // Present-but-empty is not "absent": prost-reflect panics on it too.
+        if !matches!(file.syntax.as_deref(), None | Some("proto2" | "proto3")) {
             return Err(ConfigError::new(
                 FIELD,
-                format!(
-                    "{}: syntax \"{}\" is not supported (use proto2 or proto3)",
-                    file.name(),
-                    file.syntax()
-                ),
+                format!("{}: syntax \"{}\" is not supported (use proto2 or proto3)", file.name(), file.syntax()),
             ));
         }
     }
     let mut pool = DescriptorPool::decode(descriptor_set)
         .map_err(|e| ConfigError::new(FIELD, format!("invalid descriptor set: {e}")))?;
+    check_map_entries(&pool)?;
     add_builtins(&mut pool)?;
     Ok(pool)
+}
+
+/// prost-reflect accepts a map entry without fields `key = 1` and `value = 2`, then panics
+/// when asked for them (at configure time while compiling plans, or per request); protoc
+/// never produces such an entry, so it is refused here.
+fn check_map_entries(pool: &DescriptorPool) -> Result<(), ConfigError> {
+    for message in pool.all_messages().filter(|m| m.is_map_entry()) {
+        let mut numbers: Vec<u32> = message.fields().map(|f| f.number()).collect();
+        numbers.sort_unstable();
+        if numbers != [1, 2] || message.get_field_by_name("key").map(|f| f.number()) != Some(1) {
+            return Err(ConfigError::new(
+                FIELD,
+                format!("{}: a map entry must have exactly the fields key = 1 and value = 2", message.full_name()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn add_builtins(pool: &mut DescriptorPool) -> Result<(), ConfigError> {
@@ -44,10 +59,10 @@ fn add_builtins(pool: &mut DescriptorPool) -> Result<(), ConfigError> {
         .map_err(|e| ConfigError::new("", format!("built-in descriptors: {e}")))?;
     for file in builtin.file {
         let present = pool.get_file_by_name(file.name()).is_some()
-            || file.message_type.iter().any(|m| {
-                pool.get_message_by_name(&format!("{}.{}", file.package(), m.name()))
-                    .is_some()
-            });
+            || file
+                .message_type
+                .iter()
+                .any(|m| pool.get_message_by_name(&format!("{}.{}", file.package(), m.name())).is_some());
         if present {
             continue;
         }
@@ -122,9 +137,7 @@ pub fn http_rule(method: &MethodDescriptor) -> Result<Option<HttpRule>, String> 
         if field.number == HTTP_RULE_EXTENSION && field.wire_type == wire::LEN {
             // Repeated occurrences of a message field merge, as protobuf parsers do.
             let target = rule.get_or_insert_with(HttpRule::default);
-            target
-                .merge(field.value)
-                .map_err(|e| format!("malformed google.api.http option: {e}"))?;
+            target.merge(field.value).map_err(|e| format!("malformed google.api.http option: {e}"))?;
         }
     }
     Ok(rule)
@@ -139,66 +152,38 @@ mod tests {
     use crate::core::testutil::TEST_DESCRIPTOR_SET;
 
     fn method(pool: &DescriptorPool, service: &str, name: &str) -> MethodDescriptor {
-        pool.get_service_by_name(service)
-            .unwrap()
-            .methods()
-            .find(|m| m.name() == name)
-            .unwrap()
+        pool.get_service_by_name(service).unwrap().methods().find(|m| m.name() == name).unwrap()
     }
 
     #[test]
     fn reads_rules_with_additional_bindings_body_and_custom_methods() {
         let pool = load_pool(TEST_DESCRIPTOR_SET).unwrap();
-        let get = http_rule(&method(&pool, "test.v1.Things", "Get"))
-            .unwrap()
-            .unwrap();
+        let get = http_rule(&method(&pool, "test.v1.Things", "Get")).unwrap().unwrap();
         assert_eq!(get.method_and_template(), Some(("GET", "/v1/things/{id}")));
         assert_eq!(get.additional_bindings.len(), 1);
         assert_eq!(
             get.additional_bindings[0].method_and_template(),
             Some(("GET", "/v1/nested/{nested.name}/things/{id}"))
         );
-        let update = http_rule(&method(&pool, "test.v1.Things", "Update"))
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            update.method_and_template(),
-            Some(("PATCH", "/v1/things/{id}"))
-        );
+        let update = http_rule(&method(&pool, "test.v1.Things", "Update")).unwrap().unwrap();
+        assert_eq!(update.method_and_template(), Some(("PATCH", "/v1/things/{id}")));
         assert_eq!(update.body, "item");
-        let custom = http_rule(&method(&pool, "test.v1.Things", "Custom"))
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            custom.method_and_template(),
-            Some(("HEAD", "/v1/custom/{id}"))
-        );
-        let nested = http_rule(&method(&pool, "test.v1.Things", "Nested"))
-            .unwrap()
-            .unwrap();
+        let custom = http_rule(&method(&pool, "test.v1.Things", "Custom")).unwrap().unwrap();
+        assert_eq!(custom.method_and_template(), Some(("HEAD", "/v1/custom/{id}")));
+        let nested = http_rule(&method(&pool, "test.v1.Things", "Nested")).unwrap().unwrap();
         assert_eq!(nested.response_body, "nested");
-        assert_eq!(
-            http_rule(&method(&pool, "test.v1.Things", "Unannotated")).unwrap(),
-            None
-        );
+        assert_eq!(http_rule(&method(&pool, "test.v1.Things", "Unannotated")).unwrap(), None);
     }
 
     #[test]
     fn builtin_error_types_are_always_available() {
         let pool = load_pool(TEST_DESCRIPTOR_SET).unwrap();
-        for name in [
-            "google.rpc.Status",
-            "google.rpc.BadRequest",
-            "google.rpc.ErrorInfo",
-            "google.api.HttpBody",
-        ] {
+        for name in ["google.rpc.Status", "google.rpc.BadRequest", "google.rpc.ErrorInfo", "google.api.HttpBody"] {
             assert!(pool.get_message_by_name(name).is_some(), "{name}");
         }
         // An empty set still gets them.
         let pool = load_pool(&[]).unwrap();
-        assert!(pool
-            .get_message_by_name("google.rpc.PreconditionFailure")
-            .is_some());
+        assert!(pool.get_message_by_name("google.rpc.PreconditionFailure").is_some());
     }
 
     #[test]
@@ -214,10 +199,7 @@ mod tests {
         };
         let set = prost_types::FileDescriptorSet { file: vec![file] }.encode_to_vec();
         let e = load_pool(&set).unwrap_err();
-        assert!(
-            e.message.contains("e.proto") && e.message.contains("editions"),
-            "{e}"
-        );
+        assert!(e.message.contains("e.proto") && e.message.contains("editions"), "{e}");
     }
 
     #[test]

@@ -17,12 +17,7 @@ pub struct Error {
 impl Error {
     /// An error whose HTTP status follows the gRPC → HTTP table.
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Error {
-            code,
-            http_status: code.http_status(),
-            message: message.into(),
-            details: Vec::new(),
-        }
+        Error { code, http_status: code.http_status(), message: message.into(), details: Vec::new() }
     }
 
     /// 400 INVALID_ARGUMENT: the client sent something that cannot be transcoded.
@@ -37,18 +32,12 @@ impl Error {
 
     /// 413: the request body is over `max_request_body_size`.
     pub fn payload_too_large(message: impl Into<String>) -> Self {
-        Error {
-            http_status: 413,
-            ..Self::new(Code::ResourceExhausted, message)
-        }
+        Error { http_status: 413, ..Self::new(Code::ResourceExhausted, message) }
     }
 
     /// 502: the upstream answered with something that is not a valid gRPC response.
     pub fn bad_upstream(message: impl Into<String>) -> Self {
-        Error {
-            http_status: 502,
-            ..Self::new(Code::Internal, message)
-        }
+        Error { http_status: 502, ..Self::new(Code::Internal, message) }
     }
 
     /// 500 INTERNAL: a limit on the response side, or a bug.
@@ -82,11 +71,7 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} ({:?}): {}",
-            self.http_status, self.code, self.message
-        )
+        write!(f, "{} ({:?}): {}", self.http_status, self.code, self.message)
     }
 }
 
@@ -106,10 +91,7 @@ mod tests {
         let e = Error::bad_request("field \"id\": expected a string");
         assert_eq!(e.http_status, 400);
         let v: serde_json::Value = serde_json::from_slice(&e.to_json()).unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!({"code": 3, "message": "field \"id\": expected a string", "details": []})
-        );
+        assert_eq!(v, serde_json::json!({"code": 3, "message": "field \"id\": expected a string", "details": []}));
     }
 
     #[test]

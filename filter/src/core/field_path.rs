@@ -22,11 +22,7 @@ pub enum Names {
 }
 
 impl FieldPath {
-    pub fn resolve(
-        root: &MessageDescriptor,
-        path: &str,
-        names: Names,
-    ) -> Result<FieldPath, String> {
+    pub fn resolve(root: &MessageDescriptor, path: &str, names: Names) -> Result<FieldPath, String> {
         let mut fields = Vec::new();
         let mut current = root.clone();
         let mut parts = path.split('.').peekable();
@@ -41,12 +37,7 @@ impl FieldPath {
             if parts.peek().is_some() {
                 match field.kind() {
                     Kind::Message(m) if !field.is_list() && !field.is_map() => current = m,
-                    _ => {
-                        return Err(format!(
-                            "\"{name}\" in {} is not a singular message field",
-                            current.full_name()
-                        ))
-                    }
+                    _ => return Err(format!("\"{name}\" in {} is not a singular message field", current.full_name())),
                 }
             }
             fields.push(field);
@@ -105,22 +96,11 @@ impl FieldPath {
 
     /// Sets the leaf to `value`; for a repeated leaf the value is appended, for a map leaf
     /// `key` selects the entry.
-    pub fn set(
-        &self,
-        root: &mut DynamicMessage,
-        value: Value,
-        key: Option<MapKey>,
-    ) -> Result<(), String> {
+    pub fn set(&self, root: &mut DynamicMessage, value: Value, key: Option<MapKey>) -> Result<(), String> {
         let leaf = self.leaf().ok_or("empty field path")?.clone();
         let parent = self.parent_mut(root).ok_or("cannot reach the field")?;
         if leaf.is_map() {
-            let key = key.ok_or_else(|| {
-                format!(
-                    "map field \"{}\" needs a key: {}[key]",
-                    leaf.name(),
-                    leaf.name()
-                )
-            })?;
+            let key = key.ok_or_else(|| format!("map field \"{}\" needs a key: {}[key]", leaf.name(), leaf.name()))?;
             match parent.get_field_mut(&leaf) {
                 Value::Map(map) => {
                     map.insert(key, value);
@@ -137,9 +117,7 @@ impl FieldPath {
                 _ => Err("not a list".to_string()),
             }
         } else {
-            parent
-                .try_set_field(&leaf, value)
-                .map_err(|e| e.to_string())
+            parent.try_set_field(&leaf, value).map_err(|e| e.to_string())
         }
     }
 }
@@ -179,19 +157,8 @@ mod tests {
     #[test]
     fn rejects_unknown_and_non_message_parents() {
         let root = message("test.v1.Everything");
-        for path in [
-            "nope",
-            "scalars.nope",
-            "id.x",
-            "items.name",
-            "labels.k",
-            "",
-            "scalars.",
-        ] {
-            assert!(
-                FieldPath::resolve(&root, path, Names::ProtoOrJson).is_err(),
-                "{path}"
-            );
+        for path in ["nope", "scalars.nope", "id.x", "items.name", "labels.k", "", "scalars."] {
+            assert!(FieldPath::resolve(&root, path, Names::ProtoOrJson).is_err(), "{path}");
         }
         let e = FieldPath::resolve(&root, "items.name", Names::Proto).unwrap_err();
         assert!(e.contains("not a singular message"), "{e}");
@@ -209,21 +176,9 @@ mod tests {
         tags.set(&mut m, Value::String("a".into()), None).unwrap();
         tags.set(&mut m, Value::String("b".into()), None).unwrap();
         let labels = FieldPath::resolve(&root, "labels", Names::Proto).unwrap();
-        labels
-            .set(
-                &mut m,
-                Value::String("v".into()),
-                Some(MapKey::String("k".into())),
-            )
-            .unwrap();
-        assert!(labels
-            .set(&mut m, Value::String("v".into()), None)
-            .unwrap_err()
-            .contains("needs a key"));
+        labels.set(&mut m, Value::String("v".into()), Some(MapKey::String("k".into()))).unwrap();
+        assert!(labels.set(&mut m, Value::String("v".into()), None).unwrap_err().contains("needs a key"));
         let json = serde_json::to_string(&m).unwrap();
-        assert_eq!(
-            json,
-            r#"{"nested":{"child":{"name":"x"}},"tags":["a","b"],"labels":{"k":"v"}}"#
-        );
+        assert_eq!(json, r#"{"nested":{"child":{"name":"x"}},"tags":["a","b"],"labels":{"k":"v"}}"#);
     }
 }

@@ -99,7 +99,9 @@ impl GrpcStatus {
         if status_missing && message.is_empty() {
             message = match grpc_status {
                 None => "upstream gRPC response has no grpc-status".to_string(),
-                Some(v) => format!("upstream gRPC response has an invalid grpc-status \"{}\"", String::from_utf8_lossy(v)),
+                Some(v) => {
+                    format!("upstream gRPC response has an invalid grpc-status \"{}\"", String::from_utf8_lossy(v))
+                }
             };
         }
         GrpcStatus { code: parsed.unwrap_or(Code::Unknown), message, details, status_missing }
@@ -269,12 +271,15 @@ mod tests {
     #[test]
     fn status_from_headers_only() {
         let s = status("9", Some("out%20of%20stock"), None);
-        assert_eq!(s, GrpcStatus {
-            code: Code::FailedPrecondition,
-            message: "out of stock".into(),
-            details: vec![],
-            status_missing: false
-        });
+        assert_eq!(
+            s,
+            GrpcStatus {
+                code: Code::FailedPrecondition,
+                message: "out of stock".into(),
+                details: vec![],
+                status_missing: false
+            }
+        );
         let e = s.into_error();
         assert_eq!(e.http_status, 400);
         let v: Value = serde_json::from_slice(&e.to_json()).unwrap();
@@ -328,7 +333,12 @@ mod tests {
             unpadded(&bin),
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bin),
         ] {
-            let s = GrpcStatus::from_metadata(&Codec::new(&pool), Some(b"9"), Some(b"header%20text"), Some(encoded.as_bytes()));
+            let s = GrpcStatus::from_metadata(
+                &Codec::new(&pool),
+                Some(b"9"),
+                Some(b"header%20text"),
+                Some(encoded.as_bytes()),
+            );
             let v: Value = serde_json::from_slice(&s.into_error().to_json()).unwrap();
             assert_eq!(
                 v,

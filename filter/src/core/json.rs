@@ -63,9 +63,7 @@ pub fn check_depth(json: &[u8], max: u32) -> Result<()> {
             b'{' | b'[' => {
                 depth = depth.saturating_add(1);
                 if depth > max {
-                    return Err(Error::bad_request(format!(
-                        "invalid JSON body: nested deeper than {max} levels"
-                    )));
+                    return Err(Error::bad_request(format!("invalid JSON body: nested deeper than {max} levels")));
                 }
             }
             b'}' | b']' => depth = depth.saturating_sub(1),
@@ -76,19 +74,12 @@ pub fn check_depth(json: &[u8], max: u32) -> Result<()> {
 }
 
 /// Case-insensitive enum lookup shared with query parameters.
-pub fn find_enum_value(
-    e: &EnumDescriptor,
-    name: &str,
-    case_insensitive: bool,
-) -> Option<i32> {
+pub fn find_enum_value(e: &EnumDescriptor, name: &str, case_insensitive: bool) -> Option<i32> {
     if let Some(v) = e.get_value_by_name(name) {
         return Some(v.number());
     }
     if case_insensitive {
-        return e
-            .values()
-            .find(|v| v.name().eq_ignore_ascii_case(name))
-            .map(|v| v.number());
+        return e.values().find(|v| v.name().eq_ignore_ascii_case(name)).map(|v| v.number());
     }
     None
 }
@@ -105,20 +96,10 @@ mod tests {
     use crate::core::testutil::message;
 
     fn to_json(name: &str, json: &str) -> Result<String> {
-        to_json_with(
-            name,
-            json,
-            &ParseOptions::default(),
-            &PrintOptions::default(),
-        )
+        to_json_with(name, json, &ParseOptions::default(), &PrintOptions::default())
     }
 
-    fn to_json_with(
-        name: &str,
-        json: &str,
-        parse: &ParseOptions,
-        print: &PrintOptions,
-    ) -> Result<String> {
+    fn to_json_with(name: &str, json: &str, parse: &ParseOptions, print: &PrintOptions) -> Result<String> {
         let desc = message(name);
         let bytes = json_to_binary(&desc, json.as_bytes(), parse)?;
         let mut out = Vec::new();
@@ -156,15 +137,9 @@ mod tests {
         assert_eq!(v["mask"], "a.b,cD");
         assert_eq!(v["wInt64"], "5");
         assert_eq!(v["wBool"], false);
-        assert_eq!(
-            v["st"],
-            serde_json::json!({"a": [1.0, "x", null, {"b": true}]})
-        );
+        assert_eq!(v["st"], serde_json::json!({"a": [1.0, "x", null, {"b": true}]}));
         assert_eq!(v["val"], 3.0);
-        assert_eq!(
-            v["any"],
-            serde_json::json!({"@type": "type.googleapis.com/test.v1.Nested", "name": "n"})
-        );
+        assert_eq!(v["any"], serde_json::json!({"@type": "type.googleapis.com/test.v1.Nested", "name": "n"}));
         assert_eq!(v["empty"], serde_json::json!({}));
     }
 
@@ -183,11 +158,7 @@ mod tests {
         assert_eq!(v["choiceText"], "t");
         assert_eq!(v["customName"], "c");
         // proto field names accepted on input too
-        let out = to_json(
-            "test.v1.Everything",
-            r#"{"renamed": "r", "choice_text": "t"}"#,
-        )
-        .unwrap();
+        let out = to_json("test.v1.Everything", r#"{"renamed": "r", "choice_text": "t"}"#).unwrap();
         assert_eq!(out, r#"{"choiceText":"t","customName":"r"}"#);
     }
 
@@ -200,34 +171,19 @@ mod tests {
             preserve_proto_field_names: true,
             ..Default::default()
         };
-        let out = to_json_with(
-            "test.v1.Scalars",
-            r#"{"fEnum": "RED"}"#,
-            &ParseOptions::default(),
-            &print,
-        )
-        .unwrap();
+        let out = to_json_with("test.v1.Scalars", r#"{"fEnum": "RED"}"#, &ParseOptions::default(), &print).unwrap();
         assert!(out.contains("\n  \"f_enum\": 1"), "{out}");
         assert!(out.contains("\"f_int64\": \"0\""), "{out}");
         assert!(out.contains("\"f_bool\": false"), "{out}");
-        assert!(
-            !out.contains("f_optional"),
-            "unset optional fields stay absent: {out}"
-        );
+        assert!(!out.contains("f_optional"), "unset optional fields stay absent: {out}");
     }
 
     #[test]
     fn unknown_enum_names_are_rejected_everywhere() {
-        for json in [
-            r#"{"colors": ["RED", "PURPLE"]}"#,
-            r#"{"items": [{"child": {}}], "scalars": {"fEnum": "X"}}"#,
-        ] {
+        for json in [r#"{"colors": ["RED", "PURPLE"]}"#, r#"{"items": [{"child": {}}], "scalars": {"fEnum": "X"}}"#] {
             let e = to_json("test.v1.Everything", json).unwrap_err();
             assert_eq!(e.http_status, 400, "{json}");
-            assert!(
-                e.message.contains("not a value of enum test.v1.Color"),
-                "{json}: {e}"
-            );
+            assert!(e.message.contains("not a value of enum test.v1.Color"), "{json}: {e}");
         }
         // Numbers are accepted (proto3 enums are open), names are canonical on output.
         assert_eq!(
@@ -247,10 +203,7 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_dropped() {
-        assert_eq!(
-            to_json("test.v1.Nested", r#"{"name": "a", "bogus": {"x": [1]}}"#).unwrap(),
-            r#"{"name":"a"}"#
-        );
+        assert_eq!(to_json("test.v1.Nested", r#"{"name": "a", "bogus": {"x": [1]}}"#).unwrap(), r#"{"name":"a"}"#);
     }
 
     #[test]
@@ -293,22 +246,10 @@ mod tests {
             r#"{"fString": 1}"#,
         ];
         for json in cases {
-            assert_eq!(
-                to_json("test.v1.Scalars", json).map_err(|e| e.http_status),
-                Err(400),
-                "{json}"
-            );
+            assert_eq!(to_json("test.v1.Scalars", json).map_err(|e| e.http_status), Err(400), "{json}");
         }
-        for json in [
-            r#"{"ts": "yesterday"}"#,
-            r#"{"dur": "5 min"}"#,
-            r#"{"mask": 5}"#,
-        ] {
-            assert_eq!(
-                to_json("test.v1.Everything", json).map_err(|e| e.http_status),
-                Err(400),
-                "{json}"
-            );
+        for json in [r#"{"ts": "yesterday"}"#, r#"{"dur": "5 min"}"#, r#"{"mask": 5}"#] {
+            assert_eq!(to_json("test.v1.Everything", json).map_err(|e| e.http_status), Err(400), "{json}");
         }
     }
 
@@ -316,21 +257,10 @@ mod tests {
     fn case_insensitive_enums_only_when_enabled() {
         let json = r#"{"scalars": {"fEnum": "blue_green"}, "colors": ["red", "Green"]}"#;
         let e = to_json("test.v1.Everything", json).unwrap_err();
-        assert!(
-            e.message
-                .contains("field \"colors\": \"red\" is not a value of enum test.v1.Color"),
-            "{e}"
-        );
-        let parse = ParseOptions {
-            case_insensitive_enums: true,
-            ..Default::default()
-        };
-        let out =
-            to_json_with("test.v1.Everything", json, &parse, &PrintOptions::default()).unwrap();
-        assert_eq!(
-            out,
-            r#"{"scalars":{"fEnum":"BLUE_GREEN"},"colors":["RED","GREEN"]}"#
-        );
+        assert!(e.message.contains("field \"colors\": \"red\" is not a value of enum test.v1.Color"), "{e}");
+        let parse = ParseOptions { case_insensitive_enums: true, ..Default::default() };
+        let out = to_json_with("test.v1.Everything", json, &parse, &PrintOptions::default()).unwrap();
+        assert_eq!(out, r#"{"scalars":{"fEnum":"BLUE_GREEN"},"colors":["RED","GREEN"]}"#);
     }
 
     #[test]
@@ -344,36 +274,17 @@ mod tests {
         let text = format!(r#"{{"id": "{}\"{}"}}"#, "[".repeat(500), "{".repeat(500));
         assert!(to_json("test.v1.Everything", &text).is_ok());
         // Just at the limit is fine.
-        let parse = ParseOptions {
-            max_depth: 3,
-            ..Default::default()
-        };
-        assert!(to_json_with(
-            "test.v1.Everything",
-            r#"{"st": {"a": {}}}"#,
-            &parse,
-            &PrintOptions::default()
-        )
-        .is_ok());
-        assert!(to_json_with(
-            "test.v1.Everything",
-            r#"{"st": {"a": {"b": []}}}"#,
-            &parse,
-            &PrintOptions::default()
-        )
-        .is_err());
+        let parse = ParseOptions { max_depth: 3, ..Default::default() };
+        assert!(to_json_with("test.v1.Everything", r#"{"st": {"a": {}}}"#, &parse, &PrintOptions::default()).is_ok());
+        assert!(to_json_with("test.v1.Everything", r#"{"st": {"a": {"b": []}}}"#, &parse, &PrintOptions::default())
+            .is_err());
     }
 
     #[test]
     fn undecodable_upstream_bytes_are_a_502() {
         let mut out = Vec::new();
-        let e = binary_to_json(
-            &message("test.v1.Nested"),
-            &[0x0a, 0x05, b'a'],
-            &PrintOptions::default(),
-            &mut out,
-        )
-        .unwrap_err();
+        let e = binary_to_json(&message("test.v1.Nested"), &[0x0a, 0x05, b'a'], &PrintOptions::default(), &mut out)
+            .unwrap_err();
         assert_eq!(e.http_status, 502);
         assert!(e.message.contains("test.v1.Nested"), "{e}");
     }

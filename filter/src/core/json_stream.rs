@@ -18,7 +18,10 @@ impl Framing {
     pub fn from_content_type(content_type: Option<&str>) -> Framing {
         let ct = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         match ct.as_str() {
-            "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines"
+            "application/x-ndjson"
+            | "application/ndjson"
+            | "application/jsonl"
+            | "application/x-jsonlines"
             | "application/json-seq" => Framing::NewlineDelimited,
             _ => Framing::JsonArray,
         }

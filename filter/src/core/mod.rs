@@ -9,10 +9,10 @@ pub mod frame;
 pub mod grpc_status;
 pub mod json;
 pub mod json_stream;
-#[cfg(feature = "reflection")]
-pub mod reflect_json;
 pub mod path_matcher;
 pub mod percent;
+#[cfg(feature = "reflection")]
+pub mod reflect_json;
 pub mod request;
 pub mod response;
 pub mod router;

@@ -15,6 +15,8 @@
 //!   compares raw too, so templates keep routing the same requests.
 //! - Custom verb: the text after the last `:` of the last segment, if some template registers
 //!   that verb (or `match_unregistered_custom_verb`). Otherwise the `:` stays in the segment.
+//!   As in Envoy, a split verb is never put back: a literal `c:b` in one template cannot be
+//!   reached once another template registers the verb `b`.
 //!   A trailing `:` with nothing after it is never a verb (Envoy gets this wrong).
 //! - `/` and the empty path have zero segments: they match the `/` template, or a template that
 //!   is only `/**` (whose `**` then matches nothing).
@@ -129,7 +131,12 @@ impl<T> PathMatcherBuilder<T> {
     ///
     /// Templates from [`super::template::parse`] follow its rules; a hand-built template with
     /// a non-literal segment after `**` is accepted but never matches.
-    pub fn register(&mut self, http_method: &str, template: &PathTemplate, value: T) -> Result<(), DuplicateRegistration> {
+    pub fn register(
+        &mut self,
+        http_method: &str,
+        template: &PathTemplate,
+        value: T,
+    ) -> Result<(), DuplicateRegistration> {
         let mut node = 0;
         let mut double_wildcard: Option<(usize, usize)> = None; // (node, literals after it)
         for segment in &template.segments {
@@ -149,7 +156,8 @@ impl<T> PathMatcherBuilder<T> {
             self.verbs.insert(verb.clone());
         }
         let index = self.registered.len();
-        let duplicate = || DuplicateRegistration { http_method: http_method.to_owned(), template: template.to_string() };
+        let duplicate =
+            || DuplicateRegistration { http_method: http_method.to_owned(), template: template.to_string() };
         let Some(end) = self.nodes.get_mut(node) else {
             return Err(duplicate());
         };
@@ -319,7 +327,8 @@ impl<T> PathMatcher<T> {
     /// The decoded value of `variable` in a path split into `parts`.
     fn bind(&self, variable: &Variable, parts: &[&str]) -> Option<Vec<u8>> {
         let segments = parts.get(variable.path_range(parts.len())?)?;
-        let spec = if variable.is_multi_segment() { self.options.url_unescape_spec } else { UrlUnescapeSpec::AllCharacters };
+        let spec =
+            if variable.is_multi_segment() { self.options.url_unescape_spec } else { UrlUnescapeSpec::AllCharacters };
         let mut value = Vec::with_capacity(segments.iter().map(|s| s.len() + 1).sum());
         for (i, segment) in segments.iter().enumerate() {
             if i > 0 {
@@ -392,7 +401,16 @@ mod tests {
     fn literal_template_matches_only_the_whole_path() {
         let m = matcher(&[("GET", "/v1/shelves")]);
         assert_eq!(get(&m, "GET", "/v1/shelves"), Some(("/v1/shelves", vec![])));
-        for path in ["/v1", "/v1/shelves/1", "/v1/shelve", "/v1/shelvesx", "/v2/shelves", "/V1/shelves", "/shelves", "/v1/shelves/"] {
+        for path in [
+            "/v1",
+            "/v1/shelves/1",
+            "/v1/shelve",
+            "/v1/shelvesx",
+            "/v2/shelves",
+            "/V1/shelves",
+            "/shelves",
+            "/v1/shelves/",
+        ] {
             assert_eq!(route(&m, "GET", path), None, "{path:?}");
         }
     }
@@ -437,15 +455,15 @@ mod tests {
 
     #[test]
     fn literal_beats_wildcard_beats_double_wildcard() {
-        let m = matcher(&[
-            ("GET", "/v1/shelves/{rest=**}"),
-            ("GET", "/v1/shelves/{id}"),
-            ("GET", "/v1/shelves/special"),
-        ]);
+        let m =
+            matcher(&[("GET", "/v1/shelves/{rest=**}"), ("GET", "/v1/shelves/{id}"), ("GET", "/v1/shelves/special")]);
         assert_eq!(route(&m, "GET", "/v1/shelves/special"), Some("/v1/shelves/special"));
         assert_eq!(get(&m, "GET", "/v1/shelves/x"), Some(("/v1/shelves/{id}", vec!["id=x".into()])));
         assert_eq!(get(&m, "GET", "/v1/shelves/x/y"), Some(("/v1/shelves/{rest=**}", vec!["rest=x/y".into()])));
-        assert_eq!(get(&m, "GET", "/v1/shelves/special/y"), Some(("/v1/shelves/{rest=**}", vec!["rest=special/y".into()])));
+        assert_eq!(
+            get(&m, "GET", "/v1/shelves/special/y"),
+            Some(("/v1/shelves/{rest=**}", vec!["rest=special/y".into()]))
+        );
         assert_eq!(get(&m, "GET", "/v1/shelves"), Some(("/v1/shelves/{rest=**}", vec!["rest=".into()])));
     }
 
@@ -914,7 +932,10 @@ mod tests {
         assert!(m.lookup("GET", &format!("{long}/b")).is_none());
         let found = m.lookup("GET", &format!("{long}/c/d")).unwrap();
         assert_eq!(templates[*found.value], format!("/a{}/**/c/d", "/a".repeat(60)));
-        assert_eq!(m.lookup("GET", &"/a".repeat(61)).map(|f| templates[*f.value].clone()), Some(templates[177].clone()));
+        assert_eq!(
+            m.lookup("GET", &"/a".repeat(61)).map(|f| templates[*f.value].clone()),
+            Some(templates[177].clone())
+        );
         // Repeated lookups stay fast (a quadratic matcher would take minutes here).
         for _ in 0..20 {
             assert!(m.lookup("GET", &long).is_none());

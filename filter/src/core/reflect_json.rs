@@ -4,26 +4,20 @@
 //! trailing garbage and duplicate keys rejected, unknown enum names refused. The filter runs
 //! the fast path; this is the reference it is tested against (feature `reflection`).
 use prost::Message;
-use prost_reflect::{
-    DeserializeOptions, DynamicMessage, Kind, MessageDescriptor, SerializeOptions,
-};
+use prost_reflect::{DeserializeOptions, DynamicMessage, Kind, MessageDescriptor, SerializeOptions};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::config::PrintOptions;
-use super::json::{check_depth, find_enum_value, ParseOptions};
 use super::error::{Error, Result};
+use super::json::{check_depth, find_enum_value, ParseOptions};
 
 /// Parses proto3 JSON into a message of type `desc`. An empty body is an empty message.
 ///
 /// Two passes for now: a strict JSON tree first (duplicate keys refused, enum names checked
 /// against the schema), then prost-reflect. prost-reflect alone cannot drop unknown fields
 /// while refusing unknown enum names, and keeps the last of duplicate keys silently.
-pub fn parse_message(
-    desc: &MessageDescriptor,
-    json: &[u8],
-    options: &ParseOptions,
-) -> Result<DynamicMessage> {
+pub fn parse_message(desc: &MessageDescriptor, json: &[u8], options: &ParseOptions) -> Result<DynamicMessage> {
     if json.iter().all(u8::is_ascii_whitespace) {
         return Ok(DynamicMessage::new(desc.clone()));
     }
@@ -35,16 +29,11 @@ pub fn parse_message(
         check_enums(desc, &mut value, options, &mut Vec::new())?;
     }
     let deserialize_options = DeserializeOptions::new().deny_unknown_fields(!options.ignore_unknown_fields);
-    DynamicMessage::deserialize_with_options(desc.clone(), value, &deserialize_options)
-        .map_err(json_error)
+    DynamicMessage::deserialize_with_options(desc.clone(), value, &deserialize_options).map_err(json_error)
 }
 
 /// Parses proto3 JSON straight to protobuf bytes.
-pub fn json_to_binary(
-    desc: &MessageDescriptor,
-    json: &[u8],
-    options: &ParseOptions,
-) -> Result<Vec<u8>> {
+pub fn json_to_binary(desc: &MessageDescriptor, json: &[u8], options: &ParseOptions) -> Result<Vec<u8>> {
     Ok(parse_message(desc, json, options)?.encode_to_vec())
 }
 
@@ -65,9 +54,7 @@ fn check_enums(
         return Ok(());
     };
     for (key, item) in map.iter_mut() {
-        let field = desc
-            .get_field_by_json_name(key)
-            .or_else(|| desc.get_field_by_name(key));
+        let field = desc.get_field_by_json_name(key).or_else(|| desc.get_field_by_name(key));
         let Some(field) = field else { continue };
         let kind = if field.is_map() {
             match field.kind() {
@@ -104,9 +91,7 @@ fn check_enums(
                         ))),
                     }
                 }
-                Kind::Message(m) if !m.full_name().starts_with("google.protobuf.") => {
-                    check_enums(m, v, options, path)
-                }
+                Kind::Message(m) if !m.full_name().starts_with("google.protobuf.") => check_enums(m, v, options, path),
                 _ => Ok(()),
             }
         };
@@ -197,11 +182,7 @@ pub fn serialize_options(print: &PrintOptions) -> SerializeOptions {
 }
 
 /// Prints a message as proto3 JSON, appending to `out`.
-pub fn print_message(
-    message: &DynamicMessage,
-    print: &PrintOptions,
-    out: &mut Vec<u8>,
-) -> Result<()> {
+pub fn print_message(message: &DynamicMessage, print: &PrintOptions, out: &mut Vec<u8>) -> Result<()> {
     let options = serialize_options(print);
     let result = if print.add_whitespace {
         let mut ser = serde_json::Serializer::pretty(&mut *out);
@@ -210,24 +191,12 @@ pub fn print_message(
         let mut ser = serde_json::Serializer::new(&mut *out);
         message.serialize_with_options(&mut ser, &options)
     };
-    result.map_err(|e| {
-        Error::bad_upstream(format!("response message cannot be printed as JSON: {e}"))
-    })
+    result.map_err(|e| Error::bad_upstream(format!("response message cannot be printed as JSON: {e}")))
 }
 
 /// Decodes protobuf bytes of type `desc` and prints them as JSON, appending to `out`.
-pub fn binary_to_json(
-    desc: &MessageDescriptor,
-    bytes: &[u8],
-    print: &PrintOptions,
-    out: &mut Vec<u8>,
-) -> Result<()> {
-    let message = DynamicMessage::decode(desc.clone(), bytes).map_err(|e| {
-        Error::bad_upstream(format!(
-            "response is not a valid {} message: {e}",
-            desc.full_name()
-        ))
-    })?;
+pub fn binary_to_json(desc: &MessageDescriptor, bytes: &[u8], print: &PrintOptions, out: &mut Vec<u8>) -> Result<()> {
+    let message = DynamicMessage::decode(desc.clone(), bytes)
+        .map_err(|e| Error::bad_upstream(format!("response is not a valid {} message: {e}", desc.full_name())))?;
     print_message(&message, print, out)
 }
-

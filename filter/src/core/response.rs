@@ -260,7 +260,10 @@ impl ResponseTranscoder {
         let desc = message.descriptor();
         if let Some(codec) = &self.codec {
             let index = codec.index(&desc).ok_or_else(|| {
-                Error::bad_upstream(format!("{} uses proto2 groups, which json2grpc does not transcode", desc.full_name()))
+                Error::bad_upstream(format!(
+                    "{} uses proto2 groups, which json2grpc does not transcode",
+                    desc.full_name()
+                ))
             })?;
             return codec.binary_to_json(index, &message.encode_to_vec(), print, out);
         }

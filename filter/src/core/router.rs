@@ -72,10 +72,7 @@ impl Router {
         for (i, service_name) in config.services.iter().enumerate() {
             let field = format!("services[{i}]");
             let service = pool.get_service_by_name(service_name).ok_or_else(|| {
-                ConfigError::new(
-                    &field,
-                    format!("service \"{service_name}\" is not in proto_descriptor_bin"),
-                )
+                ConfigError::new(&field, format!("service \"{service_name}\" is not in proto_descriptor_bin"))
             })?;
             for method in service.methods() {
                 let info = Arc::new(MethodInfo {
@@ -87,9 +84,7 @@ impl Router {
                     server_streaming: method.is_server_streaming(),
                     descriptor: method.clone(),
                 });
-                let err = |message: String| {
-                    ConfigError::new(&field, format!("{}: {message}", method.full_name()))
-                };
+                let err = |message: String| ConfigError::new(&field, format!("{}: {message}", method.full_name()));
                 let rule = http_rule(&method).map_err(err)?;
                 let rules = match rule {
                     Some(rule) => flatten(rule),
@@ -107,10 +102,7 @@ impl Router {
                     let binding = bind(&info, http_method, template_text, &rule).map_err(err)?;
                     let parsed = template::parse(template_text).map_err(|e| err(e.to_string()))?;
                     let http_method = binding.http_method.clone();
-                    if builder
-                        .register(&http_method, &parsed, Arc::new(binding))
-                        .is_err()
-                    {
+                    if builder.register(&http_method, &parsed, Arc::new(binding)).is_err() {
                         warnings.push(format!(
                             "{http_method} {template_text} of {} is bound more than once; requests to it \
                              are not transcoded",
@@ -125,20 +117,12 @@ impl Router {
             url_unescape_spec: config.url_unescape_spec,
             match_unregistered_custom_verb: config.match_unregistered_custom_verb,
         });
-        Ok(Router {
-            matcher,
-            warnings,
-            methods,
-        })
+        Ok(Router { matcher, warnings, methods })
     }
 
     /// The binding for a request and its path variable values (index, decoded bytes).
     #[allow(clippy::type_complexity)]
-    pub fn lookup(
-        &self,
-        http_method: &str,
-        path: &str,
-    ) -> Option<(Arc<HttpBinding>, Vec<(usize, Vec<u8>)>)> {
+    pub fn lookup(&self, http_method: &str, path: &str) -> Option<(Arc<HttpBinding>, Vec<(usize, Vec<u8>)>)> {
         let found = self.matcher.lookup(http_method, path)?;
         Some((found.value.clone(), found.bindings))
     }
@@ -168,20 +152,14 @@ fn bind(
     let parsed = template::parse(template_text).map_err(|e| e.to_string())?;
     let mut variables = Vec::with_capacity(parsed.variables.len());
     for variable in &parsed.variables {
-        let path = FieldPath::resolve(&info.input, &variable.field_path.join("."), Names::Proto)
-            .map_err(context)?;
+        let path = FieldPath::resolve(&info.input, &variable.field_path.join("."), Names::Proto).map_err(context)?;
         if let Some(leaf) = path.leaf() {
             if leaf.is_list() || leaf.is_map() {
-                return Err(context(format!(
-                    "path variable \"{path}\" is a repeated or map field"
-                )));
+                return Err(context(format!("path variable \"{path}\" is a repeated or map field")));
             }
             if let Kind::Message(m) = leaf.kind() {
                 if !bindable_message(m.full_name()) {
-                    return Err(context(format!(
-                        "path variable \"{path}\" is a {} message",
-                        m.full_name()
-                    )));
+                    return Err(context(format!("path variable \"{path}\" is a {} message", m.full_name())));
                 }
             }
         }
@@ -191,9 +169,10 @@ fn bind(
         "" => (BodyRule::None, false),
         "*" => (BodyRule::Whole, info.input.full_name() == HTTP_BODY),
         field => {
-            let path = FieldPath::resolve(&info.input, field, Names::Proto)
-                .map_err(|e| context(format!("body: {e}")))?;
-            let is_http_body = matches!(path.leaf().map(|f| f.kind()), Some(Kind::Message(m)) if m.full_name() == HTTP_BODY);
+            let path =
+                FieldPath::resolve(&info.input, field, Names::Proto).map_err(|e| context(format!("body: {e}")))?;
+            let is_http_body =
+                matches!(path.leaf().map(|f| f.kind()), Some(Kind::Message(m)) if m.full_name() == HTTP_BODY);
             (BodyRule::Field(path), is_http_body)
         }
     };
@@ -245,98 +224,45 @@ mod tests {
     use crate::core::testutil::TEST_DESCRIPTOR_SET;
 
     fn config(services: &[&str], auto_mapping: bool) -> Config {
-        Config {
-            services: services.iter().map(|s| s.to_string()).collect(),
-            auto_mapping,
-            ..Default::default()
-        }
+        Config { services: services.iter().map(|s| s.to_string()).collect(), auto_mapping, ..Default::default() }
     }
 
     fn router(services: &[&str], auto_mapping: bool) -> Router {
-        Router::build(
-            &config(services, auto_mapping),
-            &load_pool(TEST_DESCRIPTOR_SET).unwrap(),
-        )
-        .unwrap()
+        Router::build(&config(services, auto_mapping), &load_pool(TEST_DESCRIPTOR_SET).unwrap()).unwrap()
     }
 
     fn target(r: &Router, method: &str, path: &str) -> Option<String> {
-        r.lookup(method, path)
-            .map(|(b, _)| b.method.grpc_path.clone())
+        r.lookup(method, path).map(|(b, _)| b.method.grpc_path.clone())
     }
 
     #[test]
     fn routes_every_binding_kind() {
         let r = router(&["test.v1.Things"], false);
-        assert_eq!(
-            target(&r, "GET", "/v1/things/7").as_deref(),
-            Some("test.v1.Things/Get")
-        );
-        assert_eq!(
-            target(&r, "GET", "/v1/nested/n/things/7").as_deref(),
-            Some("test.v1.Things/Get")
-        );
-        assert_eq!(
-            target(&r, "POST", "/v1/things").as_deref(),
-            Some("test.v1.Things/Create")
-        );
-        assert_eq!(
-            target(&r, "PATCH", "/v1/things/7").as_deref(),
-            Some("test.v1.Things/Update")
-        );
-        assert_eq!(
-            target(&r, "DELETE", "/v1/things/7").as_deref(),
-            Some("test.v1.Things/Delete")
-        );
-        assert_eq!(
-            target(&r, "POST", "/v1/things/7:reserve").as_deref(),
-            Some("test.v1.Things/Reserve")
-        );
-        assert_eq!(
-            target(&r, "HEAD", "/v1/custom/7").as_deref(),
-            Some("test.v1.Things/Custom")
-        );
-        assert_eq!(
-            target(&r, "GET", "/v1/shelves/1/books/2").as_deref(),
-            Some("test.v1.Things/Paths")
-        );
-        assert_eq!(
-            target(&r, "GET", "/v2/files/a/b/c").as_deref(),
-            Some("test.v1.Things/Paths")
-        );
+        assert_eq!(target(&r, "GET", "/v1/things/7").as_deref(), Some("test.v1.Things/Get"));
+        assert_eq!(target(&r, "GET", "/v1/nested/n/things/7").as_deref(), Some("test.v1.Things/Get"));
+        assert_eq!(target(&r, "POST", "/v1/things").as_deref(), Some("test.v1.Things/Create"));
+        assert_eq!(target(&r, "PATCH", "/v1/things/7").as_deref(), Some("test.v1.Things/Update"));
+        assert_eq!(target(&r, "DELETE", "/v1/things/7").as_deref(), Some("test.v1.Things/Delete"));
+        assert_eq!(target(&r, "POST", "/v1/things/7:reserve").as_deref(), Some("test.v1.Things/Reserve"));
+        assert_eq!(target(&r, "HEAD", "/v1/custom/7").as_deref(), Some("test.v1.Things/Custom"));
+        assert_eq!(target(&r, "GET", "/v1/shelves/1/books/2").as_deref(), Some("test.v1.Things/Paths"));
+        assert_eq!(target(&r, "GET", "/v2/files/a/b/c").as_deref(), Some("test.v1.Things/Paths"));
         assert_eq!(target(&r, "PUT", "/v1/things/7"), None);
-        assert_eq!(
-            target(&r, "GET", "/v1/ping"),
-            None,
-            "Other service not configured"
-        );
-        assert_eq!(
-            target(&r, "POST", "/test.v1.Things/Unannotated"),
-            None,
-            "auto_mapping off"
-        );
+        assert_eq!(target(&r, "GET", "/v1/ping"), None, "Other service not configured");
+        assert_eq!(target(&r, "POST", "/test.v1.Things/Unannotated"), None, "auto_mapping off");
     }
 
     #[test]
     fn binding_details_are_resolved() {
         let r = router(&["test.v1.Things"], false);
         let (b, vars) = r.lookup("GET", "/v1/nested/n/things/7").unwrap();
-        assert_eq!(
-            b.variables
-                .iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>(),
-            vec!["nested.name", "id"]
-        );
+        assert_eq!(b.variables.iter().map(|v| v.to_string()).collect::<Vec<_>>(), vec!["nested.name", "id"]);
         assert_eq!(vars.len(), 2);
         assert_eq!(b.body, BodyRule::None);
         let (b, _) = r.lookup("PUT", "/v1/things/7/nested").unwrap();
         assert!(matches!(&b.body, BodyRule::Field(p) if p.to_string() == "item.nested"));
         let (b, _) = r.lookup("GET", "/v1/nested-response/1").unwrap();
-        assert_eq!(
-            b.response_body.as_ref().map(|p| p.to_string()).as_deref(),
-            Some("nested")
-        );
+        assert_eq!(b.response_body.as_ref().map(|p| p.to_string()).as_deref(), Some("nested"));
         let (b, _) = r.lookup("POST", "/v1/upload/1").unwrap();
         assert!(b.body_is_http_body);
         let (b, _) = r.lookup("POST", "/v1/raw").unwrap();
@@ -354,15 +280,8 @@ mod tests {
         let r = router(&["test.v1.Things", "test.v1.Other"], true);
         let (b, _) = r.lookup("POST", "/test.v1.Things/Unannotated").unwrap();
         assert_eq!(b.body, BodyRule::Whole);
-        assert_eq!(
-            target(&r, "POST", "/test.v1.Things/Get"),
-            None,
-            "annotated methods keep only their rules"
-        );
-        assert_eq!(
-            target(&r, "GET", "/v1/ping").as_deref(),
-            Some("test.v1.Other/Ping")
-        );
+        assert_eq!(target(&r, "POST", "/test.v1.Things/Get"), None, "annotated methods keep only their rules");
+        assert_eq!(target(&r, "GET", "/v1/ping").as_deref(), Some("test.v1.Other/Ping"));
     }
 
     #[test]
@@ -397,24 +316,17 @@ mod tests {
         ];
         for (template_text, body, response_body, expected) in cases {
             let rule = HttpRule {
-                pattern: Some(super::super::descriptors::Pattern::Get(
-                    template_text.into(),
-                )),
+                pattern: Some(super::super::descriptors::Pattern::Get(template_text.into())),
                 body: body.into(),
                 response_body: response_body.into(),
                 ..Default::default()
             };
             let set = with_rule_on_query(rule.encode_to_vec());
             let pool = load_pool(&set).unwrap();
-            let e = Router::build(&config(&["test.v1.Things"], false), &pool)
-                .err()
-                .unwrap();
+            let e = Router::build(&config(&["test.v1.Things"], false), &pool).err().unwrap();
             assert_eq!(e.field, "services[0]");
             assert!(e.message.contains("test.v1.Things.Query"), "{e}");
-            assert!(
-                e.message.contains(expected),
-                "{template_text} {body} {response_body}: {e}"
-            );
+            assert!(e.message.contains(expected), "{template_text} {body} {response_body}: {e}");
         }
     }
 
@@ -422,17 +334,11 @@ mod tests {
     fn duplicate_bindings_are_reported_and_not_routed() {
         use prost::Message;
         let rule = HttpRule {
-            pattern: Some(super::super::descriptors::Pattern::Get(
-                "/v1/things/{id}".into(),
-            )),
+            pattern: Some(super::super::descriptors::Pattern::Get("/v1/things/{id}".into())),
             ..Default::default()
         };
         let set = with_rule_on_query(rule.encode_to_vec());
-        let r = Router::build(
-            &config(&["test.v1.Things"], false),
-            &load_pool(&set).unwrap(),
-        )
-        .unwrap();
+        let r = Router::build(&config(&["test.v1.Things"], false), &load_pool(&set).unwrap()).unwrap();
         assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
         assert!(r.warnings[0].contains("/v1/things/{id}"));
         assert_eq!(target(&r, "GET", "/v1/things/1"), None);
@@ -470,17 +376,10 @@ mod tests {
             value_start + raw.value.len()
         }
         let name_is = |msg: &[u8], name: &str| {
-            fields(msg).any(|f| {
-                f.map(|f| f.number == 1 && f.value == name.as_bytes())
-                    .unwrap_or(false)
-            })
+            fields(msg).any(|f| f.map(|f| f.number == 1 && f.value == name.as_bytes()).unwrap_or(false))
         };
         let mut options = Vec::new();
-        field(
-            crate::core::descriptors::HTTP_RULE_EXTENSION,
-            &rule,
-            &mut options,
-        );
+        field(crate::core::descriptors::HTTP_RULE_EXTENSION, &rule, &mut options);
         rewrite(TEST_DESCRIPTOR_SET, 1, &mut |file| {
             rewrite(file, 6, &mut |service| {
                 if !name_is(service, "Things") {

@@ -106,8 +106,7 @@ impl std::error::Error for TemplateError {}
 
 /// Parses a `google.api.http` path template.
 pub fn parse(template: &str) -> Result<PathTemplate, TemplateError> {
-    parse_template(template)
-        .map_err(|message| TemplateError { template: template.to_owned(), message })
+    parse_template(template).map_err(|message| TemplateError { template: template.to_owned(), message })
 }
 
 fn parse_template(template: &str) -> Result<PathTemplate, String> {
@@ -211,7 +210,12 @@ impl SegmentsParser<'_> {
                     };
                     self.pos += 1;
                     let end = self.segments.len();
-                    self.variables.push(Variable { field_path: var.field_path, start: var.start, end: Some(end), tail: 0 });
+                    self.variables.push(Variable {
+                        field_path: var.field_path,
+                        start: var.start,
+                        end: Some(end),
+                        tail: 0,
+                    });
                     if self.after_variable()? {
                         return Ok(());
                     }
@@ -657,7 +661,10 @@ mod tests {
     fn verb_needs_a_segment_before_it() {
         for t in ["/:verb", "/a/:verb", "/:"] {
             let message = err(t);
-            assert!(message == "a verb must follow a path segment" || message == "empty verb after ':'", "{t:?}: {message}");
+            assert!(
+                message == "a verb must follow a path segment" || message == "empty verb after ':'",
+                "{t:?}: {message}"
+            );
         }
         assert_eq!(err("/:verb"), "a verb must follow a path segment");
         assert_eq!(err("/a/:verb"), "a verb must follow a path segment");

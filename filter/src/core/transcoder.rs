@@ -76,9 +76,20 @@ impl Transcoder {
 
     /// A translator for the response to `binding`'s call. `max_body` overrides
     /// `max_response_body_size` (bodyless server streams are capped lower).
-    pub fn response(&self, binding: &HttpBinding, max_body: Option<u32>, grpc_encoding: Option<&str>) -> ResponseTranscoder {
-        ResponseTranscoder::new(binding, &self.config.print_options, self.config.limits.max_frame_size, max_body, grpc_encoding)
-            .with_codec(&self.codec)
+    pub fn response(
+        &self,
+        binding: &HttpBinding,
+        max_body: Option<u32>,
+        grpc_encoding: Option<&str>,
+    ) -> ResponseTranscoder {
+        ResponseTranscoder::new(
+            binding,
+            &self.config.print_options,
+            self.config.limits.max_frame_size,
+            max_body,
+            grpc_encoding,
+        )
+        .with_codec(&self.codec)
     }
 
     /// The gRPC request message (protobuf bytes, unframed) for a planned request and its body.

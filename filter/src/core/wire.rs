@@ -43,10 +43,7 @@ pub struct Fields<'a> {
 }
 
 pub fn fields(buf: &[u8]) -> Fields<'_> {
-    Fields {
-        rest: buf,
-        failed: false,
-    }
+    Fields { rest: buf, failed: false }
 }
 
 impl<'a> Iterator for Fields<'a> {
@@ -73,7 +70,7 @@ impl<'a> Iterator for Fields<'a> {
 fn parse_field(buf: &[u8]) -> Option<(RawField<'_>, &[u8])> {
     let (key, n) = read_varint(buf)?;
     let rest = buf.get(n..)?;
-    let number = u32::try_from(key >> 3).ok().filter(|n| *n != 0)?;
+    let number = u32::try_from(key >> 3).ok().filter(|n| (1..=(1 << 29) - 1).contains(n))?;
     let wire_type = (key & 7) as u8;
     let len = match wire_type {
         VARINT => read_varint(rest)?.1,
@@ -85,26 +82,12 @@ fn parse_field(buf: &[u8]) -> Option<(RawField<'_>, &[u8])> {
             let payload = rest.get(n..)?;
             let value = payload.get(..len)?;
             let rest = payload.get(len..)?;
-            return Some((
-                RawField {
-                    number,
-                    wire_type,
-                    value,
-                },
-                rest,
-            ));
+            return Some((RawField { number, wire_type, value }, rest));
         }
         _ => return None,
     };
     let (value, rest) = rest.split_at_checked(len)?;
-    Some((
-        RawField {
-            number,
-            wire_type,
-            value,
-        },
-        rest,
-    ))
+    Some((RawField { number, wire_type, value }, rest))
 }
 
 #[cfg(test)]
@@ -128,16 +111,10 @@ mod tests {
     #[test]
     fn iterates_fields_of_every_wire_type() {
         // 1: varint 150, 2: "hi", 3: fixed32, 4: fixed64
-        let buf = [
-            0x08, 0x96, 0x01, 0x12, 0x02, b'h', b'i', 0x1d, 1, 2, 3, 4, 0x21, 1, 2, 3, 4, 5, 6, 7,
-            8,
-        ];
+        let buf = [0x08, 0x96, 0x01, 0x12, 0x02, b'h', b'i', 0x1d, 1, 2, 3, 4, 0x21, 1, 2, 3, 4, 5, 6, 7, 8];
         let got: Vec<_> = fields(&buf).map(|f| f.unwrap()).collect();
         assert_eq!(got.len(), 4);
-        assert_eq!(
-            (got[0].number, got[0].wire_type, got[0].value),
-            (1, VARINT, &[0x96, 0x01][..])
-        );
+        assert_eq!((got[0].number, got[0].wire_type, got[0].value), (1, VARINT, &[0x96, 0x01][..]));
         assert_eq!((got[1].number, got[1].value), (2, &b"hi"[..]));
         assert_eq!(got[2].value.len(), 4);
         assert_eq!(got[3].value.len(), 8);

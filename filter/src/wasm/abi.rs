@@ -61,7 +61,9 @@ type RootFactory = fn() -> Box<dyn RootContext>;
 enum Slot<T: ?Sized> {
     Ready(Box<T>),
     /// Running a callback; `deleted`: Envoy deleted it meanwhile.
-    Busy { deleted: bool },
+    Busy {
+        deleted: bool,
+    },
 }
 
 #[derive(Default)]

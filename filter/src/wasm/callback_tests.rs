@@ -4,10 +4,10 @@
 // Host-side only: on wasm32 the ABI functions are the runtime's imports, not the mock's.
 #![cfg(not(target_arch = "wasm32"))]
 
+use super::abi::{Action, HttpContext, RootContext};
 use base64::Engine as _;
 use prost::Message as _;
 use prost_reflect::{DescriptorPool, DynamicMessage};
-use super::abi::{Action, HttpContext, RootContext};
 use serde_json::{json, Value};
 
 use super::host::{Buffer, Map};

@@ -514,8 +514,8 @@ impl Http {
             ResponseState::Idle => return Action::Continue,
             ResponseState::Failed => {}
             ResponseState::Unary { .. } | ResponseState::Stream { .. } => {
-                let stream_flushed = matches!(self.response, ResponseState::Stream { .. })
-                    && !self.flusher.is_pending(self.context_id);
+                let stream_flushed =
+                    matches!(self.response, ResponseState::Stream { .. }) && !self.flusher.is_pending(self.context_id);
                 self.finish_response(Some(Map::ResponseTrailers));
                 if stream_flushed {
                     // The tick already flushed this stream: Envoy sends what the trailers

@@ -14,6 +14,9 @@ use crate::core::error::{Error, Result};
 /// Nested messages deeper than this are refused (prost's own recursion limit).
 const MAX_DEPTH: u32 = 100;
 
+/// The largest field number protobuf allows.
+const MAX_FIELD_NUMBER: u32 = (1 << 29) - 1;
+
 /// Appends the JSON of `bytes`, a message of plan `message`, to `out`.
 pub fn decode(plans: &Plans, message: usize, bytes: &[u8], print: &PrintOptions, out: &mut Vec<u8>) -> Result<()> {
     let mut d = Decoder { plans, print, out, indent: 0, depth: 0 };
@@ -39,7 +42,11 @@ fn read_fields<'b>(plan: &MessagePlan, chunks: &[&'b [u8]], mut each: impl FnMut
         while !rest.is_empty() {
             let (key, n) = read_varint(rest).ok_or_else(|| invalid(plan, "truncated field key"))?;
             rest = rest.get(n..).unwrap_or(&[]);
-            let number = u32::try_from(key >> 3).ok().filter(|n| *n != 0).ok_or_else(|| invalid(plan, "field number 0"))?;
+            // Field numbers are 1..=2^29-1; anything else is not a protobuf message.
+            let number = u32::try_from(key >> 3)
+                .ok()
+                .filter(|n| (1..=MAX_FIELD_NUMBER).contains(n))
+                .ok_or_else(|| invalid(plan, "invalid field number"))?;
             let wire_type = (key & 7) as u8;
             let (value, tail) = match wire_type {
                 0 => {
@@ -269,11 +276,8 @@ impl Decoder<'_, '_> {
                     if occurrences.is_empty() {
                         return Ok(());
                     }
-                    let chunks: Vec<&[u8]> = occurrences
-                        .iter()
-                        .filter(|(_, r)| r.wire_type == 2)
-                        .map(|(_, r)| r.value)
-                        .collect();
+                    let chunks: Vec<&[u8]> =
+                        occurrences.iter().filter(|(_, r)| r.wire_type == 2).map(|(_, r)| r.value).collect();
                     if chunks.len() != occurrences.len() {
                         return Err(self.wrong_type(field));
                     }
@@ -281,7 +285,15 @@ impl Decoder<'_, '_> {
                     self.key(first, name);
                     return self.message(m, &chunks);
                 }
-                let last = occurrences.last().map(|(_, r)| *r);
+                let (last, earlier) = match occurrences.split_last() {
+                    Some(((_, r), earlier)) => (Some(*r), earlier),
+                    None => (None, &[][..]),
+                };
+                // Overwritten occurrences must still be valid (type, UTF-8), as protobuf's
+                // parser checks every one; duplicates are rare, so this costs nothing usually.
+                for (_, raw) in earlier {
+                    self.scalar_value(field, field.kind, *raw)?;
+                }
                 let value = match last {
                     Some(raw) => Some(self.scalar_value(field, field.kind, raw)?),
                     None => None,
@@ -377,7 +389,13 @@ impl Decoder<'_, '_> {
         Ok(())
     }
 
-    fn map(&mut self, field: &FieldPlan, key_kind: Scalar, value_kind: ValueKind, occurrences: &[(u16, Raw<'_>)]) -> Result<()> {
+    fn map(
+        &mut self,
+        field: &FieldPlan,
+        key_kind: Scalar,
+        value_kind: ValueKind,
+        occurrences: &[(u16, Raw<'_>)],
+    ) -> Result<()> {
         let plans = self.plans;
         let entry_plan = MessagePlan {
             full_name: field.proto_name.clone(),
@@ -561,9 +579,12 @@ impl Decoder<'_, '_> {
             ValueKind::Enum(_) => Value::Num(Num::I(0)),
             ValueKind::Message(m) => return self.message(m, &[]),
             ValueKind::Scalar(s) => match s {
-                Scalar::Int32 | Scalar::Int64 | Scalar::Sint32 | Scalar::Sint64 | Scalar::Sfixed32 | Scalar::Sfixed64 => {
-                    Value::Num(Num::I(0))
-                }
+                Scalar::Int32
+                | Scalar::Int64
+                | Scalar::Sint32
+                | Scalar::Sint64
+                | Scalar::Sfixed32
+                | Scalar::Sfixed64 => Value::Num(Num::I(0)),
                 Scalar::Uint32 | Scalar::Uint64 | Scalar::Fixed32 | Scalar::Fixed64 => Value::Num(Num::U(0)),
                 Scalar::Float => Value::Num(Num::F32(0.0)),
                 Scalar::Double => Value::Num(Num::F64(0.0)),
@@ -607,15 +628,17 @@ impl Decoder<'_, '_> {
                     }
                     Ok(())
                 })?;
-                self.out.push(b'"');
+                let mut text = Vec::new();
                 for (i, p) in paths.iter().enumerate() {
                     if i > 0 {
-                        self.out.push(b',');
+                        text.push(b',');
                     }
-                    wkt_text::field_mask_path_to_json(p, self.out)
+                    wkt_text::field_mask_path_to_json(p, &mut text)
                         .map_err(|e| Error::bad_upstream(format!("response {}: {e}", plan.full_name)))?;
                 }
-                self.out.push(b'"');
+                // Paths may hold quotes or control characters: written as an escaped string.
+                let text = std::str::from_utf8(&text).map_err(|_| invalid(plan, "invalid UTF-8"))?;
+                string(self.out, text);
                 Ok(())
             }
             WellKnown::Wrapper(s) => {
@@ -739,7 +762,9 @@ impl Decoder<'_, '_> {
             Ok(())
         })?;
         let Some(k) = kind else {
-            return Err(Error::bad_upstream("response google.protobuf.Value has no kind"));
+            // A Value with no kind set prints as null, as protobuf's printer does.
+            self.out.extend_from_slice(b"null");
+            return Ok(());
         };
         match (k.number, k.wire_type) {
             (1, 0) => self.out.extend_from_slice(b"null"),
@@ -756,11 +781,17 @@ impl Decoder<'_, '_> {
                 self.out.extend_from_slice(if b { b"true" } else { b"false" });
             }
             (5, 2) => {
-                let s = self.plans.index_of("google.protobuf.Struct").ok_or_else(|| Error::internal("Struct plan missing"))?;
+                let s = self
+                    .plans
+                    .index_of("google.protobuf.Struct")
+                    .ok_or_else(|| Error::internal("Struct plan missing"))?;
                 self.message(s, &parts)?;
             }
             (6, 2) => {
-                let l = self.plans.index_of("google.protobuf.ListValue").ok_or_else(|| Error::internal("ListValue plan missing"))?;
+                let l = self
+                    .plans
+                    .index_of("google.protobuf.ListValue")
+                    .ok_or_else(|| Error::internal("ListValue plan missing"))?;
                 self.message(l, &parts)?;
             }
             _ => return Err(invalid(plan, "wrong wire type in Value")),
@@ -785,10 +816,9 @@ impl Decoder<'_, '_> {
             return Ok(());
         }
         let name = type_url.rsplit_once('/').map_or(type_url, |(_, n)| n);
-        let target = self
-            .plans
-            .index_of(name)
-            .ok_or_else(|| Error::bad_upstream(format!("response Any type {type_url:?} is not in the descriptor set")))?;
+        let target = self.plans.index_of(name).ok_or_else(|| {
+            Error::bad_upstream(format!("response Any type {type_url:?} is not in the descriptor set"))
+        })?;
         let target_plan = self.plan(target)?;
         let is_wkt = target_plan.well_known.is_some();
         self.open(b'{');

@@ -75,7 +75,6 @@ impl Encoder<'_, '_> {
         self.plans.message(index).ok_or_else(|| Error::internal("message plan missing"))
     }
 
-
     /// Encodes the fields of one message (without tag and length) from the next JSON value.
     /// `skip_type_key`: the object is an Any's, whose `@type` was read already.
     fn message(&mut self, index: usize, out: &mut Vec<u8>, skip_type_key: bool) -> Result<()> {
@@ -88,6 +87,8 @@ impl Encoder<'_, '_> {
         let mut seen = Seen::new(plan.fields.len());
         let mut oneofs = Seen::new(usize::from(plan.oneofs));
         let mut first = true;
+        // Ignored unknown keys, kept only to refuse their duplicates (allocated on first use).
+        let mut unknown: Vec<String> = Vec::new();
         // Fields usually come in declaration order: try the next one before hashing.
         let mut hint = 0usize;
         while let Some(key) = self.reader.next_key(&mut first)? {
@@ -101,10 +102,17 @@ impl Encoder<'_, '_> {
             };
             let Some(index) = index else {
                 if self.options.ignore_unknown_fields {
+                    if unknown.iter().any(|k| *k == *key) {
+                        return Err(Error::bad_request(format!("invalid JSON body: duplicate key \"{key}\"")));
+                    }
+                    unknown.push(key.into_owned());
                     self.reader.skip()?;
                     continue;
                 }
-                return Err(Error::bad_request(format!("invalid JSON body: unknown field \"{key}\" in {}", plan.full_name)));
+                return Err(Error::bad_request(format!(
+                    "invalid JSON body: unknown field \"{key}\" in {}",
+                    plan.full_name
+                )));
             };
             hint = index + 1;
             let Some(field) = plan.fields.get(index) else { continue };
@@ -407,14 +415,18 @@ impl Encoder<'_, '_> {
                 out.extend_from_slice(&v.to_le_bytes());
                 v.to_bits() == 0
             }),
-            Scalar::Int32 | Scalar::Sint32 | Scalar::Sfixed32 => number_or_string(r)?.and_then(|t| parse_i32(&t)).map(|v| {
-                write_i32(kind, v, out);
-                v == 0
-            }),
-            Scalar::Int64 | Scalar::Sint64 | Scalar::Sfixed64 => number_or_string(r)?.and_then(|t| parse_i64(&t)).map(|v| {
-                write_i64(kind, v, out);
-                v == 0
-            }),
+            Scalar::Int32 | Scalar::Sint32 | Scalar::Sfixed32 => {
+                number_or_string(r)?.and_then(|t| parse_i32(&t)).map(|v| {
+                    write_i32(kind, v, out);
+                    v == 0
+                })
+            }
+            Scalar::Int64 | Scalar::Sint64 | Scalar::Sfixed64 => {
+                number_or_string(r)?.and_then(|t| parse_i64(&t)).map(|v| {
+                    write_i64(kind, v, out);
+                    v == 0
+                })
+            }
             Scalar::Uint32 | Scalar::Fixed32 => number_or_string(r)?.and_then(|t| parse_u32(&t)).map(|v| {
                 write_u32(kind, v, out);
                 v == 0
@@ -434,8 +446,11 @@ impl Encoder<'_, '_> {
         match wk {
             WellKnown::Timestamp | WellKnown::Duration => {
                 let text = self.expect_string(plan)?;
-                let parsed =
-                    if wk == WellKnown::Timestamp { wkt_text::parse_timestamp(&text) } else { wkt_text::parse_duration(&text) };
+                let parsed = if wk == WellKnown::Timestamp {
+                    wkt_text::parse_timestamp(&text)
+                } else {
+                    wkt_text::parse_duration(&text)
+                };
                 let (seconds, nanos) = parsed.map_err(|e| Error::bad_request(format!("{}: {e}", what())))?;
                 if seconds != 0 {
                     tag(1, 0, out);
@@ -449,7 +464,8 @@ impl Encoder<'_, '_> {
             }
             WellKnown::FieldMask => {
                 let text = self.expect_string(plan)?;
-                let paths = wkt_text::parse_field_mask(&text).map_err(|e| Error::bad_request(format!("{}: {e}", what())))?;
+                let paths =
+                    wkt_text::parse_field_mask(&text).map_err(|e| Error::bad_request(format!("{}: {e}", what())))?;
                 for p in paths {
                     tag(1, 2, out);
                     varint(p.len() as u64, out);
@@ -581,18 +597,24 @@ impl Encoder<'_, '_> {
             // {"@type": …, "value": <the well-known type's JSON>}
             self.reader.object_start()?;
             let mut first = true;
-            let mut seen_value = false;
+            let mut seen: Vec<String> = Vec::new();
             while let Some(key) = self.reader.next_key(&mut first)? {
+                if seen.iter().any(|k| *k == *key) {
+                    return Err(Error::bad_request(format!("invalid JSON body: duplicate key \"{key}\"")));
+                }
+                seen.push(key.clone().into_owned());
                 match &*key {
                     "@type" => self.reader.skip()?,
-                    "value" if !seen_value => {
-                        seen_value = true;
-                        self.message(target, &mut value, false)?;
-                    }
+                    "value" => self.message(target, &mut value, false)?,
+                    // Other keys are unknown fields of the Any, ignored like any unknown field.
+                    _ if self.options.ignore_unknown_fields => self.reader.skip()?,
                     other => {
                         return Err(Error::bad_request(format!("invalid JSON body: unexpected key \"{other}\" in Any")))
                     }
                 }
+            }
+            if !seen.iter().any(|k| k == "value") {
+                return Err(Error::bad_request(format!("invalid JSON body: Any of {type_url:?} needs a \"value\"")));
             }
         } else {
             self.message(target, &mut value, true)?;

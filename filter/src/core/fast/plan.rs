@@ -82,10 +82,17 @@ impl ValueKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
     /// A singular field; `presence`: set/unset is observable (message, optional, oneof member).
-    Single { presence: bool },
-    Repeated { packed: bool },
+    Single {
+        presence: bool,
+    },
+    Repeated {
+        packed: bool,
+    },
     /// A map; the entry's key and value kinds.
-    Map { key: Scalar, value: ValueKind },
+    Map {
+        key: Scalar,
+        value: ValueKind,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -221,7 +221,8 @@ impl<'a> Reader<'a> {
     }
 
     fn hex4(&mut self) -> Result<u32> {
-        let digits = self.buf.get(self.pos..self.pos.saturating_add(4)).ok_or_else(|| self.error("short \\u escape"))?;
+        let digits =
+            self.buf.get(self.pos..self.pos.saturating_add(4)).ok_or_else(|| self.error("short \\u escape"))?;
         let mut v = 0u32;
         for &d in digits {
             let n = match d {
@@ -358,7 +359,8 @@ mod tests {
         assert!(matches!(r.string().unwrap(), Cow::Borrowed("plain")));
         assert_eq!(r.string().unwrap(), "a\"b\\c/\né😀");
         r.end().unwrap();
-        for bad in [&br#""\ud83d""#[..], br#""\ude00""#, br#""\x""#, b"\"a\nb\"", b"\"\xff\"", br#""abc"#, br#""\u12""#] {
+        for bad in [&br#""\ud83d""#[..], br#""\ude00""#, br#""\x""#, b"\"a\nb\"", b"\"\xff\"", br#""abc"#, br#""\u12""#]
+        {
             assert!(Reader::new(bad, 10).string().is_err(), "{}", String::from_utf8_lossy(bad));
         }
     }

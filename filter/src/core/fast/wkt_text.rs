@@ -151,7 +151,8 @@ mod tests {
     fn timestamps() {
         assert_eq!(parse_timestamp("1970-01-01T00:00:00Z"), Ok((0, 0)));
         assert_eq!(parse_timestamp("2024-01-02T03:04:05.5+01:00"), Ok((1704161045, 500_000_000)));
-        for bad in ["1970-01-01 00:00:00Z", "1970-01-01T00:00:00z", "1970-01-01T00:00:00", "0000-01-01T00:00:00Z", "x"] {
+        for bad in ["1970-01-01 00:00:00Z", "1970-01-01T00:00:00z", "1970-01-01T00:00:00", "0000-01-01T00:00:00Z", "x"]
+        {
             assert!(parse_timestamp(bad).is_err(), "{bad}");
         }
         let mut out = Vec::new();
