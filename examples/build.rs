@@ -27,18 +27,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Rust code. protox's prost-types descriptors drop the google.api.http
     // extension, which is fine here: code generation does not need it.
     let fds = protox::compile(PROTOS, [&proto_dir])?;
-    tonic_prost_build::configure()
-        .build_server(true)
-        .build_client(true)
-        .compile_fds(fds)?;
+    tonic_prost_build::configure().build_server(true).build_client(true).compile_fds(fds)?;
 
     // Descriptor set with imports and the google.api.http annotations kept.
     let mut compiler = protox::Compiler::new([&proto_dir])?;
     compiler.include_imports(true);
     compiler.open_files(SERVICE_PROTOS)?;
-    std::fs::write(
-        out_dir.join("flashsale_descriptor.pb"),
-        compiler.encode_file_descriptor_set(),
-    )?;
+    std::fs::write(out_dir.join("flashsale_descriptor.pb"), compiler.encode_file_descriptor_set())?;
     Ok(())
 }

@@ -73,8 +73,7 @@ impl Testee {
     /// Compiles the conformance and test-message schemas found under `root`.
     fn load(root: &Path) -> Result<Testee, String> {
         let includes = [root.to_path_buf(), root.join("src")];
-        let mut compiler = protox::Compiler::new(includes)
-            .map_err(|e| format!("cannot set up protox: {e}"))?;
+        let mut compiler = protox::Compiler::new(includes).map_err(|e| format!("cannot set up protox: {e}"))?;
         compiler.include_imports(true);
         compiler.open_files(PROTO_FILES).map_err(|e| {
             format!(
@@ -94,13 +93,7 @@ impl Testee {
         let response = pool
             .get_message_by_name(RESPONSE_TYPE)
             .ok_or_else(|| format!("{RESPONSE_TYPE} not found in conformance.proto"))?;
-        Ok(Testee {
-            codec: Some(Codec::new(&pool)),
-            pool,
-            request,
-            response,
-            skip_all: false,
-        })
+        Ok(Testee { codec: Some(Codec::new(&pool)), pool, request, response, skip_all: false })
     }
 
     /// Answers one serialized `ConformanceRequest` with a serialized `ConformanceResponse`.
@@ -273,9 +266,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         }
     }
     if parsed.proto_root.is_none() {
-        parsed.proto_root = std::env::var_os("PROTOBUF_SRC_DIR")
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from);
+        parsed.proto_root = std::env::var_os("PROTOBUF_SRC_DIR").filter(|d| !d.is_empty()).map(PathBuf::from);
     }
     if parsed.proto_root.is_none() {
         return Err(usage());
@@ -317,12 +308,10 @@ fn serve(testee: &Testee, input: &mut impl Read, output: &mut impl Write) -> Res
             return Err(format!("request of {len} bytes is over {MAX_REQUEST_LEN}"));
         }
         let mut request = vec![0u8; len];
-        input
-            .read_exact(&mut request)
-            .map_err(|e| format!("reading a request of {len} bytes: {e}"))?;
+        input.read_exact(&mut request).map_err(|e| format!("reading a request of {len} bytes: {e}"))?;
         let response = testee.answer(&request)?;
-        let response_len = u32::try_from(response.len())
-            .map_err(|_| format!("response of {} bytes is too long", response.len()))?;
+        let response_len =
+            u32::try_from(response.len()).map_err(|_| format!("response of {} bytes is too long", response.len()))?;
         output
             .write_all(&response_len.to_le_bytes())
             .and_then(|()| output.write_all(&response))
@@ -461,9 +450,6 @@ mod tests {
         let mut out = Vec::new();
         serve(&t, &mut input.as_slice(), &mut out).unwrap();
         let resp = DynamicMessage::decode(t.response.clone(), out.get(4..).unwrap()).unwrap();
-        assert_eq!(
-            resp.get_field_by_name("protobuf_payload").unwrap().as_bytes().unwrap().as_ref(),
-            &[0x08, 0x05]
-        );
+        assert_eq!(resp.get_field_by_name("protobuf_payload").unwrap().as_bytes().unwrap().as_ref(), &[0x08, 0x05]);
     }
 }

@@ -80,18 +80,12 @@ pub const SEED: &[SeedItem] = &[
 ];
 
 pub fn money(units: i64, nanos: i32) -> Money {
-    Money {
-        currency_code: CURRENCY.to_string(),
-        units,
-        nanos,
-    }
+    Money { currency_code: CURRENCY.to_string(), units, nanos }
 }
 
 /// The unit price of `sku`, if it is in the catalog.
 pub fn price_of(sku: &str) -> Option<Money> {
-    SEED.iter()
-        .find(|s| s.sku == sku)
-        .map(|s| money(s.units, s.nanos))
+    SEED.iter().find(|s| s.sku == sku).map(|s| money(s.units, s.nanos))
 }
 
 /// The status an item with `available` units has.
@@ -117,15 +111,8 @@ pub fn seed_items() -> Vec<Item> {
             reserved: 0,
             status: status_for(s.available) as i32,
             tags: s.tags.iter().map(|t| t.to_string()).collect(),
-            updated_at: Some(prost_types::Timestamp {
-                seconds: SEED_UPDATED_AT_SECONDS,
-                nanos: 0,
-            }),
-            attributes: s
-                .attributes
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            updated_at: Some(prost_types::Timestamp { seconds: SEED_UPDATED_AT_SECONDS, nanos: 0 }),
+            attributes: s.attributes.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         })
         .collect();
     items.sort_by(|a, b| a.sku.cmp(&b.sku));

@@ -8,25 +8,14 @@ use crate::pb::google::rpc;
 
 /// Packs a detail message as a `google.protobuf.Any`.
 pub fn any<M: Message>(full_name: &str, message: &M) -> prost_types::Any {
-    prost_types::Any {
-        type_url: format!("type.googleapis.com/{full_name}"),
-        value: message.encode_to_vec(),
-    }
+    prost_types::Any { type_url: format!("type.googleapis.com/{full_name}"), value: message.encode_to_vec() }
 }
 
 /// A status whose `grpc-status-details-bin` trailer carries a
 /// `google.rpc.Status` with the same code and message plus `details`.
-pub fn with_details(
-    code: Code,
-    message: impl Into<String>,
-    details: Vec<prost_types::Any>,
-) -> Status {
+pub fn with_details(code: Code, message: impl Into<String>, details: Vec<prost_types::Any>) -> Status {
     let message = message.into();
-    let status = rpc::Status {
-        code: code as i32,
-        message: message.clone(),
-        details,
-    };
+    let status = rpc::Status { code: code as i32, message: message.clone(), details };
     Status::with_details(code, message, Bytes::from(status.encode_to_vec()))
 }
 
@@ -36,18 +25,10 @@ pub fn bad_request(message: impl Into<String>, violations: Vec<(String, String)>
     let detail = rpc::BadRequest {
         field_violations: violations
             .into_iter()
-            .map(|(field, description)| rpc::bad_request::FieldViolation {
-                field,
-                description,
-                ..Default::default()
-            })
+            .map(|(field, description)| rpc::bad_request::FieldViolation { field, description, ..Default::default() })
             .collect(),
     };
-    with_details(
-        Code::InvalidArgument,
-        message,
-        vec![any("google.rpc.BadRequest", &detail)],
-    )
+    with_details(Code::InvalidArgument, message, vec![any("google.rpc.BadRequest", &detail)])
 }
 
 /// The `google.rpc.Status` in a status's details, if any.
@@ -61,9 +42,5 @@ pub fn decode_details(status: &Status) -> Option<rpc::Status> {
 /// Decodes the first detail of type `full_name` in a `google.rpc.Status`.
 pub fn find_detail<M: Message + Default>(status: &rpc::Status, full_name: &str) -> Option<M> {
     let url = format!("type.googleapis.com/{full_name}");
-    status
-        .details
-        .iter()
-        .find(|a| a.type_url == url)
-        .and_then(|a| M::decode(a.value.as_slice()).ok())
+    status.details.iter().find(|a| a.type_url == url).and_then(|a| M::decode(a.value.as_slice()).ok())
 }

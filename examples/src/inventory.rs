@@ -46,14 +46,9 @@ struct State {
 impl State {
     fn item(&self, sku: &str) -> Result<&Item, Status> {
         if sku.is_empty() {
-            return Err(errors::bad_request(
-                "sku is required",
-                vec![("sku".into(), "must not be empty".into())],
-            ));
+            return Err(errors::bad_request("sku is required", vec![("sku".into(), "must not be empty".into())]));
         }
-        self.items
-            .get(sku)
-            .ok_or_else(|| Status::not_found(format!("item {sku} not found")))
+        self.items.get(sku).ok_or_else(|| Status::not_found(format!("item {sku} not found")))
     }
 
     fn reserve(&mut self, req: &ReserveRequest) -> Result<Reservation, Status> {
@@ -61,20 +56,14 @@ impl State {
         if req.quantity <= 0 {
             return Err(errors::bad_request(
                 "quantity must be positive",
-                vec![(
-                    "quantity".into(),
-                    format!("must be greater than 0, got {}", req.quantity),
-                )],
+                vec![("quantity".into(), format!("must be greater than 0, got {}", req.quantity))],
             ));
         }
         if req.quantity > available {
             return Err(out_of_stock(&req.sku, req.quantity, available));
         }
         let now = SystemTime::now();
-        let item = self
-            .items
-            .get_mut(&req.sku)
-            .ok_or_else(|| Status::internal("item vanished"))?;
+        let item = self.items.get_mut(&req.sku).ok_or_else(|| Status::internal("item vanished"))?;
         item.available -= req.quantity;
         item.reserved += req.quantity;
         item.status = catalog::status_for(item.available) as i32;
@@ -109,10 +98,7 @@ fn out_of_stock(sku: &str, requested: i32, available: i32) -> Status {
     errors::with_details(
         Code::FailedPrecondition,
         "out of stock",
-        vec![
-            errors::any("google.rpc.PreconditionFailure", &failure),
-            errors::any("google.rpc.ErrorInfo", &info),
-        ],
+        vec![errors::any("google.rpc.PreconditionFailure", &failure), errors::any("google.rpc.ErrorInfo", &info)],
     )
 }
 
@@ -125,17 +111,8 @@ pub struct InventoryService {
 impl InventoryService {
     /// A service holding the seed catalog.
     pub fn new(recorder: Option<Arc<Recorder>>) -> Self {
-        let items = catalog::seed_items()
-            .into_iter()
-            .map(|i| (i.sku.clone(), i))
-            .collect();
-        InventoryService {
-            state: Arc::new(Mutex::new(State {
-                items,
-                next_reservation: 0,
-            })),
-            recorder,
-        }
+        let items = catalog::seed_items().into_iter().map(|i| (i.sku.clone(), i)).collect();
+        InventoryService { state: Arc::new(Mutex::new(State { items, next_reservation: 0 })), recorder }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -165,26 +142,13 @@ fn page_size(requested: i32) -> Result<usize, Status> {
 #[tonic::async_trait]
 impl Inventory for InventoryService {
     async fn get_item(&self, request: Request<GetItemRequest>) -> Result<Response<Item>, Status> {
-        record(
-            &self.recorder,
-            &method("GetItem"),
-            request.get_ref(),
-            request.metadata(),
-        );
+        record(&self.recorder, &method("GetItem"), request.get_ref(), request.metadata());
         let state = self.lock();
         Ok(Response::new(state.item(&request.get_ref().sku)?.clone()))
     }
 
-    async fn list_items(
-        &self,
-        request: Request<ListItemsRequest>,
-    ) -> Result<Response<ListItemsResponse>, Status> {
-        record(
-            &self.recorder,
-            &method("ListItems"),
-            request.get_ref(),
-            request.metadata(),
-        );
+    async fn list_items(&self, request: Request<ListItemsRequest>) -> Result<Response<ListItemsResponse>, Status> {
+        record(&self.recorder, &method("ListItems"), request.get_ref(), request.metadata());
         let req = request.into_inner();
         let size = page_size(req.page_size)?;
         let state = self.lock();
@@ -200,38 +164,19 @@ impl Inventory for InventoryService {
             (Some(_), Some(last)) => last.sku.clone(),
             _ => String::new(),
         };
-        Ok(Response::new(ListItemsResponse {
-            items,
-            next_page_token,
-        }))
+        Ok(Response::new(ListItemsResponse { items, next_page_token }))
     }
 
-    async fn reserve(
-        &self,
-        request: Request<ReserveRequest>,
-    ) -> Result<Response<Reservation>, Status> {
-        record(
-            &self.recorder,
-            &method("Reserve"),
-            request.get_ref(),
-            request.metadata(),
-        );
+    async fn reserve(&self, request: Request<ReserveRequest>) -> Result<Response<Reservation>, Status> {
+        record(&self.recorder, &method("Reserve"), request.get_ref(), request.metadata());
         let reservation = self.lock().reserve(request.get_ref())?;
         Ok(Response::new(reservation))
     }
 
     type WatchStream = ReceiverStream<Result<StockChange, Status>>;
 
-    async fn watch(
-        &self,
-        request: Request<WatchRequest>,
-    ) -> Result<Response<Self::WatchStream>, Status> {
-        record(
-            &self.recorder,
-            &method("Watch"),
-            request.get_ref(),
-            request.metadata(),
-        );
+    async fn watch(&self, request: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        record(&self.recorder, &method("Watch"), request.get_ref(), request.metadata());
         let req = request.into_inner();
         let limit = match req.limit {
             n if n < 0 => {
@@ -248,10 +193,7 @@ impl Inventory for InventoryService {
                 "interval_ms out of range",
                 vec![(
                     "interval_ms".into(),
-                    format!(
-                        "must be between 0 and {WATCH_MAX_INTERVAL_MS}, got {}",
-                        req.interval_ms
-                    ),
+                    format!("must be between 0 and {WATCH_MAX_INTERVAL_MS}, got {}", req.interval_ms),
                 )],
             ));
         }
@@ -259,21 +201,14 @@ impl Inventory for InventoryService {
         if req.payload_bytes < 0 {
             return Err(errors::bad_request(
                 "payload_bytes must not be negative",
-                vec![(
-                    "payload_bytes".into(),
-                    format!("must be >= 0, got {}", req.payload_bytes),
-                )],
+                vec![("payload_bytes".into(), format!("must be >= 0, got {}", req.payload_bytes))],
             ));
         }
         let padding = "x".repeat(req.payload_bytes.min(WATCH_MAX_PAYLOAD_BYTES) as usize);
 
         let (known, unknown): (Vec<String>, Vec<String>) = {
             let state = self.lock();
-            let skus = if req.skus.is_empty() {
-                state.items.keys().cloned().collect()
-            } else {
-                req.skus
-            };
+            let skus = if req.skus.is_empty() { state.items.keys().cloned().collect() } else { req.skus };
             skus.into_iter().partition(|s| state.items.contains_key(s))
         };
         if known.is_empty() {
@@ -305,9 +240,7 @@ impl Inventory for InventoryService {
                 }
             }
             if let Some(sku) = unknown.first() {
-                let _ = tx
-                    .send(Err(Status::not_found(format!("item {sku} not found"))))
-                    .await;
+                let _ = tx.send(Err(Status::not_found(format!("item {sku} not found")))).await;
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))
@@ -351,10 +284,8 @@ impl Inventory for InventoryService {
                     }
                 };
                 record(&this.recorder, &method("CheckStock"), &req, &metadata);
-                let answer = this.lock().item(&req.sku).map(|i| StockLevel {
-                    sku: i.sku.clone(),
-                    available: i.available,
-                });
+                let answer =
+                    this.lock().item(&req.sku).map(|i| StockLevel { sku: i.sku.clone(), available: i.available });
                 let failed = answer.is_err();
                 if tx.send(answer).await.is_err() || failed {
                     return;
@@ -365,20 +296,11 @@ impl Inventory for InventoryService {
     }
 
     async fn export(&self, request: Request<ExportRequest>) -> Result<Response<HttpBody>, Status> {
-        record(
-            &self.recorder,
-            &method("Export"),
-            request.get_ref(),
-            request.metadata(),
-        );
+        record(&self.recorder, &method("Export"), request.get_ref(), request.metadata());
         let status = request.get_ref().status;
         let state = self.lock();
         let mut csv = String::from("sku,name,available,price_units,currency\n");
-        for item in state
-            .items
-            .values()
-            .filter(|i| status == 0 || i.status == status)
-        {
+        for item in state.items.values().filter(|i| status == 0 || i.status == status) {
             let price = item.price.clone().unwrap_or_default();
             csv.push_str(&format!(
                 "{},{},{},{},{}\n",
@@ -389,10 +311,6 @@ impl Inventory for InventoryService {
                 csv_field(&price.currency_code),
             ));
         }
-        Ok(Response::new(HttpBody {
-            content_type: "text/csv".into(),
-            data: csv.into_bytes(),
-            extensions: Vec::new(),
-        }))
+        Ok(Response::new(HttpBody { content_type: "text/csv".into(), data: csv.into_bytes(), extensions: Vec::new() }))
     }
 }

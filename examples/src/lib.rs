@@ -41,8 +41,7 @@ pub mod pb {
 /// Serialized `google.protobuf.FileDescriptorSet` of the flash-sale protos and
 /// all their imports, google.api.http annotations included (what
 /// `protoc --include_imports --descriptor_set_out` would write).
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/flashsale_descriptor.pb"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/flashsale_descriptor.pb"));
 
 /// Full gRPC service names.
 pub const INVENTORY_SERVICE: &str = "flashsale.v1.Inventory";
@@ -88,25 +87,17 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), BoxError> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_service_status("", ServingStatus::Serving)
-        .await;
+    health_reporter.set_service_status("", ServingStatus::Serving).await;
     for name in which.service_names() {
-        health_reporter
-            .set_service_status(name, ServingStatus::Serving)
-            .await;
+        health_reporter.set_service_status(name, ServingStatus::Serving).await;
     }
 
     let inventory = which.inventory().then(|| {
-        pb::flashsale::v1::inventory_server::InventoryServer::new(inventory::InventoryService::new(
-            recorder.clone(),
-        ))
+        pb::flashsale::v1::inventory_server::InventoryServer::new(inventory::InventoryService::new(recorder.clone()))
     });
-    let orders = which.orders().then(|| {
-        pb::flashsale::v1::orders_server::OrdersServer::new(orders::OrdersService::new(
-            recorder.clone(),
-        ))
-    });
+    let orders = which
+        .orders()
+        .then(|| pb::flashsale::v1::orders_server::OrdersServer::new(orders::OrdersService::new(recorder.clone())));
 
     Server::builder()
         .add_service(health_service)
@@ -119,10 +110,7 @@ pub async fn serve(
 
 /// Starts a server on an ephemeral loopback port in a background task (for
 /// tests). Returns the bound address; the server runs until the runtime ends.
-pub async fn spawn_local(
-    which: Which,
-    recorder: Option<Arc<record::Recorder>>,
-) -> std::io::Result<SocketAddr> {
+pub async fn spawn_local(which: Which, recorder: Option<Arc<record::Recorder>>) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {

@@ -35,10 +35,7 @@ pub struct OrdersService {
 
 impl OrdersService {
     pub fn new(recorder: Option<Arc<Recorder>>) -> Self {
-        OrdersService {
-            state: Arc::default(),
-            recorder,
-        }
+        OrdersService { state: Arc::default(), recorder }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -54,33 +51,20 @@ fn not_found(order_id: &str) -> Status {
 fn price_items(items: &[LineItem]) -> Result<(Vec<LineItem>, Money), Status> {
     let mut violations = Vec::new();
     if items.is_empty() {
-        violations.push((
-            "items".to_string(),
-            "an order needs at least one item".to_string(),
-        ));
+        violations.push(("items".to_string(), "an order needs at least one item".to_string()));
     }
     let mut priced = Vec::with_capacity(items.len());
     let mut total: i128 = 0;
     for (n, item) in items.iter().enumerate() {
         if item.quantity <= 0 {
-            violations.push((
-                format!("items[{n}].quantity"),
-                format!("must be greater than 0, got {}", item.quantity),
-            ));
+            violations.push((format!("items[{n}].quantity"), format!("must be greater than 0, got {}", item.quantity)));
         }
         match catalog::price_of(&item.sku) {
             Some(price) => {
                 total += catalog::to_nanos(&price) * i128::from(item.quantity);
-                priced.push(LineItem {
-                    sku: item.sku.clone(),
-                    quantity: item.quantity,
-                    unit_price: Some(price),
-                });
+                priced.push(LineItem { sku: item.sku.clone(), quantity: item.quantity, unit_price: Some(price) });
             }
-            None => violations.push((
-                format!("items[{n}].sku"),
-                format!("unknown sku {:?}", item.sku),
-            )),
+            None => violations.push((format!("items[{n}].sku"), format!("unknown sku {:?}", item.sku))),
         }
     }
     if !violations.is_empty() {
@@ -93,10 +77,7 @@ fn check_status(status: i32) -> Result<(), Status> {
     OrderStatus::try_from(status).map(|_| ()).map_err(|_| {
         errors::bad_request(
             "invalid order status",
-            vec![(
-                "order.status".into(),
-                format!("unknown OrderStatus value {status}"),
-            )],
+            vec![("order.status".into(), format!("unknown OrderStatus value {status}"))],
         )
     })
 }
@@ -178,16 +159,8 @@ fn implied_mask(patch: &Order) -> Vec<String> {
 
 #[tonic::async_trait]
 impl Orders for OrdersService {
-    async fn create_order(
-        &self,
-        request: Request<CreateOrderRequest>,
-    ) -> Result<Response<Order>, Status> {
-        record(
-            &self.recorder,
-            &method("CreateOrder"),
-            request.get_ref(),
-            request.metadata(),
-        );
+    async fn create_order(&self, request: Request<CreateOrderRequest>) -> Result<Response<Order>, Status> {
+        record(&self.recorder, &method("CreateOrder"), request.get_ref(), request.metadata());
         let req = request.into_inner();
         if req.customer_id.is_empty() {
             return Err(errors::bad_request(
@@ -196,11 +169,7 @@ impl Orders for OrdersService {
             ));
         }
         let (items, total) = price_items(&req.items)?;
-        let status = if req.reservation_id.is_empty() {
-            OrderStatus::Pending
-        } else {
-            OrderStatus::Confirmed
-        };
+        let status = if req.reservation_id.is_empty() { OrderStatus::Pending } else { OrderStatus::Confirmed };
         let mut state = self.lock();
         state.next_order += 1;
         let order = Order {
@@ -218,67 +187,35 @@ impl Orders for OrdersService {
         Ok(Response::new(order))
     }
 
-    async fn get_order(
-        &self,
-        request: Request<GetOrderRequest>,
-    ) -> Result<Response<Order>, Status> {
-        record(
-            &self.recorder,
-            &method("GetOrder"),
-            request.get_ref(),
-            request.metadata(),
-        );
+    async fn get_order(&self, request: Request<GetOrderRequest>) -> Result<Response<Order>, Status> {
+        record(&self.recorder, &method("GetOrder"), request.get_ref(), request.metadata());
         let id = &request.get_ref().order_id;
         let state = self.lock();
         let order = state.orders.get(id).cloned().ok_or_else(|| not_found(id))?;
         Ok(Response::new(order))
     }
 
-    async fn update_order(
-        &self,
-        request: Request<UpdateOrderRequest>,
-    ) -> Result<Response<Order>, Status> {
-        record(
-            &self.recorder,
-            &method("UpdateOrder"),
-            request.get_ref(),
-            request.metadata(),
-        );
+    async fn update_order(&self, request: Request<UpdateOrderRequest>) -> Result<Response<Order>, Status> {
+        record(&self.recorder, &method("UpdateOrder"), request.get_ref(), request.metadata());
         let req = request.into_inner();
-        let patch = req.order.ok_or_else(|| {
-            errors::bad_request(
-                "order is required",
-                vec![("order".into(), "must be set".into())],
-            )
-        })?;
+        let patch = req
+            .order
+            .ok_or_else(|| errors::bad_request("order is required", vec![("order".into(), "must be set".into())]))?;
         let paths = match req.update_mask {
             Some(mask) if !mask.paths.is_empty() => mask.paths,
             _ => implied_mask(&patch),
         };
         let mut state = self.lock();
-        let current = state
-            .orders
-            .get(&patch.order_id)
-            .ok_or_else(|| not_found(&patch.order_id))?;
+        let current = state.orders.get(&patch.order_id).ok_or_else(|| not_found(&patch.order_id))?;
         let mut updated = current.clone();
         apply_mask(&mut updated, &patch, &paths)?;
         updated.version += 1;
-        state
-            .orders
-            .insert(updated.order_id.clone(), updated.clone());
+        state.orders.insert(updated.order_id.clone(), updated.clone());
         Ok(Response::new(updated))
     }
 
-    async fn delete_order(
-        &self,
-        request: Request<DeleteOrderRequest>,
-    ) -> Result<Response<()>, Status> {
-        record(
-            &self.recorder,
-            &method("DeleteOrder"),
-            request.get_ref(),
-            request.metadata(),
-        );
+    async fn delete_order(&self, request: Request<DeleteOrderRequest>) -> Result<Response<()>, Status> {
+        record(&self.recorder, &method("DeleteOrder"), request.get_ref(), request.metadata());
         let id = &request.get_ref().order_id;
         match self.lock().orders.remove(id) {
             Some(_) => Ok(Response::new(())),
@@ -286,16 +223,8 @@ impl Orders for OrdersService {
         }
     }
 
-    async fn list_orders(
-        &self,
-        request: Request<ListOrdersRequest>,
-    ) -> Result<Response<ListOrdersResponse>, Status> {
-        record(
-            &self.recorder,
-            &method("ListOrders"),
-            request.get_ref(),
-            request.metadata(),
-        );
+    async fn list_orders(&self, request: Request<ListOrdersRequest>) -> Result<Response<ListOrdersResponse>, Status> {
+        record(&self.recorder, &method("ListOrders"), request.get_ref(), request.metadata());
         let req = request.into_inner();
         let size = match req.page_size {
             n if n < 0 => {
@@ -318,9 +247,6 @@ impl Orders for OrdersService {
             (Some(_), Some(last)) => last.order_id.clone(),
             _ => String::new(),
         };
-        Ok(Response::new(ListOrdersResponse {
-            orders,
-            next_page_token,
-        }))
+        Ok(Response::new(ListOrdersResponse { orders, next_page_token }))
     }
 }

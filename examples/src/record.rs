@@ -23,17 +23,10 @@ pub struct Recorder {
 impl Recorder {
     /// Opens `path` for appending (creating it if needed).
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        let pool = DescriptorPool::decode(crate::FILE_DESCRIPTOR_SET).map_err(|e| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("descriptor set: {e}"),
-            )
-        })?;
+        let pool = DescriptorPool::decode(crate::FILE_DESCRIPTOR_SET)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("descriptor set: {e}")))?;
         let out = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Recorder {
-            pool,
-            out: Mutex::new(out),
-        })
+        Ok(Recorder { pool, out: Mutex::new(out) })
     }
 
     fn input_of(&self, method: &str) -> Option<MessageDescriptor> {
@@ -44,15 +37,8 @@ impl Recorder {
     }
 
     /// The JSON line for one request message (without the newline).
-    pub fn line<M: prost::Message>(
-        &self,
-        method: &str,
-        message: &M,
-        metadata: &MetadataMap,
-    ) -> Result<String, String> {
-        let desc = self
-            .input_of(method)
-            .ok_or_else(|| format!("unknown method {method}"))?;
+    pub fn line<M: prost::Message>(&self, method: &str, message: &M, metadata: &MetadataMap) -> Result<String, String> {
+        let desc = self.input_of(method).ok_or_else(|| format!("unknown method {method}"))?;
         let dynamic = DynamicMessage::decode(desc, message.encode_to_vec().as_slice())
             .map_err(|e| format!("decode {method} request: {e}"))?;
         let options = SerializeOptions::new().use_proto_field_name(true);
@@ -86,9 +72,7 @@ impl Recorder {
         let result = self.line(method, message, metadata).and_then(|mut line| {
             line.push('\n');
             let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-            out.write_all(line.as_bytes())
-                .and_then(|()| out.flush())
-                .map_err(|e| e.to_string())
+            out.write_all(line.as_bytes()).and_then(|()| out.flush()).map_err(|e| e.to_string())
         });
         if let Err(err) = result {
             eprintln!("flashsale: recording {method}: {err}");

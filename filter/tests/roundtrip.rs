@@ -890,7 +890,12 @@ fn slow_parse(root: &MessageDescriptor, json: &[u8], parse: &ParseOptions) -> Re
     parse_message(root, json, parse).map_err(|e| e.message)
 }
 
-fn fast_parse(codec: &Codec, root: &MessageDescriptor, json: &[u8], parse: &ParseOptions) -> Result<DynamicMessage, String> {
+fn fast_parse(
+    codec: &Codec,
+    root: &MessageDescriptor,
+    json: &[u8],
+    parse: &ParseOptions,
+) -> Result<DynamicMessage, String> {
     let index = codec.index(root).expect("fast path supports the example schemas");
     let mut out = Vec::new();
     codec.json_to_binary(index, json, parse, &mut out).map_err(|e| e.message)?;
@@ -960,10 +965,16 @@ fn fast_and_reflection_paths_agree() {
         match slow_parse(&root, &fast_json, &parse) {
             Ok(m) => {
                 if let Some(d) = diff_message(&message, &m, root.name()) {
-                    failures.push(format!("case {case} ({}): fast JSON changed the message: {d}\n  {fast_text}", root.full_name()));
+                    failures.push(format!(
+                        "case {case} ({}): fast JSON changed the message: {d}\n  {fast_text}",
+                        root.full_name()
+                    ));
                 }
             }
-            Err(e) => failures.push(format!("case {case} ({}): fast JSON rejected by the reference: {e}\n  {fast_text}", root.full_name())),
+            Err(e) => failures.push(format!(
+                "case {case} ({}): fast JSON rejected by the reference: {e}\n  {fast_text}",
+                root.full_name()
+            )),
         }
         // Both printers agree as JSON values.
         let a: serde_json::Value = serde_json::from_slice(&slow_json).unwrap();
@@ -981,10 +992,18 @@ fn fast_and_reflection_paths_agree() {
             match fast_parse(&codec, &root, json, &parse) {
                 Ok(m) => {
                     if let Some(d) = diff_message(&message, &m, root.name()) {
-                        failures.push(format!("case {case} ({}): fast parse changed the message: {d}\n  {}", root.full_name(), String::from_utf8_lossy(json)));
+                        failures.push(format!(
+                            "case {case} ({}): fast parse changed the message: {d}\n  {}",
+                            root.full_name(),
+                            String::from_utf8_lossy(json)
+                        ));
                     }
                 }
-                Err(e) => failures.push(format!("case {case} ({}, {parse:?}): fast parse failed: {e}\n  {}", root.full_name(), String::from_utf8_lossy(json))),
+                Err(e) => failures.push(format!(
+                    "case {case} ({}, {parse:?}): fast parse failed: {e}\n  {}",
+                    root.full_name(),
+                    String::from_utf8_lossy(json)
+                )),
             }
         }
         // Mutated JSON: both accept or both reject, and agree on the result.
@@ -996,7 +1015,11 @@ fn fast_and_reflection_paths_agree() {
                 (Ok(a), Ok(b)) => {
                     mutated_accepted += 1;
                     if let Some(d) = diff_message(a, b, root.name()) {
-                        failures.push(format!("case {case} ({}): mutated JSON parsed differently: {d}\n  {}", root.full_name(), String::from_utf8_lossy(&bad)));
+                        failures.push(format!(
+                            "case {case} ({}): mutated JSON parsed differently: {d}\n  {}",
+                            root.full_name(),
+                            String::from_utf8_lossy(&bad)
+                        ));
                     }
                 }
                 (Err(_), Err(_)) => {}
@@ -1014,7 +1037,11 @@ fn fast_and_reflection_paths_agree() {
     assert!(mutated_accepted > 100, "mutations too destructive to compare results");
     if !failures.is_empty() {
         let show = std::env::var("ROUNDTRIP_SHOW").ok().and_then(|n| n.parse().ok()).unwrap_or(8);
-        panic!("{} disagreements; the first ones:\n{}", failures.len(), failures.iter().take(show).cloned().collect::<Vec<_>>().join("\n"));
+        panic!(
+            "{} disagreements; the first ones:\n{}",
+            failures.len(),
+            failures.iter().take(show).cloned().collect::<Vec<_>>().join("\n")
+        );
     }
 }
 
@@ -1024,7 +1051,9 @@ fn json_equal(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     match (a, b) {
         (J::Number(x), J::Number(y)) => x.as_f64() == y.as_f64(),
         (J::Array(x), J::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_equal(a, b)),
-        (J::Object(x), J::Object(y)) => x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w))),
+        (J::Object(x), J::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+        }
         _ => a == b,
     }
 }

@@ -18,10 +18,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde_json::Value;
 
 #[derive(Parser, Debug)]
-#[command(
-    version,
-    about = "Descriptor sets and transcoder configs for json2grpc"
-)]
+#[command(version, about = "Descriptor sets and transcoder configs for json2grpc")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -64,16 +61,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Descriptor {
-            include,
-            output,
-            files,
-        } => descriptor(include, &output, &files),
-        Command::Config {
-            descriptor,
-            service,
-            set,
-        } => config(&descriptor, service, &set),
+        Command::Descriptor { include, output, files } => descriptor(include, &output, &files),
+        Command::Config { descriptor, service, set } => config(&descriptor, service, &set),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -84,38 +73,23 @@ fn main() -> ExitCode {
     }
 }
 
-fn descriptor(
-    mut include: Vec<PathBuf>,
-    output: &PathBuf,
-    files: &[PathBuf],
-) -> Result<(), String> {
+fn descriptor(mut include: Vec<PathBuf>, output: &PathBuf, files: &[PathBuf]) -> Result<(), String> {
     if include.is_empty() {
         include.push(PathBuf::from("."));
     }
     for dir in &include {
         if !dir.is_dir() {
-            return Err(format!(
-                "include directory {} does not exist",
-                dir.display()
-            ));
+            return Err(format!("include directory {} does not exist", dir.display()));
         }
     }
     let mut compiler = protox::Compiler::new(&include).map_err(|e| e.to_string())?;
     compiler.include_imports(true).include_source_info(false);
     for file in files {
-        compiler
-            .open_file(file)
-            .map_err(|e| describe_protox_error(&e))?;
+        compiler.open_file(file).map_err(|e| describe_protox_error(&e))?;
     }
     let bytes = compiler.encode_file_descriptor_set();
-    std::fs::write(output, &bytes)
-        .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
-    eprintln!(
-        "wrote {} ({} bytes, {} files)",
-        output.display(),
-        bytes.len(),
-        compiler.files().count()
-    );
+    std::fs::write(output, &bytes).map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+    eprintln!("wrote {} ({} bytes, {} files)", output.display(), bytes.len(), compiler.files().count());
     Ok(())
 }
 
@@ -129,10 +103,7 @@ fn describe_protox_error(err: &protox::Error) -> String {
         .and_then(|label| {
             let source = err.source_code()?;
             let span = source.read_span(label.inner(), 0, 0).ok()?;
-            let name = span
-                .name()
-                .map(str::to_string)
-                .or_else(|| err.file().map(str::to_string))?;
+            let name = span.name().map(str::to_string).or_else(|| err.file().map(str::to_string))?;
             Some(format!("{name}:{}:{}", span.line() + 1, span.column() + 1))
         })
         .or_else(|| err.file().map(str::to_string));
@@ -143,13 +114,9 @@ fn describe_protox_error(err: &protox::Error) -> String {
 }
 
 fn config(descriptor: &PathBuf, services: Vec<String>, set: &[String]) -> Result<(), String> {
-    let bytes = std::fs::read(descriptor)
-        .map_err(|e| format!("cannot read {}: {e}", descriptor.display()))?;
+    let bytes = std::fs::read(descriptor).map_err(|e| format!("cannot read {}: {e}", descriptor.display()))?;
     let pool = DescriptorPool::decode(bytes.as_slice()).map_err(|e| {
-        format!(
-            "{} is not a valid FileDescriptorSet (was it built with --include_imports?): {e}",
-            descriptor.display()
-        )
+        format!("{} is not a valid FileDescriptorSet (was it built with --include_imports?): {e}", descriptor.display())
     })?;
 
     let services = if services.is_empty() {
@@ -169,9 +136,7 @@ fn config(descriptor: &PathBuf, services: Vec<String>, set: &[String]) -> Result
 
     let http = pool.get_extension_by_name("google.api.http");
     if http.is_none() {
-        eprintln!(
-            "warning: the descriptor set lacks google/api/annotations.proto: no method has an HTTP route"
-        );
+        eprintln!("warning: the descriptor set lacks google/api/annotations.proto: no method has an HTTP route");
     }
     for name in &services {
         let service = pool.get_service_by_name(name).ok_or_else(|| {
@@ -179,39 +144,24 @@ fn config(descriptor: &PathBuf, services: Vec<String>, set: &[String]) -> Result
             format!(
                 "service {name} is not in {} (it has: {})",
                 descriptor.display(),
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
             )
         })?;
         if let Some(ext) = &http {
             for method in service.methods() {
                 if !method.options().has_extension(ext) {
-                    eprintln!(
-                        "warning: {} has no google.api.http annotation",
-                        method.full_name()
-                    );
+                    eprintln!("warning: {} has no google.api.http annotation", method.full_name());
                 }
             }
         }
     }
 
     let mut entries: Vec<(String, Value)> = vec![
-        (
-            "proto_descriptor_bin".into(),
-            Value::String(base64::engine::general_purpose::STANDARD.encode(&bytes)),
-        ),
-        (
-            "services".into(),
-            Value::Array(services.into_iter().map(Value::String).collect()),
-        ),
+        ("proto_descriptor_bin".into(), Value::String(base64::engine::general_purpose::STANDARD.encode(&bytes))),
+        ("services".into(), Value::Array(services.into_iter().map(Value::String).collect())),
     ];
     for item in set {
-        let (key, raw) = item
-            .split_once('=')
-            .ok_or_else(|| format!("--set {item}: expected KEY=JSON"))?;
+        let (key, raw) = item.split_once('=').ok_or_else(|| format!("--set {item}: expected KEY=JSON"))?;
         let value: Value = serde_json::from_str(raw).map_err(|e| {
             format!("--set {key}: value {raw:?} is not valid JSON ({e}); quote strings, e.g. '\"text\"'")
         })?;
@@ -220,9 +170,7 @@ fn config(descriptor: &PathBuf, services: Vec<String>, set: &[String]) -> Result
 
     let mut out = Vec::new();
     let mut ser = serde_json::Serializer::pretty(&mut out);
-    let mut map = ser
-        .serialize_map(Some(entries.len()))
-        .map_err(|e| e.to_string())?;
+    let mut map = ser.serialize_map(Some(entries.len())).map_err(|e| e.to_string())?;
     for (k, v) in &entries {
         map.serialize_entry(k, v).map_err(|e| e.to_string())?;
     }
@@ -234,10 +182,7 @@ fn config(descriptor: &PathBuf, services: Vec<String>, set: &[String]) -> Result
 /// Sets `key` (dots for nested objects) in the ordered top-level entries.
 fn set_key(entries: &mut Vec<(String, Value)>, key: &str, value: Value) -> Result<(), String> {
     let mut parts = key.split('.');
-    let top = parts
-        .next()
-        .filter(|k| !k.is_empty())
-        .ok_or("--set: empty key")?;
+    let top = parts.next().filter(|k| !k.is_empty()).ok_or("--set: empty key")?;
     let rest: Vec<&str> = parts.collect();
     let slot = match entries.iter().position(|(k, _)| k == top) {
         Some(i) => &mut entries[i].1,
@@ -255,11 +200,7 @@ fn set_key(entries: &mut Vec<(String, Value)>, key: &str, value: Value) -> Resul
         if !slot.is_object() {
             *slot = Value::Object(Default::default());
         }
-        slot = slot
-            .as_object_mut()
-            .ok_or("--set: not an object")?
-            .entry(part.to_string())
-            .or_insert(Value::Null);
+        slot = slot.as_object_mut().ok_or("--set: not an object")?.entry(part.to_string()).or_insert(Value::Null);
     }
     *slot = value;
     Ok(())

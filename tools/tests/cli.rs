@@ -39,10 +39,7 @@ fn descriptor_then_config() {
         .expect("run");
     assert!(output.status.success());
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
-    assert_eq!(
-        json["services"],
-        serde_json::json!(["flashsale.v1.Inventory"])
-    );
+    assert_eq!(json["services"], serde_json::json!(["flashsale.v1.Inventory"]));
     assert_eq!(json["auto_mapping"], true);
     use base64::Engine;
     let decoded = base64::engine::general_purpose::STANDARD
@@ -65,11 +62,7 @@ fn descriptor_then_config() {
 fn syntax_error_is_located() {
     let dir = std::env::temp_dir().join(format!("json2grpc-tool-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    std::fs::write(
-        dir.join("bad.proto"),
-        "syntax = \"proto3\";\nmessage A { int32 x = 1 }\n",
-    )
-    .expect("write");
+    std::fs::write(dir.join("bad.proto"), "syntax = \"proto3\";\nmessage A { int32 x = 1 }\n").expect("write");
     let output = tool()
         .arg("descriptor")
         .arg("-I")

@@ -68,10 +68,7 @@ async fn main() -> ExitCode {
         Some(path) => match Recorder::open(path) {
             Ok(r) => Some(Arc::new(r)),
             Err(err) => {
-                eprintln!(
-                    "flashsale: cannot open record file {}: {err}",
-                    path.display()
-                );
+                eprintln!("flashsale: cannot open record file {}: {err}", path.display());
                 return ExitCode::FAILURE;
             }
         },
@@ -84,14 +81,8 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let addr = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| args.listen.clone());
-    println!(
-        "flashsale listening on {addr} ({})",
-        which.service_names().join(", ")
-    );
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| args.listen.clone());
+    println!("flashsale listening on {addr} ({})", which.service_names().join(", "));
     match flashsale::serve(listener, which, recorder, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
