@@ -79,6 +79,7 @@ help:
 	@echo "make interop       JSON from Python protobuf (upb) must parse to the same messages"
 	@echo "make bench         criterion: core JSON<->binary MB/s on the peer-bench payloads"
 	@echo "make test          lint unit wasm-unit interop conformance e2e"
+	@echo "make soak          scripts/soak.sh: 100k mixed requests via h2load, checks VMs/5xx/records/memory (SOAK_ARGS=)"
 	@echo "make clean         remove dist/ and cargo output (keeps .venv and .cache)"
 
 toolchain:
@@ -216,6 +217,12 @@ bench:
 	$(CARGO) bench -p json2grpc --bench transcode
 
 test: lint unit wasm-unit interop conformance istio-validate e2e
+
+# Not part of `test`: a long load run (scripts/soak.sh installs h2load if missing).
+SOAK_ARGS ?=
+.PHONY: soak
+soak: wasm examples descriptors venv
+	bash $(ROOT)/scripts/soak.sh $(SOAK_ARGS)
 
 # Not part of `test`: fuzzing is open-ended. Installs cargo-fuzz if missing; stable Rust is
 # enough (the script sets RUSTC_BOOTSTRAP=1 for cargo-fuzz's -Z flags).

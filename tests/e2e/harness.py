@@ -41,6 +41,8 @@ WASM = _path("JSON2GRPC_WASM", REPO / "dist" / "json2grpc.wasm")
 FLASHSALE = _path("JSON2GRPC_FLASHSALE", REPO / "target" / "release" / "flashsale")
 CHAOS = _path("JSON2GRPC_CHAOS", REPO / "target" / "release" / "grpc_chaos")
 DESCRIPTOR = _path("JSON2GRPC_DESCRIPTOR", REPO / "dist" / "flashsale.pb")
+TOOL = _path("JSON2GRPC_TOOL", REPO / "target" / "release" / "json2grpc-tool")
+PROTO_DIR = REPO / "proto"
 RENDER = REPO / "envoy" / "render.py"
 TEMPLATE = REPO / "envoy" / "envoy.yaml.in"
 NATIVE_TEMPLATE = REPO / "envoy" / "native-transcoder.yaml.in"
@@ -443,6 +445,32 @@ def render(template, output, plugin_config, services, wasm=None, descriptor=None
         lines.insert(at[0] + 1, f"{indent}allow_on_headers_stop_iteration: true\n")
         output.write_text("".join(lines))
     return output
+
+
+def build_descriptor(proto_root, files, output):
+    """`json2grpc-tool descriptor -I proto_root -I proto/ -o output files...`: a descriptor
+    set (with imports) of test protos written into `proto_root`; returns its bytes."""
+    require_file(TOOL, "run `make examples`")
+    p = subprocess.run([str(TOOL), "descriptor", "-I", str(proto_root), "-I", str(PROTO_DIR),
+                        "-o", str(output), *[str(f) for f in files]],
+                       capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        raise HarnessError(f"json2grpc-tool descriptor failed: {p.stdout}{p.stderr}")
+    return Path(output).read_bytes()
+
+
+def add_routes(config_path, routes):
+    """Inserts routes `[(prefix, cluster), ...]` first in the route table of a config
+    rendered from envoy/envoy.yaml.in (e.g. for a test service's REST and gRPC paths)."""
+    config_path = Path(config_path)
+    text = config_path.read_text()
+    anchor = "              routes:\n"
+    if text.count(anchor) != 1:
+        raise HarnessError(f"{config_path}: expected one `routes:` line")
+    added = "".join(f"              - match: {{ prefix: {json.dumps(prefix)} }}\n"
+                    f"                route: {{ cluster: {cluster} }}\n" for prefix, cluster in routes)
+    config_path.write_text(text.replace(anchor, anchor + added))
+    return config_path
 
 
 def validate(config_path):

@@ -3,6 +3,7 @@
 //! strictness: unknown enum names and duplicate keys are errors); a differential test keeps
 //! both paths in agreement.
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::str::FromStr;
 
 use super::plan::{FieldPlan, MessagePlan, Plans, Scalar, Shape, ValueKind, WellKnown};
@@ -28,7 +29,7 @@ pub fn encode(plans: &Plans, message: usize, json: &[u8], options: &ParseOptions
     if json.iter().all(u8::is_ascii_whitespace) {
         return Ok(());
     }
-    let mut encoder = Encoder { plans, options, reader: Reader::new(json, options.max_depth) };
+    let mut encoder = Encoder { plans, options, reader: Reader::new(json, options.max_depth)? };
     encoder.message(message, out, false)?;
     encoder.reader.end()
 }
@@ -88,37 +89,45 @@ impl Encoder<'_, '_> {
         let mut oneofs = Seen::new(usize::from(plan.oneofs));
         let mut first = true;
         // Ignored unknown keys, kept only to refuse their duplicates (allocated on first use).
-        let mut unknown: Vec<String> = Vec::new();
-        // Fields usually come in declaration order: try the next one before hashing.
+        let mut unknown: HashSet<String> = HashSet::new();
         let mut hint = 0usize;
-        while let Some(key) = self.reader.next_key(&mut first)? {
-            if skip_type_key && key == "@type" {
-                self.reader.skip()?;
-                continue;
-            }
-            let index = match plan.fields.get(hint) {
-                Some(f) if *f.json_name == *key => Some(hint),
-                _ => plan.by_name.get(key.as_bytes()).map(|i| usize::from(*i)),
-            };
-            let Some(index) = index else {
-                if self.options.ignore_unknown_fields {
-                    if unknown.iter().any(|k| *k == *key) {
-                        return Err(Error::bad_request(format!("invalid JSON body: duplicate key \"{key}\"")));
-                    }
-                    unknown.push(key.into_owned());
+        loop {
+            // Fields usually come in declaration order, written plainly: try the next one's
+            // exact bytes before reading and looking up a key.
+            let expected = plan.fields.get(hint).and_then(|f| f.quoted_json_name.as_deref());
+            let index = if expected.is_some_and(|quoted| self.reader.key_is(&mut first, quoted)) {
+                if !seen.insert(hint) {
+                    let name = plan.fields.get(hint).map_or("", |f| &f.json_name);
+                    return Err(Error::bad_request(format!("invalid JSON body: duplicate key \"{name}\"")));
+                }
+                hint
+            } else {
+                let Some(key) = self.reader.next_key(&mut first)? else { break };
+                if skip_type_key && key == "@type" {
                     self.reader.skip()?;
                     continue;
                 }
-                return Err(Error::bad_request(format!(
-                    "invalid JSON body: unknown field \"{key}\" in {}",
-                    plan.full_name
-                )));
+                let Some(index) = plan.by_name.get(key.as_bytes()).map(|i| usize::from(*i)) else {
+                    if self.options.ignore_unknown_fields {
+                        if unknown.contains(&*key) {
+                            return Err(Error::bad_request(format!("invalid JSON body: duplicate key \"{key}\"")));
+                        }
+                        unknown.insert(key.into_owned());
+                        self.reader.skip()?;
+                        continue;
+                    }
+                    return Err(Error::bad_request(format!(
+                        "invalid JSON body: unknown field \"{key}\" in {}",
+                        plan.full_name
+                    )));
+                };
+                if !seen.insert(index) {
+                    return Err(Error::bad_request(format!("invalid JSON body: duplicate key \"{key}\"")));
+                }
+                index
             };
             hint = index + 1;
             let Some(field) = plan.fields.get(index) else { continue };
-            if !seen.insert(index) {
-                return Err(Error::bad_request(format!("invalid JSON body: duplicate key \"{key}\"")));
-            }
             if self.reader.null()? {
                 // null means "absent", except where null is a value (Value, NullValue).
                 if let Some(written) = self.null_value(field, out)? {
@@ -269,8 +278,12 @@ impl Encoder<'_, '_> {
     fn map(&mut self, field: &FieldPlan, key_kind: Scalar, value_kind: ValueKind, out: &mut Vec<u8>) -> Result<()> {
         self.reader.object_start()?;
         let mut first = true;
+        let mut keys: HashSet<String> = HashSet::new();
         while let Some(key) = self.reader.next_key(&mut first)? {
             let key = key.into_owned();
+            if !keys.insert(key.clone()) {
+                return Err(field_error(field, format!("duplicate map key {key:?}")));
+            }
             if self.reader.peek()? == b'n' {
                 // null is a map value only for google.protobuf.Value and NullValue.
                 let nullable = match value_kind {
@@ -496,9 +509,9 @@ impl Encoder<'_, '_> {
     fn struct_fields(&mut self, out: &mut Vec<u8>) -> Result<()> {
         self.reader.object_start()?;
         let mut first = true;
-        let mut keys: Vec<String> = Vec::new();
+        let mut keys: HashSet<String> = HashSet::new();
         while let Some(key) = self.reader.next_key(&mut first)? {
-            if keys.iter().any(|k| *k == *key) {
+            if keys.contains(&*key) {
                 return Err(Error::bad_request(format!("invalid JSON body: duplicate key \"{key}\"")));
             }
             let key = key.into_owned();
@@ -508,7 +521,7 @@ impl Encoder<'_, '_> {
                 entry.extend_from_slice(key.as_bytes());
                 nested(2, entry, |v| self.value(v))
             })?;
-            keys.push(key);
+            keys.insert(key);
         }
         Ok(())
     }
@@ -597,12 +610,12 @@ impl Encoder<'_, '_> {
             // {"@type": …, "value": <the well-known type's JSON>}
             self.reader.object_start()?;
             let mut first = true;
-            let mut seen: Vec<String> = Vec::new();
+            let mut seen: HashSet<String> = HashSet::new();
             while let Some(key) = self.reader.next_key(&mut first)? {
-                if seen.iter().any(|k| *k == *key) {
+                if seen.contains(&*key) {
                     return Err(Error::bad_request(format!("invalid JSON body: duplicate key \"{key}\"")));
                 }
-                seen.push(key.clone().into_owned());
+                seen.insert(key.clone().into_owned());
                 match &*key {
                     "@type" => self.reader.skip()?,
                     "value" => self.message(target, &mut value, false)?,
@@ -613,7 +626,7 @@ impl Encoder<'_, '_> {
                     }
                 }
             }
-            if !seen.iter().any(|k| k == "value") {
+            if !seen.contains("value") {
                 return Err(Error::bad_request(format!("invalid JSON body: Any of {type_url:?} needs a \"value\"")));
             }
         } else {
@@ -713,12 +726,47 @@ fn parse_f32(t: &Text<'_>) -> std::result::Result<f32, String> {
 }
 
 /// An integer written as a non-integer JSON number (`1e3`, `5.0`).
-fn integral(text: &str) -> std::result::Result<f64, String> {
-    let v = json_f64(text)?;
-    if v.fract() != 0.0 {
-        return Err("expected integer value".to_string());
+/// The exact integer that a JSON number written with a fraction or an exponent denotes
+/// (`1.0`, `1e3`, `-2.50e1`). Exact, not through a double: a double would round
+/// `9.223372036854775808e18` down into the int64 range and let it be clamped.
+fn exact_integer(text: &str) -> std::result::Result<i128, String> {
+    let not_integer = || "expected integer value".to_string();
+    let out_of_range = || "number out of range".to_string();
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((m, e)) => (m, Some(e)),
+        None => (unsigned, None),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{int_part}{frac_part}");
+    let digits = digits.trim_start_matches('0');
+    let significant = digits.trim_end_matches('0');
+    if significant.is_empty() {
+        return Ok(0);
     }
-    Ok(v)
+    let exponent = match exponent {
+        Some(e) => i64::from_str(e).map_err(|_| out_of_range())?,
+        None => 0,
+    };
+    // value = significant × 10^scale
+    let trailing_zeros = i64::try_from(digits.len() - significant.len()).map_err(|_| out_of_range())?;
+    let frac_len = i64::try_from(frac_part.len()).map_err(|_| out_of_range())?;
+    let scale = exponent.saturating_add(trailing_zeros).saturating_sub(frac_len);
+    if scale < 0 {
+        return Err(not_integer());
+    }
+    let magnitude_digits = i64::try_from(significant.len()).unwrap_or(i64::MAX).saturating_add(scale);
+    if magnitude_digits > 39 {
+        return Err(out_of_range());
+    }
+    let mut v = i128::from_str(significant).map_err(|_| out_of_range())?;
+    for _ in 0..scale {
+        v = v.checked_mul(10).ok_or_else(out_of_range)?;
+    }
+    Ok(if negative { -v } else { v })
 }
 
 fn parse_i32_number(n: Number<'_>) -> std::result::Result<i32, String> {
@@ -731,13 +779,7 @@ fn parse_i32(t: &Text<'_>) -> std::result::Result<i32, String> {
             let v = i64::from_str(n.text).map_err(|e| e.to_string())?;
             i32::try_from(v).map_err(|e| e.to_string())
         }
-        Text::Number(n) => {
-            let v = integral(n.text)?;
-            if v < f64::from(i32::MIN) || v > f64::from(i32::MAX) {
-                return Err("float value out of range".to_string());
-            }
-            Ok(v as i32)
-        }
+        Text::Number(n) => i32::try_from(exact_integer(n.text)?).map_err(|e| e.to_string()),
         Text::Quoted(s) => i32::from_str(s).map_err(|e| e.to_string()),
     }
 }
@@ -745,13 +787,7 @@ fn parse_i32(t: &Text<'_>) -> std::result::Result<i32, String> {
 fn parse_i64(t: &Text<'_>) -> std::result::Result<i64, String> {
     match t {
         Text::Number(n) if n.integer => i64::from_str(n.text).map_err(|e| e.to_string()),
-        Text::Number(n) => {
-            let v = integral(n.text)?;
-            if v < (i64::MIN as f64) || v > (i64::MAX as f64) {
-                return Err("float value out of range".to_string());
-            }
-            Ok(v as i64)
-        }
+        Text::Number(n) => i64::try_from(exact_integer(n.text)?).map_err(|e| e.to_string()),
         Text::Quoted(s) => i64::from_str(s).map_err(|e| e.to_string()),
     }
 }
@@ -762,13 +798,7 @@ fn parse_u32(t: &Text<'_>) -> std::result::Result<u32, String> {
             let v = i128::from_str(n.text).map_err(|e| e.to_string())?;
             u32::try_from(v).map_err(|e| e.to_string())
         }
-        Text::Number(n) => {
-            let v = integral(n.text)?;
-            if v < 0.0 || v > f64::from(u32::MAX) {
-                return Err("float value out of range".to_string());
-            }
-            Ok(v as u32)
-        }
+        Text::Number(n) => u32::try_from(exact_integer(n.text)?).map_err(|e| e.to_string()),
         Text::Quoted(s) => u32::from_str(s).map_err(|e| e.to_string()),
     }
 }
@@ -779,13 +809,7 @@ fn parse_u64(t: &Text<'_>) -> std::result::Result<u64, String> {
             let v = i128::from_str(n.text).map_err(|e| e.to_string())?;
             u64::try_from(v).map_err(|e| e.to_string())
         }
-        Text::Number(n) => {
-            let v = integral(n.text)?;
-            if v < 0.0 || v > (u64::MAX as f64) {
-                return Err("float value out of range".to_string());
-            }
-            Ok(v as u64)
-        }
+        Text::Number(n) => u64::try_from(exact_integer(n.text)?).map_err(|e| e.to_string()),
         Text::Quoted(s) => u64::from_str(s).map_err(|e| e.to_string()),
     }
 }

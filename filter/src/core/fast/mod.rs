@@ -48,3 +48,82 @@ impl Codec {
         decode::decode(&self.plans, index, bytes, print, out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+    use crate::core::testutil::pool;
+
+    /// JSON → binary → JSON through the codec, or the HTTP status of the error.
+    fn round_trip(name: &str, json: &str) -> std::result::Result<String, u16> {
+        let codec = Codec::new(&pool());
+        let index = codec.index_of(name).unwrap();
+        let mut bytes = Vec::new();
+        codec.json_to_binary(index, json.as_bytes(), &ParseOptions::default(), &mut bytes).map_err(|e| e.http_status)?;
+        let mut out = Vec::new();
+        codec.binary_to_json(index, &bytes, &PrintOptions::default(), &mut out).unwrap();
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn integers_written_with_fractions_or_exponents_are_exact() {
+        let accepted = [
+            (r#"{"fInt64": 9223372036854775807.0}"#, r#"{"fInt64":"9223372036854775807"}"#),
+            (r#"{"fInt64": -9.223372036854775808e18}"#, r#"{"fInt64":"-9223372036854775808"}"#),
+            (r#"{"fUint64": 1.8446744073709551615e19}"#, r#"{"fUint64":"18446744073709551615"}"#),
+            (r#"{"fInt32": 1e3, "fUint32": 2.50e1}"#, r#"{"fInt32":1000,"fUint32":25}"#),
+            (r#"{"fInt32": -0.0, "fInt64": 0e999999999999}"#, r#"{}"#),
+        ];
+        for (json, expected) in accepted {
+            assert_eq!(round_trip("test.v1.Scalars", json).as_deref(), Ok(expected), "{json}");
+        }
+        // A double would round these into range (and the value would be clamped).
+        for json in [
+            r#"{"fInt64": 9.223372036854775808e18}"#,
+            r#"{"fUint64": 1.8446744073709552e19}"#,
+            r#"{"fInt32": 2147483648.0}"#,
+            r#"{"fUint32": -1e0}"#,
+            r#"{"fInt32": 1.5}"#,
+            r#"{"fInt64": 1e-1}"#,
+            r#"{"fInt64": 1e400}"#,
+        ] {
+            assert_eq!(round_trip("test.v1.Scalars", json), Err(400), "{json}");
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_are_400s_in_messages_maps_structs_and_unknown_fields() {
+        for json in [
+            r#"{"id": "a", "id": "b"}"#,
+            // The second spelling takes the slow key path; still the same field.
+            r#"{"id": "a", "i\u0064": "b"}"#,
+            r#"{"labels": {"k": "a", "k": "b"}}"#,
+            r#"{"byNumber": {"1": {}, "1": {}}}"#,
+            r#"{"st": {"k": 1, "k": 2}}"#,
+            r#"{"bogus": 1, "bogus": 2}"#,
+        ] {
+            assert_eq!(round_trip("test.v1.Everything", json), Err(400), "{json}");
+        }
+        assert_eq!(
+            round_trip("test.v1.Everything", r#"{"labels": {"k": "a", "K": "b"}, "bogus": 1, "Bogus": 2}"#).as_deref(),
+            Ok(r#"{"labels":{"k":"a","K":"b"}}"#)
+        );
+    }
+
+    #[test]
+    fn keys_in_any_order_spelling_or_escaping_reach_their_fields() {
+        let expected = Ok(r#"{"fInt32":1,"fInt64":"2","fUint32":3}"#);
+        for json in [
+            r#"{"fInt32": 1, "fInt64": 2, "fUint32": 3}"#,
+            r#"{"fUint32": 3, "fInt64": 2, "fInt32": 1}"#,
+            r#"{"f_int32": 1, "f_int64": 2, "f_uint32": 3}"#,
+            r#"{ "fInt32"  :1 ,"f\u0049nt64":2,	"fUint32"
+                : 3 }"#,
+        ] {
+            assert_eq!(round_trip("test.v1.Scalars", json).as_deref(), expected, "{json}");
+        }
+    }
+}

@@ -99,6 +99,8 @@ pub enum Shape {
 pub struct FieldPlan {
     pub number: u32,
     pub json_name: Box<str>,
+    /// `"json_name"` as it appears in JSON without escapes (None if the name needs escapes).
+    pub quoted_json_name: Option<Box<[u8]>>,
     pub proto_name: Box<str>,
     pub kind: ValueKind,
     pub shape: Shape,
@@ -369,9 +371,17 @@ fn field_plan(
     FieldPlan {
         number: f.number(),
         json_name: Box::from(f.json_name()),
+        quoted_json_name: quoted(f.json_name()),
         proto_name: Box::from(f.name()),
         kind: value_kind(&kind, messages, enums),
         shape,
         oneof,
     }
+}
+
+fn quoted(name: &str) -> Option<Box<[u8]>> {
+    if name.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        return None;
+    }
+    Some(format!("\"{name}\"").into_bytes().into_boxed_slice())
 }

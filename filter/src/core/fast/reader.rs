@@ -1,5 +1,6 @@
 //! A JSON tokenizer over a byte slice, built for transcoding: no tree, no allocation for
-//! strings without escapes, strict RFC 8259 syntax, a nesting limit, and UTF-8 validation.
+//! strings without escapes, strict RFC 8259 syntax, a nesting limit, and UTF-8 validation
+//! (of the whole input at once: one fast pass instead of one call per string).
 use std::borrow::Cow;
 
 use crate::core::error::{Error, Result};
@@ -12,6 +13,8 @@ pub struct Number<'a> {
 }
 
 pub struct Reader<'a> {
+    /// The input, valid UTF-8; `buf` is the same bytes.
+    text: &'a str,
     buf: &'a [u8],
     pos: usize,
     depth: u32,
@@ -19,8 +22,18 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    pub fn new(buf: &'a [u8], max_depth: u32) -> Self {
-        Reader { buf, pos: 0, depth: 0, max_depth }
+    /// A reader over `buf`, which must be UTF-8 (JSON text is, RFC 8259 §8.1).
+    pub fn new(buf: &'a [u8], max_depth: u32) -> Result<Self> {
+        let text = std::str::from_utf8(buf).map_err(|e| {
+            Error::bad_request(format!("invalid JSON body: invalid UTF-8 at byte {}", e.valid_up_to()))
+        })?;
+        Ok(Reader { text, buf, pos: 0, depth: 0, max_depth })
+    }
+
+    /// `text[start..end]`; both ends are next to ASCII delimiters, so always char boundaries.
+    #[inline]
+    fn slice(&self, start: usize, end: usize) -> &'a str {
+        self.text.get(start..end).unwrap_or("")
     }
 
     pub fn error(&self, what: impl std::fmt::Display) -> Error {
@@ -72,6 +85,37 @@ impl<'a> Reader<'a> {
         }
         self.pos += 1;
         self.enter()
+    }
+
+    /// Consumes the next key and its `:` if the key is written exactly as `quoted` (`"name"`,
+    /// the usual case: no escapes); otherwise consumes nothing. Saves scanning and looking up
+    /// keys that come in the expected order.
+    #[inline]
+    pub fn key_is(&mut self, first: &mut bool, quoted: &[u8]) -> bool {
+        let b = self.buf;
+        let skip_ws = |mut i: usize| {
+            while b.get(i).is_some_and(|c| matches!(c, b' ' | b'\n' | b'\r' | b'\t')) {
+                i += 1;
+            }
+            i
+        };
+        let mut i = skip_ws(self.pos);
+        if !*first {
+            if b.get(i) != Some(&b',') {
+                return false;
+            }
+            i = skip_ws(i + 1);
+        }
+        if !b.get(i..).is_some_and(|rest| rest.starts_with(quoted)) {
+            return false;
+        }
+        i = skip_ws(i + quoted.len());
+        if b.get(i) != Some(&b':') {
+            return false;
+        }
+        self.pos = i + 1;
+        *first = false;
+        true
     }
 
     /// The next key of an object (and its `:`), or `None` at `}`.
@@ -163,19 +207,14 @@ impl<'a> Reader<'a> {
         self.pos += 1;
         let start = self.pos;
         let rest = self.buf.get(start..).unwrap_or(&[]);
-        let run = rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
-        let Some(run) = run else {
+        let Some(run) = special_byte(rest) else {
             self.pos = self.buf.len();
             return Err(self.error("unterminated string"));
         };
         let end = start + run;
         if rest.get(run) == Some(&b'"') {
-            let bytes = self.buf.get(start..end).unwrap_or(&[]);
             self.pos = end + 1;
-            return match std::str::from_utf8(bytes) {
-                Ok(s) => Ok(Cow::Borrowed(s)),
-                Err(_) => Err(self.error("invalid UTF-8 in a string")),
-            };
+            return Ok(Cow::Borrowed(self.slice(start, end)));
         }
         self.pos = end;
         self.escaped_string(start).map(Cow::Owned)
@@ -301,8 +340,7 @@ impl<'a> Reader<'a> {
             }
         }
         self.pos = i;
-        let text = self.buf.get(start..i).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or("0");
-        Ok(Number { text, integer })
+        Ok(Number { text: self.slice(start, i), integer })
     }
 
     /// Skips one value of any type, checking its syntax.
@@ -337,13 +375,40 @@ impl<'a> Reader<'a> {
 
     /// A reader over the same input, positioned at `pos` (to read a value twice, as Any needs).
     pub fn fork(&self, pos: usize) -> Reader<'a> {
-        Reader { buf: self.buf, pos, depth: self.depth, max_depth: self.max_depth }
+        Reader { text: self.text, buf: self.buf, pos, depth: self.depth, max_depth: self.max_depth }
     }
 
     /// Continues after a forked reader finished.
     pub fn resume_at(&mut self, pos: usize) {
         self.pos = pos;
     }
+}
+
+/// The index of the first `"`, `\\` or control character: what ends a plain run of a string.
+/// Eight bytes at a time (the classic "has a zero byte" word trick; only its lowest hit is
+/// exact, and the lowest is the one taken).
+#[inline]
+fn special_byte(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0usize;
+    for chunk in &mut chunks {
+        let Ok(word) = <[u8; 8]>::try_from(chunk) else { break };
+        let w = u64::from_le_bytes(word);
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let backslash = w ^ (ONES * u64::from(b'\\'));
+        let hits = (quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (w.wrapping_sub(ONES * 0x20) & !w);
+        let hits = hits & HIGHS;
+        if hits != 0 {
+            return Some(offset + (hits.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    let tail = chunks.remainder();
+    tail.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).map(|p| offset + p)
 }
 
 #[cfg(test)]
@@ -355,31 +420,31 @@ mod tests {
 
     #[test]
     fn strings_escapes_and_surrogates() {
-        let mut r = Reader::new(br#" "plain" "a\"b\\c\/\n\u00e9\ud83d\ude00" "#, 10);
+        let mut r = Reader::new(br#" "plain" "a\"b\\c\/\n\u00e9\ud83d\ude00" "#, 10).unwrap();
         assert!(matches!(r.string().unwrap(), Cow::Borrowed("plain")));
         assert_eq!(r.string().unwrap(), "a\"b\\c/\né😀");
         r.end().unwrap();
         for bad in [&br#""\ud83d""#[..], br#""\ude00""#, br#""\x""#, b"\"a\nb\"", b"\"\xff\"", br#""abc"#, br#""\u12""#]
         {
-            assert!(Reader::new(bad, 10).string().is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(Reader::new(bad, 10).and_then(|mut r| r.string()).is_err(), "{}", String::from_utf8_lossy(bad));
         }
     }
 
     #[test]
     fn numbers() {
         for (text, integer) in [("0", true), ("-12", true), ("1.5", false), ("1e5", false), ("-0.0E-3", false)] {
-            let n = Reader::new(text.as_bytes(), 10).number().unwrap();
+            let n = Reader::new(text.as_bytes(), 10).unwrap().number().unwrap();
             assert_eq!((n.text, n.integer), (text, integer));
         }
         for bad in ["01", "-", "1.", ".5", "1e", "+1", "1e+"] {
-            let mut r = Reader::new(bad.as_bytes(), 10);
+            let mut r = Reader::new(bad.as_bytes(), 10).unwrap();
             assert!(r.number().and_then(|_| r.end()).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn objects_arrays_and_skipping() {
-        let mut r = Reader::new(br#" {"a": [1, {"b": null}, true, "x"], "c": {}} "#, 10);
+        let mut r = Reader::new(br#" {"a": [1, {"b": null}, true, "x"], "c": {}} "#, 10).unwrap();
         r.object_start().unwrap();
         let mut first = true;
         assert_eq!(r.next_key(&mut first).unwrap().as_deref(), Some("a"));
@@ -389,14 +454,55 @@ mod tests {
         assert_eq!(r.next_key(&mut first).unwrap(), None);
         r.end().unwrap();
         for bad in [&b"{,}"[..], b"{\"a\" 1}", b"{\"a\":1,}", b"[1,]", b"[1 2]", b"{\"a\":tru}", b"nul"] {
-            assert!(Reader::new(bad, 10).skip().is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(Reader::new(bad, 10).and_then(|mut r| r.skip()).is_err(), "{}", String::from_utf8_lossy(bad));
         }
     }
 
     #[test]
+    fn special_bytes_are_found_at_every_offset() {
+        for len in 0..20 {
+            for special in [b'"', b'\\', 0u8, 0x1f] {
+                for at in 0..len {
+                    let mut bytes = vec![b'a'; len];
+                    // Bytes that are near the specials in value must not be taken for them.
+                    for (i, b) in bytes.iter_mut().enumerate() {
+                        *b = [b'a', b'!', b'#', b'[', b']', 0x20, 0x7f, 0xc3][i % 8];
+                    }
+                    bytes[at] = special;
+                    assert_eq!(special_byte(&bytes), Some(at), "{bytes:?}");
+                }
+                assert_eq!(special_byte(&vec![b'x'; len]), None);
+            }
+        }
+    }
+
+    #[test]
+    fn key_is_matches_only_the_exact_key_and_its_colon() {
+        let mut r = Reader::new(br#"{ "a" : 1 , "bb":2, "c\u0063":3, "d" 4}"#, 10).unwrap();
+        r.object_start().unwrap();
+        let mut first = true;
+        assert!(!r.key_is(&mut first, br#""b""#));
+        assert!(r.key_is(&mut first, br#""a""#));
+        r.skip().unwrap();
+        assert!(!r.key_is(&mut first, br#""b""#), "a prefix of the key");
+        assert!(r.key_is(&mut first, br#""bb""#));
+        r.skip().unwrap();
+        assert!(!r.key_is(&mut first, br#""cc""#), "escaped keys take the slow path");
+        assert_eq!(r.next_key(&mut first).unwrap().as_deref(), Some("cc"));
+        r.skip().unwrap();
+        assert!(!r.key_is(&mut first, br#""d""#), "no colon");
+    }
+
+    #[test]
+    fn invalid_utf8_anywhere_is_refused_up_front() {
+        let e = Reader::new(b"{\"a\": 1, \"b\xff\": 2}", 10).err().unwrap();
+        assert!(e.message.contains("invalid UTF-8 at byte 11"), "{e}");
+    }
+
+    #[test]
     fn depth_limit() {
-        assert!(Reader::new(b"[[[1]]]", 3).skip().is_ok());
-        let e = Reader::new(b"[[[[1]]]]", 3).skip().unwrap_err();
+        assert!(Reader::new(b"[[[1]]]", 3).unwrap().skip().is_ok());
+        let e = Reader::new(b"[[[[1]]]]", 3).unwrap().skip().unwrap_err();
         assert!(e.message.contains("nested deeper than 3"), "{e}");
     }
 }
