@@ -88,11 +88,13 @@ pub(crate) fn plan(
     let Some(query) = query.filter(|q| !q.is_empty()) else {
         return Decision::Transcode(RequestPlan { binding, bound, unknown_query });
     };
+    // Counted up front, so the limit holds whatever the parameters are (an unknown one would
+    // otherwise pass the request through before the count is reached).
     let max = usize::try_from(config.limits.max_query_parameters).unwrap_or(usize::MAX);
-    for (count, pair) in query.split('&').enumerate() {
-        if count >= max {
-            return Decision::Reject(Error::bad_request(format!("more than {max} query parameters")));
-        }
+    if query.split('&').nth(max).is_some() {
+        return Decision::Reject(Error::bad_request(format!("more than {max} query parameters")));
+    }
+    for pair in query.split('&') {
         // Envoy skips parameters without '=' and with an empty name.
         let Some((raw_name, raw_value)) = pair.split_once('=') else {
             continue;
@@ -603,6 +605,9 @@ mod tests {
         let t = transcoder(r#""json2grpc": {"limits": {"max_query_parameters": 3}}"#);
         assert!(call(&t, "GET", "/v1/query?tags=1&tags=2&tags=3", "").is_ok());
         let e = error(&t, "GET", "/v1/query?tags=1&tags=2&tags=3&tags=4", "");
+        assert!(e.message.contains("more than 3 query parameters"), "{e}");
+        // Also when an unknown parameter (which passes a request through) comes first.
+        let e = error(&t, "GET", "/v1/query?bogus=1&tags=2&tags=3&tags=4", "");
         assert!(e.message.contains("more than 3 query parameters"), "{e}");
         // 10,000 parameters under the default limit of 1,000.
         let path = format!("/v1/query?{}", vec!["tags=x"; 10_000].join("&"));
