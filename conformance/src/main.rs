@@ -85,15 +85,18 @@ impl Testee {
         // As the filter does: decode a serialized FileDescriptorSet. (protox's own
         // `descriptor_pool()` loses the `packed` field option: proto2 `[packed = true]` and
         // proto3 `[packed = false]` fields would be written with the wrong encoding.)
-        let pool = DescriptorPool::decode(compiler.encode_file_descriptor_set().as_slice())
-            .map_err(|e| format!("cannot load the compiled descriptors: {e}"))?;
+        let set = compiler.encode_file_descriptor_set();
+        let pool =
+            DescriptorPool::decode(set.as_slice()).map_err(|e| format!("cannot load the compiled descriptors: {e}"))?;
+        // The fast path's codec comes from the filter's own descriptor loader.
+        let schema = json2grpc::core::descriptors::load_schema(&set).map_err(|e| e.to_string())?;
         let request = pool
             .get_message_by_name(REQUEST_TYPE)
             .ok_or_else(|| format!("{REQUEST_TYPE} not found in conformance.proto"))?;
         let response = pool
             .get_message_by_name(RESPONSE_TYPE)
             .ok_or_else(|| format!("{RESPONSE_TYPE} not found in conformance.proto"))?;
-        Ok(Testee { codec: Some(Codec::new(&pool)), pool, request, response, skip_all: false })
+        Ok(Testee { codec: Some(Codec::new(&schema)), pool, request, response, skip_all: false })
     }
 
     /// Answers one serialized `ConformanceRequest` with a serialized `ConformanceResponse`.

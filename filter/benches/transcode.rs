@@ -56,7 +56,7 @@ fn bench(c: &mut Criterion) {
     let payloads = payloads();
     let parse = ParseOptions::default();
     let print = PrintOptions::default();
-    let codec = Codec::new(payloads[0].desc.parent_pool());
+    let codec = Codec::from_pool(payloads[0].desc.parent_pool()).unwrap();
 
     // The fast path (what the filter runs): JSON tokens straight to wire format and back.
     let mut group = c.benchmark_group("fast_json_to_binary");

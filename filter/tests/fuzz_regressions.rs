@@ -16,7 +16,6 @@ use base64::Engine;
 use json2grpc::core::descriptors::load_pool;
 use json2grpc::core::grpc_status::GrpcStatus;
 use json2grpc::core::request::Decision;
-use json2grpc::core::response::ResponseTranscoder;
 use json2grpc::core::transcoder::Transcoder;
 
 fn test_descriptor_set() -> Vec<u8> {
@@ -120,15 +119,21 @@ fn literal_with_a_colon_is_unreachable_when_its_suffix_is_a_verb_as_in_envoy() {
     assert_eq!(found.map(|m| (*m.value, m.bindings)), Some(("colon literal", vec![(0, b"c:b".to_vec())])));
 }
 
-/// Runs one response (frames, then OK) through `t.response` (the filter: fast codec where it
-/// applies) or through the reflection-only translator; the JSON body or the HTTP status.
+/// Runs one response (frames, then OK) through `t.response` (the filter: the fast codec), or
+/// prints its one message with the reflection path (the reference); the JSON body or the
+/// HTTP status.
 fn respond(t: &Transcoder, path: &str, frames: &[u8], fast: bool) -> Result<String, u16> {
     let Decision::Transcode(plan) = t.route("GET", path, None) else { panic!("no route") };
-    let mut r = if fast {
-        t.response(&plan.binding, None, None)
-    } else {
-        ResponseTranscoder::new(&plan.binding, &t.config.print_options, 1 << 20, None, None)
-    };
+    if !fast {
+        let pool = load_pool(&test_descriptor_set()).unwrap();
+        let desc = pool.get_message_by_name(&plan.method().output_name).unwrap();
+        let message = frames.get(5..).expect("one frame");
+        let mut out = Vec::new();
+        json2grpc::core::json::binary_to_json(&desc, message, &t.config.print_options, &mut out)
+            .map_err(|e| e.http_status)?;
+        return Ok(String::from_utf8(out).unwrap());
+    }
+    let mut r = t.response(&plan.binding, None, None);
     let mut out = Vec::new();
     r.push_framed(frames, &mut out).map_err(|e| e.http_status)?;
     r.finish(GrpcStatus::from_metadata(&t.codec, Some(b"0"), None, None), &mut out).map_err(|e| e.http_status)?;

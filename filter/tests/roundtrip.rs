@@ -929,7 +929,7 @@ fn mutate(rng: &mut Rng, json: &[u8]) -> Vec<u8> {
 #[test]
 fn fast_and_reflection_paths_agree() {
     let pool = pool();
-    let codec = Codec::new(&pool);
+    let codec = Codec::from_pool(&pool).unwrap();
     let roots = root_types(&pool);
     let mut gen = Gen {
         rng: Rng(SEED ^ 0xfa57),
@@ -1062,7 +1062,7 @@ fn json_equal(a: &serde_json::Value, b: &serde_json::Value) -> bool {
 #[test]
 fn fast_path_round_trips_float_extremes_and_non_finite_wrappers() {
     let pool = pool();
-    let codec = Codec::new(&pool);
+    let codec = Codec::from_pool(&pool).unwrap();
     let fast_round_trip = |desc: &MessageDescriptor, m: &DynamicMessage| -> (String, DynamicMessage) {
         let index = codec.index(desc).unwrap();
         let mut json = Vec::new();

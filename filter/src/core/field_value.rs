@@ -1,47 +1,98 @@
 //! Text → field value, for values bound from the URL path and query string. Numbers, bools,
 //! enums (name or number), bytes (base64, both alphabets) and the well-known types with a
 //! string form (Timestamp, Duration, FieldMask, wrappers) follow proto3 JSON's string forms.
-use prost_reflect::{DynamicMessage, Kind, MessageDescriptor, Value};
-
+//! Values come out encoded, ready to be written under their field's number.
 use super::config::decode_base64;
+use super::fast::wire::{tag, varint, zigzag32, zigzag64};
 use super::fast::wkt_text;
-use super::json::find_enum_value;
+use super::schema::{Kind, Scalar, Schema};
+use super::wire::{FIXED32, FIXED64, LEN, VARINT};
+
+/// One encoded value: its wire type and payload (the varint's bytes, the fixed-size bytes, or
+/// a length-delimited value's content without its length).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireValue {
+    pub wire_type: u8,
+    pub bytes: Vec<u8>,
+}
+
+impl WireValue {
+    fn varint(v: u64) -> WireValue {
+        let mut bytes = Vec::with_capacity(10);
+        varint(v, &mut bytes);
+        WireValue { wire_type: VARINT, bytes }
+    }
+
+    fn len(bytes: Vec<u8>) -> WireValue {
+        WireValue { wire_type: LEN, bytes }
+    }
+
+    /// Appends the value as field `number`.
+    pub fn write(&self, number: u32, out: &mut Vec<u8>) {
+        tag(number, self.wire_type, out);
+        if self.wire_type == LEN {
+            varint(self.bytes.len() as u64, out);
+        }
+        out.extend_from_slice(&self.bytes);
+    }
+
+    /// Whether this is the type's default value (a zero number, false, empty text or bytes).
+    /// Floats compare with `==`, so -0.0 is a default too.
+    fn is_default(&self, kind: Scalar) -> bool {
+        match kind {
+            Scalar::Double => self.bytes.get(..8).and_then(|b| b.try_into().ok()).map(f64::from_le_bytes) == Some(0.0),
+            Scalar::Float => self.bytes.get(..4).and_then(|b| b.try_into().ok()).map(f32::from_le_bytes) == Some(0.0),
+            _ if self.wire_type == LEN => self.bytes.is_empty(),
+            _ => self.bytes.iter().all(|&b| b == 0),
+        }
+    }
+}
 
 /// Parses `text` as a value of `kind`; the error says what was expected.
-pub fn parse_value(kind: &Kind, text: &str, case_insensitive_enums: bool) -> Result<Value, String> {
-    let value = match kind {
-        Kind::Double => Value::F64(parse_float(text)?),
-        Kind::Float => {
+pub fn parse_value(schema: &Schema, kind: Kind, text: &str, case_insensitive_enums: bool) -> Result<WireValue, String> {
+    match kind {
+        Kind::Scalar(s) => parse_scalar(s, text),
+        Kind::Enum(e) => {
+            let e = schema.enumeration(e).ok_or("unknown enum type")?;
+            let number = match e.number(text, case_insensitive_enums) {
+                Some(n) => n,
+                None => text.parse::<i32>().map_err(|_| format!("{text:?} is not a value of enum {}", e.full_name))?,
+            };
+            Ok(WireValue::varint(number as i64 as u64))
+        }
+        Kind::Message(m) => parse_well_known(schema, m, text, case_insensitive_enums),
+    }
+}
+
+fn parse_scalar(kind: Scalar, text: &str) -> Result<WireValue, String> {
+    let fixed = |wire_type, bytes: &[u8]| WireValue { wire_type, bytes: bytes.to_vec() };
+    Ok(match kind {
+        Scalar::Double => fixed(FIXED64, &parse_float(text)?.to_le_bytes()),
+        Scalar::Float => {
             let v = parse_float(text)?;
             if v.is_finite() && (v as f32).is_infinite() {
                 return Err(format!("{text:?} is out of range for float"));
             }
-            Value::F32(v as f32)
+            fixed(FIXED32, &(v as f32).to_le_bytes())
         }
-        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => Value::I32(parse_int(text, "int32")?),
-        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => Value::I64(parse_int(text, "int64")?),
-        Kind::Uint32 | Kind::Fixed32 => Value::U32(parse_int(text, "uint32")?),
-        Kind::Uint64 | Kind::Fixed64 => Value::U64(parse_int(text, "uint64")?),
-        Kind::Bool => match text {
-            "true" => Value::Bool(true),
-            "false" => Value::Bool(false),
+        Scalar::Int32 => WireValue::varint(parse_int::<i32>(text, "int32")? as i64 as u64),
+        Scalar::Sint32 => WireValue::varint(zigzag32(parse_int(text, "int32")?)),
+        Scalar::Sfixed32 => fixed(FIXED32, &parse_int::<i32>(text, "int32")?.to_le_bytes()),
+        Scalar::Int64 => WireValue::varint(parse_int::<i64>(text, "int64")? as u64),
+        Scalar::Sint64 => WireValue::varint(zigzag64(parse_int(text, "int64")?)),
+        Scalar::Sfixed64 => fixed(FIXED64, &parse_int::<i64>(text, "int64")?.to_le_bytes()),
+        Scalar::Uint32 => WireValue::varint(u64::from(parse_int::<u32>(text, "uint32")?)),
+        Scalar::Fixed32 => fixed(FIXED32, &parse_int::<u32>(text, "uint32")?.to_le_bytes()),
+        Scalar::Uint64 => WireValue::varint(parse_int(text, "uint64")?),
+        Scalar::Fixed64 => fixed(FIXED64, &parse_int::<u64>(text, "uint64")?.to_le_bytes()),
+        Scalar::Bool => match text {
+            "true" => WireValue::varint(1),
+            "false" => WireValue::varint(0),
             _ => return Err(format!("expected true or false, got {text:?}")),
         },
-        Kind::String => Value::String(text.to_string()),
-        Kind::Bytes => Value::Bytes(decode_base64(text).ok_or_else(|| format!("{text:?} is not valid base64"))?.into()),
-        Kind::Enum(e) => {
-            let number = match find_enum_value(e, text, case_insensitive_enums) {
-                Some(n) => n,
-                None => match text.parse::<i32>() {
-                    Ok(n) => n,
-                    Err(_) => return Err(format!("{text:?} is not a value of enum {}", e.full_name())),
-                },
-            };
-            Value::EnumNumber(number)
-        }
-        Kind::Message(m) => Value::Message(parse_well_known(m, text, case_insensitive_enums)?),
-    };
-    Ok(value)
+        Scalar::String => WireValue::len(text.as_bytes().to_vec()),
+        Scalar::Bytes => WireValue::len(decode_base64(text).ok_or_else(|| format!("{text:?} is not valid base64"))?),
+    })
 }
 
 /// Digits with an optional sign, as proto3 JSON writes integers in strings. Exponents and
@@ -72,13 +123,20 @@ fn parse_float(text: &str) -> Result<f64, String> {
     }
 }
 
-/// Messages bindable from text: the wrappers, and types whose JSON form is a string.
+/// Messages bindable from text: the wrappers, and types whose JSON form is a string. The
+/// encoding is canonical (fields in number order, zero values left out), as the JSON codec
+/// writes these types, so values from the URL and from a body compare byte for byte.
 fn parse_well_known(
-    desc: &MessageDescriptor,
+    schema: &Schema,
+    message: usize,
     text: &str,
     case_insensitive_enums: bool,
-) -> Result<DynamicMessage, String> {
-    match desc.full_name() {
+) -> Result<WireValue, String> {
+    let desc = schema.message(message).ok_or("unknown message type")?;
+    let name = &*desc.full_name;
+    let invalid = |e: String| format!("{text:?} is not a valid {name}: {e}");
+    let mut out = Vec::new();
+    match name {
         "google.protobuf.DoubleValue"
         | "google.protobuf.FloatValue"
         | "google.protobuf.Int64Value"
@@ -88,39 +146,40 @@ fn parse_well_known(
         | "google.protobuf.BoolValue"
         | "google.protobuf.StringValue"
         | "google.protobuf.BytesValue" => {
-            let field = desc.get_field(1).ok_or("malformed wrapper type")?;
-            let value = parse_value(&field.kind(), text, case_insensitive_enums)?;
-            let mut message = DynamicMessage::new(desc.clone());
-            message.set_field(&field, value);
-            Ok(message)
+            let field = desc.field(1).ok_or("malformed wrapper type")?;
+            let value = parse_value(schema, field.kind, text, case_insensitive_enums)?;
+            let default = match field.kind {
+                Kind::Scalar(s) => value.is_default(s),
+                _ => false,
+            };
+            if !default {
+                value.write(1, &mut out);
+            }
         }
         "google.protobuf.Timestamp" | "google.protobuf.Duration" => {
-            let parsed = if desc.full_name() == "google.protobuf.Timestamp" {
+            let parsed = if name == "google.protobuf.Timestamp" {
                 wkt_text::parse_timestamp(text)
             } else {
                 wkt_text::parse_duration(text)
             };
-            let (seconds, nanos) = parsed.map_err(|e| format!("{text:?} is not a valid {}: {e}", desc.full_name()))?;
-            let mut message = DynamicMessage::new(desc.clone());
-            message.set_field_by_number(1, Value::I64(seconds));
-            message.set_field_by_number(2, Value::I32(nanos));
-            Ok(message)
+            let (seconds, nanos) = parsed.map_err(invalid)?;
+            if seconds != 0 {
+                WireValue::varint(seconds as u64).write(1, &mut out);
+            }
+            if nanos != 0 {
+                WireValue::varint(nanos as i64 as u64).write(2, &mut out);
+            }
         }
         "google.protobuf.FieldMask" => {
-            let paths = wkt_text::parse_field_mask(text)
-                .map_err(|e| format!("{text:?} is not a valid {}: {e}", desc.full_name()))?;
-            let mut message = DynamicMessage::new(desc.clone());
-            message.set_field_by_number(1, Value::List(paths.into_iter().map(Value::String).collect()));
-            Ok(message)
+            for path in wkt_text::parse_field_mask(text).map_err(invalid)? {
+                WireValue::len(path.into_bytes()).write(1, &mut out);
+            }
         }
         // A Value from text is a string value.
-        "google.protobuf.Value" => {
-            let mut message = DynamicMessage::new(desc.clone());
-            message.set_field_by_number(3, Value::String(text.to_string()));
-            Ok(message)
-        }
-        other => Err(format!("a {other} message cannot be set from a URL value")),
+        "google.protobuf.Value" => WireValue::len(text.as_bytes().to_vec()).write(3, &mut out),
+        other => return Err(format!("a {other} message cannot be set from a URL value")),
     }
+    Ok(WireValue::len(out))
 }
 
 #[cfg(test)]
@@ -128,25 +187,47 @@ mod tests {
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
+    use prost_reflect::{DynamicMessage, Value};
+
     use super::*;
-    use crate::core::testutil::message;
+    use crate::core::testutil::{message, schema};
 
     fn kind(msg: &str, field: &str) -> Kind {
-        message(msg).get_field_by_name(field).unwrap().kind()
+        schema().message_by_name(msg).unwrap().field_by_name(field).unwrap().kind
     }
 
+    fn message_and_field(field: &str) -> (&'static str, &str) {
+        if field.starts_with("f_") {
+            ("test.v1.Scalars", field)
+        } else {
+            ("test.v1.Everything", field)
+        }
+    }
+
+    /// The parsed value, decoded back by prost-reflect as that field of its message.
     fn parse(field: &str, text: &str) -> Result<Value, String> {
-        let (msg, name) =
-            if field.starts_with("f_") { ("test.v1.Scalars", field) } else { ("test.v1.Everything", field) };
-        parse_value(&kind(msg, name), text, false)
+        let (msg, name) = message_and_field(field);
+        let value = parse_value(&schema(), kind(msg, name), text, false)?;
+        let desc = message(msg);
+        let number = desc.get_field_by_name(name).unwrap().number();
+        let mut bytes = Vec::new();
+        value.write(number, &mut bytes);
+        let decoded = DynamicMessage::decode(desc.clone(), bytes.as_slice()).unwrap();
+        Ok(decoded.get_field_by_number(number).unwrap().into_owned())
     }
 
     #[test]
     fn integers_at_their_limits() {
         assert_eq!(parse("f_int32", "-2147483648"), Ok(Value::I32(i32::MIN)));
+        assert_eq!(parse("f_sint32", "-2147483648"), Ok(Value::I32(i32::MIN)));
+        assert_eq!(parse("f_sfixed32", "-7"), Ok(Value::I32(-7)));
         assert_eq!(parse("f_sint64", "-9223372036854775808"), Ok(Value::I64(i64::MIN)));
+        assert_eq!(parse("f_sfixed64", "-9223372036854775808"), Ok(Value::I64(i64::MIN)));
+        assert_eq!(parse("f_int64", "-1"), Ok(Value::I64(-1)));
         assert_eq!(parse("f_uint64", "18446744073709551615"), Ok(Value::U64(u64::MAX)));
+        assert_eq!(parse("f_fixed64", "18446744073709551615"), Ok(Value::U64(u64::MAX)));
         assert_eq!(parse("f_fixed32", "4294967295"), Ok(Value::U32(u32::MAX)));
+        assert_eq!(parse("f_uint32", "4294967295"), Ok(Value::U32(u32::MAX)));
         for (field, text) in [
             ("f_int32", "2147483648"),
             ("f_uint32", "-1"),
@@ -181,6 +262,7 @@ mod tests {
     #[test]
     fn bools_strings_bytes() {
         assert_eq!(parse("f_bool", "true"), Ok(Value::Bool(true)));
+        assert_eq!(parse("f_bool", "false"), Ok(Value::Bool(false)));
         assert!(parse("f_bool", "yes").is_err());
         assert!(parse("f_bool", "True").is_err());
         assert_eq!(parse("f_string", "a b"), Ok(Value::String("a b".into())));
@@ -193,8 +275,10 @@ mod tests {
     fn enums_by_name_or_number() {
         assert_eq!(parse("f_enum", "GREEN"), Ok(Value::EnumNumber(2)));
         assert_eq!(parse("f_enum", "3"), Ok(Value::EnumNumber(3)));
+        assert_eq!(parse("f_enum", "-3"), Ok(Value::EnumNumber(-3)));
         assert!(parse("f_enum", "green").unwrap_err().contains("test.v1.Color"));
-        assert_eq!(parse_value(&kind("test.v1.Scalars", "f_enum"), "green", true), Ok(Value::EnumNumber(2)));
+        let ci = parse_value(&schema(), kind("test.v1.Scalars", "f_enum"), "green", true);
+        assert_eq!(ci, Ok(WireValue::varint(2)));
         assert!(parse("f_enum", "PURPLE").is_err());
         assert!(parse("f_enum", "99999999999").is_err());
     }
@@ -214,9 +298,23 @@ mod tests {
         assert_eq!(w.get_field_by_name("value").unwrap().as_i64(), Some(-5));
         let Value::Message(w) = parse("w_bool", "false").unwrap() else { panic!() };
         assert_eq!(w.get_field_by_name("value").unwrap().as_bool(), Some(false));
+        let Value::Message(v) = parse("val", "text").unwrap() else { panic!() };
+        assert_eq!(v.get_field_by_name("string_value").unwrap().as_str(), Some("text"));
         for (field, text) in [("ts", "yesterday"), ("dur", "5m"), ("w_int32", "x"), ("w_bool", "1"), ("nested", "x")] {
             assert!(parse(field, text).is_err(), "{field}={text}");
         }
         assert!(parse("nested", "x").unwrap_err().contains("test.v1.Nested"));
+        assert!(parse("ts", "yesterday").unwrap_err().contains("google.protobuf.Timestamp"));
+    }
+
+    #[test]
+    fn well_known_encodings_are_canonical() {
+        let parse = |field: &str, text: &str| parse_value(&schema(), kind("test.v1.Everything", field), text, false);
+        // Zero values are left out, as the JSON codec writes them.
+        assert_eq!(parse("w_int32", "0"), Ok(WireValue::len(vec![])));
+        assert_eq!(parse("w_double", "-0"), Ok(WireValue::len(vec![])));
+        assert_eq!(parse("ts", "1970-01-01T00:00:00Z"), Ok(WireValue::len(vec![])));
+        assert_eq!(parse("dur", "1s"), Ok(WireValue::len(vec![0x08, 0x01])));
+        assert_eq!(parse("val", ""), Ok(WireValue::len(vec![0x1a, 0x00])));
     }
 }

@@ -1,10 +1,11 @@
 //! A gRPC call's final status (`grpc-status`, `grpc-message`, `grpc-status-details-bin`)
 //! turned into the JSON error the REST client gets.
-use prost::Message;
 use serde_json::Value;
 
 use super::config::{decode_base64, PrintOptions};
+use super::descriptor_proto::{each_field, payload, string, varint};
 use super::error::Error;
+use super::fast::wire::{tag, varint as write_varint};
 use super::fast::Codec;
 use super::status::Code;
 
@@ -127,15 +128,53 @@ struct DetailsStatus {
     details: Vec<Value>,
 }
 
-/// `google.rpc.Status` as it travels in `grpc-status-details-bin`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-    #[prost(message, repeated, tag = "3")]
-    details: Vec<prost_types::Any>,
+/// `google.protobuf.Any`: a detail of the status.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Any {
+    type_url: String,
+    value: Vec<u8>,
+}
+
+impl Any {
+    /// The canonical encoding (empty fields left out).
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.type_url.len() + self.value.len() + 8);
+        for (number, bytes) in [(1, self.type_url.as_bytes()), (2, self.value.as_slice())] {
+            if !bytes.is_empty() {
+                tag(number, 2, &mut out);
+                write_varint(bytes.len() as u64, &mut out);
+                out.extend_from_slice(bytes);
+            }
+        }
+        out
+    }
+}
+
+/// `google.rpc.Status` as it travels in `grpc-status-details-bin`: `int32 code = 1; string
+/// message = 2; repeated google.protobuf.Any details = 3;`, read as protobuf parses it.
+fn decode_rpc_status(bytes: &[u8]) -> Result<(i32, String, Vec<Any>), String> {
+    let (mut code, mut message, mut details) = (0, String::new(), Vec::new());
+    each_field(bytes, STATUS_MESSAGE, |f| {
+        match f.number {
+            1 => code = varint(f, "code")? as i32,
+            2 => message = string(f, "message")?,
+            3 => {
+                let mut any = Any::default();
+                each_field(payload(f, "details")?, "google.protobuf.Any", |a| {
+                    match a.number {
+                        1 => any.type_url = string(a, "type_url")?,
+                        2 => any.value = payload(a, "value")?.to_vec(),
+                        _ => {}
+                    }
+                    Ok(())
+                })?;
+                details.push(any);
+            }
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok((code, message, details))
 }
 
 fn decode_status(codec: &Codec, bin: &[u8]) -> Option<DetailsStatus> {
@@ -143,23 +182,23 @@ fn decode_status(codec: &Codec, bin: &[u8]) -> Option<DetailsStatus> {
         log::debug!("grpc-status-details-bin ignored: not valid base64");
         return None;
     };
-    let status = match RpcStatus::decode(bytes.as_slice()) {
+    let (code, message, details) = match decode_rpc_status(&bytes) {
         Ok(status) => status,
         Err(e) => {
             log::debug!("grpc-status-details-bin ignored: not a {STATUS_MESSAGE}: {e}");
             return None;
         }
     };
-    let details = status.details.iter().map(|any| print_any(codec, any)).collect();
-    Some(DetailsStatus { code: status.code, message: status.message, details })
+    let details = details.iter().map(|any| print_any(codec, any)).collect();
+    Some(DetailsStatus { code, message, details })
 }
 
 /// Prints one `google.protobuf.Any` as proto3 JSON, or as type URL + base64 bytes when its
 /// type is unknown to the descriptors or its bytes do not decode.
-fn print_any(codec: &Codec, any: &prost_types::Any) -> Value {
+fn print_any(codec: &Codec, any: &Any) -> Value {
     let printed = codec.index_of("google.protobuf.Any").and_then(|index| {
         let mut out = Vec::new();
-        match codec.binary_to_json(index, &any.encode_to_vec(), &PrintOptions::default(), &mut out) {
+        match codec.binary_to_json(index, &any.encode(), &PrintOptions::default(), &mut out) {
             Ok(()) => serde_json::from_slice(&out).ok(),
             Err(e) => {
                 log::debug!("status detail {} printed as bytes: {e}", any.type_url);
@@ -180,6 +219,7 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use base64::Engine as _;
+    use prost::Message;
     use prost_reflect::{DescriptorPool, DynamicMessage};
     use serde_json::json;
 
@@ -221,7 +261,7 @@ mod tests {
 
     fn status(code: &str, message: Option<&str>, details_bin: Option<&str>) -> GrpcStatus {
         GrpcStatus::from_metadata(
-            &Codec::new(&pool()),
+            &Codec::from_pool(&pool()).unwrap(),
             Some(code.as_bytes()),
             message.map(str::as_bytes),
             details_bin.map(str::as_bytes),
@@ -307,7 +347,7 @@ mod tests {
 
     #[test]
     fn missing_or_invalid_grpc_status_is_503() {
-        let s = GrpcStatus::from_metadata(&Codec::new(&pool()), None, None, None);
+        let s = GrpcStatus::from_metadata(&Codec::from_pool(&pool()).unwrap(), None, None, None);
         assert!(s.status_missing);
         assert!(!s.is_ok());
         let e = s.into_error();
@@ -320,7 +360,8 @@ mod tests {
             assert_eq!(e.message, format!("upstream gRPC response has an invalid grpc-status \"{bad}\""));
         }
         // a grpc-message is still reported
-        let e = GrpcStatus::from_metadata(&Codec::new(&pool()), None, Some(b"went%20away"), None).into_error();
+        let e = GrpcStatus::from_metadata(&Codec::from_pool(&pool()).unwrap(), None, Some(b"went%20away"), None)
+            .into_error();
         assert_eq!((e.http_status, e.message.as_str()), (503, "went away"));
     }
 
@@ -334,7 +375,7 @@ mod tests {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bin),
         ] {
             let s = GrpcStatus::from_metadata(
-                &Codec::new(&pool),
+                &Codec::from_pool(&pool).unwrap(),
                 Some(b"9"),
                 Some(b"header%20text"),
                 Some(encoded.as_bytes()),
@@ -423,7 +464,8 @@ mod tests {
     fn details_with_missing_grpc_status_still_answer_503() {
         let pool = pool();
         let bin = unpadded(&status_bytes(9, "out of stock", error_details(&pool)));
-        let e = GrpcStatus::from_metadata(&Codec::new(&pool), None, None, Some(bin.as_bytes())).into_error();
+        let e =
+            GrpcStatus::from_metadata(&Codec::from_pool(&pool).unwrap(), None, None, Some(bin.as_bytes())).into_error();
         assert_eq!((e.code, e.http_status, e.message.as_str()), (Code::Unknown, 503, "out of stock"));
         assert_eq!(e.details.len(), 2);
     }
@@ -442,7 +484,12 @@ mod tests {
             wrong_type.as_bytes(),
         ];
         for bin in bad {
-            let s = GrpcStatus::from_metadata(&Codec::new(&pool()), Some(b"8"), Some(b"slow%20down"), Some(bin));
+            let s = GrpcStatus::from_metadata(
+                &Codec::from_pool(&pool()).unwrap(),
+                Some(b"8"),
+                Some(b"slow%20down"),
+                Some(bin),
+            );
             assert_eq!(
                 s,
                 GrpcStatus {
@@ -464,7 +511,12 @@ mod tests {
         let empty = DescriptorPool::new();
         let detail = prost_types::Any { type_url: "type.googleapis.com/x.Y".into(), value: vec![1, 2] };
         let bin = unpadded(&status_bytes(9, "from details", vec![detail]));
-        let s = GrpcStatus::from_metadata(&Codec::new(&empty), Some(b"9"), Some(b"hdr"), Some(bin.as_bytes()));
+        let s = GrpcStatus::from_metadata(
+            &Codec::from_pool(&empty).unwrap(),
+            Some(b"9"),
+            Some(b"hdr"),
+            Some(bin.as_bytes()),
+        );
         assert_eq!((s.code, s.message.as_str()), (Code::FailedPrecondition, "from details"));
         assert_eq!(s.details, vec![serde_json::json!({"@type": "type.googleapis.com/x.Y", "value": "AQI="})]);
     }

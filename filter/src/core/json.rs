@@ -4,8 +4,6 @@
 //! reflection path — prost-reflect's serde mapping, with our strictness added — lives in
 //! [`reflect_json`](super::reflect_json) behind the `reflection` feature: it is the reference
 //! the fast path is tested against, and is not part of the `.wasm`.
-use prost_reflect::EnumDescriptor;
-
 use super::error::{Error, Result};
 
 #[cfg(feature = "reflection")]
@@ -73,8 +71,9 @@ pub fn check_depth(json: &[u8], max: u32) -> Result<()> {
     Ok(())
 }
 
-/// Case-insensitive enum lookup shared with query parameters.
-pub fn find_enum_value(e: &EnumDescriptor, name: &str, case_insensitive: bool) -> Option<i32> {
+/// Case-insensitive enum lookup of the reflection path.
+#[cfg(feature = "reflection")]
+pub fn find_enum_value(e: &prost_reflect::EnumDescriptor, name: &str, case_insensitive: bool) -> Option<i32> {
     if let Some(v) = e.get_value_by_name(name) {
         return Some(v.number());
     }

@@ -1,10 +1,13 @@
 //! The transcoding core. Nothing here calls the proxy-wasm host.
+pub mod bound;
 pub mod config;
+pub mod descriptor_proto;
 pub mod descriptors;
 pub mod error;
 pub mod fast;
 pub mod field_path;
 pub mod field_value;
+pub mod fnv;
 pub mod frame;
 pub mod grpc_status;
 pub mod json;
@@ -14,8 +17,11 @@ pub mod percent;
 #[cfg(feature = "reflection")]
 pub mod reflect_json;
 pub mod request;
+#[cfg(test)]
+mod request_reference;
 pub mod response;
 pub mod router;
+pub mod schema;
 pub mod status;
 pub mod template;
 pub mod transcoder;

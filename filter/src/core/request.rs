@@ -3,29 +3,23 @@
 //!
 //! Order of precedence: path variables, then query parameters, then the body. A field the
 //! body sets wins over a path/query value for it (or, with
-//! `reject_binding_body_field_collisions`, a differing value is a 400). Every singular field is
-//! written once, so the service never sees a field twice.
+//! `reject_binding_body_field_collisions`, a differing value is a 400). The message is the
+//! body's encoding followed by the URL values it does not set (see [`bound`](super::bound)).
 use std::sync::Arc;
 
-use prost::Message;
-use prost_reflect::{DynamicMessage, Kind, MapKey, MessageDescriptor, ReflectMessage, Value};
-
+use super::bound::{self, Bound, MapKey};
 use super::config::Config;
 use super::error::{Error, Result};
+use super::fast::plan::{FieldPlan, ValueKind};
+use super::fast::wire::{length_delimited, tag, varint};
 use super::fast::Codec;
 use super::field_path::{FieldPath, Names};
 use super::field_value::parse_value;
 use super::json::ParseOptions;
 use super::percent::decode_query_component;
 use super::router::{bindable_message, BodyRule, HttpBinding, HTTP_BODY};
-
-/// A value bound from the URL.
-#[derive(Debug, Clone)]
-struct Bound {
-    path: FieldPath,
-    map_key: Option<MapKey>,
-    value: Value,
-}
+use super::schema::{Field, Kind, Scalar, Schema};
+use super::wire::LEN;
 
 /// Why a request is not transcoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,15 +54,27 @@ impl RequestPlan {
     pub fn method(&self) -> &super::router::MethodInfo {
         &self.binding.method
     }
+
+    #[cfg(test)]
+    pub(crate) fn bound_for_tests(&self) -> &[Bound] {
+        &self.bound
+    }
+
+    #[cfg(test)]
+    pub(crate) fn unknown_query_for_tests(&self) -> &[(String, String)] {
+        &self.unknown_query
+    }
 }
 
 /// Matches the URL parts of a request against the binding's variables and the query string.
 pub(crate) fn plan(
     config: &Config,
+    schema: &Schema,
     binding: Arc<HttpBinding>,
     path_values: Vec<(usize, Vec<u8>)>,
     query: Option<&str>,
 ) -> Decision {
+    let ci = config.case_insensitive_enum_parsing;
     let mut bound = Vec::with_capacity(path_values.len());
     for (index, bytes) in path_values {
         let Some(path) = binding.variables.get(index) else {
@@ -78,8 +84,14 @@ pub(crate) fn plan(
             return Decision::Reject(Error::bad_request(format!("path variable \"{path}\" is not valid UTF-8")));
         };
         let Some(leaf) = path.leaf() else { continue };
-        match parse_value(&leaf.kind(), &text, config.case_insensitive_enum_parsing) {
-            Ok(value) => bound.push(Bound { path: path.clone(), map_key: None, value }),
+        match parse_value(schema, leaf.kind, &text, ci) {
+            Ok(value) => bound.push(Bound {
+                value,
+                kind: leaf.kind,
+                keep_default: leaf.presence,
+                map_key: None,
+                path: path.clone(),
+            }),
             Err(e) => return Decision::Reject(Error::bad_request(format!("path variable \"{path}\": {e}"))),
         }
     }
@@ -113,40 +125,42 @@ pub(crate) fn plan(
             continue;
         }
         let (field_name, map_key_text) = split_map_key(&name);
-        let path = match FieldPath::resolve(&binding.method.input, field_name, Names::ProtoOrJson) {
-            Ok(path) if settable_from_query(&path, map_key_text.is_some()) => path,
-            _ => {
-                if config.capture_unknown_query_parameters && binding.body_is_http_body {
-                    unknown_query.push((name, value));
-                    continue;
+        let resolved = FieldPath::resolve(schema, binding.method.input, field_name, Names::ProtoOrJson);
+        let (path, target) =
+            match resolved.ok().and_then(|p| query_target(schema, &p, map_key_text.is_some()).map(|t| (p, t))) {
+                Some(found) => found,
+                None => {
+                    if config.capture_unknown_query_parameters && binding.body_is_http_body {
+                        unknown_query.push((name, value));
+                        continue;
+                    }
+                    if config.ignore_unknown_query_parameters {
+                        continue;
+                    }
+                    if config.request_validation_options.reject_unknown_query_parameters {
+                        return Decision::Reject(Error::bad_request(format!(
+                            "query parameter \"{name}\" does not name a field of {}",
+                            binding.method.input_name
+                        )));
+                    }
+                    return Decision::PassThrough(PassReason::UnknownQueryParameter);
                 }
-                if config.ignore_unknown_query_parameters {
-                    continue;
-                }
-                if config.request_validation_options.reject_unknown_query_parameters {
-                    return Decision::Reject(Error::bad_request(format!(
-                        "query parameter \"{name}\" does not name a field of {}",
-                        binding.method.input.full_name()
-                    )));
-                }
-                return Decision::PassThrough(PassReason::UnknownQueryParameter);
-            }
-        };
+            };
         // The path names the resource; a query parameter cannot re-target it.
         if bound.iter().take(path_bound).any(|b| b.path == path) {
             continue;
         }
-        let Some(leaf) = path.leaf() else { continue };
-        let map_key = match (map_key_text, leaf.is_map()) {
-            (Some(key), true) => match map_key(leaf, key) {
-                Ok(k) => Some(k),
-                Err(e) => return Decision::Reject(Error::bad_request(format!("query parameter \"{name}\": {e}"))),
+        let map_key = match (map_key_text, target.key) {
+            (Some(text), Some((kind, presence))) => match parse_value(schema, Kind::Scalar(kind), text, false) {
+                Ok(value) => Some(MapKey { value, kind, keep_default: presence }),
+                Err(e) => {
+                    return Decision::Reject(Error::bad_request(format!("query parameter \"{name}\": map key: {e}")))
+                }
             },
             _ => None,
         };
-        let kind = value_kind(leaf);
-        match parse_value(&kind, &value, config.case_insensitive_enum_parsing) {
-            Ok(value) => bound.push(Bound { path, map_key, value }),
+        match parse_value(schema, target.kind, &value, ci) {
+            Ok(value) => bound.push(Bound { value, kind: target.kind, keep_default: target.presence, map_key, path }),
             Err(e) => return Decision::Reject(Error::bad_request(format!("query parameter \"{name}\": {e}"))),
         }
     }
@@ -163,43 +177,33 @@ fn split_map_key(name: &str) -> (&str, Option<&str>) {
     (name, None)
 }
 
+/// What a query parameter sets: a value of `kind` (a map's value kind), with or without
+/// presence, and for a map the key's kind.
+struct QueryTarget {
+    kind: Kind,
+    presence: bool,
+    key: Option<(Scalar, bool)>,
+}
+
 /// Query parameters may set scalars, repeated scalars, map entries (`m[k]=v`) and the
-/// well-known types with a string form.
-fn settable_from_query(path: &FieldPath, has_key: bool) -> bool {
-    let Some(leaf) = path.leaf() else {
-        return false;
+/// well-known types with a string form; None for anything else.
+fn query_target(schema: &Schema, path: &FieldPath, has_key: bool) -> Option<QueryTarget> {
+    let leaf = path.leaf()?;
+    if leaf.map != has_key {
+        return None;
+    }
+    let target = match (leaf.map, leaf.kind) {
+        (true, Kind::Message(entry)) => {
+            let entry = schema.message(entry)?;
+            let (key, value) = (entry.map_key()?, entry.map_value()?);
+            let Kind::Scalar(scalar) = key.kind else { return None };
+            QueryTarget { kind: value.kind, presence: value.presence, key: Some((scalar, key.presence)) }
+        }
+        _ => QueryTarget { kind: leaf.kind, presence: leaf.presence, key: None },
     };
-    if leaf.is_map() != has_key {
-        return false;
-    }
-    match value_kind(leaf) {
-        Kind::Message(m) => bindable_message(m.full_name()),
-        _ => true,
-    }
-}
-
-/// The kind of one value: a map's value kind, else the field's.
-fn value_kind(field: &prost_reflect::FieldDescriptor) -> Kind {
-    match field.kind() {
-        Kind::Message(entry) if field.is_map() => entry.map_entry_value_field().kind(),
-        other => other,
-    }
-}
-
-fn map_key(field: &prost_reflect::FieldDescriptor, text: &str) -> Result<MapKey, String> {
-    let Kind::Message(entry) = field.kind() else {
-        return Err("not a map".into());
-    };
-    let key_kind = entry.map_entry_key_field().kind();
-    let value = parse_value(&key_kind, text, false).map_err(|e| format!("map key: {e}"))?;
-    match value {
-        Value::Bool(b) => Ok(MapKey::Bool(b)),
-        Value::I32(v) => Ok(MapKey::I32(v)),
-        Value::I64(v) => Ok(MapKey::I64(v)),
-        Value::U32(v) => Ok(MapKey::U32(v)),
-        Value::U64(v) => Ok(MapKey::U64(v)),
-        Value::String(v) => Ok(MapKey::String(v)),
-        _ => Err("unsupported map key type".into()),
+    match target.kind {
+        Kind::Message(m) if !bindable_message(schema.message_name(m)) => None,
+        _ => Some(target),
     }
 }
 
@@ -212,165 +216,122 @@ pub fn build_message(
     body: &[u8],
     content_type: Option<&str>,
 ) -> Result<Vec<u8>> {
-    if let Some(bytes) = fast_message(config, parse, codec, plan, body)? {
-        return Ok(bytes);
-    }
-    let input = &plan.binding.method.input;
-    let mut message = DynamicMessage::new(input.clone());
-    match &plan.binding.body {
-        BodyRule::Whole if plan.binding.body_is_http_body => {
-            fill_http_body(&mut message, body, content_type, &plan.unknown_query);
+    let binding = &plan.binding;
+    let input = binding.method.input;
+    let mut out = Vec::with_capacity(body.len() / 2 + 16);
+    match &binding.body {
+        BodyRule::Whole if binding.body_is_http_body => {
+            http_body(codec, input, body, content_type, &plan.unknown_query, &mut out);
         }
         // Without `body`, Envoy still reads a sent body as the message.
-        BodyRule::Whole | BodyRule::None => message = decode_json(codec, input, body, parse)?,
-        BodyRule::Field(path) => set_body_field(codec, &mut message, path, body, content_type, plan, parse)?,
+        BodyRule::Whole | BodyRule::None => {
+            json_message(codec, input, &binding.method.input_name, body, parse, &mut out)?
+        }
+        BodyRule::Field(path) => body_field(codec, input, path, body, content_type, plan, parse, &mut out)?,
     }
+    if plan.bound.is_empty() {
+        return Ok(out);
+    }
+    // Decided for every binding before any is written: "set by the body" must not see the
+    // URL's own values. Without a `body` rule a stray body cannot re-target the URL's
+    // resource: the URL wins (as Envoy does). With one, the body wins.
     let collisions = config.request_validation_options.reject_binding_body_field_collisions;
-    // Decide for every binding before applying any: "set by the body" must not see values
-    // the URL itself just wrote (repeated query parameters append).
-    // Without a `body` rule a stray body cannot re-target the URL's resource: the URL wins
-    // (as Envoy does). With one, the body wins.
-    let body_wins = plan.binding.body != BodyRule::None;
-    let body_has: Vec<bool> = plan.bound.iter().map(|b| body_wins && body_sets(&message, b)).collect();
-    for (bound, body_has) in plan.bound.iter().zip(body_has) {
-        if body_has {
-            if collisions && !same_value(&message, bound) {
+    let body_wins = binding.body != BodyRule::None;
+    let mut from_url = Vec::with_capacity(plan.bound.len());
+    for b in &plan.bound {
+        if body_wins && b.set_in(&out) {
+            if collisions && !b.same_in(&out) {
                 return Err(Error::bad_request(format!(
                     "field \"{}\" is set by both the URL and the body, with different values",
-                    bound.path
+                    b.path
                 )));
             }
             continue;
         }
-        bound
-            .path
-            .set(&mut message, bound.value.clone(), bound.map_key.clone())
-            .map_err(|e| Error::bad_request(format!("field \"{}\": {e}", bound.path)))?;
+        from_url.push(b);
     }
-    Ok(message.encode_to_vec())
+    bound::encode(&from_url, &mut out);
+    Ok(out)
 }
 
-/// JSON → a message tree, through the fast codec (for the cases that edit the message).
-fn decode_json(codec: &Codec, desc: &MessageDescriptor, json: &[u8], parse: &ParseOptions) -> Result<DynamicMessage> {
-    let index = codec.index(desc).ok_or_else(|| {
-        Error::bad_request(format!("{} uses proto2 groups, which json2grpc does not transcode", desc.full_name()))
-    })?;
-    let mut bytes = Vec::with_capacity(json.len() / 2 + 16);
-    codec.json_to_binary(index, json, parse, &mut bytes)?;
-    DynamicMessage::decode(desc.clone(), bytes.as_slice())
-        .map_err(|e| Error::internal(format!("the transcoded request does not decode: {e}")))
-}
-
-/// The fast path: the body goes straight from JSON to wire format, and URL values the body
-/// did not set are appended (concatenated protobuf messages merge). Cases it does not cover
-/// (HttpBody, a body field, map keys from the query, collision checks) return `None`.
-fn fast_message(
-    config: &Config,
+/// JSON → the message's encoding, through the fast codec.
+fn json_message(
+    codec: &Codec,
+    index: usize,
+    name: &str,
+    json: &[u8],
     parse: &ParseOptions,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    if !codec.supported(index) {
+        return Err(Error::bad_request(format!("{name} uses proto2 groups, which json2grpc does not transcode")));
+    }
+    codec.json_to_binary(index, json, parse, out)
+}
+
+/// `body: "field"`: the body is that field's JSON value (or raw HttpBody bytes), written
+/// inside its parents. The parents are present even if the value is empty, and a field with
+/// presence is present with its default value when the body has none (JSON `null`).
+#[allow(clippy::too_many_arguments)]
+fn body_field(
     codec: &Codec,
-    plan: &RequestPlan,
-    body: &[u8],
-) -> Result<Option<Vec<u8>>> {
-    let binding = &plan.binding;
-    if binding.body_is_http_body
-        || !matches!(binding.body, BodyRule::Whole | BodyRule::None)
-        || config.request_validation_options.reject_binding_body_field_collisions
-        || plan.bound.iter().any(|b| b.map_key.is_some())
-    {
-        return Ok(None);
-    }
-    let input = &binding.method.input;
-    let Some(index) = codec.index(input) else { return Ok(None) };
-    let mut out = Vec::with_capacity(body.len() / 2 + 16);
-    codec.json_to_binary(index, body, parse, &mut out)?;
-    if plan.bound.is_empty() {
-        return Ok(Some(out));
-    }
-    let body_wins = binding.body != BodyRule::None;
-    let mut url = DynamicMessage::new(input.clone());
-    for bound in &plan.bound {
-        if body_wins && wire_has_path(&out, bound.path.fields()) {
-            continue;
-        }
-        bound
-            .path
-            .set(&mut url, bound.value.clone(), None)
-            .map_err(|e| Error::bad_request(format!("field \"{}\": {e}", bound.path)))?;
-    }
-    url.encode(&mut out).map_err(|e| Error::internal(format!("encoding URL values: {e}")))?;
-    Ok(Some(out))
-}
-
-/// Whether encoded `bytes` set the field at `path` (a nested path descends into every
-/// occurrence of each parent, as merging would).
-fn wire_has_path(bytes: &[u8], path: &[prost_reflect::FieldDescriptor]) -> bool {
-    let Some((first, rest)) = path.split_first() else { return false };
-    crate::core::wire::fields(bytes).any(|f| match f {
-        Ok(f) if f.number == first.number() => rest.is_empty() || wire_has_path(f.value, rest),
-        _ => false,
-    })
-}
-
-fn body_sets(message: &DynamicMessage, bound: &Bound) -> bool {
-    match (&bound.map_key, bound.path.parent(message), bound.path.leaf()) {
-        (Some(key), Some(parent), Some(leaf)) => {
-            parent.get_field(leaf).as_map().is_some_and(|map| map.contains_key(key))
-        }
-        _ => bound.path.is_set(message),
-    }
-}
-
-fn same_value(message: &DynamicMessage, bound: &Bound) -> bool {
-    let (Some(parent), Some(leaf)) = (bound.path.parent(message), bound.path.leaf()) else {
-        return false;
-    };
-    let current = parent.get_field(leaf);
-    match (&bound.map_key, current.as_ref()) {
-        (Some(key), Value::Map(map)) => map.get(key) == Some(&bound.value),
-        (None, Value::List(items)) => items.contains(&bound.value),
-        (None, value) => *value == bound.value,
-        _ => false,
-    }
-}
-
-/// `body: "field"`: the body is that field's JSON value (or raw HttpBody bytes).
-fn set_body_field(
-    codec: &Codec,
-    message: &mut DynamicMessage,
+    input: usize,
     path: &FieldPath,
     body: &[u8],
     content_type: Option<&str>,
     plan: &RequestPlan,
     parse: &ParseOptions,
+    out: &mut Vec<u8>,
 ) -> Result<()> {
     let leaf = path.leaf().ok_or_else(|| Error::internal("empty body field path"))?;
+    let parent_type = match path.parents().last().map(|p| p.kind) {
+        Some(Kind::Message(m)) => m,
+        _ => input,
+    };
+    let mut value = Vec::new();
     if plan.binding.body_is_http_body {
-        let Kind::Message(http_body) = leaf.kind() else {
+        let Kind::Message(http_body_type) = leaf.kind else {
             return Err(Error::internal("HttpBody field is not a message"));
         };
-        let mut value = DynamicMessage::new(http_body);
-        fill_http_body(&mut value, body, content_type, &plan.unknown_query);
-        return path
-            .set(message, Value::Message(value), None)
-            .map_err(|e| Error::internal(format!("body field \"{path}\": {e}")));
+        length_delimited(leaf.number, &mut value, |o| {
+            http_body(codec, http_body_type, body, content_type, &plan.unknown_query, o)
+        });
+    } else {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        // Parse `{"<field>": <body>}` as the parent type: the field's JSON mapping (repeated,
+        // map, well-known types) comes for free and errors name the field.
+        let mut wrapped = Vec::with_capacity(body.len() + leaf.name.len() + 8);
+        wrapped.extend_from_slice(b"{\"");
+        wrapped.extend_from_slice(leaf.name.as_bytes());
+        wrapped.extend_from_slice(b"\":");
+        wrapped.extend_from_slice(body);
+        wrapped.extend_from_slice(b"\n}");
+        let parent_name = codec.plans().message(parent_type).map_or("", |p| &p.full_name);
+        json_message(codec, parent_type, parent_name, &wrapped, &nested_depth(parse), &mut value)?;
+        if leaf.presence && value.is_empty() {
+            bound::write_default(leaf, first_enum_value(codec, leaf), &mut value);
+        }
     }
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(());
-    }
-    // Parse `{"<field>": <body>}` as the parent type: the field's JSON mapping (repeated,
-    // map, well-known types) comes for free and errors name the field.
-    let parent_type = leaf.parent_message().clone();
-    let mut wrapped = Vec::with_capacity(body.len() + leaf.name().len() + 8);
-    wrapped.extend_from_slice(b"{\"");
-    wrapped.extend_from_slice(leaf.name().as_bytes());
-    wrapped.extend_from_slice(b"\":");
-    wrapped.extend_from_slice(body);
-    wrapped.extend_from_slice(b"\n}");
-    let parsed = decode_json(codec, &parent_type, &wrapped, &nested_depth(parse))?;
-    let value = parsed.get_field(leaf).into_owned();
-    let parent = path.parent_mut(message).ok_or_else(|| Error::internal("body field parent"))?;
-    parent.set_field(leaf, value);
+    wrap(path.parents(), &value, out);
     Ok(())
+}
+
+/// Writes `value` inside the (singular message) fields `parents`.
+fn wrap(parents: &[Field], value: &[u8], out: &mut Vec<u8>) {
+    match parents.split_first() {
+        None => out.extend_from_slice(value),
+        Some((first, rest)) => length_delimited(first.number, out, |o| wrap(rest, value, o)),
+    }
+}
+
+/// The number of an enum field's first value (its default), 0 for other kinds.
+pub(crate) fn first_enum_value(codec: &Codec, field: &Field) -> i32 {
+    match field.kind {
+        Kind::Enum(e) => codec.plans().enums.get(e).and_then(|e| e.names.first()).map_or(0, |(_, n)| *n),
+        _ => 0,
+    }
 }
 
 /// The wrapper object adds one level of nesting that the client did not send.
@@ -378,58 +339,81 @@ fn nested_depth(parse: &ParseOptions) -> ParseOptions {
     ParseOptions { max_depth: parse.max_depth.saturating_add(1), ..parse.clone() }
 }
 
-/// Fills a google.api.HttpBody: raw bytes, the request content-type, captured query parameters.
-fn fill_http_body(
-    message: &mut DynamicMessage,
+/// A google.api.HttpBody's fields: the content-type (if any), the raw bytes, the captured
+/// query parameters. Nothing for a type that is not google.api.HttpBody.
+fn http_body(
+    codec: &Codec,
+    index: usize,
     body: &[u8],
     content_type: Option<&str>,
     unknown_query: &[(String, String)],
+    out: &mut Vec<u8>,
 ) {
-    if message.descriptor().full_name() != HTTP_BODY {
+    let Some(message) = codec.plans().message(index).filter(|m| &*m.full_name == HTTP_BODY) else { return };
+    let field = |name: &str| message.fields.iter().find(|f| &*f.proto_name == name);
+    let scalar = |name: &str, kind| field(name).filter(|f| f.kind == ValueKind::Scalar(kind));
+    if let (Some(f), Some(ct)) = (scalar("content_type", Scalar::String), content_type) {
+        write_len(f, ct.as_bytes(), out);
+    }
+    if let Some(f) = scalar("data", Scalar::Bytes) {
+        write_len(f, body, out);
+    }
+    if unknown_query.is_empty() {
         return;
     }
-    if let Some(ct) = content_type {
-        message.set_field_by_name("content_type", Value::String(ct.to_string()));
-    }
-    message.set_field_by_name("data", Value::Bytes(body.to_vec().into()));
-    if !unknown_query.is_empty() {
-        let any = unknown_query_params_any(&message.descriptor(), unknown_query);
-        if let Some(any) = any {
-            message.set_field_by_name("extensions", Value::List(vec![Value::Message(any)]));
-        }
+    let Some((f, any)) = field("extensions").and_then(|f| match f.kind {
+        ValueKind::Message(any) => codec.plans().message(any).map(|any| (f, any)),
+        _ => None,
+    }) else {
+        return;
+    };
+    let any_field = |name: &str| any.fields.iter().find(|f| &*f.proto_name == name);
+    let (Some(type_url), Some(value)) = (any_field("type_url"), any_field("value")) else { return };
+    length_delimited(f.number, out, |o| {
+        write_len(type_url, UNKNOWN_QUERY_PARAMS_TYPE_URL.as_bytes(), o);
+        write_len(value, &unknown_query_params(unknown_query), o);
+    });
+}
+
+/// A string or bytes field, left out when empty (proto3 fields without presence).
+fn write_len(field: &FieldPlan, value: &[u8], out: &mut Vec<u8>) {
+    if !value.is_empty() {
+        tag(field.number, LEN, out);
+        varint(value.len() as u64, out);
+        out.extend_from_slice(value);
     }
 }
 
+const UNKNOWN_QUERY_PARAMS_TYPE_URL: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.grpc_json_transcoder.v3.UnknownQueryParams";
+
 /// `envoy.extensions.filters.http.grpc_json_transcoder.v3.UnknownQueryParams` as the native
-/// filter sends it: `map<string, Values> key = 1; message Values { repeated string values = 1; }`.
-fn unknown_query_params_any(http_body: &MessageDescriptor, params: &[(String, String)]) -> Option<DynamicMessage> {
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct Values {
-        #[prost(string, repeated, tag = "1")]
-        values: Vec<String>,
+/// filter sends it: `map<string, Values> key = 1; message Values { repeated string values = 1; }`,
+/// entries sorted by name.
+fn unknown_query_params(params: &[(String, String)]) -> Vec<u8> {
+    let mut names: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut out = Vec::new();
+    for name in names {
+        let mut values = Vec::new();
+        for (_, v) in params.iter().filter(|(n, _)| n == name) {
+            tag(1, LEN, &mut values);
+            varint(v.len() as u64, &mut values);
+            values.extend_from_slice(v.as_bytes());
+        }
+        length_delimited(1, &mut out, |entry| {
+            if !name.is_empty() {
+                tag(1, LEN, entry);
+                varint(name.len() as u64, entry);
+                entry.extend_from_slice(name.as_bytes());
+            }
+            tag(2, LEN, entry);
+            varint(values.len() as u64, entry);
+            entry.extend_from_slice(&values);
+        });
     }
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct UnknownQueryParams {
-        #[prost(btree_map = "string, message", tag = "1")]
-        key: std::collections::BTreeMap<String, Values>,
-    }
-    let mut captured = UnknownQueryParams::default();
-    for (name, value) in params {
-        captured.key.entry(name.clone()).or_default().values.push(value.clone());
-    }
-    let any_type = http_body.get_field_by_name("extensions")?.kind();
-    let Kind::Message(any_type) = any_type else {
-        return None;
-    };
-    let mut any = DynamicMessage::new(any_type);
-    any.set_field_by_name(
-        "type_url",
-        Value::String(
-            "type.googleapis.com/envoy.extensions.filters.http.grpc_json_transcoder.v3.UnknownQueryParams".into(),
-        ),
-    );
-    any.set_field_by_name("value", Value::Bytes(captured.encode_to_vec().into()));
-    Some(any)
+    out
 }
 
 #[cfg(test)]
@@ -438,10 +422,11 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use base64::Engine;
+    use prost_reflect::DynamicMessage;
     use serde_json::{json, Value as Json};
 
     use super::*;
-    use crate::core::testutil::TEST_DESCRIPTOR_SET;
+    use crate::core::testutil::{message as descriptor, TEST_DESCRIPTOR_SET};
     use crate::core::transcoder::Transcoder;
 
     /// A transcoder for test.v1.Things with extra config keys (a JSON object body without braces).
@@ -466,7 +451,7 @@ mod tests {
             Decision::PassThrough(reason) => return Err(Error::internal(format!("pass-through: {reason:?}"))),
         };
         let bytes = t.request_message(&plan, body.as_bytes(), content_type)?;
-        let message = DynamicMessage::decode(plan.method().input.clone(), bytes.as_slice()).unwrap();
+        let message = DynamicMessage::decode(descriptor(&plan.method().input_name), bytes.as_slice()).unwrap();
         let options = prost_reflect::SerializeOptions::new().use_proto_field_name(true);
         let mut ser = serde_json::Serializer::new(Vec::new());
         message.serialize_with_options(&mut ser, &options).unwrap();
@@ -695,7 +680,7 @@ mod tests {
             other => panic!("{other:?}"),
         };
         let bytes = t.request_message(&plan, b"raw", Some("text/plain")).unwrap();
-        let m = DynamicMessage::decode(plan.method().input.clone(), bytes.as_slice()).unwrap();
+        let m = DynamicMessage::decode(descriptor(&plan.method().input_name), bytes.as_slice()).unwrap();
         let file = m.get_field_by_name("file").unwrap();
         let ext = file.as_message().unwrap().get_field_by_name("extensions").unwrap();
         let any = ext.as_list().unwrap()[0].as_message().unwrap().clone();

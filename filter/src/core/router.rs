@@ -2,12 +2,11 @@
 //! configured services, resolved against the descriptors once per configuration.
 use std::sync::Arc;
 
-use prost_reflect::{DescriptorPool, Kind, MessageDescriptor, MethodDescriptor};
-
 use super::config::{Config, ConfigError};
 use super::descriptors::{http_rule, HttpRule};
 use super::field_path::{FieldPath, Names};
 use super::path_matcher::{MatcherOptions, PathMatcher, PathMatcherBuilder};
+use super::schema::{Kind, Schema};
 use super::template;
 
 pub const HTTP_BODY: &str = "google.api.HttpBody";
@@ -18,9 +17,13 @@ pub struct MethodInfo {
     /// `pkg.Service/Method`, the gRPC `:path` without the leading slash.
     pub grpc_path: String,
     pub service: String,
-    pub descriptor: MethodDescriptor,
-    pub input: MessageDescriptor,
-    pub output: MessageDescriptor,
+    /// `pkg.Service.Method`.
+    pub full_name: String,
+    /// The request and response types: schema (and codec plan) indices, and full names.
+    pub input: usize,
+    pub output: usize,
+    pub input_name: String,
+    pub output_name: String,
     pub client_streaming: bool,
     pub server_streaming: bool,
 }
@@ -65,27 +68,29 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn build(config: &Config, pool: &DescriptorPool) -> Result<Router, ConfigError> {
+    pub fn build(config: &Config, schema: &Schema) -> Result<Router, ConfigError> {
         let mut builder = PathMatcherBuilder::new();
         let mut warnings = Vec::new();
         let mut methods = Vec::new();
         for (i, service_name) in config.services.iter().enumerate() {
             let field = format!("services[{i}]");
-            let service = pool.get_service_by_name(service_name).ok_or_else(|| {
+            let service = schema.service(service_name).ok_or_else(|| {
                 ConfigError::new(&field, format!("service \"{service_name}\" is not in proto_descriptor_bin"))
             })?;
-            for method in service.methods() {
+            for method in &service.methods {
                 let info = Arc::new(MethodInfo {
-                    grpc_path: format!("{}/{}", service.full_name(), method.name()),
-                    service: service.full_name().to_string(),
-                    input: method.input(),
-                    output: method.output(),
-                    client_streaming: method.is_client_streaming(),
-                    server_streaming: method.is_server_streaming(),
-                    descriptor: method.clone(),
+                    grpc_path: format!("{}/{}", service.full_name, method.name),
+                    service: service.full_name.to_string(),
+                    full_name: method.full_name.to_string(),
+                    input: method.input,
+                    output: method.output,
+                    input_name: schema.message_name(method.input).to_string(),
+                    output_name: schema.message_name(method.output).to_string(),
+                    client_streaming: method.client_streaming,
+                    server_streaming: method.server_streaming,
                 });
-                let err = |message: String| ConfigError::new(&field, format!("{}: {message}", method.full_name()));
-                let rule = http_rule(&method).map_err(err)?;
+                let err = |message: String| ConfigError::new(&field, format!("{}: {message}", method.full_name));
+                let rule = http_rule(method).map_err(err)?;
                 let rules = match rule {
                     Some(rule) => flatten(rule),
                     None if config.auto_mapping => vec![HttpRule {
@@ -99,14 +104,14 @@ impl Router {
                     let Some((http_method, template_text)) = rule.method_and_template() else {
                         return Err(err("google.api.http rule without a pattern".to_string()));
                     };
-                    let binding = bind(&info, http_method, template_text, &rule).map_err(err)?;
+                    let binding = bind(schema, &info, http_method, template_text, &rule).map_err(err)?;
                     let parsed = template::parse(template_text).map_err(|e| err(e.to_string()))?;
                     let http_method = binding.http_method.clone();
                     if builder.register(&http_method, &parsed, Arc::new(binding)).is_err() {
                         warnings.push(format!(
                             "{http_method} {template_text} of {} is bound more than once; requests to it \
                              are not transcoded",
-                            method.full_name()
+                            method.full_name
                         ));
                     }
                 }
@@ -140,6 +145,7 @@ fn flatten(mut rule: HttpRule) -> Vec<HttpRule> {
 }
 
 fn bind(
+    schema: &Schema,
     info: &Arc<MethodInfo>,
     http_method: &str,
     template_text: &str,
@@ -152,14 +158,16 @@ fn bind(
     let parsed = template::parse(template_text).map_err(|e| e.to_string())?;
     let mut variables = Vec::with_capacity(parsed.variables.len());
     for variable in &parsed.variables {
-        let path = FieldPath::resolve(&info.input, &variable.field_path.join("."), Names::Proto).map_err(context)?;
+        let path =
+            FieldPath::resolve(schema, info.input, &variable.field_path.join("."), Names::Proto).map_err(context)?;
         if let Some(leaf) = path.leaf() {
-            if leaf.is_list() || leaf.is_map() {
+            if leaf.is_repeated() {
                 return Err(context(format!("path variable \"{path}\" is a repeated or map field")));
             }
-            if let Kind::Message(m) = leaf.kind() {
-                if !bindable_message(m.full_name()) {
-                    return Err(context(format!("path variable \"{path}\" is a {} message", m.full_name())));
+            if let Kind::Message(m) = leaf.kind {
+                let name = schema.message_name(m);
+                if !bindable_message(name) {
+                    return Err(context(format!("path variable \"{path}\" is a {name} message")));
                 }
             }
         }
@@ -167,19 +175,19 @@ fn bind(
     }
     let (body, body_is_http_body) = match rule.body.as_str() {
         "" => (BodyRule::None, false),
-        "*" => (BodyRule::Whole, info.input.full_name() == HTTP_BODY),
+        "*" => (BodyRule::Whole, info.input_name == HTTP_BODY),
         field => {
-            let path =
-                FieldPath::resolve(&info.input, field, Names::Proto).map_err(|e| context(format!("body: {e}")))?;
+            let path = FieldPath::resolve(schema, info.input, field, Names::Proto)
+                .map_err(|e| context(format!("body: {e}")))?;
             let is_http_body =
-                matches!(path.leaf().map(|f| f.kind()), Some(Kind::Message(m)) if m.full_name() == HTTP_BODY);
+                matches!(path.leaf().map(|f| f.kind), Some(Kind::Message(m)) if schema.message_name(m) == HTTP_BODY);
             (BodyRule::Field(path), is_http_body)
         }
     };
     let response_body = match rule.response_body.as_str() {
         "" => None,
         field => Some(
-            FieldPath::resolve(&info.output, field, Names::Proto)
+            FieldPath::resolve(schema, info.output, field, Names::Proto)
                 .map_err(|e| context(format!("response_body: {e}")))?,
         ),
     };
@@ -220,7 +228,7 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use super::*;
-    use crate::core::descriptors::load_pool;
+    use crate::core::descriptors::load_schema;
     use crate::core::testutil::TEST_DESCRIPTOR_SET;
 
     fn config(services: &[&str], auto_mapping: bool) -> Config {
@@ -228,7 +236,7 @@ mod tests {
     }
 
     fn router(services: &[&str], auto_mapping: bool) -> Router {
-        Router::build(&config(services, auto_mapping), &load_pool(TEST_DESCRIPTOR_SET).unwrap()).unwrap()
+        Router::build(&config(services, auto_mapping), &load_schema(TEST_DESCRIPTOR_SET).unwrap()).unwrap()
     }
 
     fn target(r: &Router, method: &str, path: &str) -> Option<String> {
@@ -294,7 +302,7 @@ mod tests {
     fn unknown_service_is_a_config_error_naming_it() {
         let e = Router::build(
             &config(&["test.v1.Things", "test.v1.Nope"], false),
-            &load_pool(TEST_DESCRIPTOR_SET).unwrap(),
+            &load_schema(TEST_DESCRIPTOR_SET).unwrap(),
         )
         .err()
         .unwrap();
@@ -305,7 +313,6 @@ mod tests {
     #[test]
     fn invalid_rules_are_config_errors() {
         // Build descriptor sets with a single bad rule each, via a patched copy of the test set.
-        use prost::Message;
         let cases = [
             ("/v1/{nope}", "", "", "no field \"nope\""),
             ("/v1/{tags}", "", "", "repeated"),
@@ -322,8 +329,8 @@ mod tests {
                 ..Default::default()
             };
             let set = with_rule_on_query(rule.encode_to_vec());
-            let pool = load_pool(&set).unwrap();
-            let e = Router::build(&config(&["test.v1.Things"], false), &pool).err().unwrap();
+            let schema = load_schema(&set).unwrap();
+            let e = Router::build(&config(&["test.v1.Things"], false), &schema).err().unwrap();
             assert_eq!(e.field, "services[0]");
             assert!(e.message.contains("test.v1.Things.Query"), "{e}");
             assert!(e.message.contains(expected), "{template_text} {body} {response_body}: {e}");
@@ -332,20 +339,19 @@ mod tests {
 
     #[test]
     fn duplicate_bindings_are_reported_and_not_routed() {
-        use prost::Message;
         let rule = HttpRule {
             pattern: Some(super::super::descriptors::Pattern::Get("/v1/things/{id}".into())),
             ..Default::default()
         };
         let set = with_rule_on_query(rule.encode_to_vec());
-        let r = Router::build(&config(&["test.v1.Things"], false), &load_pool(&set).unwrap()).unwrap();
+        let r = Router::build(&config(&["test.v1.Things"], false), &load_schema(&set).unwrap()).unwrap();
         assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
         assert!(r.warnings[0].contains("/v1/things/{id}"));
         assert_eq!(target(&r, "GET", "/v1/things/1"), None);
     }
 
     /// The test descriptor set with `Things.Query`'s options replaced by one google.api.http
-    /// rule. Rewritten at the wire level: prost-types would drop the extension.
+    /// rule, rewritten at the wire level.
     fn with_rule_on_query(rule: Vec<u8>) -> Vec<u8> {
         use crate::core::wire::{fields, write_varint};
         fn field(number: u32, value: &[u8], out: &mut Vec<u8>) {

@@ -2,10 +2,8 @@
 //! routing table) and shared by every request.
 use std::sync::Arc;
 
-use prost_reflect::DescriptorPool;
-
 use super::config::{Config, ConfigError};
-use super::descriptors::load_pool;
+use super::descriptors::load_schema;
 use super::error::Result;
 use super::fast::Codec;
 use super::frame::encode_frame;
@@ -14,10 +12,11 @@ use super::json_stream::{ElementSplitter, Framing};
 use super::request::{self, Decision, PassReason, RequestPlan};
 use super::response::ResponseTranscoder;
 use super::router::{HttpBinding, Router};
+use super::schema::Schema;
 
 pub struct Transcoder {
     pub config: Config,
-    pub pool: DescriptorPool,
+    pub schema: Schema,
     pub router: Router,
     pub parse_options: ParseOptions,
     /// The fast JSON ⇄ binary codec (plans compiled once per configuration).
@@ -34,15 +33,15 @@ impl Transcoder {
         if config.limits.max_json_depth > MAX_SUPPORTED_DEPTH {
             return Err(ConfigError::new("json2grpc.limits.max_json_depth", format!("at most {MAX_SUPPORTED_DEPTH}")));
         }
-        let pool = load_pool(&config.proto_descriptor_bin)?;
-        let router = Router::build(&config, &pool)?;
+        let schema = load_schema(&config.proto_descriptor_bin)?;
+        let router = Router::build(&config, &schema)?;
         let parse_options = ParseOptions {
             max_depth: config.limits.max_json_depth,
             case_insensitive_enums: config.case_insensitive_enum_parsing,
             ..ParseOptions::default()
         };
-        let codec = Arc::new(Codec::new(&pool));
-        Ok(Transcoder { config, pool, router, parse_options, codec })
+        let codec = Arc::new(Codec::new(&schema));
+        Ok(Transcoder { config, schema, router, parse_options, codec })
     }
 
     /// Decides what to do with a request from its headers alone.
@@ -71,7 +70,7 @@ impl Transcoder {
             }
             return Decision::PassThrough(PassReason::NoRoute);
         };
-        request::plan(&self.config, binding, values, query)
+        request::plan(&self.config, &self.schema, binding, values, query)
     }
 
     /// A translator for the response to `binding`'s call. `max_body` overrides
@@ -83,13 +82,13 @@ impl Transcoder {
         grpc_encoding: Option<&str>,
     ) -> ResponseTranscoder {
         ResponseTranscoder::new(
+            &self.codec,
             binding,
             &self.config.print_options,
             self.config.limits.max_frame_size,
             max_body,
             grpc_encoding,
         )
-        .with_codec(&self.codec)
     }
 
     /// The gRPC request message (protobuf bytes, unframed) for a planned request and its body.

@@ -1,5 +1,6 @@
-//! Minimal protobuf wire-format reading: enough to pick single fields out of encoded
-//! messages (method options, status details) without decoding the whole message.
+//! Minimal protobuf wire-format reading: enough to pick fields out of encoded messages
+//! (descriptors, method options, status details, field paths of requests and responses)
+//! without decoding whole messages.
 
 /// Wire types of the protobuf encoding.
 pub const VARINT: u8 = 0;
@@ -67,6 +68,40 @@ impl<'a> Iterator for Fields<'a> {
     }
 }
 
+impl RawField<'_> {
+    /// Appends the field as it was encoded (tag, length if any, value).
+    pub fn write(&self, out: &mut Vec<u8>) {
+        write_varint(u64::from(self.number) << 3 | u64::from(self.wire_type), out);
+        if self.wire_type == LEN {
+            write_varint(self.value.len() as u64, out);
+        }
+        out.extend_from_slice(self.value);
+    }
+}
+
+/// The payloads of every length-delimited occurrence of field `number` in `chunks` (the
+/// encodings of one message, merged as protobuf merges repeated occurrences).
+pub fn payloads<'a>(chunks: &[&'a [u8]], number: u32) -> Vec<&'a [u8]> {
+    chunks
+        .iter()
+        .flat_map(|chunk| fields(chunk))
+        .filter_map(|f| f.ok().filter(|f| f.number == number && f.wire_type == LEN).map(|f| f.value))
+        .collect()
+}
+
+/// The sub-message at the end of a path of singular message fields, as the payloads of its
+/// occurrences (they merge); None when a field of the path is absent.
+pub fn descend(bytes: &[u8], numbers: impl IntoIterator<Item = u32>) -> Option<Vec<&[u8]>> {
+    let mut chunks = vec![bytes];
+    for number in numbers {
+        chunks = payloads(&chunks, number);
+        if chunks.is_empty() {
+            return None;
+        }
+    }
+    Some(chunks)
+}
+
 fn parse_field(buf: &[u8]) -> Option<(RawField<'_>, &[u8])> {
     let (key, n) = read_varint(buf)?;
     let rest = buf.get(n..)?;
@@ -118,6 +153,21 @@ mod tests {
         assert_eq!((got[1].number, got[1].value), (2, &b"hi"[..]));
         assert_eq!(got[2].value.len(), 4);
         assert_eq!(got[3].value.len(), 8);
+    }
+
+    #[test]
+    fn descends_through_every_occurrence() {
+        // 1: {2: "a"}, 3: 7, 1: {2: "b", 4: {}}
+        let buf = [0x0a, 0x03, 0x12, 0x01, b'a', 0x18, 0x07, 0x0a, 0x05, 0x12, 0x01, b'b', 0x22, 0x00];
+        assert_eq!(descend(&buf, [1, 2]), Some(vec![&b"a"[..], &b"b"[..]]));
+        assert_eq!(descend(&buf, [1, 4]), Some(vec![&[][..]]));
+        assert_eq!(descend(&buf, [3]), None, "not length-delimited");
+        assert_eq!(descend(&buf, []), Some(vec![&buf[..]]));
+        let mut out = Vec::new();
+        for f in fields(&buf) {
+            f.unwrap().write(&mut out);
+        }
+        assert_eq!(out, buf);
     }
 
     #[test]

@@ -25,18 +25,22 @@ pub fn decode(plans: &Plans, message: usize, bytes: &[u8], print: &PrintOptions,
 
 /// One wire field: number, wire type, and payload (LEN: without length; varint: its bytes).
 #[derive(Clone, Copy)]
-struct Raw<'b> {
-    number: u32,
-    wire_type: u8,
-    value: &'b [u8],
+pub(super) struct Raw<'b> {
+    pub number: u32,
+    pub wire_type: u8,
+    pub value: &'b [u8],
 }
 
-fn invalid(plan: &MessagePlan, what: &str) -> Error {
+pub(super) fn invalid(plan: &MessagePlan, what: &str) -> Error {
     Error::bad_upstream(format!("response is not a valid {} message: {what}", plan.full_name))
 }
 
 /// Reads the fields of concatenated chunks (protobuf merge semantics), skipping groups.
-fn read_fields<'b>(plan: &MessagePlan, chunks: &[&'b [u8]], mut each: impl FnMut(Raw<'b>) -> Result<()>) -> Result<()> {
+pub(super) fn read_fields<'b>(
+    plan: &MessagePlan,
+    chunks: &[&'b [u8]],
+    mut each: impl FnMut(Raw<'b>) -> Result<()>,
+) -> Result<()> {
     for chunk in chunks {
         let mut rest: &'b [u8] = chunk;
         while !rest.is_empty() {
@@ -110,7 +114,7 @@ fn skip_group(buf: &[u8], number: u32) -> Option<usize> {
 }
 
 #[inline]
-fn read_varint(buf: &[u8]) -> Option<(u64, usize)> {
+pub(super) fn read_varint(buf: &[u8]) -> Option<(u64, usize)> {
     let mut value = 0u64;
     for (i, &b) in buf.iter().take(10).enumerate() {
         value |= u64::from(b & 0x7f) << (7 * i);

@@ -5,42 +5,64 @@ pub mod decode;
 pub mod encode;
 pub mod plan;
 pub mod reader;
+pub mod validate;
 pub mod wire;
 pub mod wkt_text;
-
-use prost_reflect::{DescriptorPool, MessageDescriptor};
 
 use super::config::PrintOptions;
 use super::error::Result;
 use super::json::ParseOptions;
+use super::schema::Schema;
 use plan::Plans;
 
-/// The fast JSON ⇄ binary codec for one descriptor pool.
+/// The fast JSON ⇄ binary codec for one schema.
 #[derive(Debug, Default)]
 pub struct Codec {
     plans: Plans,
 }
 
 impl Codec {
-    pub fn new(pool: &DescriptorPool) -> Codec {
-        Codec { plans: Plans::build(pool) }
+    pub fn new(schema: &Schema) -> Codec {
+        Codec { plans: Plans::build(schema) }
+    }
+
+    /// The codec of a prost-reflect pool (the reflection path's tests and tools).
+    #[cfg(feature = "reflection")]
+    pub fn from_pool(pool: &prost_reflect::DescriptorPool) -> std::result::Result<Codec, String> {
+        let files = super::descriptor_proto::decode_file_set(&pool.encode_to_vec())?;
+        Ok(Codec::new(&Schema::link(&files)?))
     }
 
     /// The plan index of a message type, if the fast path handles it.
-    pub fn index(&self, desc: &MessageDescriptor) -> Option<usize> {
-        let index = self.plans.index_of(desc.full_name())?;
-        self.plans.message(index).filter(|p| p.supported).map(|_| index)
+    #[cfg(feature = "reflection")]
+    pub fn index(&self, desc: &prost_reflect::MessageDescriptor) -> Option<usize> {
+        self.index_of(desc.full_name())
     }
 
     /// The plan index of a message type by full name, if the fast path handles it.
     pub fn index_of(&self, full_name: &str) -> Option<usize> {
         let index = self.plans.index_of(full_name)?;
-        self.plans.message(index).filter(|p| p.supported).map(|_| index)
+        self.supported(index).then_some(index)
+    }
+
+    /// Whether the fast path handles the message with plan (= schema) index `index`.
+    pub fn supported(&self, index: usize) -> bool {
+        self.plans.message(index).is_some_and(|p| p.supported)
+    }
+
+    /// The compiled plans.
+    pub fn plans(&self) -> &Plans {
+        &self.plans
     }
 
     /// JSON → protobuf bytes, appended to `out`.
     pub fn json_to_binary(&self, index: usize, json: &[u8], options: &ParseOptions, out: &mut Vec<u8>) -> Result<()> {
         encode::encode(&self.plans, index, json, options, out)
+    }
+
+    /// Checks protobuf bytes as a message of `index` without printing them.
+    pub fn validate(&self, index: usize, bytes: &[u8]) -> Result<()> {
+        validate::validate(&self.plans, index, bytes)
     }
 
     /// Protobuf bytes → JSON, appended to `out`.
@@ -55,14 +77,15 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use super::*;
-    use crate::core::testutil::pool;
 
     /// JSON → binary → JSON through the codec, or the HTTP status of the error.
     fn round_trip(name: &str, json: &str) -> std::result::Result<String, u16> {
-        let codec = Codec::new(&pool());
+        let codec = Codec::new(&crate::core::testutil::schema());
         let index = codec.index_of(name).unwrap();
         let mut bytes = Vec::new();
-        codec.json_to_binary(index, json.as_bytes(), &ParseOptions::default(), &mut bytes).map_err(|e| e.http_status)?;
+        codec
+            .json_to_binary(index, json.as_bytes(), &ParseOptions::default(), &mut bytes)
+            .map_err(|e| e.http_status)?;
         let mut out = Vec::new();
         codec.binary_to_json(index, &bytes, &PrintOptions::default(), &mut out).unwrap();
         Ok(String::from_utf8(out).unwrap())

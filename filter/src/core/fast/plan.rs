@@ -1,63 +1,9 @@
 //! Per-message plans compiled once per configuration: everything the fast transcoder needs to
 //! go between JSON tokens and wire format without consulting descriptors on the hot path.
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use crate::core::schema::{self, Enum, Field, Kind, Message, Schema};
 
-use prost_reflect::{Cardinality, DescriptorPool, EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
-
-/// FNV-1a: field names are short; SipHash would cost more than the lookup.
-#[derive(Default)]
-pub struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-pub type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
-
-/// The scalar kinds of the wire format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scalar {
-    Double,
-    Float,
-    Int32,
-    Int64,
-    Uint32,
-    Uint64,
-    Sint32,
-    Sint64,
-    Fixed32,
-    Fixed64,
-    Sfixed32,
-    Sfixed64,
-    Bool,
-    String,
-    Bytes,
-}
-
-impl Scalar {
-    /// The wire type of one value of this kind.
-    pub fn wire_type(self) -> u8 {
-        use Scalar::*;
-        match self {
-            Double | Fixed64 | Sfixed64 => 1,
-            Float | Fixed32 | Sfixed32 => 5,
-            String | Bytes => 2,
-            Int32 | Int64 | Uint32 | Uint64 | Sint32 | Sint64 | Bool => 0,
-        }
-    }
-}
+pub use crate::core::fnv::{Fnv, FnvMap};
+pub use crate::core::schema::Scalar;
 
 /// What a field holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,25 +132,13 @@ pub struct Plans {
 }
 
 impl Plans {
-    pub fn build(pool: &DescriptorPool) -> Plans {
-        let mut message_index = FnvMap::default();
-        for (i, m) in pool.all_messages().enumerate() {
-            message_index.insert(Box::from(m.full_name()), i);
-        }
-        let mut enum_index: FnvMap<Box<str>, usize> = FnvMap::default();
-        let enums: Vec<EnumPlan> = pool
-            .all_enums()
-            .enumerate()
-            .map(|(i, e)| {
-                enum_index.insert(Box::from(e.full_name()), i);
-                enum_plan(&e)
-            })
-            .collect();
-        let mut messages: Vec<MessagePlan> =
-            pool.all_messages().map(|m| message_plan(&m, &message_index, &enum_index)).collect();
-        // A message with a group field, or reaching one, goes through the reflection path.
-        let direct: Vec<bool> = pool.all_messages().map(|m| !m.fields().any(|f| f.is_group())).collect();
-        let mut supported = direct.clone();
+    /// Compiles every message and enum of the schema; plan indices are the schema's.
+    pub fn build(schema: &Schema) -> Plans {
+        let message_index = schema.messages.iter().enumerate().map(|(i, m)| (m.full_name.clone(), i)).collect();
+        let enums: Vec<EnumPlan> = schema.enums.iter().map(enum_plan).collect();
+        let mut messages: Vec<MessagePlan> = schema.messages.iter().map(|m| message_plan(schema, m)).collect();
+        // A message with a group field, or reaching one, is not handled by the fast codec.
+        let mut supported: Vec<bool> = schema.messages.iter().map(|m| !m.fields.iter().any(|f| f.group)).collect();
         loop {
             let mut changed = false;
             for (i, plan) in messages.iter().enumerate() {
@@ -244,55 +178,32 @@ impl Plans {
     }
 }
 
-fn enum_plan(e: &EnumDescriptor) -> EnumPlan {
+fn enum_plan(e: &Enum) -> EnumPlan {
     let mut by_name = FnvMap::default();
     let mut by_number = FnvMap::default();
-    let mut names = Vec::new();
-    for v in e.values() {
-        by_name.insert(Box::from(v.name().as_bytes()), v.number());
-        by_number.entry(v.number()).or_insert_with(|| Box::from(v.name()));
-        names.push((Box::from(v.name()), v.number()));
+    for (name, number) in &e.values {
+        by_name.insert(Box::from(name.as_bytes()), *number);
+        by_number.entry(*number).or_insert_with(|| name.clone());
     }
     EnumPlan {
-        full_name: Box::from(e.full_name()),
-        is_null_value: e.full_name() == "google.protobuf.NullValue",
+        full_name: e.full_name.clone(),
+        is_null_value: &*e.full_name == "google.protobuf.NullValue",
         by_name,
         by_number,
-        names,
+        names: e.values.clone(),
     }
 }
 
-fn scalar(kind: &Kind) -> Option<Scalar> {
-    Some(match kind {
-        Kind::Double => Scalar::Double,
-        Kind::Float => Scalar::Float,
-        Kind::Int32 => Scalar::Int32,
-        Kind::Int64 => Scalar::Int64,
-        Kind::Uint32 => Scalar::Uint32,
-        Kind::Uint64 => Scalar::Uint64,
-        Kind::Sint32 => Scalar::Sint32,
-        Kind::Sint64 => Scalar::Sint64,
-        Kind::Fixed32 => Scalar::Fixed32,
-        Kind::Fixed64 => Scalar::Fixed64,
-        Kind::Sfixed32 => Scalar::Sfixed32,
-        Kind::Sfixed64 => Scalar::Sfixed64,
-        Kind::Bool => Scalar::Bool,
-        Kind::String => Scalar::String,
-        Kind::Bytes => Scalar::Bytes,
-        Kind::Message(_) | Kind::Enum(_) => return None,
-    })
-}
-
-fn value_kind(kind: &Kind, messages: &FnvMap<Box<str>, usize>, enums: &FnvMap<Box<str>, usize>) -> ValueKind {
+fn value_kind(kind: Kind) -> ValueKind {
     match kind {
-        Kind::Message(m) => ValueKind::Message(messages.get(m.full_name()).copied().unwrap_or(usize::MAX)),
-        Kind::Enum(e) => ValueKind::Enum(enums.get(e.full_name()).copied().unwrap_or(usize::MAX)),
-        other => ValueKind::Scalar(scalar(other).unwrap_or(Scalar::Bytes)),
+        Kind::Scalar(s) => ValueKind::Scalar(s),
+        Kind::Enum(e) => ValueKind::Enum(e),
+        Kind::Message(m) => ValueKind::Message(m),
     }
 }
 
-fn well_known(m: &MessageDescriptor) -> Option<WellKnown> {
-    Some(match m.full_name() {
+fn well_known(full_name: &str) -> Option<WellKnown> {
+    Some(match full_name {
         "google.protobuf.Any" => WellKnown::Any,
         "google.protobuf.Timestamp" => WellKnown::Timestamp,
         "google.protobuf.Duration" => WellKnown::Duration,
@@ -314,66 +225,64 @@ fn well_known(m: &MessageDescriptor) -> Option<WellKnown> {
     })
 }
 
-fn message_plan(
-    m: &MessageDescriptor,
-    messages: &FnvMap<Box<str>, usize>,
-    enums: &FnvMap<Box<str>, usize>,
-) -> MessagePlan {
-    let real_oneofs: Vec<String> =
-        m.oneofs().filter(|o| !o.is_synthetic()).map(|o| o.full_name().to_string()).collect();
+fn message_plan(schema: &Schema, m: &Message) -> MessagePlan {
+    // Real oneofs are numbered among themselves (a proto3 `optional` is no choice).
+    let real_oneof: Vec<Option<u16>> = {
+        let mut next = 0u16;
+        m.oneofs
+            .iter()
+            .map(|o| {
+                (!o.synthetic).then(|| {
+                    next = next.saturating_add(1);
+                    next - 1
+                })
+            })
+            .collect()
+    };
     let mut fields = Vec::new();
     let mut by_name = FnvMap::default();
     let mut by_number = FnvMap::default();
-    for f in m.fields() {
+    for f in &m.fields {
         let index = u16::try_from(fields.len()).unwrap_or(u16::MAX);
-        by_name.entry(Box::from(f.json_name().as_bytes())).or_insert(index);
-        by_name.entry(Box::from(f.name().as_bytes())).or_insert(index);
-        by_number.insert(f.number(), index);
-        fields.push(field_plan(&f, &real_oneofs, messages, enums));
+        by_name.entry(Box::from(f.json_name.as_bytes())).or_insert(index);
+        by_name.entry(Box::from(f.name.as_bytes())).or_insert(index);
+        by_number.insert(f.number, index);
+        let oneof = f.oneof.and_then(|o| real_oneof.get(o).copied().flatten());
+        fields.push(field_plan(schema, f, oneof));
     }
     MessagePlan {
-        full_name: Box::from(m.full_name()),
+        full_name: m.full_name.clone(),
         supported: true,
-        well_known: well_known(m),
+        well_known: well_known(&m.full_name),
         fields,
         by_name,
         by_number,
-        oneofs: u16::try_from(real_oneofs.len()).unwrap_or(u16::MAX),
+        oneofs: u16::try_from(real_oneof.iter().flatten().count()).unwrap_or(u16::MAX),
     }
 }
 
-fn field_plan(
-    f: &FieldDescriptor,
-    real_oneofs: &[String],
-    messages: &FnvMap<Box<str>, usize>,
-    enums: &FnvMap<Box<str>, usize>,
-) -> FieldPlan {
-    let kind = f.kind();
-    let shape = if f.is_map() {
-        match &kind {
-            Kind::Message(entry) => {
-                let key = scalar(&entry.map_entry_key_field().kind()).unwrap_or(Scalar::String);
-                let value = value_kind(&entry.map_entry_value_field().kind(), messages, enums);
-                Shape::Map { key, value }
-            }
-            _ => Shape::Repeated { packed: false },
+fn field_plan(schema: &Schema, f: &Field, oneof: Option<u16>) -> FieldPlan {
+    let shape = match (f.map, f.kind) {
+        (true, Kind::Message(entry)) => {
+            let entry = schema.message(entry);
+            let key = match entry.and_then(schema::Message::map_key).map(|k| k.kind) {
+                Some(Kind::Scalar(s)) => s,
+                _ => Scalar::String,
+            };
+            let value = entry
+                .and_then(schema::Message::map_value)
+                .map_or(ValueKind::Scalar(Scalar::Bytes), |v| value_kind(v.kind));
+            Shape::Map { key, value }
         }
-    } else if f.cardinality() == Cardinality::Repeated {
-        Shape::Repeated { packed: f.is_packed() }
-    } else {
-        Shape::Single { presence: f.supports_presence() }
+        _ if f.is_repeated() => Shape::Repeated { packed: f.packed },
+        _ => Shape::Single { presence: f.presence },
     };
-    let oneof = f
-        .containing_oneof()
-        .filter(|o| !o.is_synthetic())
-        .and_then(|o| real_oneofs.iter().position(|n| n == o.full_name()))
-        .and_then(|i| u16::try_from(i).ok());
     FieldPlan {
-        number: f.number(),
-        json_name: Box::from(f.json_name()),
-        quoted_json_name: quoted(f.json_name()),
-        proto_name: Box::from(f.name()),
-        kind: value_kind(&kind, messages, enums),
+        number: f.number,
+        json_name: f.json_name.clone(),
+        quoted_json_name: quoted(&f.json_name),
+        proto_name: f.name.clone(),
+        kind: value_kind(f.kind),
         shape,
         oneof,
     }

@@ -36,6 +36,15 @@ pub fn nested<E>(number: u32, out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)
     Ok(())
 }
 
+/// Writes a length-delimited field whose payload `body` appends to `out` (infallible).
+pub fn length_delimited(number: u32, out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
+    tag(number, 2, out);
+    let at = out.len();
+    out.push(0);
+    body(out);
+    patch_length(out, at);
+}
+
 /// The payload starts at `at + 1`; byte `at` is the reserved length.
 pub fn patch_length(out: &mut Vec<u8>, at: usize) {
     let len = out.len().saturating_sub(at).saturating_sub(1);

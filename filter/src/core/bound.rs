@@ -1,0 +1,254 @@
+//! Values bound from the URL (path variables, query parameters), at the wire level: whether
+//! the body's encoding already sets their field, whether it sets the same value, and their
+//! encoding under their field paths.
+//!
+//! The request message is the body's encoding followed by the URL values it does not set:
+//! protobuf parsers merge concatenated encodings (a singular field keeps its last value,
+//! repeated fields append, sub-messages merge), so no message tree is built.
+use super::fast::wire::length_delimited;
+use super::field_path::FieldPath;
+use super::field_value::WireValue;
+use super::schema::{Field, Kind, Scalar};
+use super::wire::{self, fields, read_varint, RawField, FIXED32, FIXED64, LEN, VARINT};
+
+/// A value bound from the URL to the field at `path`.
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub path: FieldPath,
+    pub value: WireValue,
+    /// The kind of `value`: the field's, or its map's value kind.
+    pub kind: Kind,
+    /// Whether `value` is written even when it is its type's default (presence fields, map
+    /// values in proto2); defaults are left out otherwise, as protobuf encoders do.
+    pub keep_default: bool,
+    /// For a map field (`field[key]=value`), the entry's key.
+    pub map_key: Option<MapKey>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MapKey {
+    pub value: WireValue,
+    pub kind: Scalar,
+    pub keep_default: bool,
+}
+
+impl Bound {
+    fn leaf(&self) -> Option<&Field> {
+        self.path.leaf()
+    }
+
+    /// The occurrences of the leaf field in `bytes` (through every occurrence of its parents).
+    fn occurrences<'a>(&self, bytes: &'a [u8]) -> Vec<RawField<'a>> {
+        let (Some(leaf), Some(parents)) =
+            (self.leaf(), wire::descend(bytes, self.path.parents().iter().map(|f| f.number)))
+        else {
+            return Vec::new();
+        };
+        parents.iter().flat_map(|c| fields(c)).filter_map(|f| f.ok().filter(|f| f.number == leaf.number)).collect()
+    }
+
+    /// The values of the map entries in `bytes` whose key is this binding's key.
+    fn entry_values<'a>(&self, bytes: &'a [u8], key: &MapKey) -> Vec<Option<RawField<'a>>> {
+        self.occurrences(bytes)
+            .into_iter()
+            .filter(|entry| entry.wire_type == LEN)
+            .filter_map(|entry| {
+                let (mut k, mut v) = (None, None);
+                for f in fields(entry.value).flatten() {
+                    match f.number {
+                        1 => k = Some(f),
+                        2 => v = Some(f),
+                        _ => {}
+                    }
+                }
+                let same_key = match k {
+                    Some(k) => same(Kind::Scalar(key.kind), k, &key.value),
+                    None => is_default(Kind::Scalar(key.kind), &key.value),
+                };
+                same_key.then_some(v)
+            })
+            .collect()
+    }
+
+    /// Whether the body's encoding sets this binding's field (for a map binding: its key).
+    pub fn set_in(&self, body: &[u8]) -> bool {
+        match &self.map_key {
+            Some(key) => !self.entry_values(body, key).is_empty(),
+            None => !self.occurrences(body).is_empty(),
+        }
+    }
+
+    /// Whether the body's encoding holds this binding's value: the field's value (the last
+    /// occurrence; sub-messages merged), one of a repeated field's values, or the value of
+    /// the map entry with this key.
+    pub fn same_in(&self, body: &[u8]) -> bool {
+        let Some(leaf) = self.leaf() else { return false };
+        if let Some(key) = &self.map_key {
+            return match self.entry_values(body, key).last() {
+                Some(Some(v)) => same(self.kind, *v, &self.value),
+                Some(None) => is_default(self.kind, &self.value),
+                None => false,
+            };
+        }
+        let occurrences = self.occurrences(body);
+        if leaf.is_list() {
+            return occurrences
+                .iter()
+                .any(|o| elements(self.kind, *o).iter().any(|e| same(self.kind, *e, &self.value)));
+        }
+        match self.kind {
+            Kind::Message(_) => {
+                let merged: Vec<u8> = occurrences.iter().flat_map(|o| o.value.iter().copied()).collect();
+                self.value.wire_type == LEN && merged == self.value.bytes
+            }
+            _ => occurrences.last().is_some_and(|o| same(self.kind, *o, &self.value)),
+        }
+    }
+}
+
+/// The values of one occurrence of a repeated field: a packed run split into its elements.
+fn elements(kind: Kind, raw: RawField<'_>) -> Vec<RawField<'_>> {
+    let element_wire = match kind {
+        Kind::Scalar(s) => s.wire_type(),
+        Kind::Enum(_) => VARINT,
+        Kind::Message(_) => LEN,
+    };
+    if raw.wire_type != LEN || element_wire == LEN {
+        return vec![raw];
+    }
+    let mut out = Vec::new();
+    let mut rest = raw.value;
+    while !rest.is_empty() {
+        let n = match element_wire {
+            VARINT => read_varint(rest).map_or(rest.len(), |(_, n)| n),
+            FIXED64 => 8,
+            _ => 4,
+        };
+        let (value, tail) = rest.split_at(n.min(rest.len()));
+        out.push(RawField { number: raw.number, wire_type: element_wire, value });
+        rest = tail;
+    }
+    out
+}
+
+/// Whether an encoded value equals `value`, both of kind `kind`: varints by number (however
+/// long their encoding), floats by `==`, everything else by bytes.
+fn same(kind: Kind, raw: RawField<'_>, value: &WireValue) -> bool {
+    if raw.wire_type != value.wire_type {
+        return false;
+    }
+    match (kind, raw.wire_type) {
+        (_, VARINT) => read_varint(raw.value).map(|v| v.0) == read_varint(&value.bytes).map(|v| v.0),
+        (Kind::Scalar(Scalar::Float), FIXED32) => float32(raw.value) == float32(&value.bytes),
+        (Kind::Scalar(Scalar::Double), FIXED64) => float64(raw.value) == float64(&value.bytes),
+        _ => raw.value == value.bytes.as_slice(),
+    }
+}
+
+fn float32(b: &[u8]) -> Option<f32> {
+    b.try_into().ok().map(f32::from_le_bytes)
+}
+
+fn float64(b: &[u8]) -> Option<f64> {
+    b.try_into().ok().map(f64::from_le_bytes)
+}
+
+/// Whether `value` is the default of `kind` (zero, false, empty; -0.0 too).
+pub fn is_default(kind: Kind, value: &WireValue) -> bool {
+    match kind {
+        Kind::Scalar(Scalar::Float) => float32(&value.bytes) == Some(0.0),
+        Kind::Scalar(Scalar::Double) => float64(&value.bytes) == Some(0.0),
+        Kind::Message(_) => false,
+        _ if value.wire_type == LEN => value.bytes.is_empty(),
+        _ => value.bytes.iter().all(|&b| b == 0),
+    }
+}
+
+/// Appends the encoding of `bound` (the URL values the body did not set), each message of the
+/// paths written once, fields in number order. A singular field bound twice keeps its last
+/// value, as does a map key; repeated values keep their order (packed fields as one run).
+pub fn encode(bound: &[&Bound], out: &mut Vec<u8>) {
+    let mut kept: Vec<(Vec<u32>, &Bound)> = Vec::with_capacity(bound.len());
+    for (i, b) in bound.iter().enumerate() {
+        let replaced = bound.iter().skip(i + 1).any(|later| {
+            later.path == b.path
+                && match (&later.map_key, &b.map_key) {
+                    (Some(k1), Some(k2)) => k1.value == k2.value,
+                    (None, None) => !b.leaf().is_some_and(Field::is_list),
+                    _ => false,
+                }
+        });
+        if !replaced {
+            kept.push((b.path.fields().iter().map(|f| f.number).collect(), b));
+        }
+    }
+    kept.sort_by(|a, b| a.0.cmp(&b.0));
+    let items: Vec<&Bound> = kept.into_iter().map(|(_, b)| b).collect();
+    encode_level(&items, 0, out);
+}
+
+/// Writes the items whose paths share the first `depth` fields, grouped by field at `depth`.
+fn encode_level(items: &[&Bound], depth: usize, out: &mut Vec<u8>) {
+    let mut rest = items;
+    while let Some(first) = rest.first() {
+        let Some(field) = first.path.fields().get(depth) else { return };
+        let same_field =
+            rest.iter().take_while(|b| b.path.fields().get(depth).map(|f| f.number) == Some(field.number)).count();
+        let (group, tail) = rest.split_at(same_field);
+        rest = tail;
+        let (leaves, deeper): (Vec<&Bound>, Vec<&Bound>) =
+            group.iter().partition(|b| b.path.fields().len() == depth + 1);
+        write_leaves(field, &leaves, out);
+        if !deeper.is_empty() {
+            length_delimited(field.number, out, |o| encode_level(&deeper, depth + 1, o));
+        }
+    }
+}
+
+fn write_leaves(field: &Field, leaves: &[&Bound], out: &mut Vec<u8>) {
+    if field.packed && !leaves.is_empty() {
+        // One packed run, as protobuf encoders write a packed field.
+        let run: Vec<u8> = leaves.iter().flat_map(|b| b.value.bytes.iter().copied()).collect();
+        WireValue { wire_type: LEN, bytes: run }.write(field.number, out);
+        return;
+    }
+    for b in leaves {
+        match &b.map_key {
+            Some(key) => {
+                let mut entry = Vec::new();
+                if key.keep_default || !is_default(Kind::Scalar(key.kind), &key.value) {
+                    key.value.write(1, &mut entry);
+                }
+                if b.keep_default || !is_default(b.kind, &b.value) {
+                    b.value.write(2, &mut entry);
+                }
+                WireValue { wire_type: LEN, bytes: entry }.write(field.number, out);
+            }
+            None if field.is_list() || b.keep_default || !is_default(b.kind, &b.value) => {
+                b.value.write(field.number, out);
+            }
+            None => {}
+        }
+    }
+}
+
+/// Appends the encoding of field `leaf`'s default value, for a field whose presence must
+/// show though it holds no value (a message field: empty; a scalar: zero; an enum: its first
+/// value).
+pub fn write_default(leaf: &Field, first_enum_value: i32, out: &mut Vec<u8>) {
+    let value = match leaf.kind {
+        Kind::Message(_) => WireValue { wire_type: LEN, bytes: Vec::new() },
+        Kind::Enum(_) => {
+            let mut bytes = Vec::new();
+            wire::write_varint(first_enum_value as i64 as u64, &mut bytes);
+            WireValue { wire_type: VARINT, bytes }
+        }
+        Kind::Scalar(s) => match s.wire_type() {
+            FIXED64 => WireValue { wire_type: FIXED64, bytes: vec![0; 8] },
+            FIXED32 => WireValue { wire_type: FIXED32, bytes: vec![0; 4] },
+            LEN => WireValue { wire_type: LEN, bytes: Vec::new() },
+            _ => WireValue { wire_type: VARINT, bytes: vec![0] },
+        },
+    };
+    value.write(leaf.number, out);
+}
