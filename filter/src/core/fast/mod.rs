@@ -62,7 +62,9 @@ mod tests {
         let codec = Codec::new(&pool());
         let index = codec.index_of(name).unwrap();
         let mut bytes = Vec::new();
-        codec.json_to_binary(index, json.as_bytes(), &ParseOptions::default(), &mut bytes).map_err(|e| e.http_status)?;
+        codec
+            .json_to_binary(index, json.as_bytes(), &ParseOptions::default(), &mut bytes)
+            .map_err(|e| e.http_status)?;
         let mut out = Vec::new();
         codec.binary_to_json(index, &bytes, &PrintOptions::default(), &mut out).unwrap();
         Ok(String::from_utf8(out).unwrap())

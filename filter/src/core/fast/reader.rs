@@ -24,9 +24,8 @@ pub struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// A reader over `buf`, which must be UTF-8 (JSON text is, RFC 8259 §8.1).
     pub fn new(buf: &'a [u8], max_depth: u32) -> Result<Self> {
-        let text = std::str::from_utf8(buf).map_err(|e| {
-            Error::bad_request(format!("invalid JSON body: invalid UTF-8 at byte {}", e.valid_up_to()))
-        })?;
+        let text = std::str::from_utf8(buf)
+            .map_err(|e| Error::bad_request(format!("invalid JSON body: invalid UTF-8 at byte {}", e.valid_up_to())))?;
         Ok(Reader { text, buf, pos: 0, depth: 0, max_depth })
     }
 
