@@ -74,7 +74,7 @@ help:
 	@echo "make wasm-unit     core tests on wasm32-unknown-unknown (wasm-bindgen-test, Node)"
 	@echo "make e2e           pytest tests/e2e against a real Envoy (PYTEST_ARGS=\"-k reserve\")"
 	@echo "make conformance   scripts/conformance.sh (protobuf conformance suite)"
-	@echo "make lint          cargo clippy --workspace --all-targets -D warnings"
+	@echo "make lint          cargo fmt --check, cargo clippy --workspace --all-targets -D warnings"
 	@echo "make fuzz          scripts/fuzz.sh: cargo-fuzz targets of fuzz/, FUZZ_SECONDS=60 each (FUZZ_TARGETS=\"config\")"
 	@echo "make interop       JSON from Python protobuf (upb) must parse to the same messages"
 	@echo "make bench         criterion: core JSON<->binary MB/s on the peer-bench payloads"
@@ -84,6 +84,7 @@ help:
 
 toolchain:
 	$(RUSTUP) target add wasm32-wasip1 wasm32-unknown-unknown
+	$(RUSTUP) component add clippy rustfmt
 
 # ---- the filter -------------------------------------------------------------------------------
 wasm: toolchain
@@ -201,7 +202,8 @@ conformance:
 	  echo "conformance: scripts/conformance.sh does not exist yet, nothing to run"; \
 	fi
 
-lint:
+lint: toolchain
+	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # Python protobuf (upb) writes the peer-bench payloads as JSON in several settings; json2grpc

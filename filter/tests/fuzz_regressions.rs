@@ -125,7 +125,7 @@ fn literal_with_a_colon_is_unreachable_when_its_suffix_is_a_verb_as_in_envoy() {
 fn respond(t: &Transcoder, path: &str, frames: &[u8], fast: bool) -> Result<String, u16> {
     let Decision::Transcode(plan) = t.route("GET", path, None) else { panic!("no route") };
     if !fast {
-        let pool = load_pool(&test_descriptor_set()).unwrap();
+        let pool = load_pool(&t.config.proto_descriptor_bin).unwrap();
         let desc = pool.get_message_by_name(&plan.method().output_name).unwrap();
         let message = frames.get(5..).expect("one frame");
         let mut out = Vec::new();
@@ -313,4 +313,70 @@ fn the_filter_answers_as_protobuf_where_the_paths_disagreed() {
         }
     }
     assert!(wrong.is_empty(), "the filter is not protobuf here:\n{}", wrong.join("\n"));
+}
+
+/// Target `config` (structured descriptor sets; found with overflow checks on, as cargo-fuzz
+/// and `cargo test` build). A proto2 `bytes` field whose default has an octal escape above 255
+/// (`[default = "\664"]`, stored as `\664` in the descriptor) panics in prost-reflect 0.16.5
+/// `unescape_c_escape_string` ("attempt to multiply with overflow",
+/// src/descriptor/build/resolve.rs:865) during `DescriptorPool::decode`, from `load_pool`. The
+/// release .wasm has no overflow checks, so there it wraps (a wrong default, no panic); debug
+/// builds and native tests panic.
+#[test]
+fn bytes_default_with_a_large_octal_escape_does_not_panic() {
+    use prost::Message;
+    use prost_types::field_descriptor_proto::{Label, Type};
+    use prost_types::{DescriptorProto, FieldDescriptorProto, FileDescriptorProto, FileDescriptorSet};
+    let file = FileDescriptorProto {
+        name: Some("d.proto".into()),
+        package: Some("p".into()),
+        message_type: vec![DescriptorProto {
+            name: Some("M".into()),
+            field: vec![FieldDescriptorProto {
+                name: Some("b".into()),
+                number: Some(1),
+                label: Some(Label::Optional as i32),
+                r#type: Some(Type::Bytes as i32),
+                default_value: Some(r"\664".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        syntax: Some("proto2".into()),
+        ..Default::default()
+    };
+    let set = FileDescriptorSet { file: vec![file] }.encode_to_vec();
+    let built = std::panic::catch_unwind(|| Transcoder::from_json(config(&set, "").as_bytes()).map(|_| ()));
+    assert!(built.is_ok(), "Transcoder::from_json panicked");
+}
+
+/// Target `json_to_message` (fast/reflection differential). A duplicate key inside the value of
+/// an unknown field is accepted by the filter: the fast codec skips unknown values without
+/// looking for duplicates in them, while the reference refuses `{"nam": {"child": "a",
+/// "child": {}}}` (400, "duplicate key"). Duplicate keys are documented as 400s.
+#[test]
+fn duplicate_keys_inside_an_unknown_field_are_refused() {
+    let t = things();
+    let Decision::Transcode(plan) = t.route("POST", "/v1/things", None) else { panic!("no route") };
+    let body = br#"{"nam": {"child": "a", "child": {}}}"#;
+    assert_eq!(t.request_message(&plan, body, None).map(|_| ()).map_err(|e| e.http_status), Err(400));
+}
+
+/// Target `response_decoding` (filter/reflection differential), flash-sale schema. A Watch
+/// stream message (flashsale.v1.StockChange, fields 1-4) made of an unknown group with a zero
+/// tag inside: field 12 start-group `63`, tag `00`, end-group `64`, then a second, unmatched
+/// end-group `64`. protobuf and the reference refuse it ("invalid tag value: 0", 502); the
+/// filter prints `[{}]` (HTTP 200): the fast decoder skips the group without checking the
+/// tags inside, nor the stray end-group.
+#[test]
+fn zero_tag_inside_an_unknown_group_is_refused() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut compiler = protox::Compiler::new([root.join("../proto")]).unwrap();
+    compiler.include_imports(true);
+    compiler.open_file("flashsale/v1/inventory.proto").unwrap();
+    let set = compiler.encode_file_descriptor_set();
+    let t = Transcoder::from_json(config(&set, r#""flashsale.v1.Inventory""#).as_bytes()).unwrap();
+    let frame = [0, 0, 0, 0, 4, 0x63, 0x00, 0x64, 0x64];
+    assert_eq!(respond(&t, "/v1/inventory:watch", &frame, false).map(|_| ()), Err(502));
+    assert_eq!(respond(&t, "/v1/inventory:watch", &frame, true), Err(502));
 }

@@ -207,6 +207,9 @@ pub fn load_pool(descriptor_set: &[u8]) -> Result<prost_reflect::DescriptorPool,
     // Our own checks first: prost-reflect panics on some sets they refuse (editions, empty
     // syntax, map entries without key = 1 / value = 2).
     load_schema(descriptor_set)?;
+    let set = prost_types::FileDescriptorSet::decode(descriptor_set)
+        .map_err(|e| ConfigError::new(FIELD, format!("not a FileDescriptorSet: {e}")))?;
+    check_bytes_defaults(&set)?;
     let mut pool = prost_reflect::DescriptorPool::decode(descriptor_set)
         .map_err(|e| ConfigError::new(FIELD, format!("invalid descriptor set: {e}")))?;
     let builtin = prost_types::FileDescriptorSet::decode(BUILTIN_DESCRIPTOR_SET)
@@ -224,6 +227,70 @@ pub fn load_pool(descriptor_set: &[u8]) -> Result<prost_reflect::DescriptorPool,
         }
     }
     Ok(pool)
+}
+
+/// prost-reflect unescapes proto2 `bytes` defaults with arithmetic that overflows on an octal
+/// escape above `\377` and slicing that panics on a `\x` before a multi-byte character; such
+/// defaults are refused before it sees them (protoc writes only valid escapes). The filter's
+/// own loader does not read defaults.
+#[cfg(feature = "reflection")]
+fn check_bytes_defaults(set: &prost_types::FileDescriptorSet) -> Result<(), ConfigError> {
+    fn fields(m: &prost_types::DescriptorProto) -> Box<dyn Iterator<Item = &prost_types::FieldDescriptorProto> + '_> {
+        Box::new(m.field.iter().chain(&m.extension).chain(m.nested_type.iter().flat_map(fields)))
+    }
+    let all = set.file.iter().flat_map(|f| f.extension.iter().chain(f.message_type.iter().flat_map(fields)));
+    for field in all {
+        let is_bytes = field.r#type == Some(prost_types::field_descriptor_proto::Type::Bytes as i32);
+        match &field.default_value {
+            Some(default) if is_bytes && !valid_c_escapes(default) => {
+                return Err(ConfigError::new(
+                    FIELD,
+                    format!("field {}: invalid escape in the bytes default {default:?}", field.name()),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Whether `text` uses only the C escapes protobuf writes for bytes defaults.
+#[cfg(feature = "reflection")]
+fn valid_c_escapes(text: &str) -> bool {
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        if b != b'\\' {
+            continue;
+        }
+        match bytes.next() {
+            Some(b'a' | b'b' | b'f' | b'n' | b'r' | b't' | b'v' | b'\\' | b'?' | b'\'' | b'"') => {}
+            Some(first @ b'0'..=b'7') => {
+                // Up to three octal digits, at most \377.
+                let mut value = u32::from(first - b'0');
+                let mut rest = bytes.clone();
+                for _ in 0..2 {
+                    match rest.next() {
+                        Some(d @ b'0'..=b'7') => {
+                            value = value * 8 + u32::from(d - b'0');
+                            bytes.next();
+                        }
+                        _ => break,
+                    }
+                }
+                if value > 0o377 {
+                    return false;
+                }
+            }
+            Some(b'x' | b'X') => {
+                let hex = (bytes.next(), bytes.next());
+                if !matches!(hex, (Some(a), Some(b)) if a.is_ascii_hexdigit() && b.is_ascii_hexdigit()) {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+    true
 }
 
 #[cfg(test)]
@@ -244,6 +311,16 @@ mod tests {
         let mut set = Vec::new();
         len_field(1, file, &mut set);
         set
+    }
+
+    #[test]
+    fn bytes_defaults_must_use_valid_c_escapes() {
+        for ok in ["", "abc", r#"\0\001\a\b\f\n\r\t\v\\\'\"\xfe\?"#, r"\377", r"\12x", "é"] {
+            assert!(valid_c_escapes(ok), "{ok}");
+        }
+        for bad in [r"\664", r"\400", r"\x", r"\x1", "\\x\u{e9}", r"\w", "\\"] {
+            assert!(!valid_c_escapes(bad), "{bad}");
+        }
     }
 
     #[test]

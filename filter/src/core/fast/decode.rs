@@ -86,7 +86,7 @@ fn skip_group(buf: &[u8], number: u32) -> Option<usize> {
     while let Some(&innermost) = open.last() {
         let (key, n) = read_varint(buf.get(pos..)?)?;
         pos = pos.checked_add(n)?;
-        let field = u32::try_from(key >> 3).ok()?;
+        let field = u32::try_from(key >> 3).ok().filter(|n| (1..=MAX_FIELD_NUMBER).contains(n))?;
         match key & 7 {
             0 => pos = pos.checked_add(read_varint(buf.get(pos..)?)?.1)?,
             1 => pos = pos.checked_add(8)?,

@@ -2,6 +2,7 @@
 //! strings without escapes, strict RFC 8259 syntax, a nesting limit, and UTF-8 validation
 //! (of the whole input at once: one fast pass instead of one call per string).
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use crate::core::error::{Error, Result};
 
@@ -348,7 +349,13 @@ impl<'a> Reader<'a> {
             b'{' => {
                 self.object_start()?;
                 let mut first = true;
-                while self.next_key(&mut first)?.is_some() {
+                // Skipped objects follow the same rule as read ones: no duplicate keys.
+                let mut keys: HashSet<Cow<'a, str>> = HashSet::new();
+                while let Some(key) = self.next_key(&mut first)? {
+                    if keys.contains(&key) {
+                        return Err(Error::bad_request(format!("invalid JSON body: duplicate key \"{key}\"")));
+                    }
+                    keys.insert(key);
                     self.skip()?;
                 }
                 Ok(())
@@ -452,7 +459,9 @@ mod tests {
         r.skip().unwrap();
         assert_eq!(r.next_key(&mut first).unwrap(), None);
         r.end().unwrap();
-        for bad in [&b"{,}"[..], b"{\"a\" 1}", b"{\"a\":1,}", b"[1,]", b"[1 2]", b"{\"a\":tru}", b"nul"] {
+        for bad in
+            [&b"{,}"[..], b"{\"a\":1,\"a\":2}", b"{\"a\" 1}", b"{\"a\":1,}", b"[1,]", b"[1 2]", b"{\"a\":tru}", b"nul"]
+        {
             assert!(Reader::new(bad, 10).and_then(|mut r| r.skip()).is_err(), "{}", String::from_utf8_lossy(bad));
         }
     }

@@ -1,0 +1,90 @@
+//! Memory per request is bounded by a small multiple of the body: the fast codec builds no
+//! message tree, so transcoding the 1 MB peer-bench payload (582 orders) either way must not
+//! allocate more than a few times the bytes it reads and writes. A counting allocator measures
+//! the peak of live bytes during one conversion.
+#![cfg(not(target_arch = "wasm32"))]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use json2grpc::core::config::PrintOptions;
+use json2grpc::core::fast::Codec;
+use json2grpc::core::json::ParseOptions;
+use prost_reflect::DescriptorPool;
+
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+/// The tests of this file measure one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let live = LIVE.fetch_add(layout.size(), Ordering::SeqCst) + layout.size();
+        PEAK.fetch_max(live, Ordering::SeqCst);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::SeqCst);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Peak bytes allocated (above what was live before) while `f` runs.
+fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let before = LIVE.load(Ordering::SeqCst);
+    PEAK.store(before, Ordering::SeqCst);
+    let result = f();
+    (result, PEAK.load(Ordering::SeqCst) - before)
+}
+
+fn bench_file(name: &str) -> Vec<u8> {
+    std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/bench").join(name)).unwrap()
+}
+
+fn codec() -> (Codec, usize) {
+    let pool = DescriptorPool::decode(bench_file("bench.pb").as_slice()).unwrap();
+    let codec = Codec::from_pool(&pool).unwrap();
+    let index = codec.index_of("bench.v1.BulkOrders").unwrap();
+    (codec, index)
+}
+
+#[test]
+fn json_to_binary_peak_is_a_small_multiple_of_the_body() {
+    let _serial = SERIAL.lock().unwrap();
+    let (codec, index) = codec();
+    let json = bench_file("large.json");
+    let (binary, peak) = peak_during(|| {
+        let mut out = Vec::new();
+        codec.json_to_binary(index, &json, &ParseOptions::default(), &mut out).unwrap();
+        out
+    });
+    assert_eq!(binary.len(), bench_file("large.binpb").len());
+    // The output (with Vec growth slack) and small per-message scratch: well under the JSON.
+    eprintln!("json_to_binary: peak {peak} B for a {} B body", json.len());
+    assert!(peak <= 2 * json.len(), "peak {peak} B for a {} B body", json.len());
+}
+
+#[test]
+fn binary_to_json_peak_is_a_small_multiple_of_the_output() {
+    let _serial = SERIAL.lock().unwrap();
+    let (codec, index) = codec();
+    let binary = bench_file("large.binpb");
+    let (json, peak) = peak_during(|| {
+        let mut out = Vec::new();
+        codec.binary_to_json(index, &binary, &PrintOptions::default(), &mut out).unwrap();
+        out
+    });
+    assert!(json.len() > binary.len());
+    // The JSON output (with Vec growth slack) plus per-message field lists.
+    eprintln!("binary_to_json: peak {peak} B for {} B of JSON", json.len());
+    assert!(peak <= 3 * json.len(), "peak {peak} B for {} B of JSON", json.len());
+}
