@@ -541,4 +541,101 @@ mod tests {
         let e = run(&mut response(&t, "GET", "/v1/stream/1"), &[], 100, status(Code::Internal, "boom")).unwrap_err();
         assert_eq!(e.http_status, 500);
     }
+
+    /// `response_body` as the message-tree implementation printed it (decoded message, the
+    /// parent holding only the selected field, printed, the value taken out), the reference
+    /// of the wire-level selection.
+    fn reference_selection(t: &Transcoder, path: &FieldPath, message: &[u8], print: &PrintOptions) -> String {
+        use prost_reflect::{ReflectMessage, Value};
+        let desc = crate::core::testutil::message("test.v1.Everything");
+        let decoded = DynamicMessage::decode(desc, message).unwrap();
+        let mut parent = &decoded;
+        for f in path.parents() {
+            let field = parent.descriptor().get_field(f.number).unwrap();
+            if !parent.has_field(&field) {
+                let mut out = Vec::new();
+                print_field_default(path, &mut out).unwrap();
+                return String::from_utf8(out).unwrap();
+            }
+            parent = match parent.get_field(&field) {
+                Cow::Borrowed(Value::Message(m)) => m,
+                _ => panic!(),
+            };
+        }
+        let leaf = parent.descriptor().get_field(path.leaf().unwrap().number).unwrap();
+        let mut holder = DynamicMessage::new(parent.descriptor());
+        holder.set_field(&leaf, parent.get_field(&leaf).into_owned());
+        let index = t.codec.index(&parent.descriptor()).unwrap();
+        let mut text = Vec::new();
+        let compact = PrintOptions { add_whitespace: false, ..print.clone() };
+        t.codec.binary_to_json(index, &holder.encode_to_vec(), &compact, &mut text).unwrap();
+        let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&text).unwrap();
+        let key = if print.preserve_proto_field_names { leaf.name() } else { leaf.json_name() };
+        let value = object.remove(key).unwrap_or(serde_json::Value::Null);
+        if print.add_whitespace {
+            serde_json::to_string_pretty(&value).unwrap()
+        } else {
+            serde_json::to_string(&value).unwrap()
+        }
+    }
+
+    #[test]
+    fn response_body_selections_match_the_message_tree_reference() {
+        let messages = [
+            "{}",
+            r#"{"id": "1", "nested": {"name": "n", "value": 2, "child": {"value": 3}}}"#,
+            r#"{"scalars": {"fInt32": 5, "fOptional": 0, "fEnum": "RED"}, "tags": ["a", "b"], "labels": {"k": "v"}}"#,
+            r#"{"choiceNested": {"name": "c"}, "ts": "2024-01-02T03:04:05Z", "st": {"b": 1, "a": [true, null]}}"#,
+            r#"{"scalars": {}, "items": [{"name": "x"}, {}], "byNumber": {"2": {"value": 1}}, "wInt32": 0}"#,
+        ];
+        let paths = [
+            "id",
+            "nested",
+            "nested.name",
+            "nested.child",
+            "nested.child.value",
+            "scalars",
+            "scalars.f_int32",
+            "scalars.f_optional",
+            "scalars.f_enum",
+            "scalars.f_string",
+            "tags",
+            "labels",
+            "items",
+            "by_number",
+            "choice_text",
+            "choice_nested",
+            "ts",
+            "st",
+            "w_int32",
+            "w_bool",
+            "any",
+            "val",
+        ];
+        let prints = [
+            PrintOptions::default(),
+            PrintOptions { add_whitespace: true, always_print_primitive_fields: true, ..Default::default() },
+            PrintOptions { preserve_proto_field_names: true, always_print_enums_as_ints: true, ..Default::default() },
+        ];
+        let t = transcoder("");
+        let Decision::Transcode(plan) = t.route("GET", "/v1/nested-response/1", None) else { panic!() };
+        let everything = t.schema.message_index("test.v1.Everything").unwrap();
+        let mut compared = 0;
+        for json in messages {
+            let message = frame("test.v1.Everything", json);
+            for path in paths {
+                let path =
+                    FieldPath::resolve(&t.schema, everything, path, crate::core::field_path::Names::Proto).unwrap();
+                for print in &prints {
+                    let binding = HttpBinding { response_body: Some(path.clone()), ..plan.binding.for_tests() };
+                    let mut r = ResponseTranscoder::new(&t.codec, &binding, print, 1 << 20, None, None);
+                    let got = run(&mut r, &message, 7, ok()).unwrap();
+                    let expected = reference_selection(&t, &path, &message[5..], print);
+                    assert_eq!(got, expected, "{json} {path} {print:?}");
+                    compared += 1;
+                }
+            }
+        }
+        assert_eq!(compared, 5 * 22 * 3);
+    }
 }

@@ -60,6 +60,22 @@ pub struct HttpBinding {
     pub body_is_http_body: bool,
 }
 
+#[cfg(test)]
+impl HttpBinding {
+    /// A copy, for tests that vary one part of a binding.
+    pub(crate) fn for_tests(&self) -> HttpBinding {
+        HttpBinding {
+            method: self.method.clone(),
+            http_method: self.http_method.clone(),
+            template: self.template.clone(),
+            variables: self.variables.clone(),
+            body: self.body.clone(),
+            response_body: self.response_body.clone(),
+            body_is_http_body: self.body_is_http_body,
+        }
+    }
+}
+
 pub struct Router {
     matcher: PathMatcher<Arc<HttpBinding>>,
     /// Bindings that could not be registered (duplicates); logged by the filter at configure.
