@@ -46,9 +46,8 @@ impl StreamFormat {
 /// Translates one response.
 #[derive(Debug)]
 pub struct ResponseTranscoder {
-    /// The response type (codec plan index) and its name.
+    /// The response type (codec plan index).
     output: usize,
-    output_name: String,
     response_body: Option<FieldPath>,
     /// The printed value is a google.api.HttpBody (this plan index): its `data` is the body,
     /// unprinted.
@@ -91,7 +90,6 @@ impl ResponseTranscoder {
         };
         ResponseTranscoder {
             output,
-            output_name: binding.method.output_name.clone(),
             response_body: binding.response_body.clone(),
             raw,
             print: print.clone(),
@@ -194,7 +192,7 @@ impl ResponseTranscoder {
     /// The whole message: wire bytes straight to JSON, framed for streams.
     fn push_whole(&mut self, message: &[u8], out: &mut Vec<u8>) -> Result<()> {
         if !self.codec.supported(self.output) {
-            return Err(groups(&self.output_name));
+            return Err(groups(&self.codec, self.output));
         }
         let first = self.messages == 0;
         let mark = out.len();
@@ -243,8 +241,7 @@ impl ResponseTranscoder {
             write_default(leaf, first_enum_value(&self.codec, leaf), &mut holder);
         }
         if !self.codec.supported(parent_type) {
-            let name = self.codec.plans().message(parent_type).map_or("", |p| &p.full_name);
-            return Err(groups(name));
+            return Err(groups(&self.codec, parent_type));
         }
         let print = PrintOptions { add_whitespace: false, ..self.print.clone() };
         let mut text = Vec::new();
@@ -345,7 +342,9 @@ impl ResponseTranscoder {
     }
 }
 
-fn groups(name: &str) -> Error {
+/// A message type the fast codec does not handle.
+fn groups(codec: &Codec, index: usize) -> Error {
+    let name = codec.plans().message(index).map_or("", |p| &p.full_name);
     Error::bad_upstream(format!("{name} uses proto2 groups, which json2grpc does not transcode"))
 }
 
