@@ -77,7 +77,7 @@ help:
 	@echo "make lint          cargo fmt --check, cargo clippy --workspace --all-targets -D warnings"
 	@echo "make fuzz          scripts/fuzz.sh: cargo-fuzz targets of fuzz/, FUZZ_SECONDS=60 each (FUZZ_TARGETS=\"config\")"
 	@echo "make interop       JSON from Python protobuf (upb) must parse to the same messages"
-	@echo "make bench         criterion: core JSON<->binary MB/s on the peer-bench payloads"
+	@echo "make bench         BENCHMARKS.md: core MB/s native + V8 vs libprotobuf, on_configure, e2e in Envoy (~10 min)"
 	@echo "make test          lint unit wasm-unit interop conformance e2e"
 	@echo "make soak          scripts/soak.sh: 100k mixed requests via h2load, checks VMs/5xx/records/memory (SOAK_ARGS=)"
 	@echo "make clean         remove dist/ and cargo output (keeps .venv and .cache)"
@@ -214,9 +214,17 @@ interop: venv
 	$(VENV)/bin/python $(ROOT)/scripts/upb-interop.py "$$tmp"; \
 	UPB_JSON_DIR="$$tmp" $(CARGO) test -p json2grpc --test upb_interop
 
-# Core throughput (MB/s of JSON) on filter/testdata/bench; compare with the peer benchmark (shared/bench/README.md).
-bench:
-	$(CARGO) bench -p json2grpc --bench transcode
+# Everything in BENCHMARKS.md, in one run (bench/run.sh; ~10 min, plus ~10 min once to build
+# libprotobuf 27 for the peer benchmark in .cache/peer-bench): core JSON<->binary MB/s natively
+# (criterion + bench/wasm-core) and in V8 (Node), the peers (a copy of shared/bench), on_configure
+# with 200 services, and end to end in Envoy (native transcoder / json2grpc / gRPC, h2load).
+# Tables: .cache/bench/run-<UTC>/summary.md. Knobs: SKIP_PB27=1, SKIP_E2E=1, E2E_DURATION=12, …
+PEER_BENCH_SRC ?= $(ROOT)/../shared/bench
+bench: wasm examples venv
+	CARGO="$(CARGO)" TARGET_DIR="$(TARGET_DIR)" CACHE="$(CACHE)" ENVOY="$(ENVOY)" WASM="$(WASM)" \
+	  TOOL="$(TOOL)" UPSTREAM="$(TARGET_DIR)/release/bench_upstream" PEER_BENCH_SRC="$(PEER_BENCH_SRC)" \
+	  WASM_OPT="$(or $(WASM_OPT),$(wildcard $(WASM_OPT_NPM)),$(shell command -v wasm-opt))" \
+	  WASM_OPT_FLAGS="$(WASM_OPT_FLAGS)" bash $(ROOT)/bench/run.sh
 
 test: lint unit wasm-unit interop conformance istio-validate e2e
 

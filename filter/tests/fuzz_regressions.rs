@@ -380,3 +380,18 @@ fn zero_tag_inside_an_unknown_group_is_refused() {
     assert_eq!(respond(&t, "/v1/inventory:watch", &frame, false).map(|_| ()), Err(502));
     assert_eq!(respond(&t, "/v1/inventory:watch", &frame, true), Err(502));
 }
+
+/// Target `response_decoding` (filter/reflection differential). A Timestamp whose `seconds`
+/// (field 1, int64) arrives with the wrong wire type (length-delimited `0a 01 6e` instead of a
+/// varint) is refused by protobuf and the reference ("invalid wire type: LengthDelimited
+/// (expected Varint)", 502); the fast decoder's well-known-type printing does not check the
+/// wire type and prints a timestamp anyway (200). Found in a Watch stream message
+/// (StockChange.at); here test.v1.Everything.ts (field 20).
+#[test]
+fn timestamp_field_with_a_wrong_wire_type_is_refused() {
+    let t = things();
+    // test.v1.Everything { ts (20): Timestamp { seconds (1) as LEN "n", nanos (2): 32 } }
+    let frame = [0, 0, 0, 0, 8, 0xa2, 0x01, 0x05, 0x0a, 0x01, b'n', 0x10, 0x20];
+    assert_eq!(respond(&t, "/v1/things/1", &frame, false).map(|_| ()), Err(502));
+    assert_eq!(respond(&t, "/v1/things/1", &frame, true), Err(502));
+}

@@ -1045,3 +1045,57 @@ fn stats_count_transcoding_errors_passthrough_and_bytes() {
     // The histogram is defined (its value is the host's business).
     with(|h| assert!(h.metrics.iter().any(|(n, kind, _)| n == "json2grpc.transcode_us" && *kind == 2)));
 }
+
+// --- cost -------------------------------------------------------------------------------------
+
+/// Each host call is a crossing between V8 and Envoy, which for a small request costs about
+/// as much as transcoding it. A unary exchange (POST in one chunk, one response message, OK)
+/// makes this many; the test pins the count so a new call per request is a decision.
+#[test]
+fn a_unary_exchange_costs_few_host_calls() {
+    let root = root();
+    let exchange = || {
+        with(|h| {
+            h.new_stream();
+            h.host_calls.clear();
+        });
+        let mut ctx = request(&root, POST_HEADERS);
+        assert_eq!(ctx.on_http_request_headers(7, false), Action::Continue);
+        with(|h| h.release(Map::RequestHeaders));
+        assert_eq!(request_chunk(ctx.as_mut(), CREATE_BODY, true), Action::Continue);
+        assert_eq!(response_headers(ctx.as_mut(), UPSTREAM_HEADERS, false), Action::Continue);
+        let body = framed("test.v1.Everything", json!({"id": "t1"}));
+        assert_eq!(response_chunk(ctx.as_mut(), &body, false), Action::Pause);
+        assert_eq!(response_trailers(ctx.as_mut(), &[("grpc-status", "0")]), Action::Continue);
+        ctx.on_log();
+        assert_eq!(json_body(&buffer(Buffer::HttpResponseBody).unwrap()), json!({"id": "t1"}));
+        with(|h| std::mem::take(&mut h.host_calls))
+    };
+    // Reading and writing each header map once, the bodies once, and the counters.
+    let expected = [
+        "proxy_get_header_map_pairs",
+        "proxy_increment_metric",
+        "proxy_set_header_map_pairs",
+        "proxy_get_buffer_bytes",
+        "proxy_increment_metric",
+        "proxy_increment_metric",
+        "proxy_set_buffer_bytes",
+        "proxy_get_header_map_pairs",
+        "proxy_set_header_map_pairs",
+        "proxy_get_header_map_pairs",
+        "proxy_get_buffer_bytes",
+        "proxy_increment_metric",
+        "proxy_increment_metric",
+        "proxy_increment_metric",
+        "proxy_set_buffer_bytes",
+        "proxy_set_header_map_pairs",
+    ];
+    // The first request of a VM is timed (one in TIMING_SAMPLE is): two clock reads per
+    // transcoding step and the histogram.
+    let timed = exchange();
+    assert_eq!(timed.len(), expected.len() + 5, "{timed:?}");
+    for _ in 1..super::metrics::TIMING_SAMPLE {
+        assert_eq!(exchange(), expected);
+    }
+    assert_eq!(exchange().len(), expected.len() + 5);
+}

@@ -49,6 +49,7 @@ extern "C" {
         return_value_size: *mut usize,
     ) -> u32;
     fn proxy_get_header_map_pairs(map_type: u32, return_map_data: *mut *mut u8, return_map_size: *mut usize) -> u32;
+    fn proxy_set_header_map_pairs(map_type: u32, map_data: *const u8, map_size: usize) -> u32;
     fn proxy_replace_header_map_value(
         map_type: u32,
         key_data: *const u8,
@@ -167,6 +168,14 @@ pub fn headers(map: Map) -> Vec<(Vec<u8>, Vec<u8>)> {
         return Vec::new();
     }
     owned(data, size).map(|bytes| deserialize_pairs(&bytes)).unwrap_or_default()
+}
+
+/// Replaces the whole map (Envoy removes every header, then adds these in order); false if
+/// the host refused (e.g. the map is gone).
+pub fn set_headers(map: Map, pairs: &[(Vec<u8>, Vec<u8>)]) -> bool {
+    let bytes = serialize_byte_pairs(pairs);
+    // SAFETY: pointer and length of a live buffer.
+    unsafe { proxy_set_header_map_pairs(map as u32, bytes.as_ptr(), bytes.len()) == OK }
 }
 
 /// Sets (replaces) a header; false if the host refused (e.g. the map is gone).
@@ -348,6 +357,16 @@ pub fn record_metric(id: u32, value: u64) {
 /// The ABI's map encoding: count, then (key length, value length) pairs, then each key and
 /// value followed by a NUL.
 pub fn serialize_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let pairs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect();
+    serialize_slices(&pairs)
+}
+
+fn serialize_byte_pairs(pairs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let pairs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+    serialize_slices(&pairs)
+}
+
+fn serialize_slices(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
     let size: usize = 4 + pairs.iter().map(|(k, v)| 8 + k.len() + v.len() + 2).sum::<usize>();
     let mut out = Vec::with_capacity(size);
     out.extend_from_slice(&u32::try_from(pairs.len()).unwrap_or(0).to_le_bytes());
@@ -356,9 +375,9 @@ pub fn serialize_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
         out.extend_from_slice(&u32::try_from(v.len()).unwrap_or(0).to_le_bytes());
     }
     for (k, v) in pairs {
-        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(k);
         out.push(0);
-        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(v);
         out.push(0);
     }
     out

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use super::abi::{self, Action, HttpContext};
 use super::callout;
+use super::header_map::Headers;
 use super::host::{self, Buffer, Map};
 use super::metrics::{now_micros, ErrorKind};
 use super::root::{Filter, Flusher};
@@ -65,12 +66,35 @@ pub struct Http {
     response: ResponseState,
     /// A local reply was sent: every later callback (including for that reply) continues.
     replied: bool,
-    /// Microseconds spent in the core for this request (the `transcode_us` histogram).
+    /// Time spent in the core for this request (the `transcode_us` histogram).
+    timing: Timing,
+}
+
+/// Times the core for a sample of requests: reading the clock is a host call, two per step.
+struct Timing {
+    on: bool,
     spent_us: u64,
+}
+
+impl Timing {
+    fn start(&self) -> u64 {
+        if self.on {
+            now_micros()
+        } else {
+            0
+        }
+    }
+
+    fn stop(&mut self, start: u64) {
+        if self.on {
+            self.spent_us = self.spent_us.saturating_add(now_micros().saturating_sub(start));
+        }
+    }
 }
 
 impl Http {
     pub fn new(transcoder: Option<Rc<Filter>>, context_id: u32, flusher: Rc<Flusher>) -> Self {
+        let timed = transcoder.as_ref().is_some_and(|f| f.metrics.sample_timing());
         Http {
             transcoder,
             context_id,
@@ -79,13 +103,8 @@ impl Http {
             request: RequestState::Idle,
             response: ResponseState::Idle,
             replied: false,
-            spent_us: 0,
+            timing: Timing { on: timed, spent_us: 0 },
         }
-    }
-
-    /// Adds the time since `start` to this request's transcoding time.
-    fn charge(&mut self, start: u64) {
-        self.spent_us = self.spent_us.saturating_add(now_micros().saturating_sub(start));
     }
 
     fn metrics(&self) -> Option<&super::metrics::Metrics> {
@@ -126,9 +145,10 @@ impl Http {
         let Some(t) = self.transcoder.clone() else {
             return Action::Continue;
         };
-        let method = host::header_str(Map::RequestHeaders, ":method").unwrap_or_default();
-        let path = host::header_str(Map::RequestHeaders, ":path").unwrap_or_default();
-        let content_type = host::header_str(Map::RequestHeaders, "content-type");
+        let mut headers = Headers::read(Map::RequestHeaders);
+        let method = headers.get_str(":method").unwrap_or_default();
+        let path = headers.get_str(":path").unwrap_or_default();
+        let content_type = headers.get_str("content-type");
         let plan = match t.route(&method, &path, content_type.as_deref()) {
             Decision::PassThrough(reason) => {
                 log::trace!("pass-through {method} {path}: {reason:?}");
@@ -138,7 +158,7 @@ impl Http {
             Decision::Reject(error) => return self.reply_error(ErrorKind::of_request(&error), &error),
             Decision::Transcode(plan) => plan,
         };
-        let length = host::header_str(Map::RequestHeaders, "content-length");
+        let length = headers.get_str("content-length");
         if let (Some(max), Some(length)) = (self.max_request_body(), length) {
             if length.trim().parse::<usize>().is_ok_and(|l| l > max) {
                 return self.reply_error(ErrorKind::Limit, &Self::too_large());
@@ -148,10 +168,10 @@ impl Http {
         let method_metrics = t.metrics.method(&plan.method().path());
         if end_of_stream {
             method_metrics.callouts.inc();
-            return self.start_callout(&t, plan, &method, &path);
+            return self.start_callout(&t, plan, &headers, &method, &path);
         }
         method_metrics.requests.inc();
-        rewrite_request_headers(&plan, &method, &path);
+        rewrite_request_headers(&mut headers, &plan, &method, &path);
         self.request = if plan.method().client_streaming && !plan.binding.body_is_http_body {
             let stream = Box::new(t.request_stream(content_type.as_deref()));
             RequestState::Stream { plan, stream }
@@ -187,13 +207,13 @@ impl Http {
             return Action::Continue;
         };
         let body = host::buffer(Buffer::HttpRequestBody, 0, body_size);
-        let start = now_micros();
+        let start = self.timing.start();
         let framed = t.request_message(&plan, &body, content_type.as_deref()).and_then(|message| {
             let mut framed = Vec::with_capacity(message.len().saturating_add(5));
             encode_frame(&message, &mut framed)?;
             Ok(framed)
         });
-        self.charge(start);
+        self.timing.stop(start);
         if let Ok(framed) = &framed {
             t.metrics.request_json_bytes.add(body.len() as u64);
             t.metrics.request_grpc_bytes.add(framed.len() as u64);
@@ -218,13 +238,13 @@ impl Http {
             return Action::Continue;
         };
         let data = host::buffer(Buffer::HttpRequestBody, 0, body_size);
-        let start = now_micros();
+        let start = self.timing.start();
         let mut out = Vec::new();
         let mut result = t.push_request_stream(stream, plan, &data, &mut out);
         if result.is_ok() && end_of_stream {
             result = t.finish_request_stream(stream, plan, &mut out);
         }
-        self.charge(start);
+        self.timing.stop(start);
         t.metrics.request_json_bytes.add(data.len() as u64);
         t.metrics.request_grpc_bytes.add(out.len() as u64);
         if let Err(error) = result {
@@ -258,7 +278,14 @@ impl Http {
 
     // ---- callout (requests without a body) -----------------------------------------------
 
-    fn start_callout(&mut self, t: &Transcoder, plan: RequestPlan, method: &str, path: &str) -> Action {
+    fn start_callout(
+        &mut self,
+        t: &Transcoder,
+        plan: RequestPlan,
+        request_headers: &Headers,
+        method: &str,
+        path: &str,
+    ) -> Action {
         let info = plan.method();
         let mut framed = Vec::new();
         // A client stream without a body is an empty stream; other methods get one message.
@@ -286,10 +313,11 @@ impl Http {
                 ),
             );
         };
-        let authority = host::header_str(Map::RequestHeaders, ":authority").unwrap_or_else(|| cluster.clone());
-        let forwarded: Vec<(String, String)> = host::headers(Map::RequestHeaders)
-            .into_iter()
-            .filter_map(|(k, v)| Some((String::from_utf8(k).ok()?, String::from_utf8(v).ok()?)))
+        let authority = request_headers.get_str(":authority").unwrap_or_else(|| cluster.clone());
+        let forwarded: Vec<(String, String)> = request_headers
+            .pairs()
+            .iter()
+            .filter_map(|(k, v)| Some((String::from_utf8(k.clone()).ok()?, String::from_utf8(v.clone()).ok()?)))
             .filter(|(k, _)| callout::is_forwarded(&t.config.callout, k))
             .collect();
         let headers =
@@ -362,10 +390,10 @@ impl Http {
         let encoding = find("grpc-encoding").and_then(|v| std::str::from_utf8(v).ok());
         let mut response = t.response(&binding, max_body, encoding);
         let body = host::buffer(Buffer::HttpCallResponseBody, 0, body_size);
-        let start = now_micros();
+        let start = self.timing.start();
         let mut out = Vec::new();
         let result = response.push_framed(&body, &mut out).and_then(|()| response.finish(status, &mut out));
-        self.charge(start);
+        self.timing.stop(start);
         t.metrics.response_grpc_bytes.add(body.len() as u64);
         match result {
             Ok(()) => {
@@ -389,17 +417,18 @@ impl Http {
         if self.replied {
             return Action::Continue;
         }
-        let content_type = host::header_str(Map::ResponseHeaders, "content-type").unwrap_or_default();
+        let mut headers = Headers::read(Map::ResponseHeaders);
+        let content_type = headers.get_str("content-type").unwrap_or_default();
         if !is_grpc_content_type(&content_type) {
             // Not gRPC (Envoy's own 503/404/413, a REST upstream): pass through unchanged.
             return Action::Continue;
         }
-        let encoding = host::header_str(Map::ResponseHeaders, "grpc-encoding");
+        let encoding = headers.get_str("grpc-encoding");
         let mut response = t.response(&binding, t.config.max_response_body_size, encoding.as_deref());
         if end_of_stream {
             // Trailers-only: the status is in these headers and no body can be added here,
             // but a local reply can still replace the response.
-            let status = read_status(&t, Map::ResponseHeaders);
+            let status = read_status(&t, &headers);
             let mut out = Vec::new();
             return match response.finish(status, &mut out) {
                 Ok(()) => {
@@ -413,7 +442,7 @@ impl Http {
         let response = Box::new(response);
         // A stream's status is decided by its first message (200); only unary responses wait.
         if response.is_streaming() {
-            set_json_headers(&response.content_type());
+            set_json_headers(&mut headers, &response.content_type());
             self.response = ResponseState::Stream { response, unflushed: 0 };
             return Action::Continue;
         }
@@ -425,7 +454,7 @@ impl Http {
         }
         // Headers go downstream when this returns Continue: the status (200) is final from
         // here on, so a later gRPC error can only travel in the body.
-        set_json_headers(&response.content_type());
+        set_json_headers(&mut headers, &response.content_type());
         self.response = ResponseState::Unary { response, held: false };
         Action::Continue
     }
@@ -463,7 +492,7 @@ impl Http {
             return Action::Continue;
         };
         let data = host::buffer(Buffer::HttpResponseBody, 0, body_size);
-        let start = now_micros();
+        let start = self.timing.start();
         // Chunks can arrive faster than the tick: then Envoy's buffer still starts with our
         // previous output, followed by the new gRPC bytes.
         let kept = if pending { (*unflushed).min(data.len()) } else { 0 };
@@ -475,7 +504,7 @@ impl Http {
             result = response.finish(GrpcStatus::from_metadata(&t.codec, None, None, None), &mut out);
         }
         let produced = out.len().saturating_sub(kept);
-        self.spent_us = self.spent_us.saturating_add(now_micros().saturating_sub(start));
+        self.timing.stop(start);
         t.metrics.response_grpc_bytes.add(fresh.len() as u64);
         t.metrics.response_json_bytes.add(produced as u64);
         if let Err(error) = result {
@@ -516,23 +545,25 @@ impl Http {
             ResponseState::Unary { .. } | ResponseState::Stream { .. } => {
                 let stream_flushed =
                     matches!(self.response, ResponseState::Stream { .. }) && !self.flusher.is_pending(self.context_id);
-                self.finish_response(Some(Map::ResponseTrailers));
+                let mut trailers = Headers::read(Map::ResponseTrailers);
+                self.finish_response(Some(&trailers));
+                strip_grpc_trailers(&mut trailers);
                 if stream_flushed {
                     // The tick already flushed this stream: Envoy sends what the trailers
                     // callback appends only on a resume, so hold the trailers for one tick.
-                    strip_grpc_trailers();
                     self.flusher.schedule(self.context_id);
                     return Action::Pause;
                 }
+                return Action::Continue;
             }
         }
-        strip_grpc_trailers();
+        strip_grpc_trailers(&mut Headers::read(Map::ResponseTrailers));
         Action::Continue
     }
 
     /// The gRPC status arrived: the body becomes the JSON (or the JSON error); a stream ends
     /// with its closing bytes.
-    fn finish_response(&mut self, status_map: Option<Map>) {
+    fn finish_response(&mut self, trailers: Option<&Headers>) {
         let Some(t) = self.transcoder.clone() else {
             return;
         };
@@ -542,20 +573,20 @@ impl Http {
             ResponseState::Stream { response, unflushed } => (response, false, unflushed),
             ResponseState::Idle | ResponseState::Failed => return,
         };
-        let status = match status_map {
-            Some(map) => read_status(&t, map),
+        let status = match trailers {
+            Some(trailers) => read_status(&t, trailers),
             None => GrpcStatus::from_metadata(&t.codec, None, None, None),
         };
         // What Envoy holds now: the whole unary body, or (streams) our output not flushed yet
         // and whatever followed it.
         let body = host::buffer(Buffer::HttpResponseBody, 0, usize::MAX);
         let body_size = body.len();
-        let start = now_micros();
+        let start = self.timing.start();
         let kept = if pending { unflushed.min(body_size) } else { 0 };
         let (previous, fresh) = body.split_at(kept);
         let mut out = previous.to_vec();
         let mut result = response.push_framed(fresh, &mut out).and_then(|()| response.finish(status, &mut out));
-        self.charge(start);
+        self.timing.stop(start);
         // Envoy resets a stream whose held body outgrows its buffer limit: a translation that
         // large is answered with an error instead (streams flush long before that).
         let limit = usize::try_from(t.config.limits.envoy_buffer_bytes).unwrap_or(usize::MAX);
@@ -588,17 +619,12 @@ impl Http {
         };
         if held {
             // The headers are still ours: give the exact status and length.
-            let edits = [
-                (":status", http_status.to_string()),
-                ("content-type", content_type.clone()),
-                ("content-length", out.len().to_string()),
-            ];
-            strip_grpc_headers();
-            let mut ok = true;
-            for (name, value) in &edits {
-                ok &= host::set_header(Map::ResponseHeaders, name, value.as_bytes());
-            }
-            if ok && host::set_buffer(Buffer::HttpResponseBody, 0, body_size, &out) {
+            let mut headers = Headers::read(Map::ResponseHeaders);
+            strip_grpc_headers(&mut headers);
+            headers.set(":status", http_status.to_string().as_bytes());
+            headers.set("content-type", content_type.as_bytes());
+            headers.set("content-length", out.len().to_string().as_bytes());
+            if headers.write() && host::set_buffer(Buffer::HttpResponseBody, 0, body_size, &out) {
                 return;
             }
             // No body was buffered (headers then trailers): a local reply still can replace it.
@@ -615,7 +641,7 @@ impl Http {
 
 /// Rewrites the request into a gRPC call. Only possible in the headers callback: once it
 /// returned Continue, Envoy releases the header map (later edits fail).
-fn rewrite_request_headers(plan: &RequestPlan, method: &str, path: &str) {
+fn rewrite_request_headers(headers: &mut Headers, plan: &RequestPlan, method: &str, path: &str) {
     let grpc_path = plan.method().path();
     let edits: [(&str, &[u8]); 6] = [
         ("x-envoy-original-path", path.as_bytes()),
@@ -628,40 +654,47 @@ fn rewrite_request_headers(plan: &RequestPlan, method: &str, path: &str) {
         ("te", b"trailers"),
     ];
     for (name, value) in edits {
-        if !host::set_header(Map::RequestHeaders, name, value) {
-            log::warn!("could not set request header {name}");
-        }
+        headers.set(name, value);
     }
     // The framed message has another length; Envoy recomputes it on the wire.
-    host::remove_header(Map::RequestHeaders, "content-length");
+    headers.remove("content-length");
+    if !headers.write() {
+        log::warn!("could not rewrite the request headers");
+    }
 }
 
 /// The headers of a translated response that goes downstream now.
-fn set_json_headers(content_type: &str) {
-    host::set_header(Map::ResponseHeaders, "content-type", content_type.as_bytes());
-    strip_grpc_headers();
+fn set_json_headers(headers: &mut Headers, content_type: &str) {
+    headers.set("content-type", content_type.as_bytes());
+    strip_grpc_headers(headers);
+    if !headers.write() {
+        log::warn!("could not rewrite the response headers");
+    }
 }
 
 /// gRPC response headers a JSON client has no use for.
-fn strip_grpc_headers() {
+fn strip_grpc_headers(headers: &mut Headers) {
     for name in ["content-length", "grpc-encoding", "grpc-accept-encoding", "grpc-status", "grpc-message"] {
-        host::remove_header(Map::ResponseHeaders, name);
+        headers.remove(name);
     }
 }
 
 /// The gRPC status trailers, once translated into the body.
-fn strip_grpc_trailers() {
+fn strip_grpc_trailers(trailers: &mut Headers) {
     for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
-        host::remove_header(Map::ResponseTrailers, name);
+        trailers.remove(name);
     }
+    trailers.write();
 }
 
 /// The gRPC status in a header or trailer map.
-fn read_status(t: &Transcoder, map: Map) -> GrpcStatus {
-    let status = host::header(map, "grpc-status");
-    let message = host::header(map, "grpc-message");
-    let details = host::header(map, "grpc-status-details-bin");
-    GrpcStatus::from_metadata(&t.codec, status.as_deref(), message.as_deref(), details.as_deref())
+fn read_status(t: &Transcoder, map: &Headers) -> GrpcStatus {
+    GrpcStatus::from_metadata(
+        &t.codec,
+        map.get("grpc-status"),
+        map.get("grpc-message"),
+        map.get("grpc-status-details-bin"),
+    )
 }
 
 /// A callout answered by Envoy instead of the service.
@@ -680,9 +713,9 @@ impl HttpContext for Http {
 
     fn on_log(&mut self) {
         // The end of the request: record the time it spent in the core, if it was ours.
-        if self.binding.is_some() {
+        if self.binding.is_some() && self.timing.on {
             if let Some(m) = self.metrics() {
-                m.transcode_micros.record(self.spent_us);
+                m.transcode_micros.record(self.timing.spent_us);
             }
         }
     }

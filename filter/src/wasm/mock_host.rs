@@ -80,6 +80,8 @@ pub struct Host {
     /// The root's tick period, in ms (0: no ticks).
     pub tick_period_ms: u32,
     pub metrics: Vec<(String, u32, i64)>,
+    /// Every host function called, in order (what a request costs in boundary crossings).
+    pub host_calls: Vec<&'static str>,
 }
 
 impl Default for Host {
@@ -98,6 +100,7 @@ impl Default for Host {
             continued: Vec::new(),
             closed: Vec::new(),
             resumed: Vec::new(),
+            host_calls: Vec::new(),
             effective_context: 0,
             tick_period_ms: 0,
             metrics: Vec::new(),
@@ -118,6 +121,10 @@ pub fn reset() {
 }
 
 /// Reads or edits this thread's Envoy. Do not call the filter from inside `f`.
+fn note(function: &'static str) {
+    with(|h| h.host_calls.push(function));
+}
+
 pub fn with<R>(f: impl FnOnce(&mut Host) -> R) -> R {
     HOST.with(|h| f(&mut h.borrow_mut()))
 }
@@ -244,6 +251,7 @@ fn serialize(pairs: &[(String, String)]) -> Vec<u8> {
 
 #[no_mangle]
 pub unsafe extern "C" fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32 {
+    note("proxy_log");
     // SAFETY: guest pointer and length.
     let message = unsafe { read_str(message_data, message_size) };
     with(|h| h.logs.push((level, message)));
@@ -252,6 +260,7 @@ pub unsafe extern "C" fn proxy_log(level: u32, message_data: *const u8, message_
 
 #[no_mangle]
 pub unsafe extern "C" fn proxy_get_log_level(return_level: *mut u32) -> u32 {
+    note("proxy_get_log_level");
     let level = with(|h| h.log_level);
     // SAFETY: valid out pointer.
     unsafe { *return_level = level };
@@ -260,6 +269,7 @@ pub unsafe extern "C" fn proxy_get_log_level(return_level: *mut u32) -> u32 {
 
 #[no_mangle]
 pub unsafe extern "C" fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32 {
+    note("proxy_get_current_time_nanoseconds");
     // SAFETY: valid out pointer.
     unsafe { *return_time = 1_700_000_000_000_000_000 };
     OK
@@ -267,6 +277,7 @@ pub unsafe extern "C" fn proxy_get_current_time_nanoseconds(return_time: *mut u6
 
 #[no_mangle]
 pub extern "C" fn proxy_set_tick_period_milliseconds(period: u32) -> u32 {
+    note("proxy_set_tick_period_milliseconds");
     with(|h| h.tick_period_ms = period);
     OK
 }
@@ -281,6 +292,7 @@ pub unsafe extern "C" fn proxy_get_buffer_bytes(
     return_buffer_data: *mut *mut u8,
     return_buffer_size: *mut usize,
 ) -> u32 {
+    note("proxy_get_buffer_bytes");
     let slice = with(|h| {
         let buffer = h.buffers.get(&buffer_type)?;
         // The size is unsigned: usize::MAX means "everything".
@@ -310,6 +322,7 @@ pub unsafe extern "C" fn proxy_set_buffer_bytes(
     buffer_data: *const u8,
     buffer_size: usize,
 ) -> u32 {
+    note("proxy_set_buffer_bytes");
     // SAFETY: guest pointer and length.
     let data = unsafe { read(buffer_data, buffer_size) }.to_vec();
     with(|h| {
@@ -338,6 +351,7 @@ pub unsafe extern "C" fn proxy_get_header_map_pairs(
     return_map_data: *mut *mut u8,
     return_map_size: *mut usize,
 ) -> u32 {
+    note("proxy_get_header_map_pairs");
     match with(|h| h.map_mut(map_type).map(|m| serialize(m))) {
         Ok(bytes) => {
             // SAFETY: valid out pointers.
@@ -350,6 +364,7 @@ pub unsafe extern "C" fn proxy_get_header_map_pairs(
 
 #[no_mangle]
 pub unsafe extern "C" fn proxy_set_header_map_pairs(map_type: u32, map_data: *const u8, map_size: usize) -> u32 {
+    note("proxy_set_header_map_pairs");
     // SAFETY: guest pointer and length.
     let pairs = pairs_of(unsafe { read(map_data, map_size) });
     with(|h| match h.map_mut(map_type) {
@@ -369,6 +384,7 @@ pub unsafe extern "C" fn proxy_get_header_map_value(
     return_value_data: *mut *mut u8,
     return_value_size: *mut usize,
 ) -> u32 {
+    note("proxy_get_header_map_value");
     // SAFETY: guest pointer and length.
     let key = unsafe { read_str(key_data, key_size) };
     let value =
@@ -392,6 +408,7 @@ pub unsafe extern "C" fn proxy_replace_header_map_value(
     value_data: *const u8,
     value_size: usize,
 ) -> u32 {
+    note("proxy_replace_header_map_value");
     // SAFETY: guest pointers and lengths.
     let (key, value) = unsafe { (read_str(key_data, key_size), read_str(value_data, value_size)) };
     with(|h| match h.map_mut(map_type) {
@@ -424,6 +441,7 @@ pub unsafe extern "C" fn proxy_add_header_map_value(
     value_data: *const u8,
     value_size: usize,
 ) -> u32 {
+    note("proxy_add_header_map_value");
     // SAFETY: guest pointers and lengths.
     let (key, value) = unsafe { (read_str(key_data, key_size), read_str(value_data, value_size)) };
     with(|h| match h.map_mut(map_type) {
@@ -437,6 +455,7 @@ pub unsafe extern "C" fn proxy_add_header_map_value(
 
 #[no_mangle]
 pub unsafe extern "C" fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32 {
+    note("proxy_remove_header_map_value");
     // SAFETY: guest pointer and length.
     let key = unsafe { read_str(key_data, key_size) };
     with(|h| match h.map_mut(map_type) {
@@ -457,6 +476,7 @@ pub unsafe extern "C" fn proxy_get_property(
     return_value_data: *mut *mut u8,
     return_value_size: *mut usize,
 ) -> u32 {
+    note("proxy_get_property");
     // SAFETY: guest pointer and length.
     let raw = unsafe { read(path_data, path_size) };
     // Parts separated (and ended) by NUL.
@@ -483,6 +503,7 @@ pub extern "C" fn proxy_set_property(
     _value_data: *const u8,
     _value_size: usize,
 ) -> u32 {
+    note("proxy_set_property");
     OK
 }
 
@@ -496,6 +517,7 @@ pub extern "C" fn proxy_get_shared_data(
     _return_value_size: *mut usize,
     _return_cas: *mut u32,
 ) -> u32 {
+    note("proxy_get_shared_data");
     NOT_FOUND
 }
 
@@ -507,11 +529,13 @@ pub extern "C" fn proxy_set_shared_data(
     _value_size: usize,
     _cas: u32,
 ) -> u32 {
+    note("proxy_set_shared_data");
     OK
 }
 
 #[no_mangle]
 pub extern "C" fn proxy_register_shared_queue(_name_data: *const u8, _name_size: usize, _return_id: *mut u32) -> u32 {
+    note("proxy_register_shared_queue");
     INTERNAL_FAILURE
 }
 
@@ -523,6 +547,7 @@ pub extern "C" fn proxy_resolve_shared_queue(
     _name_size: usize,
     _return_id: *mut u32,
 ) -> u32 {
+    note("proxy_resolve_shared_queue");
     NOT_FOUND
 }
 
@@ -532,11 +557,13 @@ pub extern "C" fn proxy_dequeue_shared_queue(
     _return_value_data: *mut *mut u8,
     _return_value_size: *mut usize,
 ) -> u32 {
+    note("proxy_dequeue_shared_queue");
     NOT_FOUND
 }
 
 #[no_mangle]
 pub extern "C" fn proxy_enqueue_shared_queue(_queue_id: u32, _value_data: *const u8, _value_size: usize) -> u32 {
+    note("proxy_enqueue_shared_queue");
     NOT_FOUND
 }
 
@@ -544,6 +571,7 @@ pub extern "C" fn proxy_enqueue_shared_queue(_queue_id: u32, _value_data: *const
 
 #[no_mangle]
 pub extern "C" fn proxy_continue_stream(stream_type: u32) -> u32 {
+    note("proxy_continue_stream");
     with(|h| {
         h.continued.push(stream_type);
         h.resumed.push((h.effective_context, stream_type));
@@ -553,6 +581,7 @@ pub extern "C" fn proxy_continue_stream(stream_type: u32) -> u32 {
 
 #[no_mangle]
 pub extern "C" fn proxy_close_stream(stream_type: u32) -> u32 {
+    note("proxy_close_stream");
     with(|h| h.closed.push(stream_type));
     OK
 }
@@ -569,6 +598,7 @@ pub unsafe extern "C" fn proxy_send_local_response(
     headers_size: usize,
     grpc_status: i32,
 ) -> u32 {
+    note("proxy_send_local_response");
     // SAFETY: guest pointers and lengths.
     let reply = unsafe {
         LocalReply {
@@ -601,6 +631,7 @@ pub unsafe extern "C" fn proxy_http_call(
     timeout: u32,
     return_token: *mut u32,
 ) -> u32 {
+    note("proxy_http_call");
     let status = with(|h| h.http_call_status);
     if status != OK {
         return status;
@@ -639,6 +670,7 @@ pub extern "C" fn proxy_grpc_call(
     _timeout: u32,
     _return_callout_id: *mut u32,
 ) -> u32 {
+    note("proxy_grpc_call");
     INTERNAL_FAILURE
 }
 
@@ -655,22 +687,26 @@ pub extern "C" fn proxy_grpc_stream(
     _initial_metadata_size: usize,
     _return_stream_id: *mut u32,
 ) -> u32 {
+    note("proxy_grpc_stream");
     INTERNAL_FAILURE
 }
 
 /// `end_stream` is a `bool` in the SDK's declaration and a `u32` in ours: not read.
 #[no_mangle]
 pub extern "C" fn proxy_grpc_send(_token: u32, _message_ptr: *const u8, _message_len: usize, _end_stream: u32) -> u32 {
+    note("proxy_grpc_send");
     NOT_FOUND
 }
 
 #[no_mangle]
 pub extern "C" fn proxy_grpc_cancel(_token_id: u32) -> u32 {
+    note("proxy_grpc_cancel");
     NOT_FOUND
 }
 
 #[no_mangle]
 pub extern "C" fn proxy_grpc_close(_token_id: u32) -> u32 {
+    note("proxy_grpc_close");
     NOT_FOUND
 }
 
@@ -680,6 +716,7 @@ pub extern "C" fn proxy_get_status(
     _return_message_data: *mut *mut u8,
     _return_message_size: *mut usize,
 ) -> u32 {
+    note("proxy_get_status");
     NOT_FOUND
 }
 
@@ -687,6 +724,7 @@ pub extern "C" fn proxy_get_status(
 
 #[no_mangle]
 pub extern "C" fn proxy_set_effective_context(context_id: u32) -> u32 {
+    note("proxy_set_effective_context");
     with(|h| h.effective_context = context_id);
     OK
 }
@@ -700,11 +738,13 @@ pub extern "C" fn proxy_call_foreign_function(
     _results_data: *mut *mut u8,
     _results_size: *mut usize,
 ) -> u32 {
+    note("proxy_call_foreign_function");
     NOT_FOUND
 }
 
 #[no_mangle]
 pub extern "C" fn proxy_done() -> u32 {
+    note("proxy_done");
     OK
 }
 
@@ -717,6 +757,7 @@ pub unsafe extern "C" fn proxy_define_metric(
     name_size: usize,
     return_id: *mut u32,
 ) -> u32 {
+    note("proxy_define_metric");
     // SAFETY: guest pointer and length.
     let name = unsafe { read_str(name_data, name_size) };
     let id = with(|h| {
@@ -743,6 +784,7 @@ fn with_metric(metric_id: u32, f: impl FnOnce(&mut i64)) -> u32 {
 
 #[no_mangle]
 pub unsafe extern "C" fn proxy_get_metric(metric_id: u32, return_value: *mut u64) -> u32 {
+    note("proxy_get_metric");
     let mut current = 0;
     let status = with_metric(metric_id, |v| current = *v);
     // SAFETY: valid out pointer.
@@ -752,11 +794,13 @@ pub unsafe extern "C" fn proxy_get_metric(metric_id: u32, return_value: *mut u64
 
 #[no_mangle]
 pub extern "C" fn proxy_record_metric(metric_id: u32, value: u64) -> u32 {
+    note("proxy_record_metric");
     with_metric(metric_id, |v| *v = i64::try_from(value).unwrap_or(i64::MAX))
 }
 
 #[no_mangle]
 pub extern "C" fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32 {
+    note("proxy_increment_metric");
     with_metric(metric_id, |v| *v = v.saturating_add(offset))
 }
 

@@ -7,6 +7,7 @@ pub mod abi;
 #[cfg(test)]
 mod callback_tests;
 pub mod callout;
+pub mod header_map;
 pub mod host;
 pub mod http;
 pub mod logger;

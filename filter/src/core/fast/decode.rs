@@ -610,6 +610,7 @@ impl Decoder<'_, '_> {
                     match (r.number, r.wire_type) {
                         (1, 0) => seconds = read_varint(r.value).map_or(0, |(v, _)| v as i64),
                         (2, 0) => nanos = read_varint(r.value).map_or(0, |(v, _)| v as i32),
+                        (1 | 2, _) => return Err(invalid(plan, "wrong wire type")),
                         _ => {}
                     }
                     Ok(())
@@ -627,7 +628,10 @@ impl Decoder<'_, '_> {
             WellKnown::FieldMask => {
                 let mut paths: Vec<&str> = Vec::new();
                 read_fields(plan, chunks, |r| {
-                    if r.number == 1 && r.wire_type == 2 {
+                    if r.number == 1 {
+                        if r.wire_type != 2 {
+                            return Err(invalid(plan, "wrong wire type"));
+                        }
                         paths.push(std::str::from_utf8(r.value).map_err(|_| invalid(plan, "invalid UTF-8"))?);
                     }
                     Ok(())
@@ -665,8 +669,10 @@ impl Decoder<'_, '_> {
             WellKnown::Struct => {
                 let mut entries: Vec<&[u8]> = Vec::new();
                 read_fields(plan, chunks, |r| {
-                    if r.number == 1 && r.wire_type == 2 {
-                        entries.push(r.value);
+                    match (r.number, r.wire_type) {
+                        (1, 2) => entries.push(r.value),
+                        (1, _) => return Err(invalid(plan, "wrong wire type")),
+                        _ => {}
                     }
                     Ok(())
                 })?;
@@ -675,8 +681,10 @@ impl Decoder<'_, '_> {
             WellKnown::ListValue => {
                 let mut values: Vec<&[u8]> = Vec::new();
                 read_fields(plan, chunks, |r| {
-                    if r.number == 1 && r.wire_type == 2 {
-                        values.push(r.value);
+                    match (r.number, r.wire_type) {
+                        (1, 2) => values.push(r.value),
+                        (1, _) => return Err(invalid(plan, "wrong wire type")),
+                        _ => {}
                     }
                     Ok(())
                 })?;
@@ -706,6 +714,7 @@ impl Decoder<'_, '_> {
                 match (r.number, r.wire_type) {
                     (1, 2) => key = std::str::from_utf8(r.value).map_err(|_| invalid(plan, "invalid UTF-8"))?,
                     (2, 2) => val = Some(r.value),
+                    (1 | 2, _) => return Err(invalid(plan, "wrong wire type")),
                     _ => {}
                 }
                 Ok(())
@@ -811,6 +820,7 @@ impl Decoder<'_, '_> {
                 (1, 2) => type_url = std::str::from_utf8(r.value).map_err(|_| invalid(plan, "invalid UTF-8"))?,
                 // Bytes fields do not merge: the last occurrence wins.
                 (2, 2) => value = vec![r.value],
+                (1 | 2, _) => return Err(invalid(plan, "wrong wire type")),
                 _ => {}
             }
             Ok(())

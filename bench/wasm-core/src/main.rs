@@ -1,0 +1,211 @@
+//! The core's speed, natively and inside V8 (as wasm32-wasip1 under Node, bench/wasm-core/run.mjs):
+//!
+//! ```text
+//! json2grpc-bench-core DIR [--runtime NAME] [--min-time S] [--rounds N]
+//!                          [--configure FILE] [--configure-runs N]
+//! ```
+//!
+//! DIR holds `plugin.json` (a plugin configuration for the bench schema) and the peer
+//! benchmark's payloads (`{small,medium,large}.{json,binpb}`). The conversions are the filter's:
+//! `Transcoder::from_json(plugin.json)`, then its `codec` (the fast path) with the transcoder's
+//! parse options and print options, as in filter/benches/transcode.rs. Each output is checked
+//! against the `.binpb` first.
+//!
+//! Timing follows the peer benchmark: one op is one whole conversion of one payload into a fresh
+//! buffer; after a warm-up, batches double until one takes at least `--min-time`; the cell keeps
+//! its best round of `--rounds` interleaved rounds. Throughput is MB/s of JSON (1 MB = 1e6 B) both
+//! ways. Inside wasm the clock is WASI's `clock_time_get` (monotonic), which Node provides.
+//!
+//! `--configure FILE` also times `Transcoder::from_json(FILE)` (what the filter's `on_configure`
+//! does, without the host calls): the first call (cold: in V8 it includes the lazy compilation of
+//! the code it runs) and the median of `--configure-runs` more.
+//!
+//! Output lines: `RESULT impl=json2grpc runtime=… payload=… dir=json2bin|bin2json …` and
+//! `CONFIGURE runtime=… …`, parsed by bench/report.py.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use json2grpc::core::transcoder::Transcoder;
+use prost_reflect::DynamicMessage;
+
+struct Args {
+    dir: PathBuf,
+    runtime: String,
+    min_time: Duration,
+    rounds: usize,
+    configure: Option<PathBuf>,
+    configure_runs: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = std::env::args().skip(1);
+    let mut out = Args {
+        dir: PathBuf::new(),
+        runtime: if cfg!(target_arch = "wasm32") { "wasm".into() } else { "native".into() },
+        min_time: Duration::from_millis(300),
+        rounds: 2,
+        configure: None,
+        configure_runs: 9,
+    };
+    let mut dir = None;
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--runtime" => out.runtime = value("--runtime")?,
+            "--min-time" => {
+                let s: f64 = value("--min-time")?.parse().map_err(|e| format!("--min-time: {e}"))?;
+                out.min_time = Duration::from_secs_f64(s);
+            }
+            "--rounds" => out.rounds = value("--rounds")?.parse().map_err(|e| format!("--rounds: {e}"))?,
+            "--configure" => out.configure = Some(PathBuf::from(value("--configure")?)),
+            "--configure-runs" => {
+                out.configure_runs = value("--configure-runs")?.parse().map_err(|e| format!("--configure-runs: {e}"))?
+            }
+            _ if dir.is_none() && !arg.starts_with("--") => dir = Some(PathBuf::from(arg)),
+            _ => return Err(format!("unexpected argument {arg}")),
+        }
+    }
+    out.dir = dir.ok_or("usage: json2grpc-bench-core DIR [--runtime NAME] [--min-time S] [--rounds N] [--configure FILE] [--configure-runs N]")?;
+    Ok(out)
+}
+
+struct Payload {
+    name: &'static str,
+    index: usize,
+    json: Vec<u8>,
+    binary: Vec<u8>,
+    /// Length of the JSON that binary_to_json prints (its throughput is counted in it).
+    json_out: usize,
+}
+
+/// Runs `op` in doubling batches until one batch takes `min_time`; ns per op of that batch.
+fn time_op(min_time: Duration, mut op: impl FnMut()) -> (u64, f64) {
+    for _ in 0..3 {
+        op();
+    }
+    let mut iters: u64 = 1;
+    loop {
+        let start = Instant::now();
+        for _ in 0..iters {
+            op();
+        }
+        let elapsed = start.elapsed();
+        if elapsed >= min_time || iters >= 1 << 30 {
+            return (iters, elapsed.as_nanos() as f64 / iters as f64);
+        }
+        iters *= 2;
+    }
+}
+
+fn run() -> Result<(), String> {
+    let args = parse_args()?;
+    let read =
+        |name: &str| std::fs::read(args.dir.join(name)).map_err(|e| format!("{}/{name}: {e}", args.dir.display()));
+    let transcoder = Transcoder::from_json(&read("plugin.json")?).map_err(|e| e.to_string())?;
+    let codec = &transcoder.codec;
+    let parse = &transcoder.parse_options;
+    let print = &transcoder.config.print_options;
+
+    let mut payloads = Vec::new();
+    for (name, type_name) in
+        [("small", "bench.v1.Order"), ("medium", "bench.v1.Order"), ("large", "bench.v1.BulkOrders")]
+    {
+        let desc = transcoder.pool.get_message_by_name(type_name).ok_or(format!("no message {type_name}"))?;
+        let index = codec.index(&desc).ok_or(format!("{type_name}: not on the fast path"))?;
+        let json = read(&format!("{name}.json"))?;
+        let binary = read(&format!("{name}.binpb"))?;
+        let expected = DynamicMessage::decode(desc.clone(), binary.as_slice()).map_err(|e| e.to_string())?;
+        // Checks before timing: JSON -> binary gives the .binpb's message, binary -> JSON parses back to it.
+        let mut bytes = Vec::new();
+        codec.json_to_binary(index, &json, parse, &mut bytes).map_err(|e| format!("{name} json2bin: {e}"))?;
+        let got = DynamicMessage::decode(desc.clone(), bytes.as_slice()).map_err(|e| e.to_string())?;
+        if got != expected {
+            return Err(format!("{name}: json_to_binary differs from {name}.binpb"));
+        }
+        let mut out = Vec::new();
+        codec.binary_to_json(index, &binary, print, &mut out).map_err(|e| format!("{name} bin2json: {e}"))?;
+        let mut back = Vec::new();
+        codec.json_to_binary(index, &out, parse, &mut back).map_err(|e| format!("{name} reparse: {e}"))?;
+        let got = DynamicMessage::decode(desc.clone(), back.as_slice()).map_err(|e| e.to_string())?;
+        if got != expected {
+            return Err(format!("{name}: binary_to_json output does not parse back to {name}.binpb"));
+        }
+        payloads.push(Payload { name, index, json, binary, json_out: out.len() });
+    }
+
+    // best[payload][dir] = (ns/op, iters)
+    let mut best = vec![[(f64::INFINITY, 0u64); 2]; payloads.len()];
+    for _round in 0..args.rounds.max(1) {
+        for (i, p) in payloads.iter().enumerate() {
+            let (iters, ns) = time_op(args.min_time, || {
+                let mut out = Vec::with_capacity(p.json.len() / 2);
+                let r = codec.json_to_binary(p.index, black_box(&p.json), parse, &mut out);
+                black_box((r.is_ok(), out));
+            });
+            if ns < best[i][0].0 {
+                best[i][0] = (ns, iters);
+            }
+            let (iters, ns) = time_op(args.min_time, || {
+                let mut out = Vec::with_capacity(p.binary.len() * 3);
+                let r = codec.binary_to_json(p.index, black_box(&p.binary), print, &mut out);
+                black_box((r.is_ok(), out));
+            });
+            if ns < best[i][1].0 {
+                best[i][1] = (ns, iters);
+            }
+        }
+    }
+    for (p, cells) in payloads.iter().zip(&best) {
+        for (dir, (ns, iters), json_bytes) in [("json2bin", cells[0], p.json.len()), ("bin2json", cells[1], p.json_out)]
+        {
+            println!(
+                "RESULT impl=json2grpc runtime={} payload={} dir={dir} json_bytes={json_bytes} bin_bytes={} iters={iters} ns_op={ns:.0} mb_s={:.2}",
+                args.runtime,
+                p.name,
+                p.binary.len(),
+                json_bytes as f64 / ns * 1e3,
+            );
+        }
+    }
+
+    if let Some(path) = &args.configure {
+        let config = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut times = Vec::new();
+        let mut methods = 0;
+        let mut services = 0;
+        for _ in 0..=args.configure_runs {
+            let start = Instant::now();
+            let t = Transcoder::from_json(black_box(&config)).map_err(|e| e.to_string())?;
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+            methods = t.router.methods.len();
+            services = t.config.services.len();
+            drop(black_box(t));
+        }
+        let first = times.remove(0);
+        times.sort_by(f64::total_cmp);
+        let median = times.get(times.len() / 2).copied().unwrap_or(first);
+        let min = times.first().copied().unwrap_or(first);
+        let max = times.last().copied().unwrap_or(first);
+        println!(
+            "CONFIGURE runtime={} services={services} methods={methods} config_bytes={} first_ms={first:.2} median_ms={median:.2} min_ms={min:.2} max_ms={max:.2} runs={} times_ms={}",
+            args.runtime,
+            config.len(),
+            times.len(),
+            times.iter().map(|t| format!("{t:.2}")).collect::<Vec<_>>().join(","),
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("json2grpc-bench-core: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
