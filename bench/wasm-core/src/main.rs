@@ -109,12 +109,15 @@ fn run() -> Result<(), String> {
     let parse = &transcoder.parse_options;
     let print = &transcoder.config.print_options;
 
+    // The reference decoder's pool, from the same descriptor set.
+    let pool = prost_reflect::DescriptorPool::decode(transcoder.config.proto_descriptor_bin.as_slice())
+        .map_err(|e| e.to_string())?;
     let mut payloads = Vec::new();
     for (name, type_name) in
         [("small", "bench.v1.Order"), ("medium", "bench.v1.Order"), ("large", "bench.v1.BulkOrders")]
     {
-        let desc = transcoder.pool.get_message_by_name(type_name).ok_or(format!("no message {type_name}"))?;
-        let index = codec.index(&desc).ok_or(format!("{type_name}: not on the fast path"))?;
+        let desc = pool.get_message_by_name(type_name).ok_or(format!("no message {type_name}"))?;
+        let index = codec.index_of(type_name).ok_or(format!("{type_name}: not on the fast path"))?;
         let json = read(&format!("{name}.json"))?;
         let binary = read(&format!("{name}.binpb"))?;
         let expected = DynamicMessage::decode(desc.clone(), binary.as_slice()).map_err(|e| e.to_string())?;
