@@ -179,10 +179,12 @@ pub fn encode(bound: &[&Bound], out: &mut Vec<u8>) {
                 }
         });
         if !replaced {
-            kept.push((b.path.fields().iter().map(|f| f.number).collect(), b));
+            // Stable insertion by path (few bindings; a sort routine would cost .wasm size).
+            let key: Vec<u32> = b.path.fields().iter().map(|f| f.number).collect();
+            let at = kept.partition_point(|(k, _)| *k <= key);
+            kept.insert(at, (key, b));
         }
     }
-    kept.sort_by(|a, b| a.0.cmp(&b.0));
     let items: Vec<&Bound> = kept.into_iter().map(|(_, b)| b).collect();
     encode_level(&items, 0, out);
 }

@@ -391,9 +391,13 @@ const UNKNOWN_QUERY_PARAMS_TYPE_URL: &str =
 /// filter sends it: `map<string, Values> key = 1; message Values { repeated string values = 1; }`,
 /// entries sorted by name.
 fn unknown_query_params(params: &[(String, String)]) -> Vec<u8> {
-    let mut names: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
-    names.sort_unstable();
-    names.dedup();
+    // Sorted by insertion (a sort routine would be a few KB of .wasm for a cold path).
+    let mut names: Vec<&str> = Vec::new();
+    for (name, _) in params {
+        if let Err(at) = names.binary_search(&name.as_str()) {
+            names.insert(at, name);
+        }
+    }
     let mut out = Vec::new();
     for name in names {
         let mut values = Vec::new();
