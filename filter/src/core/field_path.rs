@@ -20,9 +20,16 @@ pub enum Names {
     ProtoOrJson,
 }
 
+/// Paths longer than this are refused: protobuf parsers refuse messages nested deeper than
+/// 100 levels, and the request builder recurses once per level.
+pub const MAX_FIELDS: usize = 100;
+
 impl FieldPath {
     /// Resolves `path` from the message type with schema index `root`.
     pub fn resolve(schema: &Schema, root: usize, path: &str, names: Names) -> Result<FieldPath, String> {
+        if path.split('.').nth(MAX_FIELDS).is_some() {
+            return Err(format!("field path of more than {MAX_FIELDS} fields"));
+        }
         let mut fields = Vec::new();
         let mut current = schema.message(root).ok_or("unknown message type")?;
         let mut parts = path.split('.').peekable();
@@ -111,5 +118,9 @@ mod tests {
         assert!(e.contains("not a singular message"), "{e}");
         let e = resolve("nested.nope", Names::Proto).unwrap_err();
         assert_eq!(e, "no field \"nope\" in test.v1.Nested");
+        // Recursive types allow any depth; protobuf does not.
+        let deep = |n: usize| format!("nested{}.name", ".child".repeat(n));
+        assert_eq!(resolve(&deep(MAX_FIELDS - 2), Names::Proto).unwrap().fields().len(), MAX_FIELDS);
+        assert!(resolve(&deep(MAX_FIELDS - 1), Names::Proto).unwrap_err().contains("more than 100 fields"));
     }
 }

@@ -590,6 +590,16 @@ mod tests {
     }
 
     #[test]
+    fn field_paths_deeper_than_protobuf_allows_name_no_field() {
+        let path = format!("/v1/query?nested{}.name=x", ".child".repeat(5000));
+        assert!(matches!(decision(&transcoder(""), "GET", &path), Decision::PassThrough(_)));
+        let t = transcoder(r#""request_validation_options": {"reject_unknown_query_parameters": true}"#);
+        assert_eq!(error(&t, "GET", &path, "").http_status, 400);
+        let ok = format!("/v1/query?nested{}.name=x", ".child".repeat(98));
+        assert!(call(&t, "GET", &ok, "").is_ok());
+    }
+
+    #[test]
     fn too_many_query_parameters_are_refused() {
         let t = transcoder(r#""json2grpc": {"limits": {"max_query_parameters": 3}}"#);
         assert!(call(&t, "GET", "/v1/query?tags=1&tags=2&tags=3", "").is_ok());
