@@ -254,3 +254,106 @@ pub fn write_default(leaf: &Field, first_enum_value: i32, out: &mut Vec<u8>) {
     };
     value.write(leaf.number, out);
 }
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+    use crate::core::field_path::Names;
+    use crate::core::field_value::parse_value;
+    use crate::core::schema::Schema;
+    use crate::core::testutil::schema;
+
+    /// A binding of `text` to `path` of test.v1.Everything (`path[key]` for a map).
+    fn bound(schema: &Schema, path: &str, key: Option<&str>, text: &str) -> Bound {
+        let root = schema.message_index("test.v1.Everything").unwrap();
+        let path = FieldPath::resolve(schema, root, path, Names::Proto).unwrap();
+        let leaf = path.leaf().unwrap().clone();
+        let (kind, keep_default, map_key) = match (key, leaf.kind) {
+            (Some(key), Kind::Message(entry)) => {
+                let entry = schema.message(entry).unwrap();
+                let (k, v) = (entry.map_key().unwrap(), entry.map_value().unwrap());
+                let Kind::Scalar(scalar) = k.kind else { panic!() };
+                let value = parse_value(schema, k.kind, key, false).unwrap();
+                (v.kind, v.presence, Some(MapKey { value, kind: scalar, keep_default: k.presence }))
+            }
+            _ => (leaf.kind, leaf.presence, None),
+        };
+        let value = parse_value(schema, kind, text, false).unwrap();
+        Bound { path, value, kind, keep_default, map_key }
+    }
+
+    fn encoded(bound: &[Bound]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(&bound.iter().collect::<Vec<_>>(), &mut out);
+        out
+    }
+
+    #[test]
+    fn paths_merge_in_field_number_order_and_last_values_win() {
+        let s = schema();
+        let bytes = encoded(&[
+            bound(&s, "nested.value", None, "7"),
+            bound(&s, "id", None, "a"),
+            bound(&s, "nested.name", None, "n"),
+            bound(&s, "id", None, "b"),
+            bound(&s, "nested.child.value", None, "0"),
+        ]);
+        // id: "b", nested { name: "n", value: 7, child {} } (a zero without presence is left out)
+        assert_eq!(bytes, [0x0a, 0x01, b'b', 0x1a, 0x07, 0x0a, 0x01, b'n', 0x10, 0x07, 0x1a, 0x00]);
+    }
+
+    #[test]
+    fn repeated_values_keep_their_order_packed_where_the_field_is() {
+        let s = schema();
+        let bytes = encoded(&[
+            bound(&s, "numbers", None, "1"),
+            bound(&s, "tags", None, "x"),
+            bound(&s, "numbers", None, "0"),
+            bound(&s, "tags", None, ""),
+            bound(&s, "numbers", None, "-1"),
+        ]);
+        let mut expected = vec![0x22, 0x01, b'x', 0x22, 0x00, 0x2a, 0x0c, 0x01, 0x00];
+        expected.extend_from_slice(&[0xff; 9]);
+        expected.push(0x01);
+        assert_eq!(bytes, expected);
+    }
+
+    #[test]
+    fn map_keys_keep_their_last_value() {
+        let s = schema();
+        let bytes = encoded(&[
+            bound(&s, "labels", Some("k"), "1"),
+            bound(&s, "labels", Some("j"), ""),
+            bound(&s, "labels", Some("k"), "2"),
+        ]);
+        // labels { key: "j" } (empty value left out), labels { key: "k", value: "2" }
+        assert_eq!(bytes, [0x42, 0x03, 0x0a, 0x01, b'j', 0x42, 0x06, 0x0a, 0x01, b'k', 0x12, 0x01, b'2']);
+    }
+
+    #[test]
+    fn set_in_and_same_in_read_the_body_on_the_wire() {
+        let s = schema();
+        // numbers: [5] packed, numbers: 300 unpacked, nested { value: 7 }, labels { k: "v" },
+        // scalars { f_double: -0.0 }
+        let mut body = vec![0x2a, 0x01, 0x05, 0x28, 0xac, 0x02, 0x1a, 0x02, 0x10, 0x07];
+        body.extend_from_slice(&[0x42, 0x06, 0x0a, 0x01, b'k', 0x12, 0x01, b'v', 0x12, 0x09, 0x09]);
+        body.extend_from_slice(&(-0.0f64).to_le_bytes());
+        let check = |path: &str, key: Option<&str>, text: &str| {
+            let b = bound(&s, path, key, text);
+            (b.set_in(&body), b.same_in(&body))
+        };
+        assert_eq!(check("numbers", None, "300"), (true, true));
+        assert_eq!(check("numbers", None, "5"), (true, true));
+        assert_eq!(check("numbers", None, "6"), (true, false));
+        assert_eq!(check("nested.value", None, "7"), (true, true));
+        assert_eq!(check("nested.name", None, "7"), (false, false));
+        assert_eq!(check("labels", Some("k"), "v"), (true, true));
+        assert_eq!(check("labels", Some("k"), "w"), (true, false));
+        assert_eq!(check("labels", Some("j"), "v"), (false, false));
+        assert_eq!(check("scalars.f_double", None, "0"), (true, true), "-0.0 == 0.0, as in protobuf");
+        assert_eq!(check("id", None, "x"), (false, false));
+    }
+}
