@@ -89,7 +89,9 @@ for target in "${targets[@]}"; do
     execs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
     rate=$(grep -oE 'exec/s: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+')
   fi
-  size=$(find "$corpus" -type f | wc -l)
+  # libFuzzer's corpus (units kept) at the end, and the files of the working corpus directory.
+  units=$(grep -oE 'corp: [0-9]+/[0-9]+[a-zA-Z]*' "$log" | tail -1 | cut -d' ' -f2)
+  size="${units:-?} ($(find "$corpus" -type f | wc -l) files)"
   after=$(find "$artifacts" -type f | wc -l)
   new=$((after - before))
   findings="none"
@@ -98,7 +100,7 @@ for target in "${targets[@]}"; do
     findings=$(find "$artifacts" -type f -printf '%T@ %f\n' | sort -n | tail -n "$new" | cut -d' ' -f2 | tr '\n' ' ')
     grep -m1 -A2 -E "panicked at|ERROR: libFuzzer" "$log" | sed "s/^/  $target: /" || true
   fi
-  summary+=("$(printf '%-18s execs %-10s exec/s %-7s corpus %-6s findings: %s' \
+  summary+=("$(printf '%-18s execs %-10s exec/s %-7s corpus %-22s findings: %s' \
     "$target" "${execs:-?}" "${rate:-?}" "$size" "$findings")")
 done
 

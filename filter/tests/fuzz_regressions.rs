@@ -395,3 +395,17 @@ fn timestamp_field_with_a_wrong_wire_type_is_refused() {
     assert_eq!(respond(&t, "/v1/things/1", &frame, false).map(|_| ()), Err(502));
     assert_eq!(respond(&t, "/v1/things/1", &frame, true), Err(502));
 }
+
+/// Target `response_decoding` (filter/reflection differential). The fix for overwritten
+/// invalid-UTF-8 occurrences does not cover map entries: an entry of `labels` (map<string,
+/// string>, field 8) whose key is given twice, first as invalid UTF-8 (`0a 01 ff`) then as
+/// `k`, is printed by the filter (`{"labels":{"k":""}}`, 200) where protobuf and the reference
+/// refuse the message (502, "data is not UTF-8 encoded"). Found with Item.attributes.
+#[test]
+fn invalid_utf8_in_an_overwritten_map_key_is_refused() {
+    let t = things();
+    // test.v1.Everything { labels (8): entry { key: "\xff", key: "k" } }
+    let frame = [0, 0, 0, 0, 8, 0x42, 0x06, 0x0a, 0x01, 0xff, 0x0a, 0x01, b'k'];
+    assert_eq!(respond(&t, "/v1/things/1", &frame, false).map(|_| ()), Err(502));
+    assert_eq!(respond(&t, "/v1/things/1", &frame, true), Err(502));
+}

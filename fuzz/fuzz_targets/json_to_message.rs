@@ -92,8 +92,12 @@ fuzz_target!(|data: &[u8]| {
         }
         (Ok(_), Some(Err(e))) if known_finding(&e.message) => return,
         (Err(e), Some(Ok(_))) if known_finding(&e.message) => return,
-        (Ok(_), Some(Err(e))) => panic!("{}: fast path rejects what the reflection path accepts: {e}", desc.full_name()),
-        (Err(e), Some(Ok(_))) => panic!("{}: fast path accepts what the reflection path rejects: {e}", desc.full_name()),
+        (Ok(_), Some(Err(e))) => {
+            panic!("{}: fast path rejects what the reflection path accepts: {e}", desc.full_name())
+        }
+        (Err(e), Some(Ok(_))) => {
+            panic!("{}: fast path accepts what the reflection path rejects: {e}", desc.full_name())
+        }
     }
     let Ok(message) = reflection else { return };
     let print = PrintOptions {
@@ -136,11 +140,19 @@ fuzz_target!(|data: &[u8]| {
         if known_finding(&e.message) {
             return;
         }
-        panic!("{}: fast path cannot print an accepted body: {e}\nreflection printed: {}", desc.full_name(), String::from_utf8_lossy(&json));
+        panic!(
+            "{}: fast path cannot print an accepted body: {e}\nreflection printed: {}",
+            desc.full_name(),
+            String::from_utf8_lossy(&json)
+        );
     }
-    let (a, b) = (json_value(&json).unwrap(), json_value(&fast_json).unwrap_or_else(|e| panic!("fast path printed {e}")));
+    let (a, b) =
+        (json_value(&json).unwrap(), json_value(&fast_json).unwrap_or_else(|e| panic!("fast path printed {e}")));
     if let Err(diff) = same_json(&a, &b) {
-        panic!("{}: fast and reflection paths print differently: {diff}\nreflection: {a}\nfast:       {b}", desc.full_name());
+        panic!(
+            "{}: fast and reflection paths print differently: {diff}\nreflection: {a}\nfast:       {b}",
+            desc.full_name()
+        );
     }
     let mut again = Vec::new();
     if let Err(e) = codec().json_to_binary(index, &fast_json, &strict, &mut again) {

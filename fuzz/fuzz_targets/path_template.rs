@@ -51,7 +51,10 @@ fuzz_target!(|data: &[u8]| {
         let Ok(template) = parse(template_text) else { continue };
         let printed = template.to_string();
         match parse(&printed) {
-            Ok(again) => assert!(again == template, "{template_text:?} prints as {printed:?}, which parses differently:\n{template:?}\n{again:?}"),
+            Ok(again) => assert!(
+                again == template,
+                "{template_text:?} prints as {printed:?}, which parses differently:\n{template:?}\n{again:?}"
+            ),
             Err(e) => panic!("{template_text:?} prints as {printed:?}, which does not parse: {e}"),
         }
         if builder.register(method, &template, registered.len()).is_err() {
@@ -114,6 +117,9 @@ fuzz_target!(|data: &[u8]| {
             path.push_str(verb);
         }
         let method = if method == ANY_METHOD { "GET" } else { method.as_str() };
-        assert!(check(method, &path), "{method} {path:?} built from the registered template {template} matches nothing");
+        assert!(
+            check(method, &path),
+            "{method} {path:?} built from the registered template {template} matches nothing"
+        );
     }
 });

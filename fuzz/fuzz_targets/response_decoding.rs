@@ -18,7 +18,9 @@
 use json2grpc::core::error::Error;
 use json2grpc::core::grpc_status::GrpcStatus;
 use json2grpc::core::response::{ResponseTranscoder, StreamFormat};
-use json2grpc_fuzz::{chunks, known_finding, same_json, transcoder, Rng};
+use json2grpc_fuzz::{
+    body_messages, chunks, known_finding, map_field_with_wrong_wire_type, same_json, transcoder, Rng,
+};
 use libfuzzer_sys::fuzz_target;
 
 /// Requests whose bindings are used: unary, response_body, HttpBody, server stream, bidi,
@@ -59,7 +61,7 @@ fuzz_target!(|data: &[u8]| {
 
     let status = || {
         GrpcStatus::from_metadata(
-            &t.pool,
+            &t.codec,
             (flags & 0x10 != 0).then_some(status_header),
             (flags & 0x20 != 0).then_some(message_header),
             (flags & 0x40 != 0).then_some(details_header),
@@ -70,6 +72,10 @@ fuzz_target!(|data: &[u8]| {
         panic!("error body is not JSON ({e}): {}", String::from_utf8_lossy(&error_body));
     }
 
+    let output = &binding.method.output;
+    if body_messages(body, flags & 0x80 == 0).into_iter().any(|m| map_field_with_wrong_wire_type(output, m)) {
+        return;
+    }
     let filter = || t.response(&binding, t.config.max_response_body_size, encoding);
     let reflection = || {
         ResponseTranscoder::new(
@@ -134,7 +140,10 @@ fuzz_target!(|data: &[u8]| {
         other.1
     );
     if whole.1.is_ok() && !r.is_raw() {
-        let (a, b) = (json_output(&r, t.config.print_options.add_whitespace, &whole.0), json_output(&r, t.config.print_options.add_whitespace, &other.0));
+        let (a, b) = (
+            json_output(&r, t.config.print_options.add_whitespace, &whole.0),
+            json_output(&r, t.config.print_options.add_whitespace, &other.0),
+        );
         let (a, b) = (serde_json::Value::Array(a), serde_json::Value::Array(b));
         if let Err(diff) = same_json(&a, &b) {
             panic!("filter and reflection print differently: {diff}\nfilter:     {a}\nreflection: {b}");
@@ -158,7 +167,11 @@ fuzz_target!(|data: &[u8]| {
 fn check_json(what: &str, text: &[u8], all: &[u8]) -> serde_json::Value {
     match serde_json::from_slice::<serde_json::Value>(text) {
         Ok(v) => v,
-        Err(e) => panic!("{what} is not valid JSON ({e}): {:?}\nwhole output: {:?}", String::from_utf8_lossy(text), String::from_utf8_lossy(all)),
+        Err(e) => panic!(
+            "{what} is not valid JSON ({e}): {:?}\nwhole output: {:?}",
+            String::from_utf8_lossy(text),
+            String::from_utf8_lossy(all)
+        ),
     }
 }
 
@@ -181,16 +194,21 @@ fn json_output(r: &ResponseTranscoder, pretty: bool, out: &[u8]) -> Vec<serde_js
         // An empty stream is no line / no event.
         _ if pretty || out.is_empty() => Vec::new(),
         StreamFormat::NewlineDelimited => {
-            let text = out.strip_suffix(b"\n").unwrap_or_else(|| panic!("NDJSON output does not end with a newline: {:?}", String::from_utf8_lossy(out)));
+            let text = out.strip_suffix(b"\n").unwrap_or_else(|| {
+                panic!("NDJSON output does not end with a newline: {:?}", String::from_utf8_lossy(out))
+            });
             text.split(|&b| b == b'\n').map(|line| check_json("NDJSON line", line, out)).collect()
         }
         StreamFormat::ServerSentEvents => {
             let text = std::str::from_utf8(out).unwrap_or_else(|e| panic!("SSE output is not UTF-8: {e}"));
-            let text = text.strip_suffix("\n\n").unwrap_or_else(|| panic!("SSE output does not end with a blank line: {text:?}"));
+            let text = text
+                .strip_suffix("\n\n")
+                .unwrap_or_else(|| panic!("SSE output does not end with a blank line: {text:?}"));
             text.split("\n\n")
                 .map(|event| {
                     let data = event.strip_prefix("event: error\n").unwrap_or(event);
-                    let json = data.strip_prefix("data: ").unwrap_or_else(|| panic!("SSE event without data: {event:?}"));
+                    let json =
+                        data.strip_prefix("data: ").unwrap_or_else(|| panic!("SSE event without data: {event:?}"));
                     assert!(!json.contains('\n'), "SSE data spans several lines: {event:?}");
                     check_json("SSE event data", json.as_bytes(), out)
                 })

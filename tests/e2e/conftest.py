@@ -34,8 +34,8 @@ class EnvoyFactory:
         self.cache = OrderedDict()
         self.count = 0
 
-    def _get(self, kind, config, inventory=None, hold_headers=False):
-        key = (kind, json.dumps(config, sort_keys=True), inventory, hold_headers)
+    def _get(self, kind, config, inventory=None, hold_headers=False, listener_buffer_bytes=None):
+        key = (kind, json.dumps(config, sort_keys=True), inventory, hold_headers, listener_buffer_bytes)
         envoy = self.cache.get(key)
         if envoy is not None and envoy.alive() and not envoy.vm_failed():
             self.cache.move_to_end(key)
@@ -54,7 +54,8 @@ class EnvoyFactory:
             if kind == "json2grpc":
                 harness.require_file(harness.WASM, "`make e2e` builds it first: run `make wasm`")
                 harness.render(harness.TEMPLATE, path, config, self.services, wasm=harness.WASM,
-                               inventory=inventory, hold_headers=hold_headers)
+                               inventory=inventory, hold_headers=hold_headers,
+                               listener_buffer_bytes=listener_buffer_bytes)
             else:
                 harness.render(harness.NATIVE_TEMPLATE, path, config, self.services,
                                descriptor=harness.DESCRIPTOR, inventory=inventory)
@@ -64,12 +65,14 @@ class EnvoyFactory:
         self.cache[key] = envoy
         return envoy
 
-    def json2grpc(self, config=None, *, inventory=None, hold_headers=False, **overrides):
+    def json2grpc(self, config=None, *, inventory=None, hold_headers=False, listener_buffer_bytes=None,
+                  **overrides):
         """Envoy + json2grpc with `config` (a full plugin config dict) or the default config
         with top-level keys replaced by `overrides`. `inventory`: "HOST:PORT" of the
         `inventory` cluster instead of the Inventory service. `hold_headers`: the Wasm
         PluginConfig gets `allow_on_headers_stop_iteration: true` and the plugin config
-        `json2grpc.allow_on_headers_stop_iteration: true`."""
+        `json2grpc.allow_on_headers_stop_iteration: true`. `listener_buffer_bytes`: the
+        listener's `per_connection_buffer_limit_bytes`."""
         try:
             config = config if config is not None else harness.base_plugin_config(**overrides)
         except harness.HarnessError as err:
@@ -78,7 +81,7 @@ class EnvoyFactory:
             config = dict(config)
             config["json2grpc"] = {**config.get("json2grpc", {}),
                                    "allow_on_headers_stop_iteration": True}
-        return self._get("json2grpc", config, inventory, hold_headers)
+        return self._get("json2grpc", config, inventory, hold_headers, listener_buffer_bytes)
 
     def native(self, config=None, *, inventory=None, **overrides):
         """Envoy + native grpc_json_transcoder; json2grpc-only keys are left out."""

@@ -415,12 +415,13 @@ class Envoy:
 
 
 def render(template, output, plugin_config, services, wasm=None, descriptor=None,
-           extra_args=(), inventory=None, hold_headers=False):
+           extra_args=(), inventory=None, hold_headers=False, listener_buffer_bytes=None):
     """Renders an envoy/*.yaml.in with envoy/render.py for the given services.
 
     `inventory` ("HOST:PORT") replaces the address of the `inventory` cluster (e.g. the chaos
     server's); `hold_headers` adds `allow_on_headers_stop_iteration: true` to the Wasm
-    PluginConfig (next to `root_id`)."""
+    PluginConfig (next to `root_id`); `listener_buffer_bytes` sets the listener's
+    `per_connection_buffer_limit_bytes` (Envoy's default: 1 MiB)."""
     output = Path(output)
     config_file = output.with_suffix(".plugin.json")
     config_file.write_text(json.dumps(plugin_config))
@@ -444,6 +445,13 @@ def render(template, output, plugin_config, services, wasm=None, descriptor=None
         indent = lines[at[0]][:len(lines[at[0]]) - len(lines[at[0]].lstrip())]
         lines.insert(at[0] + 1, f"{indent}allow_on_headers_stop_iteration: true\n")
         output.write_text("".join(lines))
+    if listener_buffer_bytes is not None:
+        text = output.read_text()
+        anchor = "  - name: app\n"
+        if text.count(anchor) != 1:
+            raise HarnessError(f"{template}: expected one `- name: app` listener")
+        output.write_text(text.replace(
+            anchor, f"{anchor}    per_connection_buffer_limit_bytes: {int(listener_buffer_bytes)}\n"))
     return output
 
 

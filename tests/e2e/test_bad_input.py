@@ -10,7 +10,7 @@ the request; the test asserts that and that nothing went upstream.
 Three Envoys:
 - `envoy`: the default plugin config, flash-sale services behind it;
 - `strict`: `max_request_body_size` 256 KiB, `max_response_body_size` 4096,
-  `reject_unknown_method`, the chaos upstream behind the `inventory` cluster (orders is real);
+  `reject_unknown_method`, a 16 MiB listener buffer limit, the chaos upstream behind the `inventory` cluster (orders is real);
 - `probe`: a test proto (PROBE_PROTO below) with a field of every kind the flash-sale protos
   lack (uint32, uint64, bytes, bool, Duration, FieldMask, wrappers, maps, floats), served
   by grpc_chaos, whose record file holds the exact protobuf bytes the filter produced.
@@ -146,7 +146,11 @@ def strict(envoy_factory, chaos):
     return used(envoy_factory.json2grpc(
         inventory=chaos.address, max_request_body_size=256 << 10, max_response_body_size=4096,
         request_validation_options={"reject_unknown_method": True},
-        json2grpc={"callout": {"forward_headers": CHAOS_HEADERS}}), check_chaos_inventory)
+        json2grpc={"callout": {"forward_headers": CHAOS_HEADERS}},
+        # Envoy reads up to its buffer limit per read: with the default 1 MiB, one read of a
+        # fast chunked upload can carry the buffer past 1 MiB before the filter sees 256 KiB,
+        # and Envoy's text 413 answers first. A limit far above the filter's keeps its JSON 413.
+        listener_buffer_bytes=16 << 20), check_chaos_inventory)
 
 
 @pytest.fixture(scope="module")

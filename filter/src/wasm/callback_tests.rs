@@ -1090,10 +1090,11 @@ fn a_unary_exchange_costs_few_host_calls() {
         "proxy_set_buffer_bytes",
         "proxy_set_header_map_pairs",
     ];
-    // The first request of a VM is timed (one in TIMING_SAMPLE is): two clock reads per
-    // transcoding step and the histogram.
-    let timed = exchange();
-    assert_eq!(timed.len(), expected.len() + 5, "{timed:?}");
+    // The first request of a VM is timed (one in TIMING_SAMPLE is: two clock reads per
+    // transcoding step and the histogram) and defines its method's three counters.
+    let first = exchange();
+    assert_eq!(first.len(), expected.len() + 5 + 3, "{first:?}");
+    assert_eq!(first.iter().filter(|c| **c == "proxy_define_metric").count(), 3);
     for _ in 1..super::metrics::TIMING_SAMPLE {
         assert_eq!(exchange(), expected);
     }

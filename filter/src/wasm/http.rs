@@ -165,7 +165,7 @@ impl Http {
             }
         }
         self.binding = Some(plan.binding.clone());
-        let method_metrics = t.metrics.method(&plan.method().path());
+        let method_metrics = t.metrics.method(plan.method());
         if end_of_stream {
             method_metrics.callouts.inc();
             return self.start_callout(&t, plan, &headers, &method, &path);
@@ -398,7 +398,7 @@ impl Http {
         match result {
             Ok(()) => {
                 t.metrics.response_json_bytes.add(out.len() as u64);
-                t.metrics.method(&binding.method.path()).responses.inc();
+                t.metrics.method(&binding.method).responses.inc();
                 let content_type = response.content_type().into_owned();
                 self.reply(200, &content_type, &out);
             }
@@ -432,7 +432,7 @@ impl Http {
             let mut out = Vec::new();
             return match response.finish(status, &mut out) {
                 Ok(()) => {
-                    t.metrics.method(&binding.method.path()).responses.inc();
+                    t.metrics.method(&binding.method).responses.inc();
                     let content_type = response.content_type().into_owned();
                     self.reply(200, &content_type, &out)
                 }
@@ -603,7 +603,7 @@ impl Http {
         let (http_status, content_type) = match result {
             Ok(()) => {
                 if let Some(binding) = &self.binding {
-                    t.metrics.method(&binding.method.path()).responses.inc();
+                    t.metrics.method(&binding.method).responses.inc();
                 }
                 (200, response.content_type().into_owned())
             }

@@ -90,7 +90,7 @@ impl RootContext for Root {
                     transcoder.config.services.len(),
                     transcoder.router.methods.len()
                 );
-                let metrics = Metrics::define(&transcoder);
+                let metrics = Metrics::define();
                 self.filter = Some(Rc::new(Filter { transcoder, metrics }));
                 true
             }

@@ -418,10 +418,20 @@ impl Decoder<'_, '_> {
             }
             let mut key: Option<Raw<'_>> = None;
             let mut value: Option<Raw<'_>> = None;
+            let this = &*self;
             read_fields(&entry_plan, &[raw.value], |r| {
+                // An overwritten key or scalar value must still be valid, as protobuf checks.
                 match r.number {
-                    1 => key = Some(r),
-                    2 => value = Some(r),
+                    1 => {
+                        if let Some(earlier) = key.replace(r) {
+                            this.map_key_text(field, key_kind, earlier)?;
+                        }
+                    }
+                    2 => {
+                        if let (Some(earlier), false) = (value.replace(r), matches!(value_kind, ValueKind::Message(_))) {
+                            this.scalar_value(field, value_kind, earlier)?;
+                        }
+                    }
                     _ => {}
                 }
                 Ok(())
