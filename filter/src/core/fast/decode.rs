@@ -428,7 +428,8 @@ impl Decoder<'_, '_> {
                         }
                     }
                     2 => {
-                        if let (Some(earlier), false) = (value.replace(r), matches!(value_kind, ValueKind::Message(_))) {
+                        if let (Some(earlier), false) = (value.replace(r), matches!(value_kind, ValueKind::Message(_)))
+                        {
                             this.scalar_value(field, value_kind, earlier)?;
                         }
                     }
