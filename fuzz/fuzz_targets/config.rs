@@ -611,6 +611,7 @@ fn exercise(u: &mut Unstructured, t: &Transcoder) -> Result<()> {
         }
         let frames: Vec<u8> = u.arbitrary()?;
         let mut r = ResponseTranscoder::new(
+            &t.codec,
             &plan.binding,
             &t.config.print_options,
             t.config.limits.max_frame_size,

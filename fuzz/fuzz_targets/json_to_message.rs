@@ -15,7 +15,8 @@
 use std::sync::OnceLock;
 
 use json2grpc::core::config::PrintOptions;
-use json2grpc::core::json::{binary_to_json, parse_message, ParseOptions, MAX_SUPPORTED_DEPTH};
+use json2grpc::core::json::{ParseOptions, MAX_SUPPORTED_DEPTH};
+use json2grpc::core::reflect_json::{binary_to_json, parse_message};
 use json2grpc_fuzz::{codec, json_value, known_finding, pool, same_json, same_message};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;

@@ -15,11 +15,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use json2grpc::core::error::Error;
-use json2grpc::core::json::parse_message;
+use json2grpc::core::reflect_json::parse_message;
 use json2grpc::core::request::{Decision, RequestPlan};
 use json2grpc::core::router::BodyRule;
 use json2grpc::core::transcoder::Transcoder;
-use json2grpc_fuzz::{chunks, known_finding, same_message, transcoder, Rng};
+use json2grpc_fuzz::{chunks, known_finding, message, pool, same_message, transcoder, Rng};
 use libfuzzer_sys::fuzz_target;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 
@@ -48,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
     let method = String::from_utf8_lossy(method);
     let path = String::from_utf8_lossy(path);
     let Decision::Transcode(plan) = t.route(&method, &path, ct) else { return };
-    let input = plan.method().input.clone();
+    let input = message(&plan.method().input_name);
     if plan.method().client_streaming {
         let mut rng = Rng::new(options);
         let whole = client_stream(t, &plan, ct, &[body]);
@@ -89,7 +89,7 @@ fuzz_target!(|data: &[u8]| {
             match (&filter, &reference) {
                 (Ok(a), Ok(b)) => {
                     let a = DynamicMessage::decode(input.clone(), a.as_slice()).unwrap();
-                    if let Err(diff) = same_message(&t.pool, &a, b) {
+                    if let Err(diff) = same_message(pool(), &a, b) {
                         panic!("filter and reflection requests differ: {diff}");
                     }
                 }
