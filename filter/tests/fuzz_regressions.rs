@@ -409,3 +409,23 @@ fn invalid_utf8_in_an_overwritten_map_key_is_refused() {
     assert_eq!(respond(&t, "/v1/things/1", &frame, false).map(|_| ()), Err(502));
     assert_eq!(respond(&t, "/v1/things/1", &frame, true), Err(502));
 }
+
+/// Target `json_to_message` (fast/reflection differential). An Any whose `@type` has no '/'
+/// (`{"any":{"@type":"test.v1.Nested"}}`) was accepted by the fast codec and sent upstream as
+/// a bare type name, which Java's `Any.unpack` refuses; any.proto requires a '/', and the
+/// reference refuses it (400). Responses holding such an Any are refused too (502).
+#[test]
+fn any_type_url_without_a_slash_is_refused() {
+    let t = things();
+    let Decision::Transcode(plan) = t.route("POST", "/v1/things", None) else { panic!("no route") };
+    let err = t.request_message(&plan, br#"{"any":{"@type":"test.v1.Nested"}}"#, None).unwrap_err();
+    assert_eq!(err.http_status, 400, "{err}");
+    assert!(err.message.contains("has no '/'"), "{err}");
+    let ok = t.request_message(&plan, br#"{"any":{"@type":"type.googleapis.com/test.v1.Nested"}}"#, None);
+    assert!(ok.is_ok(), "{ok:?}");
+    // test.v1.Everything { any (35): Any { type_url (1): "test.v1.Nested" } }
+    let mut frame = vec![0, 0, 0, 0, 20, 0x9a, 0x02, 0x10, 0x0a, 0x0e];
+    frame.extend_from_slice(b"test.v1.Nested");
+    assert_eq!(respond(&t, "/v1/things/1", &frame, true), Err(502));
+    assert_eq!(respond(&t, "/v1/things/1", &frame, false), Err(502));
+}

@@ -840,7 +840,9 @@ impl Decoder<'_, '_> {
             self.out.extend_from_slice(b"{}");
             return Ok(());
         }
-        let name = type_url.rsplit_once('/').map_or(type_url, |(_, n)| n);
+        let Some((_, name)) = type_url.rsplit_once('/') else {
+            return Err(Error::bad_upstream(format!("response Any type URL {type_url:?} has no '/'")));
+        };
         let target = self.plans.index_of(name).ok_or_else(|| {
             Error::bad_upstream(format!("response Any type {type_url:?} is not in the descriptor set"))
         })?;

@@ -601,7 +601,12 @@ impl Encoder<'_, '_> {
             }
             return Err(Error::bad_request("invalid JSON body: google.protobuf.Any without \"@type\""));
         };
-        let name = type_url.rsplit_once('/').map_or(type_url.as_str(), |(_, n)| n);
+        // A type URL must contain a '/' (any.proto); Java's unpack refuses a bare name.
+        let Some((_, name)) = type_url.rsplit_once('/') else {
+            return Err(Error::bad_request(format!(
+                "invalid JSON body: Any type URL {type_url:?} has no '/' (e.g. \"type.googleapis.com/{type_url}\")"
+            )));
+        };
         let target = self.plans.index_of(name).ok_or_else(|| {
             Error::bad_request(format!("invalid JSON body: Any type {type_url:?} is not in the descriptor set"))
         })?;
