@@ -100,6 +100,11 @@ pub async fn serve(
         .then(|| pb::flashsale::v1::orders_server::OrdersServer::new(orders::OrdersService::new(recorder.clone())));
 
     Server::builder()
+        // Behind json2grpc's default mode, every JSON body the filter refuses resets a stream
+        // Envoy already opened (README, Limitations); h2's rapid-reset guard (20 pending resets)
+        // would then GOAWAY the sidecar's connection, failing valid calls in flight on it.
+        // The only client here is the local Envoy, so allow far more.
+        .http2_max_pending_accept_reset_streams(Some(4096))
         .add_service(health_service)
         .add_optional_service(inventory)
         .add_optional_service(orders)

@@ -197,8 +197,13 @@ const CREATE_BODY: &[u8] = br#"{"id":"t1","tags":["a","b"],"labels":{}}"#;
 
 /// A POST whose headers and body were transcoded: the request went upstream as gRPC.
 fn transcoded_post(root: &Root) -> Box<dyn HttpContext> {
+    transcoded_post_with(root, Action::Continue)
+}
+
+/// [`transcoded_post`], the headers callback answering `headers` (Pause when held).
+fn transcoded_post_with(root: &Root, headers: Action) -> Box<dyn HttpContext> {
     let mut ctx = request(root, POST_HEADERS);
-    assert_eq!(ctx.on_http_request_headers(7, false), Action::Continue);
+    assert_eq!(ctx.on_http_request_headers(7, false), headers);
     with(|h| h.release(Map::RequestHeaders));
     assert_eq!(request_chunk(ctx.as_mut(), CREATE_BODY, true), Action::Continue);
     assert!(replies().is_empty());
@@ -881,9 +886,26 @@ fn held_root() -> Root {
 }
 
 #[test]
+fn held_headers_keep_a_refused_body_from_opening_the_upstream_call() {
+    let root = held_root();
+    let mut ctx = request(&root, POST_HEADERS);
+    // Held (not Continue): the router opens the gRPC stream only when the body callback
+    // continues, so a refused body never reaches the service.
+    assert_eq!(ctx.on_http_request_headers(7, false), Action::Pause);
+    assert_eq!(
+        map(Map::RequestHeaders).iter().find(|(k, _)| k == ":path").map(|(_, v)| v.as_str()),
+        Some("/test.v1.Things/Create")
+    );
+    assert_eq!(request_chunk(ctx.as_mut(), br#"{"id":"#, false), Action::Pause);
+    assert_eq!(request_chunk(ctx.as_mut(), b"", true), Action::Pause);
+    let reply = reply();
+    assert_eq!(reply.status, 400);
+}
+
+#[test]
 fn held_headers_get_the_exact_status_and_length() {
     let root = held_root();
-    let mut ctx = transcoded_post(&root);
+    let mut ctx = transcoded_post_with(&root, Action::Pause);
     assert_eq!(response_headers(ctx.as_mut(), UPSTREAM_HEADERS, false), Action::Pause);
     assert_eq!(map(Map::ResponseHeaders), pairs(UPSTREAM_HEADERS));
     let body = framed("test.v1.Everything", json!({"id": "t1"}));
@@ -904,7 +926,7 @@ fn held_headers_get_the_exact_status_and_length() {
 #[test]
 fn held_headers_carry_the_error_status() {
     let root = held_root();
-    let mut ctx = transcoded_post(&root);
+    let mut ctx = transcoded_post_with(&root, Action::Pause);
     assert_eq!(response_headers(ctx.as_mut(), UPSTREAM_HEADERS, false), Action::Pause);
     let message = framed("test.v1.Everything", json!({"id": "t1"}));
     assert_eq!(response_chunk(ctx.as_mut(), &message, false), Action::Pause);
@@ -925,7 +947,7 @@ fn held_headers_carry_the_error_status() {
 #[test]
 fn held_headers_without_a_body_get_a_local_reply() {
     let root = held_root();
-    let mut ctx = transcoded_post(&root);
+    let mut ctx = transcoded_post_with(&root, Action::Pause);
     assert_eq!(response_headers(ctx.as_mut(), UPSTREAM_HEADERS, false), Action::Pause);
     assert_eq!(response_trailers(ctx.as_mut(), &[("grpc-status", "16"), ("grpc-message", "who%3F")]), Action::Continue);
     assert_eq!(assert_error_reply(&reply(), 401, 16), "who?");
@@ -983,7 +1005,7 @@ fn released_maps_never_panic() {
 
     // Held headers gone at the trailers: a local reply replaces the response.
     let held = held_root();
-    let mut ctx = transcoded_post(&held);
+    let mut ctx = transcoded_post_with(&held, Action::Pause);
     assert_eq!(response_headers(ctx.as_mut(), UPSTREAM_HEADERS, false), Action::Pause);
     assert_eq!(response_chunk(ctx.as_mut(), &framed("test.v1.Everything", json!({"id": "z"})), false), Action::Pause);
     with(|h| h.release(Map::ResponseHeaders));

@@ -172,12 +172,21 @@ impl Http {
         }
         method_metrics.requests.inc();
         rewrite_request_headers(&mut headers, &plan, &method, &path);
-        self.request = if plan.method().client_streaming && !plan.binding.body_is_http_body {
+        if plan.method().client_streaming && !plan.binding.body_is_http_body {
             let stream = Box::new(t.request_stream(content_type.as_deref()));
-            RequestState::Stream { plan, stream }
-        } else {
-            RequestState::Body { plan, content_type }
-        };
+            self.request = RequestState::Stream { plan, stream };
+            // A client stream opens the call now: its frames follow element by element.
+            return Action::Continue;
+        }
+        self.request = RequestState::Body { plan, content_type };
+        if t.config.allow_on_headers_stop_iteration {
+            // Only with Envoy's allow_on_headers_stop_iteration do body callbacks arrive while
+            // the headers are held. Held, the gRPC stream opens only once the body transcoded:
+            // a refused body never reaches the service, not even as a stream opened then reset
+            // (a flood of those can make a gRPC server close the connection, see README).
+            return Action::Pause;
+        }
+        // Otherwise Pause would be StopAllIterationAndWatermark: no body callbacks, a hang.
         Action::Continue
     }
 
