@@ -429,3 +429,17 @@ fn any_type_url_without_a_slash_is_refused() {
     assert_eq!(respond(&t, "/v1/things/1", &frame, true), Err(502));
     assert_eq!(respond(&t, "/v1/things/1", &frame, false), Err(502));
 }
+
+/// Target `json_to_message` (fast/reflection differential). A negative number that underflows
+/// a double (`-5e-515`) was read as +0 by the fast codec; strtod (protobuf) and the reference
+/// read -0, which the wire and the JSON printed back keep.
+#[test]
+fn a_negative_underflow_is_negative_zero() {
+    let t = things();
+    let Decision::Transcode(plan) = t.route("POST", "/v1/things", None) else { panic!("no route") };
+    let bytes = t.request_message(&plan, br#"{"val": -5e-515}"#, None).unwrap();
+    // val (33) = Value { number_value (2, fixed64): -0.0 }
+    let mut expected = vec![0x8a, 0x02, 0x09, 0x11];
+    expected.extend_from_slice(&(-0.0f64).to_le_bytes());
+    assert_eq!(bytes, expected);
+}

@@ -231,6 +231,9 @@ fn same_value(pool: &DescriptorPool, a: &Value, b: &Value) -> Result<(), String>
     match (a, b) {
         (Value::F32(x), Value::F32(y)) if (x.is_nan() && y.is_nan()) || x.to_bits() == y.to_bits() => Ok(()),
         (Value::F64(x), Value::F64(y)) if (x.is_nan() && y.is_nan()) || x.to_bits() == y.to_bits() => Ok(()),
+        // Known reference quirk: a float whose text underflows even a double (`-2.8e-355`)
+        // loses its sign in serde_json (+0); the fast codec reads -0 as strtod does.
+        (Value::F32(x), Value::F32(y)) if guards_on() && *x == 0.0 && *y == 0.0 => Ok(()),
         (Value::Message(x), Value::Message(y)) => same_message(pool, x, y),
         (Value::List(x), Value::List(y)) => {
             if x.len() != y.len() {

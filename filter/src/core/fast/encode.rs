@@ -677,18 +677,12 @@ enum Text<'a> {
     Quoted(Cow<'a, str>),
 }
 
-/// A JSON number as a double, as serde_json reads it: overflow is an error, and an underflow
-/// to zero is +0 whatever its sign.
+/// A JSON number as a double, correctly rounded (as strtod, which protobuf uses): overflow is
+/// an error, and an underflow to zero keeps its sign (`-5e-515` is -0).
 fn json_f64(text: &str) -> std::result::Result<f64, String> {
     let v = f64::from_str(text).map_err(|e| e.to_string())?;
     if !v.is_finite() {
         return Err("number out of range".to_string());
-    }
-    if v == 0.0 && v.is_sign_negative() {
-        let mantissa = text.split(['e', 'E']).next().unwrap_or("");
-        if mantissa.bytes().any(|b| matches!(b, b'1'..=b'9')) {
-            return Ok(0.0);
-        }
     }
     Ok(v)
 }
