@@ -443,3 +443,19 @@ fn a_negative_underflow_is_negative_zero() {
     expected.extend_from_slice(&(-0.0f64).to_le_bytes());
     assert_eq!(bytes, expected);
 }
+
+/// Target `response_decoding` (filter/reflection differential). A oneof member replaced by a
+/// later member was skipped unchecked: `choice_nested` (12, a message) given as a fixed32,
+/// then `choice_text` (11) — protobuf and the reference refuse the message for the wrong wire
+/// type (502); the filter printed `{"choiceText": …}` (200).
+#[test]
+fn a_replaced_oneof_member_with_a_wrong_wire_type_is_refused() {
+    let t = things();
+    // test.v1.Everything { choice_nested (12) as fixed32 "ZZZZ", choice_text (11): "hi" }
+    let frame = [0, 0, 0, 0, 9, 0x65, b'Z', b'Z', b'Z', b'Z', 0x5a, 0x02, b'h', b'i'];
+    assert_eq!(respond(&t, "/v1/things/1", &frame, false).map(|_| ()), Err(502));
+    assert_eq!(respond(&t, "/v1/things/1", &frame, true), Err(502));
+    // The same replacement with a valid first member prints the last one.
+    let frame = [0, 0, 0, 0, 6, 0x62, 0x00, 0x5a, 0x02, b'h', b'i'];
+    assert_eq!(respond(&t, "/v1/things/1", &frame, true).as_deref(), Ok(r#"{"choiceText":"hi"}"#));
+}

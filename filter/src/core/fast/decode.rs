@@ -264,6 +264,10 @@ impl Decoder<'_, '_> {
             if let Some(o) = field.oneof {
                 let last = oneof_last.get(usize::from(o)).copied().flatten();
                 if last != u16::try_from(i).ok() {
+                    // Replaced by a later member: not printed, but still checked as protobuf does.
+                    for (_, raw) in occurrences {
+                        super::validate::occurrence(self.plans, plan, field, *raw, self.depth)?;
+                    }
                     continue;
                 }
             }

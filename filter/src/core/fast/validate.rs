@@ -3,7 +3,7 @@
 //! printing anything. For the responses only partly printed (`response_body`) or not printed
 //! (HttpBody data): an invalid message is still a 502, wherever the fault is.
 use super::decode::{invalid, read_fields, read_varint, Raw};
-use super::plan::{MessagePlan, Plans, Scalar, Shape, ValueKind};
+use super::plan::{FieldPlan, MessagePlan, Plans, Scalar, Shape, ValueKind};
 use crate::core::error::{Error, Result};
 
 /// Nested messages deeper than this are refused (as by the printer).
@@ -21,21 +21,28 @@ fn message(plans: &Plans, index: usize, bytes: &[u8], depth: u32) -> Result<()> 
     let plan = plans.message(index).ok_or_else(|| Error::internal("message plan missing"))?;
     read_fields(plan, &[bytes], |raw| {
         let Some((_, field)) = plan.field_by_number(raw.number) else { return Ok(()) };
-        match field.shape {
-            Shape::Map { key, value } => {
-                if raw.wire_type != 2 {
-                    return Err(invalid(plan, &format!("field \"{}\" has the wrong wire type", field.proto_name)));
-                }
-                read_fields(plan, &[raw.value], |entry| match entry.number {
-                    1 => value_of(plans, plan, &field.proto_name, ValueKind::Scalar(key), entry, false, depth),
-                    2 => value_of(plans, plan, &field.proto_name, value, entry, false, depth),
-                    _ => Ok(()),
-                })
-            }
-            Shape::Repeated { .. } => value_of(plans, plan, &field.proto_name, field.kind, raw, true, depth),
-            Shape::Single { .. } => value_of(plans, plan, &field.proto_name, field.kind, raw, false, depth),
-        }
+        occurrence(plans, plan, field, raw, depth)
     })
+}
+
+/// Checks one occurrence of `field` of `plan` at nesting `depth`: also used by the printer for
+/// occurrences it does not print (a oneof member a later member replaced), which protobuf's
+/// parser still checks.
+pub(super) fn occurrence(plans: &Plans, plan: &MessagePlan, field: &FieldPlan, raw: Raw<'_>, depth: u32) -> Result<()> {
+    match field.shape {
+        Shape::Map { key, value } => {
+            if raw.wire_type != 2 {
+                return Err(invalid(plan, &format!("field \"{}\" has the wrong wire type", field.proto_name)));
+            }
+            read_fields(plan, &[raw.value], |entry| match entry.number {
+                1 => value_of(plans, plan, &field.proto_name, ValueKind::Scalar(key), entry, false, depth),
+                2 => value_of(plans, plan, &field.proto_name, value, entry, false, depth),
+                _ => Ok(()),
+            })
+        }
+        Shape::Repeated { .. } => value_of(plans, plan, &field.proto_name, field.kind, raw, true, depth),
+        Shape::Single { .. } => value_of(plans, plan, &field.proto_name, field.kind, raw, false, depth),
+    }
 }
 
 /// One occurrence of a field of kind `kind`; `repeated` scalars may come packed.
