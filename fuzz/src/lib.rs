@@ -332,6 +332,11 @@ pub fn known_finding(message: &str) -> bool {
         // One field given under both its names ({"f_uint32": 1, "fUint32": 2}): the fast codec
         // refuses it as a duplicate, as protobuf's parsers do; prost-reflect takes the last.
         "duplicate key",
+        // A Timestamp / Duration beyond the proto3 JSON range (years 1-9999, ±10,000 years) in
+        // a response: the fast printer refuses it (502), as protobuf's printer does; the
+        // reference prints it.
+        "timestamp out of range",
+        "duration out of range",
         // An empty Any ({} or no body): the reflection path refuses to parse `{}` as an Any and
         // cannot print an empty one; the fast codec does both.
         "expected '@type' field",
