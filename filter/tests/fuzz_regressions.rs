@@ -459,3 +459,18 @@ fn a_replaced_oneof_member_with_a_wrong_wire_type_is_refused() {
     let frame = [0, 0, 0, 0, 6, 0x62, 0x00, 0x5a, 0x02, b'h', b'i'];
     assert_eq!(respond(&t, "/v1/things/1", &frame, true).as_deref(), Ok(r#"{"choiceText":"hi"}"#));
 }
+
+/// Target `response_decoding` (filter/reflection differential). The same for the oneof `kind`
+/// of a `google.protobuf.Value`: `list_value` (6, a message) given as a varint, then
+/// `bool_value` (4) — protobuf and the reference refuse it (502); the filter printed `true`.
+#[test]
+fn a_replaced_value_kind_with_a_wrong_wire_type_is_refused() {
+    let t = things();
+    // test.v1.Everything { val (33): Value { list_value (6) as varint 0, bool_value (4): 28 } }
+    let frame = [0, 0, 0, 0, 7, 0x8a, 0x02, 0x04, 0x30, 0x00, 0x20, 0x1c];
+    assert_eq!(respond(&t, "/v1/things/1", &frame, false).map(|_| ()), Err(502));
+    assert_eq!(respond(&t, "/v1/things/1", &frame, true), Err(502));
+    // Replaced by a valid member, it prints the last one.
+    let frame = [0, 0, 0, 0, 7, 0x8a, 0x02, 0x04, 0x32, 0x00, 0x20, 0x1c];
+    assert_eq!(respond(&t, "/v1/things/1", &frame, true).as_deref(), Ok(r#"{"val":true}"#));
+}

@@ -774,21 +774,36 @@ impl Decoder<'_, '_> {
     }
 
     fn value(&mut self, plan: &MessagePlan, chunks: &[&[u8]]) -> Result<()> {
-        // The oneof `kind`: the member set last wins; sub-messages merge.
+        // The oneof `kind`: the member set last wins; sub-messages merge. Replaced members are
+        // not printed but still checked, as protobuf's parser checks every occurrence.
+        let (plans, depth) = (self.plans, self.depth);
+        let check = |r: Raw<'_>| match plan.field_by_number(r.number) {
+            Some((_, field)) => super::validate::occurrence(plans, plan, field, r, depth),
+            None => Ok(()),
+        };
         let mut kind: Option<Raw<'_>> = None;
-        let mut parts: Vec<&[u8]> = Vec::new();
+        let mut merged: Vec<Raw<'_>> = Vec::new();
         read_fields(plan, chunks, |r| {
             if (1..=6).contains(&r.number) {
                 if kind.is_some_and(|k| k.number != r.number) || !matches!(r.number, 5 | 6) {
-                    parts.clear();
+                    if let Some(k) = kind.filter(|k| !matches!(k.number, 5 | 6)) {
+                        check(k)?;
+                    }
+                    for m in merged.drain(..) {
+                        check(m)?;
+                    }
                 }
                 if matches!(r.number, 5 | 6) {
-                    parts.push(r.value);
+                    merged.push(r);
                 }
                 kind = Some(r);
             }
             Ok(())
         })?;
+        if merged.iter().any(|m| m.wire_type != 2) {
+            return Err(invalid(plan, "wrong wire type in Value"));
+        }
+        let parts: Vec<&[u8]> = merged.iter().map(|m| m.value).collect();
         let Some(k) = kind else {
             // A Value with no kind set prints as null, as protobuf's printer does.
             self.out.extend_from_slice(b"null");
