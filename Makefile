@@ -78,7 +78,7 @@ help:
 	@echo "make fuzz          scripts/fuzz.sh: cargo-fuzz targets of fuzz/, FUZZ_SECONDS=60 each (FUZZ_TARGETS=\"config\")"
 	@echo "make interop       JSON from Python protobuf (upb) must parse to the same messages"
 	@echo "make bench         BENCHMARKS.md: core MB/s native + V8 vs libprotobuf, on_configure, e2e in Envoy (~10 min)"
-	@echo "make test          lint unit wasm-unit interop conformance e2e"
+	@echo "make test          lint unit wasm-unit interop conformance istio-validate e2e"
 	@echo "make soak          scripts/soak.sh: 100k mixed requests via h2load, checks VMs/5xx/records/memory (SOAK_ARGS=)"
 	@echo "make clean         remove dist/ and cargo output (keeps .venv and .cache)"
 
