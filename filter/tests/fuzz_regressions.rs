@@ -474,3 +474,44 @@ fn a_replaced_value_kind_with_a_wrong_wire_type_is_refused() {
     let frame = [0, 0, 0, 0, 7, 0x8a, 0x02, 0x04, 0x32, 0x00, 0x20, 0x1c];
     assert_eq!(respond(&t, "/v1/things/1", &frame, true).as_deref(), Ok(r#"{"val":true}"#));
 }
+
+/// Target `response_decoding` (filter/reflection differential). A map entry replaced by a later
+/// entry with the same key was not checked: `labels` entries `{value: "\xff"}` then `{value:
+/// "ok"}` (both with the default key "") — protobuf and the reference refuse the invalid UTF-8
+/// (502); the filter printed `{"labels":{"":"ok"}}`. Found with Item.attributes.
+#[test]
+fn a_replaced_map_entry_with_invalid_utf8_is_refused() {
+    let t = things();
+    // test.v1.Everything { labels (8): { value: "\xff" }, labels (8): { value: "ok" } }
+    let frame = [0, 0, 0, 0, 11, 0x42, 0x03, 0x12, 0x01, 0xff, 0x42, 0x04, 0x12, 0x02, b'o', b'k'];
+    assert_eq!(respond(&t, "/v1/things/1", &frame, false).map(|_| ()), Err(502));
+    assert_eq!(respond(&t, "/v1/things/1", &frame, true), Err(502));
+    // Valid, the last entry wins.
+    let frame = [0, 0, 0, 0, 11, 0x42, 0x03, 0x12, 0x01, b'x', 0x42, 0x04, 0x12, 0x02, b'o', b'k'];
+    assert_eq!(respond(&t, "/v1/things/1", &frame, true).as_deref(), Ok(r#"{"labels":{"":"ok"}}"#));
+}
+
+/// The same for a `google.protobuf.Struct`: a field replaced by a later one with the same key
+/// is still checked (its Value holding invalid UTF-8: 502), and the last one is printed.
+#[test]
+fn a_replaced_struct_field_with_invalid_utf8_is_refused() {
+    let t = things();
+    let message = |first: &[u8]| {
+        // st (32): Struct { fields: {"a": Value{string_value: first}}, fields: {"a": Value{bool_value: true}} }
+        let mut entry1 = vec![0x0a, 0x01, b'a', 0x12, first.len() as u8 + 2, 0x1a, first.len() as u8];
+        entry1.extend_from_slice(first);
+        let entry2 = [0x0a, 0x01, b'a', 0x12, 0x02, 0x20, 0x01];
+        let mut st = vec![0x0a, entry1.len() as u8];
+        st.extend_from_slice(&entry1);
+        st.extend_from_slice(&[0x0a, entry2.len() as u8]);
+        st.extend_from_slice(&entry2);
+        let mut body = vec![0x82, 0x02, st.len() as u8];
+        body.extend_from_slice(&st);
+        let mut frame = vec![0, 0, 0, 0, body.len() as u8];
+        frame.extend_from_slice(&body);
+        frame
+    };
+    assert_eq!(respond(&t, "/v1/things/1", &message(b"\xff"), false).map(|_| ()), Err(502));
+    assert_eq!(respond(&t, "/v1/things/1", &message(b"\xff"), true), Err(502));
+    assert_eq!(respond(&t, "/v1/things/1", &message(b"x"), true).as_deref(), Ok(r#"{"st":{"a":true}}"#));
+}

@@ -459,8 +459,10 @@ impl Decoder<'_, '_> {
         }
         self.open(b'{');
         let mut first = true;
-        for ((key, value), keep) in entries.iter().zip(keep) {
+        for (((key, value), keep), (_, raw)) in entries.iter().zip(keep).zip(occurrences) {
             if !keep {
+                // Replaced by a later entry with the same key: not printed, still checked.
+                super::validate::occurrence(plans, &entry_plan, field, *raw, self.depth)?;
                 continue;
             }
             self.key(&mut first, key);
@@ -479,7 +481,6 @@ impl Decoder<'_, '_> {
                 (kind, None) => self.write_default(kind)?,
             }
         }
-        let _ = plans;
         self.close(b'}', first);
         Ok(())
     }
@@ -721,6 +722,9 @@ impl Decoder<'_, '_> {
 
     fn struct_object(&mut self, plan: &MessagePlan, entries: &[&[u8]]) -> Result<()> {
         let value = self.value_plan(plan)?;
+        let plans = self.plans;
+        // Values not printed (replaced by a later one) are still checked, as protobuf does.
+        let check = |bytes: &[u8]| super::validate::validate(plans, value, bytes);
         let mut items: Vec<(&str, Option<&[u8]>)> = Vec::with_capacity(entries.len());
         for e in entries {
             let mut key = "";
@@ -728,7 +732,11 @@ impl Decoder<'_, '_> {
             read_fields(plan, &[e], |r| {
                 match (r.number, r.wire_type) {
                     (1, 2) => key = std::str::from_utf8(r.value).map_err(|_| invalid(plan, "invalid UTF-8"))?,
-                    (2, 2) => val = Some(r.value),
+                    (2, 2) => {
+                        if let Some(earlier) = val.replace(r.value) {
+                            check(earlier)?;
+                        }
+                    }
                     (1 | 2, _) => return Err(invalid(plan, "wrong wire type")),
                     _ => {}
                 }
@@ -749,6 +757,9 @@ impl Decoder<'_, '_> {
         let mut first = true;
         for ((k, v), keep) in items.iter().zip(keep) {
             if !keep {
+                if let Some(v) = v {
+                    check(v)?;
+                }
                 continue;
             }
             self.key(&mut first, k);
