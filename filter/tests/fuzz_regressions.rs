@@ -515,3 +515,15 @@ fn a_replaced_struct_field_with_invalid_utf8_is_refused() {
     assert_eq!(respond(&t, "/v1/things/1", &message(b"\xff"), true), Err(502));
     assert_eq!(respond(&t, "/v1/things/1", &message(b"x"), true).as_deref(), Ok(r#"{"st":{"a":true}}"#));
 }
+
+/// The same for a wrapper: an overwritten `StringValue.value` holding invalid UTF-8 is refused.
+#[test]
+fn an_overwritten_wrapper_value_with_invalid_utf8_is_refused() {
+    let t = things();
+    // w_string (28): StringValue { value: "\xff", value: "ok" }
+    let frame = [0, 0, 0, 0, 10, 0xe2, 0x01, 0x07, 0x0a, 0x01, 0xff, 0x0a, 0x02, b'o', b'k'];
+    assert_eq!(respond(&t, "/v1/things/1", &frame, false).map(|_| ()), Err(502));
+    assert_eq!(respond(&t, "/v1/things/1", &frame, true), Err(502));
+    let frame = [0, 0, 0, 0, 10, 0xe2, 0x01, 0x07, 0x0a, 0x01, b'x', 0x0a, 0x02, b'o', b'k'];
+    assert_eq!(respond(&t, "/v1/things/1", &frame, true).as_deref(), Ok(r#"{"wString":"ok"}"#));
+}

@@ -668,9 +668,13 @@ impl Decoder<'_, '_> {
             WellKnown::Wrapper(s) => {
                 let field = plan.fields.first().ok_or_else(|| Error::internal("wrapper without field"))?;
                 let mut last = None;
+                let this = &*self;
                 read_fields(plan, chunks, |r| {
                     if r.number == 1 {
-                        last = Some(r);
+                        // An overwritten value must still be valid, as protobuf checks.
+                        if let Some(earlier) = last.replace(r) {
+                            this.scalar_value(field, ValueKind::Scalar(s), earlier)?;
+                        }
                     }
                     Ok(())
                 })?;
