@@ -276,6 +276,13 @@ pub fn codec() -> &'static json2grpc::core::fast::Codec {
 pub fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> Result<(), String> {
     use serde_json::Value as J;
     match (a, b) {
+        // Known reference quirk: a non-finite double in a wrapper (DoubleValue NaN) is printed
+        // `null` by the reference (serde_json has no NaN); the proto3 JSON form is "NaN".
+        (J::String(s), J::Null) | (J::Null, J::String(s))
+            if guards_on() && matches!(s.as_str(), "NaN" | "Infinity" | "-Infinity") =>
+        {
+            Ok(())
+        }
         (J::Number(x), J::Number(y)) => {
             let same = match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
                 (Some(x), Some(y), _, _) => x == y,
