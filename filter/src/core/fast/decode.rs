@@ -818,7 +818,7 @@ impl Decoder<'_, '_> {
         if merged.iter().any(|m| m.wire_type != 2) {
             return Err(invalid(plan, "wrong wire type in Value"));
         }
-        let parts: Vec<&[u8]> = merged.iter().map(|m| m.value).collect();
+        let parts = || merged.iter().map(|m| m.value).collect::<Vec<&[u8]>>();
         let Some(k) = kind else {
             // A Value with no kind set prints as null, as protobuf's printer does.
             self.out.extend_from_slice(b"null");
@@ -843,14 +843,14 @@ impl Decoder<'_, '_> {
                     .plans
                     .index_of("google.protobuf.Struct")
                     .ok_or_else(|| Error::internal("Struct plan missing"))?;
-                self.message(s, &parts)?;
+                self.message(s, &parts())?;
             }
             (6, 2) => {
                 let l = self
                     .plans
                     .index_of("google.protobuf.ListValue")
                     .ok_or_else(|| Error::internal("ListValue plan missing"))?;
-                self.message(l, &parts)?;
+                self.message(l, &parts())?;
             }
             _ => return Err(invalid(plan, "wrong wire type in Value")),
         }
