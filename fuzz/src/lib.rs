@@ -358,6 +358,9 @@ pub fn known_finding(message: &str) -> bool {
         // a response: the fast printer refuses it (502), as protobuf's printer does; the
         // reference prints it.
         "timestamp out of range",
+        // A group without its end tag: protobuf and the filter refuse the message (502);
+        // prost-reflect skips it.
+        "unterminated group",
         // A FieldMask path without a JSON form (`a_.b`, uppercase letters): the filter refuses
         // it (502) as protobuf's printer does; the reference prints it anyway.
         "cannot be written in JSON",
