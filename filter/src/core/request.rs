@@ -225,7 +225,7 @@ pub fn build_message(
         }
         // Without `body`, Envoy still reads a sent body as the message.
         BodyRule::Whole | BodyRule::None => {
-            json_message(codec, input, &binding.method.input_name, body, parse, &mut out)?
+            json_message(codec, input, body, parse, &mut out)?
         }
         BodyRule::Field(path) => body_field(codec, input, path, body, content_type, plan, parse, &mut out)?,
     }
@@ -255,18 +255,18 @@ pub fn build_message(
 }
 
 /// JSON → the message's encoding, through the fast codec.
-fn json_message(
-    codec: &Codec,
-    index: usize,
-    name: &str,
-    json: &[u8],
-    parse: &ParseOptions,
-    out: &mut Vec<u8>,
-) -> Result<()> {
-    if !codec.supported(index) {
-        return Err(Error::bad_request(format!("{name} uses proto2 groups, which json2grpc does not transcode")));
-    }
+fn json_message(codec: &Codec, index: usize, json: &[u8], parse: &ParseOptions, out: &mut Vec<u8>) -> Result<()> {
+    supported(codec, index)?;
     codec.json_to_binary(index, json, parse, out)
+}
+
+/// The fast codec handles every message but those with proto2 groups.
+fn supported(codec: &Codec, index: usize) -> Result<()> {
+    if codec.supported(index) {
+        return Ok(());
+    }
+    let name = codec.plans().message(index).map_or("", |p| &p.full_name);
+    Err(Error::bad_request(format!("{name} uses proto2 groups, which json2grpc does not transcode")))
 }
 
 /// `body: "field"`: the body is that field's JSON value (or raw HttpBody bytes), written
@@ -300,16 +300,11 @@ fn body_field(
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
-        // Parse `{"<field>": <body>}` as the parent type: the field's JSON mapping (repeated,
-        // map, well-known types) comes for free and errors name the field.
-        let mut wrapped = Vec::with_capacity(body.len() + leaf.name.len() + 8);
-        wrapped.extend_from_slice(b"{\"");
-        wrapped.extend_from_slice(leaf.name.as_bytes());
-        wrapped.extend_from_slice(b"\":");
-        wrapped.extend_from_slice(body);
-        wrapped.extend_from_slice(b"\n}");
-        let parent_name = codec.plans().message(parent_type).map_or("", |p| &p.full_name);
-        json_message(codec, parent_type, parent_name, &wrapped, &nested_depth(parse), &mut value)?;
+        // The body is the field's JSON value, and only that: encoded as the field itself, so a
+        // body that closes the value and goes on (`{…}, "sibling": …`) is invalid JSON, not a
+        // way to set the fields the path and query bind.
+        supported(codec, parent_type)?;
+        codec.json_field_to_binary(parent_type, leaf.number, body, parse, &mut value)?;
         if leaf.presence && value.is_empty() {
             bound::write_default(leaf, first_enum_value(codec, leaf), &mut value);
         }
@@ -332,11 +327,6 @@ pub(crate) fn first_enum_value(codec: &Codec, field: &Field) -> i32 {
         Kind::Enum(e) => codec.plans().enums.get(e).and_then(|e| e.names.first()).map_or(0, |(_, n)| *n),
         _ => 0,
     }
-}
-
-/// The wrapper object adds one level of nesting that the client did not send.
-fn nested_depth(parse: &ParseOptions) -> ParseOptions {
-    ParseOptions { max_depth: parse.max_depth.saturating_add(1), ..parse.clone() }
 }
 
 /// A google.api.HttpBody's fields: the content-type (if any), the raw bytes, the captured
@@ -656,6 +646,31 @@ mod tests {
         assert_eq!(message(&t, "POST", "/v1/tags", r#"["a", "b"]"#), json!({"tags": ["a", "b"]}));
         let e = error(&t, "POST", "/v1/tags", r#"{"a": 1}"#);
         assert_eq!(e.http_status, 400);
+    }
+
+    #[test]
+    fn a_body_field_binding_takes_exactly_one_json_value() {
+        let t = transcoder("");
+        // Closing the field's value and going on must not reach the sibling `id` (the path's).
+        for body in [
+            r#"{"scalars": {"fInt32": 2}}, "id": "999""#,
+            r#"{"scalars": {"fInt32": 2}}, "id": "999"}"#,
+            r#"{"scalars": {"fInt32": 2}} {"id": "999"}"#,
+            r#"null, "id": "999""#,
+        ] {
+            let e = error(&t, "PATCH", "/v1/things/7", body);
+            assert_eq!(e.http_status, 400, "{body}");
+            assert!(e.message.contains("trailing characters"), "{body}: {e}");
+        }
+        let e = error(&t, "POST", "/v1/tags", r#"["a"], "id": "x""#);
+        assert_eq!(e.http_status, 400);
+        // The same body without the tail binds the field, and the path's value stays.
+        assert_eq!(
+            message(&t, "PATCH", "/v1/things/7", r#" {"scalars": {"fInt32": 2}} "#),
+            json!({"id": "7", "item": {"scalars": {"f_int32": 2}}})
+        );
+        // null is the field's absence.
+        assert_eq!(message(&t, "PATCH", "/v1/things/7", "null"), json!({"id": "7", "item": {}}));
     }
 
     #[test]

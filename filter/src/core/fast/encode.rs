@@ -34,6 +34,28 @@ pub fn encode(plans: &Plans, message: usize, json: &[u8], options: &ParseOptions
     encoder.reader.end()
 }
 
+/// Encodes the JSON `json` as the value of field `number` of message `message` (the
+/// `body: "field"` binding), appended to `out` as that field's occurrences. The body must be
+/// exactly one JSON value: nothing after it can reach the field's siblings.
+pub fn encode_field(
+    plans: &Plans,
+    message: usize,
+    number: u32,
+    json: &[u8],
+    options: &ParseOptions,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let plan = plans.message(message).ok_or_else(|| Error::internal("message plan missing"))?;
+    let (_, field) = plan.field_by_number(number).ok_or_else(|| Error::internal("body field missing from its plan"))?;
+    let mut encoder = Encoder { plans, options, reader: Reader::new(json, options.max_depth)? };
+    if encoder.reader.null()? {
+        encoder.null_value(field, out)?;
+    } else {
+        encoder.field(field, out)?;
+    }
+    encoder.reader.end()
+}
+
 struct Encoder<'p, 'a> {
     plans: &'p Plans,
     options: &'p ParseOptions,

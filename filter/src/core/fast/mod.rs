@@ -60,6 +60,19 @@ impl Codec {
         encode::encode(&self.plans, index, json, options, out)
     }
 
+    /// The JSON value of one field (`number`) of message `index` → that field's encoding,
+    /// appended to `out`. Exactly one JSON value is accepted.
+    pub fn json_field_to_binary(
+        &self,
+        index: usize,
+        number: u32,
+        json: &[u8],
+        options: &ParseOptions,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        encode::encode_field(&self.plans, index, number, json, options, out)
+    }
+
     /// Checks protobuf bytes as a message of `index` without printing them.
     pub fn validate(&self, index: usize, bytes: &[u8]) -> Result<()> {
         validate::validate(&self.plans, index, bytes)
