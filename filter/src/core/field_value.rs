@@ -10,7 +10,7 @@ use super::wire::{FIXED32, FIXED64, LEN, VARINT};
 
 /// One encoded value: its wire type and payload (the varint's bytes, the fixed-size bytes, or
 /// a length-delimited value's content without its length).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct WireValue {
     pub wire_type: u8,
     pub bytes: Vec<u8>,

@@ -224,9 +224,7 @@ pub fn build_message(
             http_body(codec, input, body, content_type, &plan.unknown_query, &mut out);
         }
         // Without `body`, Envoy still reads a sent body as the message.
-        BodyRule::Whole | BodyRule::None => {
-            json_message(codec, input, body, parse, &mut out)?
-        }
+        BodyRule::Whole | BodyRule::None => json_message(codec, input, body, parse, &mut out)?,
         BodyRule::Field(path) => body_field(codec, input, path, body, content_type, plan, parse, &mut out)?,
     }
     if plan.bound.is_empty() {
@@ -237,10 +235,12 @@ pub fn build_message(
     // resource: the URL wins (as Envoy does). With one, the body wins.
     let collisions = config.request_validation_options.reject_binding_body_field_collisions;
     let body_wins = binding.body != BodyRule::None;
+    let found = if body_wins { bound::in_body(&plan.bound, &out, collisions) } else { Vec::new() };
     let mut from_url = Vec::with_capacity(plan.bound.len());
-    for b in &plan.bound {
-        if body_wins && b.set_in(&out) {
-            if collisions && !b.same_in(&out) {
+    for (i, b) in plan.bound.iter().enumerate() {
+        let in_body = found.get(i).copied().unwrap_or_default();
+        if in_body.set {
+            if collisions && !in_body.same {
                 return Err(Error::bad_request(format!(
                     "field \"{}\" is set by both the URL and the body, with different values",
                     b.path
