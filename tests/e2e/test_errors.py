@@ -334,12 +334,12 @@ EXPECTED = {
     "garbage-message": lambda m: bad(m, not_valid(m)),
     "oversized": lambda m: {"default": ("reset", 200),
                             "hold": ("text", 500, b"Internal Server Error"),
-                            "callout": err(502, 13, "frame of 5242880 bytes exceeds the limit")}[m],
+                            "callout": err(502, 13, "exceeds json2grpc.limits.max_frame_size")}[m],
     "reset-mid-stream": lambda m: {
         "default": ("reset", 200),
         "hold": ("text", 503, b"upstream connect error or disconnect/reset before headers. "
                               b"reset reason: remote reset"),
-        "callout": err(503, 14, "connection reset or refused")}[m],
+        "callout": err(503, 14, "failed before an answer: the connection was reset")}[m],
     "not-grpc": lambda m: (err(503, 14, "the upstream answered HTTP 200 instead of gRPC")
                            if m == "callout" else ("text", 200, b"hello")),
     "slow": ok_json,

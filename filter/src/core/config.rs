@@ -68,6 +68,10 @@ pub struct Limits {
     /// 1 MiB by default). The filter never puts more than this in a body Envoy holds: Envoy
     /// resets a stream whose held body outgrows it.
     pub envoy_buffer_bytes: u32,
+    /// Most JSON written for one response message (and for one upstream read of a stream, and
+    /// for a bodyless call's whole answer): printing can amplify (an empty sub-message is 2
+    /// bytes on the wire, a whole object in JSON), so this is checked while printing.
+    pub max_response_json_bytes: u32,
 }
 
 impl Default for Limits {
@@ -78,6 +82,7 @@ impl Default for Limits {
             max_query_parameters: 1000,
             max_frame_size: 4 * 1024 * 1024,
             envoy_buffer_bytes: 1024 * 1024,
+            max_response_json_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -132,7 +137,18 @@ impl Default for CalloutOptions {
     }
 }
 
+/// `max_request_body_size` when the config leaves it unset. The native filter has no limit of
+/// its own (only Envoy's buffer limit for buffered bodies); a client stream is not buffered, so
+/// without a default one never-ending element would grow inside the VM. 4 MiB is gRPC's default
+/// largest message.
+pub const DEFAULT_MAX_REQUEST_BODY_SIZE: u32 = 4 * 1024 * 1024;
+
 impl Config {
+    /// The largest request body (and client-stream element) accepted.
+    pub fn request_body_limit(&self) -> u32 {
+        self.max_request_body_size.unwrap_or(DEFAULT_MAX_REQUEST_BODY_SIZE)
+    }
+
     /// Parses the plugin configuration (JSON text).
     pub fn from_json(text: &[u8]) -> Result<Config, ConfigError> {
         let value: Value =
@@ -386,6 +402,7 @@ fn json2grpc(field: &str, value: &Value, config: &mut Config) -> Result<(), Conf
                         "max_query_parameters" => &mut config.limits.max_query_parameters,
                         "max_frame_size" => &mut config.limits.max_frame_size,
                         "envoy_buffer_bytes" => &mut config.limits.envoy_buffer_bytes,
+                        "max_response_json_bytes" => &mut config.limits.max_response_json_bytes,
                         _ => return Err(unknown(f)),
                     };
                     *slot = positive(f, value)?;
@@ -606,7 +623,13 @@ mod tests {
         .unwrap();
         assert_eq!(
             c.limits,
-            Limits { max_json_depth: 10, max_query_parameters: 5, max_frame_size: 99, envoy_buffer_bytes: 1024 * 1024 }
+            Limits {
+                max_json_depth: 10,
+                max_query_parameters: 5,
+                max_frame_size: 99,
+                envoy_buffer_bytes: 1024 * 1024,
+                max_response_json_bytes: 8 * 1024 * 1024
+            }
         );
         assert_eq!(c.callout.timeout_ms, 250);
         assert_eq!(c.callout.clusters, vec![("pkg.Svc".to_string(), "svc_cluster".to_string())]);

@@ -1,5 +1,6 @@
 //! The transcoding core. Nothing here calls the proxy-wasm host.
 pub mod bound;
+pub mod client_headers;
 pub mod config;
 pub mod descriptor_proto;
 pub mod descriptors;

@@ -11,7 +11,7 @@ use super::bound::write_default;
 use super::config::PrintOptions;
 use super::error::{Error, Result};
 use super::fast::plan::{Scalar, ValueKind};
-use super::fast::Codec;
+use super::fast::{Codec, OutputLimit};
 use super::field_path::FieldPath;
 use super::frame::FrameDecoder;
 use super::grpc_status::GrpcStatus;
@@ -60,8 +60,10 @@ pub struct ResponseTranscoder {
     /// Total upstream message bytes accepted so far, against `max_response_body_size`.
     received: u64,
     max_body: Option<u32>,
-    /// `content_type` of the first HttpBody message.
+    /// `content_type` of the first HttpBody message, if it is a valid header value.
     raw_content_type: Option<String>,
+    /// The most JSON written per message and per `push_framed` call.
+    max_json: OutputLimit,
     codec: Arc<Codec>,
 }
 
@@ -88,20 +90,35 @@ impl ResponseTranscoder {
             }
             _ => FrameDecoder::new(max_frame_size, grpc_encoding),
         };
+        let streaming = binding.method.server_streaming;
+        let format = StreamFormat::from_print_options(print);
+        // NDJSON and SSE frame each message as one line: indentation would split it.
+        let print = PrintOptions {
+            add_whitespace: print.add_whitespace && !(streaming && format != StreamFormat::JsonArray),
+            ..print.clone()
+        };
         ResponseTranscoder {
             output,
             response_body: binding.response_body.clone(),
             raw,
-            print: print.clone(),
-            streaming: binding.method.server_streaming,
-            format: StreamFormat::from_print_options(print),
+            print,
+            streaming,
+            format,
             decoder,
             messages: 0,
             received: 0,
             max_body,
             raw_content_type: None,
+            max_json: OutputLimit::NONE,
             codec: codec.clone(),
         }
+    }
+
+    /// Limits the JSON written per message and per [`push_framed`](Self::push_framed) call
+    /// (none by default).
+    pub fn with_json_limit(mut self, limit: OutputLimit) -> Self {
+        self.max_json = limit;
+        self
     }
 
     pub fn is_streaming(&self) -> bool {
@@ -127,7 +144,7 @@ impl ResponseTranscoder {
     /// once the first message arrived (`application/octet-stream` before).
     pub fn content_type(&self) -> Cow<'_, str> {
         if self.is_raw() {
-            return Cow::Borrowed(self.raw_content_type.as_deref().unwrap_or("application/octet-stream"));
+            return Cow::Borrowed(self.raw_content_type.as_deref().unwrap_or(DEFAULT_RAW_CONTENT_TYPE));
         }
         Cow::Borrowed(match (self.streaming, self.format) {
             (true, StreamFormat::ServerSentEvents) => "text/event-stream",
@@ -137,16 +154,25 @@ impl ResponseTranscoder {
     }
 
     /// Feeds gRPC-framed response bytes; appends the translation of every completed message.
+    /// The JSON of one call is limited as a whole (`max_response_json_bytes`): one upstream read
+    /// of many small messages cannot amplify past it either.
     pub fn push_framed(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
         self.decoder.push(data);
+        let start = out.len();
         while let Some(message) = self.decoder.next_frame()? {
-            self.push_message(&message, out)?;
+            let limit = self.max_json.spent(out.len().saturating_sub(start));
+            self.push_message_within(&message, limit, out)?;
         }
         Ok(())
     }
 
-    /// Feeds one whole (unframed) response message, as a gRPC callout delivers them.
+    /// Feeds one whole (unframed) response message.
     pub fn push_message(&mut self, message: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        self.push_message_within(message, self.max_json, out)
+    }
+
+    /// Feeds one whole (unframed) response message; its JSON may take `limit`.
+    fn push_message_within(&mut self, message: &[u8], limit: OutputLimit, out: &mut Vec<u8>) -> Result<()> {
         let len = u64::try_from(message.len()).unwrap_or(u64::MAX);
         self.received = self.received.saturating_add(len);
         if let Some(max) = self.max_body {
@@ -162,7 +188,7 @@ impl ResponseTranscoder {
             return Err(Error::bad_upstream("invalid gRPC response: more than one message for a unary method"));
         }
         if self.response_body.is_none() && self.raw.is_none() {
-            return self.push_whole(message, out);
+            return self.push_whole(message, limit, out);
         }
         // Printed in part or not at all: still a valid message as a whole, or a 502.
         self.codec.validate(self.output, message)?;
@@ -178,7 +204,7 @@ impl ResponseTranscoder {
                 StreamFormat::NewlineDelimited => {}
             }
         }
-        self.write_selected(message, out)?;
+        self.write_selected(message, limit, out)?;
         if self.streaming {
             match self.format {
                 StreamFormat::JsonArray => {}
@@ -190,7 +216,7 @@ impl ResponseTranscoder {
     }
 
     /// The whole message: wire bytes straight to JSON, framed for streams.
-    fn push_whole(&mut self, message: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    fn push_whole(&mut self, message: &[u8], limit: OutputLimit, out: &mut Vec<u8>) -> Result<()> {
         if !self.codec.supported(self.output) {
             return Err(groups(&self.codec, self.output));
         }
@@ -203,7 +229,7 @@ impl ResponseTranscoder {
                 StreamFormat::NewlineDelimited => {}
             }
         }
-        if let Err(e) = self.codec.binary_to_json(self.output, message, &self.print, out) {
+        if let Err(e) = self.codec.binary_to_json_limited(self.output, message, &self.print, limit, out) {
             // Nothing half-written reaches the client.
             out.truncate(mark);
             return Err(e);
@@ -219,9 +245,8 @@ impl ResponseTranscoder {
         Ok(())
     }
 
-    /// `response_body`: the field alone. Its parent is printed with only that field (so the
-    /// field's JSON mapping is exact), then the value is taken out of the object.
-    fn write_selected(&self, message: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    /// `response_body`: the field alone, printed from its parent's occurrences of it.
+    fn write_selected(&self, message: &[u8], limit: OutputLimit, out: &mut Vec<u8>) -> Result<()> {
         let Some(path) = &self.response_body else { return Ok(()) };
         let (Some(parents), Some(leaf)) =
             (wire::descend(message, path.parents().iter().map(|f| f.number)), path.leaf())
@@ -243,19 +268,7 @@ impl ResponseTranscoder {
         if !self.codec.supported(parent_type) {
             return Err(groups(&self.codec, parent_type));
         }
-        let print = PrintOptions { add_whitespace: false, ..self.print.clone() };
-        let mut text = Vec::new();
-        self.codec.binary_to_json(parent_type, &holder, &print, &mut text)?;
-        let mut object: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&text).map_err(|e| Error::internal(format!("response_body: {e}")))?;
-        let key = if self.print.preserve_proto_field_names { &leaf.name } else { &leaf.json_name };
-        let value = object.remove(&**key).unwrap_or(serde_json::Value::Null);
-        let written = if self.print.add_whitespace {
-            serde_json::to_writer_pretty(&mut *out, &value)
-        } else {
-            serde_json::to_writer(&mut *out, &value)
-        };
-        written.map_err(|e| Error::internal(format!("response_body: {e}")))
+        self.codec.field_to_json(parent_type, leaf.number, &holder, &self.print, limit, out)
     }
 
     /// HttpBody: its `data` is the body; the first message's `content_type` the content-type.
@@ -271,9 +284,16 @@ impl ResponseTranscoder {
             body.iter().flat_map(|c| fields(c)).flatten().filter(|f| f.number == number).last().map(|f| f.value)
         };
         if self.raw_content_type.is_none() {
+            // It becomes a response header: a value that is not a valid header (CR, LF, NUL,
+            // other control bytes, or very long) could inject header lines; it is replaced.
             let ct = last("content_type", Scalar::String).and_then(|ct| std::str::from_utf8(ct).ok());
-            if let Some(ct) = ct.filter(|ct| !ct.is_empty()) {
-                self.raw_content_type = Some(ct.to_string());
+            match ct.filter(|ct| !ct.is_empty()) {
+                Some(ct) if is_header_value(ct) => self.raw_content_type = Some(ct.to_string()),
+                Some(ct) => log::debug!(
+                    "HttpBody.content_type of {} bytes is not a valid header value: sent as {DEFAULT_RAW_CONTENT_TYPE}",
+                    ct.len()
+                ),
+                None => {}
             }
         }
         if let Some(data) = last("data", Scalar::Bytes) {
@@ -340,6 +360,20 @@ impl ResponseTranscoder {
         }
         false
     }
+}
+
+/// The content-type of an HttpBody response that names none (or an invalid one).
+const DEFAULT_RAW_CONTENT_TYPE: &str = "application/octet-stream";
+
+/// The longest content-type taken from an upstream HttpBody.
+const MAX_CONTENT_TYPE_LEN: usize = 1024;
+
+/// A header value safe to send (RFC 9110 field-value: visible ASCII, spaces and tabs inside;
+/// no CR, LF, NUL or other control bytes), of sane length.
+fn is_header_value(v: &str) -> bool {
+    v.len() <= MAX_CONTENT_TYPE_LEN
+        && v.trim_matches([' ', '\t']) == v
+        && v.bytes().all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
 }
 
 /// A message type the fast codec does not handle.
@@ -541,6 +575,113 @@ mod tests {
         assert_eq!(e.http_status, 500);
     }
 
+    /// A message of `count` empty `items` (field 7): 2 bytes each on the wire, a whole object
+    /// each in JSON with `always_print_primitive_fields`.
+    fn empty_items(count: usize) -> Vec<u8> {
+        let mut data = Vec::new();
+        encode_frame(&[0x3a, 0x00].repeat(count), &mut data).unwrap();
+        data
+    }
+
+    fn limited(extra: &str) -> Transcoder {
+        let limits = r#""json2grpc": {"limits": {"max_response_json_bytes": 10000}}"#;
+        transcoder(&format!(r#""print_options": {{"always_print_primitive_fields": true{extra}}}, {limits}"#))
+    }
+
+    #[test]
+    fn json_output_is_limited_while_printing() {
+        let t = limited("");
+        let data = empty_items(20_000);
+        let unlimited = run(&mut response(&t, "GET", "/v1/things/1"), &data, 1 << 20, ok()).unwrap();
+        assert!(unlimited.len() > 10 * data.len(), "{} bytes of JSON from {}", unlimited.len(), data.len());
+        let Decision::Transcode(plan) = t.route("GET", "/v1/things/1", None) else { panic!() };
+        let mut r = t.response(&plan.binding, None, None);
+        let mut out = Vec::new();
+        let e = r.push_framed(&data, &mut out).unwrap_err();
+        assert_eq!(e.http_status, 500);
+        assert_eq!(e.message, "the JSON response exceeds json2grpc.limits.max_response_json_bytes (10000 bytes)");
+        assert!(out.is_empty(), "nothing half-written");
+        // Printing stops at the limit, not after the whole message: past it by one element at most.
+        let everything = t.schema.message_index("test.v1.Everything").unwrap();
+        let mut partial = Vec::new();
+        let limit = OutputLimit::new(10_000, "x");
+        t.codec
+            .binary_to_json_limited(everything, &data[5..], &t.config.print_options, limit, &mut partial)
+            .unwrap_err();
+        let element = unlimited.len() / 20_000;
+        assert!(partial.len() <= 10_000 + 2 * element, "{} bytes written", partial.len());
+        // A unary response Envoy holds is limited by its buffer too.
+        assert_eq!(t.json_limit(true).option, "json2grpc.limits.max_response_json_bytes");
+        let t = transcoder(r#""json2grpc": {"limits": {"envoy_buffer_bytes": 100}}"#);
+        assert_eq!(t.json_limit(true), OutputLimit::new(100, "json2grpc.limits.envoy_buffer_bytes"));
+        assert_eq!(t.json_limit(false).option, "json2grpc.limits.max_response_json_bytes");
+    }
+
+    #[test]
+    fn a_stream_is_limited_per_message_and_per_upstream_read() {
+        let t = limited("");
+        let Decision::Transcode(plan) = t.route("GET", "/v1/stream/1", None) else { panic!() };
+        let message = frame("test.v1.Everything", "{}");
+        let one = run(&mut response(&t, "GET", "/v1/stream/1"), &message, 100, ok()).unwrap().len();
+        // Read one by one, many messages are fine; a read of all at once would amplify past it.
+        let many = message.repeat(2 * 10_000 / one + 2);
+        let mut r = t.response(&plan.binding, None, None);
+        let mut out = Vec::new();
+        for m in many.chunks(message.len()) {
+            let before = out.len();
+            r.push_framed(m, &mut out).unwrap();
+            assert!(out.len() - before <= 10_000);
+        }
+        let mut r = t.response(&plan.binding, None, None);
+        let e = r.push_framed(&many, &mut Vec::new()).unwrap_err();
+        assert!(e.message.contains("max_response_json_bytes"), "{e}");
+        // One message over it alone.
+        let mut r = t.response(&plan.binding, None, None);
+        assert!(r.push_framed(&empty_items(20_000), &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn ndjson_and_sse_lines_stay_one_line_with_add_whitespace() {
+        let data = [
+            frame("test.v1.Everything", r#"{"id": "1", "nested": {"name": "n"}}"#),
+            frame("test.v1.Everything", r#"{"id": "2"}"#),
+        ]
+        .concat();
+        let t = transcoder(r#""print_options": {"add_whitespace": true, "stream_newline_delimited": true}"#);
+        let out = run(&mut response(&t, "GET", "/v1/stream/1"), &data, 5, ok()).unwrap();
+        assert_eq!(out, "{\"id\":\"1\",\"nested\":{\"name\":\"n\"}}\n{\"id\":\"2\"}\n");
+        let t = transcoder(r#""print_options": {"add_whitespace": true, "stream_sse_style_delimited": true}"#);
+        let out = run(&mut response(&t, "GET", "/v1/stream/1"), &data, 5, ok()).unwrap();
+        assert_eq!(out, "data: {\"id\":\"1\",\"nested\":{\"name\":\"n\"}}\n\ndata: {\"id\":\"2\"}\n\n");
+        // JSON arrays and unary responses keep the whitespace.
+        let t = transcoder(r#""print_options": {"add_whitespace": true}"#);
+        let out = run(&mut response(&t, "GET", "/v1/stream/1"), &data, 5, ok()).unwrap();
+        assert!(out.contains("\n  \"id\": \"1\""), "{out}");
+    }
+
+    #[test]
+    fn an_invalid_http_body_content_type_is_not_a_header() {
+        let t = transcoder("");
+        for (ct, expected) in [
+            ("text/csv\r\nx-injected: 1", "application/octet-stream"),
+            ("text/csv\nx-injected: 1", "application/octet-stream"),
+            ("text/csv\u{0}", "application/octet-stream"),
+            (" text/csv", "application/octet-stream"),
+            ("text/csv; charset=\"utf-8\"", "text/csv; charset=\"utf-8\""),
+        ] {
+            let json = serde_json::json!({"contentType": ct, "data": "YQ=="}).to_string();
+            let data = frame("google.api.HttpBody", &json);
+            let mut r = response(&t, "GET", "/v1/download/1");
+            assert_eq!(run(&mut r, &data, 3, ok()).unwrap(), "a");
+            assert_eq!(r.content_type(), expected, "{ct:?}");
+        }
+        let long = format!("text/{}", "x".repeat(2000));
+        let data = frame("google.api.HttpBody", &serde_json::json!({"contentType": long, "data": "YQ=="}).to_string());
+        let mut r = response(&t, "GET", "/v1/download/1");
+        run(&mut r, &data, 100, ok()).unwrap();
+        assert_eq!(r.content_type(), "application/octet-stream");
+    }
+
     /// `response_body` as the message-tree implementation printed it (decoded message, the
     /// parent holding only the selected field, printed, the value taken out), the reference
     /// of the wire-level selection.
@@ -630,7 +771,11 @@ mod tests {
                     let mut r = ResponseTranscoder::new(&t.codec, &binding, print, 1 << 20, None, None);
                     let got = run(&mut r, &message, 7, ok()).unwrap();
                     let expected = reference_selection(&t, &path, &message[5..], print);
-                    assert_eq!(got, expected, "{json} {path} {print:?}");
+                    // The reference goes through serde_json's map (keys sorted); the filter
+                    // prints members in declaration order, as everywhere else.
+                    let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+                    assert_eq!(parse(&got), parse(&expected), "{json} {path} {print:?}");
+                    assert_eq!(got.contains('\n'), expected.contains('\n'), "{json} {path} {print:?}");
                     compared += 1;
                 }
             }

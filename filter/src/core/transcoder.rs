@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::config::{Config, ConfigError};
 use super::descriptors::load_schema;
 use super::error::Result;
-use super::fast::Codec;
+use super::fast::{Codec, OutputLimit};
 use super::frame::encode_frame;
 use super::json::{ParseOptions, MAX_SUPPORTED_DEPTH};
 use super::json_stream::{ElementSplitter, Framing};
@@ -74,7 +74,8 @@ impl Transcoder {
     }
 
     /// A translator for the response to `binding`'s call. `max_body` overrides
-    /// `max_response_body_size` (bodyless server streams are capped lower).
+    /// `max_response_body_size` (bodyless server streams are capped lower). Its JSON is limited
+    /// by `json2grpc.limits.max_response_json_bytes` per message and per upstream read.
     pub fn response(
         &self,
         binding: &HttpBinding,
@@ -89,6 +90,18 @@ impl Transcoder {
             max_body,
             grpc_encoding,
         )
+        .with_json_limit(self.json_limit(false))
+    }
+
+    /// The limit of the JSON written at once. `held_by_envoy`: a unary response body Envoy
+    /// holds whole, which Envoy resets past its buffer limit (`envoy_buffer_bytes`).
+    pub fn json_limit(&self, held_by_envoy: bool) -> OutputLimit {
+        let limits = &self.config.limits;
+        let bytes = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+        if held_by_envoy && limits.envoy_buffer_bytes < limits.max_response_json_bytes {
+            return OutputLimit::new(bytes(limits.envoy_buffer_bytes), "json2grpc.limits.envoy_buffer_bytes");
+        }
+        OutputLimit::new(bytes(limits.max_response_json_bytes), "json2grpc.limits.max_response_json_bytes")
     }
 
     /// The gRPC request message (protobuf bytes, unframed) for a planned request and its body.
@@ -119,7 +132,7 @@ pub struct RequestStream {
 impl Transcoder {
     /// Starts translating the body of a client-streaming request.
     pub fn request_stream(&self, content_type: Option<&str>) -> RequestStream {
-        let max_element = self.config.max_request_body_size.and_then(|m| usize::try_from(m).ok()).unwrap_or(usize::MAX);
+        let max_element = usize::try_from(self.config.request_body_limit()).unwrap_or(usize::MAX);
         RequestStream {
             splitter: ElementSplitter::new(
                 Framing::from_content_type(content_type),

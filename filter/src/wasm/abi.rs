@@ -169,7 +169,13 @@ pub extern "C" fn proxy_abi_version_0_2_1() {}
 /// The host copies data into the guest with memory from here; `host::owned` frees it.
 #[no_mangle]
 pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
-    let mut buffer: Vec<u8> = Vec::with_capacity(size);
+    // Envoy asks for room for data it hands over (a body, a header map). A size the VM cannot
+    // hold (a huge buffer) gets null, which fails that one host call; `Vec::with_capacity`
+    // would trap the VM instead (capacity overflow or allocation failure aborts).
+    let mut buffer: Vec<u8> = Vec::new();
+    if buffer.try_reserve_exact(size).is_err() {
+        return std::ptr::null_mut();
+    }
     let ptr = buffer.as_mut_ptr();
     std::mem::forget(buffer);
     ptr

@@ -612,7 +612,13 @@ fn callout_answered_by_envoy_instead_of_the_service() {
             "the gRPC call timed out (json2grpc.callout.timeout_ms)",
         ),
         // A reset: no response at all.
-        (&[], 503, 14, "the gRPC call failed (connection reset or refused)"),
+        (
+            &[],
+            503,
+            14,
+            "the gRPC call for the bodyless request failed before an answer: the connection was reset or refused, \
+             or the answer was larger than Envoy buffers for a filter's own call (32 MiB)",
+        ),
     ];
     for (headers, http, code, text) in cases {
         let root = root();
@@ -1121,4 +1127,88 @@ fn a_unary_exchange_costs_few_host_calls() {
         assert_eq!(exchange(), expected);
     }
     assert_eq!(exchange().len(), expected.len() + 5);
+}
+
+// --- hostile input: client gRPC headers, deadlines, ignored parameters, allocation ----------
+
+#[test]
+fn client_grpc_headers_follow_the_policy_in_stream() {
+    let root = root_with(json!({"ignored_query_parameters": ["api_key"]}));
+    let mut ctx = request(
+        &root,
+        &[
+            (":method", "POST"),
+            (":path", "/v1/things?api_key=secret"),
+            ("content-type", "application/json"),
+            ("grpc-encoding", "gzip"),
+            ("grpc-accept-encoding", "gzip"),
+            ("grpc-status", "3"),
+            ("grpc-timeout", "5S"),
+            ("grpc-trace-bin", "AAAA"),
+            ("x-user", "alice"),
+        ],
+    );
+    assert_eq!(ctx.on_http_request_headers(9, false), Action::Continue);
+    let sent = map(Map::RequestHeaders);
+    let get = |name: &str| sent.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    for gone in ["grpc-encoding", "grpc-accept-encoding", "grpc-status"] {
+        assert_eq!(get(gone), None, "{gone}: {sent:?}");
+    }
+    assert_eq!(get("grpc-timeout"), Some("5S"));
+    assert_eq!(get("grpc-trace-bin"), Some("AAAA"));
+    assert_eq!(get("x-user"), Some("alice"));
+    assert_eq!(get("x-envoy-original-path"), Some("/v1/things"), "the ignored api_key stays out");
+}
+
+#[test]
+fn an_invalid_client_deadline_is_a_400_before_any_call() {
+    let root = root();
+    for (method, end) in [("POST", false), ("GET", true)] {
+        mock_host::reset();
+        with(|h| h.set_property(&["xds", "cluster_name"], b"things"));
+        let path = if method == "GET" { "/v1/things/a1" } else { "/v1/things" };
+        let mut ctx = request(&root, &[(":method", method), (":path", path), ("grpc-timeout", "123456789S")]);
+        assert_eq!(ctx.on_http_request_headers(3, end), Action::Pause);
+        let message = assert_error_reply(&reply(), 400, 3);
+        assert!(message.contains("invalid grpc-timeout"), "{message}");
+        assert!(calls().is_empty());
+    }
+}
+
+#[test]
+fn the_client_deadline_bounds_the_callout() {
+    let root = root_with(json!({"ignored_query_parameters": ["api_key"]}));
+    with(|h| h.set_property(&["xds", "cluster_name"], b"things"));
+    let mut ctx = request(
+        &root,
+        &[
+            (":method", "GET"),
+            (":path", "/v1/things/a1?api_key=secret&page_size=3"),
+            ("grpc-timeout", "250m"),
+            ("grpc-encoding", "gzip"),
+        ],
+    );
+    assert_eq!(ctx.on_http_request_headers(4, true), Action::Pause);
+    let sent = call();
+    assert_eq!(sent.timeout_ms, 250);
+    let get = |name: &str| sent.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    assert_eq!(get("grpc-timeout"), Some("250m"));
+    assert_eq!(get("grpc-encoding"), None);
+    assert_eq!(get("x-envoy-original-path"), Some("/v1/things/a1?page_size=3"));
+    // A longer client deadline does not lengthen the configured one (15 s).
+    mock_host::reset();
+    with(|h| h.set_property(&["xds", "cluster_name"], b"things"));
+    let mut ctx = request(&root, &[(":method", "GET"), (":path", "/v1/things/a1"), ("grpc-timeout", "1H")]);
+    assert_eq!(ctx.on_http_request_headers(3, true), Action::Pause);
+    assert_eq!(call().timeout_ms, 15_000);
+}
+
+#[test]
+fn an_allocation_the_vm_cannot_hold_is_refused_not_a_trap() {
+    assert!(super::abi::proxy_on_memory_allocate(usize::MAX).is_null());
+    assert!(super::abi::proxy_on_memory_allocate(isize::MAX as usize).is_null());
+    let ptr = super::abi::proxy_on_memory_allocate(16);
+    assert!(!ptr.is_null());
+    // SAFETY: 16 bytes allocated above as a Vec<u8> of capacity 16.
+    drop(unsafe { Vec::from_raw_parts(ptr, 0, 16) });
 }

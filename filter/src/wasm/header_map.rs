@@ -55,6 +55,13 @@ impl Headers {
         self.changed |= self.pairs.len() != before;
     }
 
+    /// Keeps only the headers whose (lower-case) name `keep` accepts.
+    pub fn retain_names(&mut self, keep: impl Fn(&[u8]) -> bool) {
+        let before = self.pairs.len();
+        self.pairs.retain(|(k, _)| keep(k));
+        self.changed |= self.pairs.len() != before;
+    }
+
     /// Writes the edited map back in one call; true if nothing changed or the host took it.
     pub fn write(&self) -> bool {
         !self.changed || host::set_headers(self.map, &self.pairs)

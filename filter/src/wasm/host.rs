@@ -191,14 +191,21 @@ pub fn remove_header(map: Map, name: &str) -> bool {
 
 /// `size` bytes of a buffer from `start`; empty when absent.
 pub fn buffer(buffer: Buffer, start: usize, size: usize) -> Vec<u8> {
+    try_buffer(buffer, start, size).unwrap_or_default()
+}
+
+/// `size` bytes of a buffer from `start` (empty when absent); `None` when the host failed to
+/// hand them over (e.g. `proxy_on_memory_allocate` had no room for them).
+pub fn try_buffer(buffer: Buffer, start: usize, size: usize) -> Option<Vec<u8>> {
     let mut data = null_mut();
     let mut len = 0usize;
     // SAFETY: valid pointers; on OK the host hands over an allocation of `len` bytes.
     let status = unsafe { proxy_get_buffer_bytes(buffer as u32, start, size, &mut data, &mut len) };
-    if status != OK {
-        return Vec::new();
+    match status {
+        OK => Some(owned(data, len).unwrap_or_default()),
+        NOT_FOUND => Some(Vec::new()),
+        _ => None,
     }
-    owned(data, len).unwrap_or_default()
 }
 
 /// Replaces `size` bytes from `start` (Envoy supports `start == 0`, and appending at the end).

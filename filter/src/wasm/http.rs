@@ -23,6 +23,7 @@ use super::header_map::Headers;
 use super::host::{self, Buffer, Map};
 use super::metrics::{now_micros, ErrorKind};
 use super::root::{Filter, Flusher};
+use crate::core::client_headers;
 use crate::core::error::Error;
 use crate::core::frame::encode_frame;
 use crate::core::grpc_status::GrpcStatus;
@@ -132,11 +133,12 @@ impl Http {
 
     fn max_request_body(&self) -> Option<usize> {
         let t = self.transcoder.as_ref()?;
-        t.config.max_request_body_size.and_then(|m| usize::try_from(m).ok())
+        usize::try_from(t.config.request_body_limit()).ok()
     }
 
-    fn too_large() -> Error {
-        Error::payload_too_large("request body exceeds max_request_body_size")
+    fn too_large(&self) -> Error {
+        let limit = self.transcoder.as_ref().map_or(0, |t| t.config.request_body_limit());
+        Error::payload_too_large(format!("request body exceeds max_request_body_size ({limit} bytes)"))
     }
 
     // ---- request -------------------------------------------------------------------------
@@ -158,20 +160,31 @@ impl Http {
             Decision::Reject(error) => return self.reply_error(ErrorKind::of_request(&error), &error),
             Decision::Transcode(plan) => plan,
         };
+        // The client's deadline: passed on when valid, refused (as the service would) when not.
+        let deadline = match headers.get("grpc-timeout").map(client_headers::parse_grpc_timeout) {
+            Some(Ok(nanos)) => Some(nanos),
+            Some(Err(error)) => return self.reply_error(ErrorKind::InvalidRequest, &error),
+            None => None,
+        };
+        let original_path = client_headers::original_path(
+            &path,
+            &t.config.ignored_query_parameters,
+            t.config.query_param_unescape_plus,
+        );
         let length = headers.get_str("content-length");
         if let (Some(max), Some(length)) = (self.max_request_body(), length) {
             if length.trim().parse::<usize>().is_ok_and(|l| l > max) {
-                return self.reply_error(ErrorKind::Limit, &Self::too_large());
+                return self.reply_error(ErrorKind::Limit, &self.too_large());
             }
         }
         self.binding = Some(plan.binding.clone());
         let method_metrics = t.metrics.method(plan.method());
         if end_of_stream {
             method_metrics.callouts.inc();
-            return self.start_callout(&t, plan, &headers, &method, &path);
+            return self.start_callout(&t, plan, &headers, &method, &original_path, deadline);
         }
         method_metrics.requests.inc();
-        rewrite_request_headers(&mut headers, &plan, &method, &path);
+        rewrite_request_headers(&mut headers, &plan, &method, &original_path);
         if plan.method().client_streaming && !plan.binding.body_is_http_body {
             let stream = Box::new(t.request_stream(content_type.as_deref()));
             self.request = RequestState::Stream { plan, stream };
@@ -195,7 +208,7 @@ impl Http {
             RequestState::Stream { .. } => self.on_request_stream_body(body_size, end_of_stream),
             RequestState::Body { .. } => {
                 if self.max_request_body().is_some_and(|max| body_size > max) {
-                    return self.reply_error(ErrorKind::Limit, &Self::too_large());
+                    return self.reply_error(ErrorKind::Limit, &self.too_large());
                 }
                 if !end_of_stream {
                     // Pause buffers the chunks in Envoy (413 from Envoy past its buffer limit).
@@ -207,7 +220,8 @@ impl Http {
         }
     }
 
-    /// The whole body is here: replace it with the framed gRPC message.
+    /// The whole body is here (`body_size` bytes, `usize::MAX`: all Envoy holds): replace it
+    /// with the framed gRPC message.
     fn finish_request_body(&mut self, body_size: usize) -> Action {
         let Some(t) = self.transcoder.clone() else {
             return Action::Continue;
@@ -215,7 +229,11 @@ impl Http {
         let RequestState::Body { plan, content_type } = std::mem::replace(&mut self.request, RequestState::Idle) else {
             return Action::Continue;
         };
-        let body = host::buffer(Buffer::HttpRequestBody, 0, body_size);
+        let body = match read_body(Buffer::HttpRequestBody, body_size) {
+            Ok(body) => body,
+            Err(error) => return self.reply_error(ErrorKind::Limit, &error),
+        };
+        let body_size = body.len();
         let start = self.timing.start();
         let framed = t.request_message(&plan, &body, content_type.as_deref()).and_then(|message| {
             let mut framed = Vec::with_capacity(message.len().saturating_add(5));
@@ -246,7 +264,11 @@ impl Http {
         let RequestState::Stream { plan, stream } = &mut self.request else {
             return Action::Continue;
         };
-        let data = host::buffer(Buffer::HttpRequestBody, 0, body_size);
+        let data = match read_body(Buffer::HttpRequestBody, body_size) {
+            Ok(data) => data,
+            Err(error) => return self.reply_error(ErrorKind::Limit, &error),
+        };
+        let body_size = data.len();
         let start = self.timing.start();
         let mut out = Vec::new();
         let mut result = t.push_request_stream(stream, plan, &data, &mut out);
@@ -273,14 +295,8 @@ impl Http {
     fn on_request_trailers(&mut self) -> Action {
         // A body followed by trailers ends here, not in the body callback.
         match &self.request {
-            RequestState::Body { .. } => {
-                let size = host::buffer(Buffer::HttpRequestBody, 0, usize::MAX).len();
-                self.finish_request_body(size)
-            }
-            RequestState::Stream { .. } => {
-                let size = host::buffer(Buffer::HttpRequestBody, 0, usize::MAX).len();
-                self.on_request_stream_body(size, true)
-            }
+            RequestState::Body { .. } => self.finish_request_body(usize::MAX),
+            RequestState::Stream { .. } => self.on_request_stream_body(usize::MAX, true),
             RequestState::Idle | RequestState::Callout { .. } => Action::Continue,
         }
     }
@@ -293,7 +309,8 @@ impl Http {
         plan: RequestPlan,
         request_headers: &Headers,
         method: &str,
-        path: &str,
+        original_path: &str,
+        deadline: Option<u64>,
     ) -> Action {
         let info = plan.method();
         let mut framed = Vec::new();
@@ -329,10 +346,10 @@ impl Http {
             .filter_map(|(k, v)| Some((String::from_utf8(k.clone()).ok()?, String::from_utf8(v.clone()).ok()?)))
             .filter(|(k, _)| callout::is_forwarded(&t.config.callout, k))
             .collect();
-        let headers =
-            callout::call_headers(&info.path(), &authority, t.config.callout.timeout_ms, method, path, forwarded);
+        let timeout_ms = client_headers::callout_timeout_ms(t.config.callout.timeout_ms, deadline);
+        let headers = callout::call_headers(&info.path(), &authority, timeout_ms, method, original_path, forwarded);
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        match host::http_call(&cluster, &headers, &framed, t.config.callout.timeout_ms) {
+        match host::http_call(&cluster, &headers, &framed, timeout_ms) {
             Ok(token) => {
                 abi::register_callout(token, self.context_id);
                 self.request = RequestState::Callout { token };
@@ -359,8 +376,14 @@ impl Http {
             trailers.iter().chain(headers.iter()).find(|(k, _)| k == name.as_bytes()).map(|(_, v)| v.as_slice())
         };
         let content_type = find("content-type").and_then(|v| std::str::from_utf8(v).ok()).unwrap_or("");
-        if headers.is_empty() || !is_grpc_content_type(content_type) {
-            // Envoy's own answer (no healthy upstream, timeout, reset, …), not gRPC.
+        if headers.is_empty() {
+            // No answer: Envoy reset the call. Envoy 1.40 reports an answer over its async
+            // client's buffer (32 MiB, drained) as a reset too (status message "reset").
+            self.reply_error(ErrorKind::Callout, &callout_reset());
+            return;
+        }
+        if !is_grpc_content_type(content_type) {
+            // Envoy's own answer (no healthy upstream, timeout, …), not gRPC.
             let status = find(":status").and_then(|v| std::str::from_utf8(v).ok()).and_then(|s| s.parse().ok());
             self.reply_error(ErrorKind::Callout, &callout_failure(status));
             return;
@@ -396,9 +419,31 @@ impl Http {
                 return;
             }
         }
+        if !streaming {
+            // A unary answer is one frame: anything larger is refused before it is copied in.
+            let frame = t.config.limits.max_frame_size;
+            let (cap, name, http_status) = match t.config.max_response_body_size {
+                Some(limit) if limit < frame => (limit, "max_response_body_size", 500),
+                _ => (frame, "json2grpc.limits.max_frame_size", 502),
+            };
+            if u64::try_from(body_size).unwrap_or(u64::MAX) > u64::from(cap).saturating_add(5) {
+                let error = Error::internal(format!(
+                    "the upstream's answer of {body_size} bytes exceeds {name} ({cap} bytes per message)"
+                ))
+                .with_http_status(http_status);
+                self.reply_error(ErrorKind::Limit, &error);
+                return;
+            }
+        }
         let encoding = find("grpc-encoding").and_then(|v| std::str::from_utf8(v).ok());
         let mut response = t.response(&binding, max_body, encoding);
-        let body = host::buffer(Buffer::HttpCallResponseBody, 0, body_size);
+        let body = match read_body(Buffer::HttpCallResponseBody, body_size) {
+            Ok(body) => body,
+            Err(error) => {
+                self.reply_error(ErrorKind::Limit, &error);
+                return;
+            }
+        };
         let start = self.timing.start();
         let mut out = Vec::new();
         let result = response.push_framed(&body, &mut out).and_then(|()| response.finish(status, &mut out));
@@ -434,6 +479,10 @@ impl Http {
         }
         let encoding = headers.get_str("grpc-encoding");
         let mut response = t.response(&binding, t.config.max_response_body_size, encoding.as_deref());
+        if !binding.method.server_streaming {
+            // Envoy holds a unary body whole: its JSON must fit Envoy's buffer too.
+            response = response.with_json_limit(t.json_limit(true));
+        }
         if end_of_stream {
             // Trailers-only: the status is in these headers and no body can be added here,
             // but a local reply can still replace the response.
@@ -500,7 +549,20 @@ impl Http {
         let ResponseState::Stream { response, unflushed } = &mut self.response else {
             return Action::Continue;
         };
-        let data = host::buffer(Buffer::HttpResponseBody, 0, body_size);
+        let data = match read_body(Buffer::HttpResponseBody, body_size) {
+            Ok(data) => data,
+            Err(error) => {
+                // The chunk cannot be read: the stream cannot go on without a gap.
+                t.metrics.error(ErrorKind::Limit, error.http_status);
+                let mut out = Vec::new();
+                if !response.abort(&error, &mut out) {
+                    out = error.to_json();
+                }
+                host::set_buffer(Buffer::HttpResponseBody, 0, body_size, &out);
+                self.response = ResponseState::Failed;
+                return Action::Continue;
+            }
+        };
         let start = self.timing.start();
         // Chunks can arrive faster than the tick: then Envoy's buffer still starts with our
         // previous output, followed by the new gRPC bytes.
@@ -650,10 +712,12 @@ impl Http {
 
 /// Rewrites the request into a gRPC call. Only possible in the headers callback: once it
 /// returned Continue, Envoy releases the header map (later edits fail).
-fn rewrite_request_headers(headers: &mut Headers, plan: &RequestPlan, method: &str, path: &str) {
+fn rewrite_request_headers(headers: &mut Headers, plan: &RequestPlan, method: &str, original_path: &str) {
     let grpc_path = plan.method().path();
+    // The client's gRPC protocol headers (encodings, statuses) are the filter's to set.
+    headers.retain_names(client_headers::passes);
     let edits: [(&str, &[u8]); 6] = [
-        ("x-envoy-original-path", path.as_bytes()),
+        ("x-envoy-original-path", original_path.as_bytes()),
         ("x-envoy-original-method", method.as_bytes()),
         (":method", b"POST"),
         // Changing :path makes Envoy re-match the route on the gRPC path.
@@ -706,12 +770,31 @@ fn read_status(t: &Transcoder, map: &Headers) -> GrpcStatus {
     )
 }
 
+/// `size` bytes of a body Envoy holds (`usize::MAX`: all of it). An error when the host could
+/// not hand them over (the VM has no room for them): treating that as an empty body would send
+/// the service a message without the client's data.
+fn read_body(buffer: Buffer, size: usize) -> Result<Vec<u8>, Error> {
+    match host::try_buffer(buffer, 0, size) {
+        Some(bytes) if size == usize::MAX || bytes.len() == size => Ok(bytes),
+        _ => Err(Error::internal(format!("json2grpc could not read the {size}-byte body Envoy holds (out of memory)"))),
+    }
+}
+
+/// A callout Envoy reset before any answer.
+fn callout_reset() -> Error {
+    Error::new(
+        Code::Unavailable,
+        "the gRPC call for the bodyless request failed before an answer: the connection was reset or \
+         refused, or the answer was larger than Envoy buffers for a filter's own call (32 MiB)",
+    )
+}
+
 /// A callout answered by Envoy instead of the service.
 fn callout_failure(status: Option<u16>) -> Error {
     match status {
         Some(504) => Error::new(Code::DeadlineExceeded, "the gRPC call timed out (json2grpc.callout.timeout_ms)"),
         Some(s) => Error::new(Code::Unavailable, format!("the upstream answered HTTP {s} instead of gRPC")),
-        None => Error::new(Code::Unavailable, "the gRPC call failed (connection reset or refused)"),
+        None => callout_reset(),
     }
 }
 

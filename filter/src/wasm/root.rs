@@ -1,6 +1,7 @@
 //! The root context: parses the plugin configuration into a [`Transcoder`] once per VM (one VM
 //! per worker) and hands it to every request.
 use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use std::rc::Rc;
 
 use super::abi::{HttpContext, RootContext};
@@ -38,17 +39,15 @@ pub struct Root {
 /// Pause), so the root resumes those streams on its next tick, 1 ms later.
 #[derive(Default)]
 pub struct Flusher {
-    pending: RefCell<Vec<u32>>,
+    /// A set: a worker can hold thousands of streams, and every body chunk asks.
+    pending: RefCell<HashSet<u32>>,
     ticking: Cell<bool>,
 }
 
 impl Flusher {
     /// Asks for `context_id`'s response to be resumed on the next tick.
     pub fn schedule(&self, context_id: u32) {
-        let mut pending = self.pending.borrow_mut();
-        if !pending.contains(&context_id) {
-            pending.push(context_id);
-        }
+        self.pending.borrow_mut().insert(context_id);
         if !self.ticking.get() && host::set_tick_period(1) {
             self.ticking.set(true);
         }

@@ -17,10 +17,79 @@ const MAX_DEPTH: u32 = 100;
 /// The largest field number protobuf allows.
 const MAX_FIELD_NUMBER: u32 = (1 << 29) - 1;
 
+/// The most JSON one call may append, and the option that sets it (named in the error).
+///
+/// Printing can amplify: an empty sub-message is 2 bytes on the wire and may print as a whole
+/// object (`always_print_primitive_fields`). The limit is checked while printing (at every
+/// member, element and string), so the output never grows far past it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimit {
+    /// Bytes this call may still append.
+    pub remaining: usize,
+    /// The configured limit and its option, for the error.
+    pub configured: usize,
+    pub option: &'static str,
+}
+
+impl OutputLimit {
+    pub const NONE: OutputLimit = OutputLimit { remaining: usize::MAX, configured: usize::MAX, option: "" };
+
+    pub fn new(bytes: usize, option: &'static str) -> OutputLimit {
+        OutputLimit { remaining: bytes, configured: bytes, option }
+    }
+
+    /// The same limit with `used` bytes of it spent already.
+    pub fn spent(self, used: usize) -> OutputLimit {
+        OutputLimit { remaining: self.remaining.saturating_sub(used), ..self }
+    }
+
+    pub fn exceeded(&self) -> Error {
+        Error::internal(format!("the JSON response exceeds {} ({} bytes)", self.option, self.configured))
+    }
+}
+
 /// Appends the JSON of `bytes`, a message of plan `message`, to `out`.
-pub fn decode(plans: &Plans, message: usize, bytes: &[u8], print: &PrintOptions, out: &mut Vec<u8>) -> Result<()> {
-    let mut d = Decoder { plans, print, out, indent: 0, depth: 0 };
-    d.message(message, &[bytes])
+pub fn decode(
+    plans: &Plans,
+    message: usize,
+    bytes: &[u8],
+    print: &PrintOptions,
+    limit: OutputLimit,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let end = out.len().saturating_add(limit.remaining);
+    let mut d = Decoder { plans, print, out, indent: 0, depth: 0, end, limit };
+    d.message(message, &[bytes])?;
+    d.check()
+}
+
+/// Appends the JSON value of field `number` of `bytes`, a message of plan `message` holding
+/// only that field (`response_body`); `null` when the field would not be printed.
+pub fn decode_field(
+    plans: &Plans,
+    message: usize,
+    number: u32,
+    bytes: &[u8],
+    print: &PrintOptions,
+    limit: OutputLimit,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let plan = plans.message(message).ok_or_else(|| Error::internal("message plan missing"))?;
+    let (index, field) = plan.field_by_number(number).ok_or_else(|| Error::internal("field missing from its plan"))?;
+    let index = u16::try_from(index).unwrap_or(u16::MAX);
+    let mut occurrences = Vec::new();
+    read_fields(plan, &[bytes], |raw| {
+        if raw.number == number {
+            occurrences.push((index, raw));
+        }
+        Ok(())
+    })?;
+    let end = out.len().saturating_add(limit.remaining);
+    let mut d = Decoder { plans, print, out, indent: 0, depth: 0, end, limit };
+    if !d.field(field, &occurrences, None)? {
+        d.out.extend_from_slice(b"null");
+    }
+    d.check()
 }
 
 /// One wire field: number, wire type, and payload (LEN: without length; varint: its bytes).
@@ -153,6 +222,9 @@ struct Decoder<'p, 'o> {
     out: &'o mut Vec<u8>,
     indent: usize,
     depth: u32,
+    /// `out` may not grow past this length.
+    end: usize,
+    limit: OutputLimit,
 }
 
 impl Decoder<'_, '_> {
@@ -171,8 +243,19 @@ impl Decoder<'_, '_> {
         }
     }
 
+    /// The output limit, checked before each member and element: past it, nothing more is
+    /// written than the value in progress.
+    fn check(&self) -> Result<()> {
+        if self.out.len() > self.end {
+            return Err(self.limit.exceeded());
+        }
+        Ok(())
+    }
+
     /// Writes `,` (unless first) and the key of an object member.
-    fn key(&mut self, first: &mut bool, name: &str) {
+    fn key(&mut self, first: &mut bool, name: &str) -> Result<()> {
+        self.check()?;
+        self.reserve(name.len())?;
         if !*first {
             self.out.push(b',');
         }
@@ -183,14 +266,25 @@ impl Decoder<'_, '_> {
         if self.print.add_whitespace {
             self.out.push(b' ');
         }
+        Ok(())
     }
 
-    fn element(&mut self, first: &mut bool) {
+    fn element(&mut self, first: &mut bool) -> Result<()> {
+        self.check()?;
         if !*first {
             self.out.push(b',');
         }
         *first = false;
         self.newline();
+        Ok(())
+    }
+
+    /// A string of `len` bytes prints as at least `len` bytes: refused before it is written.
+    fn reserve(&self, len: usize) -> Result<()> {
+        if self.out.len().saturating_add(len) > self.end {
+            return Err(self.limit.exceeded());
+        }
+        Ok(())
     }
 
     fn open(&mut self, c: u8) {
@@ -253,7 +347,13 @@ impl Decoder<'_, '_> {
             }
             Ok(())
         })?;
-        found.sort_by_key(|(i, _)| *i);
+        // Grouped by field, in wire order within a field. Encoders write fields in order, so
+        // this is usually sorted already; otherwise an in-place sort (no scratch memory the size
+        // of the list): every occurrence lies in the one response buffer, so its address is
+        // its wire order.
+        if !found.is_sorted_by_key(|(i, _)| *i) {
+            found.sort_unstable_by_key(|(i, raw)| (*i, raw.value.as_ptr() as usize));
+        }
         let mut next = 0usize;
         for (i, field) in plan.fields.iter().enumerate() {
             let start = next;
@@ -271,27 +371,29 @@ impl Decoder<'_, '_> {
                     continue;
                 }
             }
-            self.field(field, occurrences, first)?;
+            self.field(field, occurrences, Some(&mut *first))?;
         }
         Ok(())
     }
 
-    fn field(&mut self, field: &FieldPlan, occurrences: &[(u16, Raw<'_>)], first: &mut bool) -> Result<()> {
+    /// Writes a field of a message: its key (unless `first` is None: the value alone) and its
+    /// value. False when the field is not printed (absent, or a default not asked for).
+    fn field(&mut self, field: &FieldPlan, occurrences: &[(u16, Raw<'_>)], first: Option<&mut bool>) -> Result<bool> {
         let always = self.print.always_print_primitive_fields;
         match field.shape {
             Shape::Single { presence } => {
                 if let ValueKind::Message(m) = field.kind {
                     if occurrences.is_empty() {
-                        return Ok(());
+                        return Ok(false);
                     }
                     let chunks: Vec<&[u8]> =
                         occurrences.iter().filter(|(_, r)| r.wire_type == 2).map(|(_, r)| r.value).collect();
                     if chunks.len() != occurrences.len() {
                         return Err(self.wrong_type(field));
                     }
-                    let name = self.field_name(field);
-                    self.key(first, name);
-                    return self.message(m, &chunks);
+                    self.field_key(field, first)?;
+                    self.message(m, &chunks)?;
+                    return Ok(true);
                 }
                 let (last, earlier) = match occurrences.split_last() {
                     Some(((_, r), earlier)) => (Some(*r), earlier),
@@ -311,49 +413,50 @@ impl Decoder<'_, '_> {
                     None => always && !presence,
                 };
                 if !print {
-                    return Ok(());
+                    return Ok(false);
                 }
-                let name = self.field_name(field);
-                self.key(first, name);
+                self.field_key(field, first)?;
                 match value {
-                    Some(v) => self.write_value(field.kind, &v),
-                    None => self.write_default(field.kind),
+                    Some(v) => self.write_value(field.kind, &v)?,
+                    None => self.write_default(field.kind)?,
                 }
+                Ok(true)
             }
             Shape::Repeated { .. } => {
-                let mut values = Vec::new();
-                for (_, raw) in occurrences {
-                    self.repeated_values(field, *raw, &mut values)?;
+                // Printed as read, element by element: no list of values is built (a packed
+                // run of one-byte varints would take 20x its size as a list).
+                let packed_kind = !matches!(field.kind, ValueKind::Message(_)) && field.kind.wire_type() != 2;
+                let empty = occurrences.iter().all(|(_, r)| packed_kind && r.wire_type == 2 && r.value.is_empty());
+                if empty && !always {
+                    return Ok(false);
                 }
-                if values.is_empty() && !always {
-                    return Ok(());
-                }
-                let name = self.field_name(field);
-                self.key(first, name);
+                self.field_key(field, first)?;
                 self.open(b'[');
                 let mut first_element = true;
-                for v in &values {
-                    self.element(&mut first_element);
-                    match v {
-                        Element::Value(v) => self.write_value(field.kind, v)?,
-                        Element::Message(bytes) => {
-                            if let ValueKind::Message(m) = field.kind {
-                                self.message(m, &[bytes])?;
-                            }
-                        }
-                    }
+                for (_, raw) in occurrences {
+                    self.repeated_values(field, *raw, &mut first_element)?;
                 }
-                self.close(b']', values.is_empty());
-                Ok(())
+                self.close(b']', first_element);
+                Ok(true)
             }
             Shape::Map { key, value } => {
                 if occurrences.is_empty() && !always {
-                    return Ok(());
+                    return Ok(false);
                 }
-                let name = self.field_name(field);
-                self.key(first, name);
-                self.map(field, key, value, occurrences)
+                self.field_key(field, first)?;
+                self.map(field, key, value, occurrences)?;
+                Ok(true)
             }
+        }
+    }
+
+    fn field_key(&mut self, field: &FieldPlan, first: Option<&mut bool>) -> Result<()> {
+        match first {
+            Some(first) => {
+                let name = self.field_name(field);
+                self.key(first, name)
+            }
+            None => Ok(()),
         }
     }
 
@@ -361,13 +464,15 @@ impl Decoder<'_, '_> {
         Error::bad_upstream(format!("response field \"{}\" has the wrong wire type", field.proto_name))
     }
 
-    fn repeated_values<'b>(&self, field: &FieldPlan, raw: Raw<'b>, values: &mut Vec<Element<'b>>) -> Result<()> {
+    /// Prints the elements of one occurrence of a repeated field (a packed run: each value).
+    fn repeated_values(&mut self, field: &FieldPlan, raw: Raw<'_>, first: &mut bool) -> Result<()> {
         match field.kind {
-            ValueKind::Message(_) => {
+            ValueKind::Message(m) => {
                 if raw.wire_type != 2 {
                     return Err(self.wrong_type(field));
                 }
-                values.push(Element::Message(raw.value));
+                self.element(first)?;
+                self.message(m, &[raw.value])?;
             }
             kind => {
                 let element_wire = kind.wire_type();
@@ -383,14 +488,18 @@ impl Decoder<'_, '_> {
                         let n = n.filter(|n| *n <= rest.len()).ok_or_else(|| self.wrong_type(field))?;
                         let (one, tail) = rest.split_at(n);
                         rest = tail;
-                        values.push(Element::Value(self.scalar_value(
+                        let value = self.scalar_value(
                             field,
                             kind,
                             Raw { number: raw.number, wire_type: element_wire, value: one },
-                        )?));
+                        )?;
+                        self.element(first)?;
+                        self.write_value(kind, &value)?;
                     }
                 } else {
-                    values.push(Element::Value(self.scalar_value(field, kind, raw)?));
+                    let value = self.scalar_value(field, kind, raw)?;
+                    self.element(first)?;
+                    self.write_value(kind, &value)?;
                 }
             }
         }
@@ -465,7 +574,7 @@ impl Decoder<'_, '_> {
                 super::validate::occurrence(plans, &entry_plan, field, *raw, self.depth)?;
                 continue;
             }
-            self.key(&mut first, key);
+            self.key(&mut first, key)?;
             match (value_kind, value) {
                 (ValueKind::Message(m), Some(v)) => {
                     if v.wire_type != 2 {
@@ -582,8 +691,12 @@ impl Decoder<'_, '_> {
                 }
             }
             (_, Value::Num(Num::Bool(b))) => self.out.extend_from_slice(if *b { b"true" } else { b"false" }),
-            (_, Value::Str(s)) => string(self.out, s),
+            (_, Value::Str(s)) => {
+                self.reserve(s.len())?;
+                string(self.out, s)
+            }
             (_, Value::Bytes(b)) => {
+                self.reserve(b.len())?;
                 self.out.push(b'"');
                 let encoded = base64::engine::general_purpose::STANDARD.encode(b);
                 self.out.extend_from_slice(encoded.as_bytes());
@@ -766,7 +879,7 @@ impl Decoder<'_, '_> {
                 }
                 continue;
             }
-            self.key(&mut first, k);
+            self.key(&mut first, k)?;
             match v {
                 Some(v) => self.message(value, &[v])?,
                 None => self.message(value, &[])?,
@@ -781,7 +894,7 @@ impl Decoder<'_, '_> {
         self.open(b'[');
         let mut first = true;
         for v in values {
-            self.element(&mut first);
+            self.element(&mut first)?;
             self.message(value, &[v])?;
         }
         self.close(b']', values.is_empty());
@@ -833,7 +946,10 @@ impl Decoder<'_, '_> {
                 }
                 self.out.extend_from_slice(zmij::Buffer::new().format_finite(f).as_bytes());
             }
-            (3, 2) => string(self.out, std::str::from_utf8(k.value).map_err(|_| invalid(plan, "invalid UTF-8"))?),
+            (3, 2) => {
+                self.reserve(k.value.len())?;
+                string(self.out, std::str::from_utf8(k.value).map_err(|_| invalid(plan, "invalid UTF-8"))?)
+            }
             (4, 0) => {
                 let b = read_varint(k.value).is_some_and(|(v, _)| v != 0);
                 self.out.extend_from_slice(if b { b"true" } else { b"false" });
@@ -884,10 +1000,11 @@ impl Decoder<'_, '_> {
         let is_wkt = target_plan.well_known.is_some();
         self.open(b'{');
         let mut first = true;
-        self.key(&mut first, "@type");
+        self.key(&mut first, "@type")?;
+        self.reserve(type_url.len())?;
         string(self.out, type_url);
         if is_wkt {
-            self.key(&mut first, "value");
+            self.key(&mut first, "value")?;
             self.message(target, &value)?;
         } else {
             self.depth += 1;
@@ -902,11 +1019,6 @@ impl Decoder<'_, '_> {
         self.close(b'}', false);
         Ok(())
     }
-}
-
-enum Element<'b> {
-    Value(Value<'b>),
-    Message(&'b [u8]),
 }
 
 #[derive(Debug, Clone, Copy)]

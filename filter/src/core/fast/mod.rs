@@ -13,6 +13,7 @@ use super::config::PrintOptions;
 use super::error::Result;
 use super::json::ParseOptions;
 use super::schema::Schema;
+pub use decode::OutputLimit;
 use plan::Plans;
 
 /// The fast JSON ⇄ binary codec for one schema.
@@ -80,7 +81,33 @@ impl Codec {
 
     /// Protobuf bytes → JSON, appended to `out`.
     pub fn binary_to_json(&self, index: usize, bytes: &[u8], print: &PrintOptions, out: &mut Vec<u8>) -> Result<()> {
-        decode::decode(&self.plans, index, bytes, print, out)
+        decode::decode(&self.plans, index, bytes, print, OutputLimit::NONE, out)
+    }
+
+    /// Protobuf bytes → JSON, appended to `out`, refused once the JSON outgrows `limit`.
+    pub fn binary_to_json_limited(
+        &self,
+        index: usize,
+        bytes: &[u8],
+        print: &PrintOptions,
+        limit: OutputLimit,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        decode::decode(&self.plans, index, bytes, print, limit, out)
+    }
+
+    /// The JSON value of field `number` of `bytes` (a message of `index` holding only that
+    /// field), `null` when it would not be printed; refused once it outgrows `limit`.
+    pub fn field_to_json(
+        &self,
+        index: usize,
+        number: u32,
+        bytes: &[u8],
+        print: &PrintOptions,
+        limit: OutputLimit,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        decode::decode_field(&self.plans, index, number, bytes, print, limit, out)
     }
 }
 
