@@ -88,3 +88,25 @@ fn binary_to_json_peak_is_a_small_multiple_of_the_output() {
     eprintln!("binary_to_json: peak {peak} B for {} B of JSON", json.len());
     assert!(peak <= 3 * json.len(), "peak {peak} B for {} B of JSON", json.len());
 }
+
+/// An amplification attack from the upstream: 2,000,000 empty repeated messages (4 MB), each a
+/// whole object in JSON with `always_print_primitive_fields`. Printing stops at the output
+/// limit, and memory goes by field changes on the wire, not by occurrences: no list of 2M
+/// entries is built first (it took 64 MB natively, 40 MB in the 32-bit VM).
+#[test]
+fn amplified_printing_peak_is_bounded_by_the_output_limit() {
+    use json2grpc::core::fast::OutputLimit;
+    let _serial = SERIAL.lock().unwrap();
+    let (codec, index) = codec();
+    let binary = [0x0a, 0x00].repeat(2_000_000);
+    let print = PrintOptions { always_print_primitive_fields: true, ..PrintOptions::default() };
+    let limit = OutputLimit::new(1 << 20, "json2grpc.limits.max_response_json_bytes");
+    let (result, peak) = peak_during(|| {
+        let mut out = Vec::new();
+        codec.binary_to_json_limited(index, &binary, &print, limit, &mut out).map(|()| out.len())
+    });
+    let error = result.unwrap_err();
+    assert!(error.message.contains("max_response_json_bytes"), "{error}");
+    eprintln!("amplified: peak {peak} B for a 1 MiB output limit");
+    assert!(peak <= 3 << 20, "peak {peak} B for a 1 MiB output limit");
+}

@@ -77,16 +77,10 @@ pub fn decode_field(
     let plan = plans.message(message).ok_or_else(|| Error::internal("message plan missing"))?;
     let (index, field) = plan.field_by_number(number).ok_or_else(|| Error::internal("field missing from its plan"))?;
     let index = u16::try_from(index).unwrap_or(u16::MAX);
-    let mut occurrences = Vec::new();
-    read_fields(plan, &[bytes], |raw| {
-        if raw.number == number {
-            occurrences.push((index, raw));
-        }
-        Ok(())
-    })?;
+    let occurrences = collect_runs(plan, &[bytes], |raw| (raw.number == number).then_some(index))?;
     let end = out.len().saturating_add(limit.remaining);
     let mut d = Decoder { plans, print, out, indent: 0, depth: 0, end, limit };
-    if !d.field(field, &occurrences, None)? {
+    if !d.field(plan, field, &occurrences, None)? {
         d.out.extend_from_slice(b"null");
     }
     d.check()
@@ -143,6 +137,63 @@ pub(super) fn read_fields<'b>(
             };
             rest = tail;
             each(Raw { number, wire_type, value })?;
+        }
+    }
+    Ok(())
+}
+
+/// Consecutive occurrences of one field in one chunk: the first, and the bytes of the others
+/// (read again when printed). Memory goes by field changes on the wire, not by occurrences: a
+/// message of 2M empty repeated elements (4 MB) is one run, not a 2M-entry list.
+#[derive(Clone, Copy)]
+struct Run<'b> {
+    first: Raw<'b>,
+    /// The occurrences after `first`, tags included; empty if there are none.
+    more: &'b [u8],
+}
+
+/// The runs of the fields `index` selects (it gives their plan index; None skips a field), in
+/// wire order.
+fn collect_runs<'b>(
+    plan: &MessagePlan,
+    chunks: &[&'b [u8]],
+    mut index: impl FnMut(&Raw<'b>) -> Option<u16>,
+) -> Result<Vec<(u16, Run<'b>)>> {
+    let mut runs: Vec<(u16, Run<'b>)> = Vec::new();
+    for &chunk in chunks {
+        let base = chunk.as_ptr() as usize;
+        let offset_after = |v: &[u8]| (v.as_ptr() as usize).saturating_sub(base).saturating_add(v.len());
+        // The selected field just before on the wire (None after any other field).
+        let mut previous: Option<u16> = None;
+        read_fields(plan, &[chunk], |raw| {
+            let Some(i) = index(&raw) else {
+                previous = None;
+                return Ok(());
+            };
+            match runs.last_mut() {
+                Some((j, run)) if previous == Some(i) && *j == i => {
+                    let start = offset_after(run.first.value);
+                    run.more = chunk.get(start..offset_after(raw.value)).unwrap_or_default();
+                }
+                _ => runs.push((i, Run { first: raw, more: &[] })),
+            }
+            previous = Some(i);
+            Ok(())
+        })?;
+    }
+    Ok(runs)
+}
+
+/// Every occurrence of `runs`, in order.
+fn each_occurrence<'b>(
+    plan: &MessagePlan,
+    runs: &[(u16, Run<'b>)],
+    mut f: impl FnMut(Raw<'b>) -> Result<()>,
+) -> Result<()> {
+    for (_, run) in runs {
+        f(run.first)?;
+        if !run.more.is_empty() {
+            read_fields(plan, &[run.more], &mut f)?;
         }
     }
     Ok(())
@@ -333,26 +384,23 @@ impl Decoder<'_, '_> {
 
     /// Writes the members of a message's object (after `{`, possibly after `@type`).
     fn fields(&mut self, plan: &MessagePlan, chunks: &[&[u8]], first: &mut bool) -> Result<()> {
-        // Collect every field occurrence, grouped by field in declaration order afterwards.
-        let mut found: Vec<(u16, Raw<'_>)> = Vec::new();
         // Per oneof, the member set last (later members replace earlier ones).
         let mut oneof_last: Vec<Option<u16>> = vec![None; usize::from(plan.oneofs)];
-        read_fields(plan, chunks, |raw| {
-            if let Some((i, f)) = plan.field_by_number(raw.number) {
-                let i = u16::try_from(i).unwrap_or(u16::MAX);
-                if let Some(slot) = f.oneof.and_then(|o| oneof_last.get_mut(usize::from(o))) {
-                    *slot = Some(i);
-                }
-                found.push((i, raw));
+        // Every field's occurrences (as runs), grouped by field in declaration order afterwards.
+        let mut found = collect_runs(plan, chunks, |raw| {
+            let (i, f) = plan.field_by_number(raw.number)?;
+            let i = u16::try_from(i).unwrap_or(u16::MAX);
+            if let Some(slot) = f.oneof.and_then(|o| oneof_last.get_mut(usize::from(o))) {
+                *slot = Some(i);
             }
-            Ok(())
+            Some(i)
         })?;
         // Grouped by field, in wire order within a field. Encoders write fields in order, so
         // this is usually sorted already; otherwise an in-place sort (no scratch memory the size
         // of the list): every occurrence lies in the one response buffer, so its address is
         // its wire order.
         if !found.is_sorted_by_key(|(i, _)| *i) {
-            found.sort_unstable_by_key(|(i, raw)| (*i, raw.value.as_ptr() as usize));
+            found.sort_unstable_by_key(|(i, run)| (*i, run.first.value.as_ptr() as usize));
         }
         let mut next = 0usize;
         for (i, field) in plan.fields.iter().enumerate() {
@@ -365,20 +413,27 @@ impl Decoder<'_, '_> {
                 let last = oneof_last.get(usize::from(o)).copied().flatten();
                 if last != u16::try_from(i).ok() {
                     // Replaced by a later member: not printed, but still checked as protobuf does.
-                    for (_, raw) in occurrences {
-                        super::validate::occurrence(self.plans, plan, field, *raw, self.depth)?;
-                    }
+                    let (plans, depth) = (self.plans, self.depth);
+                    each_occurrence(plan, occurrences, |raw| {
+                        super::validate::occurrence(plans, plan, field, raw, depth)
+                    })?;
                     continue;
                 }
             }
-            self.field(field, occurrences, Some(&mut *first))?;
+            self.field(plan, field, occurrences, Some(&mut *first))?;
         }
         Ok(())
     }
 
-    /// Writes a field of a message: its key (unless `first` is None: the value alone) and its
+    /// Writes a field of `parent`: its key (unless `first` is None: the value alone) and its
     /// value. False when the field is not printed (absent, or a default not asked for).
-    fn field(&mut self, field: &FieldPlan, occurrences: &[(u16, Raw<'_>)], first: Option<&mut bool>) -> Result<bool> {
+    fn field(
+        &mut self,
+        parent: &MessagePlan,
+        field: &FieldPlan,
+        occurrences: &[(u16, Run<'_>)],
+        first: Option<&mut bool>,
+    ) -> Result<bool> {
         let always = self.print.always_print_primitive_fields;
         match field.shape {
             Shape::Single { presence } => {
@@ -386,24 +441,30 @@ impl Decoder<'_, '_> {
                     if occurrences.is_empty() {
                         return Ok(false);
                     }
-                    let chunks: Vec<&[u8]> =
-                        occurrences.iter().filter(|(_, r)| r.wire_type == 2).map(|(_, r)| r.value).collect();
-                    if chunks.len() != occurrences.len() {
+                    // Every occurrence merges into the one message.
+                    let mut chunks: Vec<&[u8]> = Vec::new();
+                    let mut wrong = false;
+                    each_occurrence(parent, occurrences, |r| {
+                        wrong |= r.wire_type != 2;
+                        chunks.push(r.value);
+                        Ok(())
+                    })?;
+                    if wrong {
                         return Err(self.wrong_type(field));
                     }
                     self.field_key(field, first)?;
                     self.message(m, &chunks)?;
                     return Ok(true);
                 }
-                let (last, earlier) = match occurrences.split_last() {
-                    Some(((_, r), earlier)) => (Some(*r), earlier),
-                    None => (None, &[][..]),
-                };
                 // Overwritten occurrences must still be valid (type, UTF-8), as protobuf's
                 // parser checks every one; duplicates are rare, so this costs nothing usually.
-                for (_, raw) in earlier {
-                    self.scalar_value(field, field.kind, *raw)?;
-                }
+                let mut last = None;
+                each_occurrence(parent, occurrences, |raw| {
+                    if let Some(earlier) = last.replace(raw) {
+                        self.scalar_value(field, field.kind, earlier)?;
+                    }
+                    Ok(())
+                })?;
                 let value = match last {
                     Some(raw) => Some(self.scalar_value(field, field.kind, raw)?),
                     None => None,
@@ -426,16 +487,19 @@ impl Decoder<'_, '_> {
                 // Printed as read, element by element: no list of values is built (a packed
                 // run of one-byte varints would take 20x its size as a list).
                 let packed_kind = !matches!(field.kind, ValueKind::Message(_)) && field.kind.wire_type() != 2;
-                let empty = occurrences.iter().all(|(_, r)| packed_kind && r.wire_type == 2 && r.value.is_empty());
+                let no_element = |r: &Raw<'_>| packed_kind && r.wire_type == 2 && r.value.is_empty();
+                let mut empty = true;
+                each_occurrence(parent, occurrences, |r| {
+                    empty &= no_element(&r);
+                    Ok(())
+                })?;
                 if empty && !always {
                     return Ok(false);
                 }
                 self.field_key(field, first)?;
                 self.open(b'[');
                 let mut first_element = true;
-                for (_, raw) in occurrences {
-                    self.repeated_values(field, *raw, &mut first_element)?;
-                }
+                each_occurrence(parent, occurrences, |raw| self.repeated_values(field, raw, &mut first_element))?;
                 self.close(b']', first_element);
                 Ok(true)
             }
@@ -443,8 +507,13 @@ impl Decoder<'_, '_> {
                 if occurrences.is_empty() && !always {
                     return Ok(false);
                 }
+                let mut entries = Vec::new();
+                each_occurrence(parent, occurrences, |raw| {
+                    entries.push(raw);
+                    Ok(())
+                })?;
                 self.field_key(field, first)?;
-                self.map(field, key, value, occurrences)?;
+                self.map(field, key, value, &entries)?;
                 Ok(true)
             }
         }
@@ -511,7 +580,7 @@ impl Decoder<'_, '_> {
         field: &FieldPlan,
         key_kind: Scalar,
         value_kind: ValueKind,
-        occurrences: &[(u16, Raw<'_>)],
+        occurrences: &[Raw<'_>],
     ) -> Result<()> {
         let plans = self.plans;
         let entry_plan = MessagePlan {
@@ -525,7 +594,7 @@ impl Decoder<'_, '_> {
         };
         // (key text, value occurrences) in wire order; duplicates keep the last value.
         let mut entries: Vec<(String, Option<Raw<'_>>)> = Vec::with_capacity(occurrences.len());
-        for (_, raw) in occurrences {
+        for raw in occurrences {
             if raw.wire_type != 2 {
                 return Err(self.wrong_type(field));
             }
@@ -568,7 +637,7 @@ impl Decoder<'_, '_> {
         }
         self.open(b'{');
         let mut first = true;
-        for (((key, value), keep), (_, raw)) in entries.iter().zip(keep).zip(occurrences) {
+        for (((key, value), keep), raw) in entries.iter().zip(keep).zip(occurrences) {
             if !keep {
                 // Replaced by a later entry with the same key: not printed, still checked.
                 super::validate::occurrence(plans, &entry_plan, field, *raw, self.depth)?;
