@@ -360,6 +360,29 @@ class Envoy:
         """Wasm runtime and filter stats: wasm.envoy.wasm.runtime.v8.*, wasmcustom.*, …"""
         return self.stats("^wasm")
 
+    # -- resources of the Envoy process (Linux /proc)
+    def memory(self):
+        """{"allocated", "heap_size"} from admin /memory (tcmalloc: Envoy's own heap) and
+        {"rss", "hwm"} (VmRSS, VmHWM) of the process: V8's Wasm linear memory is outside
+        tcmalloc, so only the RSS shows what the filter's VMs hold. Bytes."""
+        admin = json.loads(self.admin_get("/memory"))
+        out = {"allocated": int(admin["allocated"]), "heap_size": int(admin["heap_size"])}
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        for line in status.splitlines():
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                out["rss" if name == "VmRSS" else "hwm"] = int(value.split()[0]) * 1024
+        return out
+
+    def cpu_seconds(self):
+        """User + system CPU time the Envoy process used so far (/proc/PID/stat)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def watch_memory(self, interval=0.05):
+        """A MemoryWatch of this Envoy: `with envoy.watch_memory() as watch: ...`."""
+        return MemoryWatch(self, interval)
+
     # -- HTTP/1.1 to the listener
     def request(self, method, path, body=None, headers=None, timeout=15):
         """One HTTP/1.1 request on a new connection -> (status, headers, body bytes).
@@ -412,6 +435,164 @@ class Envoy:
             call = channel.unary_unary(method, request_serializer=lambda m: m.SerializeToString(),
                                        response_deserializer=response_class.FromString)
             return call(request, metadata=metadata, timeout=timeout)
+
+
+MiB = 1 << 20
+
+
+class MemoryWatch:
+    """Envoy's memory before, during and after a block: a thread samples admin /memory and
+    the process RSS every `interval` seconds, so that a transient peak (a buffer freed again
+    before the block ends) is seen too. After the block, `growth` is
+    {"allocated": peak tcmalloc allocation - before, "rss": peak RSS - before} in bytes (the
+    peak RSS also counts VmHWM when the block raised it) and `report()` says it in MiB."""
+
+    def __init__(self, envoy, interval=0.05):
+        self.envoy = envoy
+        self.interval = interval
+        self.before = self.after = None
+        self.peak = {}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = None
+
+    def _sample(self):
+        try:
+            now = self.envoy.memory()
+        except (OSError, ValueError, KeyError):
+            return  # the process is gone or admin busy: the next sample or `after` decides
+        self.samples += 1
+        for key in ("allocated", "rss"):
+            self.peak[key] = max(self.peak.get(key, 0), now[key])
+
+    def _run(self):
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self):
+        self.before = self.envoy.memory()
+        self.peak = {"allocated": self.before["allocated"], "rss": self.before["rss"]}
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        if self.envoy.alive():
+            self._sample()
+            self.after = self.envoy.memory()
+            if self.after["hwm"] > self.before["hwm"]:
+                self.peak["rss"] = max(self.peak["rss"], self.after["hwm"])
+        return False
+
+    @property
+    def growth(self):
+        return {key: self.peak[key] - self.before[key] for key in ("allocated", "rss")}
+
+    def report(self):
+        def mib(n):
+            return f"{n / MiB:+.1f} MiB" if n else "+0 MiB"
+        after = self.after or {}
+        return (f"Envoy memory growth: tcmalloc allocated {mib(self.growth['allocated'])} "
+                f"(before {self.before['allocated'] / MiB:.1f} MiB, "
+                f"after {after.get('allocated', 0) / MiB:.1f} MiB), RSS {mib(self.growth['rss'])} "
+                f"(before {self.before['rss'] / MiB:.1f} MiB, after {after.get('rss', 0) / MiB:.1f} MiB), "
+                f"{self.samples} samples")
+
+
+def every_worker_serves(envoy, check, connections=24):
+    """Sends `connections` normal requests (`check(envoy)` makes one and asserts its answer),
+    each on a new connection: the kernel spreads them over Envoy's workers (SO_REUSEPORT).
+    Asserts every worker took some and that no Wasm VM failed (trap or panic in the log)."""
+    workers = r"^listener\.127\.0\.0\.1_\d+\.worker_\d+\.downstream_cx_total$"
+    before = envoy.stats(workers)
+    for _ in range(connections):
+        check(envoy)
+    served = {k: v - before.get(k, 0) for k, v in envoy.stats(workers).items()}
+    assert len(served) >= 2 and all(n > 0 for n in served.values()), (envoy.name, served)
+    assert envoy.alive() and not envoy.vm_failed(), f"Envoy {envoy.name}: a Wasm VM failed"
+
+
+def chunked_upload(envoy, method, path, head, filler, total, headers=None, tail=b"",
+                   chunk=256 << 10, timeout=60):
+    """Streams a chunked HTTP/1.1 request body: `head`, then `filler` repeated up to `total`
+    bytes, then `tail` and the last chunk — stopping as soon as Envoy answers (the socket is
+    readable), so an early reply is read instead of lost in a reset. Sends never block: a
+    peer that stops reading does not hang the test. Returns {"status", "headers", "body",
+    "sent", "error"}: status None when no response could be read (then "error" says why)."""
+    import socket
+
+    _used.append(envoy)
+    sock = socket.create_connection(("127.0.0.1", envoy.port), timeout=timeout)
+    lines = [f"{method} {path} HTTP/1.1", "host: local", "transfer-encoding: chunked"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    pending = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    block = (filler * (chunk // len(filler) + 1))[:chunk]
+    sent = 0  # body bytes queued (not counting chunk framing)
+    state = "body"  # body -> end -> done
+    deadline = time.monotonic() + timeout
+    out = {"status": None, "headers": {}, "body": b"", "sent": 0, "error": None}
+    try:
+        sock.setblocking(False)
+        while True:
+            if time.monotonic() > deadline:
+                out["error"] = "timed out while sending"
+                break
+            if not pending:
+                if state == "body":
+                    if sent == 0 and head:
+                        piece = head
+                    elif sent < total:
+                        piece = block[:total - sent]
+                    else:
+                        piece = b""
+                    if piece:
+                        sent += len(piece)
+                        pending = b"%x\r\n%s\r\n" % (len(piece), piece)
+                    else:
+                        state = "end"
+                        pending = (b"%x\r\n%s\r\n" % (len(tail), tail) if tail else b"") + b"0\r\n\r\n"
+                elif state == "end":
+                    state = "done"
+            readable, writable, _ = select.select([sock], [sock] if pending else [], [], 1.0)
+            if readable or state == "done":
+                break
+            if writable:
+                try:
+                    n = sock.send(pending)
+                except BlockingIOError:
+                    continue
+                except OSError as err:  # reset or broken pipe while sending: read what came
+                    out["error"] = f"while sending: {err!r}"
+                    break
+                pending = pending[n:]
+        out["sent"] = sent
+        sock.setblocking(True)
+        sock.settimeout(timeout)
+        resp = http.client.HTTPResponse(sock)
+        try:
+            resp.begin()
+            out["status"] = resp.status
+            out["headers"] = {k.lower(): v for k, v in resp.getheaders()}
+            out["body"] = resp.read()
+        except http.client.IncompleteRead as err:
+            out["body"] = err.partial
+            out["error"] = (out["error"] or "") + f" incomplete body: {err!r}"
+        except (OSError, http.client.HTTPException) as err:
+            out["error"] = (out["error"] or "") + f" reading the response: {err!r}"
+        return out
+    finally:
+        sock.close()
+
+
+def grpc_timeout_seconds(value):
+    """A grpc-timeout header value ("5S", "15000m", "1n") in seconds."""
+    units = {"H": 3600, "M": 60, "S": 1, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+    value = value.strip()
+    if not (2 <= len(value) <= 9 and value[:-1].isdigit() and value[-1] in units):
+        raise ValueError(f"not a grpc-timeout value: {value!r}")
+    return int(value[:-1]) * units[value[-1]]
 
 
 def render(template, output, plugin_config, services, wasm=None, descriptor=None,

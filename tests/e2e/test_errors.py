@@ -334,7 +334,7 @@ EXPECTED = {
     "garbage-message": lambda m: bad(m, not_valid(m)),
     "oversized": lambda m: {"default": ("reset", 200),
                             "hold": ("text", 500, b"Internal Server Error"),
-                            "callout": err(502, 13, "exceeds json2grpc.limits.max_frame_size")}[m],
+                            "callout": err(502, 13, "frame of 5242880 bytes exceeds the limit")}[m],
     "reset-mid-stream": lambda m: {
         "default": ("reset", 200),
         "hold": ("text", 503, b"upstream connect error or disconnect/reset before headers. "

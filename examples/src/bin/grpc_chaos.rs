@@ -25,6 +25,7 @@
 //! | `not-grpc`               | `:status 200`, `content-type: text/plain`, body `hello`         |
 //! | `slow`                   | sleeps `x-chaos-delay-ms` (default 1000), then `ok`             |
 //! | `many`                   | `x-chaos-count` messages (default 3), then trailers 0           |
+//! | `repeat`                 | headers, `x-chaos-message-b64` first if given, then one message: `x-chaos-repeat-b64` repeated `x-chaos-repeat-count` times (default 1; protobuf concatenation = more repeated-field elements), trailers 0 |
 //!
 //! An unknown scenario gets a trailers-only INVALID_ARGUMENT naming it.
 //! `/grpc.health.v1.Health/Check` always answers SERVING (Envoy health-checks its clusters).
@@ -149,6 +150,21 @@ async fn handle(request: Request<RecvStream>, mut respond: SendResponse<Bytes>, 
             for _ in 0..number("x-chaos-count", 3) {
                 send.send_data(frame(0, &message), false)?;
             }
+            Ok(send.send_trailers(status_trailers(0, None))?)
+        }
+        "repeat" => {
+            // A large message from a small header: the same encoding N times over is a valid
+            // message (each copy adds elements to the repeated fields it sets).
+            let unit = match header("x-chaos-repeat-b64") {
+                Some(b64) => base64::engine::general_purpose::STANDARD.decode(b64.trim())?,
+                None => Vec::new(),
+            };
+            let count = usize::try_from(number("x-chaos-repeat-count", 1)).unwrap_or(usize::MAX);
+            let mut send = respond.send_response(grpc_headers(), false)?;
+            if header("x-chaos-message-b64").is_some() {
+                send.send_data(frame(0, &message), false)?;
+            }
+            send.send_data(frame(0, &unit.repeat(count)), false)?;
             Ok(send.send_trailers(status_trailers(0, None))?)
         }
         "headers-then-error" => {

@@ -1212,3 +1212,22 @@ fn an_allocation_the_vm_cannot_hold_is_refused_not_a_trap() {
     // SAFETY: 16 bytes allocated above as a Vec<u8> of capacity 16.
     drop(unsafe { Vec::from_raw_parts(ptr, 0, 16) });
 }
+
+#[test]
+fn an_oversized_or_second_callout_message_is_refused_from_the_frame_header() {
+    let root = root_with(json!({"json2grpc": {"limits": {"max_frame_size": 100}}}));
+    // A frame announcing 1,000 bytes: refused from its header, as in-stream.
+    let mut body = vec![0, 0, 0, 0x03, 0xe8];
+    body.extend_from_slice(&[0x0a; 1000]);
+    let (mut ctx, call) = get_in_flight(&root);
+    callout_response(ctx.as_mut(), call.token, GRPC_OK, &body, &[("grpc-status", "0")]);
+    let message = assert_error_reply(&reply(), 502, 13);
+    assert_eq!(message, "invalid gRPC response: frame of 1000 bytes exceeds the limit of 100");
+    // Two messages for a unary method.
+    mock_host::reset();
+    let one = framed("test.v1.Everything", json!({"id": "x"}));
+    let (mut ctx, call) = get_in_flight(&root);
+    callout_response(ctx.as_mut(), call.token, GRPC_OK, &[one.clone(), one].concat(), &[("grpc-status", "0")]);
+    let message = assert_error_reply(&reply(), 502, 13);
+    assert_eq!(message, "invalid gRPC response: more than one message for a unary method");
+}

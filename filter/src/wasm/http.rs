@@ -419,25 +419,33 @@ impl Http {
                 return;
             }
         }
-        if !streaming {
-            // A unary answer is one frame: anything larger is refused before it is copied in.
-            let frame = t.config.limits.max_frame_size;
-            let (cap, name, http_status) = match t.config.max_response_body_size {
-                Some(limit) if limit < frame => (limit, "max_response_body_size", 500),
-                _ => (frame, "json2grpc.limits.max_frame_size", 502),
-            };
-            if u64::try_from(body_size).unwrap_or(u64::MAX) > u64::from(cap).saturating_add(5) {
-                let error = Error::internal(format!(
-                    "the upstream's answer of {body_size} bytes exceeds {name} ({cap} bytes per message)"
-                ))
-                .with_http_status(http_status);
+        let encoding = find("grpc-encoding").and_then(|v| std::str::from_utf8(v).ok());
+        let mut response = t.response(&binding, max_body, encoding);
+        let mut out = Vec::new();
+        // A unary answer is one frame: its 5-byte header tells whether it fits before the rest
+        // is copied into the VM (the decoder refuses an oversized frame from its header alone).
+        let (head_size, rest_size) =
+            if streaming { (0, body_size) } else { (body_size.min(5), body_size.saturating_sub(5)) };
+        let head = match read_body_at(Buffer::HttpCallResponseBody, 0, head_size) {
+            Ok(head) => head,
+            Err(error) => {
                 self.reply_error(ErrorKind::Limit, &error);
                 return;
             }
+        };
+        if let Err(error) = response.push_framed(&head, &mut out) {
+            self.reply_error(ErrorKind::of_response(&error), &error);
+            return;
         }
-        let encoding = find("grpc-encoding").and_then(|v| std::str::from_utf8(v).ok());
-        let mut response = t.response(&binding, max_body, encoding);
-        let body = match read_body(Buffer::HttpCallResponseBody, body_size) {
+        if let Ok(&[_, a, b, c, d]) = <&[u8; 5]>::try_from(head.as_slice()) {
+            let declared = u64::from(u32::from_be_bytes([a, b, c, d]));
+            if u64::try_from(rest_size).unwrap_or(u64::MAX) > declared {
+                let error = Error::bad_upstream("invalid gRPC response: more than one message for a unary method");
+                self.reply_error(ErrorKind::of_response(&error), &error);
+                return;
+            }
+        }
+        let body = match read_body_at(Buffer::HttpCallResponseBody, head_size, rest_size) {
             Ok(body) => body,
             Err(error) => {
                 self.reply_error(ErrorKind::Limit, &error);
@@ -445,7 +453,6 @@ impl Http {
             }
         };
         let start = self.timing.start();
-        let mut out = Vec::new();
         let result = response.push_framed(&body, &mut out).and_then(|()| response.finish(status, &mut out));
         self.timing.stop(start);
         t.metrics.response_grpc_bytes.add(body.len() as u64);
@@ -774,7 +781,15 @@ fn read_status(t: &Transcoder, map: &Headers) -> GrpcStatus {
 /// not hand them over (the VM has no room for them): treating that as an empty body would send
 /// the service a message without the client's data.
 fn read_body(buffer: Buffer, size: usize) -> Result<Vec<u8>, Error> {
-    match host::try_buffer(buffer, 0, size) {
+    read_body_at(buffer, 0, size)
+}
+
+/// [`read_body`] from byte `start`.
+fn read_body_at(buffer: Buffer, start: usize, size: usize) -> Result<Vec<u8>, Error> {
+    if size == 0 {
+        return Ok(Vec::new());
+    }
+    match host::try_buffer(buffer, start, size) {
         Some(bytes) if size == usize::MAX || bytes.len() == size => Ok(bytes),
         _ => Err(Error::internal(format!("json2grpc could not read the {size}-byte body Envoy holds (out of memory)"))),
     }
