@@ -641,6 +641,27 @@ mod tests {
     }
 
     #[test]
+    fn response_messages_nested_past_100_levels_are_refused() {
+        // Everything.nested (3), then Nested.child (3) again and again: `levels` messages deep.
+        let nested = |levels: usize| {
+            let mut bytes = Vec::new();
+            for _ in 0..levels {
+                let mut outer = vec![0x1a];
+                crate::core::wire::write_varint(bytes.len() as u64, &mut outer);
+                outer.extend_from_slice(&bytes);
+                bytes = outer;
+            }
+            let mut data = Vec::new();
+            encode_frame(&bytes, &mut data).unwrap();
+            data
+        };
+        let t = transcoder("");
+        assert!(run(&mut response(&t, "GET", "/v1/things/1"), &nested(99), 100, ok()).is_ok());
+        let e = run(&mut response(&t, "GET", "/v1/things/1"), &nested(5000), 100, ok()).unwrap_err();
+        assert_eq!((e.http_status, e.message.as_str()), (502, "response message nested too deeply"));
+    }
+
+    #[test]
     fn ndjson_and_sse_lines_stay_one_line_with_add_whitespace() {
         let data = [
             frame("test.v1.Everything", r#"{"id": "1", "nested": {"name": "n"}}"#),
