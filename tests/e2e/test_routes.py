@@ -81,27 +81,40 @@ def test_get_path_variable_via_callout(envoy, services):
     assert md["grpc-timeout"] == "15000m", md  # json2grpc.callout.timeout_ms default
 
 
-def test_callout_forwards_only_whitelisted_headers(envoy, services):
-    """authorization, x-request-id (and tracing headers) reach the service on a callout;
-    cookie and other headers do not.
-
-    Oracle: the native filter forwards *every* request header (cookie included), because it
-    sends the request itself instead of a callout. json2grpc's whitelist is better for users
-    of a sidecar (no credentials or cookies leak to services by accident), at the price of
-    listing app-specific headers in json2grpc.callout.forward_headers (see test_options)."""
+@pytest.mark.parametrize("kind", ["json2grpc", "native"])
+def test_bodyless_calls_carry_every_request_header(envoy, native_envoy, services, kind):
+    """A GET reaches the service with the metadata a POST would carry: every request header
+    (custom ones such as x-user / x-tenant set by the app or an auth filter, cookies,
+    credentials, tracing), as the native filter (the oracle) sends them; not the hop-by-hop
+    headers, and not the client's grpc-encoding (the filter's own)."""
+    target = envoy if kind == "json2grpc" else native_envoy
     mark = services.mark()
-    status, headers, body = envoy.json_request(
+    status, headers, body = target.json_request(
         "GET", "/v1/inventory/sku-1001",
         headers={"authorization": "Bearer e2e-token", "x-request-id": "rid-routes-1",
                  "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-                 "cookie": "session=secret", "x-tenant": "acme"})
+                 "cookie": "session=secret", "x-tenant": "acme", "x-user": "alice",
+                 "keep-alive": "timeout=5"})
     assert status == 200, (status, headers, body)
     md = only(services.records(mark), GET_ITEM)["metadata"]
-    assert md.get("authorization") == "Bearer e2e-token", md
-    assert md.get("x-request-id") == "rid-routes-1", md
-    assert md.get("traceparent") == "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", md
-    assert "cookie" not in md, md
-    assert "x-tenant" not in md, md
+    expected = {"authorization": "Bearer e2e-token", "x-request-id": "rid-routes-1",
+                "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                "cookie": "session=secret", "x-tenant": "acme", "x-user": "alice",
+                "x-envoy-original-method": "GET", "x-envoy-original-path": "/v1/inventory/sku-1001",
+                "content-type": "application/grpc", "te": "trailers"}
+    assert {k: md.get(k) for k in expected} == expected, md
+    assert "keep-alive" not in md, md
+
+
+def test_bodyless_calls_drop_configured_headers(envoy_factory, services):
+    """json2grpc.callout.drop_headers keeps named headers (e.g. cookie) off bodyless calls."""
+    envoy = envoy_factory.json2grpc(json2grpc={"callout": {"drop_headers": ["Cookie"]}})
+    mark = services.mark()
+    status, _, body = envoy.json_request(
+        "GET", "/v1/inventory/sku-1001", headers={"cookie": "session=secret", "x-user": "alice"})
+    assert status == 200, body
+    md = only(services.records(mark), GET_ITEM)["metadata"]
+    assert "cookie" not in md and md.get("x-user") == "alice", md
 
 
 def test_request_with_body_forwards_all_headers(envoy, services):
@@ -366,3 +379,24 @@ def test_trailing_slash_is_ignored_like_the_native_filter(envoy, services, path,
     assert status == 200 and headers["content-type"] == "application/json", (status, headers)
     got = [(r["method"], r["message"]) for r in services.records(mark)]
     assert got == [(method, message)], got
+
+
+@pytest.mark.parametrize("scenario,status", [("ok", 200), ("no-such-scenario", 400)],
+                         ids=["ok", "trailers-only-error"])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_service_metadata_becomes_response_headers_like_native(envoy_factory, chaos, method,
+                                                                scenario, status):
+    """The service's initial metadata (here x-resp, from grpc_chaos) comes back as response
+    headers, for a bodyless GET (the filter's own call) as for a POST, on success and on a
+    trailers-only error; its grpc-* headers do not. The native filter is the oracle."""
+    path = "/v1/inventory/sku-1" if method == "GET" else "/v1/inventory/sku-1:reserve"
+    body = None if method == "GET" else {"quantity": 1}
+    request = {"x-chaos": scenario, "x-chaos-metadata": "x-resp=one"}
+    seen = {}
+    for kind in ("json2grpc", "native"):
+        factory = envoy_factory.json2grpc if kind == "json2grpc" else envoy_factory.native
+        target = factory(inventory=chaos.address)
+        got, headers, _ = target.json_request(method, path, body, headers=request)
+        seen[kind] = (got, headers.get("x-resp"), sorted(h for h in headers if h.startswith("grpc-")))
+    assert seen["json2grpc"] == (status, "one", []), seen
+    assert seen["native"][:2] == seen["json2grpc"][:2], seen

@@ -27,7 +27,8 @@
 //! | `many`                   | `x-chaos-count` messages (default 3), then trailers 0           |
 //! | `repeat`                 | headers, `x-chaos-message-b64` first if given, then one message: `x-chaos-repeat-b64` repeated `x-chaos-repeat-count` times (default 1; protobuf concatenation = more repeated-field elements), trailers 0 |
 //!
-//! An unknown scenario gets a trailers-only INVALID_ARGUMENT naming it.
+//! An unknown scenario gets a trailers-only INVALID_ARGUMENT naming it. With
+//! `x-chaos-metadata: name=value`, every answer carries that header as initial metadata.
 //! `/grpc.health.v1.Health/Check` always answers SERVING (Envoy health-checks its clusters).
 //! With `--record FILE`, every request except health checks is appended to FILE as one JSON
 //! line `{"path", "headers": {name: value}, "messages": [base64, …]}` once it was read, so a
@@ -128,7 +129,7 @@ async fn handle(request: Request<RecvStream>, mut respond: SendResponse<Bytes>, 
 
     if path == "/grpc.health.v1.Health/Check" {
         // HealthCheckResponse { status: SERVING (1) }.
-        let mut send = respond.send_response(grpc_headers(), false)?;
+        let mut send = respond.send_response(grpc_headers(&HeaderMap::new()), false)?;
         send.send_data(frame(0, &[0x08, 0x01]), false)?;
         return Ok(send.send_trailers(status_trailers(0, None))?);
     }
@@ -138,15 +139,23 @@ async fn handle(request: Request<RecvStream>, mut respond: SendResponse<Bytes>, 
         Some(b64) => Bytes::from(base64::engine::general_purpose::STANDARD.decode(b64.trim())?),
         None => Bytes::new(), // the empty message: valid for every message type
     };
+    // `x-chaos-metadata: name=value`: initial metadata of the answer (any scenario).
+    let mut meta = HeaderMap::new();
+    if let Some((name, value)) = header("x-chaos-metadata").as_deref().and_then(|m| m.split_once('=')) {
+        if let (Ok(name), Ok(value)) = (http::HeaderName::try_from(name.trim()), HeaderValue::from_str(value.trim())) {
+            meta.insert(name, value);
+        }
+    }
+    let meta = &meta;
     let scenario = header("x-chaos").unwrap_or_else(|| "ok".to_string());
     match scenario.as_str() {
-        "ok" => ok(respond, &message),
+        "ok" => ok(respond, meta, &message),
         "slow" => {
             tokio::time::sleep(Duration::from_millis(number("x-chaos-delay-ms", 1000))).await;
-            ok(respond, &message)
+            ok(respond, meta, &message)
         }
         "many" => {
-            let mut send = respond.send_response(grpc_headers(), false)?;
+            let mut send = respond.send_response(grpc_headers(meta), false)?;
             for _ in 0..number("x-chaos-count", 3) {
                 send.send_data(frame(0, &message), false)?;
             }
@@ -160,7 +169,7 @@ async fn handle(request: Request<RecvStream>, mut respond: SendResponse<Bytes>, 
                 None => Vec::new(),
             };
             let count = usize::try_from(number("x-chaos-repeat-count", 1)).unwrap_or(usize::MAX);
-            let mut send = respond.send_response(grpc_headers(), false)?;
+            let mut send = respond.send_response(grpc_headers(meta), false)?;
             if header("x-chaos-message-b64").is_some() {
                 send.send_data(frame(0, &message), false)?;
             }
@@ -168,45 +177,45 @@ async fn handle(request: Request<RecvStream>, mut respond: SendResponse<Bytes>, 
             Ok(send.send_trailers(status_trailers(0, None))?)
         }
         "headers-then-error" => {
-            let mut send = respond.send_response(grpc_headers(), false)?;
+            let mut send = respond.send_response(grpc_headers(meta), false)?;
             Ok(send.send_trailers(precondition_failure_trailers())?)
         }
         "message-then-error" => {
-            let mut send = respond.send_response(grpc_headers(), false)?;
+            let mut send = respond.send_response(grpc_headers(meta), false)?;
             send.send_data(frame(0, &message), false)?;
             Ok(send.send_trailers(status_trailers(13, Some("chaos: failed after one message")))?)
         }
         "trailers-only-ok" => {
-            let mut response = grpc_headers();
+            let mut response = grpc_headers(meta);
             response.headers_mut().extend(status_trailers(0, None));
             respond.send_response(response, true)?;
             Ok(())
         }
         "no-trailers" => {
-            let mut send = respond.send_response(grpc_headers(), false)?;
+            let mut send = respond.send_response(grpc_headers(meta), false)?;
             Ok(send.send_data(frame(0, &message), true)?)
         }
         "truncated-frame" => {
             // Announces 100 bytes, sends 10 of them.
             let mut data = vec![0u8, 0, 0, 0, 100];
             data.extend_from_slice(&[0x0a, 0x08, b'c', b'h', b'a', b'o', b's', b'-', b'1', b'0']);
-            send_one(respond, grpc_headers(), Bytes::from(data))
+            send_one(respond, grpc_headers(meta), Bytes::from(data))
         }
-        "compressed-no-encoding" => send_one(respond, grpc_headers(), frame(1, &gzip(&message))),
+        "compressed-no-encoding" => send_one(respond, grpc_headers(meta), frame(1, &gzip(&message))),
         "compressed-gzip" => {
-            let mut response = grpc_headers();
+            let mut response = grpc_headers(meta);
             response.headers_mut().insert("grpc-encoding", HeaderValue::from_static("gzip"));
             send_one(respond, response, frame(1, &gzip(&message)))
         }
-        "unknown-flag" => send_one(respond, grpc_headers(), frame(0x80, &message)),
+        "unknown-flag" => send_one(respond, grpc_headers(meta), frame(0x80, &message)),
         // Field 1, wire type 2, then a length varint that never ends within the message.
-        "garbage-message" => send_one(respond, grpc_headers(), frame(0, &[0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f])),
+        "garbage-message" => send_one(respond, grpc_headers(meta), frame(0, &[0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f])),
         "oversized" => {
             let size = usize::try_from(number("x-chaos-size", 5 << 20)).unwrap_or(usize::MAX);
-            send_one(respond, grpc_headers(), frame(0, &string_field_message(size)))
+            send_one(respond, grpc_headers(meta), frame(0, &string_field_message(size)))
         }
         "reset-mid-stream" => {
-            let mut send = respond.send_response(grpc_headers(), false)?;
+            let mut send = respond.send_response(grpc_headers(meta), false)?;
             send.send_data(frame(0, &message), false)?;
             // Let the connection write the message before the reset (a reset drops what is
             // still queued for the stream).
@@ -220,7 +229,7 @@ async fn handle(request: Request<RecvStream>, mut respond: SendResponse<Bytes>, 
             Ok(send.send_data(Bytes::from_static(b"hello"), true)?)
         }
         other => {
-            let mut response = grpc_headers();
+            let mut response = grpc_headers(meta);
             let message = format!("unknown chaos scenario {other:?}");
             response.headers_mut().extend(status_trailers(3, Some(&message)));
             respond.send_response(response, true)?;
@@ -230,8 +239,8 @@ async fn handle(request: Request<RecvStream>, mut respond: SendResponse<Bytes>, 
 }
 
 /// Headers, `message` in one frame, trailers 0.
-fn ok(respond: SendResponse<Bytes>, message: &[u8]) -> Result<()> {
-    send_one(respond, grpc_headers(), frame(0, message))
+fn ok(respond: SendResponse<Bytes>, meta: &HeaderMap, message: &[u8]) -> Result<()> {
+    send_one(respond, grpc_headers(meta), frame(0, message))
 }
 
 /// `response` headers, `data` as the whole body, trailers with grpc-status 0.
@@ -241,9 +250,11 @@ fn send_one(mut respond: SendResponse<Bytes>, response: Response<()>, data: Byte
     Ok(send.send_trailers(status_trailers(0, None))?)
 }
 
-fn grpc_headers() -> Response<()> {
+/// gRPC response headers with `meta` as initial metadata.
+fn grpc_headers(meta: &HeaderMap) -> Response<()> {
     let mut response = Response::new(());
     response.headers_mut().insert("content-type", HeaderValue::from_static("application/grpc"));
+    response.headers_mut().extend(meta.clone());
     response
 }
 

@@ -120,8 +120,10 @@ pub struct CalloutOptions {
     pub timeout_ms: u32,
     /// Cluster per fully-qualified service; otherwise the request's own route cluster.
     pub clusters: Vec<(String, String)>,
-    /// Request headers forwarded as gRPC metadata, besides the built-in tracing whitelist.
+    /// Accepted for older configs: every request header is forwarded now.
     pub forward_headers: Vec<String>,
+    /// Request headers never forwarded as gRPC metadata of the call (lower case).
+    pub drop_headers: Vec<String>,
     /// Most bytes of a server stream buffered for a bodyless streaming call.
     pub max_stream_bytes: u32,
 }
@@ -132,6 +134,7 @@ impl Default for CalloutOptions {
             timeout_ms: 15_000,
             clusters: Vec::new(),
             forward_headers: Vec::new(),
+            drop_headers: Vec::new(),
             max_stream_bytes: 1024 * 1024,
         }
     }
@@ -432,6 +435,7 @@ fn callout(field: &str, value: &Value, o: &mut CalloutOptions) -> Result<(), Con
             "forward_headers" => {
                 o.forward_headers = strings(f, value)?.into_iter().map(|h| h.to_ascii_lowercase()).collect()
             }
+            "drop_headers" => o.drop_headers = strings(f, value)?.into_iter().map(|h| h.to_ascii_lowercase()).collect(),
             "clusters" => {
                 // Keys are service names: not normalised to snake_case.
                 let Value::Object(map) = value else {

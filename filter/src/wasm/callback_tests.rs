@@ -497,8 +497,12 @@ fn bodyless_get_calls_the_route_cluster_with_a_grpc_request() {
             ("grpc-timeout", "15000m"),
             ("x-envoy-original-method", "GET"),
             ("x-envoy-original-path", "/v1/things/a1?page_size=3"),
+            // Every request header a POST would carry upstream (not the pseudo-headers).
             ("authorization", "Bearer tok"),
             ("x-request-id", "req-7"),
+            ("cookie", "session=secret"),
+            ("user-agent", "curl/8"),
+            ("x-tenant", "acme"),
         ])
     );
     assert_eq!(
@@ -526,11 +530,12 @@ fn bodyless_get_calls_the_route_cluster_with_a_grpc_request() {
 }
 
 #[test]
-fn configured_cluster_timeout_and_forwarded_headers_win() {
+fn configured_cluster_timeout_and_dropped_headers_win() {
     let root = root_with(json!({"json2grpc": {"callout": {
         "clusters": {"test.v1.Things": "pinned"},
         "timeout_ms": 2500,
         "forward_headers": ["X-Tenant"],
+        "drop_headers": ["Cookie", "user-agent"],
     }}}));
     let (_ctx, call) = get_in_flight(&root);
     assert_eq!(call.upstream, "pinned");
@@ -540,6 +545,36 @@ fn configured_cluster_timeout_and_forwarded_headers_win() {
     assert_eq!(get("x-tenant"), ["acme"]);
     assert_eq!(get("authorization"), ["Bearer tok"]);
     assert!(get("cookie").is_empty() && get("user-agent").is_empty());
+}
+
+#[test]
+fn the_services_metadata_of_a_bodyless_call_becomes_reply_headers() {
+    let root = root();
+    let answer: &[(&str, &str)] = &[
+        (":status", "200"),
+        ("content-type", "application/grpc"),
+        ("x-resp", "one"),
+        ("grpc-accept-encoding", "gzip"),
+        ("location", "/v1/things/a1"),
+    ];
+    let (mut ctx, call) = get_in_flight(&root);
+    let body = framed("test.v1.Everything", json!({"id": "a1"}));
+    callout_response(ctx.as_mut(), call.token, answer, &body, &[("grpc-status", "0"), ("x-trailing", "t")]);
+    let ok = reply();
+    assert_eq!(ok.status, 200);
+    assert_eq!(
+        ok.headers,
+        pairs(&[("content-type", "application/json"), ("x-resp", "one"), ("location", "/v1/things/a1")])
+    );
+    // A trailers-only error keeps the service's metadata too; its grpc-* headers do not show.
+    mock_host::reset();
+    let (mut ctx, call) = get_in_flight(&root);
+    let error: &[(&str, &str)] =
+        &[(":status", "200"), ("content-type", "application/grpc"), ("grpc-status", "5"), ("x-resp", "two")];
+    callout_response(ctx.as_mut(), call.token, error, b"", &[]);
+    let failed = reply();
+    assert_eq!(failed.status, 404);
+    assert_eq!(failed.headers, pairs(&[("content-type", "application/json"), ("x-resp", "two")]));
 }
 
 #[test]

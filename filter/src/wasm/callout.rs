@@ -10,23 +10,24 @@
 //! - Envoy enforces its timeout.
 //!
 //! Callouts bypass the route: no route timeout, retries or traffic policy apply.
+
+use crate::core::client_headers;
 use crate::core::config::CalloutOptions;
 
-/// Request headers copied into the call as gRPC metadata. Nothing is copied by Envoy itself,
-/// and copying everything would break the call (`te`, `content-type`, `:path`, … are Envoy's).
-pub const FORWARDED_HEADERS: &[&str] = &[
-    "authorization",
-    "x-request-id",
-    "traceparent",
-    "tracestate",
-    "b3",
-    "x-b3-traceid",
-    "x-b3-spanid",
-    "x-b3-parentspanid",
-    "x-b3-sampled",
-    "x-b3-flags",
-    "x-ot-span-context",
-    "grpc-trace-bin",
+/// Request headers that never travel as the call's metadata: the call's own (Envoy's
+/// pseudo-headers, the gRPC content-type and `te`, the filter's deadline and original path),
+/// hop-by-hop headers (RFC 9110 §7.6.1; `proxy-*`), and the body's length.
+const NOT_FORWARDED: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "te",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "content-type",
+    "grpc-timeout",
+    "x-envoy-original-path",
+    "x-envoy-original-method",
 ];
 
 /// The cluster for a service: the configured override, else the request route's cluster.
@@ -40,12 +41,39 @@ pub fn cluster_for(options: &CalloutOptions, service: &str, route_cluster: Optio
         .filter(|c| !c.is_empty())
 }
 
-/// Whether a downstream request header is forwarded as metadata.
+/// Whether a downstream request header (lower case) travels as metadata of the call: every
+/// header a request with a body would carry upstream, except those above, the client's `grpc-*`
+/// headers the filter owns, and `json2grpc.callout.drop_headers`.
 pub fn is_forwarded(options: &CalloutOptions, name: &str) -> bool {
-    FORWARDED_HEADERS.contains(&name) || options.forward_headers.iter().any(|h| h == name)
+    !name.starts_with(':')
+        && !name.starts_with("proxy-")
+        && !NOT_FORWARDED.contains(&name)
+        && client_headers::passes(name.as_bytes())
+        && !options.drop_headers.iter().any(|h| h == name)
 }
 
-/// The headers of the gRPC call: pseudo-headers, gRPC's own, a deadline, and the whitelisted
+/// Whether a header of the call's answer (the service's initial metadata, or a trailers-only
+/// error's) becomes a header of the reply, as it would on the in-stream path: not the
+/// pseudo-headers, not the gRPC protocol's (`grpc-*`, its content-type), not the length or
+/// hop-by-hop headers (the reply has its own).
+pub fn is_returned(name: &[u8]) -> bool {
+    !(name.starts_with(b":")
+        || name.starts_with(b"grpc-")
+        || name.starts_with(b"proxy-")
+        || matches!(
+            name,
+            b"content-type"
+                | b"content-length"
+                | b"connection"
+                | b"keep-alive"
+                | b"te"
+                | b"trailer"
+                | b"transfer-encoding"
+                | b"upgrade"
+        ))
+}
+
+/// The headers of the gRPC call: pseudo-headers, gRPC's own, a deadline, and the forwarded
 /// request headers.
 pub fn call_headers(
     grpc_path: &str,
@@ -87,16 +115,41 @@ mod tests {
     }
 
     #[test]
-    fn only_whitelisted_headers_are_forwarded() {
+    fn every_header_but_the_calls_own_is_forwarded() {
         let mut options = CalloutOptions::default();
-        for name in ["authorization", "x-request-id", "traceparent", "x-b3-traceid"] {
+        for name in ["authorization", "x-request-id", "traceparent", "x-user", "x-tenant", "cookie", "grpc-trace-bin"] {
             assert!(is_forwarded(&options, name), "{name}");
         }
-        for name in ["te", "content-type", ":path", "connection", "grpc-timeout", "cookie", "x-tenant"] {
+        for name in [
+            ":path",
+            ":authority",
+            "te",
+            "connection",
+            "keep-alive",
+            "upgrade",
+            "transfer-encoding",
+            "proxy-authorization",
+            "content-length",
+            "content-type",
+            "grpc-timeout",
+            "grpc-encoding",
+            "grpc-accept-encoding",
+            "x-envoy-original-path",
+        ] {
             assert!(!is_forwarded(&options, name), "{name}");
         }
-        options.forward_headers.push("x-tenant".into());
-        assert!(is_forwarded(&options, "x-tenant"));
+        options.drop_headers.push("cookie".into());
+        assert!(!is_forwarded(&options, "cookie"));
+    }
+
+    #[test]
+    fn the_answers_metadata_becomes_reply_headers_but_grpc_and_framing() {
+        for name in ["x-resp", "location", "x-envoy-upstream-service-time", "set-cookie"] {
+            assert!(is_returned(name.as_bytes()), "{name}");
+        }
+        for name in [":status", "grpc-status", "grpc-message", "grpc-encoding", "content-type", "content-length"] {
+            assert!(!is_returned(name.as_bytes()), "{name}");
+        }
     }
 
     #[test]

@@ -233,8 +233,8 @@ pub fn property(path: &[&str]) -> Option<Vec<u8>> {
 
 /// Replaces the response with a local reply. Works in request callbacks, and in response
 /// callbacks until the response headers went downstream.
-pub fn send_response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> bool {
-    let serialized = serialize_pairs(headers);
+pub fn send_response(status: u16, headers: &[(&[u8], &[u8])], body: &[u8]) -> bool {
+    let serialized = serialize_slices(headers);
     // SAFETY: pointers and lengths of live buffers; -1 means "no grpc-status".
     unsafe {
         proxy_send_local_response(

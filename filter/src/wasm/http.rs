@@ -114,18 +114,31 @@ impl Http {
 
     /// Answers the client with a JSON error and stops the stream.
     fn reply_error(&mut self, kind: ErrorKind, error: &Error) -> Action {
+        self.reply_error_with(kind, error, &[])
+    }
+
+    /// A JSON error with the service's `metadata` as headers (an error the service sent).
+    fn reply_error_with(&mut self, kind: ErrorKind, error: &Error, metadata: &[(Vec<u8>, Vec<u8>)]) -> Action {
         log::debug!("answering {error} ({kind:?})");
         if let Some(f) = &self.transcoder {
             f.metrics.error(kind, error.http_status);
         }
-        self.reply(error.http_status, "application/json", &error.to_json())
+        self.reply_with(error.http_status, "application/json", metadata, &error.to_json())
     }
 
     fn reply(&mut self, status: u16, content_type: &str, body: &[u8]) -> Action {
+        self.reply_with(status, content_type, &[], body)
+    }
+
+    /// A local reply with `metadata` (the service's, for a bodyless call) as extra headers.
+    fn reply_with(&mut self, status: u16, content_type: &str, metadata: &[(Vec<u8>, Vec<u8>)], body: &[u8]) -> Action {
         self.replied = true;
         self.request = RequestState::Idle;
         self.response = ResponseState::Idle;
-        if !host::send_response(status, &[("content-type", content_type)], body) {
+        let mut headers: Vec<(&[u8], &[u8])> = Vec::with_capacity(metadata.len() + 1);
+        headers.push((b"content-type", content_type.as_bytes()));
+        headers.extend(metadata.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
+        if !host::send_response(status, &headers, body) {
             log::warn!("the local reply ({status}) could not be sent");
         }
         Action::Pause
@@ -388,6 +401,10 @@ impl Http {
             self.reply_error(ErrorKind::Callout, &callout_failure(status));
             return;
         }
+        // The service's initial metadata (or a trailers-only error's) becomes reply headers, as
+        // on the in-stream path; trailing metadata does not (the native filter drops it too).
+        let metadata: Vec<(Vec<u8>, Vec<u8>)> =
+            headers.iter().filter(|(k, _)| callout::is_returned(k)).cloned().collect();
         let mut status = GrpcStatus::from_metadata(
             &t.codec,
             find("grpc-status"),
@@ -461,10 +478,10 @@ impl Http {
                 t.metrics.response_json_bytes.add(out.len() as u64);
                 t.metrics.method(&binding.method).responses.inc();
                 let content_type = response.content_type().into_owned();
-                self.reply(200, &content_type, &out);
+                self.reply_with(200, &content_type, &metadata, &out);
             }
             Err(error) => {
-                self.reply_error(ErrorKind::of_response(&error), &error);
+                self.reply_error_with(ErrorKind::of_response(&error), &error, &metadata);
             }
         }
     }
@@ -492,16 +509,18 @@ impl Http {
         }
         if end_of_stream {
             // Trailers-only: the status is in these headers and no body can be added here,
-            // but a local reply can still replace the response.
+            // but a local reply can still replace the response (keeping the service's metadata).
             let status = read_status(&t, &headers);
+            let metadata: Vec<(Vec<u8>, Vec<u8>)> =
+                headers.pairs().iter().filter(|(k, _)| callout::is_returned(k)).cloned().collect();
             let mut out = Vec::new();
             return match response.finish(status, &mut out) {
                 Ok(()) => {
                     t.metrics.method(&binding.method).responses.inc();
                     let content_type = response.content_type().into_owned();
-                    self.reply(200, &content_type, &out)
+                    self.reply_with(200, &content_type, &metadata, &out)
                 }
-                Err(error) => self.reply_error(ErrorKind::of_response(&error), &error),
+                Err(error) => self.reply_error_with(ErrorKind::of_response(&error), &error, &metadata),
             };
         }
         let response = Box::new(response);
