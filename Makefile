@@ -75,7 +75,7 @@ help:
 	@echo "make e2e           pytest tests/e2e against a real Envoy (PYTEST_ARGS=\"-k reserve\")"
 	@echo "make conformance   scripts/conformance.sh (protobuf conformance suite)"
 	@echo "make lint          cargo fmt --check, cargo clippy --workspace --all-targets -D warnings"
-	@echo "make fuzz          scripts/fuzz.sh: cargo-fuzz targets of fuzz/, FUZZ_SECONDS=60 each (FUZZ_TARGETS=\"config\")"
+	@echo "make fuzz          scripts/fuzz.sh: cargo-fuzz targets of fuzz/, FUZZ_SECONDS=60 each (FUZZ_TARGETS=\"config\"; limits FUZZ_RSS_MB FUZZ_MALLOC_MB FUZZ_TIMEOUT FUZZ_SLOW_S FUZZ_MAX_LEN)"
 	@echo "make interop       JSON from Python protobuf (upb) must parse to the same messages"
 	@echo "make bench         BENCHMARKS.md: core MB/s native + V8 vs libprotobuf, on_configure, e2e in Envoy (~10 min)"
 	@echo "make test          lint unit wasm-unit interop conformance istio-validate e2e"

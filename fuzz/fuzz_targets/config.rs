@@ -27,7 +27,7 @@ use json2grpc_fuzz::{base64, compile, descriptor_set, SERVICES};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: json2grpc_fuzz::init(), |data: &[u8]| {
     let [mode, rest @ ..] = data else { return };
     match mode % 4 {
         0 => {

@@ -61,7 +61,7 @@ fn types() -> &'static [MessageDescriptor] {
     })
 }
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: json2grpc_fuzz::init(), |data: &[u8]| {
     let [ty, flags, body @ ..] = data else { return };
     let types = types();
     let desc = &types[usize::from(*ty) % types.len()];

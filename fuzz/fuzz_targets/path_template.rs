@@ -25,7 +25,7 @@ fn method_and_text(line: &str) -> (&str, &str) {
     }
 }
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: json2grpc_fuzz::init(), |data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let mut lines = text.split('\n');
     let options = lines.next().unwrap_or("").as_bytes();

@@ -39,7 +39,7 @@ fn split_line(data: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: json2grpc_fuzz::init(), |data: &[u8]| {
     let (options, rest) = split_line(data);
     let (method, rest) = split_line(rest);
     let (path, body) = split_line(rest);

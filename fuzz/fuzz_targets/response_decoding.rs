@@ -49,7 +49,7 @@ fn take<'a>(data: &mut &'a [u8], n: usize) -> &'a [u8] {
     head
 }
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: json2grpc_fuzz::init(), |data: &[u8]| {
     let [route, flags, n_status, n_message, d_hi, d_lo, rest @ ..] = data else { return };
     let mut rest = rest;
     let status_header = take(&mut rest, usize::from(*n_status % 8));

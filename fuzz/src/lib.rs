@@ -3,16 +3,91 @@
 //! different configurations (built once, lazily), a tiny deterministic PRNG for chunk sizes,
 //! and a semantic message comparison for the round-trip checks.
 //!
+//! Also the global allocator of every target, which enforces libFuzzer's `-malloc_limit_mb`
+//! (see [`init`]): without a sanitizer libFuzzer cannot see single allocations.
+//!
 //! Everything here panics on a broken fixture: that is a harness bug, not a finding, and it
 //! shows up on the very first input.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use base64::Engine;
 use json2grpc::core::transcoder::Transcoder;
 use prost_reflect::{DescriptorPool, DynamicMessage, ReflectMessage, Value};
+
+// ---- resource limits ------------------------------------------------------------------------
+
+/// libFuzzer reports a single allocation of `-malloc_limit_mb` or more (default: the
+/// `-rss_limit_mb` value) as an out-of-memory finding, but only through a sanitizer's malloc
+/// hooks (`__sanitizer_install_malloc_and_free_hooks`): with `--sanitizer none` (scripts/fuzz.sh's
+/// default) the flag does nothing and a huge `Vec::with_capacity` from an untrusted length
+/// would go unseen until the RSS limit, if ever (untouched pages do not count in RSS). This
+/// allocator makes the same check on every Rust allocation and aborts, which libFuzzer
+/// reports as a crash ("deadly signal") with the input saved as `crash-…`; the line printed
+/// before says it was the malloc limit. The limit is read by [`init`]; 0 = none (before it).
+struct LimitedAlloc;
+
+/// In MiB, as libFuzzer's flag; 0 = no limit.
+static MALLOC_LIMIT_MB: AtomicUsize = AtomicUsize::new(0);
+
+fn check_allocation(size: usize) {
+    let limit = MALLOC_LIMIT_MB.load(Ordering::Relaxed);
+    // libFuzzer's test (FuzzerLoop.cpp, Fuzzer::HandleMalloc).
+    if limit == 0 || (size >> 20) < limit {
+        return;
+    }
+    // No allocation from here on: stderr is unbuffered and integers format in place.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "==json2grpc-fuzz== ERROR: out-of-memory (malloc({size})): one allocation of -malloc_limit_mb={limit} MiB or more"
+    );
+    std::process::abort();
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged.
+unsafe impl GlobalAlloc for LimitedAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        check_allocation(layout.size());
+        System.alloc(layout)
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        check_allocation(layout.size());
+        System.alloc_zeroed(layout)
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        check_allocation(new_size);
+        System.realloc(ptr, layout, new_size)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: LimitedAlloc = LimitedAlloc;
+
+/// The `init:` of every target (`fuzz_target!(init: json2grpc_fuzz::init(), …)`): reads the
+/// malloc limit from libFuzzer's own flags, with libFuzzer's rules: the last
+/// `-malloc_limit_mb=N` if not 0, else the last `-rss_limit_mb=N` (default 2048; 0 = none).
+/// The flags reach the child process of `-jobs`/`-fork` too.
+pub fn init() {
+    let flag = |name: &str| -> Option<usize> {
+        std::env::args().filter_map(|a| a.strip_prefix(name).and_then(|v| v.parse().ok())).next_back()
+    };
+    let rss = flag("-rss_limit_mb=").unwrap_or(2048);
+    let limit = flag("-malloc_limit_mb=").filter(|&m| m != 0).unwrap_or(rss);
+    MALLOC_LIMIT_MB.store(limit, Ordering::Relaxed);
+}
+
+// ---- fixtures -----------------------------------------------------------------------------
 
 /// Services of the fixture descriptor set.
 pub const SERVICES: [&str; 4] = ["test.v1.Things", "test.v1.Other", "flashsale.v1.Inventory", "flashsale.v1.Orders"];
