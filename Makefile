@@ -76,6 +76,7 @@ help:
 	@echo "make conformance   scripts/conformance.sh (protobuf conformance suite)"
 	@echo "make lint          cargo fmt --check, cargo clippy --workspace --all-targets -D warnings"
 	@echo "make fuzz          scripts/fuzz.sh: cargo-fuzz targets of fuzz/, FUZZ_SECONDS=60 each (FUZZ_TARGETS=\"config\"; limits FUZZ_RSS_MB FUZZ_MALLOC_MB FUZZ_TIMEOUT FUZZ_SLOW_S FUZZ_MAX_LEN)"
+	@echo "make fuzz-long     scripts/fuzz-long.sh: each fuzz target until FUZZ_CPU_MINUTES (30) of CPU time"
 	@echo "make interop       JSON from Python protobuf (upb) must parse to the same messages"
 	@echo "make bench         BENCHMARKS.md: core MB/s native + V8 vs libprotobuf, on_configure, e2e in Envoy (~10 min)"
 	@echo "make test          lint unit wasm-unit interop conformance istio-validate e2e"
@@ -240,6 +241,12 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?=
 fuzz:
 	bash $(ROOT)/scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# Not part of `test`: every target until it used FUZZ_CPU_MINUTES of CPU (30 each: ~4 hours).
+FUZZ_CPU_MINUTES ?= 30
+.PHONY: fuzz-long
+fuzz-long:
+	FUZZ_CPU_MINUTES=$(FUZZ_CPU_MINUTES) bash $(ROOT)/scripts/fuzz-long.sh $(FUZZ_TARGETS)
 
 clean:
 	rm -rf $(DIST)
