@@ -34,7 +34,8 @@ DESCRIPTOR  := $(DIST)/flashsale.pb
 PLUGIN_CONFIG := $(DIST)/plugin-config.json
 SERVICES    := flashsale.v1.Inventory flashsale.v1.Orders
 # Demo options of the plugin config (json2grpc-tool config --set KEY=JSON).
-PLUGIN_SETS := convert_grpc_status=true 'ignored_query_parameters=["api_key"]'
+PLUGIN_SETS := convert_grpc_status=true 'ignored_query_parameters=["api_key"]' \
+  'json2grpc={"callout":{"loopback_cluster":"json2grpc_loopback"}}'
 
 # Rendered Envoy configs: loopback (dist/envoy.yaml) and docker-compose (dist/envoy.compose.yaml).
 RENDER        := $(PYTHON) $(ROOT)/envoy/render.py

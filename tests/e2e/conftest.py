@@ -27,6 +27,21 @@ def _fail(err):
     pytest.fail(str(err), pytrace=False)
 
 
+def apply_route_edits(config, edits):
+    """`edits`: [(prefix, fields)]: the `app` route matching `prefix` gets `fields` merged into
+    its `route` action (a timeout, a retry policy, …), or is removed when `fields` is None."""
+    routes = harness.app_routes(config)
+    for prefix, fields in edits:
+        matching = [r for r in routes if r["match"].get("prefix") == prefix]
+        if not matching:
+            raise harness.HarnessError(f"no route with prefix {prefix}")
+        for route in matching:
+            if fields is None:
+                routes.remove(route)
+            else:
+                route["route"].update(fields)
+
+
 class EnvoyFactory:
     def __init__(self, services, workdir):
         self.services = services
@@ -34,8 +49,10 @@ class EnvoyFactory:
         self.cache = OrderedDict()
         self.count = 0
 
-    def _get(self, kind, config, inventory=None, hold_headers=False, listener_buffer_bytes=None):
-        key = (kind, json.dumps(config, sort_keys=True), inventory, hold_headers, listener_buffer_bytes)
+    def _get(self, kind, config, inventory=None, hold_headers=False, listener_buffer_bytes=None,
+             route_edits=None):
+        key = (kind, json.dumps(config, sort_keys=True), inventory, hold_headers, listener_buffer_bytes,
+               json.dumps(route_edits))
         envoy = self.cache.get(key)
         if envoy is not None and envoy.alive() and not envoy.vm_failed():
             self.cache.move_to_end(key)
@@ -59,6 +76,8 @@ class EnvoyFactory:
             else:
                 harness.render(harness.NATIVE_TEMPLATE, path, config, self.services,
                                descriptor=harness.DESCRIPTOR, inventory=inventory)
+            if route_edits:
+                harness.edit_config(path, lambda c: apply_route_edits(c, route_edits))
             envoy = harness.Envoy(name, path, self.workdir)
         except harness.HarnessError as err:
             _fail(err)
@@ -66,7 +85,7 @@ class EnvoyFactory:
         return envoy
 
     def json2grpc(self, config=None, *, inventory=None, hold_headers=False, listener_buffer_bytes=None,
-                  **overrides):
+                  route_edits=None, **overrides):
         """Envoy + json2grpc with `config` (a full plugin config dict) or the default config
         with top-level keys replaced by `overrides`. `inventory`: "HOST:PORT" of the
         `inventory` cluster instead of the Inventory service. `hold_headers`: the Wasm
@@ -81,15 +100,16 @@ class EnvoyFactory:
             config = dict(config)
             config["json2grpc"] = {**config.get("json2grpc", {}),
                                    "allow_on_headers_stop_iteration": True}
-        return self._get("json2grpc", config, inventory, hold_headers, listener_buffer_bytes)
+        return self._get("json2grpc", config, inventory, hold_headers, listener_buffer_bytes,
+                         route_edits)
 
-    def native(self, config=None, *, inventory=None, **overrides):
+    def native(self, config=None, *, inventory=None, route_edits=None, **overrides):
         """Envoy + native grpc_json_transcoder; json2grpc-only keys are left out."""
         try:
             config = config if config is not None else harness.base_plugin_config(**overrides)
         except harness.HarnessError as err:
             _fail(err)
-        return self._get("native", config, inventory)
+        return self._get("native", config, inventory, route_edits=route_edits)
 
     def stop(self):
         for envoy in self.cache.values():

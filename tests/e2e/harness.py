@@ -699,3 +699,22 @@ def message_class(full_name):
                                    f"{[f.name for f in pending]}")
         _pool = pool
     return message_factory.GetMessageClass(_pool.FindMessageTypeByName(full_name))
+
+
+def edit_config(config_path, edit):
+    """Loads a rendered Envoy config (YAML), calls `edit(config)` and writes it back. The route
+    table and filters of the `app` listener are shared with the internal `json2grpc_loopback`
+    listener (YAML aliases), so an edit of one applies to both."""
+    import yaml
+    config_path = Path(config_path)
+    config = yaml.safe_load(config_path.read_text())
+    edit(config)
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return config_path
+
+
+def app_routes(config):
+    """The route list of the `app` listener of a config rendered from envoy/envoy.yaml.in."""
+    app = next(l for l in config["static_resources"]["listeners"] if l["name"] == "app")
+    hcm = app["filter_chains"][0]["filters"][0]["typed_config"]
+    return hcm["route_config"]["virtual_hosts"][0]["routes"]

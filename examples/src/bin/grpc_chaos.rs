@@ -25,6 +25,7 @@
 //! | `not-grpc`               | `:status 200`, `content-type: text/plain`, body `hello`         |
 //! | `slow`                   | sleeps `x-chaos-delay-ms` (default 1000), then `ok`             |
 //! | `many`                   | `x-chaos-count` messages (default 3), then trailers 0           |
+//! | `unavailable-once`       | the first request with an `x-chaos-key` value: trailers-only 14 (UNAVAILABLE); later ones `ok` |
 //! | `repeat`                 | headers, `x-chaos-message-b64` first if given, then one message: `x-chaos-repeat-b64` repeated `x-chaos-repeat-count` times (default 1; protobuf concatenation = more repeated-field elements), trailers 0 |
 //!
 //! An unknown scenario gets a trailers-only INVALID_ARGUMENT naming it. With
@@ -34,6 +35,7 @@
 //! line `{"path", "headers": {name: value}, "messages": [base64, …]}` once it was read, so a
 //! test can check what reached the upstream. It prints `grpc_chaos listening on ADDR`.
 
+use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
@@ -114,6 +116,9 @@ async fn main() -> ExitCode {
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
+/// `x-chaos-key` values already seen by `unavailable-once`.
+static SEEN: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
 /// Reads the whole request, then plays the scenario it names.
 async fn handle(request: Request<RecvStream>, mut respond: SendResponse<Bytes>, recorder: Recorder) -> Result<()> {
     let (parts, mut body) = request.into_parts();
@@ -150,6 +155,19 @@ async fn handle(request: Request<RecvStream>, mut respond: SendResponse<Bytes>, 
     let scenario = header("x-chaos").unwrap_or_else(|| "ok".to_string());
     match scenario.as_str() {
         "ok" => ok(respond, meta, &message),
+        "unavailable-once" => {
+            // The first request with a given `x-chaos-key` fails UNAVAILABLE (trailers-only),
+            // the next ones succeed: a retry policy turns it into a success.
+            let key = header("x-chaos-key").unwrap_or_default();
+            let first = SEEN.lock().map(|mut seen| seen.insert(key)).unwrap_or(false);
+            if first {
+                let mut response = grpc_headers(meta);
+                response.headers_mut().extend(status_trailers(14, Some("chaos: unavailable once")));
+                respond.send_response(response, true)?;
+                return Ok(());
+            }
+            ok(respond, meta, &message)
+        }
         "slow" => {
             tokio::time::sleep(Duration::from_millis(number("x-chaos-delay-ms", 1000))).await;
             ok(respond, meta, &message)

@@ -120,6 +120,10 @@ pub struct CalloutOptions {
     pub timeout_ms: u32,
     /// Cluster per fully-qualified service; otherwise the request's own route cluster.
     pub clusters: Vec<(String, String)>,
+    /// A cluster that leads back into Envoy (an internal listener, or the listener itself):
+    /// calls sent there are routed by their gRPC path like a request with a body, so the
+    /// route's policy (timeout, retries, traffic split, …) and the listener's filters apply.
+    pub loopback_cluster: Option<String>,
     /// Accepted for older configs: every request header is forwarded now.
     pub forward_headers: Vec<String>,
     /// Request headers never forwarded as gRPC metadata of the call (lower case).
@@ -133,6 +137,7 @@ impl Default for CalloutOptions {
         CalloutOptions {
             timeout_ms: 15_000,
             clusters: Vec::new(),
+            loopback_cluster: None,
             forward_headers: Vec::new(),
             drop_headers: Vec::new(),
             max_stream_bytes: 1024 * 1024,
@@ -435,6 +440,10 @@ fn callout(field: &str, value: &Value, o: &mut CalloutOptions) -> Result<(), Con
             "forward_headers" => {
                 o.forward_headers = strings(f, value)?.into_iter().map(|h| h.to_ascii_lowercase()).collect()
             }
+            "loopback_cluster" => match value {
+                Value::String(c) if !c.is_empty() => o.loopback_cluster = Some(c.clone()),
+                other => return Err(wrong_type(f, "a cluster name", other)),
+            },
             "drop_headers" => o.drop_headers = strings(f, value)?.into_iter().map(|h| h.to_ascii_lowercase()).collect(),
             "clusters" => {
                 // Keys are service names: not normalised to snake_case.

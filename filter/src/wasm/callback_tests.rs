@@ -1266,3 +1266,39 @@ fn an_oversized_or_second_callout_message_is_refused_from_the_frame_header() {
     let message = assert_error_reply(&reply(), 502, 13);
     assert_eq!(message, "invalid gRPC response: more than one message for a unary method");
 }
+
+#[test]
+fn loopback_calls_keep_the_status_of_envoys_own_answers() {
+    let root = root_with(json!({"json2grpc": {"callout": {"loopback_cluster": "json2grpc_loopback"}}}));
+    let (mut ctx, call) = get_in_flight(&root);
+    assert_eq!(call.upstream, "json2grpc_loopback");
+    // The router found no route for the gRPC path: UNIMPLEMENTED, the local reply's 404 kept.
+    let no_route: &[(&str, &str)] = &[
+        (":status", "200"),
+        ("x-json2grpc-local-reply", "404"),
+        ("content-type", "application/grpc"),
+        ("grpc-status", "12"),
+    ];
+    callout_response(ctx.as_mut(), call.token, no_route, b"", &[]);
+    let failed = reply();
+    assert_eq!(assert_error_reply(&failed, 404, 12), "no route for /test.v1.Things/Get");
+    assert_eq!(failed.headers, pairs(&[("content-type", "application/json")]), "the marker is not returned");
+    // A route timeout: DEADLINE_EXCEEDED, 504.
+    mock_host::reset();
+    let (mut ctx, call) = get_in_flight(&root);
+    let timeout: &[(&str, &str)] = &[
+        (":status", "200"),
+        ("x-json2grpc-local-reply", "504"),
+        ("content-type", "application/grpc"),
+        ("grpc-status", "14"),
+        ("grpc-message", "upstream request timeout"),
+    ];
+    callout_response(ctx.as_mut(), call.token, timeout, b"", &[]);
+    let message = assert_error_reply(&reply(), 504, 4);
+    assert!(message.contains("the route's timeout"), "{message}");
+    // Without loopback the header means nothing (a service could send it).
+    let direct = super::callback_tests::root();
+    let (mut ctx, call) = get_in_flight(&direct);
+    callout_response(ctx.as_mut(), call.token, no_route, b"", &[]);
+    assert_error_reply(&reply(), 501, 12);
+}

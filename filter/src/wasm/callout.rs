@@ -9,7 +9,9 @@
 //!   callout API drops trailing metadata);
 //! - Envoy enforces its timeout.
 //!
-//! Callouts bypass the route: no route timeout, retries or traffic policy apply.
+//! Sent straight to a cluster, a call bypasses the route: no route timeout, retries or
+//! traffic policy apply. Sent to `json2grpc.callout.loopback_cluster` (an internal listener of
+//! the same Envoy), it is routed by its gRPC path like a request with a body.
 
 use crate::core::client_headers;
 use crate::core::config::CalloutOptions;
@@ -30,13 +32,15 @@ const NOT_FORWARDED: &[&str] = &[
     "x-envoy-original-method",
 ];
 
-/// The cluster for a service: the configured override, else the request route's cluster.
+/// The cluster for a service: its configured override, else the loopback cluster (back into
+/// Envoy, routed by the gRPC path), else the REST route's cluster.
 pub fn cluster_for(options: &CalloutOptions, service: &str, route_cluster: Option<String>) -> Option<String> {
     options
         .clusters
         .iter()
         .find(|(s, _)| s == service)
         .map(|(_, c)| c.clone())
+        .or_else(|| options.loopback_cluster.clone())
         .or(route_cluster)
         .filter(|c| !c.is_empty())
 }
@@ -52,6 +56,10 @@ pub fn is_forwarded(options: &CalloutOptions, name: &str) -> bool {
         && !options.drop_headers.iter().any(|h| h == name)
 }
 
+/// The HTTP status of Envoy's own answer to a call sent back into Envoy, added by the loopback
+/// listener's `local_reply_config` (its answers to a gRPC call are gRPC errors).
+pub const LOCAL_REPLY_HEADER: &str = "x-json2grpc-local-reply";
+
 /// Whether a header of the call's answer (the service's initial metadata, or a trailers-only
 /// error's) becomes a header of the reply, as it would on the in-stream path: not the
 /// pseudo-headers, not the gRPC protocol's (`grpc-*`, its content-type), not the length or
@@ -59,6 +67,7 @@ pub fn is_forwarded(options: &CalloutOptions, name: &str) -> bool {
 pub fn is_returned(name: &[u8]) -> bool {
     !(name.starts_with(b":")
         || name.starts_with(b"grpc-")
+        || name == LOCAL_REPLY_HEADER.as_bytes()
         || name.starts_with(b"proxy-")
         || matches!(
             name,
@@ -109,9 +118,11 @@ mod tests {
         assert_eq!(cluster_for(&options, "a.B", Some("route".into())).as_deref(), Some("route"));
         assert_eq!(cluster_for(&options, "a.B", None), None);
         assert_eq!(cluster_for(&options, "a.B", Some(String::new())), None);
+        options.loopback_cluster = Some("json2grpc_loopback".into());
+        assert_eq!(cluster_for(&options, "a.B", Some("route".into())).as_deref(), Some("json2grpc_loopback"));
         options.clusters.push(("a.B".into(), "pinned".into()));
         assert_eq!(cluster_for(&options, "a.B", Some("route".into())).as_deref(), Some("pinned"));
-        assert_eq!(cluster_for(&options, "c.D", Some("route".into())).as_deref(), Some("route"));
+        assert_eq!(cluster_for(&options, "c.D", Some("route".into())).as_deref(), Some("json2grpc_loopback"));
     }
 
     #[test]

@@ -40,8 +40,9 @@ enum RequestState {
     Body { plan: RequestPlan, content_type: Option<String> },
     /// A client stream: each JSON element goes upstream as a frame once complete.
     Stream { plan: RequestPlan, stream: Box<RequestStream> },
-    /// Our own gRPC call for a bodyless request is in flight.
-    Callout { token: u32 },
+    /// Our own gRPC call for a bodyless request is in flight; `loopback`: sent back into
+    /// Envoy (json2grpc.callout.loopback_cluster), where the router answers for the route.
+    Callout { token: u32, loopback: bool },
 }
 
 enum ResponseState {
@@ -365,7 +366,8 @@ impl Http {
         match host::http_call(&cluster, &headers, &framed, timeout_ms) {
             Ok(token) => {
                 abi::register_callout(token, self.context_id);
-                self.request = RequestState::Callout { token };
+                let loopback = t.config.callout.loopback_cluster.as_deref() == Some(cluster.as_str());
+                self.request = RequestState::Callout { token, loopback };
                 // Paused until the call's response arrives in on_http_call_response.
                 Action::Pause
             }
@@ -380,7 +382,8 @@ impl Http {
         let (Some(t), Some(binding)) = (self.transcoder.clone(), self.binding.clone()) else {
             return;
         };
-        if !matches!(self.request, RequestState::Callout { token: expected } if expected == token) {
+        let RequestState::Callout { token: expected, loopback } = self.request else { return };
+        if expected != token {
             return;
         }
         let headers = host::headers(Map::HttpCallResponseHeaders);
@@ -414,7 +417,23 @@ impl Http {
         // Envoy answers an expired call itself, as gRPC: UNAVAILABLE "upstream request timeout".
         if status.code == Code::Unavailable && find("grpc-message") == Some(b"upstream request timeout".as_slice()) {
             status.code = Code::DeadlineExceeded;
-            status.message = "the gRPC call timed out (json2grpc.callout.timeout_ms)".to_string();
+            status.message = if loopback {
+                "the gRPC call timed out (the route's timeout, or json2grpc.callout.timeout_ms)"
+            } else {
+                "the gRPC call timed out (json2grpc.callout.timeout_ms)"
+            }
+            .to_string();
+        }
+        // Back in Envoy, the router's own answers (no route, timeout, no healthy upstream, a
+        // filter's denial) to a gRPC call are gRPC errors; the loopback listener's
+        // local_reply_config keeps their HTTP status in a header (see envoy/envoy.yaml.in), so
+        // the client gets the status a request with a body gets (404 for no route, …).
+        let local_reply = find(callout::LOCAL_REPLY_HEADER)
+            .filter(|_| loopback && !status.is_ok())
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u16>().ok())
+            .filter(|s| (400..=599).contains(s));
+        if local_reply == Some(404) && status.message.is_empty() {
+            status.message = format!("no route for {}", binding.method.path());
         }
         let streaming = binding.method.server_streaming;
         let max_body = match (streaming, t.config.max_response_body_size) {
@@ -481,6 +500,10 @@ impl Http {
                 self.reply_with(200, &content_type, &metadata, &out);
             }
             Err(error) => {
+                let error = match local_reply {
+                    Some(http_status) => error.with_http_status(http_status),
+                    None => error,
+                };
                 self.reply_error_with(ErrorKind::of_response(&error), &error, &metadata);
             }
         }
