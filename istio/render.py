@@ -6,8 +6,9 @@ carries the base64 descriptor set, tens of KB) is only filled in here, from the 
 dist/plugin-config.json that envoy/ uses (`make descriptors`). Each manifest gets its
 variant of it:
 
-  PLUGIN_CONFIG_CLIENT   outbound sidecar (WasmPlugin mode CLIENT): the config as is; bodyless
-                         calls go to the route's cluster, already `outbound|8080||<svc FQDN>`
+  PLUGIN_CONFIG_CLIENT   outbound sidecar (WasmPlugin mode CLIENT): the config as is (without the
+                         plain-Envoy json2grpc.callout.loopback_cluster); bodyless calls go to
+                         the route's cluster, already `outbound|8080||<svc FQDN>`
   PLUGIN_CONFIG_SERVER   inbound sidecar (mode SERVER): plus json2grpc.callout.clusters naming
                          each service's `outbound|50051||<svc FQDN>` cluster, because the route's
                          cluster there (`inbound|50051||`) is ORIGINAL_DST and a callout has no
@@ -165,6 +166,10 @@ def main(argv=None):
                          "(run `make descriptors`)")
     if not isinstance(plugin, dict):
         raise SystemExit(f"istio/render.py: {a.plugin_config}: expected a JSON object")
+    # The plain-Envoy config's loopback cluster (an internal listener of envoy/envoy.yaml.in)
+    # does not exist in an Istio sidecar: the manifests use direct calls (istio/README.md).
+    callout = plugin.get("json2grpc", {}).get("callout", {})
+    callout.pop("loopback_cluster", None)
     values = values_for(a, plugin)
     templates = sorted(Path(a.templates).glob("*.yaml.in"))
     if not templates:
