@@ -94,3 +94,20 @@ def test_a_missing_grpc_route_answers_like_native(envoy_factory, chaos, method):
             assert status_code(data) == 12, data  # what a gRPC client gets: UNIMPLEMENTED
             assert data["message"] == "no route for /flashsale.v1.Inventory/GetItem", data
     assert seen["loopback"] == seen["native"] == 404, seen
+
+
+def test_envoy_140_adds_no_body_to_a_headers_only_request(envoy_factory, services):
+    """json2grpc first tries to write the message as the body of the GET (a host that allows
+    it, proxy-wasm spec issue #86, would get the call in-stream); Envoy 1.40 refuses, so the
+    GET is the filter's own call: counted as a callout, not as an in-stream request."""
+    envoy = envoy_factory.json2grpc()
+    name = "wasmcustom.json2grpc.method.flashsale.v1.Inventory.GetItem"
+    before = envoy.stats(name)
+    mark = services.mark()
+    for _ in range(3):
+        status, _, body = envoy.json_request("GET", "/v1/inventory/sku-1001")
+        assert status == 200, body
+    after = envoy.stats(name)
+    grew = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    assert grew.get(f"{name}.callouts") == 3 and grew.get(f"{name}.requests", 0) == 0, grew
+    assert len(services.records(mark, method=GET_ITEM)) == 3

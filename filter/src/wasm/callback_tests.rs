@@ -1302,3 +1302,40 @@ fn loopback_calls_keep_the_status_of_envoys_own_answers() {
     callout_response(ctx.as_mut(), call.token, no_route, b"", &[]);
     assert_error_reply(&reply(), 501, 12);
 }
+
+#[test]
+fn a_host_that_adds_bodies_to_headers_only_requests_gets_them_in_stream() {
+    let root = root();
+    // A host with a writable body for a request that ended at its headers (proxy-wasm spec
+    // issue #86; not Envoy 1.40).
+    with(|h| h.set_buffer(Buffer::HttpRequestBody, b""));
+    let mut ctx = request(&root, GET_HEADERS);
+    assert_eq!(ctx.on_http_request_headers(9, true), Action::Continue);
+    assert!(calls().is_empty() && replies().is_empty(), "no call of the filter's own");
+    let sent = map(Map::RequestHeaders);
+    let get = |name: &str| sent.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    assert_eq!((get(":method"), get(":path")), (Some("POST"), Some("/test.v1.Things/Get")));
+    assert_eq!(get("content-type"), Some("application/grpc"));
+    assert_eq!(get("x-envoy-original-path"), Some("/v1/things/a1?page_size=3"));
+    assert_eq!(
+        unframe("test.v1.GetRequest", &buffer(Buffer::HttpRequestBody).unwrap()),
+        canonical("test.v1.GetRequest", json!({"id": "a1", "pageSize": 3}))
+    );
+    // The response is translated as for a POST.
+    let body = framed("test.v1.Everything", json!({"id": "a1"}));
+    assert_eq!(response_headers(ctx.as_mut(), GRPC_OK, false), Action::Continue);
+    assert_eq!(response_chunk(ctx.as_mut(), &body, false), Action::Pause);
+    response_trailers(ctx.as_mut(), &[("grpc-status", "0")]);
+    assert_eq!(json_body(&buffer(Buffer::HttpResponseBody).unwrap()), json!({"id": "a1"}));
+}
+
+#[test]
+fn a_host_that_refuses_is_asked_once() {
+    let root = root();
+    let (_ctx, _call) = get_in_flight(&root);
+    let tries = || with(|h| h.host_calls.iter().filter(|c| **c == "proxy_set_buffer_bytes").count());
+    assert_eq!(tries(), 1, "the first bodyless request tries to add its body");
+    mock_host::reset();
+    let (_ctx, _call) = get_in_flight(&root);
+    assert_eq!(tries(), 0, "later ones go straight to the filter's own call");
+}

@@ -194,6 +194,25 @@ impl Http {
         self.binding = Some(plan.binding.clone());
         let method_metrics = t.metrics.method(plan.method());
         if end_of_stream {
+            // A host that lets a filter add a body to a headers-only request gets the call
+            // in-stream, like a POST; Envoy 1.40 does not (the filter's own call then).
+            if t.adds_bodies_to_headers_only.get() != Some(false) {
+                match Self::body_for_headers_only(&t, &plan) {
+                    Ok(true) => {
+                        t.adds_bodies_to_headers_only.set(Some(true));
+                        method_metrics.requests.inc();
+                        rewrite_request_headers(&mut headers, &plan, &method, &original_path);
+                        return Action::Continue;
+                    }
+                    Ok(false) => {
+                        log::debug!(
+                            "the host adds no body to a headers-only request: json2grpc calls the service itself"
+                        );
+                        t.adds_bodies_to_headers_only.set(Some(false));
+                    }
+                    Err(error) => return self.reply_error(ErrorKind::of_request(&error), &error),
+                }
+            }
             method_metrics.callouts.inc();
             return self.start_callout(&t, plan, &headers, &method, &original_path, deadline);
         }
@@ -313,6 +332,16 @@ impl Http {
             RequestState::Stream { .. } => self.on_request_stream_body(usize::MAX, true),
             RequestState::Idle | RequestState::Callout { .. } => Action::Continue,
         }
+    }
+
+    /// Writes the framed request message as the body of a request that ended at its headers:
+    /// true if the host took it (false: Envoy 1.40 has no body to write to).
+    fn body_for_headers_only(t: &Transcoder, plan: &RequestPlan) -> Result<bool, Error> {
+        let mut framed = Vec::new();
+        if !plan.method().client_streaming {
+            encode_frame(&t.request_message(plan, &[], None)?, &mut framed)?;
+        }
+        Ok(host::set_buffer(Buffer::HttpRequestBody, 0, 0, &framed))
     }
 
     // ---- callout (requests without a body) -----------------------------------------------

@@ -14,6 +14,10 @@ use crate::core::transcoder::Transcoder;
 pub struct Filter {
     pub transcoder: Transcoder,
     pub metrics: Metrics,
+    /// Whether the host lets the filter add a body to a request that ended at its headers
+    /// (proxy-wasm spec issue #86): unknown until the first bodyless request tries; Envoy 1.40
+    /// refuses, and the answer is kept so later requests do not ask again.
+    pub adds_bodies_to_headers_only: Cell<Option<bool>>,
 }
 
 impl std::ops::Deref for Filter {
@@ -90,7 +94,8 @@ impl RootContext for Root {
                     transcoder.router.methods.len()
                 );
                 let metrics = Metrics::define();
-                self.filter = Some(Rc::new(Filter { transcoder, metrics }));
+                self.filter =
+                    Some(Rc::new(Filter { transcoder, metrics, adds_bodies_to_headers_only: Cell::new(None) }));
                 true
             }
             Err(e) => {
