@@ -121,8 +121,10 @@ def test_other_methods_still_pass(envoys, services, placement, rule):
     mark = services.mark()
     status, _, body = envoy.json_request("GET", "/v1/inventory/sku-1001")
     assert status == 200, body
-    status, _, body = envoy.json_request("POST", "/v1/inventory/sku-1001:reserve", {"quantity": 1})
-    assert status in (200, 400), body  # a reservation or FAILED_PRECONDITION: the service answered
+    # More than the stock: the service answers FAILED_PRECONDITION and reserves nothing (other
+    # tests read the stock).
+    status, _, body = envoy.json_request("POST", "/v1/inventory/sku-1001:reserve", {"quantity": 100000})
+    assert status == 400 and body.get("code") == 9, body
     methods = sorted({r["method"] for r in services.records(mark)})
     assert methods == ["/flashsale.v1.Inventory/GetItem", "/flashsale.v1.Inventory/Reserve"], methods
 

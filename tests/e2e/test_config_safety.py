@@ -117,7 +117,10 @@ class DynamicEnvoy:
         rendered = harness.render(harness.TEMPLATE, workdir / "static.yaml",
                                   harness.base_plugin_config(), services, wasm=harness.WASM)
         bootstrap = yaml.safe_load(rendered.read_text())
-        [listener] = bootstrap["static_resources"].pop("listeners")
+        # `app` comes from LDS; the internal loopback listener stays static.
+        statics = bootstrap["static_resources"]["listeners"]
+        [listener] = [l for l in statics if l["name"] == "app"]
+        statics.remove(listener)
         listener["address"]["socket_address"]["port_value"] = free_port()
         self.listener = listener
         self.lds_dir = workdir / "lds"
