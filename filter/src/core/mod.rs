@@ -17,6 +17,7 @@ pub mod path_matcher;
 pub mod percent;
 #[cfg(feature = "reflection")]
 pub mod reflect_json;
+pub mod reflection;
 pub mod request;
 #[cfg(test)]
 mod request_reference;
