@@ -12,6 +12,7 @@ pub mod errors;
 pub mod inventory;
 pub mod orders;
 pub mod record;
+pub mod reflection_file;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -99,6 +100,18 @@ pub async fn serve(
         .orders()
         .then(|| pb::flashsale::v1::orders_server::OrdersServer::new(orders::OrdersService::new(recorder.clone())));
 
+    // Server reflection (v1 and v1alpha) of the flash-sale API, google.api.http annotations
+    // included: json2grpc can take the API from here instead of a descriptor in its config.
+    // Only the services this process serves are listed.
+    let reflection_builder = || {
+        which.service_names().iter().fold(
+            tonic_reflection::server::Builder::configure().register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET),
+            |b, name| b.with_service_name(*name),
+        )
+    };
+    let reflection = reflection_builder().build_v1()?;
+    let reflection_v1alpha = reflection_builder().build_v1alpha()?;
+
     Server::builder()
         // Behind json2grpc's default mode, every JSON body the filter refuses resets a stream
         // Envoy already opened (README, Limitations); h2's rapid-reset guard (20 pending resets)
@@ -106,6 +119,8 @@ pub async fn serve(
         // The only client here is the local Envoy, so allow far more.
         .http2_max_pending_accept_reset_streams(Some(4096))
         .add_service(health_service)
+        .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_optional_service(inventory)
         .add_optional_service(orders)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)

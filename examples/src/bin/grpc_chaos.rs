@@ -28,6 +28,9 @@
 //! | `unavailable-once`       | the first request with an `x-chaos-key` value: trailers-only 14 (UNAVAILABLE); later ones `ok` |
 //! | `repeat`                 | headers, `x-chaos-message-b64` first if given, then one message: `x-chaos-repeat-b64` repeated `x-chaos-repeat-count` times (default 1; protobuf concatenation = more repeated-field elements), trailers 0 |
 //!
+//! With `--reflection FILE`, `/grpc.reflection.v1[alpha].ServerReflection/ServerReflectionInfo`
+//! is answered from that FileDescriptorSet file, read anew per request (tests swap it to change
+//! the API); `--reflection-versions v1alpha` makes v1 answer UNIMPLEMENTED.
 //! An unknown scenario gets a trailers-only INVALID_ARGUMENT naming it. With
 //! `x-chaos-metadata: name=value`, every answer carries that header as initial metadata.
 //! `/grpc.health.v1.Health/Check` always answers SERVING (Envoy health-checks its clusters).
@@ -53,6 +56,7 @@ use prost::Message;
 
 use flashsale::errors::any;
 use flashsale::pb::google::rpc;
+use flashsale::reflection_file;
 
 /// A misbehaving gRPC server (HTTP/2 cleartext) driven by the `x-chaos` request header.
 #[derive(Parser, Debug)]
@@ -64,13 +68,25 @@ struct Args {
     /// Append one JSON line per received request (health checks excepted) to this file.
     #[arg(long)]
     record: Option<PathBuf>,
+    /// Serve gRPC server reflection from this FileDescriptorSet file, read anew per request.
+    #[arg(long)]
+    reflection: Option<PathBuf>,
+    /// The reflection versions served (`v1`, `v1alpha`); others answer UNIMPLEMENTED.
+    #[arg(long, value_delimiter = ',', default_value = "v1,v1alpha")]
+    reflection_versions: Vec<String>,
 }
+
+/// `--reflection` and `--reflection-versions`.
+static REFLECTION: std::sync::OnceLock<(PathBuf, Vec<String>)> = std::sync::OnceLock::new();
 
 type Recorder = Option<Arc<Mutex<File>>>;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(file) = &args.reflection {
+        let _ = REFLECTION.set((file.clone(), args.reflection_versions.clone()));
+    }
     let recorder: Recorder = match &args.record {
         Some(path) => match OpenOptions::new().create(true).append(true).open(path) {
             Ok(f) => Some(Arc::new(Mutex::new(f))),
@@ -139,6 +155,24 @@ async fn handle(request: Request<RecvStream>, mut respond: SendResponse<Bytes>, 
         return Ok(send.send_trailers(status_trailers(0, None))?);
     }
     record(&recorder, &path, &parts.headers, &received);
+
+    if let (Some((file, versions)), true) =
+        (REFLECTION.get(), path == reflection_file::V1 || path == reflection_file::V1ALPHA)
+    {
+        let version = if path == reflection_file::V1 { "v1" } else { "v1alpha" };
+        if !versions.iter().any(|v| v == version) {
+            let mut response = grpc_headers(&HeaderMap::new());
+            response.headers_mut().extend(status_trailers(12, None));
+            respond.send_response(response, true)?;
+            return Ok(());
+        }
+        let set = std::fs::read(file).unwrap_or_default();
+        let mut send = respond.send_response(grpc_headers(&HeaderMap::new()), false)?;
+        for answer in reflection_file::answer(&set, &received) {
+            send.send_data(frame(0, &answer), false)?;
+        }
+        return Ok(send.send_trailers(status_trailers(0, None))?);
+    }
 
     let message = match header("x-chaos-message-b64") {
         Some(b64) => Bytes::from(base64::engine::general_purpose::STANDARD.decode(b64.trim())?),
