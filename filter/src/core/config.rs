@@ -6,6 +6,8 @@
 //! Unknown keys and wrong types are errors naming the field, never silently ignored.
 use std::fmt;
 
+use super::descriptor_source::{parse_sha256, BeforeLoad, DescriptorSource, Origin};
+
 use base64::Engine;
 use serde_json::{Map, Value};
 
@@ -111,6 +113,8 @@ pub struct Config {
     /// Envoy's Wasm config has `allow_on_headers_stop_iteration: true`: the filter may hold the
     /// response headers until the gRPC status is known, so errors get their exact HTTP status.
     pub allow_on_headers_stop_iteration: bool,
+    /// `json2grpc.descriptor`: descriptors from a live source instead of `proto_descriptor_bin`.
+    pub descriptor: Option<DescriptorSource>,
 }
 
 /// How requests without a body reach the service (json2grpc's own call to the upstream).
@@ -199,11 +203,35 @@ impl Config {
                 _ => return Err(unknown(f)),
             }
         }
-        if !descriptor_seen {
-            return Err(ConfigError::new(
-                "proto_descriptor_bin",
-                "required: a base64 FileDescriptorSet (e.g. from `json2grpc-tool descriptor`)",
-            ));
+        match (descriptor_seen, &config.descriptor) {
+            (false, None) => {
+                return Err(ConfigError::new(
+                    "proto_descriptor_bin",
+                    "required: a base64 FileDescriptorSet (e.g. from `json2grpc-tool descriptor`), or a live \
+                     source in json2grpc.descriptor",
+                ))
+            }
+            (true, Some(_)) => {
+                return Err(ConfigError::new(
+                    "json2grpc.descriptor",
+                    "a live descriptor source and proto_descriptor_bin exclude each other",
+                ))
+            }
+            (false, Some(DescriptorSource { origin: Origin::Url { .. }, .. })) if config.services.is_empty() => {
+                return Err(ConfigError::new(
+                    "services",
+                    "required with json2grpc.descriptor.url: the services to transcode",
+                ))
+            }
+            (false, Some(DescriptorSource { origin: Origin::Reflection { all_services: false, .. }, .. }))
+                if config.services.is_empty() =>
+            {
+                return Err(ConfigError::new(
+                    "services",
+                    "required with json2grpc.descriptor.reflection, unless all_services is true",
+                ))
+            }
+            _ => {}
         }
         Ok(config)
     }
@@ -417,11 +445,102 @@ fn json2grpc(field: &str, value: &Value, config: &mut Config) -> Result<(), Conf
                 }
             }
             "callout" => callout(f, value, &mut config.callout)?,
+            "descriptor" => config.descriptor = Some(descriptor_source(f, value)?),
             "allow_on_headers_stop_iteration" => config.allow_on_headers_stop_iteration = boolean(f, value)?,
             _ => return Err(unknown(f)),
         }
     }
     Ok(())
+}
+
+/// `json2grpc.descriptor`: exactly one of `reflection` and `url`, and their options.
+fn descriptor_source(field: &str, value: &Value) -> Result<DescriptorSource, ConfigError> {
+    let fields = object(field, value)?;
+    let mut origin = None;
+    for (f, value) in &fields {
+        let path = f.as_str();
+        let found = match f.name.as_str() {
+            "reflection" => {
+                let (mut clusters, mut authority, mut all_services, mut exclude) =
+                    (Vec::new(), None, false, Vec::new());
+                for (f, value) in object(path, value)? {
+                    let p = f.as_str();
+                    match f.name.as_str() {
+                        "cluster" => clusters = vec![string(p, value)?],
+                        "clusters" => clusters = strings(p, value)?,
+                        "authority" => authority = Some(string(p, value)?),
+                        "all_services" => all_services = boolean(p, value)?,
+                        "exclude" => exclude = strings(p, value)?,
+                        _ => return Err(unknown(p)),
+                    }
+                }
+                if clusters.is_empty() || clusters.iter().any(String::is_empty) {
+                    return Err(ConfigError::new(path, "needs `cluster` or `clusters` (cluster names)"));
+                }
+                Origin::Reflection { clusters, authority, all_services, exclude }
+            }
+            "url" => {
+                let (mut cluster, mut url_path, mut authority, mut sha256) = (String::new(), String::new(), None, None);
+                for (f, value) in object(path, value)? {
+                    let p = f.as_str();
+                    match f.name.as_str() {
+                        "cluster" => cluster = string(p, value)?,
+                        "path" => url_path = string(p, value)?,
+                        "authority" => authority = Some(string(p, value)?),
+                        "sha256" => {
+                            let text = string(p, value)?;
+                            sha256 = Some(parse_sha256(&text.to_ascii_lowercase()).ok_or_else(|| {
+                                ConfigError::new(p, "expected 64 hexadecimal digits (the set's SHA-256)")
+                            })?)
+                        }
+                        _ => return Err(unknown(p)),
+                    }
+                }
+                if cluster.is_empty() || !url_path.starts_with('/') {
+                    return Err(ConfigError::new(path, "needs `cluster` and a `path` starting with '/'"));
+                }
+                Origin::Url { cluster, path: url_path, authority, sha256 }
+            }
+            "refresh_ms" | "timeout_ms" | "before_load" | "max_bytes" => continue,
+            _ => return Err(unknown(path)),
+        };
+        if origin.replace(found).is_some() {
+            return Err(ConfigError::new(field, "one source only: `reflection` or `url`"));
+        }
+    }
+    let origin = origin.ok_or_else(|| ConfigError::new(field, "needs a source: `reflection` or `url`"))?;
+    let mut source = DescriptorSource::new(origin);
+    for (f, value) in &fields {
+        let path = f.as_str();
+        match f.name.as_str() {
+            "refresh_ms" => source.refresh_ms = positive(path, value)?.max(1_000),
+            "timeout_ms" => source.timeout_ms = positive(path, value)?,
+            "max_bytes" => {
+                source.limits.max_bytes = usize::try_from(positive(path, value)?).unwrap_or(usize::MAX);
+            }
+            "before_load" => {
+                source.before_load = match string(path, value)?.to_ascii_lowercase().as_str() {
+                    "unavailable" => BeforeLoad::Unavailable,
+                    "pass_through" => BeforeLoad::PassThrough,
+                    other => {
+                        return Err(ConfigError::new(
+                            path,
+                            format!("unknown value {other:?}; expected \"unavailable\" or \"pass_through\""),
+                        ))
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(source)
+}
+
+fn string(field: &str, value: &Value) -> Result<String, ConfigError> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        other => Err(wrong_type(field, "a string", other)),
+    }
 }
 
 fn positive(field: &str, value: &Value) -> Result<u32, ConfigError> {

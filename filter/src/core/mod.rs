@@ -3,6 +3,7 @@ pub mod bound;
 pub mod client_headers;
 pub mod config;
 pub mod descriptor_proto;
+pub mod descriptor_source;
 pub mod descriptors;
 pub mod error;
 pub mod fast;

@@ -29,6 +29,8 @@ pub trait RootContext {
     }
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool;
     fn on_tick(&mut self) {}
+    /// The answer to a call the root made itself (e.g. fetching descriptors).
+    fn on_http_call_response(&mut self, _token: u32, _num_headers: usize, _body_size: usize, _num_trailers: usize) {}
     fn create_http_context(&self, context_id: u32) -> Box<dyn HttpContext>;
 }
 
@@ -254,7 +256,15 @@ pub extern "C" fn proxy_on_http_call_response(
     body_size: usize,
     num_trailers: usize,
 ) {
-    let target = DISPATCHER.with(|d| d.borrow_mut().callouts.remove(&token)).unwrap_or(context_id);
+    let (target, is_root) = DISPATCHER.with(|d| {
+        let mut d = d.borrow_mut();
+        let target = d.callouts.remove(&token).unwrap_or(context_id);
+        (target, d.roots.contains_key(&target))
+    });
+    if is_root {
+        with_root(target, |r| r.on_http_call_response(token, num_headers, body_size, num_trailers));
+        return;
+    }
     // Host calls made from the response (the local reply) must act on that stream.
     host::set_effective_context(target);
     with_stream(target, |s| s.on_http_call_response(token, num_headers, body_size, num_trailers));

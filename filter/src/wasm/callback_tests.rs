@@ -1339,3 +1339,288 @@ fn a_host_that_refuses_is_asked_once() {
     let (_ctx, _call) = get_in_flight(&root);
     assert_eq!(tries(), 0, "later ones go straight to the filter's own call");
 }
+
+// --- live descriptors (json2grpc.descriptor) -----------------------------------------------
+
+mod live {
+    use super::*;
+    use crate::core::fast::wire::length_delimited;
+    use crate::core::frame::encode_frame;
+    use sha2::Digest;
+
+    const V1: &str = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+    const V1ALPHA: &str = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo";
+
+    /// The test config without a descriptor, with `descriptor` as json2grpc.descriptor.
+    fn live_config(descriptor: Value) -> Value {
+        json!({"services": ["test.v1.Things"], "json2grpc": {"descriptor": descriptor}})
+    }
+
+    /// A fresh Envoy (shared data too) and a configured root (a VM) for it.
+    fn vm(descriptor: Value) -> Root {
+        setup();
+        mock_host::reset_shared_data();
+        another_vm(descriptor)
+    }
+
+    /// Another VM of the same Envoy: the shared data stays.
+    fn another_vm(descriptor: Value) -> Root {
+        let mut root = Root::default();
+        assert!(configure(&mut root, &live_config(descriptor)), "{:?}", logs(0));
+        root
+    }
+
+    fn framed_all(messages: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for m in messages {
+            encode_frame(m, &mut out).unwrap();
+        }
+        out
+    }
+
+    fn list_services(names: &[&str]) -> Vec<u8> {
+        let mut m = Vec::new();
+        length_delimited(6, &mut m, |o| {
+            for n in names {
+                length_delimited(1, o, |o| length_delimited(1, o, |o| o.extend_from_slice(n.as_bytes())));
+            }
+        });
+        m
+    }
+
+    /// A FileDescriptorResponse with every file of `set`.
+    fn files(set: &[u8]) -> Vec<u8> {
+        let mut m = Vec::new();
+        length_delimited(4, &mut m, |o| {
+            for f in crate::core::wire::fields(set).flatten() {
+                length_delimited(1, o, |o| o.extend_from_slice(f.value));
+            }
+        });
+        m
+    }
+
+    /// The answer to the call with `token`, as Envoy hands it to the root.
+    fn answer(root: &mut Root, token: u32, headers: &[(&str, &str)], body: &[u8], trailers: &[(&str, &str)]) {
+        with(|h| {
+            h.set_map(Map::HttpCallResponseHeaders, headers);
+            h.set_map(Map::HttpCallResponseTrailers, trailers);
+            h.set_buffer(Buffer::HttpCallResponseBody, body);
+        });
+        root.on_http_call_response(token, headers.len(), body.len(), trailers.len());
+    }
+
+    const GRPC: &[(&str, &str)] = &[(":status", "200"), ("content-type", "application/grpc")];
+    const OK: &[(&str, &str)] = &[("grpc-status", "0")];
+
+    fn last_call() -> HttpCall {
+        calls().pop().expect("a call")
+    }
+
+    fn path_of(call: &HttpCall) -> String {
+        call.headers.iter().find(|(k, _)| k == ":path").map(|(_, v)| v.clone()).unwrap()
+    }
+
+    /// Serves the reflection exchange of a root that just started a fetch: the service list,
+    /// then every file of the test set.
+    fn serve_reflection(root: &mut Root) {
+        let call = last_call();
+        assert_eq!((call.upstream.as_str(), path_of(&call)), ("svc", V1.to_string()));
+        answer(root, call.token, GRPC, &framed_all(&[list_services(&["test.v1.Things", "grpc.health.v1.Health"])]), OK);
+        let call = last_call();
+        answer(root, call.token, GRPC, &framed_all(&[files(TEST_DESCRIPTOR_SET)]), OK);
+    }
+
+    fn get_thing(root: &Root) -> Action {
+        with(|h| h.set_property(&["xds", "cluster_name"], b"things"));
+        let mut ctx = request(root, &[(":method", "GET"), (":path", "/v1/things/a1")]);
+        ctx.on_http_request_headers(2, true)
+    }
+
+    #[test]
+    fn no_descriptor_then_reflection_then_transcoding() {
+        let mut root = vm(json!({"reflection": {"cluster": "svc"}}));
+        // Before the first descriptors: 503 JSON, and a gRPC request passes.
+        assert_eq!(get_thing(&root), Action::Pause);
+        let message = assert_error_reply(&reply(), 503, 14);
+        assert!(message.contains("loading"), "{message}");
+        let mut grpc =
+            request(&root, &[(":method", "POST"), (":path", "/x.Y/Z"), ("content-type", "application/grpc")]);
+        assert_eq!(grpc.on_http_request_headers(3, false), Action::Continue);
+        // The fetch started at configure time: list the services, then their files.
+        serve_reflection(&mut root);
+        assert_eq!(stat("json2grpc.descriptor.reloads"), 1);
+        assert_eq!(stat("json2grpc.descriptor.version"), 1);
+        // Now the API is known: the GET is transcoded (the filter's own call to its cluster).
+        with(|h| h.local_replies.clear());
+        let calls_before = calls().len();
+        assert_eq!(get_thing(&root), Action::Pause);
+        assert!(replies().is_empty(), "{:?}", replies());
+        assert_eq!(path_of(calls().get(calls_before).unwrap()), "/test.v1.Things/Get");
+    }
+
+    #[test]
+    fn v1alpha_when_the_server_has_no_v1() {
+        let mut root = vm(json!({"reflection": {"cluster": "svc"}}));
+        let first = last_call();
+        answer(
+            &mut root,
+            first.token,
+            &[(":status", "200"), ("content-type", "application/grpc"), ("grpc-status", "12")],
+            b"",
+            &[],
+        );
+        let second = last_call();
+        assert_eq!(path_of(&second), V1ALPHA);
+        assert_eq!(second.body, first.body, "the same request again");
+        answer(&mut root, second.token, GRPC, &framed_all(&[list_services(&["test.v1.Things"])]), OK);
+        let call = last_call();
+        assert_eq!(path_of(&call), V1ALPHA, "the server's version is kept for the next rounds");
+        answer(&mut root, call.token, GRPC, &framed_all(&[files(TEST_DESCRIPTOR_SET)]), OK);
+        assert_eq!(stat("json2grpc.descriptor.version"), 1);
+    }
+
+    #[test]
+    fn one_fetch_per_envoy_and_every_vm_swaps_once() {
+        let mut first = vm(json!({"reflection": {"cluster": "svc"}}));
+        // A second VM configured meanwhile does not fetch: the lease is taken.
+        let calls_before = calls().len();
+        let mut second = another_vm(json!({"reflection": {"cluster": "svc"}}));
+        assert_eq!(calls().len(), calls_before);
+        serve_reflection(&mut first);
+        // The second VM takes the published set on its next tick, without a call of its own.
+        let calls_before = calls().len();
+        with(|h| h.now_ns += 300_000_000);
+        second.on_tick();
+        assert_eq!(calls().len(), calls_before);
+        assert_eq!(get_thing(&second), Action::Pause);
+        assert!(replies().is_empty());
+        // A third VM started later has it at once.
+        let third = another_vm(json!({"reflection": {"cluster": "svc"}}));
+        assert_eq!(get_thing(&third), Action::Pause);
+        assert!(replies().is_empty());
+    }
+
+    #[test]
+    fn a_failed_or_invalid_fetch_keeps_the_last_good_descriptors() {
+        let mut root = vm(json!({"reflection": {"cluster": "svc"}, "refresh_ms": 1000}));
+        serve_reflection(&mut root);
+        for (headers, body, trailers, counter) in [
+            // A reset.
+            (&[][..], Vec::new(), &[][..], "unreachable"),
+            // An error status.
+            (GRPC, Vec::new(), &[("grpc-status", "14"), ("grpc-message", "down")][..], "refused"),
+            // Garbage.
+            (GRPC, vec![0, 0, 0, 0, 3, 0xff, 0xff, 0xff], OK, "invalid"),
+        ] {
+            // The next poll is due after refresh_ms (or the retry delay after a failure).
+            with(|h| h.now_ns += 3_000_000_000);
+            root.on_tick();
+            let call = last_call();
+            answer(&mut root, call.token, headers, &body, trailers);
+            assert_eq!(stat(&format!("json2grpc.descriptor.failures.{counter}")), 1, "{counter}");
+            assert_eq!(stat("json2grpc.descriptor.version"), 1);
+            with(|h| h.local_replies.clear());
+            assert_eq!(get_thing(&root), Action::Pause);
+            assert!(replies().is_empty(), "still transcoding after {counter}");
+        }
+        // A set that does not link (the files without their imports) is refused too.
+        with(|h| h.now_ns += 3_000_000_000);
+        root.on_tick();
+        let call = last_call();
+        answer(&mut root, call.token, GRPC, &framed_all(&[list_services(&["test.v1.Things"])]), OK);
+        let call = last_call();
+        let mut only_first = Vec::new();
+        let first_file = crate::core::wire::fields(TEST_DESCRIPTOR_SET).flatten().last().unwrap();
+        first_file.write(&mut only_first);
+        answer(&mut root, call.token, GRPC, &framed_all(&[files(&only_first)]), OK);
+        let call = last_call();
+        // It asks for the missing imports; they are not found: the set does not load.
+        let not_found = {
+            let mut m = Vec::new();
+            length_delimited(7, &mut m, |o| length_delimited(2, o, |o| o.extend_from_slice(b"not found")));
+            m
+        };
+        let requests = call.body.len();
+        assert!(requests > 0);
+        let mut decoder = crate::core::frame::FrameDecoder::new(1 << 20, None);
+        decoder.push(&call.body);
+        let mut answers = Vec::new();
+        while decoder.next_frame().unwrap().is_some() {
+            answers.push(not_found.clone());
+        }
+        answer(&mut root, call.token, GRPC, &framed_all(&answers), OK);
+        assert!(stat("json2grpc.descriptor.failures.invalid") >= 2);
+        assert_eq!(stat("json2grpc.descriptor.version"), 1);
+        // Unchanged on the next good poll: nothing published.
+        with(|h| h.now_ns += 3_000_000_000);
+        root.on_tick();
+        serve_reflection(&mut root);
+        assert_eq!((stat("json2grpc.descriptor.unchanged"), stat("json2grpc.descriptor.version")), (1, 1));
+    }
+
+    #[test]
+    fn by_reference_pinned_by_sha256() {
+        let sha = hex(&sha2::Sha256::digest(TEST_DESCRIPTOR_SET));
+        let mut wrong = sha.clone();
+        wrong.replace_range(0..1, if sha.starts_with('0') { "1" } else { "0" });
+        let mut root = vm(json!({"url": {"cluster": "files", "path": "/api.pb", "sha256": wrong}}));
+        let call = last_call();
+        assert_eq!((call.upstream.as_str(), path_of(&call)), ("files", "/api.pb".to_string()));
+        answer(&mut root, call.token, &[(":status", "200")], TEST_DESCRIPTOR_SET, &[]);
+        assert_eq!(stat("json2grpc.descriptor.failures.sha256_mismatch"), 1);
+        assert_eq!(get_thing(&root), Action::Pause);
+        assert_error_reply(&reply(), 503, 14);
+
+        let mut root = vm(json!({"url": {"cluster": "files", "path": "/api.pb", "sha256": sha}}));
+        let call = last_call();
+        answer(&mut root, call.token, &[(":status", "200")], TEST_DESCRIPTOR_SET, &[]);
+        assert_eq!(stat("json2grpc.descriptor.version"), 1);
+        with(|h| h.local_replies.clear());
+        assert_eq!(get_thing(&root), Action::Pause);
+        assert!(replies().is_empty());
+    }
+
+    #[test]
+    fn pass_through_before_load_by_option() {
+        let root = vm(json!({"reflection": {"cluster": "svc"}, "before_load": "pass_through"}));
+        assert_eq!(get_thing(&root), Action::Continue);
+        assert!(replies().is_empty());
+    }
+
+    #[test]
+    fn configs_with_a_source_are_checked() {
+        setup();
+        for (bad, field) in [
+            (json!({"json2grpc": {"descriptor": {"reflection": {"cluster": "svc"}}}}), "services"),
+            (json!({"services": ["a.B"], "json2grpc": {"descriptor": {}}}), "json2grpc.descriptor"),
+            (
+                json!({"services": ["a.B"], "json2grpc": {"descriptor": {"reflection": {}}}}),
+                "json2grpc.descriptor.reflection",
+            ),
+            (
+                json!({"services": ["a.B"], "json2grpc": {"descriptor": {"url": {"cluster": "c", "path": "/x", "sha256": "abc"}}}}),
+                "json2grpc.descriptor.url.sha256",
+            ),
+            (
+                json!({"services": ["a.B"], "json2grpc": {"descriptor": {"url": {"cluster": "c", "path": "/x"}, "reflection": {"cluster": "c"}}}}),
+                "json2grpc.descriptor",
+            ),
+        ] {
+            let mut root = Root::default();
+            assert!(!configure(&mut root, &bad), "{bad}");
+            let errors = logs(4);
+            assert!(errors.last().unwrap().contains(&format!("field `{field}`")), "{bad}: {errors:?}");
+        }
+        // With proto_descriptor_bin too: they exclude each other.
+        let mut both = config(json!({}));
+        both["json2grpc"] = json!({"descriptor": {"reflection": {"cluster": "svc"}}});
+        let mut root = Root::default();
+        assert!(!configure(&mut root, &both));
+        let all = json!({"json2grpc": {"descriptor": {"reflection": {"cluster": "svc", "all_services": true}}}});
+        assert!(configure(&mut Root::default(), &all));
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}

@@ -102,6 +102,20 @@ extern "C" {
     fn proxy_set_effective_context(context_id: u32) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
     fn proxy_http_call(
         upstream_data: *const u8,
         upstream_size: usize,
@@ -301,6 +315,27 @@ pub fn http_call(cluster: &str, headers: &[(&str, &str)], body: &[u8], timeout_m
     } else {
         Err(status)
     }
+}
+
+/// A shared data entry (shared by every VM of this plugin's vm_id: all workers of an Envoy):
+/// its value and CAS token; `None` when absent (or the host refused).
+pub fn shared_data(key: &str) -> Option<(Vec<u8>, u32)> {
+    let mut data = null_mut();
+    let mut size = 0usize;
+    let mut cas = 0u32;
+    // SAFETY: valid pointers; on OK the host hands over an allocation of `size` bytes.
+    let status = unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) };
+    if status != OK {
+        return None;
+    }
+    Some((owned(data, size).unwrap_or_default(), cas))
+}
+
+/// Sets a shared data entry if its CAS token is still `cas` (0: whatever it is); false when
+/// another VM changed it meanwhile (or the host refused).
+pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> bool {
+    // SAFETY: pointers and lengths of live slices.
+    unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) == OK }
 }
 
 /// Resumes a paused response (`proxy_continue_stream`, 1 = response).

@@ -24,6 +24,7 @@ use super::host::{self, Buffer, Map};
 use super::metrics::{now_micros, ErrorKind};
 use super::root::{Filter, Flusher};
 use crate::core::client_headers;
+use crate::core::descriptor_source::BeforeLoad;
 use crate::core::error::Error;
 use crate::core::frame::encode_frame;
 use crate::core::grpc_status::GrpcStatus;
@@ -70,6 +71,8 @@ pub struct Http {
     replied: bool,
     /// Time spent in the core for this request (the `transcode_us` histogram).
     timing: Timing,
+    /// Set while live descriptors are loading (no transcoder yet).
+    loading: Option<BeforeLoad>,
 }
 
 /// Times the core for a sample of requests: reading the clock is a host call, two per step.
@@ -106,7 +109,14 @@ impl Http {
             response: ResponseState::Idle,
             replied: false,
             timing: Timing { on: timed, spent_us: 0 },
+            loading: None,
         }
+    }
+
+    /// No descriptors yet (live descriptors still loading): what requests get meanwhile.
+    pub fn loading(mut self, before_load: Option<BeforeLoad>) -> Self {
+        self.loading = before_load;
+        self
     }
 
     fn metrics(&self) -> Option<&super::metrics::Metrics> {
@@ -159,7 +169,7 @@ impl Http {
 
     fn on_request_headers(&mut self, end_of_stream: bool) -> Action {
         let Some(t) = self.transcoder.clone() else {
-            return Action::Continue;
+            return self.while_loading();
         };
         let mut headers = Headers::read(Map::RequestHeaders);
         let method = headers.get_str(":method").unwrap_or_default();
@@ -234,6 +244,24 @@ impl Http {
         }
         // Otherwise Pause would be StopAllIterationAndWatermark: no body callbacks, a hang.
         Action::Continue
+    }
+
+    /// A request before the first live descriptors arrived: the API is not known yet, so
+    /// every request that is not gRPC already gets 503 (or passes through, by option).
+    fn while_loading(&mut self) -> Action {
+        if self.loading != Some(BeforeLoad::Unavailable) {
+            return Action::Continue;
+        }
+        let content_type = host::header_str(Map::RequestHeaders, "content-type");
+        if content_type.as_deref().is_some_and(is_grpc_content_type) {
+            return Action::Continue;
+        }
+        let error = Error::new(
+            Code::Unavailable,
+            "the API description is loading (json2grpc.descriptor): no descriptors yet; retry shortly",
+        );
+        log::debug!("answering {error} (loading)");
+        self.reply(error.http_status, "application/json", &error.to_json())
     }
 
     fn on_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {

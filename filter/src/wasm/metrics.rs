@@ -15,7 +15,7 @@ use crate::core::router::MethodInfo;
 pub struct Metric(Option<u32>);
 
 impl Metric {
-    fn define(kind: MetricKind, name: &str) -> Metric {
+    pub(crate) fn define(kind: MetricKind, name: &str) -> Metric {
         Metric(host::define_metric(kind, name))
     }
 

@@ -29,6 +29,7 @@ pub const OK: u32 = 0;
 pub const NOT_FOUND: u32 = 1;
 pub const BAD_ARGUMENT: u32 = 2;
 pub const INTERNAL_FAILURE: u32 = 10;
+pub const CAS_MISMATCH: u32 = 8;
 
 /// A `proxy_send_local_response` as Envoy received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +83,8 @@ pub struct Host {
     pub metrics: Vec<(String, u32, i64)>,
     /// Every host function called, in order (what a request costs in boundary crossings).
     pub host_calls: Vec<&'static str>,
+    /// The clock (`proxy_get_current_time_nanoseconds`); tests move it forward.
+    pub now_ns: u64,
 }
 
 impl Default for Host {
@@ -104,6 +107,7 @@ impl Default for Host {
             effective_context: 0,
             tick_period_ms: 0,
             metrics: Vec::new(),
+            now_ns: 1_700_000_000_000_000_000,
         }
     }
 }
@@ -270,8 +274,9 @@ pub unsafe extern "C" fn proxy_get_log_level(return_level: *mut u32) -> u32 {
 #[no_mangle]
 pub unsafe extern "C" fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32 {
     note("proxy_get_current_time_nanoseconds");
+    let now = with(|h| h.now_ns);
     // SAFETY: valid out pointer.
-    unsafe { *return_time = 1_700_000_000_000_000_000 };
+    unsafe { *return_time = now };
     OK
 }
 
@@ -507,30 +512,64 @@ pub extern "C" fn proxy_set_property(
     OK
 }
 
-// --- shared data and queues (unused by the filter) -----------------------------------------
+// --- shared data (queues unused by the filter) ----------------------------------------------
 
-#[no_mangle]
-pub extern "C" fn proxy_get_shared_data(
-    _key_data: *const u8,
-    _key_size: usize,
-    _return_value_data: *mut *mut u8,
-    _return_value_size: *mut usize,
-    _return_cas: *mut u32,
-) -> u32 {
-    note("proxy_get_shared_data");
-    NOT_FOUND
+// Shared data outlives a test thread's Envoy resets within one test (it is the state every VM
+// of an Envoy shares): kept per thread, cleared by `reset_shared_data`.
+thread_local! {
+    static SHARED: RefCell<BTreeMap<String, (Vec<u8>, u32)>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+/// Clears the shared data (a new Envoy).
+pub fn reset_shared_data() {
+    SHARED.with(|s| s.borrow_mut().clear());
 }
 
 #[no_mangle]
-pub extern "C" fn proxy_set_shared_data(
-    _key_data: *const u8,
-    _key_size: usize,
-    _value_data: *const u8,
-    _value_size: usize,
-    _cas: u32,
+pub unsafe extern "C" fn proxy_get_shared_data(
+    key_data: *const u8,
+    key_size: usize,
+    return_value_data: *mut *mut u8,
+    return_value_size: *mut usize,
+    return_cas: *mut u32,
+) -> u32 {
+    note("proxy_get_shared_data");
+    // SAFETY: guest pointer and length.
+    let key = String::from_utf8_lossy(unsafe { read(key_data, key_size) }).into_owned();
+    match SHARED.with(|s| s.borrow().get(&key).cloned()) {
+        None => NOT_FOUND,
+        Some((value, cas)) => {
+            // SAFETY: valid out pointers.
+            unsafe {
+                give(&value, return_value_data, return_value_size);
+                *return_cas = cas;
+            }
+            OK
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn proxy_set_shared_data(
+    key_data: *const u8,
+    key_size: usize,
+    value_data: *const u8,
+    value_size: usize,
+    cas: u32,
 ) -> u32 {
     note("proxy_set_shared_data");
-    OK
+    // SAFETY: guest pointers and lengths.
+    let (key, value) = unsafe { (read(key_data, key_size), read(value_data, value_size)) };
+    let key = String::from_utf8_lossy(key).into_owned();
+    SHARED.with(|s| {
+        let mut s = s.borrow_mut();
+        let current = s.get(&key).map_or(0, |(_, c)| *c);
+        if cas != 0 && cas != current {
+            return CAS_MISMATCH;
+        }
+        s.insert(key, (value.to_vec(), current + 1));
+        OK
+    })
 }
 
 #[no_mangle]

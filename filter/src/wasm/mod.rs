@@ -10,6 +10,7 @@ pub mod callout;
 pub mod header_map;
 pub mod host;
 pub mod http;
+pub mod live;
 pub mod logger;
 pub mod metrics;
 #[cfg(test)]

@@ -7,7 +7,9 @@ use std::rc::Rc;
 use super::abi::{HttpContext, RootContext};
 use super::host;
 use super::http::Http;
+use super::live::Live;
 use super::metrics::Metrics;
+use crate::core::config::Config;
 use crate::core::transcoder::Transcoder;
 
 /// What a configuration gives every request: the transcoder and its stats.
@@ -30,9 +32,27 @@ impl std::ops::Deref for Filter {
 
 #[derive(Default)]
 pub struct Root {
-    /// `None` until a configuration was accepted: requests then pass through untouched.
+    /// `None` until a configuration was accepted (and, with live descriptors, until the first
+    /// descriptors arrived): requests then pass through, or get 503 while loading.
     filter: Option<Rc<Filter>>,
     flusher: Rc<Flusher>,
+    /// Live descriptors (`json2grpc.descriptor`), when the configuration has a source.
+    live: Option<Live>,
+}
+
+impl Root {
+    fn serve(&mut self, transcoder: Transcoder) {
+        for warning in &transcoder.router.warnings {
+            log::warn!("{warning}");
+        }
+        log::info!(
+            "configured {} service(s), {} method(s)",
+            transcoder.config.services.len(),
+            transcoder.router.methods.len()
+        );
+        let metrics = Metrics::define();
+        self.filter = Some(Rc::new(Filter { transcoder, metrics, adds_bodies_to_headers_only: Cell::new(None) }));
+    }
 }
 
 /// Server streams whose converted chunks wait in Envoy's buffer for a resume.
@@ -45,22 +65,37 @@ pub struct Root {
 pub struct Flusher {
     /// A set: a worker can hold thousands of streams, and every body chunk asks.
     pending: RefCell<HashSet<u32>>,
-    ticking: Cell<bool>,
+    /// The tick period set now (ms, 0: none), and the one when no stream waits (live
+    /// descriptors poll on it; 0 otherwise: an idle worker costs nothing).
+    period: Cell<u32>,
+    idle: Cell<u32>,
 }
 
 impl Flusher {
     /// Asks for `context_id`'s response to be resumed on the next tick.
     pub fn schedule(&self, context_id: u32) {
         self.pending.borrow_mut().insert(context_id);
-        if !self.ticking.get() && host::set_tick_period(1) {
-            self.ticking.set(true);
-        }
+        self.tick_every(1);
     }
 
     /// Whether `context_id` still waits for its resume (its last output is still in Envoy's
     /// buffer, ahead of any newer data).
     pub fn is_pending(&self, context_id: u32) -> bool {
         self.pending.borrow().contains(&context_id)
+    }
+
+    /// The tick period while no stream waits.
+    fn set_idle(&self, ms: u32) {
+        self.idle.set(ms);
+        if self.pending.borrow().is_empty() {
+            self.tick_every(ms);
+        }
+    }
+
+    fn tick_every(&self, ms: u32) {
+        if self.period.get() != ms && host::set_tick_period(ms) {
+            self.period.set(ms);
+        }
     }
 
     fn flush(&self) {
@@ -71,9 +106,8 @@ impl Flusher {
                 host::resume_response();
             }
         }
-        // Stop ticking while no stream waits: an idle worker costs nothing.
-        if self.pending.borrow().is_empty() && host::set_tick_period(0) {
-            self.ticking.set(false);
+        if self.pending.borrow().is_empty() {
+            self.tick_every(self.idle.get());
         }
     }
 }
@@ -82,36 +116,64 @@ impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         super::logger::sync_level();
         // The host clamps the size; it must be read as unsigned (usize::MAX = "everything").
-        let config = host::buffer(host::Buffer::PluginConfiguration, 0, usize::MAX);
-        match Transcoder::from_json(&config) {
-            Ok(transcoder) => {
-                for warning in &transcoder.router.warnings {
-                    log::warn!("{warning}");
-                }
-                log::info!(
-                    "configured {} service(s), {} method(s)",
-                    transcoder.config.services.len(),
-                    transcoder.router.methods.len()
-                );
-                let metrics = Metrics::define();
-                self.filter =
-                    Some(Rc::new(Filter { transcoder, metrics, adds_bodies_to_headers_only: Cell::new(None) }));
-                true
-            }
+        let text = host::buffer(host::Buffer::PluginConfiguration, 0, usize::MAX);
+        let config = match Config::from_json(&text) {
+            Ok(config) => config,
             Err(e) => {
                 // Returning false rejects this configuration: at startup Envoy refuses to start;
                 // on an update the previous configuration (still in `self`) keeps serving.
                 log::error!("{e}");
-                false
+                return false;
             }
+        };
+        let Some(source) = config.descriptor.clone() else {
+            return match Transcoder::new(config) {
+                Ok(transcoder) => {
+                    self.live = None;
+                    self.flusher.set_idle(0);
+                    self.serve(transcoder);
+                    true
+                }
+                Err(e) => {
+                    log::error!("{e}");
+                    false
+                }
+            };
+        };
+        // Live descriptors: the previous transcoder (if any) serves until the new source's
+        // first descriptors arrive, possibly at once (another VM already fetched them).
+        log::info!("descriptors: waiting for the first set from the configured source");
+        let mut live = Live::new(config, source, &text);
+        if let Some(transcoder) = live.tick() {
+            self.serve(transcoder);
         }
+        self.flusher.set_idle(live.tick_ms());
+        self.live = Some(live);
+        true
     }
 
     fn on_tick(&mut self) {
         self.flusher.flush();
+        let Some(live) = self.live.as_mut() else { return };
+        let swapped = live.tick();
+        self.flusher.set_idle(live.tick_ms());
+        if let Some(transcoder) = swapped {
+            self.serve(transcoder);
+        }
+    }
+
+    fn on_http_call_response(&mut self, token: u32, _num_headers: usize, body_size: usize, _num_trailers: usize) {
+        let Some(live) = self.live.as_mut() else { return };
+        if let Some(transcoder) = live.on_response(token, body_size) {
+            self.serve(transcoder);
+        }
     }
 
     fn create_http_context(&self, context_id: u32) -> Box<dyn HttpContext> {
-        Box::new(Http::new(self.filter.clone(), context_id, self.flusher.clone()))
+        let loading = match (&self.filter, &self.live) {
+            (None, Some(live)) => Some(live.before_load()),
+            _ => None,
+        };
+        Box::new(Http::new(self.filter.clone(), context_id, self.flusher.clone()).loading(loading))
     }
 }
