@@ -8,7 +8,9 @@
 //! A reflection answer is input from the network: the total size of the files, their number and
 //! the rounds are bounded, and a malformed answer is an error (never a panic); the caller keeps
 //! its last good descriptors on any error.
-use std::collections::{BTreeMap, BTreeSet};
+// Hash maps rather than B-trees: B-tree code costs tens of KB of .wasm, and the set is sorted
+// once at the end.
+use std::collections::{HashMap, HashSet};
 
 use super::error::{Error, Result};
 use super::fast::wire::{length_delimited, tag, varint};
@@ -67,9 +69,9 @@ pub struct Gathering {
     /// The services to transcode, once known (All: after the server listed them).
     services: Option<Vec<String>>,
     /// File name → (FileDescriptorProto bytes, its imports).
-    files: BTreeMap<String, (Vec<u8>, Vec<String>)>,
+    files: HashMap<String, (Vec<u8>, Vec<String>)>,
     /// File names asked for, found or not.
-    asked: BTreeSet<String>,
+    asked: HashSet<String>,
     bytes: usize,
     rounds: u32,
 }
@@ -80,7 +82,7 @@ impl Gathering {
             Wanted::Services(s) => Some(s.clone()),
             Wanted::All { .. } => None,
         };
-        Gathering { wanted, limits, services, files: BTreeMap::new(), asked: BTreeSet::new(), bytes: 0, rounds: 0 }
+        Gathering { wanted, limits, services, files: HashMap::new(), asked: HashSet::new(), bytes: 0, rounds: 0 }
     }
 
     /// The first body: the files defining the wanted services, or the list of services.
@@ -131,15 +133,15 @@ impl Gathering {
             self.services = Some(services);
             return self.next_round(body);
         }
-        let missing: Vec<String> = self
+        let mut missing: Vec<String> = self
             .files
             .values()
             .flat_map(|(_, imports)| imports.iter())
             .filter(|name| !self.files.contains_key(*name) && !self.asked.contains(*name))
             .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
             .collect();
+        missing.sort_unstable();
+        missing.dedup();
         if missing.is_empty() {
             return Ok(self.done());
         }
@@ -189,7 +191,9 @@ impl Gathering {
 
     fn done(&self) -> Step {
         let mut set = Vec::with_capacity(self.bytes.saturating_add(self.files.len() * 4));
-        for (bytes, _) in self.files.values() {
+        let mut names: Vec<&String> = self.files.keys().collect();
+        names.sort_unstable();
+        for (bytes, _) in names.into_iter().filter_map(|n| self.files.get(n)) {
             tag(1, LEN, &mut set);
             varint(bytes.len() as u64, &mut set);
             set.extend_from_slice(bytes);

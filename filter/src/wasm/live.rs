@@ -8,7 +8,7 @@
 //! failed or invalid fetch keeps the last good descriptors. Nothing here runs on the request
 //! path: requests only clone the root's current `Rc<Filter>`, so the ones in flight finish with
 //! the transcoder they started with.
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
@@ -87,7 +87,7 @@ enum Fetch {
         /// The body of the call in flight (sent again to v1alpha if v1 is unknown).
         body: Vec<u8>,
         /// Files gathered from the clusters done so far (by name), and their services.
-        files: BTreeMap<String, Vec<u8>>,
+        files: HashMap<String, Vec<u8>>,
         services: Vec<String>,
     },
     Url {
@@ -251,7 +251,7 @@ impl Live {
                         path: 0,
                         gathering,
                         body,
-                        files: BTreeMap::new(),
+                        files: HashMap::new(),
                         services: Vec::new(),
                     }),
                     Ok(Step::Done { .. }) | Err(_) => Err((Failure::Invalid, "reflection: nothing to ask".into())),
@@ -380,8 +380,11 @@ impl Live {
                             return Ok(None);
                         }
                         let services = if *all_services { services } else { self.config.services.clone() };
+                        // Sorted by name: the same API hashes the same whatever the answers' order.
+                        let mut names: Vec<&String> = files.keys().collect();
+                        names.sort_unstable();
                         let mut set = Vec::new();
-                        for bytes in files.values() {
+                        for bytes in names.into_iter().filter_map(|n| files.get(n)) {
                             length_prefixed_file(bytes, &mut set);
                         }
                         Ok(Some((services, set)))
@@ -465,7 +468,7 @@ impl Live {
 }
 
 /// Adds the files of a FileDescriptorSet to `files` (the first of a name wins).
-fn merge_files(files: &mut BTreeMap<String, Vec<u8>>, set: &[u8]) {
+fn merge_files(files: &mut HashMap<String, Vec<u8>>, set: &[u8]) {
     for f in crate::core::wire::fields(set).flatten() {
         if f.number != 1 {
             continue;
