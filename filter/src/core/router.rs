@@ -201,14 +201,16 @@ impl Router {
     }
 }
 
-/// The rule and its `additional_bindings` (one level, as the spec allows).
-fn flatten(mut rule: HttpRule) -> Vec<HttpRule> {
-    let additional = std::mem::take(&mut rule.additional_bindings);
-    let mut rules = vec![rule];
-    rules.extend(additional.into_iter().map(|mut r| {
-        r.additional_bindings.clear();
-        r
-    }));
+/// The rule and its `additional_bindings`, depth first. The spec allows one level; Envoy
+/// registers nested ones too (at most 100 levels deep: the descriptor reader's limit).
+fn flatten(rule: HttpRule) -> Vec<HttpRule> {
+    let mut rules = Vec::new();
+    let mut stack = vec![rule];
+    while let Some(mut rule) = stack.pop() {
+        let additional = std::mem::take(&mut rule.additional_bindings);
+        rules.push(rule);
+        stack.extend(additional.into_iter().rev());
+    }
     rules
 }
 
@@ -487,6 +489,18 @@ mod tests {
         assert_eq!(names, ["renamed", "items.name", "tags", "id", "id"]);
         assert!(matches!(&b.body, BodyRule::Field(p) if p.to_string() == "items.child"));
         assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    }
+
+    #[test]
+    fn nested_additional_bindings_are_registered_as_envoy_does() {
+        let mut inner = rule(get("/v1/nested-2"), "", "");
+        inner.additional_bindings.push(rule(get("/v1/nested-3"), "", ""));
+        let mut r = rule(get("/v1/nested-1"), "", "");
+        r.additional_bindings.push(inner);
+        let router = build_with(&r, true).unwrap();
+        for path in ["/v1/nested-1", "/v1/nested-2", "/v1/nested-3"] {
+            assert_eq!(target(&router, "GET", path).as_deref(), Some("test.v1.Things/Query"), "{path}");
+        }
     }
 
     #[test]
