@@ -1,10 +1,12 @@
 //! The request translator: from an HTTP request (method, path, query, body) to the gRPC
 //! request message, per the matched binding.
 //!
-//! Order of precedence: path variables, then query parameters, then the body. A field the
-//! body sets wins over a path/query value for it (or, with
-//! `reject_binding_body_field_collisions`, a differing value is a 400). The message is the
-//! body's encoding followed by the URL values it does not set (see [`bound`](super::bound)).
+//! As in Envoy's transcoder (compared in `tests/e2e/test_fidelity.py`): path variables, then
+//! query parameters, then the body. A singular field (or map key) the body sets keeps the
+//! body's value (with `reject_binding_body_field_collisions` a differing URL value is a 400),
+//! except a path variable of a rule without `body`; a list gets the body's values, then the
+//! URL's. The message is the body's encoding followed by the URL values it does not set (see
+//! [`bound`](super::bound)): protobuf parsers merge concatenated encodings.
 use std::sync::Arc;
 
 use super::bound::{self, Bound, MapKey};
@@ -211,7 +213,7 @@ fn query_field<'n>(
     name: &'n str,
 ) -> Option<(FieldPath, Option<&'n str>)> {
     let resolve = |n: &str| FieldPath::resolve_through_lists(schema, input, n, Names::ProtoOrJson).ok();
-    if let Some(path) = resolve(raw_name).or_else(|| resolve(name)) {
+    if let Some(path) = resolve(raw_name).or_else(|| if name == raw_name { None } else { resolve(name) }) {
         return Some((path, None));
     }
     let (field_name, key) = split_map_key(name);
