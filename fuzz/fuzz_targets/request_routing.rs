@@ -78,9 +78,16 @@ fuzz_target!(init: json2grpc_fuzz::init(), |data: &[u8]| {
             }
         }
         // Differential with the reflection reference where the body is the whole message and
-        // the URL binds nothing.
+        // the URL binds nothing. A body of only whitespace is refused by the request layer (as
+        // Envoy does), not by the codec the reference models.
         let binding = &plan.binding;
+        let only_whitespace =
+            !binding.body_is_http_body && !body.is_empty() && body.iter().all(u8::is_ascii_whitespace);
+        if only_whitespace {
+            assert!(filter.is_err(), "a body of only whitespace is a 400");
+        }
         if binding.variables.is_empty()
+            && !only_whitespace
             && !path.contains('?')
             && binding.body == BodyRule::Whole
             && !binding.body_is_http_body

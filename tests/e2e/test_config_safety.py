@@ -50,8 +50,10 @@ INVALID_AT_STARTUP = [
     ("unknown-field", {"bogus_option": True}, ["bogus_option"]),
     ("unknown-nested-field", {"print_options": {"add_whitespace": True, "pretty": True}},
      ["pretty"]),
-    ("wrong-type-services", {"services": "flashsale.v1.Inventory"}, ["services"]),
-    ("wrong-type-bool", {"convert_grpc_status": "yes"}, ["convert_grpc_status"]),
+    # (A lone string for `services` and "yes" for a bool are accepted, as Envoy accepts them.)
+    ("wrong-type-services", {"services": [1]}, ["services"]),
+    ("wrong-type-bool", {"convert_grpc_status": 1}, ["convert_grpc_status"]),
+    ("max-request-body-size-zero", {"max_request_body_size": 0}, ["max_request_body_size"]),
     ("unknown-service", {"services": ["flashsale.v1.Nope"]}, ["flashsale.v1.Nope"]),
     ("bad-base64", {"proto_descriptor_bin": "not base64!!"}, ["proto_descriptor_bin"]),
     ("not-a-descriptor", {"proto_descriptor_bin": base64.b64encode(b"\xff\x00garbage").decode()},

@@ -3,7 +3,11 @@
 //! json2grpc's own options under the `json2grpc` key.
 //!
 //! Keys are accepted in snake_case and lowerCamelCase (proto3 JSON parsers accept both).
-//! Unknown keys and wrong types are errors naming the field, never silently ignored.
+//! Unknown keys and wrong types are errors naming the field, never silently ignored. Values are
+//! read as leniently as Envoy reads the native filter's config (protobuf's JSON parser): `null`
+//! is the default, booleans may be strings (`"true"`, `"yes"`, `"1"`, …), integers may be
+//! strings or integral floats (`"1e3"`, `1024.0`), enum names ignore letter case, a lone value
+//! stands for a one-element list, and the UInt32Value options may be wrapper objects.
 use std::fmt;
 
 use super::descriptor_source::{parse_sha256, BeforeLoad, DescriptorSource, Origin};
@@ -115,6 +119,10 @@ pub struct Config {
     pub allow_on_headers_stop_iteration: bool,
     /// `json2grpc.descriptor`: descriptors from a live source instead of `proto_descriptor_bin`.
     pub descriptor: Option<DescriptorSource>,
+    /// `json2grpc.strict_config`: a binding that cannot transcode requests (a path variable
+    /// naming no field or a message, an HttpRule without a pattern, a duplicate) refuses the
+    /// whole config instead of being logged at `warn` and handled as Envoy handles it.
+    pub strict_config: bool,
 }
 
 /// How requests without a body reach the service (json2grpc's own call to the upstream).
@@ -196,8 +204,9 @@ impl Config {
                 "match_unregistered_custom_verb" => config.match_unregistered_custom_verb = boolean(f, value)?,
                 "request_validation_options" => config.request_validation_options = validation(f, value)?,
                 "case_insensitive_enum_parsing" => config.case_insensitive_enum_parsing = boolean(f, value)?,
-                "max_request_body_size" => config.max_request_body_size = Some(uint32(f, value)?),
-                "max_response_body_size" => config.max_response_body_size = Some(uint32(f, value)?),
+                // UInt32Value in Envoy's proto, validated `gt: 0`.
+                "max_request_body_size" => config.max_request_body_size = Some(positive_wrapper(f, value)?),
+                "max_response_body_size" => config.max_response_body_size = Some(positive_wrapper(f, value)?),
                 "capture_unknown_query_parameters" => config.capture_unknown_query_parameters = boolean(f, value)?,
                 "json2grpc" => json2grpc(f, value, &mut config)?,
                 _ => return Err(unknown(f)),
@@ -249,7 +258,9 @@ impl Field {
     }
 }
 
-/// Iterates an object's keys in snake_case; both spellings of one key is an error.
+/// Iterates an object's keys in snake_case, leaving out `null` values (proto3 JSON: the
+/// default). Both spellings of one key with different values is an error: Envoy keeps the one
+/// written last, but a JSON object's key order is not part of its meaning.
 struct Fields;
 
 impl Fields {
@@ -257,10 +268,19 @@ impl Fields {
     fn new<'a>(map: &'a Map<String, Value>, parent: &str) -> Result<Vec<(Field, &'a Value)>, ConfigError> {
         let mut out: Vec<(Field, &Value)> = Vec::with_capacity(map.len());
         for (key, value) in map {
+            if value.is_null() {
+                continue;
+            }
             let name = snake_case(key);
             let path = if parent.is_empty() { name.clone() } else { format!("{parent}.{name}") };
-            if out.iter().any(|(f, _)| f.name == name) {
-                return Err(ConfigError::new(path, "given twice (snake_case and lowerCamelCase)"));
+            if let Some((_, earlier)) = out.iter().find(|(f, _)| f.name == name) {
+                if *earlier == value {
+                    continue;
+                }
+                return Err(ConfigError::new(
+                    path,
+                    "given twice (snake_case and lowerCamelCase) with different values",
+                ));
             }
             out.push((Field { name, path }, value));
         }
@@ -305,24 +325,58 @@ fn boolean(field: &str, value: &Value) -> Result<bool, ConfigError> {
     match value {
         Value::Bool(b) => Ok(*b),
         Value::Null => Ok(false),
+        // As protobuf's JSON parser (absl::SimpleAtob), which Envoy's config loading uses.
+        Value::String(s) => match s.to_ascii_lowercase().as_str() {
+            "true" | "t" | "yes" | "y" | "1" => Ok(true),
+            "false" | "f" | "no" | "n" | "0" => Ok(false),
+            _ => Err(ConfigError::new(field, format!("expected true or false, got {value}"))),
+        },
         other => Err(wrong_type(field, "true or false", other)),
     }
 }
 
 fn uint32(field: &str, value: &Value) -> Result<u32, ConfigError> {
     let n = match value {
-        Value::Number(n) => n.as_u64(),
-        // proto3 JSON also writes integers as strings; wrappers arrive as their bare value.
-        Value::String(s) => s.parse::<u64>().ok(),
+        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().and_then(integral)),
+        // proto3 JSON also writes integers as strings, exponents included ("1e3").
+        Value::String(s) => s.parse::<u64>().ok().or_else(|| s.parse::<f64>().ok().and_then(integral)),
         other => return Err(wrong_type(field, "an unsigned 32-bit integer", other)),
     };
     n.and_then(|n| u32::try_from(n).ok())
         .ok_or_else(|| ConfigError::new(field, format!("expected an unsigned 32-bit integer, got {value}")))
 }
 
+/// A float that is a whole non-negative number (`1024.0`, `1e3`), as protobuf reads integers.
+fn integral(f: f64) -> Option<u64> {
+    // 2^64 as f64: larger values do not fit (the cast would saturate).
+    (f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f < 18_446_744_073_709_551_616.0).then_some(f as u64)
+}
+
+/// A `google.protobuf.UInt32Value` validated `gt: 0` (`max_request_body_size`,
+/// `max_response_body_size`): a number, or the wrapper object `{"value": n}` (`{}` holds 0).
+fn positive_wrapper(field: &str, value: &Value) -> Result<u32, ConfigError> {
+    let Value::Object(map) = value else {
+        return positive(field, value);
+    };
+    let mut n = 0;
+    for (field, value) in Fields::new(map, field)? {
+        match field.name.as_str() {
+            "value" => n = uint32(field.as_str(), value)?,
+            _ => return Err(unknown(field.as_str())),
+        }
+    }
+    match n {
+        0 => Err(ConfigError::new(field, "must be greater than 0")),
+        n => Ok(n),
+    }
+}
+
 fn strings(field: &str, value: &Value) -> Result<Vec<String>, ConfigError> {
-    let Value::Array(items) = value else {
-        return Err(wrong_type(field, "an array of strings", value));
+    let items = match value {
+        Value::Array(items) => items.as_slice(),
+        // A lone value for a repeated field, as protobuf's JSON parser accepts.
+        Value::String(_) => std::slice::from_ref(value),
+        _ => return Err(wrong_type(field, "an array of strings", value)),
     };
     items
         .iter()
@@ -399,21 +453,18 @@ fn validation(field: &str, value: &Value) -> Result<RequestValidation, ConfigErr
 }
 
 fn unescape_spec(field: &str, value: &Value) -> Result<UrlUnescapeSpec, ConfigError> {
-    // proto3 JSON enums: the value name, or its number.
-    let spec = match value {
-        Value::String(s) => match s.as_str() {
-            "ALL_CHARACTERS_EXCEPT_RESERVED" => Some(UrlUnescapeSpec::AllCharactersExceptReserved),
-            "ALL_CHARACTERS_EXCEPT_SLASH" => Some(UrlUnescapeSpec::AllCharactersExceptSlash),
-            "ALL_CHARACTERS" => Some(UrlUnescapeSpec::AllCharacters),
-            _ => None,
-        },
-        Value::Number(n) => match n.as_u64() {
-            Some(0) => Some(UrlUnescapeSpec::AllCharactersExceptReserved),
-            Some(1) => Some(UrlUnescapeSpec::AllCharactersExceptSlash),
-            Some(2) => Some(UrlUnescapeSpec::AllCharacters),
-            _ => None,
-        },
+    // proto3 JSON enums: the value name, or its number. Envoy reads names in any letter case
+    // and numbers written as strings too.
+    let name = match value {
+        Value::String(s) => s.to_ascii_uppercase(),
+        Value::Number(n) => n.to_string(),
         other => return Err(wrong_type(field, "an enum name", other)),
+    };
+    let spec = match name.as_str() {
+        "ALL_CHARACTERS_EXCEPT_RESERVED" | "0" => Some(UrlUnescapeSpec::AllCharactersExceptReserved),
+        "ALL_CHARACTERS_EXCEPT_SLASH" | "1" => Some(UrlUnescapeSpec::AllCharactersExceptSlash),
+        "ALL_CHARACTERS" | "2" => Some(UrlUnescapeSpec::AllCharacters),
+        _ => None,
     };
     spec.ok_or_else(|| {
         ConfigError::new(
@@ -447,6 +498,7 @@ fn json2grpc(field: &str, value: &Value, config: &mut Config) -> Result<(), Conf
             "callout" => callout(f, value, &mut config.callout)?,
             "descriptor" => config.descriptor = Some(descriptor_source(f, value)?),
             "allow_on_headers_stop_iteration" => config.allow_on_headers_stop_iteration = boolean(f, value)?,
+            "strict_config" => config.strict_config = boolean(f, value)?,
             _ => return Err(unknown(f)),
         }
     }
@@ -682,9 +734,9 @@ mod tests {
     fn errors_name_the_offending_field() {
         let cases = [
             (r#"{"proto_descriptor_bin": "AAEC", "servics": []}"#, "servics", "unknown field"),
-            (r#"{"proto_descriptor_bin": "AAEC", "services": "a.B"}"#, "services", "expected an array"),
+            (r#"{"proto_descriptor_bin": "AAEC", "services": 5}"#, "services", "expected an array"),
             (r#"{"proto_descriptor_bin": "AAEC", "services": ["a", 1]}"#, "services[1]", "expected a string"),
-            (r#"{"proto_descriptor_bin": "AAEC", "auto_mapping": "yes"}"#, "auto_mapping", "true or false"),
+            (r#"{"proto_descriptor_bin": "AAEC", "auto_mapping": "maybe"}"#, "auto_mapping", "true or false"),
             (
                 r#"{"proto_descriptor_bin": "AAEC", "print_options": {"add_whitespace": 1}}"#,
                 "print_options.add_whitespace",
@@ -715,7 +767,34 @@ mod tests {
             ),
             (r#"{"proto_descriptor_bin": "!!"}"#, "proto_descriptor_bin", "base64"),
             (r#"{"proto_descriptor_bin": 5}"#, "proto_descriptor_bin", "base64"),
-            (r#"{"proto_descriptor_bin": "AAEC", "auto_mapping": true, "autoMapping": true}"#, "auto_mapping", "twice"),
+            (
+                r#"{"proto_descriptor_bin": "AAEC", "auto_mapping": true, "autoMapping": false}"#,
+                "auto_mapping",
+                "twice",
+            ),
+            (r#"{"proto_descriptor_bin": "AAEC", "auto_mapping": "on"}"#, "auto_mapping", "true or false"),
+            (
+                r#"{"proto_descriptor_bin": "AAEC", "max_request_body_size": 0}"#,
+                "max_request_body_size",
+                "greater than 0",
+            ),
+            (
+                r#"{"proto_descriptor_bin": "AAEC", "max_response_body_size": "0"}"#,
+                "max_response_body_size",
+                "greater than 0",
+            ),
+            (
+                r#"{"proto_descriptor_bin": "AAEC", "max_response_body_size": {}}"#,
+                "max_response_body_size",
+                "greater than 0",
+            ),
+            (
+                r#"{"proto_descriptor_bin": "AAEC", "max_request_body_size": {"value": 1, "x": 2}}"#,
+                "max_request_body_size.x",
+                "unknown field",
+            ),
+            (r#"{"proto_descriptor_bin": "AAEC", "services": [null]}"#, "services[0]", "expected a string"),
+            (r#"{"proto_descriptor_bin": "AAEC", "url_unescape_spec": "3"}"#, "url_unescape_spec", "unknown value"),
             (
                 r#"{"proto_descriptor_bin": "AAEC", "json2grpc": {"limits": {"max_json_depth": 0}}}"#,
                 "json2grpc.limits.max_json_depth",
@@ -735,6 +814,43 @@ mod tests {
             assert!(e.message.contains(text), "{json}: {e}");
             assert!(e.to_string().contains(field), "{e}");
         }
+    }
+
+    #[test]
+    fn values_are_read_as_leniently_as_envoy_reads_them() {
+        // What Envoy's config loading (protobuf's JSON parser) accepts for the native filter.
+        let c = parse(
+            r#"{"proto_descriptor_bin": "AAEC", "services": "a.B", "ignored_query_parameters": "api_key",
+                "auto_mapping": "yes", "convert_grpc_status": "True", "case_insensitive_enum_parsing": "1",
+                "match_unregistered_custom_verb": "n", "url_unescape_spec": "all_characters_except_slash",
+                "max_request_body_size": "1e3", "max_response_body_size": {"value": 2048.0},
+                "print_options": null, "request_validation_options": {"reject_unknown_method": null},
+                "capture_unknown_query_parameters": null}"#,
+        )
+        .unwrap();
+        assert_eq!(c.services, vec!["a.B"]);
+        assert_eq!(c.ignored_query_parameters, vec!["api_key"]);
+        assert!(c.auto_mapping && c.convert_grpc_status && c.case_insensitive_enum_parsing);
+        assert!(!c.match_unregistered_custom_verb && !c.capture_unknown_query_parameters);
+        assert_eq!(c.url_unescape_spec, UrlUnescapeSpec::AllCharactersExceptSlash);
+        assert_eq!(c.max_request_body_size, Some(1000));
+        assert_eq!(c.max_response_body_size, Some(2048));
+        assert_eq!(c.print_options, PrintOptions::default());
+        let c = parse(r#"{"proto_descriptor_bin": "AAEC", "url_unescape_spec": "2", "max_request_body_size": 1024.0}"#)
+            .unwrap();
+        assert_eq!(c.url_unescape_spec, UrlUnescapeSpec::AllCharacters);
+        assert_eq!(c.max_request_body_size, Some(1024));
+        // Both spellings of a key with the same value are one key.
+        assert!(parse(r#"{"proto_descriptor_bin": "AAEC", "auto_mapping": true, "autoMapping": true}"#).is_ok());
+        // null is the default, not a value: a missing descriptor is still missing.
+        assert_eq!(err(r#"{"proto_descriptor_bin": null}"#).field, "proto_descriptor_bin");
+    }
+
+    #[test]
+    fn strict_config_is_a_json2grpc_option() {
+        assert!(!parse(r#"{"proto_descriptor_bin": ""}"#).unwrap().strict_config);
+        let c = parse(r#"{"proto_descriptor_bin": "", "json2grpc": {"strictConfig": true}}"#).unwrap();
+        assert!(c.strict_config);
     }
 
     #[test]

@@ -4,8 +4,9 @@ use std::fmt;
 
 use super::schema::{Field, Kind, Schema};
 
-/// A resolved path of fields from a root message type. Every field but the last is a singular
-/// message field.
+/// A resolved path of fields from a root message type. Every field but the last is a message
+/// field: singular, or (for URL bindings and `body`, as Envoy allows) repeated, in which case a
+/// value is written into a new element.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldPath {
     fields: Vec<Field>,
@@ -25,8 +26,26 @@ pub enum Names {
 pub const MAX_FIELDS: usize = 100;
 
 impl FieldPath {
-    /// Resolves `path` from the message type with schema index `root`.
+    /// Resolves `path` from the message type with schema index `root`; every field but the last
+    /// must be a singular message field.
     pub fn resolve(schema: &Schema, root: usize, path: &str, names: Names) -> Result<FieldPath, String> {
+        Self::resolve_with(schema, root, path, names, false)
+    }
+
+    /// Like [`FieldPath::resolve`], and a field before the last may also be a repeated message
+    /// field (not a map): Envoy accepts `items.name` in templates, query parameters and `body`,
+    /// and writes the value into a new element of `items`.
+    pub fn resolve_through_lists(schema: &Schema, root: usize, path: &str, names: Names) -> Result<FieldPath, String> {
+        Self::resolve_with(schema, root, path, names, true)
+    }
+
+    fn resolve_with(
+        schema: &Schema,
+        root: usize,
+        path: &str,
+        names: Names,
+        through_lists: bool,
+    ) -> Result<FieldPath, String> {
         if path.split('.').nth(MAX_FIELDS).is_some() {
             return Err(format!("field path of more than {MAX_FIELDS} fields"));
         }
@@ -42,8 +61,12 @@ impl FieldPath {
                 })
                 .ok_or_else(|| format!("no field \"{name}\" in {}", current.full_name))?;
             if parts.peek().is_some() {
+                let into = !field.is_repeated() || (through_lists && field.is_list());
                 current = match field.kind {
-                    Kind::Message(m) if !field.is_repeated() => schema.message(m).ok_or("unknown message type")?,
+                    Kind::Message(m) if into => schema.message(m).ok_or("unknown message type")?,
+                    _ if through_lists => {
+                        return Err(format!("\"{name}\" in {} is not a message field", current.full_name))
+                    }
                     _ => return Err(format!("\"{name}\" in {} is not a singular message field", current.full_name)),
                 };
             }
@@ -64,9 +87,16 @@ impl FieldPath {
         &self.fields
     }
 
-    /// The (singular message) fields leading to the leaf.
+    /// The (message) fields leading to the leaf.
     pub fn parents(&self) -> &[Field] {
         self.fields.split_last().map_or(&[], |(_, parents)| parents)
+    }
+
+    /// A value for this path adds to a list rather than replacing a value: the leaf is a
+    /// repeated field (not a map), or a field before it is (the value goes into a new element).
+    /// Such URL values are appended to what the body holds, as protobuf merges messages.
+    pub fn in_list(&self) -> bool {
+        self.fields.iter().any(Field::is_list)
     }
 }
 
@@ -107,6 +137,23 @@ mod tests {
         assert_eq!(p.to_string(), "scalars.f_int32");
         let p = resolve("customName", Names::ProtoOrJson).unwrap();
         assert_eq!(p.to_string(), "renamed");
+    }
+
+    #[test]
+    fn repeated_message_parents_only_where_asked_for() {
+        let schema = schema();
+        let root = schema.message_index("test.v1.Everything").unwrap();
+        let p = FieldPath::resolve_through_lists(&schema, root, "items.child.name", Names::Proto).unwrap();
+        assert_eq!(p.to_string(), "items.child.name");
+        assert!(p.in_list());
+        assert!(resolve("items.name", Names::Proto).is_err());
+        // Maps and scalar lists are no parents.
+        for path in ["labels.key", "by_number.value", "tags.x", "timestamps.seconds.x"] {
+            assert!(FieldPath::resolve_through_lists(&schema, root, path, Names::Proto).is_err(), "{path}");
+        }
+        assert!(resolve("tags", Names::Proto).unwrap().in_list());
+        assert!(!resolve("labels", Names::Proto).unwrap().in_list(), "a map is not a list");
+        assert!(!resolve("nested.name", Names::Proto).unwrap().in_list());
     }
 
     #[test]

@@ -20,9 +20,10 @@
 //!   A trailing `:` with nothing after it is never a verb (Envoy gets this wrong).
 //! - `/` and the empty path have zero segments: they match the `/` template, or a template that
 //!   is only `/**` (whose `**` then matches nothing).
-//! - Unlike Envoy, which drops trailing empty segments, `/v1/things/` has an empty last
-//!   segment: it does not match `/v1/things`, only a `*` or `**` there (which then binds "").
-//!   Empty segments in the middle (`/a//b`) are treated the same way (Envoy does that too).
+//! - Trailing slashes are dropped once the verb is split off, as in Envoy: `/v1/things/` and
+//!   `/v1/things//` are `/v1/things`; `/v1/things/1:cancel/` has no verb (its last segment is
+//!   `1:cancel`), while `/v1/things/1/:cancel` is `/v1/things/1` with the verb `cancel`. Empty
+//!   segments in the middle (`/a//b`) stay: they match only a `*` or `**` (which binds "").
 //! - A `?` ends the path (the query is not part of matching); a path not starting with `/`
 //!   matches nothing.
 //! - A method + template registered twice makes that key ambiguous: a lookup that lands on it
@@ -245,7 +246,8 @@ impl<T> PathMatcher<T> {
             None => return None,
         };
         let (body, verb) = self.split_verb(rest);
-        let parts: Vec<&str> = if body.is_empty() && verb.is_none() { Vec::new() } else { body.split('/').collect() };
+        let body = body.trim_end_matches('/');
+        let parts: Vec<&str> = if body.is_empty() { Vec::new() } else { body.split('/').collect() };
         let Slot::Value(index) = self.find(&parts, verb.unwrap_or(""), http_method)? else {
             return None;
         };
@@ -409,7 +411,7 @@ mod tests {
             "/v2/shelves",
             "/V1/shelves",
             "/shelves",
-            "/v1/shelves/",
+            "/v1//shelves",
         ] {
             assert_eq!(route(&m, "GET", path), None, "{path:?}");
         }
@@ -732,9 +734,12 @@ mod tests {
 
     #[test]
     fn empty_segment_before_a_verb() {
-        let m = matcher(&[("POST", "/v1/{name}:cancel"), ("POST", "/{x}:run")]);
-        assert_eq!(get(&m, "POST", "/v1/:cancel").unwrap().1, vec!["name="]);
-        assert_eq!(get(&m, "POST", "/:run").unwrap().1, vec!["x="]);
+        // The slash before the verb is a trailing slash once the verb is split off: dropped.
+        let m = matcher(&[("POST", "/v1/{name}:cancel"), ("POST", "/{x}:run"), ("POST", "/v1:cancel")]);
+        assert_eq!(route(&m, "POST", "/v1/:cancel"), Some("/v1:cancel"));
+        assert_eq!(route(&m, "POST", "/:run"), None);
+        assert_eq!(route(&m, "POST", "/v1//:cancel"), Some("/v1:cancel"));
+        assert_eq!(get(&m, "POST", "/v1/a/:cancel").unwrap().1, vec!["name=a"]);
     }
 
     #[test]
@@ -853,22 +858,33 @@ mod tests {
     #[test]
     fn root_template_matches_nothing_else() {
         let m = matcher(&[("GET", "/")]);
-        for path in ["//", "/a", "/:x", "/?", "x"] {
-            assert_eq!(route(&m, "GET", path), if path == "/?" { Some("/") } else { None }, "{path:?}");
+        for path in ["/a", "/:x", "x", "/a/"] {
+            assert_eq!(route(&m, "GET", path), None, "{path:?}");
+        }
+        // Trailing slashes are dropped: only the root is left.
+        for path in ["/?", "//", "///"] {
+            assert_eq!(route(&m, "GET", path), Some("/"), "{path:?}");
         }
     }
 
     #[test]
-    fn trailing_slash_is_an_empty_last_segment() {
+    fn trailing_slashes_are_dropped_after_the_verb_is_split_off() {
+        // As Envoy: `/v1/things/` is `/v1/things`, however many slashes.
         let m = matcher(&[("GET", "/v1/things"), ("GET", "/v1/things/{id}")]);
         assert_eq!(route(&m, "GET", "/v1/things"), Some("/v1/things"));
-        assert_eq!(get(&m, "GET", "/v1/things/"), Some(("/v1/things/{id}", vec!["id=".into()])));
-        let m = matcher(&[("GET", "/v1/things")]);
-        assert_eq!(route(&m, "GET", "/v1/things/"), None);
-        assert_eq!(route(&m, "GET", "/v1/things//"), None);
+        assert_eq!(route(&m, "GET", "/v1/things/"), Some("/v1/things"));
+        assert_eq!(route(&m, "GET", "/v1/things//"), Some("/v1/things"));
+        assert_eq!(get(&m, "GET", "/v1/things/7/"), Some(("/v1/things/{id}", vec!["id=7".into()])));
         let m = matcher(&[("GET", "/v1/{p=**}")]);
-        assert_eq!(get(&m, "GET", "/v1/things/").unwrap().1, vec!["p=things/"]);
+        assert_eq!(get(&m, "GET", "/v1/things/").unwrap().1, vec!["p=things"]);
         assert_eq!(get(&m, "GET", "/v1/").unwrap().1, vec!["p="]);
+        // A verb is split off first: after a trailing slash there is none (the last segment
+        // is `1:cancel`), and a slash before it is dropped like any trailing slash.
+        let m = matcher(&[("POST", "/v1/things/{id}:cancel"), ("GET", "/v1/things/{id}")]);
+        assert_eq!(route(&m, "POST", "/v1/things/1:cancel/"), None);
+        assert_eq!(route(&m, "POST", "/v1/things/1:cancel//"), None);
+        assert_eq!(get(&m, "POST", "/v1/things/1/:cancel"), Some(("/v1/things/{id}:cancel", vec!["id=1".into()])));
+        assert_eq!(get(&m, "GET", "/v1/things/1:cancel/"), Some(("/v1/things/{id}", vec!["id=1:cancel".into()])));
     }
 
     #[test]
@@ -909,9 +925,10 @@ mod tests {
         let found = m.lookup("GET", &format!("/v1{body}")).unwrap();
         assert_eq!(*found.value, "/v1/{q=**}");
         assert!(found.bindings[0].1.starts_with(b"seg/seg/"));
-        // Empty segments are segments too.
+        // Empty segments are segments too; trailing ones are dropped.
         let slashes = "/".repeat(64_000);
-        assert_eq!(m.lookup("GET", &format!("/v1{slashes}")).unwrap().bindings[0].1.len(), 63_999);
+        assert_eq!(m.lookup("GET", &format!("/v1{slashes}x")).unwrap().bindings[0].1.len(), 64_000);
+        assert_eq!(m.lookup("GET", &format!("/v1{slashes}")).unwrap().bindings[0].1.len(), 0);
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The request translator: from an HTTP request (method, path, query, body) to the gRPC
 //! request message, per the matched binding.
 //!
-//! Order of precedence: path variables, then query parameters, then the body. A field the
-//! body sets wins over a path/query value for it (or, with
-//! `reject_binding_body_field_collisions`, a differing value is a 400). The message is the
-//! body's encoding followed by the URL values it does not set (see [`bound`](super::bound)).
+//! As in Envoy's transcoder (compared in `tests/e2e/test_fidelity.py`): path variables, then
+//! query parameters, then the body. A singular field (or map key) the body sets keeps the
+//! body's value (with `reject_binding_body_field_collisions` a differing URL value is a 400),
+//! except a path variable of a rule without `body`; a list gets the body's values, then the
+//! URL's. The message is the body's encoding followed by the URL values it does not set (see
+//! [`bound`](super::bound)): protobuf parsers merge concatenated encodings.
 use std::sync::Arc;
 
 use super::bound::{self, Bound, MapKey};
@@ -17,7 +19,7 @@ use super::field_path::{FieldPath, Names};
 use super::field_value::parse_value;
 use super::json::ParseOptions;
 use super::percent::decode_query_component;
-use super::router::{bindable_message, BodyRule, HttpBinding, HTTP_BODY};
+use super::router::{bindable_message, url_settable, BodyRule, HttpBinding, PathVariable, HTTP_BODY};
 use super::schema::{Field, Kind, Scalar, Schema};
 use super::wire::LEN;
 
@@ -45,7 +47,10 @@ pub enum Decision {
 #[derive(Debug)]
 pub struct RequestPlan {
     pub binding: Arc<HttpBinding>,
+    /// The URL's values: the path variables' first, then the query parameters'.
     bound: Vec<Bound>,
+    /// How many of `bound` come from path variables.
+    path_bound: usize,
     /// Query parameters captured for an HttpBody request (`capture_unknown_query_parameters`).
     unknown_query: Vec<(String, String)>,
 }
@@ -58,6 +63,11 @@ impl RequestPlan {
     #[cfg(test)]
     pub(crate) fn bound_for_tests(&self) -> &[Bound] {
         &self.bound
+    }
+
+    #[cfg(test)]
+    pub(crate) fn path_bound_for_tests(&self) -> usize {
+        self.path_bound
     }
 
     #[cfg(test)]
@@ -77,8 +87,19 @@ pub(crate) fn plan(
     let ci = config.case_insensitive_enum_parsing;
     let mut bound = Vec::with_capacity(path_values.len());
     for (index, bytes) in path_values {
-        let Some(path) = binding.variables.get(index) else {
-            continue;
+        let path = match binding.variables.get(index) {
+            Some(PathVariable::Field(path)) => path,
+            Some(PathVariable::Unknown(name)) => match unknown_field(config, &binding, "path variable", name) {
+                Some(decision) => return decision,
+                None => continue,
+            },
+            Some(PathVariable::Unsettable(path)) => {
+                let why = url_settable(schema, path).err().unwrap_or_default();
+                return Decision::Reject(Error::bad_request(format!(
+                    "path variable \"{path}\" is {why}, which a URL value cannot set"
+                )));
+            }
+            None => continue,
         };
         let Ok(text) = String::from_utf8(bytes) else {
             return Decision::Reject(Error::bad_request(format!("path variable \"{path}\" is not valid UTF-8")));
@@ -98,7 +119,7 @@ pub(crate) fn plan(
     let path_bound = bound.len();
     let mut unknown_query = Vec::new();
     let Some(query) = query.filter(|q| !q.is_empty()) else {
-        return Decision::Transcode(RequestPlan { binding, bound, unknown_query });
+        return Decision::Transcode(RequestPlan { binding, bound, path_bound, unknown_query });
     };
     // Counted up front, so the limit holds whatever the parameters are (an unknown one would
     // otherwise pass the request through before the count is reached).
@@ -124,30 +145,28 @@ pub(crate) fn plan(
         if config.ignored_query_parameters.contains(&name) {
             continue;
         }
-        let (field_name, map_key_text) = split_map_key(&name);
-        let resolved = FieldPath::resolve(schema, binding.method.input, field_name, Names::ProtoOrJson);
-        let (path, target) =
-            match resolved.ok().and_then(|p| query_target(schema, &p, map_key_text.is_some()).map(|t| (p, t))) {
-                Some(found) => found,
-                None => {
-                    if config.capture_unknown_query_parameters && binding.body_is_http_body {
-                        unknown_query.push((name, value));
-                        continue;
-                    }
-                    if config.ignore_unknown_query_parameters {
-                        continue;
-                    }
-                    if config.request_validation_options.reject_unknown_query_parameters {
-                        return Decision::Reject(Error::bad_request(format!(
-                            "query parameter \"{name}\" does not name a field of {}",
-                            binding.method.input_name
-                        )));
-                    }
-                    return Decision::PassThrough(PassReason::UnknownQueryParameter);
-                }
-            };
-        // The path names the resource; a query parameter cannot re-target it.
-        if bound.iter().take(path_bound).any(|b| b.path == path) {
+        let Some((path, map_key_text)) = query_field(schema, binding.method.input, raw_name, &name) else {
+            if config.capture_unknown_query_parameters && binding.body_is_http_body {
+                unknown_query.push((name, value));
+                continue;
+            }
+            match unknown_field(config, &binding, "query parameter", &name) {
+                Some(decision) => return decision,
+                None => continue,
+            }
+        };
+        let target = match query_target(schema, &path, map_key_text.is_some()) {
+            Ok(target) => target,
+            // A field Envoy finds but cannot set from a string (a message, a map): 400.
+            Err(why) => {
+                return Decision::Reject(Error::bad_request(format!(
+                    "query parameter \"{name}\" names {why}, which a URL value cannot set"
+                )))
+            }
+        };
+        // The path names the resource; a query parameter cannot re-target it (Envoy lets the
+        // query's value win). A list takes both.
+        if !path.in_list() && bound.iter().take(path_bound).any(|b| b.path == path) {
             continue;
         }
         let map_key = match (map_key_text, target.key) {
@@ -164,7 +183,42 @@ pub(crate) fn plan(
             Err(e) => return Decision::Reject(Error::bad_request(format!("query parameter \"{name}\": {e}"))),
         }
     }
-    Decision::Transcode(RequestPlan { binding, bound, unknown_query })
+    Decision::Transcode(RequestPlan { binding, bound, path_bound, unknown_query })
+}
+
+/// A query parameter or path variable naming no field of the request: dropped with
+/// `ignore_unknown_query_parameters` (`None`), else a 400 with
+/// `reject_unknown_query_parameters`, else the request passes through untranscoded (Envoy's
+/// default).
+fn unknown_field(config: &Config, binding: &HttpBinding, what: &str, name: &str) -> Option<Decision> {
+    if config.ignore_unknown_query_parameters {
+        return None;
+    }
+    if config.request_validation_options.reject_unknown_query_parameters {
+        return Some(Decision::Reject(Error::bad_request(format!(
+            "{what} \"{name}\" does not name a field of {}",
+            binding.method.input_name
+        ))));
+    }
+    Some(Decision::PassThrough(PassReason::UnknownQueryParameter))
+}
+
+/// The field a query parameter names, and its map key: the name as sent, then percent-decoded
+/// (Envoy's order: a field whose JSON name is `search%5Bx%5D` or `search[x]` is found before
+/// any decoding or map syntax), then json2grpc's map syntax `field[key]` on the decoded name.
+fn query_field<'n>(
+    schema: &Schema,
+    input: usize,
+    raw_name: &str,
+    name: &'n str,
+) -> Option<(FieldPath, Option<&'n str>)> {
+    let resolve = |n: &str| FieldPath::resolve_through_lists(schema, input, n, Names::ProtoOrJson).ok();
+    if let Some(path) = resolve(raw_name).or_else(|| if name == raw_name { None } else { resolve(name) }) {
+        return Some((path, None));
+    }
+    let (field_name, key) = split_map_key(name);
+    let key = key?;
+    resolve(field_name).filter(|p| p.leaf().is_some_and(|f| f.map)).map(|p| (p, Some(key)))
 }
 
 /// `labels[key]` → (`labels`, `key`).
@@ -186,25 +240,26 @@ struct QueryTarget {
 }
 
 /// Query parameters may set scalars, repeated scalars, map entries (`m[k]=v`) and the
-/// well-known types with a string form; None for anything else.
-fn query_target(schema: &Schema, path: &FieldPath, has_key: bool) -> Option<QueryTarget> {
-    let leaf = path.leaf()?;
-    if leaf.map != has_key {
-        return None;
+/// well-known types with a string form; for anything else, what the field is.
+fn query_target(schema: &Schema, path: &FieldPath, has_key: bool) -> Result<QueryTarget, String> {
+    let leaf = path.leaf().ok_or("an empty field path")?;
+    if !has_key {
+        url_settable(schema, path)?;
+        return Ok(QueryTarget { kind: leaf.kind, presence: leaf.presence, key: None });
     }
-    let target = match (leaf.map, leaf.kind) {
-        (true, Kind::Message(entry)) => {
-            let entry = schema.message(entry)?;
-            let (key, value) = (entry.map_key()?, entry.map_value()?);
-            let Kind::Scalar(scalar) = key.kind else { return None };
-            QueryTarget { kind: value.kind, presence: value.presence, key: Some((scalar, key.presence)) }
-        }
-        _ => QueryTarget { kind: leaf.kind, presence: leaf.presence, key: None },
+    // `query_field` gives a key only for a map.
+    let entry = match leaf.kind {
+        Kind::Message(entry) => schema.message(entry),
+        _ => None,
     };
-    match target.kind {
-        Kind::Message(m) if !bindable_message(schema.message_name(m)) => None,
-        _ => Some(target),
+    let (key, value) = entry.and_then(|e| Some((e.map_key()?, e.map_value()?))).ok_or("a malformed map field")?;
+    let Kind::Scalar(scalar) = key.kind else { return Err("a map field with a non-scalar key".to_string()) };
+    if let Kind::Message(m) = value.kind {
+        if !bindable_message(schema.message_name(m)) {
+            return Err(format!("a map field of {} messages", schema.message_name(m)));
+        }
     }
+    Ok(QueryTarget { kind: value.kind, presence: value.presence, key: Some((scalar, key.presence)) })
 }
 
 /// Builds the gRPC request message (protobuf bytes, unframed) from the plan and the body.
@@ -218,6 +273,10 @@ pub fn build_message(
 ) -> Result<Vec<u8>> {
     let binding = &plan.binding;
     let input = binding.method.input;
+    // An empty body is no body; one of only whitespace is not JSON (Envoy: 400).
+    if !binding.body_is_http_body && !body.is_empty() && body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::bad_request("invalid JSON body: only whitespace, no JSON value"));
+    }
     let mut out = Vec::with_capacity(body.len() / 2 + 16);
     match &binding.body {
         BodyRule::Whole if binding.body_is_http_body => {
@@ -231,22 +290,27 @@ pub fn build_message(
         return Ok(out);
     }
     // Decided for every binding before any is written: "set by the body" must not see the
-    // URL's own values. Without a `body` rule a stray body cannot re-target the URL's
-    // resource: the URL wins (as Envoy does). With one, the body wins.
+    // URL's own values. As in Envoy, the body wins over a URL value for a singular field (or a
+    // map key), and a URL value for a list field (or inside a repeated message field: a new
+    // element) is appended after the body's. One exception: without `body` in the rule, a
+    // path variable wins (Envoy lets a body the rule does not declare re-target the resource
+    // the path names, e.g. DELETE /v1/orders/1 with {"orderId": "2"}).
     let collisions = config.request_validation_options.reject_binding_body_field_collisions;
-    let body_wins = binding.body != BodyRule::None;
-    let found = if body_wins { bound::in_body(&plan.bound, &out, collisions) } else { Vec::new() };
+    let found = if out.is_empty() { Vec::new() } else { bound::in_body(&plan.bound, &out, collisions) };
+    let path_wins = binding.body == BodyRule::None;
     let mut from_url = Vec::with_capacity(plan.bound.len());
     for (i, b) in plan.bound.iter().enumerate() {
         let in_body = found.get(i).copied().unwrap_or_default();
-        if in_body.set {
+        if in_body.set && !b.path.in_list() {
             if collisions && !in_body.same {
                 return Err(Error::bad_request(format!(
                     "field \"{}\" is set by both the URL and the body, with different values",
                     b.path
                 )));
             }
-            continue;
+            if !(path_wins && i < plan.path_bound) {
+                continue;
+            }
         }
         from_url.push(b);
     }
@@ -296,21 +360,39 @@ fn body_field(
         length_delimited(leaf.number, &mut value, |o| {
             http_body(codec, http_body_type, body, content_type, &plan.unknown_query, o)
         });
+    } else if body.is_empty() {
+        empty_body_field(leaf, &mut value)?;
     } else {
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(());
-        }
         // The body is the field's JSON value, and only that: encoded as the field itself, so a
         // body that closes the value and goes on (`{…}, "sibling": …`) is invalid JSON, not a
         // way to set the fields the path and query bind.
         supported(codec, parent_type)?;
         codec.json_field_to_binary(parent_type, leaf.number, body, parse, &mut value)?;
-        if leaf.presence && value.is_empty() {
+        // A field with presence set to its default (`0` for an `optional int32`) is present;
+        // `null` is the field's absence, as in Envoy.
+        if leaf.presence && value.is_empty() && body.trim_ascii() != b"null" {
             bound::write_default(leaf, first_enum_value(codec, leaf), &mut value);
         }
     }
     wrap(path.parents(), &value, out);
     Ok(())
+}
+
+/// An empty body for `body: "field"` is read as Envoy reads it, as `{}` given to the field: a
+/// message field is present and empty (a repeated one gets one empty element), a map stays
+/// empty, and any other field cannot take an object (400).
+fn empty_body_field(leaf: &Field, out: &mut Vec<u8>) -> Result<()> {
+    match leaf.kind {
+        Kind::Message(_) if leaf.map => Ok(()),
+        Kind::Message(_) => {
+            bound::write_default(leaf, 0, out);
+            Ok(())
+        }
+        _ => Err(Error::bad_request(format!(
+            "an empty body cannot set field \"{}\": it is not a message field",
+            leaf.name
+        ))),
+    }
 }
 
 /// Writes `value` inside the (singular message) fields `parents`.
@@ -525,8 +607,24 @@ mod tests {
 
     #[test]
     fn a_query_parameter_cannot_override_a_path_variable() {
+        // Envoy lets the query's value win: a deliberate difference (the path names the
+        // resource routes and authorization look at).
         let t = transcoder("");
         assert_eq!(message(&t, "GET", "/v1/things/a?id=b&page_size=3", ""), json!({"id": "a", "page_size": 3}));
+    }
+
+    #[test]
+    fn a_custom_verb_is_not_split_off_after_a_trailing_slash() {
+        // As Envoy: `/v1/things/7:reserve/` has no verb (the last segment is `7:reserve`);
+        // `/v1/things/7/:reserve` is `/v1/things/7` with the verb.
+        let t = transcoder("");
+        let (grpc_path, m) = call(&t, "POST", "/v1/things/7:reserve/", "{}").unwrap();
+        assert_eq!((grpc_path.as_str(), m), ("/test.v1.Things/CreateWithId", json!({"id": "7:reserve"})));
+        assert!(matches!(decision(&t, "POST", "/v1/nested/7:reserve/"), Decision::PassThrough(PassReason::NoRoute)));
+        assert_eq!(call(&t, "POST", "/v1/things/7/:reserve", "{}").unwrap().0, "/test.v1.Things/Reserve");
+        assert_eq!(call(&t, "POST", "/v1/things/7:reserve", "{}").unwrap().0, "/test.v1.Things/Reserve");
+        // Trailing slashes name the same resource.
+        assert_eq!(message(&t, "GET", "/v1/things/7//?page_size=1", ""), json!({"id": "7", "page_size": 1}));
     }
 
     #[test]
@@ -565,10 +663,9 @@ mod tests {
             decision(&t, "GET", "/v1/query?bogus=1"),
             Decision::PassThrough(PassReason::UnknownQueryParameter)
         ));
-        // Message-typed fields cannot be set from the query: treated as unknown.
-        assert!(matches!(decision(&t, "GET", "/v1/query?nested=1"), Decision::PassThrough(_)));
-        assert!(matches!(decision(&t, "GET", "/v1/query?by_number[3]=x"), Decision::PassThrough(_)));
-        assert!(matches!(decision(&t, "GET", "/v1/query?labels=x"), Decision::PassThrough(_)), "a map needs [key]");
+        // A key on a field that is no map: no field is named.
+        assert!(matches!(decision(&t, "GET", "/v1/query?id[k]=x"), Decision::PassThrough(_)));
+        assert!(matches!(decision(&t, "GET", "/v1/query?nested[k]=x"), Decision::PassThrough(_)));
         let t = transcoder(r#""ignored_query_parameters": ["api_key"]"#);
         assert_eq!(message(&t, "GET", "/v1/query?api_key=s&id=1", ""), json!({"id": "1"}));
         let t = transcoder(r#""ignore_unknown_query_parameters": true"#);
@@ -577,6 +674,188 @@ mod tests {
         let e = error(&t, "GET", "/v1/query?bogus=1", "");
         assert_eq!(e.http_status, 400);
         assert!(e.message.contains("\"bogus\"") && e.message.contains("test.v1.Everything"), "{e}");
+    }
+
+    #[test]
+    fn query_parameters_naming_messages_or_maps_are_400s() {
+        // Envoy finds the field, cannot set it from a string, and refuses the request.
+        for path in ["/v1/query?nested=1", "/v1/query?labels=x", "/v1/query?items=x", "/v1/query?by_number[3]=x"] {
+            for t in [transcoder(""), transcoder(r#""ignore_unknown_query_parameters": true"#)] {
+                let e = error(&t, "GET", path, "");
+                assert_eq!(e.http_status, 400, "{path}");
+                assert!(e.message.contains("which a URL value cannot set"), "{path}: {e}");
+            }
+        }
+    }
+
+    /// A transcoder for the test.v1.Lenient service (bindings Envoy accepts though they cannot
+    /// transcode every request) with extra config keys.
+    fn lenient(extra: &str) -> Transcoder {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(TEST_DESCRIPTOR_SET);
+        let config = format!(r#"{{"proto_descriptor_bin":"{b64}","services":["test.v1.Lenient"]{extra}}}"#);
+        Transcoder::from_json(config.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn query_names_are_looked_up_as_sent_then_decoded_then_as_map_keys() {
+        let t = lenient("");
+        // json_name "search[decoded]": as sent, or percent-decoded.
+        assert_eq!(message(&t, "GET", "/v1/names?search[decoded]=a", ""), json!({"search": "a"}));
+        assert_eq!(message(&t, "GET", "/v1/names?search%5Bdecoded%5D=a", ""), json!({"search": "a"}));
+        // json_name "search%5Bencoded%5D": as sent, or once decoded from a double encoding; its
+        // decoded form names nothing.
+        assert_eq!(message(&t, "GET", "/v1/names?search%5Bencoded%5D=b", ""), json!({"encoded": "b"}));
+        assert_eq!(message(&t, "GET", "/v1/names?search%255Bencoded%255D=b", ""), json!({"encoded": "b"}));
+        assert!(matches!(decision(&t, "GET", "/v1/names?search[encoded]=b"), Decision::PassThrough(_)));
+        // A field's JSON name wins over the map syntax; other keys are map entries.
+        assert_eq!(
+            message(&t, "GET", "/v1/names?filter[raw]=r&filter[k]=v&filter%5Bj%5D=w", ""),
+            json!({"filter_raw": "r", "filter": {"k": "v", "j": "w"}})
+        );
+    }
+
+    #[test]
+    fn unknown_path_variables_are_unknown_query_parameters() {
+        // Envoy accepts `/v1/lenient/unknown/{nope}`: its requests pass through untranscoded,
+        // are refused with reject_unknown_query_parameters, or drop the variable with
+        // ignore_unknown_query_parameters.
+        let t = lenient("");
+        assert!(matches!(
+            decision(&t, "GET", "/v1/lenient/unknown/1?id=2"),
+            Decision::PassThrough(PassReason::UnknownQueryParameter)
+        ));
+        let t = lenient(r#","request_validation_options": {"reject_unknown_query_parameters": true}"#);
+        let e = error(&t, "GET", "/v1/lenient/unknown/1", "");
+        assert_eq!(e.http_status, 400);
+        assert!(e.message.contains("path variable \"nope\""), "{e}");
+        let t = lenient(r#","ignore_unknown_query_parameters": true"#);
+        assert_eq!(message(&t, "GET", "/v1/lenient/unknown/1?id=2", ""), json!({"id": "2"}));
+    }
+
+    #[test]
+    fn unsettable_path_variables_are_400s() {
+        for extra in ["", r#","ignore_unknown_query_parameters": true"#] {
+            let e = error(&lenient(extra), "GET", "/v1/lenient/message/x", "");
+            assert_eq!(e.http_status, 400);
+            assert!(e.message.contains("test.v1.Nested message field"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_rule_without_a_pattern_binds_only_its_additional_bindings() {
+        let t = lenient("");
+        assert_eq!(call(&t, "POST", "/v1/lenient/additional", r#"{"id": "a"}"#).unwrap().1, json!({"id": "a"}));
+        assert!(matches!(decision(&t, "POST", "/test.v1.Lenient/NoPattern"), Decision::PassThrough(_)));
+    }
+
+    #[test]
+    fn list_fields_take_url_values_after_the_bodys() {
+        // Protobuf merge semantics, as Envoy: a list gets the body's values, then the path's,
+        // then the query's; inside a repeated message field, the URL's values go into one new
+        // element after the body's.
+        let t = lenient("");
+        let m = message(
+            &t,
+            "POST",
+            "/v1/lenient/list/p/n?tags=q&tags=r&items.value=2&items.name=ignored-path-wins",
+            r#"{"tags": ["b"], "items": [{"name": "b"}]}"#,
+        );
+        assert_eq!(m["tags"], json!(["b", "p", "q", "r"]));
+        assert_eq!(m["items"], json!([{"name": "b"}, {"name": "ignored-path-wins", "value": 2}]));
+        let t = transcoder("");
+        assert_eq!(
+            message(&t, "POST", "/v1/things/p?tags=q&numbers=2&colors=RED", r#"{"tags": ["b"], "numbers": ["1"]}"#),
+            json!({"id": "p", "tags": ["b", "q"], "numbers": ["1", "2"], "colors": ["RED"]})
+        );
+        assert_eq!(message(&t, "POST", "/v1/tags?tags=q", r#"["a"]"#), json!({"tags": ["a", "q"]}));
+        // Singular fields and map keys: the body wins.
+        assert_eq!(
+            message(
+                &t,
+                "POST",
+                "/v1/things/p?nested.name=u&labels[k]=u&labels[j]=v",
+                r#"{"nested": {"name": "b"}, "labels": {"k": "b"}}"#
+            ),
+            json!({"id": "p", "nested": {"name": "b"}, "labels": {"k": "b", "j": "v"}})
+        );
+        // Lists never collide.
+        let t = transcoder(r#""request_validation_options": {"reject_binding_body_field_collisions": true}"#);
+        assert_eq!(
+            message(&t, "POST", "/v1/things/p?tags=q", r#"{"tags": ["b"]}"#),
+            json!({"id": "p", "tags": ["b", "q"]})
+        );
+    }
+
+    #[test]
+    fn a_body_field_inside_a_list_is_a_new_element() {
+        let t = lenient("");
+        assert_eq!(
+            message(&t, "POST", "/v1/lenient/body-in-list", r#"{"name": "c"}"#),
+            json!({"items": [{"child": {"name": "c"}}]})
+        );
+    }
+
+    #[test]
+    fn without_a_body_rule_a_sent_body_is_read_and_wins_over_the_query() {
+        // As Envoy: GET /v1/things/{id} (no `body`) reads a sent body as the message; the body
+        // wins over the query for a singular field, lists append. The path variable wins
+        // (Envoy: the body's): a body the rule does not declare cannot re-target the resource.
+        let t = transcoder("");
+        assert_eq!(
+            message(&t, "GET", "/v1/things/1?page_size=2", r#"{"id": "7", "pageSize": 5, "nested": {"value": 1}}"#),
+            json!({"id": "1", "page_size": 5, "nested": {"value": 1}})
+        );
+        assert_eq!(
+            message(&t, "DELETE", "/v1/things/1?page_size=2", r#"{"id": "7", "pageSize": 5}"#),
+            json!({"id": "1", "page_size": 5})
+        );
+        // With body "*" the body is declared, and wins (as in Envoy).
+        assert_eq!(message(&t, "POST", "/v1/things/1", r#"{"id": "7"}"#), json!({"id": "7"}));
+        assert_eq!(message(&t, "GET", "/v1/things/1?page_size=2", ""), json!({"id": "1", "page_size": 2}));
+        let t = transcoder(r#""request_validation_options": {"reject_binding_body_field_collisions": true}"#);
+        assert_eq!(error(&t, "GET", "/v1/things/1", r#"{"id": "7"}"#).http_status, 400);
+        assert_eq!(message(&t, "GET", "/v1/things/1", r#"{"id": "1"}"#), json!({"id": "1"}));
+    }
+
+    #[test]
+    fn a_body_of_only_whitespace_is_a_400_an_empty_one_is_no_body() {
+        let t = transcoder("");
+        for (method, path) in
+            [("POST", "/v1/things"), ("GET", "/v1/things/1"), ("PATCH", "/v1/things/7"), ("POST", "/v1/tags")]
+        {
+            for body in [" ", "\n", " \r\n\t "] {
+                let e = error(&t, method, path, body);
+                assert_eq!(e.http_status, 400, "{method} {path} {body:?}");
+                assert!(e.message.starts_with("invalid JSON body"), "{e}");
+            }
+        }
+        assert_eq!(message(&t, "POST", "/v1/things", ""), json!({}));
+        assert_eq!(message(&t, "GET", "/v1/things/1", ""), json!({"id": "1"}));
+        // Raw HttpBody bytes are not JSON: whitespace is data.
+        let m = call_with(&t, "POST", "/v1/raw", " ", Some("text/plain")).unwrap().1;
+        assert_eq!(m, json!({"content_type": "text/plain", "data": "IA=="}));
+    }
+
+    #[test]
+    fn an_empty_body_for_a_body_field_is_read_as_envoy_reads_it() {
+        // Envoy gives `{}` to the field: a message field is present and empty (through its
+        // parents), other fields cannot take it.
+        let t = transcoder("");
+        assert_eq!(message(&t, "PATCH", "/v1/things/7", ""), json!({"id": "7", "item": {}}));
+        assert_eq!(message(&t, "PUT", "/v1/things/7/nested", ""), json!({"id": "7", "item": {"nested": {}}}));
+        let e = error(&t, "POST", "/v1/tags", "");
+        assert_eq!(e.http_status, 400);
+        assert!(e.message.contains("empty body"), "{e}");
+        assert_eq!(message(&lenient(""), "POST", "/v1/lenient/body-in-list", ""), json!({"items": [{"child": {}}]}));
+    }
+
+    #[test]
+    fn url_enum_numbers_are_open_as_in_a_body() {
+        // proto3 enums are open: an undeclared number reaches the service, from the URL as from
+        // a JSON body (Envoy refuses it in the URL only: a deliberate difference).
+        let t = transcoder("");
+        assert_eq!(message(&t, "GET", "/v1/query?colors=2&colors=9", ""), json!({"colors": ["GREEN", 9]}));
+        assert_eq!(message(&t, "POST", "/v1/things", r#"{"colors": [9]}"#), json!({"colors": [9]}));
     }
 
     #[test]
@@ -669,8 +948,9 @@ mod tests {
             message(&t, "PATCH", "/v1/things/7", r#" {"scalars": {"fInt32": 2}} "#),
             json!({"id": "7", "item": {"scalars": {"f_int32": 2}}})
         );
-        // null is the field's absence.
-        assert_eq!(message(&t, "PATCH", "/v1/things/7", "null"), json!({"id": "7", "item": {}}));
+        // null is the field's absence (its parents are present), as in Envoy.
+        assert_eq!(message(&t, "PATCH", "/v1/things/7", "null"), json!({"id": "7"}));
+        assert_eq!(message(&t, "PUT", "/v1/things/7/nested", "null"), json!({"id": "7", "item": {}}));
     }
 
     #[test]

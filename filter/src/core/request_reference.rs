@@ -184,6 +184,9 @@ fn reference(t: &Transcoder, plan: &RequestPlan, body: &[u8], content_type: Opti
     let input = descriptor(&plan.method().input_name);
     let mut message = DynamicMessage::new(input.clone());
     let unknown = plan.unknown_query_for_tests();
+    if !plan.binding.body_is_http_body && !body.is_empty() && body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::bad_request("only whitespace"));
+    }
     match &plan.binding.body {
         BodyRule::Whole if plan.binding.body_is_http_body => fill_http_body(&mut message, body, content_type, unknown),
         BodyRule::Whole | BodyRule::None => message = decode_json(codec, &input, body, parse)?,
@@ -203,7 +206,17 @@ fn reference(t: &Transcoder, plan: &RequestPlan, body: &[u8], content_type: Opti
                 let mut value = DynamicMessage::new(http_body);
                 fill_http_body(&mut value, body, content_type, unknown);
                 set(&fields, &mut message, Value::Message(value), None);
-            } else if !body.iter().all(u8::is_ascii_whitespace) {
+            } else if body.is_empty() {
+                // Envoy reads it as `{}` given to the field.
+                match leaf.kind() {
+                    Kind::Message(_) if leaf.is_map() => {}
+                    Kind::Message(m) => set(&fields, &mut message, Value::Message(DynamicMessage::new(m)), None),
+                    _ => return Err(Error::bad_request("an empty body for a non-message field")),
+                }
+            } else if body.trim_ascii() == b"null" {
+                // The field is absent, its parents present (as in Envoy).
+                let _ = parent_mut(&fields, &mut message);
+            } else {
                 let wrapped = [b"{\"", leaf.name().as_bytes(), b"\":", body, b"\n}"].concat();
                 let deeper = ParseOptions { max_depth: parse.max_depth + 1, ..parse.clone() };
                 let parsed = decode_json(codec, &leaf.parent_message().clone(), &wrapped, &deeper)?;
@@ -214,14 +227,19 @@ fn reference(t: &Transcoder, plan: &RequestPlan, body: &[u8], content_type: Opti
     }
     let bounds = ref_bounds(plan);
     let collisions = t.config.request_validation_options.reject_binding_body_field_collisions;
-    let body_wins = plan.binding.body != BodyRule::None;
-    let body_has: Vec<bool> = bounds.iter().map(|b| body_wins && body_sets(&message, b)).collect();
-    for (b, has) in bounds.into_iter().zip(body_has) {
+    // Lists (and values inside repeated messages) append; otherwise the body wins, but over a
+    // path variable only when the rule declares a body.
+    let body_has: Vec<bool> =
+        bounds.iter().map(|b| !b.path.iter().any(|f| f.is_list()) && body_sets(&message, b)).collect();
+    let path_bound = plan.path_bound_for_tests();
+    for (i, (b, has)) in bounds.into_iter().zip(body_has).enumerate() {
         if has {
             if collisions && !same_value(&message, &b) {
                 return Err(Error::bad_request("collision"));
             }
-            continue;
+            if plan.binding.body != BodyRule::None || i >= path_bound {
+                continue;
+            }
         }
         set(&b.path, &mut message, b.value, b.map_key);
     }
@@ -294,6 +312,13 @@ mod tests {
         ("GET", "/v1/things/a", r#"{"page_size": 3, "nested": {"name": "b"}}"#, None),
         ("GET", "/v1/nested/n/things/a", r#"{"nested": {"value": 3}}"#, None),
         ("GET", "/v1/things/a", r#"{"bogus": 1}"#, None),
+        ("GET", "/v1/things/a?page_size=2&page_token=t", r#"{"id": "b", "page_size": 3}"#, None),
+        ("DELETE", "/v1/things/a", r#"{"id": "a", "nested": {"name": "b"}}"#, None),
+        ("PATCH", "/v1/things/7?item.tags=t", "", None),
+        ("PUT", "/v1/things/7/nested?item.nested.value=3", "", None),
+        ("POST", "/v1/tags?tags=q", "", None),
+        ("POST", "/v1/things?tags=q", " \n", None),
+        ("GET", "/v1/things/a", "\t", None),
         ("POST", "/v1/things", r#"{"id": }"#, None),
         ("PATCH", "/v1/things/7", r#"{"id": 5}"#, None),
     ];
@@ -355,7 +380,7 @@ mod tests {
                 DynamicMessage::decode(desc.clone(), got.as_slice()).unwrap(),
                 DynamicMessage::decode(desc, expected.as_slice()).unwrap(),
             );
-            assert_eq!(a, b, "{method} {path} {body}");
+            assert!(a == b, "{method} {path} {body}: {:?} / {:?}", a.encode_to_vec(), b.encode_to_vec());
         }
     }
 }

@@ -46,14 +46,39 @@ pub enum BodyRule {
     Field(FieldPath),
 }
 
+/// What a template variable binds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathVariable {
+    /// The field the value sets (a list field gets it appended; through a repeated message
+    /// field, it goes into a new element).
+    Field(FieldPath),
+    /// Names no field of the request message. Envoy accepts the binding and treats the variable
+    /// like a query parameter naming no field: the request passes through untranscoded (400
+    /// with `reject_unknown_query_parameters`), or the variable is dropped with
+    /// `ignore_unknown_query_parameters`.
+    Unknown(String),
+    /// A field no URL value can set (a message without a string form, a map): every request is
+    /// a 400, as in Envoy.
+    Unsettable(FieldPath),
+}
+
+impl std::fmt::Display for PathVariable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PathVariable::Field(path) | PathVariable::Unsettable(path) => path.fmt(f),
+            PathVariable::Unknown(name) => f.write_str(name),
+        }
+    }
+}
+
 /// One HTTP method + path template bound to a gRPC method.
 #[derive(Debug)]
 pub struct HttpBinding {
     pub method: Arc<MethodInfo>,
     pub http_method: String,
     pub template: String,
-    /// The field of each template variable, by variable index.
-    pub variables: Vec<FieldPath>,
+    /// What each template variable binds, by variable index.
+    pub variables: Vec<PathVariable>,
     pub body: BodyRule,
     pub response_body: Option<FieldPath>,
     /// The body is raw bytes for a `google.api.HttpBody` (whole request or the body field).
@@ -78,7 +103,9 @@ impl HttpBinding {
 
 pub struct Router {
     matcher: PathMatcher<Arc<HttpBinding>>,
-    /// Bindings that could not be registered (duplicates); logged by the filter at configure.
+    /// Bindings that cannot transcode requests but that Envoy accepts (a path variable naming
+    /// no field or a message, a rule without a pattern, a duplicate); logged by the filter at
+    /// `warn` when it is configured. With `json2grpc.strict_config` each is an error instead.
     pub warnings: Vec<String>,
     pub methods: Vec<Arc<MethodInfo>>,
 }
@@ -88,6 +115,15 @@ impl Router {
         let mut builder = PathMatcherBuilder::new();
         let mut warnings = Vec::new();
         let mut methods = Vec::new();
+        // A binding Envoy accepts but that cannot transcode: a warning, or with strict_config
+        // the config's error.
+        let mut problem = |e: ConfigError| {
+            if config.strict_config {
+                return Err(ConfigError::new(e.field, format!("{} (json2grpc.strict_config)", e.message)));
+            }
+            warnings.push(e.message);
+            Ok(())
+        };
         for (i, service_name) in config.services.iter().enumerate() {
             let field = format!("services[{i}]");
             let service = schema.service(service_name).ok_or_else(|| {
@@ -118,17 +154,33 @@ impl Router {
                 };
                 for rule in rules {
                     let Some((http_method, template_text)) = rule.method_and_template() else {
-                        return Err(err("google.api.http rule without a pattern".to_string()));
+                        // Envoy registers nothing for it (its additional_bindings still count).
+                        problem(err(format!(
+                            "a google.api.http rule without a pattern (body \"{}\") binds no request (as in Envoy)",
+                            rule.body
+                        )))?;
+                        continue;
                     };
-                    let binding = bind(schema, &info, http_method, template_text, &rule).map_err(err)?;
+                    if http_method.is_empty() {
+                        // Envoy registers it under the empty method, which no request has.
+                        problem(err(format!(
+                            "custom pattern \"{template_text}\" without a kind (HTTP method) binds no request \
+                             (as in Envoy)"
+                        )))?;
+                        continue;
+                    }
                     let parsed = template::parse(template_text).map_err(|e| err(e.to_string()))?;
+                    let (binding, issues) =
+                        bind(schema, &info, http_method, template_text, &parsed, &rule).map_err(err)?;
+                    for issue in issues {
+                        problem(err(issue))?;
+                    }
                     let http_method = binding.http_method.clone();
                     if builder.register(&http_method, &parsed, Arc::new(binding)).is_err() {
-                        warnings.push(format!(
-                            "{http_method} {template_text} of {} is bound more than once; requests to it \
-                             are not transcoded",
-                            method.full_name
-                        ));
+                        problem(err(format!(
+                            "{http_method} {template_text} is bound more than once; requests to it are not \
+                             transcoded (as in Envoy)"
+                        )))?;
                     }
                 }
                 methods.push(info);
@@ -149,51 +201,60 @@ impl Router {
     }
 }
 
-/// The rule and its `additional_bindings` (one level, as the spec allows).
-fn flatten(mut rule: HttpRule) -> Vec<HttpRule> {
-    let additional = std::mem::take(&mut rule.additional_bindings);
-    let mut rules = vec![rule];
-    rules.extend(additional.into_iter().map(|mut r| {
-        r.additional_bindings.clear();
-        r
-    }));
+/// The rule and its `additional_bindings`, depth first. The spec allows one level; Envoy
+/// registers nested ones too (at most 100 levels deep: the descriptor reader's limit).
+fn flatten(rule: HttpRule) -> Vec<HttpRule> {
+    let mut rules = Vec::new();
+    let mut stack = vec![rule];
+    while let Some(mut rule) = stack.pop() {
+        let additional = std::mem::take(&mut rule.additional_bindings);
+        rules.push(rule);
+        stack.extend(additional.into_iter().rev());
+    }
     rules
 }
 
+/// The binding of one rule, and what is wrong with it that Envoy accepts (one line each).
 fn bind(
     schema: &Schema,
     info: &Arc<MethodInfo>,
     http_method: &str,
     template_text: &str,
+    parsed: &template::PathTemplate,
     rule: &HttpRule,
-) -> Result<HttpBinding, String> {
+) -> Result<(HttpBinding, Vec<String>), String> {
     let context = |e: String| format!("{http_method} \"{template_text}\": {e}");
-    if http_method.is_empty() {
-        return Err(context("empty HTTP method in a custom pattern".to_string()));
-    }
-    let parsed = template::parse(template_text).map_err(|e| e.to_string())?;
+    let mut issues = Vec::new();
     let mut variables = Vec::with_capacity(parsed.variables.len());
     for variable in &parsed.variables {
-        let path =
-            FieldPath::resolve(schema, info.input, &variable.field_path.join("."), Names::Proto).map_err(context)?;
-        if let Some(leaf) = path.leaf() {
-            if leaf.is_repeated() {
-                return Err(context(format!("path variable \"{path}\" is a repeated or map field")));
+        let name = variable.field_path_string();
+        // Envoy resolves variables by proto or JSON name, through repeated message fields too.
+        let variable = match FieldPath::resolve_through_lists(schema, info.input, &name, Names::ProtoOrJson) {
+            Err(e) => {
+                issues.push(context(format!(
+                    "path variable \"{name}\": {e}; requests are passed through untranscoded, as a query \
+                     parameter naming no field (as in Envoy)"
+                )));
+                PathVariable::Unknown(name)
             }
-            if let Kind::Message(m) = leaf.kind {
-                let name = schema.message_name(m);
-                if !bindable_message(name) {
-                    return Err(context(format!("path variable \"{path}\" is a {name} message")));
+            Ok(path) => match url_settable(schema, &path) {
+                Ok(()) => PathVariable::Field(path),
+                Err(why) => {
+                    issues.push(context(format!(
+                        "path variable \"{path}\" is {why}, which a URL value cannot set; requests are \
+                         refused with 400 (as in Envoy)"
+                    )));
+                    PathVariable::Unsettable(path)
                 }
-            }
-        }
-        variables.push(path);
+            },
+        };
+        variables.push(variable);
     }
     let (body, body_is_http_body) = match rule.body.as_str() {
         "" => (BodyRule::None, false),
         "*" => (BodyRule::Whole, info.input_name == HTTP_BODY),
         field => {
-            let path = FieldPath::resolve(schema, info.input, field, Names::Proto)
+            let path = FieldPath::resolve_through_lists(schema, info.input, field, Names::ProtoOrJson)
                 .map_err(|e| context(format!("body: {e}")))?;
             let is_http_body =
                 matches!(path.leaf().map(|f| f.kind), Some(Kind::Message(m)) if schema.message_name(m) == HTTP_BODY);
@@ -207,7 +268,7 @@ fn bind(
                 .map_err(|e| context(format!("response_body: {e}")))?,
         ),
     };
-    Ok(HttpBinding {
+    let binding = HttpBinding {
         method: info.clone(),
         http_method: http_method.to_ascii_uppercase(),
         template: template_text.to_string(),
@@ -215,7 +276,23 @@ fn bind(
         body,
         response_body,
         body_is_http_body,
-    })
+    };
+    Ok((binding, issues))
+}
+
+/// Whether URL values can set the field at `path`: scalars, enums, lists of them and the
+/// well-known types with a string form; not other messages, nor maps (a map entry needs a key).
+pub fn url_settable(schema: &Schema, path: &FieldPath) -> Result<(), String> {
+    let Some(leaf) = path.leaf() else { return Err("an empty field path".to_string()) };
+    if leaf.map {
+        return Err("a map field".to_string());
+    }
+    match leaf.kind {
+        Kind::Message(m) if !bindable_message(schema.message_name(m)) => {
+            Err(format!("a {} message field", schema.message_name(m)))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Message types a URL value can set (their JSON form is a string or a scalar).
@@ -326,30 +403,103 @@ mod tests {
         assert!(e.message.contains("test.v1.Nope"), "{e}");
     }
 
+    fn rule(pattern: Option<super::super::descriptors::Pattern>, body: &str, response_body: &str) -> HttpRule {
+        HttpRule { pattern, body: body.into(), response_body: response_body.into(), ..Default::default() }
+    }
+
+    fn get(template_text: &str) -> Option<super::super::descriptors::Pattern> {
+        Some(super::super::descriptors::Pattern::Get(template_text.into()))
+    }
+
+    fn build_with(rule: &HttpRule, strict: bool) -> Result<Router, ConfigError> {
+        let schema = load_schema(&with_rule_on_query(rule.encode_to_vec())).unwrap();
+        Router::build(&Config { strict_config: strict, ..config(&["test.v1.Things"], false) }, &schema)
+    }
+
     #[test]
-    fn invalid_rules_are_config_errors() {
-        // Build descriptor sets with a single bad rule each, via a patched copy of the test set.
+    fn rules_envoy_refuses_are_config_errors() {
+        // What the native filter refuses too (`envoy --mode validate` fails).
         let cases = [
-            ("/v1/{nope}", "", "", "no field \"nope\""),
-            ("/v1/{tags}", "", "", "repeated"),
-            ("/v1/{nested}", "", "", "test.v1.Nested message"),
-            ("/v1/{id", "", "", "invalid path template"),
-            ("/v1/x", "nope", "", "body: no field"),
-            ("/v1/x", "", "nope", "response_body: no field"),
+            (get("/v1/{id"), "", "", "invalid path template"),
+            (get("v1/x"), "", "", "must start with '/'"),
+            (get(""), "", "", "must start with '/'"),
+            (get("/v1/x"), "nope", "", "body: no field"),
+            (get("/v1/x"), "", "nope", "response_body: no field"),
         ];
-        for (template_text, body, response_body, expected) in cases {
-            let rule = HttpRule {
-                pattern: Some(super::super::descriptors::Pattern::Get(template_text.into())),
-                body: body.into(),
-                response_body: response_body.into(),
-                ..Default::default()
-            };
-            let set = with_rule_on_query(rule.encode_to_vec());
-            let schema = load_schema(&set).unwrap();
-            let e = Router::build(&config(&["test.v1.Things"], false), &schema).err().unwrap();
+        for (pattern, body, response_body, expected) in cases {
+            for strict in [false, true] {
+                let e = build_with(&rule(pattern.clone(), body, response_body), strict).err().unwrap();
+                assert_eq!(e.field, "services[0]");
+                assert!(e.message.contains("test.v1.Things.Query"), "{e}");
+                assert!(e.message.contains(expected), "{pattern:?} {body} {response_body}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn bindings_envoy_accepts_but_cannot_transcode_are_warnings_or_strict_errors() {
+        use super::super::descriptors::{CustomHttpPattern, Pattern};
+        let custom = |kind: &str| Some(Pattern::Custom(CustomHttpPattern { kind: kind.into(), path: "/v1/c".into() }));
+        let cases = [
+            (rule(get("/v1/x/{nope}"), "", ""), "path variable \"nope\": no field \"nope\""),
+            (rule(get("/v1/x/{nested.nope}"), "", ""), "no field \"nope\" in test.v1.Nested"),
+            (rule(get("/v1/x/{nested}"), "", ""), "is a test.v1.Nested message field"),
+            (rule(get("/v1/x/{labels}"), "", ""), "is a map field"),
+            (rule(get("/v1/x/{items}"), "", ""), "is a test.v1.Nested message field"),
+            (rule(None, "*", ""), "rule without a pattern"),
+            (rule(custom(""), "", ""), "without a kind"),
+            (rule(get("/v1/things/{id}"), "", ""), "bound more than once"),
+        ];
+        for (rule, expected) in cases {
+            let r = build_with(&rule, false).unwrap();
+            assert_eq!(r.warnings.len(), 1, "{rule:?}: {:?}", r.warnings);
+            assert!(r.warnings[0].contains("test.v1.Things.Query"), "{}", r.warnings[0]);
+            assert!(r.warnings[0].contains(expected), "{rule:?}: {}", r.warnings[0]);
+            let e = build_with(&rule, true).err().unwrap();
             assert_eq!(e.field, "services[0]");
-            assert!(e.message.contains("test.v1.Things.Query"), "{e}");
-            assert!(e.message.contains(expected), "{template_text} {body} {response_body}: {e}");
+            assert!(e.message.contains(expected) && e.message.contains("strict_config"), "{rule:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn bindings_that_cannot_transcode_keep_their_routes() {
+        // Envoy registers them: a request to one is matched (then refused or passed through by
+        // the request translator), not routed elsewhere.
+        for template_text in ["/v1/x/{nope}", "/v1/x/{nested}"] {
+            let r = build_with(&rule(get(template_text), "", ""), false).unwrap();
+            let (b, _) = r.lookup("GET", "/v1/x/1").unwrap();
+            assert!(matches!(b.variables[0], PathVariable::Unknown(_) | PathVariable::Unsettable(_)), "{b:?}");
+        }
+        // A rule without a pattern registers nothing, but its additional bindings do.
+        let mut r = rule(None, "*", "");
+        r.additional_bindings.push(rule(Some(super::super::descriptors::Pattern::Post("/v1/np".into())), "*", ""));
+        let router = build_with(&r, false).unwrap();
+        assert_eq!(target(&router, "POST", "/v1/np").as_deref(), Some("test.v1.Things/Query"));
+    }
+
+    #[test]
+    fn variables_and_body_resolve_json_names_and_repeated_parents() {
+        // As Envoy: `{customName}` is `renamed`; `items.name` goes into a new element.
+        let r = build_with(&rule(get("/v1/x/{customName}/{items.name}/{tags}/{x}/{x}"), "", ""), true);
+        assert!(r.is_err(), "no field x");
+        let r = build_with(&rule(get("/v1/x/{customName}/{items.name}/{tags}/{id}/{id}"), "items.child", ""), true)
+            .unwrap();
+        let (b, _) = r.lookup("GET", "/v1/x/a/b/c/d/e").unwrap();
+        let names: Vec<String> = b.variables.iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["renamed", "items.name", "tags", "id", "id"]);
+        assert!(matches!(&b.body, BodyRule::Field(p) if p.to_string() == "items.child"));
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    }
+
+    #[test]
+    fn nested_additional_bindings_are_registered_as_envoy_does() {
+        let mut inner = rule(get("/v1/nested-2"), "", "");
+        inner.additional_bindings.push(rule(get("/v1/nested-3"), "", ""));
+        let mut r = rule(get("/v1/nested-1"), "", "");
+        r.additional_bindings.push(inner);
+        let router = build_with(&r, true).unwrap();
+        for path in ["/v1/nested-1", "/v1/nested-2", "/v1/nested-3"] {
+            assert_eq!(target(&router, "GET", path).as_deref(), Some("test.v1.Things/Query"), "{path}");
         }
     }
 

@@ -18,7 +18,8 @@
 //!   segment), so every template can be matched.
 //! - After a `**` only literal segments may follow, and no variable may start after it (a
 //!   variable's position in the request path would then depend on what `**` consumed).
-//! - Variables cannot nest, must be whole segments, and bind distinct field paths.
+//! - Variables cannot nest and must be whole segments. One field path may be bound twice
+//!   (`/{x}/{x}`): Envoy accepts it, and the last value wins.
 //! - Parsing is iterative: no recursion whatever the input.
 use std::fmt;
 use std::ops::Range;
@@ -237,11 +238,7 @@ impl SegmentsParser<'_> {
         let path = text.get(start..start + len).ok_or("internal error reading a field path")?;
         let closed = rest.get(len) == Some(&b'}');
         self.pos = start + len + 1;
-        let field_path = parse_field_path(path)?;
-        if self.variables.iter().any(|v| v.field_path == field_path) {
-            return Err(format!("field path {path:?} is bound more than once"));
-        }
-        Ok((field_path, closed))
+        Ok((parse_field_path(path)?, closed))
     }
 
     /// After a variable's `}`: the segment must end there. Returns true at the end of input.
@@ -644,10 +641,13 @@ mod tests {
     }
 
     #[test]
-    fn the_same_field_path_twice_is_invalid() {
-        assert_eq!(err("/{x}/{x}"), r#"field path "x" is bound more than once"#);
-        assert_eq!(err("/{a.b}/c/{a.b=d/*}"), r#"field path "a.b" is bound more than once"#);
-        assert_eq!(err("/{x}/{y}/{x=**}"), r#"field path "x" is bound more than once"#);
+    fn the_same_field_path_may_be_bound_twice() {
+        // Envoy accepts it (the request then sets the field twice: the last value wins).
+        let t = ok("/{x}/{x}");
+        assert_eq!(t.variables.len(), 2);
+        assert_eq!((t.variables[0].start, t.variables[1].start), (0, 1));
+        assert_eq!(ok("/{a.b}/c/{a.b=d/*}").variables.len(), 2);
+        assert_eq!(ok("/{x}/{y}/{x=**}").variables.len(), 3);
     }
 
     #[test]

@@ -54,12 +54,6 @@ impl Transcoder {
             Some((p, q)) => (p, Some(q)),
             None => (path, None),
         };
-        // A trailing slash names the same resource (`/v1/items/7/` is `/v1/items/7`), as in
-        // Envoy's transcoder.
-        let path_only = match path_only.strip_suffix('/') {
-            Some(trimmed) if !trimmed.is_empty() => trimmed,
-            _ => path_only,
-        };
         // A fragment is never sent by conforming clients; do not let it reach a field.
         let query = query.map(|q| q.split_once('#').map_or(q, |(q, _)| q));
         let Some((binding, values)) = self.router.lookup(http_method, path_only) else {
