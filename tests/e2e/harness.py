@@ -150,14 +150,15 @@ class Chaos:
     request header `x-chaos` says. `mark()` / `records(mark)` read what it received: one
     `{"path", "headers", "messages": [base64, ...]}` per request (health checks excepted)."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, listen="127.0.0.1:0", extra_args=()):
+        """`extra_args`: e.g. `("--reflection", FILE)` to serve gRPC reflection from a file."""
         require_file(CHAOS, "run `make examples`")
         self.record = Path(workdir) / "chaos.records.jsonl"
         self.log = Path(workdir) / "chaos.log"
         self.record.touch()
         self._log = open(self.log, "wb")
         self.proc = subprocess.Popen(
-            [str(CHAOS), "--listen", "127.0.0.1:0", "--record", str(self.record)],
+            [str(CHAOS), "--listen", listen, "--record", str(self.record), *extra_args],
             stdout=subprocess.PIPE, stderr=self._log)
         ready, _, _ = select.select([self.proc.stdout], [], [], STARTUP_TIMEOUT)
         line = self.proc.stdout.readline() if ready else b""
