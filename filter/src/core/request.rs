@@ -10,8 +10,9 @@ use std::sync::Arc;
 use super::bound::{self, Bound, MapKey};
 use super::config::Config;
 use super::error::{Error, Result};
+use super::fast::groups;
 use super::fast::plan::{FieldPlan, ValueKind};
-use super::fast::wire::{length_delimited, tag, varint};
+use super::fast::wire::{length_delimited, sub_message, tag, varint};
 use super::fast::Codec;
 use super::field_path::{FieldPath, Names};
 use super::field_value::parse_value;
@@ -235,7 +236,15 @@ pub fn build_message(
     // resource: the URL wins (as Envoy does). With one, the body wins.
     let collisions = config.request_validation_options.reject_binding_body_field_collisions;
     let body_wins = binding.body != BodyRule::None;
-    let found = if body_wins { bound::in_body(&plan.bound, &out, collisions) } else { Vec::new() };
+    let found = if body_wins {
+        // Read with its delimited sub-messages length-prefixed: a group is only skipped by
+        // reading it, once per level of a binding's path otherwise.
+        let body = groups::length_prefixed(codec.plans(), input, &out)
+            .map_err(|e| Error::internal(format!("the request's own encoding: {}", e.message)))?;
+        bound::in_body(&plan.bound, &body, collisions)
+    } else {
+        Vec::new()
+    };
     let mut from_url = Vec::with_capacity(plan.bound.len());
     for (i, b) in plan.bound.iter().enumerate() {
         let in_body = found.get(i).copied().unwrap_or_default();
@@ -256,17 +265,7 @@ pub fn build_message(
 
 /// JSON → the message's encoding, through the fast codec.
 fn json_message(codec: &Codec, index: usize, json: &[u8], parse: &ParseOptions, out: &mut Vec<u8>) -> Result<()> {
-    supported(codec, index)?;
     codec.json_to_binary(index, json, parse, out)
-}
-
-/// The fast codec handles every message but those with proto2 groups.
-fn supported(codec: &Codec, index: usize) -> Result<()> {
-    if codec.supported(index) {
-        return Ok(());
-    }
-    let name = codec.plans().message(index).map_or("", |p| &p.full_name);
-    Err(Error::bad_request(format!("{name} uses proto2 groups, which json2grpc does not transcode")))
 }
 
 /// `body: "field"`: the body is that field's JSON value (or raw HttpBody bytes), written
@@ -293,7 +292,7 @@ fn body_field(
         let Kind::Message(http_body_type) = leaf.kind else {
             return Err(Error::internal("HttpBody field is not a message"));
         };
-        length_delimited(leaf.number, &mut value, |o| {
+        sub_message(leaf.number, leaf.delimited, &mut value, |o| {
             http_body(codec, http_body_type, body, content_type, &plan.unknown_query, o)
         });
     } else {
@@ -303,7 +302,6 @@ fn body_field(
         // The body is the field's JSON value, and only that: encoded as the field itself, so a
         // body that closes the value and goes on (`{…}, "sibling": …`) is invalid JSON, not a
         // way to set the fields the path and query bind.
-        supported(codec, parent_type)?;
         codec.json_field_to_binary(parent_type, leaf.number, body, parse, &mut value)?;
         if leaf.presence && value.is_empty() {
             bound::write_default(leaf, first_enum_value(codec, leaf), &mut value);
@@ -317,7 +315,7 @@ fn body_field(
 fn wrap(parents: &[Field], value: &[u8], out: &mut Vec<u8>) {
     match parents.split_first() {
         None => out.extend_from_slice(value),
-        Some((first, rest)) => length_delimited(first.number, out, |o| wrap(rest, value, o)),
+        Some((first, rest)) => sub_message(first.number, first.delimited, out, |o| wrap(rest, value, o)),
     }
 }
 
@@ -359,7 +357,7 @@ fn http_body(
     };
     let any_field = |name: &str| any.fields.iter().find(|f| &*f.proto_name == name);
     let (Some(type_url), Some(value)) = (any_field("type_url"), any_field("value")) else { return };
-    length_delimited(f.number, out, |o| {
+    sub_message(f.number, f.delimited, out, |o| {
         write_len(type_url, UNKNOWN_QUERY_PARAMS_TYPE_URL.as_bytes(), o);
         write_len(value, &unknown_query_params(unknown_query), o);
     });
