@@ -464,6 +464,47 @@ mod tests {
     }
 
     const PROTO3: &str = "protobuf_test_messages.proto3.TestAllTypesProto3";
+    const EDITION2023: &str = "protobuf_test_messages.editions.TestAllTypesEdition2023";
+
+    /// The testee with the editions set of scripts/build-conformance.sh's cache
+    /// (`<cache>/src` is PROTOBUF_SRC_DIR, the set is `<cache>/bin/editions.pb`).
+    fn editions_testee() -> Option<Testee> {
+        let mut t = testee()?;
+        let set = Path::new(&std::env::var_os("PROTOBUF_SRC_DIR")?).join("../bin/editions.pb");
+        if !set.exists() {
+            eprintln!("skipping: no {}", set.display());
+            return None;
+        }
+        t.load_editions(&set).unwrap();
+        Some(t)
+    }
+
+    #[test]
+    fn editions_messages_are_served_by_the_fast_path() {
+        let Some(t) = editions_testee() else { return };
+        let binary = |payload: &[u8], output: i32| {
+            request(
+                &t,
+                &[
+                    ("protobuf_payload", Value::Bytes(payload.to_vec().into())),
+                    ("message_type", Value::String(EDITION2023.into())),
+                    ("requested_output_format", Value::EnumNumber(output)),
+                    ("test_category", Value::EnumNumber(1)),
+                ],
+            )
+        };
+        // groupliketype (201) is delimited: a group in, a group out, printed as JSON.
+        let group = [0xcb, 0x0c, 0xd0, 0x0c, 0x63, 0xcc, 0x0c];
+        assert_eq!(t.handle(&binary(&group, 1)), Outcome::Protobuf(group.to_vec()));
+        assert_eq!(t.handle(&binary(&group, 2)), Outcome::Json(r#"{"groupliketype":{"groupInt32":99}}"#.into()));
+        // repeated_int32 (31) is packed by default: expanded input, packed output.
+        assert_eq!(
+            t.handle(&binary(&[0xf8, 0x01, 0x01, 0xf8, 0x01, 0x02], 1)),
+            Outcome::Protobuf(vec![0xfa, 0x01, 0x02, 0x01, 0x02])
+        );
+        // An unterminated group is a parse error.
+        assert!(matches!(t.handle(&binary(&[0xcb, 0x0c], 1)), Outcome::ParseError(_)));
+    }
 
     #[test]
     fn json_to_json_and_errors() {
