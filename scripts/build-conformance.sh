@@ -5,9 +5,13 @@
 #     src/            protobuf sources (conformance/*.proto, src/google/protobuf/*.proto, ...)
 #     build/          CMake build tree
 #     bin/conformance_test_runner
+#     bin/protoc      (built for the runner's generated code)
+#     bin/editions.pb FileDescriptorSet (with imports) of the editions test messages, made by
+#                     protoc: protox, which compiles the other test protos, does not read
+#                     editions files
 # Idempotent: a second run only prints the paths. Installs cmake, ninja-build, libjsoncpp-dev
 # with apt-get when missing (CI runs as root on a fresh Debian machine).
-# Prints two lines at the end: RUNNER=<path> and PROTOBUF_SRC_DIR=<path>.
+# Prints three lines at the end: RUNNER=<path>, PROTOBUF_SRC_DIR=<path>, EDITIONS_SET=<path>.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,15 +21,42 @@ SRC="$CACHE/src"
 BUILD="$CACHE/build"
 BIN="$CACHE/bin"
 RUNNER="$BIN/conformance_test_runner"
+PROTOC="$BIN/protoc"
+EDITIONS_SET="$BIN/editions.pb"
+# The editions test messages the runner sends with --maximum_edition 2023.
+EDITIONS_PROTOS=(
+  conformance/test_protos/test_messages_edition2023.proto
+  editions/golden/test_messages_proto2_editions.proto
+  editions/golden/test_messages_proto3_editions.proto
+)
 
 log() { echo "[build-conformance] $*" >&2; }
 
 print_paths() {
   echo "RUNNER=$RUNNER"
   echo "PROTOBUF_SRC_DIR=$SRC"
+  echo "EDITIONS_SET=$EDITIONS_SET"
+}
+
+# The editions descriptor set, from the protoc of the build (a cache made before it existed
+# gets it here: protoc is part of the runner's build).
+make_editions_set() {
+  if [[ ! -x "$PROTOC" ]]; then
+    if [[ ! -x "$BUILD/protoc" ]]; then
+      log "building protoc"
+      cmake --build "$BUILD" --target protoc -j"${JOBS:-$(nproc)}" >"$CACHE/cmake-build-protoc.log" 2>&1 \
+        || { tail -n 40 "$CACHE/cmake-build-protoc.log" >&2; exit 1; }
+    fi
+    mkdir -p "$BIN"
+    cp "$BUILD/protoc" "$PROTOC"
+  fi
+  "$PROTOC" --include_imports --descriptor_set_out="$EDITIONS_SET.tmp" \
+    --proto_path="$SRC" --proto_path="$SRC/src" "${EDITIONS_PROTOS[@]}"
+  mv "$EDITIONS_SET.tmp" "$EDITIONS_SET"
 }
 
 if [[ -x "$RUNNER" && -f "$SRC/.done" && -f "$BIN/.done" ]]; then
+  [[ -s "$EDITIONS_SET" ]] || make_editions_set
   print_paths
   exit 0
 fi
@@ -98,6 +129,8 @@ cmake --build "$BUILD" --target conformance_test_runner -j"$JOBS" >"$CACHE/cmake
   || { tail -n 60 "$CACHE/cmake-build.log" >&2; exit 1; }
 mkdir -p "$BIN"
 cp "$BUILD/conformance_test_runner" "$RUNNER"
+cp "$BUILD/protoc" "$PROTOC"
+make_editions_set
 touch "$BIN/.done"
 log "done"
 print_paths

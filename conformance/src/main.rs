@@ -10,6 +10,11 @@
 //! (the directory holding `conformance/` and `src/google/protobuf/`), and every message,
 //! including the requests and responses themselves, is handled as a `DynamicMessage`.
 //!
+//! protox and prost-reflect do not read editions files: the editions test messages come from a
+//! FileDescriptorSet protoc made (`--editions-set FILE`, as scripts/build-conformance.sh
+//! writes it), loaded by the filter's own descriptor reader and served by the fast path alone
+//! (the reflection path skips them).
+//!
 //! Every input gets an answer as a value (`parse_error`, `serialize_error`, `skipped`, …):
 //! the only exits are end of input, an I/O error on the pipe, or schemas that cannot be loaded.
 use std::borrow::Cow;
@@ -22,6 +27,8 @@ use json2grpc::core::fast::Codec;
 use json2grpc::core::json::{self, ParseOptions, MAX_SUPPORTED_DEPTH};
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMessage, Value};
+
+mod canonical;
 
 /// The schemas, relative to the include directories `<root>` and `<root>/src`.
 const PROTO_FILES: [&str; 3] = [
@@ -67,6 +74,9 @@ struct Testee {
     skip_all: bool,
     /// The fast path (what the filter runs); `None` with `--reflection`.
     codec: Option<Codec>,
+    /// The fast path's codec of the `--editions-set` message types (prost-reflect cannot load
+    /// them).
+    editions: Option<Codec>,
 }
 
 impl Testee {
@@ -96,7 +106,16 @@ impl Testee {
         let response = pool
             .get_message_by_name(RESPONSE_TYPE)
             .ok_or_else(|| format!("{RESPONSE_TYPE} not found in conformance.proto"))?;
-        Ok(Testee { codec: Some(Codec::new(&schema)), pool, request, response, skip_all: false })
+        Ok(Testee { codec: Some(Codec::new(&schema)), pool, request, response, skip_all: false, editions: None })
+    }
+
+    /// Loads the message types of a protoc-made FileDescriptorSet (with imports) into the fast
+    /// path, with the filter's own loader.
+    fn load_editions(&mut self, path: &Path) -> Result<(), String> {
+        let set = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let schema = json2grpc::core::descriptors::load_schema(&set).map_err(|e| format!("{}: {e}", path.display()))?;
+        self.editions = Some(Codec::new(&schema));
+        Ok(())
     }
 
     /// Answers one serialized `ConformanceRequest` with a serialized `ConformanceResponse`.
@@ -131,10 +150,6 @@ impl Testee {
             Some(Value::String(s)) => s.clone(),
             _ => String::new(),
         };
-        let Some(desc) = self.pool.get_message_by_name(&type_name) else {
-            return Outcome::Skipped(format!("message type {type_name:?} is not loaded"));
-        };
-
         let ignore_unknown = category == "JSON_IGNORE_UNKNOWN_PARSING_TEST";
         let options = ParseOptions {
             ignore_unknown_fields: ignore_unknown,
@@ -142,6 +157,10 @@ impl Testee {
             max_depth: MAX_SUPPORTED_DEPTH,
             case_insensitive_enums: false,
         };
+        let Some(desc) = self.pool.get_message_by_name(&type_name) else {
+            return self.handle_editions(&request, &type_name, &output, &options);
+        };
+
         let fast = self.codec.as_ref().and_then(|c| c.index(&desc).map(|i| (c, i)));
         // The payload as wire bytes: the fast path never builds a message tree for JSON.
         let bytes: Vec<u8> = if let Some(bytes) = oneof_bytes(&request, "protobuf_payload") {
@@ -178,6 +197,54 @@ impl Testee {
         if output == "PROTOBUF" {
             return Outcome::Protobuf(bytes);
         }
+        let mut out = Vec::new();
+        match codec.binary_to_json(index, &bytes, &PrintOptions::default(), &mut out) {
+            Ok(()) => json_outcome(out),
+            Err(e) => Outcome::SerializeError(e.message),
+        }
+    }
+
+    /// A message type of the `--editions-set` (fast path only): binary input is checked by the
+    /// fast codec's validator; binary output is re-encoded from its plans.
+    fn handle_editions(
+        &self,
+        request: &DynamicMessage,
+        type_name: &str,
+        output: &str,
+        options: &ParseOptions,
+    ) -> Outcome {
+        let found = self.editions.as_ref().and_then(|c| c.index_of(type_name).map(|i| (c, i)));
+        let Some((codec, index)) = found else {
+            return Outcome::Skipped(format!("message type {type_name:?} is not loaded"));
+        };
+        if self.codec.is_none() {
+            return Outcome::Skipped("the reflection path (prost-reflect) does not read editions files".into());
+        }
+        let bytes: Vec<u8> = if let Some(bytes) = oneof_bytes(request, "protobuf_payload") {
+            if let Err(e) = codec.validate(index, &bytes) {
+                return Outcome::ParseError(e.message);
+            }
+            if output == "PROTOBUF" {
+                return match canonical::reencode(codec.plans(), index, &bytes) {
+                    Ok(b) => Outcome::Protobuf(b),
+                    Err(e) => Outcome::ParseError(e),
+                };
+            }
+            bytes.to_vec()
+        } else if let Some(text) = oneof_string(request, "json_payload") {
+            let mut out = Vec::new();
+            if let Err(e) = codec.json_to_binary(index, text.as_bytes(), options, &mut out) {
+                return Outcome::ParseError(e.message);
+            }
+            if output == "PROTOBUF" {
+                return Outcome::Protobuf(out);
+            }
+            out
+        } else if request.has_field_by_name("jspb_payload") || request.has_field_by_name("text_payload") {
+            return Outcome::Skipped("JSPB and text format input are not supported".into());
+        } else {
+            return Outcome::RuntimeError("ConformanceRequest has no payload".into());
+        };
         let mut out = Vec::new();
         match codec.binary_to_json(index, &bytes, &PrintOptions::default(), &mut out) {
             Ok(()) => json_outcome(out),
@@ -239,10 +306,13 @@ fn oneof_string(message: &DynamicMessage, field: &str) -> Option<String> {
     }
 }
 
-/// Command line: `--proto-root DIR` (else `$PROTOBUF_SRC_DIR`), `--skip-all`.
+/// Command line: `--proto-root DIR` (else `$PROTOBUF_SRC_DIR`), `--editions-set FILE`,
+/// `--skip-all`, `--reflection`.
 #[derive(Debug, Default)]
 struct Args {
     proto_root: Option<PathBuf>,
+    /// A FileDescriptorSet (protoc's, with imports) of the editions test messages.
+    editions_set: Option<PathBuf>,
     /// Answer every request with `skipped`: the runner then names every test it has
     /// (`--verbose`), which is how `scripts/conformance.sh` counts tests per category.
     skip_all: bool,
@@ -258,6 +328,11 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             parsed.proto_root = Some(PathBuf::from(dir));
         } else if let Some(dir) = arg.strip_prefix("--proto-root=") {
             parsed.proto_root = Some(PathBuf::from(dir));
+        } else if arg == "--editions-set" {
+            let file = args.next().ok_or("--editions-set needs a file")?;
+            parsed.editions_set = Some(PathBuf::from(file));
+        } else if let Some(file) = arg.strip_prefix("--editions-set=") {
+            parsed.editions_set = Some(PathBuf::from(file));
         } else if arg == "--skip-all" {
             parsed.skip_all = true;
         } else if arg == "--reflection" {
@@ -278,12 +353,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
 }
 
 fn usage() -> String {
-    "usage: conformance-testee [--proto-root DIR] [--skip-all] [--reflection]   (or PROTOBUF_SRC_DIR=DIR)\n\
-     DIR is a protobuf source tree: DIR/conformance/conformance.proto and\n\
-     DIR/src/google/protobuf/test_messages_proto{2,3}.proto. Speaks the conformance\n\
+    "usage: conformance-testee [--proto-root DIR] [--editions-set FILE] [--skip-all] [--reflection]\n\
+     (or PROTOBUF_SRC_DIR=DIR). DIR is a protobuf source tree: DIR/conformance/conformance.proto\n\
+     and DIR/src/google/protobuf/test_messages_proto{2,3}.proto. FILE is a FileDescriptorSet\n\
+     (with imports) of the editions test messages, made by protoc. Speaks the conformance\n\
      suite's length-prefixed protocol on stdin/stdout. --skip-all answers `skipped`\n\
      to every request (to list the suite's tests). --reflection runs prost-reflect instead\n\
-     of the fast path the filter uses."
+     of the fast path the filter uses (editions messages are skipped)."
         .to_owned()
 }
 
@@ -325,8 +401,10 @@ fn serve(testee: &Testee, input: &mut impl Read, output: &mut impl Write) -> Res
 }
 
 fn main() -> ExitCode {
-    let (root, skip_all, reflection) = match parse_args(std::env::args().skip(1)) {
-        Ok(Args { proto_root: Some(root), skip_all, reflection }) => (root, skip_all, reflection),
+    let (root, editions_set, skip_all, reflection) = match parse_args(std::env::args().skip(1)) {
+        Ok(Args { proto_root: Some(root), editions_set, skip_all, reflection }) => {
+            (root, editions_set, skip_all, reflection)
+        }
         Ok(_) => {
             eprintln!("conformance-testee: {}", usage());
             return ExitCode::from(2);
@@ -336,7 +414,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let testee = match Testee::load(&root) {
+    let loaded = Testee::load(&root).and_then(|mut t| {
+        if let Some(set) = &editions_set {
+            t.load_editions(set)?;
+        }
+        Ok(t)
+    });
+    let testee = match loaded {
         Ok(t) => Testee { skip_all, codec: if reflection { None } else { t.codec }, ..t },
         Err(e) => {
             eprintln!("conformance-testee: {e}");
@@ -380,6 +464,47 @@ mod tests {
     }
 
     const PROTO3: &str = "protobuf_test_messages.proto3.TestAllTypesProto3";
+    const EDITION2023: &str = "protobuf_test_messages.editions.TestAllTypesEdition2023";
+
+    /// The testee with the editions set of scripts/build-conformance.sh's cache
+    /// (`<cache>/src` is PROTOBUF_SRC_DIR, the set is `<cache>/bin/editions.pb`).
+    fn editions_testee() -> Option<Testee> {
+        let mut t = testee()?;
+        let set = Path::new(&std::env::var_os("PROTOBUF_SRC_DIR")?).join("../bin/editions.pb");
+        if !set.exists() {
+            eprintln!("skipping: no {}", set.display());
+            return None;
+        }
+        t.load_editions(&set).unwrap();
+        Some(t)
+    }
+
+    #[test]
+    fn editions_messages_are_served_by_the_fast_path() {
+        let Some(t) = editions_testee() else { return };
+        let binary = |payload: &[u8], output: i32| {
+            request(
+                &t,
+                &[
+                    ("protobuf_payload", Value::Bytes(payload.to_vec().into())),
+                    ("message_type", Value::String(EDITION2023.into())),
+                    ("requested_output_format", Value::EnumNumber(output)),
+                    ("test_category", Value::EnumNumber(1)),
+                ],
+            )
+        };
+        // groupliketype (201) is delimited: a group in, a group out, printed as JSON.
+        let group = [0xcb, 0x0c, 0xd0, 0x0c, 0x63, 0xcc, 0x0c];
+        assert_eq!(t.handle(&binary(&group, 1)), Outcome::Protobuf(group.to_vec()));
+        assert_eq!(t.handle(&binary(&group, 2)), Outcome::Json(r#"{"groupliketype":{"groupInt32":99}}"#.into()));
+        // repeated_int32 (31) is packed by default: expanded input, packed output.
+        assert_eq!(
+            t.handle(&binary(&[0xf8, 0x01, 0x01, 0xf8, 0x01, 0x02], 1)),
+            Outcome::Protobuf(vec![0xfa, 0x01, 0x02, 0x01, 0x02])
+        );
+        // An unterminated group is a parse error.
+        assert!(matches!(t.handle(&binary(&[0xcb, 0x0c], 1)), Outcome::ParseError(_)));
+    }
 
     #[test]
     fn json_to_json_and_errors() {

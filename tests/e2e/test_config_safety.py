@@ -31,15 +31,15 @@ def descriptor_b64(data=None):
     return base64.b64encode(data if data is not None else harness.descriptor_bytes()).decode()
 
 
-def edition_2023_descriptor():
-    """The flash-sale descriptor set with its flashsale files marked edition 2023."""
+def edition_descriptor(edition):
+    """The flash-sale descriptor set with its flashsale files marked `edition` ("2023", "2024")."""
     from google.protobuf import descriptor_pb2
 
     fds = descriptor_pb2.FileDescriptorSet.FromString(harness.descriptor_bytes())
     for f in fds.file:
         if f.package == "flashsale.v1":
             f.syntax = "editions"
-            f.edition = descriptor_pb2.EDITION_2023
+            f.edition = descriptor_pb2.Edition.Value(f"EDITION_{edition}")
     return fds.SerializeToString()
 
 
@@ -63,7 +63,9 @@ INVALID_AT_STARTUP = [
      ["proto_descriptor"]),
     ("limit-out-of-range", {"json2grpc": {"limits": {"max_json_depth": 1000}}},
      ["max_json_depth"]),
-    ("edition-2023", "edition", ["editions"]),
+    # Edition 2023 is read (test_edition_2023_descriptor_is_served); later ones are refused,
+    # naming the edition.
+    ("edition-2024", "edition-2024", ["proto_descriptor_bin", "edition", "2024"]),
 ]
 
 
@@ -75,8 +77,8 @@ def error_lines(text):
 @pytest.mark.parametrize("overrides,words", [pytest.param(o, w, id=i)
                                               for i, o, w in INVALID_AT_STARTUP])
 def test_invalid_config_at_startup_is_refused(services, tmp_path, overrides, words):
-    if overrides == "edition":
-        overrides = {"proto_descriptor_bin": descriptor_b64(edition_2023_descriptor())}
+    if overrides == "edition-2024":
+        overrides = {"proto_descriptor_bin": descriptor_b64(edition_descriptor("2024"))}
     config = harness.base_plugin_config(**overrides)
     path = harness.render(harness.TEMPLATE, tmp_path / "bad.yaml", config, services,
                           wasm=harness.WASM)
@@ -99,6 +101,15 @@ def test_invalid_config_at_startup_is_refused(services, tmp_path, overrides, wor
     assert named, f"no error line naming {words}:\n" + "\n".join(lines)
     assert any("wasm log" in line for line in named), named
     assert "panicked" not in text
+
+
+def test_edition_2023_descriptor_is_served(envoy_factory):
+    """The flash-sale files as edition 2023 (what protoc and buf write for new modules):
+    the config loads and the REST routes serve."""
+    envoy = envoy_factory.json2grpc(proto_descriptor_bin=descriptor_b64(edition_descriptor("2023")))
+    status, _, data = envoy.json_request("GET", "/v1/inventory/sku-1001")
+    assert status == 200 and data["sku"] == "sku-1001", (status, data)
+    assert not envoy.vm_failed()
 
 
 # ---- (b), (c): a file-based dynamic listener --------------------------------------------------------

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use base64::Engine;
 use clap::{Parser, Subcommand};
-use prost_reflect::DescriptorPool;
+use json2grpc::core::descriptors::{http_rule, load_schema};
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::Value;
 
@@ -41,9 +41,10 @@ enum Command {
         files: Vec<PathBuf>,
     },
     /// Print the transcoder config JSON (proto_descriptor_bin + services) to
-    /// paste into an Envoy/Istio WasmPlugin pluginConfig.
+    /// paste into an Envoy/Istio WasmPlugin pluginConfig. The descriptor set is
+    /// checked by the filter's own loader (proto2, proto3, edition 2023).
     Config {
-        /// A descriptor set written by `descriptor` (or protoc).
+        /// A descriptor set written by `descriptor` (or protoc, buf).
         #[arg(long, value_name = "FILE.pb")]
         descriptor: PathBuf,
         /// Fully-qualified service to transcode (repeatable; default: every
@@ -115,15 +116,22 @@ fn describe_protox_error(err: &protox::Error) -> String {
 
 fn config(descriptor: &PathBuf, services: Vec<String>, set: &[String]) -> Result<(), String> {
     let bytes = std::fs::read(descriptor).map_err(|e| format!("cannot read {}: {e}", descriptor.display()))?;
-    let pool = DescriptorPool::decode(bytes.as_slice()).map_err(|e| {
-        format!("{} is not a valid FileDescriptorSet (was it built with --include_imports?): {e}", descriptor.display())
+    // The filter's own loader: what the filter accepts (editions files included, which
+    // prost-reflect cannot read).
+    let schema = load_schema(&bytes).map_err(|e| {
+        format!(
+            "{} is not a valid FileDescriptorSet (was it built with --include_imports?): {}",
+            descriptor.display(),
+            e.message
+        )
     })?;
 
     let services = if services.is_empty() {
-        let all: Vec<String> = pool
-            .services()
-            .filter(|s| !s.full_name().starts_with("google."))
-            .map(|s| s.full_name().to_string())
+        let all: Vec<String> = schema
+            .services
+            .iter()
+            .filter(|s| !s.full_name.starts_with("google."))
+            .map(|s| s.full_name.to_string())
             .collect();
         if all.is_empty() {
             return Err(format!("{} defines no services", descriptor.display()));
@@ -134,23 +142,28 @@ fn config(descriptor: &PathBuf, services: Vec<String>, set: &[String]) -> Result
         services
     };
 
-    let http = pool.get_extension_by_name("google.api.http");
-    if http.is_none() {
+    // google/api/annotations.proto declares the google.api.http extension of MethodOptions.
+    let http = schema
+        .message_by_name("google.protobuf.MethodOptions")
+        .is_some_and(|m| m.field_by_json_name("[google.api.http]").is_some());
+    if !http {
         eprintln!("warning: the descriptor set lacks google/api/annotations.proto: no method has an HTTP route");
     }
     for name in &services {
-        let service = pool.get_service_by_name(name).ok_or_else(|| {
-            let known: Vec<String> = pool.services().map(|s| s.full_name().to_string()).collect();
+        let service = schema.service(name).ok_or_else(|| {
+            let known: Vec<String> = schema.services.iter().map(|s| s.full_name.to_string()).collect();
             format!(
                 "service {name} is not in {} (it has: {})",
                 descriptor.display(),
                 if known.is_empty() { "none".to_string() } else { known.join(", ") }
             )
         })?;
-        if let Some(ext) = &http {
-            for method in service.methods() {
-                if !method.options().has_extension(ext) {
-                    eprintln!("warning: {} has no google.api.http annotation", method.full_name());
+        if http {
+            for method in &service.methods {
+                match http_rule(method) {
+                    Ok(Some(_)) => {}
+                    Ok(None) => eprintln!("warning: {} has no google.api.http annotation", method.full_name),
+                    Err(e) => return Err(format!("{}: {e}", method.full_name)),
                 }
             }
         }

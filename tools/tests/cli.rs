@@ -77,3 +77,50 @@ fn syntax_error_is_located() {
     assert!(stderr.contains("bad.proto:2:"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An edition 2023 descriptor set (protoc 27's encoding of `edition = "2023"; package ed;
+/// service S { rpc Get(M) returns (M); } message M { int32 a = 1; }`), which prost-reflect
+/// cannot read: `config` checks it with the filter's own loader.
+#[test]
+fn config_reads_edition_2023_sets() {
+    // FileDescriptorSet { file { name: "ed.proto" package: "ed" message_type { name: "M"
+    //   field { name: "a" number: 1 label: OPTIONAL type: TYPE_INT32 json_name: "a" } }
+    //   service { name: "S" method { name: "Get" input_type: ".ed.M" output_type: ".ed.M" } }
+    //   syntax: "editions" edition: EDITION_2023 } }
+    let mut file = Vec::new();
+    let len = |number: u8, value: &[u8], out: &mut Vec<u8>| {
+        out.push(number << 3 | 2);
+        out.push(value.len() as u8);
+        out.extend_from_slice(value);
+    };
+    let mut field = Vec::new();
+    len(1, b"a", &mut field);
+    field.extend_from_slice(&[0x18, 0x01, 0x20, 0x01, 0x28, 0x05]);
+    len(10, b"a", &mut field);
+    let mut message = Vec::new();
+    len(1, b"M", &mut message);
+    len(2, &field, &mut message);
+    let mut method = Vec::new();
+    len(1, b"Get", &mut method);
+    len(2, b".ed.M", &mut method);
+    len(3, b".ed.M", &mut method);
+    let mut service = Vec::new();
+    len(1, b"S", &mut service);
+    len(2, &method, &mut service);
+    len(1, b"ed.proto", &mut file);
+    len(2, b"ed", &mut file);
+    len(4, &message, &mut file);
+    len(6, &service, &mut file);
+    len(12, b"editions", &mut file);
+    file.extend_from_slice(&[0x70, 0xe8, 0x07]); // edition: 1000
+    let mut set = Vec::new();
+    len(1, &file, &mut set);
+    let path = std::env::temp_dir().join(format!("json2grpc-tool-ed-{}.pb", std::process::id()));
+    std::fs::write(&path, &set).expect("write");
+    let output = tool().args(["config", "--descriptor"]).arg(&path).output().expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(json["services"], serde_json::json!(["ed.S"]));
+    let _ = std::fs::remove_file(&path);
+}

@@ -7,11 +7,11 @@
 //! repeated fields append, sub-messages merge), so no message tree is built.
 use std::collections::HashMap;
 
-use super::fast::wire::length_delimited;
+use super::fast::wire::sub_message;
 use super::field_path::FieldPath;
 use super::field_value::WireValue;
 use super::schema::{Field, Kind, Scalar};
-use super::wire::{self, fields, read_varint, RawField, FIXED32, FIXED64, LEN, VARINT};
+use super::wire::{self, fields, read_varint, RawField, FIXED32, FIXED64, LEN, START_GROUP, VARINT};
 
 /// A value bound from the URL to the field at `path`.
 #[derive(Debug, Clone)]
@@ -242,7 +242,7 @@ impl<'a> Trie<'a> {
             let Some(&child) = self.children.get(&(node, field.number)) else { continue };
             let Some(n) = self.nodes.get_mut(child) else { continue };
             n.record(field, compare);
-            if n.parent && field.wire_type == LEN {
+            if n.parent && matches!(field.wire_type, LEN | START_GROUP) {
                 self.walk(child, field.value, compare);
             }
         }
@@ -347,7 +347,7 @@ fn encode_level(items: &[&Bound], depth: usize, out: &mut Vec<u8>) {
             group.iter().partition(|b| b.path.fields().len() == depth + 1);
         write_leaves(field, &leaves, out);
         if !deeper.is_empty() {
-            length_delimited(field.number, out, |o| encode_level(&deeper, depth + 1, o));
+            sub_message(field.number, field.delimited, out, |o| encode_level(&deeper, depth + 1, o));
         }
     }
 }
@@ -372,7 +372,7 @@ fn write_leaves(field: &Field, leaves: &[&Bound], out: &mut Vec<u8>) {
                 WireValue { wire_type: LEN, bytes: entry }.write(field.number, out);
             }
             None if field.is_list() || b.keep_default || !is_default(b.kind, &b.value) => {
-                b.value.write(field.number, out);
+                b.value.write_as(field, out);
             }
             None => {}
         }
@@ -397,7 +397,7 @@ pub fn write_default(leaf: &Field, first_enum_value: i32, out: &mut Vec<u8>) {
             _ => WireValue { wire_type: VARINT, bytes: vec![0] },
         },
     };
-    value.write(leaf.number, out);
+    value.write_as(leaf, out);
 }
 
 #[cfg(test)]

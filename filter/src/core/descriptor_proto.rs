@@ -19,8 +19,27 @@ pub struct FileProto {
     pub messages: Vec<MessageProto>,
     pub enums: Vec<EnumProto>,
     pub services: Vec<ServiceProto>,
+    /// Extensions declared at file level.
+    pub extensions: Vec<FieldProto>,
     /// As written: None when absent (proto2); editions files say "editions".
     pub syntax: Option<String>,
+    /// `FileDescriptorProto.edition` (an `Edition` number: 1000 is EDITION_2023), when given.
+    pub edition: Option<i32>,
+    /// `options.features`: the file's own feature settings (editions).
+    pub features: FeatureSet,
+}
+
+/// A `google.protobuf.FeatureSet` as written on one element (file, message, field, oneof,
+/// enum): only the features it sets, as their enum numbers. Resolution (defaults of the
+/// edition, inheritance from the enclosing element) is [`schema`](super::schema)'s job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FeatureSet {
+    pub field_presence: Option<i32>,
+    pub enum_type: Option<i32>,
+    pub repeated_field_encoding: Option<i32>,
+    pub utf8_validation: Option<i32>,
+    pub message_encoding: Option<i32>,
+    pub json_format: Option<i32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -30,8 +49,16 @@ pub struct MessageProto {
     pub nested: Vec<MessageProto>,
     pub enums: Vec<EnumProto>,
     pub oneofs: Vec<String>,
+    /// Extensions declared inside this message (of any message).
+    pub extensions: Vec<FieldProto>,
     /// `options.map_entry`: the synthetic entry type of a map field.
     pub map_entry: bool,
+    /// `options.message_set_wire_format`: extensions are written as MessageSet items.
+    pub message_set: bool,
+    /// `options.features`.
+    pub features: FeatureSet,
+    /// Each oneof's `options.features`, by oneof index (missing entries: none set).
+    pub oneof_features: Vec<FeatureSet>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -43,17 +70,23 @@ pub struct FieldProto {
     pub label: Option<i32>,
     pub kind: Option<i32>,
     pub type_name: String,
+    /// An extension's extended message type, as written.
+    pub extendee: String,
     pub json_name: Option<String>,
     pub oneof_index: Option<i32>,
     pub proto3_optional: bool,
     /// `options.packed`, when given.
     pub packed: Option<bool>,
+    /// `options.features`.
+    pub features: FeatureSet,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EnumProto {
     pub name: String,
     pub values: Vec<(String, i32)>,
+    /// `options.features`.
+    pub features: FeatureSet,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -96,7 +129,15 @@ fn file(bytes: &[u8]) -> Result<FileProto, String> {
             4 => file.messages.push(message(payload(f, "FileDescriptorProto.message_type")?, 1)?),
             5 => file.enums.push(enumeration(payload(f, "FileDescriptorProto.enum_type")?)?),
             6 => file.services.push(service(payload(f, "FileDescriptorProto.service")?)?),
+            7 => file.extensions.push(field(payload(f, "FileDescriptorProto.extension")?)?),
+            8 => each_field(payload(f, "FileDescriptorProto.options")?, "FileOptions", |o| {
+                if o.number == 50 {
+                    features(payload(o, "FileOptions.features")?, &mut file.features)?;
+                }
+                Ok(())
+            })?,
             12 => file.syntax = Some(string(f, "FileDescriptorProto.syntax")?),
+            14 => file.edition = Some(varint(f, "FileDescriptorProto.edition")? as i32),
             _ => {}
         }
         Ok(())
@@ -115,22 +156,35 @@ fn message(bytes: &[u8], depth: u32) -> Result<MessageProto, String> {
             2 => message.fields.push(field(payload(f, "DescriptorProto.field")?)?),
             3 => message.nested.push(self::message(payload(f, "DescriptorProto.nested_type")?, depth + 1)?),
             4 => message.enums.push(enumeration(payload(f, "DescriptorProto.enum_type")?)?),
+            6 => message.extensions.push(field(payload(f, "DescriptorProto.extension")?)?),
             7 => each_field(payload(f, "DescriptorProto.options")?, "MessageOptions", |o| {
-                if o.number == 7 {
-                    message.map_entry = varint(o, "MessageOptions.map_entry")? != 0;
+                match o.number {
+                    1 => message.message_set = varint(o, "MessageOptions.message_set_wire_format")? != 0,
+                    7 => message.map_entry = varint(o, "MessageOptions.map_entry")? != 0,
+                    12 => features(payload(o, "MessageOptions.features")?, &mut message.features)?,
+                    _ => {}
                 }
                 Ok(())
             })?,
             8 => {
                 // A oneof without a name still counts: fields refer to oneofs by index.
                 let mut name = String::new();
+                let mut set = FeatureSet::default();
                 each_field(payload(f, "DescriptorProto.oneof_decl")?, "OneofDescriptorProto", |o| {
-                    if o.number == 1 {
-                        name = string(o, "OneofDescriptorProto.name")?;
+                    match o.number {
+                        1 => name = string(o, "OneofDescriptorProto.name")?,
+                        2 => each_field(payload(o, "OneofDescriptorProto.options")?, "OneofOptions", |p| {
+                            if p.number == 1 {
+                                features(payload(p, "OneofOptions.features")?, &mut set)?;
+                            }
+                            Ok(())
+                        })?,
+                        _ => {}
                     }
                     Ok(())
                 })?;
                 message.oneofs.push(name);
+                message.oneof_features.push(set);
             }
             _ => {}
         }
@@ -144,13 +198,16 @@ fn field(bytes: &[u8]) -> Result<FieldProto, String> {
     each_field(bytes, "FieldDescriptorProto", |f| {
         match f.number {
             1 => field.name = string(f, "FieldDescriptorProto.name")?,
+            2 => field.extendee = string(f, "FieldDescriptorProto.extendee")?,
             3 => field.number = varint(f, "FieldDescriptorProto.number")? as i32,
             4 => field.label = Some(varint(f, "FieldDescriptorProto.label")? as i32),
             5 => field.kind = Some(varint(f, "FieldDescriptorProto.type")? as i32),
             6 => field.type_name = string(f, "FieldDescriptorProto.type_name")?,
             8 => each_field(payload(f, "FieldDescriptorProto.options")?, "FieldOptions", |o| {
-                if o.number == 2 {
-                    field.packed = Some(varint(o, "FieldOptions.packed")? != 0);
+                match o.number {
+                    2 => field.packed = Some(varint(o, "FieldOptions.packed")? != 0),
+                    21 => features(payload(o, "FieldOptions.features")?, &mut field.features)?,
+                    _ => {}
                 }
                 Ok(())
             })?,
@@ -181,6 +238,12 @@ fn enumeration(bytes: &[u8]) -> Result<EnumProto, String> {
                 })?;
                 e.values.push((name, number));
             }
+            3 => each_field(payload(f, "EnumDescriptorProto.options")?, "EnumOptions", |o| {
+                if o.number == 7 {
+                    features(payload(o, "EnumOptions.features")?, &mut e.features)?;
+                }
+                Ok(())
+            })?,
             _ => {}
         }
         Ok(())
@@ -216,6 +279,24 @@ fn method(bytes: &[u8]) -> Result<MethodProto, String> {
         Ok(())
     })?;
     Ok(m)
+}
+
+/// Merges an encoded `FeatureSet` into `into` (later values win, as protobuf merges). Its
+/// extensions (language-specific features such as `pb.cpp`) are skipped.
+fn features(bytes: &[u8], into: &mut FeatureSet) -> Result<(), String> {
+    each_field(bytes, "FeatureSet", |f| {
+        let slot = match f.number {
+            1 => &mut into.field_presence,
+            2 => &mut into.enum_type,
+            3 => &mut into.repeated_field_encoding,
+            4 => &mut into.utf8_validation,
+            5 => &mut into.message_encoding,
+            6 => &mut into.json_format,
+            _ => return Ok(()),
+        };
+        *slot = Some(varint(f, "FeatureSet")? as i32);
+        Ok(())
+    })
 }
 
 // ---- wire helpers ------------------------------------------------------------------------
@@ -317,6 +398,73 @@ pub(crate) mod tests {
         let files = decode_file_set(&set).unwrap();
         let f = &files[0].messages[0].fields[0];
         assert_eq!((f.name.as_str(), f.packed), ("b", Some(true)));
+    }
+
+    #[test]
+    fn reads_the_edition_and_features_at_every_level() {
+        use crate::core::testutil::editions;
+        let mut file = editions::file_proto();
+        file.features = FeatureSet { json_format: Some(2), utf8_validation: Some(3), ..Default::default() };
+        if let Some(m) = file.messages.first_mut() {
+            m.features = editions::expanded();
+            m.oneofs = vec!["o".into()];
+            m.oneof_features = vec![editions::delimited()];
+        }
+        let decoded = decode_file_set(&editions::encode_set(std::slice::from_ref(&file))).unwrap();
+        assert_eq!(decoded, vec![file.clone()]);
+        assert_eq!((decoded[0].syntax.as_deref(), decoded[0].edition), (Some("editions"), Some(1000)));
+        let m = &decoded[0].messages[0];
+        assert_eq!(m.fields[1].features.field_presence, Some(2));
+        assert_eq!(m.oneof_features[0].message_encoding, Some(2));
+        assert_eq!(decoded[0].enums[1].features.enum_type, Some(2));
+    }
+
+    #[test]
+    fn features_given_twice_merge_and_extensions_are_skipped() {
+        // FieldOptions { features { field_presence: 2, [pb.cpp] (1000) { 1: 1 } },
+        //                features { utf8_validation: 3 } }
+        let mut first = Vec::new();
+        varint_field(1, 2, &mut first);
+        len_field(1000, &[0x08, 0x01], &mut first);
+        let mut second = Vec::new();
+        varint_field(4, 3, &mut second);
+        let mut options = Vec::new();
+        len_field(21, &first, &mut options);
+        len_field(21, &second, &mut options);
+        let mut field = Vec::new();
+        len_field(1, b"f", &mut field);
+        len_field(8, &options, &mut field);
+        let mut message = Vec::new();
+        len_field(2, &field, &mut message);
+        let mut file = Vec::new();
+        len_field(4, &message, &mut file);
+        let mut set = Vec::new();
+        len_field(1, &file, &mut set);
+        let files = decode_file_set(&set).unwrap();
+        let f = &files[0].messages[0].fields[0].features;
+        assert_eq!(*f, FeatureSet { field_presence: Some(2), utf8_validation: Some(3), ..Default::default() });
+        // A feature written as a string is malformed.
+        let mut bad = Vec::new();
+        len_field(
+            8,
+            &{
+                let mut o = Vec::new();
+                len_field(
+                    50,
+                    &{
+                        let mut f = Vec::new();
+                        len_field(1, b"x", &mut f);
+                        f
+                    },
+                    &mut o,
+                );
+                o
+            },
+            &mut bad,
+        );
+        let mut set = Vec::new();
+        len_field(1, &bad, &mut set);
+        assert!(decode_file_set(&set).unwrap_err().contains("FeatureSet"));
     }
 
     #[test]

@@ -204,9 +204,16 @@ pub fn http_rule(method: &Method) -> Result<Option<HttpRule>, String> {
 #[cfg(feature = "reflection")]
 pub fn load_pool(descriptor_set: &[u8]) -> Result<prost_reflect::DescriptorPool, ConfigError> {
     use prost::Message as _;
-    // Our own checks first: prost-reflect panics on some sets they refuse (editions, empty
-    // syntax, map entries without key = 1 / value = 2).
+    // Our own checks first: prost-reflect panics on some sets they refuse (empty syntax, map
+    // entries without key = 1 / value = 2), and on the editions files the filter reads.
     load_schema(descriptor_set)?;
+    let files = decode_file_set(descriptor_set).map_err(|e| ConfigError::new(FIELD, e))?;
+    if let Some(file) = files.iter().find(|f| f.syntax.as_deref() == Some("editions")) {
+        return Err(ConfigError::new(
+            FIELD,
+            format!("{}: editions files are not supported by the reflection reference (prost-reflect)", file.name),
+        ));
+    }
     let set = prost_types::FileDescriptorSet::decode(descriptor_set)
         .map_err(|e| ConfigError::new(FIELD, format!("not a FileDescriptorSet: {e}")))?;
     check_bytes_defaults(&set)?;
@@ -300,7 +307,7 @@ mod tests {
 
     use super::*;
     use crate::core::descriptor_proto::tests::{len_field, varint_field};
-    use crate::core::testutil::TEST_DESCRIPTOR_SET;
+    use crate::core::testutil::{editions, TEST_DESCRIPTOR_SET};
 
     fn method<'s>(schema: &'s Schema, service: &str, name: &str) -> &'s Method {
         schema.service(service).unwrap().methods.iter().find(|m| &*m.name == name).unwrap()
@@ -421,7 +428,7 @@ mod tests {
     }
 
     #[test]
-    fn rejects_garbage_and_edition_files() {
+    fn rejects_garbage_and_unsupported_editions() {
         let e = load_schema(b"\x0a\x05hello").unwrap_err();
         assert_eq!(e.field, "proto_descriptor_bin");
         let e = load_schema(&[0xff, 0xff]).unwrap_err();
@@ -432,6 +439,24 @@ mod tests {
         let e = load_schema(&set_of(&file)).unwrap_err();
         assert_eq!(e.field, "proto_descriptor_bin");
         assert!(e.message.contains("e.proto") && e.message.contains("editions"), "{e}");
+        // edition = "2024"
+        varint_field(14, 1001, &mut file);
+        let e = load_schema(&set_of(&file)).unwrap_err();
+        assert_eq!(e.field, "proto_descriptor_bin");
+        assert!(e.message.contains("e.proto: edition \"2024\" is not supported"), "{e}");
+    }
+
+    #[test]
+    fn loads_edition_2023_sets_with_their_rules() {
+        let schema = load_schema(&editions::descriptor_set()).unwrap();
+        assert!(schema.message_by_name("ed.M").unwrap().field_by_name("delimited").unwrap().delimited);
+        let put = http_rule(method(&schema, "ed.S", "Put")).unwrap().unwrap();
+        assert_eq!((put.body.as_str(), put.response_body.as_str()), ("delimited", "delimited"));
+        // The built-ins are still added next to an editions file.
+        assert!(schema.message_index("google.rpc.Status").is_some());
+        // The reflection reference (prost-reflect) cannot read editions: refused, not a panic.
+        let e = load_pool(&editions::descriptor_set()).unwrap_err();
+        assert!(e.message.contains("ed.proto") && e.message.contains("prost-reflect"), "{e}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use super::config::decode_base64;
 use super::fast::wire::{tag, varint, zigzag32, zigzag64};
 use super::fast::wkt_text;
-use super::schema::{Kind, Scalar, Schema};
+use super::schema::{Field, Kind, Scalar, Schema};
 use super::wire::{FIXED32, FIXED64, LEN, VARINT};
 
 /// One encoded value: its wire type and payload (the varint's bytes, the fixed-size bytes, or
@@ -34,6 +34,18 @@ impl WireValue {
             varint(self.bytes.len() as u64, out);
         }
         out.extend_from_slice(&self.bytes);
+    }
+
+    /// Appends the value as `field`: a message value of a delimited field (a group, or
+    /// `message_encoding = DELIMITED`) in the group wire format.
+    pub fn write_as(&self, field: &Field, out: &mut Vec<u8>) {
+        if field.delimited && self.wire_type == LEN && matches!(field.kind, Kind::Message(_)) {
+            tag(field.number, 3, out);
+            out.extend_from_slice(&self.bytes);
+            tag(field.number, 4, out);
+        } else {
+            self.write(field.number, out);
+        }
     }
 
     /// Whether this is the type's default value (a zero number, false, empty text or bytes).

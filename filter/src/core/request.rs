@@ -12,8 +12,9 @@ use std::sync::Arc;
 use super::bound::{self, Bound, MapKey};
 use super::config::Config;
 use super::error::{Error, Result};
+use super::fast::groups;
 use super::fast::plan::{FieldPlan, ValueKind};
-use super::fast::wire::{length_delimited, tag, varint};
+use super::fast::wire::{length_delimited, sub_message, tag, varint};
 use super::fast::Codec;
 use super::field_path::{FieldPath, Names};
 use super::field_value::parse_value;
@@ -296,7 +297,15 @@ pub fn build_message(
     // path variable wins (Envoy lets a body the rule does not declare re-target the resource
     // the path names, e.g. DELETE /v1/orders/1 with {"orderId": "2"}).
     let collisions = config.request_validation_options.reject_binding_body_field_collisions;
-    let found = if out.is_empty() { Vec::new() } else { bound::in_body(&plan.bound, &out, collisions) };
+    let found = if out.is_empty() {
+        Vec::new()
+    } else {
+        // Read with its delimited sub-messages length-prefixed: a group is only skipped by
+        // reading it, once per level of a binding's path otherwise.
+        let body = groups::length_prefixed(codec.plans(), input, &out)
+            .map_err(|e| Error::internal(format!("the request's own encoding: {}", e.message)))?;
+        bound::in_body(&plan.bound, &body, collisions)
+    };
     let path_wins = binding.body == BodyRule::None;
     let mut from_url = Vec::with_capacity(plan.bound.len());
     for (i, b) in plan.bound.iter().enumerate() {
@@ -320,17 +329,7 @@ pub fn build_message(
 
 /// JSON → the message's encoding, through the fast codec.
 fn json_message(codec: &Codec, index: usize, json: &[u8], parse: &ParseOptions, out: &mut Vec<u8>) -> Result<()> {
-    supported(codec, index)?;
     codec.json_to_binary(index, json, parse, out)
-}
-
-/// The fast codec handles every message but those with proto2 groups.
-fn supported(codec: &Codec, index: usize) -> Result<()> {
-    if codec.supported(index) {
-        return Ok(());
-    }
-    let name = codec.plans().message(index).map_or("", |p| &p.full_name);
-    Err(Error::bad_request(format!("{name} uses proto2 groups, which json2grpc does not transcode")))
 }
 
 /// `body: "field"`: the body is that field's JSON value (or raw HttpBody bytes), written
@@ -357,7 +356,7 @@ fn body_field(
         let Kind::Message(http_body_type) = leaf.kind else {
             return Err(Error::internal("HttpBody field is not a message"));
         };
-        length_delimited(leaf.number, &mut value, |o| {
+        sub_message(leaf.number, leaf.delimited, &mut value, |o| {
             http_body(codec, http_body_type, body, content_type, &plan.unknown_query, o)
         });
     } else if body.is_empty() {
@@ -366,7 +365,6 @@ fn body_field(
         // The body is the field's JSON value, and only that: encoded as the field itself, so a
         // body that closes the value and goes on (`{…}, "sibling": …`) is invalid JSON, not a
         // way to set the fields the path and query bind.
-        supported(codec, parent_type)?;
         codec.json_field_to_binary(parent_type, leaf.number, body, parse, &mut value)?;
         // A field with presence set to its default (`0` for an `optional int32`) is present;
         // `null` is the field's absence, as in Envoy.
@@ -399,7 +397,7 @@ fn empty_body_field(leaf: &Field, out: &mut Vec<u8>) -> Result<()> {
 fn wrap(parents: &[Field], value: &[u8], out: &mut Vec<u8>) {
     match parents.split_first() {
         None => out.extend_from_slice(value),
-        Some((first, rest)) => length_delimited(first.number, out, |o| wrap(rest, value, o)),
+        Some((first, rest)) => sub_message(first.number, first.delimited, out, |o| wrap(rest, value, o)),
     }
 }
 
@@ -441,7 +439,7 @@ fn http_body(
     };
     let any_field = |name: &str| any.fields.iter().find(|f| &*f.proto_name == name);
     let (Some(type_url), Some(value)) = (any_field("type_url"), any_field("value")) else { return };
-    length_delimited(f.number, out, |o| {
+    sub_message(f.number, f.delimited, out, |o| {
         write_len(type_url, UNKNOWN_QUERY_PARAMS_TYPE_URL.as_bytes(), o);
         write_len(value, &unknown_query_params(unknown_query), o);
     });

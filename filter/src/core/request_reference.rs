@@ -136,7 +136,7 @@ fn same_value(message: &DynamicMessage, b: &RefBound) -> bool {
 
 fn decode_json(codec: &Codec, desc: &MessageDescriptor, json: &[u8], parse: &ParseOptions) -> Result<DynamicMessage> {
     let index =
-        codec.index(desc).ok_or_else(|| Error::bad_request(format!("{} uses proto2 groups", desc.full_name())))?;
+        codec.index(desc).ok_or_else(|| Error::internal(format!("{} is not in the codec", desc.full_name())))?;
     let mut bytes = Vec::new();
     codec.json_to_binary(index, json, parse, &mut bytes)?;
     Ok(DynamicMessage::decode(desc.clone(), bytes.as_slice()).unwrap())

@@ -217,9 +217,6 @@ impl ResponseTranscoder {
 
     /// The whole message: wire bytes straight to JSON, framed for streams.
     fn push_whole(&mut self, message: &[u8], limit: OutputLimit, out: &mut Vec<u8>) -> Result<()> {
-        if !self.codec.supported(self.output) {
-            return Err(groups(&self.codec, self.output));
-        }
         let first = self.messages == 0;
         let mark = out.len();
         if self.streaming {
@@ -264,9 +261,6 @@ impl ResponseTranscoder {
         // As a decoded message would give it: a field with presence reads as its default.
         if holder.is_empty() && leaf.presence {
             write_default(leaf, first_enum_value(&self.codec, leaf), &mut holder);
-        }
-        if !self.codec.supported(parent_type) {
-            return Err(groups(&self.codec, parent_type));
         }
         self.codec.field_to_json(parent_type, leaf.number, &holder, &self.print, limit, out)
     }
@@ -374,12 +368,6 @@ fn is_header_value(v: &str) -> bool {
     v.len() <= MAX_CONTENT_TYPE_LEN
         && v.trim_matches([' ', '\t']) == v
         && v.bytes().all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
-}
-
-/// A message type the fast codec does not handle.
-fn groups(codec: &Codec, index: usize) -> Error {
-    let name = codec.plans().message(index).map_or("", |p| &p.full_name);
-    Error::bad_upstream(format!("{name} uses proto2 groups, which json2grpc does not transcode"))
 }
 
 /// `response_body` naming a field of an unset parent: the field's default value.

@@ -171,3 +171,65 @@ impl Transcoder {
         encode_frame(&message, out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use base64::Engine;
+
+    use super::*;
+    use crate::core::frame::encode_frame;
+    use crate::core::grpc_status::GrpcStatus;
+    use crate::core::testutil::editions;
+
+    fn transcoder() -> Transcoder {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(editions::descriptor_set());
+        let config = format!(r#"{{"proto_descriptor_bin":"{b64}","services":["ed.S"],"auto_mapping":true}}"#);
+        Transcoder::from_json(config.as_bytes()).unwrap()
+    }
+
+    fn plan(t: &Transcoder, method: &str, path: &str) -> RequestPlan {
+        match t.route(method, path, Some("application/json")) {
+            Decision::Transcode(plan) => plan,
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn url_bindings_and_body_fields_reach_delimited_fields() {
+        let t = transcoder();
+        // GET /v1/{delimited.s} and a query parameter under the same delimited field.
+        let get = plan(&t, "GET", "/v1/x?delimited.a=7&prefixed.a=8");
+        assert_eq!(
+            t.request_message(&get, b"", None).unwrap(),
+            [0x6b, 0x08, 0x07, 0x1a, 0x01, b'x', 0x6c, 0x7a, 0x02, 0x08, 0x08]
+        );
+        // body: "delimited": the body is the group's fields.
+        let put = plan(&t, "PUT", "/v1/put");
+        assert_eq!(t.request_message(&put, br#"{"a": 1}"#, None).unwrap(), [0x6b, 0x08, 0x01, 0x6c]);
+        // A JSON null leaves the field absent (as the native filter reads it).
+        assert!(t.request_message(&put, b"null", None).unwrap().is_empty());
+        // The body sets what a query parameter binds: the body wins (found inside the group).
+        let put = plan(&t, "PUT", "/v1/put?delimited.a=2&delimited.s=y");
+        assert_eq!(
+            t.request_message(&put, br#"{"a": 1}"#, None).unwrap(),
+            [0x6b, 0x08, 0x01, 0x6c, 0x6b, 0x1a, 0x01, b'y', 0x6c]
+        );
+    }
+
+    #[test]
+    fn response_body_descends_into_a_delimited_field() {
+        let t = transcoder();
+        let put = plan(&t, "PUT", "/v1/put");
+        let mut r = t.response(&put.binding, None, None);
+        let mut frames = Vec::new();
+        // M { delimited { a: 1 }, delimited { s: "x" }, explicit_int: 3 }
+        encode_frame(&[0x6b, 0x08, 0x01, 0x6c, 0x6b, 0x1a, 0x01, b'x', 0x6c, 0x08, 0x03], &mut frames).unwrap();
+        let mut out = Vec::new();
+        r.push_framed(&frames, &mut out).unwrap();
+        r.finish(GrpcStatus::from_metadata(&t.codec, Some(b"0"), None, None), &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), r#"{"a":1,"s":"x"}"#);
+    }
+}

@@ -6,7 +6,15 @@
 pub const VARINT: u8 = 0;
 pub const FIXED64: u8 = 1;
 pub const LEN: u8 = 2;
+pub const START_GROUP: u8 = 3;
+pub const END_GROUP: u8 = 4;
 pub const FIXED32: u8 = 5;
+
+/// Groups nested deeper than this are refused (protobuf's recursion limit).
+pub const MAX_GROUP_DEPTH: usize = 100;
+
+/// The largest field number protobuf allows.
+pub const MAX_FIELD_NUMBER: u32 = (1 << 29) - 1;
 
 /// Reads a base-128 varint; `None` if truncated or longer than 10 bytes.
 pub fn read_varint(buf: &[u8]) -> Option<(u64, usize)> {
@@ -29,7 +37,8 @@ pub fn write_varint(mut value: u64, out: &mut Vec<u8>) {
 }
 
 /// One field of an encoded message: number, wire type and the raw value bytes
-/// (for LEN fields, the payload without its length prefix).
+/// (for LEN fields, the payload without its length prefix; for a group, START_GROUP, its
+/// body without the end-group tag).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawField<'a> {
     pub number: u32,
@@ -76,17 +85,61 @@ impl RawField<'_> {
             write_varint(self.value.len() as u64, out);
         }
         out.extend_from_slice(self.value);
+        if self.wire_type == START_GROUP {
+            write_varint(u64::from(self.number) << 3 | u64::from(END_GROUP), out);
+        }
     }
 }
 
-/// The payloads of every length-delimited occurrence of field `number` in `chunks` (the
-/// encodings of one message, merged as protobuf merges repeated occurrences).
+/// The payloads of every length-delimited (or group) occurrence of field `number` in
+/// `chunks` (the encodings of one message, merged as protobuf merges repeated occurrences).
 pub fn payloads<'a>(chunks: &[&'a [u8]], number: u32) -> Vec<&'a [u8]> {
     chunks
         .iter()
         .flat_map(|chunk| fields(chunk))
-        .filter_map(|f| f.ok().filter(|f| f.number == number && f.wire_type == LEN).map(|f| f.value))
+        .filter_map(|f| {
+            f.ok().filter(|f| f.number == number && matches!(f.wire_type, LEN | START_GROUP)).map(|f| f.value)
+        })
         .collect()
+}
+
+/// The extent of a group whose start-group tag (field `number`) came just before `buf`: the
+/// length of its body, and of the body and end-group tag. Nested groups are matched (up to
+/// [`MAX_GROUP_DEPTH`] levels, without recursion); `None` if unterminated or malformed.
+pub fn group_extent(buf: &[u8], number: u32) -> Option<(usize, usize)> {
+    let mut pos = 0usize;
+    let mut open = vec![number];
+    loop {
+        let tag_start = pos;
+        let (key, n) = read_varint(buf.get(pos..)?)?;
+        pos = pos.checked_add(n)?;
+        let field = u32::try_from(key >> 3).ok().filter(|n| (1..=MAX_FIELD_NUMBER).contains(n))?;
+        match (key & 7) as u8 {
+            VARINT => pos = pos.checked_add(read_varint(buf.get(pos..)?)?.1)?,
+            FIXED64 => pos = pos.checked_add(8)?,
+            FIXED32 => pos = pos.checked_add(4)?,
+            LEN => {
+                let (len, n) = read_varint(buf.get(pos..)?)?;
+                pos = pos.checked_add(n)?.checked_add(usize::try_from(len).ok()?)?;
+            }
+            START_GROUP => {
+                if open.len() >= MAX_GROUP_DEPTH {
+                    return None;
+                }
+                open.push(field);
+            }
+            END_GROUP if open.last() == Some(&field) => {
+                open.pop();
+                if open.is_empty() {
+                    return Some((tag_start, pos));
+                }
+            }
+            _ => return None,
+        }
+        if pos > buf.len() {
+            return None;
+        }
+    }
 }
 
 /// The sub-message at the end of a path of singular message fields, as the payloads of its
@@ -105,7 +158,7 @@ pub fn descend(bytes: &[u8], numbers: impl IntoIterator<Item = u32>) -> Option<V
 fn parse_field(buf: &[u8]) -> Option<(RawField<'_>, &[u8])> {
     let (key, n) = read_varint(buf)?;
     let rest = buf.get(n..)?;
-    let number = u32::try_from(key >> 3).ok().filter(|n| (1..=(1 << 29) - 1).contains(n))?;
+    let number = u32::try_from(key >> 3).ok().filter(|n| (1..=MAX_FIELD_NUMBER).contains(n))?;
     let wire_type = (key & 7) as u8;
     let len = match wire_type {
         VARINT => read_varint(rest)?.1,
@@ -118,6 +171,10 @@ fn parse_field(buf: &[u8]) -> Option<(RawField<'_>, &[u8])> {
             let value = payload.get(..len)?;
             let rest = payload.get(len..)?;
             return Some((RawField { number, wire_type, value }, rest));
+        }
+        START_GROUP => {
+            let (body, whole) = group_extent(rest, number)?;
+            return Some((RawField { number, wire_type, value: rest.get(..body)? }, rest.get(whole..)?));
         }
         _ => return None,
     };

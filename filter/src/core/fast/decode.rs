@@ -10,12 +10,10 @@ use super::plan::{FieldPlan, MessagePlan, Plans, Scalar, Shape, ValueKind, WellK
 use super::wkt_text;
 use crate::core::config::PrintOptions;
 use crate::core::error::{Error, Result};
+use crate::core::wire::{group_extent, MAX_FIELD_NUMBER};
 
 /// Nested messages deeper than this are refused (prost's own recursion limit).
 const MAX_DEPTH: u32 = 100;
-
-/// The largest field number protobuf allows.
-const MAX_FIELD_NUMBER: u32 = (1 << 29) - 1;
 
 /// The most JSON one call may append, and the option that sets it (named in the error).
 ///
@@ -57,9 +55,10 @@ pub fn decode(
     limit: OutputLimit,
     out: &mut Vec<u8>,
 ) -> Result<()> {
+    let bytes = super::groups::length_prefixed(plans, message, bytes)?;
     let end = out.len().saturating_add(limit.remaining);
     let mut d = Decoder { plans, print, out, indent: 0, depth: 0, end, limit };
-    d.message(message, &[bytes])?;
+    d.message(message, &[&bytes])?;
     d.check()
 }
 
@@ -77,7 +76,10 @@ pub fn decode_field(
     let plan = plans.message(message).ok_or_else(|| Error::internal("message plan missing"))?;
     let (index, field) = plan.field_by_number(number).ok_or_else(|| Error::internal("field missing from its plan"))?;
     let index = u16::try_from(index).unwrap_or(u16::MAX);
-    let occurrences = collect_runs(plan, &[bytes], |raw| (raw.number == number).then_some(index))?;
+    let bytes = super::groups::length_prefixed(plans, message, bytes)?;
+    let bytes: &[u8] = &bytes;
+    let occurrences =
+        collect_runs(plan, &[bytes], |raw| (raw.number == number && counts(plans, field, raw)).then_some(index))?;
     let end = out.len().saturating_add(limit.remaining);
     let mut d = Decoder { plans, print, out, indent: 0, depth: 0, end, limit };
     if !d.field(plan, field, &occurrences, None)? {
@@ -86,12 +88,35 @@ pub fn decode_field(
     d.check()
 }
 
-/// One wire field: number, wire type, and payload (LEN: without length; varint: its bytes).
+/// One wire field: number, wire type, and payload (LEN: without length; varint: its bytes;
+/// a group: its body, without the end-group tag).
 #[derive(Clone, Copy)]
 pub(super) struct Raw<'b> {
     pub number: u32,
     pub wire_type: u8,
     pub value: &'b [u8],
+    /// The bytes of the field after `value`: a group's end-group tag (0 for other fields).
+    pub end_tag: usize,
+}
+
+impl Raw<'_> {
+    /// One value of the wire type its kind has (no end tag after it).
+    pub(super) fn of(number: u32, wire_type: u8, value: &[u8]) -> Raw<'_> {
+        Raw { number, wire_type, value, end_tag: 0 }
+    }
+}
+
+/// Whether an occurrence of `field` counts as the field: not when it is a number a closed
+/// enum does not declare (protobuf's parsers keep it as an unknown field). Packed runs count;
+/// their unknown numbers are left out one by one.
+pub(super) fn counts(plans: &Plans, field: &FieldPlan, raw: &Raw<'_>) -> bool {
+    match field.kind {
+        ValueKind::Enum(e) if raw.wire_type == 0 && !matches!(field.shape, Shape::Map { .. }) => {
+            let n = read_varint(raw.value).map_or(0, |(v, _)| v as i32);
+            plans.enums.get(e).is_none_or(|e| e.accepts(n))
+        }
+        _ => true,
+    }
 }
 
 pub(super) fn invalid(plan: &MessagePlan, what: &str) -> Error {
@@ -129,14 +154,24 @@ pub(super) fn read_fields<'b>(
                     body.split_at_checked(len).ok_or_else(|| invalid(plan, "truncated length-delimited field"))?
                 }
                 3 => {
-                    // A group (proto2): skipped, with everything nested in it.
-                    let end = skip_group(rest, number).ok_or_else(|| invalid(plan, "unterminated group"))?;
-                    rest.split_at_checked(end).ok_or_else(|| invalid(plan, "unterminated group"))?
+                    // A group: its body (nested groups matched) up to its end-group tag.
+                    let (body, whole) =
+                        group_extent(rest, number).ok_or_else(|| invalid(plan, "unterminated group"))?;
+                    let (value, tail) =
+                        rest.split_at_checked(whole).ok_or_else(|| invalid(plan, "unterminated group"))?;
+                    rest = tail;
+                    each(Raw {
+                        number,
+                        wire_type,
+                        value: value.get(..body).unwrap_or(&[]),
+                        end_tag: whole.saturating_sub(body),
+                    })?;
+                    continue;
                 }
                 _ => return Err(invalid(plan, "invalid wire type")),
             };
             rest = tail;
-            each(Raw { number, wire_type, value })?;
+            each(Raw::of(number, wire_type, value))?;
         }
     }
     Ok(())
@@ -162,7 +197,9 @@ fn collect_runs<'b>(
     let mut runs: Vec<(u16, Run<'b>)> = Vec::new();
     for &chunk in chunks {
         let base = chunk.as_ptr() as usize;
-        let offset_after = |v: &[u8]| (v.as_ptr() as usize).saturating_sub(base).saturating_add(v.len());
+        let offset_after = |r: &Raw<'_>| {
+            (r.value.as_ptr() as usize).saturating_sub(base).saturating_add(r.value.len()).saturating_add(r.end_tag)
+        };
         // The selected field just before on the wire (None after any other field).
         let mut previous: Option<u16> = None;
         read_fields(plan, &[chunk], |raw| {
@@ -172,8 +209,8 @@ fn collect_runs<'b>(
             };
             match runs.last_mut() {
                 Some((j, run)) if previous == Some(i) && *j == i => {
-                    let start = offset_after(run.first.value);
-                    run.more = chunk.get(start..offset_after(raw.value)).unwrap_or_default();
+                    let start = offset_after(&run.first);
+                    run.more = chunk.get(start..offset_after(&raw)).unwrap_or_default();
                 }
                 _ => runs.push((i, Run { first: raw, more: &[] })),
             }
@@ -197,40 +234,6 @@ fn each_occurrence<'b>(
         }
     }
     Ok(())
-}
-
-/// The length of a group's body up to and including its end tag.
-fn skip_group(buf: &[u8], number: u32) -> Option<usize> {
-    let mut pos = 0usize;
-    let mut open = vec![number];
-    while let Some(&innermost) = open.last() {
-        let (key, n) = read_varint(buf.get(pos..)?)?;
-        pos = pos.checked_add(n)?;
-        let field = u32::try_from(key >> 3).ok().filter(|n| (1..=MAX_FIELD_NUMBER).contains(n))?;
-        match key & 7 {
-            0 => pos = pos.checked_add(read_varint(buf.get(pos..)?)?.1)?,
-            1 => pos = pos.checked_add(8)?,
-            5 => pos = pos.checked_add(4)?,
-            2 => {
-                let (len, n) = read_varint(buf.get(pos..)?)?;
-                pos = pos.checked_add(n)?.checked_add(usize::try_from(len).ok()?)?;
-            }
-            3 => {
-                if open.len() > MAX_DEPTH as usize {
-                    return None;
-                }
-                open.push(field);
-            }
-            4 if field == innermost => {
-                open.pop();
-            }
-            _ => return None,
-        }
-        if pos > buf.len() {
-            return None;
-        }
-    }
-    Some(pos)
 }
 
 #[inline]
@@ -387,8 +390,13 @@ impl Decoder<'_, '_> {
         // Per oneof, the member set last (later members replace earlier ones).
         let mut oneof_last: Vec<Option<u16>> = vec![None; usize::from(plan.oneofs)];
         // Every field's occurrences (as runs), grouped by field in declaration order afterwards.
+        let plans = self.plans;
         let mut found = collect_runs(plan, chunks, |raw| {
             let (i, f) = plan.field_by_number(raw.number)?;
+            if !counts(plans, f, raw) {
+                // A closed enum's unknown number: an unknown field, as protobuf parses it.
+                return None;
+            }
             let i = u16::try_from(i).unwrap_or(u16::MAX);
             if let Some(slot) = f.oneof.and_then(|o| oneof_last.get_mut(usize::from(o))) {
                 *slot = Some(i);
@@ -486,11 +494,9 @@ impl Decoder<'_, '_> {
             Shape::Repeated { .. } => {
                 // Printed as read, element by element: no list of values is built (a packed
                 // run of one-byte varints would take 20x its size as a list).
-                let packed_kind = !matches!(field.kind, ValueKind::Message(_)) && field.kind.wire_type() != 2;
-                let no_element = |r: &Raw<'_>| packed_kind && r.wire_type == 2 && r.value.is_empty();
                 let mut empty = true;
                 each_occurrence(parent, occurrences, |r| {
-                    empty &= no_element(&r);
+                    empty &= !self.has_element(field, &r);
                     Ok(())
                 })?;
                 if empty && !always {
@@ -533,6 +539,32 @@ impl Decoder<'_, '_> {
         Error::bad_upstream(format!("response field \"{}\" has the wrong wire type", field.proto_name))
     }
 
+    /// Whether an occurrence of a repeated field holds an element to print: not an empty
+    /// packed run, nor one made only of a closed enum's unknown numbers.
+    fn has_element(&self, field: &FieldPlan, raw: &Raw<'_>) -> bool {
+        let packed = !matches!(field.kind, ValueKind::Message(_)) && field.kind.wire_type() != 2 && raw.wire_type == 2;
+        if !packed {
+            return true;
+        }
+        let closed = match field.kind {
+            ValueKind::Enum(e) => self.plans.enums.get(e).filter(|e| e.closed),
+            _ => None,
+        };
+        let Some(closed) = closed else { return !raw.value.is_empty() };
+        let mut rest = raw.value;
+        while !rest.is_empty() {
+            let Some((v, n)) = read_varint(rest) else {
+                // Malformed: printing it reports the error.
+                return true;
+            };
+            if closed.accepts(v as i32) {
+                return true;
+            }
+            rest = rest.get(n..).unwrap_or(&[]);
+        }
+        false
+    }
+
     /// Prints the elements of one occurrence of a repeated field (a packed run: each value).
     fn repeated_values(&mut self, field: &FieldPlan, raw: Raw<'_>, first: &mut bool) -> Result<()> {
         match field.kind {
@@ -544,6 +576,13 @@ impl Decoder<'_, '_> {
                 self.message(m, &[raw.value])?;
             }
             kind => {
+                let plans = self.plans;
+                let known = |v: &Value<'_>| match (kind, v) {
+                    (ValueKind::Enum(e), Value::Num(Num::I(n))) => {
+                        plans.enums.get(e).is_none_or(|e| e.accepts(*n as i32))
+                    }
+                    _ => true,
+                };
                 let element_wire = kind.wire_type();
                 if raw.wire_type == 2 && element_wire != 2 {
                     // Packed: a run of values.
@@ -557,18 +596,19 @@ impl Decoder<'_, '_> {
                         let n = n.filter(|n| *n <= rest.len()).ok_or_else(|| self.wrong_type(field))?;
                         let (one, tail) = rest.split_at(n);
                         rest = tail;
-                        let value = self.scalar_value(
-                            field,
-                            kind,
-                            Raw { number: raw.number, wire_type: element_wire, value: one },
-                        )?;
-                        self.element(first)?;
-                        self.write_value(kind, &value)?;
+                        let value = self.scalar_value(field, kind, Raw::of(raw.number, element_wire, one))?;
+                        // A closed enum's unknown number is an unknown field, not an element.
+                        if known(&value) {
+                            self.element(first)?;
+                            self.write_value(kind, &value)?;
+                        }
                     }
                 } else {
                     let value = self.scalar_value(field, kind, raw)?;
-                    self.element(first)?;
-                    self.write_value(kind, &value)?;
+                    if known(&value) {
+                        self.element(first)?;
+                        self.write_value(kind, &value)?;
+                    }
                 }
             }
         }
@@ -585,15 +625,19 @@ impl Decoder<'_, '_> {
         let plans = self.plans;
         let entry_plan = MessagePlan {
             full_name: field.proto_name.clone(),
-            supported: true,
+            reaches_groups: false,
             well_known: None,
             fields: Vec::new(),
             by_name: Default::default(),
             by_number: Default::default(),
             oneofs: 0,
         };
-        // (key text, value occurrences) in wire order; duplicates keep the last value.
-        let mut entries: Vec<(String, Option<Raw<'_>>)> = Vec::with_capacity(occurrences.len());
+        // (key text, value occurrence, the entry) in wire order; duplicates keep the last value.
+        let mut entries: Vec<(String, Option<Raw<'_>>, Raw<'_>)> = Vec::with_capacity(occurrences.len());
+        let closed_enum = match value_kind {
+            ValueKind::Enum(e) => plans.enums.get(e).filter(|e| e.closed),
+            _ => None,
+        };
         for raw in occurrences {
             if raw.wire_type != 2 {
                 return Err(self.wrong_type(field));
@@ -623,12 +667,19 @@ impl Decoder<'_, '_> {
                 Some(k) => self.map_key_text(field, key_kind, k)?,
                 None => default_key_text(key_kind),
             };
-            entries.push((key_text, value));
+            if let (Some(e), Some(v)) = (closed_enum, value.filter(|v| v.wire_type == 0)) {
+                if !e.accepts(read_varint(v.value).map_or(0, |(n, _)| n as i32)) {
+                    // A closed enum's unknown number: protobuf keeps the whole entry as an
+                    // unknown field (it replaces no earlier entry).
+                    continue;
+                }
+            }
+            entries.push((key_text, value, *raw));
         }
         // Duplicate keys: the last entry wins (as a decoded map would hold).
         let mut seen: HashSet<&str> = HashSet::with_capacity(entries.len());
         let mut keep = vec![false; entries.len()];
-        for (i, (k, _)) in entries.iter().enumerate().rev() {
+        for (i, (k, _, _)) in entries.iter().enumerate().rev() {
             if seen.insert(k.as_str()) {
                 if let Some(slot) = keep.get_mut(i) {
                     *slot = true;
@@ -637,7 +688,7 @@ impl Decoder<'_, '_> {
         }
         self.open(b'{');
         let mut first = true;
-        for (((key, value), keep), raw) in entries.iter().zip(keep).zip(occurrences) {
+        for ((key, value, raw), keep) in entries.iter().zip(keep) {
             if !keep {
                 // Replaced by a later entry with the same key: not printed, still checked.
                 super::validate::occurrence(plans, &entry_plan, field, *raw, self.depth)?;
@@ -667,6 +718,7 @@ impl Decoder<'_, '_> {
         let v = self.scalar_value(field, ValueKind::Scalar(kind), raw)?;
         Ok(match v {
             Value::Str(s) => s.to_string(),
+            Value::Lossy(b) => String::from_utf8_lossy(b).into_owned(),
             Value::Num(Num::I(i)) => i.to_string(),
             Value::Num(Num::U(u)) => u.to_string(),
             Value::Num(Num::Bool(b)) => b.to_string(),
@@ -704,9 +756,18 @@ impl Decoder<'_, '_> {
                 Scalar::Float => Value::Num(Num::F32(f32::from_bits(fixed32(raw.value)))),
                 Scalar::Double => Value::Num(Num::F64(f64::from_bits(fixed64(raw.value)))),
                 Scalar::Bool => Value::Num(Num::Bool(varint() != 0)),
-                Scalar::String => Value::Str(std::str::from_utf8(raw.value).map_err(|_| {
-                    Error::bad_upstream(format!("response field \"{}\" is not valid UTF-8", field.proto_name))
-                })?),
+                Scalar::String => match std::str::from_utf8(raw.value) {
+                    Ok(s) => Value::Str(s),
+                    // utf8_validation = NONE (proto2): any bytes; printed with U+FFFD for each
+                    // invalid sequence (as Java's JsonFormat does).
+                    Err(_) if !field.verify_utf8 => Value::Lossy(raw.value),
+                    Err(_) => {
+                        return Err(Error::bad_upstream(format!(
+                            "response field \"{}\" is not valid UTF-8",
+                            field.proto_name
+                        )))
+                    }
+                },
                 Scalar::Bytes => Value::Bytes(raw.value),
             },
         })
@@ -763,6 +824,10 @@ impl Decoder<'_, '_> {
             (_, Value::Str(s)) => {
                 self.reserve(s.len())?;
                 string(self.out, s)
+            }
+            (_, Value::Lossy(b)) => {
+                self.reserve(b.len())?;
+                string(self.out, &String::from_utf8_lossy(b))
             }
             (_, Value::Bytes(b)) => {
                 self.reserve(b.len())?;
@@ -1067,6 +1132,13 @@ impl Decoder<'_, '_> {
         })?;
         let target_plan = self.plan(target)?;
         let is_wkt = target_plan.well_known.is_some();
+        // The value is the encoding of a message of the target type: its delimited fields are
+        // rewritten as the whole response's were.
+        let normalized = match value.first() {
+            Some(v) => Some(super::groups::length_prefixed(self.plans, target, v)?),
+            None => None,
+        };
+        let value: Vec<&[u8]> = normalized.iter().map(|v| v.as_ref()).collect();
         self.open(b'{');
         let mut first = true;
         self.key(&mut first, "@type")?;
@@ -1094,6 +1166,8 @@ impl Decoder<'_, '_> {
 enum Value<'b> {
     Num(Num),
     Str(&'b str),
+    /// A string field's bytes that are not UTF-8 (allowed by `utf8_validation = NONE`).
+    Lossy(&'b [u8]),
     Bytes(&'b [u8]),
 }
 
@@ -1105,6 +1179,7 @@ fn is_default(v: &Value<'_>) -> bool {
         Value::Num(Num::F64(f)) => f.to_bits() == 0,
         Value::Num(Num::Bool(b)) => !*b,
         Value::Str(s) => s.is_empty(),
+        Value::Lossy(b) => b.is_empty(),
         Value::Bytes(b) => b.is_empty(),
     }
 }

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use super::plan::{FieldPlan, MessagePlan, Plans, Scalar, Shape, ValueKind, WellKnown};
 use super::reader::{Number, Reader};
-use super::wire::{nested, tag, varint, zigzag32, zigzag64};
+use super::wire::{message_field, nested, tag, varint, zigzag32, zigzag64};
 use super::wkt_text;
 use crate::core::config::decode_base64;
 use crate::core::error::{Error, Result};
@@ -183,7 +183,7 @@ impl Encoder<'_, '_> {
         }
         match field.kind {
             ValueKind::Message(m) if self.plan(m)?.well_known == Some(WellKnown::Value) => {
-                nested(field.number, out, |o| {
+                message_field(field.number, field.delimited, out, |o| {
                     tag(wkt::VALUE_NULL, 0, o);
                     o.push(0);
                     Ok::<(), Error>(())
@@ -214,7 +214,7 @@ impl Encoder<'_, '_> {
     /// `presence` is true: elements are always written).
     fn single(&mut self, field: &FieldPlan, kind: ValueKind, presence: bool, out: &mut Vec<u8>) -> Result<()> {
         match kind {
-            ValueKind::Message(m) => nested(field.number, out, |o| self.message(m, o, false)),
+            ValueKind::Message(m) => message_field(field.number, field.delimited, out, |o| self.message(m, o, false)),
             ValueKind::Enum(e) => {
                 let Some(n) = self.enum_value(field, e)? else { return Ok(()) };
                 if presence || n != 0 {
@@ -273,7 +273,7 @@ impl Encoder<'_, '_> {
             if let ValueKind::Message(m) = field.kind {
                 if self.reader.null()? {
                     if self.plan(m)?.well_known == Some(WellKnown::Value) {
-                        nested(field.number, out, |o| {
+                        message_field(field.number, field.delimited, out, |o| {
                             tag(wkt::VALUE_NULL, 0, o);
                             o.push(0);
                             Ok::<(), Error>(())

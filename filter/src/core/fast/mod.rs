@@ -3,6 +3,7 @@
 //! reference; a differential test keeps both in agreement.
 pub mod decode;
 pub mod encode;
+pub mod groups;
 pub mod plan;
 pub mod reader;
 pub mod validate;
@@ -34,21 +35,15 @@ impl Codec {
         Ok(Codec::new(&Schema::link(&files)?))
     }
 
-    /// The plan index of a message type, if the fast path handles it.
+    /// The plan index of a message type.
     #[cfg(feature = "reflection")]
     pub fn index(&self, desc: &prost_reflect::MessageDescriptor) -> Option<usize> {
         self.index_of(desc.full_name())
     }
 
-    /// The plan index of a message type by full name, if the fast path handles it.
+    /// The plan index of a message type by full name.
     pub fn index_of(&self, full_name: &str) -> Option<usize> {
-        let index = self.plans.index_of(full_name)?;
-        self.supported(index).then_some(index)
-    }
-
-    /// Whether the fast path handles the message with plan (= schema) index `index`.
-    pub fn supported(&self, index: usize) -> bool {
-        self.plans.message(index).is_some_and(|p| p.supported)
+        self.plans.index_of(full_name)
     }
 
     /// The compiled plans.
@@ -188,5 +183,185 @@ mod tests {
         ] {
             assert_eq!(round_trip("test.v1.Scalars", json).as_deref(), expected, "{json}");
         }
+    }
+}
+
+/// Edition 2023 features (and proto2 groups) through the codec, on `testutil::editions`'
+/// `ed.M` (field numbers in its doc).
+#[cfg(test)]
+mod editions_tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+    use crate::core::descriptors::load_schema;
+    use crate::core::testutil::editions;
+
+    fn codec() -> (Codec, usize) {
+        let codec = Codec::new(&load_schema(&editions::descriptor_set()).unwrap());
+        let index = codec.index_of("ed.M").unwrap();
+        (codec, index)
+    }
+
+    fn to_wire(json: &str) -> std::result::Result<Vec<u8>, u16> {
+        let (codec, index) = codec();
+        let mut out = Vec::new();
+        codec.json_to_binary(index, json.as_bytes(), &ParseOptions::default(), &mut out).map_err(|e| e.http_status)?;
+        Ok(out)
+    }
+
+    fn print_with(bytes: &[u8], print: &PrintOptions) -> std::result::Result<String, u16> {
+        let (codec, index) = codec();
+        let mut out = Vec::new();
+        codec.binary_to_json(index, bytes, print, &mut out).map_err(|e| e.http_status)?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    fn to_json(bytes: &[u8]) -> std::result::Result<String, u16> {
+        print_with(bytes, &PrintOptions::default())
+    }
+
+    fn validate(bytes: &[u8]) -> std::result::Result<(), u16> {
+        let (codec, index) = codec();
+        codec.validate(index, bytes).map_err(|e| e.http_status)
+    }
+
+    #[test]
+    fn explicit_presence_prints_a_zero_that_was_set_implicit_does_not() {
+        // explicit_int (1) and implicit_int (2) both set to 0 on the wire.
+        assert_eq!(to_json(&[0x08, 0x00, 0x10, 0x00]).as_deref(), Ok(r#"{"explicitInt":0}"#));
+        // From JSON: the explicit zero is written, the implicit one is not.
+        assert_eq!(to_wire(r#"{"explicitInt": 0, "implicitInt": 0}"#), Ok(vec![0x08, 0x00]));
+        // always_print_primitive_fields prints the fields without presence only.
+        let always = PrintOptions { always_print_primitive_fields: true, ..Default::default() };
+        let printed = print_with(&[], &always).unwrap();
+        assert!(printed.contains(r#""implicitInt":0"#) && !printed.contains("explicitInt"), "{printed}");
+    }
+
+    #[test]
+    fn closed_enum_numbers_it_does_not_declare_are_unknown_fields() {
+        // closed (3): CLOSED_ONE, then 5 (not declared): the known value stays.
+        assert_eq!(to_json(&[0x18, 0x01, 0x18, 0x05]).as_deref(), Ok(r#"{"closed":"CLOSED_ONE"}"#));
+        assert_eq!(to_json(&[0x18, 0x05]).as_deref(), Ok("{}"));
+        // closed_list (4), packed [1, 5, 0]; closed_expanded (5): 5, 1.
+        assert_eq!(
+            to_json(&[0x22, 0x03, 0x01, 0x05, 0x00, 0x28, 0x05, 0x28, 0x01]).as_deref(),
+            Ok(r#"{"closedList":["CLOSED_ONE","CLOSED_ZERO"],"closedExpanded":["CLOSED_ONE"]}"#)
+        );
+        assert_eq!(to_json(&[0x22, 0x01, 0x05]).as_deref(), Ok("{}"), "only unknown elements");
+        // closed_map (6): {"a": CLOSED_ONE}, then {"a": 5}: the second entry is unknown.
+        let map = [0x32, 0x05, 0x0a, 0x01, b'a', 0x10, 0x01, 0x32, 0x05, 0x0a, 0x01, b'a', 0x10, 0x05];
+        assert_eq!(to_json(&map).as_deref(), Ok(r#"{"closedMap":{"a":"CLOSED_ONE"}}"#));
+        // An open enum (7) prints the number.
+        assert_eq!(to_json(&[0x38, 0x05]).as_deref(), Ok(r#"{"open":5}"#));
+        // JSON numbers are written as given (protobuf keeps them as the same varint).
+        assert_eq!(to_wire(r#"{"closed": 5}"#), Ok(vec![0x18, 0x05]));
+    }
+
+    #[test]
+    fn repeated_fields_are_packed_or_expanded_as_their_feature_says() {
+        assert_eq!(
+            to_wire(r#"{"packed": [1, 2], "expanded": [1, 2]}"#),
+            Ok(vec![0x42, 0x02, 0x01, 0x02, 0x48, 0x01, 0x48, 0x02])
+        );
+        // Either encoding is read for either field.
+        let expected = Ok(r#"{"packed":[1,2],"expanded":[1,2]}"#);
+        assert_eq!(to_json(&[0x40, 0x01, 0x40, 0x02, 0x4a, 0x02, 0x01, 0x02]).as_deref(), expected);
+    }
+
+    #[test]
+    fn utf8_validation_none_accepts_any_bytes_and_prints_replacements() {
+        // raw (11) = "a\xffb": valid for NONE, printed with U+FFFD.
+        assert_eq!(to_json(&[0x5a, 0x03, b'a', 0xff, b'b']).as_deref(), Ok("{\"raw\":\"a\u{fffd}b\"}"));
+        assert_eq!(validate(&[0x5a, 0x03, b'a', 0xff, b'b']), Ok(()));
+        // raw_map (12) {"\xff": "\xfe"}: the map's key and value have its features.
+        let map = [0x62, 0x06, 0x0a, 0x01, 0xff, 0x12, 0x01, 0xfe];
+        assert_eq!(to_json(&map).as_deref(), Ok("{\"rawMap\":{\"\u{fffd}\":\"\u{fffd}\"}}"));
+        assert_eq!(validate(&map), Ok(()));
+        // verified (10), VERIFY (the default): an invalid message.
+        assert_eq!(to_json(&[0x52, 0x01, 0xff]), Err(502));
+        assert_eq!(validate(&[0x52, 0x01, 0xff]), Err(502));
+    }
+
+    #[test]
+    fn delimited_message_fields_use_the_group_wire_format() {
+        let json = r#"{"delimited":{"a":1,"child":{"a":2}},"delimitedList":[{"a":3},{}],"prefixed":{"a":4},"inners":{"k":{"a":5}}}"#;
+        let wire = [
+            0x6b, 0x08, 0x01, 0x13, 0x08, 0x02, 0x14, 0x6c, // delimited (13) { a: 1, child (2) { a: 2 } }
+            0x73, 0x08, 0x03, 0x74, 0x73, 0x74, // delimited_list (14): { a: 3 }, {}
+            0x7a, 0x02, 0x08, 0x04, // prefixed (15): length-prefixed
+            0x82, 0x01, 0x07, 0x0a, 0x01, b'k', 0x12, 0x02, 0x08, 0x05, // inners (16): maps stay length-prefixed
+        ];
+        assert_eq!(to_wire(json), Ok(wire.to_vec()));
+        assert_eq!(to_json(&wire).as_deref(), Ok(json));
+        assert_eq!(validate(&wire), Ok(()));
+        // Occurrences of a singular delimited field merge, as length-prefixed ones do.
+        assert_eq!(
+            to_json(&[0x6b, 0x08, 0x01, 0x6c, 0x6b, 0x1a, 0x01, b'x', 0x6c]).as_deref(),
+            Ok(r#"{"delimited":{"a":1,"s":"x"}}"#)
+        );
+    }
+
+    #[test]
+    fn delimited_fields_with_the_wrong_framing_are_invalid() {
+        for bytes in [
+            &[0x6a, 0x02, 0x08, 0x01][..],   // delimited (13) sent length-prefixed
+            &[0x7b, 0x08, 0x01, 0x7c],       // prefixed (15) sent as a group
+            &[0x6b, 0x08, 0x01],             // unterminated group
+            &[0x6b, 0x08, 0x01, 0x7c],       // ended by another field's end-group tag
+            &[0x6c],                         // a stray end-group tag
+            &[0x6b, 0x13, 0x08, 0x01, 0x6c], // a nested group left open
+        ] {
+            assert_eq!(to_json(bytes), Err(502), "{bytes:02x?}");
+            assert_eq!(validate(bytes), Err(502), "{bytes:02x?}");
+        }
+    }
+
+    #[test]
+    fn groups_nested_past_100_levels_are_refused_without_recursion() {
+        // delimited (13) { child (2) { child { … } } }: 101 levels.
+        let mut bytes = vec![0x6b];
+        bytes.extend(std::iter::repeat_n(0x13, 100));
+        bytes.extend(std::iter::repeat_n(0x14, 100));
+        bytes.push(0x6c);
+        assert_eq!(to_json(&bytes), Err(502));
+        assert_eq!(validate(&bytes), Err(502));
+        // 99 levels are fine.
+        let mut ok = vec![0x6b];
+        ok.extend(std::iter::repeat_n(0x13, 98));
+        ok.extend(std::iter::repeat_n(0x14, 98));
+        ok.push(0x6c);
+        assert!(to_json(&ok).is_ok());
+    }
+
+    #[test]
+    fn proto2_groups_are_transcoded() {
+        // syntax = "proto2"; message P { optional group G = 1 { optional int32 a = 2; } repeated group R = 3 { } }
+        let group = editions::message("G", vec![editions::field("a", 2, editions::OPTIONAL, editions::INT32, "")]);
+        let p = crate::core::descriptor_proto::MessageProto {
+            nested: vec![group, editions::message("R", vec![])],
+            ..editions::message(
+                "P",
+                vec![
+                    editions::field("g", 1, editions::OPTIONAL, editions::GROUP, ".p2.P.G"),
+                    editions::field("r", 3, editions::REPEATED, editions::GROUP, ".p2.P.R"),
+                ],
+            )
+        };
+        let file = crate::core::descriptor_proto::FileProto {
+            name: "p2.proto".into(),
+            package: "p2".into(),
+            messages: vec![p],
+            syntax: Some("proto2".into()),
+            ..Default::default()
+        };
+        let codec = Codec::new(&load_schema(&editions::encode_set(&[file])).unwrap());
+        let index = codec.index_of("p2.P").unwrap();
+        let mut wire = Vec::new();
+        codec.json_to_binary(index, br#"{"g":{"a":1},"r":[{},{}]}"#, &ParseOptions::default(), &mut wire).unwrap();
+        assert_eq!(wire, [0x0b, 0x10, 0x01, 0x0c, 0x1b, 0x1c, 0x1b, 0x1c]);
+        let mut json = Vec::new();
+        codec.binary_to_json(index, &wire, &PrintOptions::default(), &mut json).unwrap();
+        assert_eq!(String::from_utf8(json).unwrap(), r#"{"g":{"a":1},"r":[{},{}]}"#);
     }
 }

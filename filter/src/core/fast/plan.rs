@@ -52,6 +52,12 @@ pub struct FieldPlan {
     pub shape: Shape,
     /// Index of the (real) oneof among the message's oneofs.
     pub oneof: Option<u16>,
+    /// A message field in the group wire format (start-group tag, fields, end-group tag): a
+    /// proto2 group or `message_encoding = DELIMITED`. Never a map.
+    pub delimited: bool,
+    /// Strings (for a map: its keys and values) must be UTF-8 (`utf8_validation = VERIFY`);
+    /// otherwise any bytes are valid, and invalid UTF-8 is printed with U+FFFD replacements.
+    pub verify_utf8: bool,
 }
 
 /// Messages whose JSON form is not an object of their fields.
@@ -80,8 +86,9 @@ impl WellKnown {
 #[derive(Debug, Clone)]
 pub struct MessagePlan {
     pub full_name: Box<str>,
-    /// The fast path handles this message and everything it contains (no proto2 groups).
-    pub supported: bool,
+    /// A delimited (group-encoded) field is this message's or a sub-message's (map values
+    /// included): its encoding is rewritten length-prefixed before it is printed or checked.
+    pub reaches_groups: bool,
     pub well_known: Option<WellKnown>,
     /// In declaration order (the JSON output order).
     pub fields: Vec<FieldPlan>,
@@ -109,6 +116,8 @@ pub struct EnumPlan {
     pub by_number: FnvMap<i32, Box<str>>,
     /// Declared names, for case-insensitive lookup.
     pub names: Vec<(Box<str>, i32)>,
+    /// A closed enum: a number it does not declare, read from the wire, is an unknown field.
+    pub closed: bool,
 }
 
 impl EnumPlan {
@@ -120,6 +129,11 @@ impl EnumPlan {
             return self.names.iter().find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name)).map(|(_, v)| *v);
         }
         None
+    }
+
+    /// Whether a number read from the wire is a value of this enum (always, for an open one).
+    pub fn accepts(&self, number: i32) -> bool {
+        !self.closed || self.by_number.contains_key(&number)
     }
 }
 
@@ -137,25 +151,18 @@ impl Plans {
         let message_index = schema.messages.iter().enumerate().map(|(i, m)| (m.full_name.clone(), i)).collect();
         let enums: Vec<EnumPlan> = schema.enums.iter().map(enum_plan).collect();
         let mut messages: Vec<MessagePlan> = schema.messages.iter().map(|m| message_plan(schema, m)).collect();
-        // A message with a group field, or reaching one, is not handled by the fast codec.
-        let mut supported: Vec<bool> = schema.messages.iter().map(|m| !m.fields.iter().any(|f| f.group)).collect();
+        // Which messages reach a delimited field: those with one, then (to a fixed point) those
+        // with a sub-message that does.
+        let mut reaches: Vec<bool> = messages.iter().map(|m| m.fields.iter().any(|f| f.delimited)).collect();
         loop {
             let mut changed = false;
             for (i, plan) in messages.iter().enumerate() {
-                if !supported.get(i).copied().unwrap_or(false) {
-                    continue;
-                }
-                let reaches_unsupported = plan.fields.iter().any(|f| {
-                    let nested = match (f.kind, f.shape) {
-                        (ValueKind::Message(m), _) | (_, Shape::Map { value: ValueKind::Message(m), .. }) => Some(m),
-                        _ => None,
-                    };
-                    nested.is_some_and(|m| !supported.get(m).copied().unwrap_or(false))
+                let nested = plan.fields.iter().any(|f| match f.kind {
+                    ValueKind::Message(m) => reaches.get(m).copied().unwrap_or(false),
+                    _ => false,
                 });
-                if reaches_unsupported {
-                    if let Some(s) = supported.get_mut(i) {
-                        *s = false;
-                    }
+                if let Some(r) = reaches.get_mut(i).filter(|r| !**r && nested) {
+                    *r = true;
                     changed = true;
                 }
             }
@@ -163,8 +170,8 @@ impl Plans {
                 break;
             }
         }
-        for (plan, ok) in messages.iter_mut().zip(supported) {
-            plan.supported = ok;
+        for (plan, reaches) in messages.iter_mut().zip(reaches) {
+            plan.reaches_groups = reaches;
         }
         Plans { messages, enums, message_index }
     }
@@ -191,6 +198,7 @@ fn enum_plan(e: &Enum) -> EnumPlan {
         by_name,
         by_number,
         names: e.values.clone(),
+        closed: e.closed,
     }
 }
 
@@ -252,7 +260,7 @@ fn message_plan(schema: &Schema, m: &Message) -> MessagePlan {
     }
     MessagePlan {
         full_name: m.full_name.clone(),
-        supported: true,
+        reaches_groups: false,
         well_known: well_known(&m.full_name),
         fields,
         by_name,
@@ -262,9 +270,14 @@ fn message_plan(schema: &Schema, m: &Message) -> MessagePlan {
 }
 
 fn field_plan(schema: &Schema, f: &Field, oneof: Option<u16>) -> FieldPlan {
+    // A map's key and value get the map field's features (protoc copies them to both).
+    let mut verify_utf8 = f.verify_utf8;
     let shape = match (f.map, f.kind) {
         (true, Kind::Message(entry)) => {
             let entry = schema.message(entry);
+            if let Some(value) = entry.and_then(schema::Message::map_value) {
+                verify_utf8 = value.verify_utf8;
+            }
             let key = match entry.and_then(schema::Message::map_key).map(|k| k.kind) {
                 Some(Kind::Scalar(s)) => s,
                 _ => Scalar::String,
@@ -285,6 +298,8 @@ fn field_plan(schema: &Schema, f: &Field, oneof: Option<u16>) -> FieldPlan {
         kind: value_kind(f.kind),
         shape,
         oneof,
+        delimited: f.delimited && !f.map && matches!(f.kind, Kind::Message(_)),
+        verify_utf8,
     }
 }
 

@@ -11,7 +11,7 @@ const MAX_DEPTH: u32 = 100;
 
 /// Checks `bytes` as a message of plan `index`.
 pub fn validate(plans: &Plans, index: usize, bytes: &[u8]) -> Result<()> {
-    message(plans, index, bytes, 1)
+    message(plans, index, &super::groups::length_prefixed(plans, index, bytes)?, 1)
 }
 
 fn message(plans: &Plans, index: usize, bytes: &[u8], depth: u32) -> Result<()> {
@@ -34,36 +34,38 @@ pub(super) fn occurrence(plans: &Plans, plan: &MessagePlan, field: &FieldPlan, r
             if raw.wire_type != 2 {
                 return Err(invalid(plan, &format!("field \"{}\" has the wrong wire type", field.proto_name)));
             }
-            read_fields(plan, &[raw.value], |entry| match entry.number {
-                1 => value_of(plans, plan, &field.proto_name, ValueKind::Scalar(key), entry, false, depth),
-                2 => value_of(plans, plan, &field.proto_name, value, entry, false, depth),
+            read_fields(plan, &[raw.value], |r| match r.number {
+                1 => value_of(plans, plan, field, ValueKind::Scalar(key), r, false, depth),
+                2 => value_of(plans, plan, field, value, r, false, depth),
                 _ => Ok(()),
             })
         }
-        Shape::Repeated { .. } => value_of(plans, plan, &field.proto_name, field.kind, raw, true, depth),
-        Shape::Single { .. } => value_of(plans, plan, &field.proto_name, field.kind, raw, false, depth),
+        Shape::Repeated { .. } => value_of(plans, plan, field, field.kind, raw, true, depth),
+        Shape::Single { .. } => value_of(plans, plan, field, field.kind, raw, false, depth),
     }
 }
 
-/// One occurrence of a field of kind `kind`; `repeated` scalars may come packed.
+/// One occurrence of `field` (or of its map's key or value), of kind `kind`; `repeated`
+/// scalars may come packed.
 fn value_of(
     plans: &Plans,
     plan: &MessagePlan,
-    name: &str,
+    field: &FieldPlan,
     kind: ValueKind,
     raw: Raw<'_>,
     repeated: bool,
     depth: u32,
 ) -> Result<()> {
+    let name = &field.proto_name;
     let wrong_type = || invalid(plan, &format!("field \"{name}\" has the wrong wire type"));
     let expected = kind.wire_type();
     match (kind, raw.wire_type) {
+        // Delimited sub-messages were rewritten length-prefixed (groups.rs).
         (ValueKind::Message(m), 2) => message(plans, m, raw.value, depth + 1),
-        // A group (proto2): skipped whole by the field reader, as by the printer.
-        (ValueKind::Message(_), 3) => Ok(()),
+        (ValueKind::Message(_), _) => Err(wrong_type()),
         (ValueKind::Scalar(Scalar::String), 2) => match std::str::from_utf8(raw.value) {
-            Ok(_) => Ok(()),
-            Err(_) => Err(invalid(plan, &format!("field \"{name}\" is not valid UTF-8"))),
+            Err(_) if field.verify_utf8 => Err(invalid(plan, &format!("field \"{name}\" is not valid UTF-8"))),
+            _ => Ok(()),
         },
         (_, wire_type) if wire_type == expected => Ok(()),
         (_, 2) if repeated && expected != 2 => {

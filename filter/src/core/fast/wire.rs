@@ -36,6 +36,36 @@ pub fn nested<E>(number: u32, out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)
     Ok(())
 }
 
+/// Writes a message field whose fields `body` appends to `out`: length-delimited, or in the
+/// group wire format (start-group tag, the fields, end-group tag) when `delimited`.
+#[inline]
+pub fn message_field<E>(
+    number: u32,
+    delimited: bool,
+    out: &mut Vec<u8>,
+    body: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+) -> Result<(), E> {
+    if !delimited {
+        return nested(number, out, body);
+    }
+    tag(number, 3, out);
+    body(out)?;
+    tag(number, 4, out);
+    Ok(())
+}
+
+/// Writes a message field whose fields `body` appends to `out` (infallible): length-delimited,
+/// or in the group wire format when `delimited`.
+pub fn sub_message(number: u32, delimited: bool, out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
+    if delimited {
+        tag(number, 3, out);
+        body(out);
+        tag(number, 4, out);
+    } else {
+        length_delimited(number, out, body);
+    }
+}
+
 /// Writes a length-delimited field whose payload `body` appends to `out` (infallible).
 pub fn length_delimited(number: u32, out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
     tag(number, 2, out);
