@@ -19,9 +19,10 @@ use crate::core::descriptor_source::{BeforeLoad, DescriptorSource, Origin};
 use crate::core::reflection::{self, Gathering, Step, Wanted};
 use crate::core::transcoder::{is_grpc_content_type, Transcoder};
 
-/// How long a fetch may hold the lease before another VM may take over (its calls time out
-/// long before).
-const LEASE_CALLS: u64 = 8;
+/// How much longer than one call's deadline the lease is held: the fetching VM renews it with
+/// every call, so a VM that stops (Envoy's short-lived base VM, a VM replaced by a new config)
+/// blocks the others for one call's deadline at most.
+const LEASE_MARGIN_MS: u64 = 1_000;
 /// After a failure, the next attempt comes sooner than the refresh interval (but not in a loop).
 const RETRY_MS: u64 = 2_000;
 
@@ -152,6 +153,12 @@ impl Live {
 
     /// The periodic step: takes a newer published version, or starts a fetch when it is due
     /// and no other VM is fetching. A new transcoder when this VM should swap.
+    /// At configure time: only what another VM published already. (Envoy's base VM also
+    /// configures, then never ticks: it must not take the lease.)
+    pub fn load_published(&mut self) -> Option<Transcoder> {
+        self.take_published()
+    }
+
     pub fn tick(&mut self) -> Option<Transcoder> {
         let now = now_ms();
         if self.loaded != 0 && now.saturating_sub(self.polled_ms) < u64::from(self.tick_ms()) {
@@ -222,8 +229,19 @@ impl Live {
         if read_u64(&value, 8).unwrap_or(0) > now {
             return false;
         }
-        let calls = LEASE_CALLS.saturating_mul(u64::from(self.source.timeout_ms));
-        host::set_shared_data(&self.keys.lease, &encode_lease(self.holder, now.saturating_add(calls)), cas)
+        host::set_shared_data(&self.keys.lease, &encode_lease(self.holder, self.lease_until()), cas)
+    }
+
+    fn lease_until(&self) -> u64 {
+        now_ms().saturating_add(u64::from(self.source.timeout_ms)).saturating_add(LEASE_MARGIN_MS)
+    }
+
+    /// Keeps the lease for one more call.
+    fn renew_lease(&self) {
+        let Some((value, cas)) = host::shared_data(&self.keys.lease) else { return };
+        if read_u64(&value, 0) == Some(self.holder) {
+            host::set_shared_data(&self.keys.lease, &encode_lease(self.holder, self.lease_until()), cas);
+        }
     }
 
     /// Ends this VM's fetch: the next one is due in `after` ms.
@@ -281,6 +299,7 @@ impl Live {
         let (Some(name), Some(method)) = (clusters.get(cluster), reflection::PATHS.get(path)) else {
             return Err((Failure::Invalid, "no such cluster".into()));
         };
+        self.renew_lease();
         let authority = authority.clone().unwrap_or_else(|| name.clone());
         let timeout = format!("{}m", self.source.timeout_ms);
         let headers = [
@@ -342,7 +361,9 @@ impl Live {
                 if code != "0" {
                     let message =
                         find("grpc-message").map(|m| String::from_utf8_lossy(m).into_owned()).unwrap_or_default();
-                    return Err((Failure::Refused, format!("reflection answered gRPC status {code} {message}")));
+                    // UNAVAILABLE and DEADLINE_EXCEEDED: Envoy could not reach it (its own answer).
+                    let failure = if matches!(code, "14" | "4") { Failure::Unreachable } else { Failure::Refused };
+                    return Err((failure, format!("reflection answered gRPC status {code} {message}")));
                 }
                 let answer = host::try_buffer(Buffer::HttpCallResponseBody, 0, body_size)
                     .ok_or((Failure::TooLarge, "the answer could not be read".to_string()))?;

@@ -144,7 +144,7 @@ impl RootContext for Root {
         // first descriptors arrive, possibly at once (another VM already fetched them).
         log::info!("descriptors: waiting for the first set from the configured source");
         let mut live = Live::new(config, source, &text);
-        if let Some(transcoder) = live.tick() {
+        if let Some(transcoder) = live.load_published() {
             self.serve(transcoder);
         }
         self.flusher.set_idle(live.tick_ms());
