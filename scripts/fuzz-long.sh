@@ -22,6 +22,25 @@ else
   mapfile -t targets < <(cd "$ROOT" && RUSTC_BOOTSTRAP=1 cargo fuzz list --fuzz-dir "$ROOT/fuzz")
 fi
 
+# A slow unit on a busy machine may be the machine: when every artifact the slice left is a
+# slow unit that runs in under 250 ms alone, it is moved to fuzz/target/long/load-slow/ and the
+# target goes on. A timeout, crash or OOM is always a finding.
+only_load_slowness() {
+  local target="$1" dir="$ROOT/fuzz/artifacts/$1" binary
+  binary=$(find "$ROOT/fuzz/target" -path "*/release/$target" -type f | head -1)
+  [[ -x "$binary" ]] || return 1
+  local artifacts=() f ms
+  mapfile -t artifacts < <(find "$dir" -type f -newer "$LOG_DIR/.slice-start")
+  [[ ${#artifacts[@]} -gt 0 ]] || return 1
+  for f in "${artifacts[@]}"; do
+    [[ "$(basename "$f")" == slow-unit-* ]] || return 1
+    ms=$("$binary" -runs=3 "$f" 2>&1 | sed -nE 's/^Executed .* in ([0-9]+) ms$/\1/p' | sort -n | tail -1)
+    [[ -n "$ms" && "$ms" -lt 250 ]] || return 1
+  done
+  mkdir -p "$LOG_DIR/load-slow"
+  mv "${artifacts[@]}" "$LOG_DIR/load-slow/"
+}
+
 summary=()
 failed=0
 for target in "${targets[@]}"; do
@@ -29,6 +48,7 @@ for target in "${targets[@]}"; do
   while (( cpu < CPU_GOAL )); do
     slices=$((slices + 1))
     out="$LOG_DIR/$target.$slices.log"
+    touch "$LOG_DIR/.slice-start"
     rc=0
     /usr/bin/time -f "cpu %U %S" -o "$out.time" bash "$ROOT/scripts/fuzz.sh" "$SLICE" "$target" >"$out" 2>&1 || rc=$?
     used=$(awk '/^cpu/ {printf "%d", $2 + $3}' "$out.time")
@@ -41,6 +61,10 @@ for target in "${targets[@]}"; do
     s=$(sed -nE 's/.*slowest ([^ ]+) .*/\1/p' <<<"$line")
     [[ "$s" == "<"* && -n "$slowest" ]] || slowest="$s"
     echo "$target slice $slices: cpu ${used:-?}s (total ${cpu}s), $line"
+    if [[ "$rc" -ne 0 ]] && only_load_slowness "$target"; then
+      echo "$target slice $slices: the slow unit(s) run fast alone (machine load): going on"
+      rc=0
+    fi
     if [[ "$rc" -ne 0 ]]; then
       findings=$(sed -nE 's/.*findings: (.*)/\1/p' <<<"$line")
       failed=1
