@@ -44,7 +44,11 @@ ADMIN_PORT    ?= 9901
 INVENTORY_ADDR ?= 127.0.0.1:50051
 ORDERS_ADDR   ?= 127.0.0.1:50052
 COMPOSE_WASM  := /etc/envoy/json2grpc.wasm
-ENVOY_CONFIGS := $(DIST)/envoy.yaml $(DIST)/envoy.compose.yaml $(DIST)/native-transcoder.yaml
+ENVOY_CONFIGS := $(DIST)/envoy.yaml $(DIST)/envoy.compose.yaml $(DIST)/native-transcoder.yaml \
+  $(DIST)/envoy.reflection.yaml
+# The reflection variant: the same config without a descriptor; the API comes from the services'
+# gRPC server reflection (json2grpc.descriptor.reflection, README "Live descriptors").
+PLUGIN_CONFIG_REFLECTION := $(DIST)/plugin-config.reflection.json
 
 # wasm-opt: $(WASM_OPT) if set, else npm's binaryen in .cache/npm (installed on demand), else
 # one on PATH. Explicit features because `strip = true` drops the target-features section.
@@ -151,6 +155,17 @@ envoy-config: wasm descriptors venv
 	sed 's#$(COMPOSE_WASM)#$(WASM)#' $(DIST)/envoy.compose.yaml > $(CACHE)/envoy.compose.validate.yaml
 	$(ENVOY) --mode validate -c $(CACHE)/envoy.compose.validate.yaml --log-level warn
 	$(ENVOY) --mode validate -c $(DIST)/native-transcoder.yaml --log-level warn
+	$(ENVOY) --mode validate -c $(DIST)/envoy.reflection.yaml --log-level warn
+
+$(PLUGIN_CONFIG_REFLECTION): $(PLUGIN_CONFIG) $(ROOT)/Makefile
+	$(PYTHON) -c 'import json, sys; c = json.load(open(sys.argv[1])); c.pop("proto_descriptor_bin"); \
+	  c.setdefault("json2grpc", {})["descriptor"] = {"reflection": {"clusters": ["inventory", "orders"]}}; \
+	  json.dump(c, open(sys.argv[2], "w"))' $(PLUGIN_CONFIG) $@
+
+$(DIST)/envoy.reflection.yaml: $(ROOT)/envoy/envoy.yaml.in $(ROOT)/envoy/render.py $(PLUGIN_CONFIG_REFLECTION)
+	$(RENDER) $< -o $@ --plugin-config $(PLUGIN_CONFIG_REFLECTION) --wasm $(WASM) \
+	  --listen-port $(LISTEN_PORT) --admin-port $(ADMIN_PORT) \
+	  --inventory $(INVENTORY_ADDR) --orders $(ORDERS_ADDR)
 
 $(DIST)/envoy.yaml: $(ROOT)/envoy/envoy.yaml.in $(ROOT)/envoy/render.py $(PLUGIN_CONFIG)
 	$(RENDER) $< -o $@ --plugin-config $(PLUGIN_CONFIG) --wasm $(WASM) \
