@@ -28,8 +28,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use json2grpc::core::config::Config;
 use json2grpc::core::transcoder::Transcoder;
 use prost_reflect::DynamicMessage;
+use sha2::Digest;
 
 struct Args {
     dir: PathBuf,
@@ -198,6 +200,30 @@ fn run() -> Result<(), String> {
             config.len(),
             times.len(),
             times.iter().map(|t| format!("{t:.2}")).collect::<Vec<_>>().join(","),
+        );
+    }
+    if let Some(path) = &args.configure {
+        // A live-descriptor swap (json2grpc.descriptor): what a VM does when a new set arrives:
+        // the set's SHA-256 (the fetching VM compares it with the published one) and a
+        // transcoder built from the configuration with that set.
+        let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let base = Config::from_json(&text).map_err(|e| e.to_string())?;
+        let mut times = Vec::new();
+        for _ in 0..=args.configure_runs {
+            let start = Instant::now();
+            let digest = sha2::Sha256::digest(black_box(&base.proto_descriptor_bin));
+            let t = Transcoder::new(black_box(base.clone())).map_err(|e| e.to_string())?;
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+            drop(black_box((digest, t)));
+        }
+        let first = times.remove(0);
+        times.sort_by(f64::total_cmp);
+        let median = times.get(times.len() / 2).copied().unwrap_or(first);
+        println!(
+            "SWAP runtime={} descriptor_bytes={} first_ms={first:.2} median_ms={median:.2} runs={}",
+            args.runtime,
+            base.proto_descriptor_bin.len(),
+            times.len(),
         );
     }
     Ok(())

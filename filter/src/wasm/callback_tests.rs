@@ -1116,13 +1116,17 @@ fn stats_count_transcoding_errors_passthrough_and_bytes() {
 /// makes this many; the test pins the count so a new call per request is a decision.
 #[test]
 fn a_unary_exchange_costs_few_host_calls() {
-    let root = root();
+    assert_unary_exchange_host_calls(&root());
+}
+
+/// The host calls of unary exchanges (POST, response) on `root`, pinned.
+fn assert_unary_exchange_host_calls(root: &Root) {
     let exchange = || {
         with(|h| {
             h.new_stream();
             h.host_calls.clear();
         });
-        let mut ctx = request(&root, POST_HEADERS);
+        let mut ctx = request(root, POST_HEADERS);
         assert_eq!(ctx.on_http_request_headers(7, false), Action::Continue);
         with(|h| h.release(Map::RequestHeaders));
         assert_eq!(request_chunk(ctx.as_mut(), CREATE_BODY, true), Action::Continue);
@@ -1586,6 +1590,15 @@ mod live {
         with(|h| h.local_replies.clear());
         assert_eq!(get_thing(&root), Action::Pause);
         assert!(replies().is_empty());
+    }
+
+    #[test]
+    fn live_descriptors_cost_the_request_path_nothing() {
+        // Once loaded, a request makes exactly the host calls it makes with a descriptor in the
+        // config: the polling lives in the root's tick, not on the request path.
+        let mut root = vm(json!({"reflection": {"cluster": "svc"}}));
+        serve_reflection(&mut root);
+        assert_unary_exchange_host_calls(&root);
     }
 
     #[test]
