@@ -55,13 +55,14 @@ def _render_manifests(workdir):
 
 
 class IstioEnvoy(harness.Envoy):
-    """harness.Envoy for the Istio-shaped bootstrap: waits for its listeners and for every
-    ECDS filter config to be applied."""
+    """harness.Envoy for the Istio-shaped bootstrap: waits for its listeners (`listeners`, the
+    first one is where request() goes) and for every ECDS filter config to be applied."""
 
     LISTENERS = (OUTBOUND, INBOUND, HOLD)
 
-    def __init__(self, name, config_path, workdir, filters):
+    def __init__(self, name, config_path, workdir, filters, listeners=None):
         self.filters = filters
+        self.listeners = tuple(listeners or self.LISTENERS)
         super().__init__(name, config_path, workdir)
 
     def _wait_ready(self):
@@ -82,13 +83,13 @@ class IstioEnvoy(harness.Envoy):
                 listeners = json.loads(self.admin_get("/listeners?format=json"))
                 ports = {s["name"]: s["local_address"]["socket_address"].get("port_value")
                          for s in listeners.get("listener_statuses", [])}
-                if all(ports.get(n) for n in self.LISTENERS):
-                    self.ports = {n: int(ports[n]) for n in self.LISTENERS}
-                    self.port = self.ports[OUTBOUND]
+                if all(ports.get(n) for n in self.listeners):
+                    self.ports = {n: int(ports[n]) for n in self.listeners}
+                    self.port = self.ports[self.listeners[0]]
                     break
             except OSError:
                 pass
-            tick(f"listeners {self.LISTENERS} not all up")
+            tick(f"listeners {self.listeners} not all up")
         while True:
             stats = self.stats("^extension_config_discovery")
             if all(stats.get(f"extension_config_discovery.http_filter.{f}.update_success", 0) >= 1
