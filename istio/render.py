@@ -26,9 +26,8 @@ variant of it:
                          json2grpc.descriptor.url = the descriptors Service's
                          `outbound|80||<FQDN>` cluster, path /<DESCRIPTOR_FILE>, pinned by the
                          set's sha256
-  Both set `authority`: by default the filter sends the cluster name as :authority, and an
-  Istio cluster name (`outbound|…`) is not a valid authority — the server's sidecar refuses it
-  (HTTP/2: the connection is reset; HTTP/1.1: 400).
+  Neither sets `authority`: for an `outbound|PORT||FQDN` cluster the filter sends `FQDN:PORT`
+  (a cluster name with `|` would be refused by the receiving sidecar).
 
 Descriptor placeholders (descriptors.yaml.in): DESCRIPTOR_B64 (the plugin config's
 proto_descriptor_bin, for a ConfigMap's binaryData), DESCRIPTOR_SHA256, DESCRIPTOR_FILE,
@@ -61,11 +60,6 @@ DEFAULT_SERVICE_HOSTS = {"flashsale.v1.Inventory": "inventory", "flashsale.v1.Or
 # The Kubernetes Service (descriptors.yaml.in) that serves the descriptor set over HTTP/1.1.
 DESCRIPTORS_HOST = "descriptors"
 DESCRIPTORS_PORT = 80
-# :authority of the reflection calls. One value for every cluster of the source; the servers'
-# sidecars route inbound gRPC by port (virtual host `*`), so any valid host name does. Not the
-# default (the cluster name): `outbound|50051||…` is refused by the server's sidecar (its HTTP/2
-# codec resets the connection).
-REFLECTION_AUTHORITY = "json2grpc"
 
 
 def cluster_name(direction, port, fqdn, subset=""):
@@ -180,11 +174,11 @@ def values_for(a, plugin):
         "PLUGIN_CONFIG_HOLD": json.dumps(json.dumps(
             with_json2grpc(plugin, allow_on_headers_stop_iteration=True), ensure_ascii=True)),
         "PLUGIN_CONFIG_CLIENT_REFLECTION": flow_json(live_config(plugin, {
-            "reflection": {"clusters": reflection_clusters, "authority": REFLECTION_AUTHORITY},
+            "reflection": {"clusters": reflection_clusters},
             "refresh_ms": a.refresh_ms})),
         "PLUGIN_CONFIG_CLIENT_URL": flow_json(live_config(plugin, {
             "url": {"cluster": descriptors_cluster, "path": f"/{a.descriptor_file}",
-                    "authority": descriptors_fqdn, "sha256": descriptor_sha256},
+                    "sha256": descriptor_sha256},
             "refresh_ms": a.refresh_ms})),
         "REFRESH_MS": a.refresh_ms,
         "DESCRIPTOR_B64": base64.b64encode(descriptor).decode("ascii"),

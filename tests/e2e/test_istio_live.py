@@ -310,10 +310,11 @@ def test_url_variant_fetches_the_pinned_set(manifests, sidecars, file_server, se
             stats = descriptor_stats(envoy)
             assert stats["version"] == 1 and stats["reloads"] == 1, stats
             assert stats.get("failures.sha256_mismatch", 0) == 0, stats
-        # Fetched on the manifest's cluster, through the descriptors pod's sidecar (which
-        # refuses the default :authority, the cluster name: 400), with its path and Host.
+        # Fetched on the manifest's cluster, through the descriptors pod's sidecar, with its
+        # path and the Host the filter derives from `outbound|80||FQDN` (a cluster name with
+        # `|` would be refused there: 400).
         seen = file_server.seen[mark:]
-        assert seen and set(seen) == {(url["path"], DESCRIPTORS)}, seen
+        assert seen and set(seen) == {(url["path"], f"{DESCRIPTORS}:80")}, seen
         assert cluster_stat(envoy, cluster, "upstream_rq_200") >= 1
         assert cluster_stat(envoy, cluster, "upstream_rq_4xx") == 0
     finally:

@@ -282,10 +282,13 @@ AUTHORITY_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5
 
 
 def _valid_authority(source, cluster):
-    """The :authority the filter sends: `authority`, else the cluster name. An Istio cluster
-    name (`outbound|…`) is not a valid authority: the server's sidecar (Envoy) refuses it (HTTP/2:
-    the connection is reset, HTTP/1.1: 400), so Istio configs must set one."""
-    authority = source.get("authority", cluster)
+    """The :authority the filter sends: `authority`, else (filter/src/wasm/live.rs,
+    default_authority) `FQDN:PORT` for an `outbound|PORT|SUBSET|FQDN` cluster, else the cluster
+    name. It must be a valid host: the receiving sidecar (Envoy) refuses a `|` in it (HTTP/2: the
+    connection is reset, HTTP/1.1: 400)."""
+    m = CLUSTER_RE.match(cluster)
+    derived = f"{m.group(4)}:{m.group(2)}" if m else cluster
+    authority = source.get("authority", derived)
     return bool(AUTHORITY_RE.match(authority)), authority
 
 
