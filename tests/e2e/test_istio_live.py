@@ -230,36 +230,7 @@ def test_reflection_variant_transcodes_once_the_api_arrived(manifests, sidecars,
 
 # ---- by reference ----------------------------------------------------------------------------
 
-class FileServer:
-    """A plain HTTP/1.1 server (nginx of descriptors.yaml) of `files` {path: bytes}; keeps the
-    (path, Host) of every request."""
-
-    def __init__(self, files):
-        seen = self.seen = []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self):  # noqa: N802
-                seen.append((self.path, self.headers.get("host")))
-                data = files.get(self.path)
-                self.send_response(200 if data is not None else 404)
-                data = data if data is not None else b"not found\n"
-                self.send_header("content-type", "application/octet-stream")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+FileServer = harness.FileServer
 
 
 def configmap_files(manifests):
