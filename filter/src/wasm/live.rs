@@ -519,8 +519,8 @@ fn merge_files(files: &mut HashMap<String, Vec<u8>>, set: &[u8]) {
 }
 
 fn length_prefixed_file(bytes: &[u8], set: &mut Vec<u8>) {
-    crate::core::fast::wire::tag(1, 2, set);
-    crate::core::fast::wire::varint(bytes.len() as u64, set);
+    crate::core::wire::write_tag(1, 2, set);
+    crate::core::wire::write_varint(bytes.len() as u64, set);
     set.extend_from_slice(bytes);
 }
 
