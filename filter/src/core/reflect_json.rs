@@ -26,7 +26,7 @@ pub fn parse_message(desc: &MessageDescriptor, json: &[u8], options: &ParseOptio
     let StrictValue(mut value) = StrictValue::deserialize(&mut de).map_err(json_error)?;
     de.end().map_err(json_error)?;
     if !options.ignore_unknown_enum_names || options.case_insensitive_enums {
-        check_enums(desc, &mut value, options, &mut Vec::new())?;
+        check_message(desc, &mut value, options, &mut Vec::new())?;
     }
     let deserialize_options = DeserializeOptions::new().deny_unknown_fields(!options.ignore_unknown_fields);
     DynamicMessage::deserialize_with_options(desc.clone(), value, &deserialize_options).map_err(json_error)
@@ -91,7 +91,7 @@ fn check_enums(
                         ))),
                     }
                 }
-                Kind::Message(m) if !m.full_name().starts_with("google.protobuf.") => check_enums(m, v, options, path),
+                Kind::Message(m) => check_message(m, v, options, path),
                 _ => Ok(()),
             }
         };
@@ -111,6 +111,41 @@ fn check_enums(
         path.pop();
     }
     Ok(())
+}
+
+/// Checks the enums of one message value: user messages field by field, and an `Any` as the
+/// message its `@type` names (its fields inline, or under `"value"` for a well-known type), so
+/// an enum name packed in an `Any` is held to the same rule as everywhere else.
+fn check_message(
+    desc: &MessageDescriptor,
+    value: &mut Value,
+    options: &ParseOptions,
+    path: &mut Vec<String>,
+) -> Result<()> {
+    if desc.full_name() != "google.protobuf.Any" {
+        if desc.full_name().starts_with("google.protobuf.") {
+            return Ok(());
+        }
+        return check_enums(desc, value, options, path);
+    }
+    let Value::Object(map) = value else {
+        return Ok(());
+    };
+    let Some(packed) = map
+        .get("@type")
+        .and_then(Value::as_str)
+        .and_then(|url| url.rsplit('/').next())
+        .and_then(|name| desc.parent_pool().get_message_by_name(name))
+    else {
+        return Ok(());
+    };
+    if packed.full_name().starts_with("google.protobuf.") {
+        return match map.get_mut("value") {
+            Some(inner) => check_message(&packed, inner, options, path),
+            None => Ok(()),
+        };
+    }
+    check_enums(&packed, value, options, path)
 }
 
 /// A JSON tree that refuses duplicate object keys (`{"id":1,"id":2}` is ambiguous: different
