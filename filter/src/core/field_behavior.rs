@@ -97,7 +97,8 @@ impl Behaviors {
     }
 
     /// Names the REQUIRED fields missing from the message whose encodings are `chunks` (the
-    /// occurrences of one singular field merge), at `path`.
+    /// occurrences of one singular field merge), at `path`: its own first, then those inside
+    /// its sub-messages, field by field in declaration order.
     fn check(
         &self,
         plans: &Plans,
@@ -109,9 +110,8 @@ impl Behaviors {
     ) -> Result<()> {
         let plan = plans.message(index).ok_or_else(|| Error::internal("message plan missing"))?;
         let mut present = vec![false; plan.fields.len()];
-        // Singular message fields to look into, merged after the pass.
-        let mut singles: Vec<(usize, &[u8])> = Vec::new();
-        let mut elements = vec![0usize; plan.fields.len()];
+        // The sub-messages to look into, per field (no allocation for the others).
+        let mut inside: Vec<Vec<&[u8]>> = (0..plan.fields.len()).map(|_| Vec::new()).collect();
         for chunk in chunks {
             for raw in fields(chunk) {
                 let raw = raw.map_err(|()| malformed())?;
@@ -119,32 +119,17 @@ impl Behaviors {
                 if let Some(p) = present.get_mut(i) {
                     *p = true;
                 }
-                let ValueKind::Message(m) = field.kind else { continue };
-                if depth >= MAX_DEPTH || !matches!(raw.wire_type, LEN | START_GROUP) {
-                    continue;
-                }
-                match field.shape {
-                    Shape::Single { .. } if self.reaches(&self.reaches_required, m) => singles.push((i, raw.value)),
-                    Shape::Repeated { .. } if self.reaches(&self.reaches_required, m) => {
-                        let n = elements.get_mut(i).map_or(0, |n| std::mem::replace(n, *n + 1));
-                        self.descend(
-                            plans,
-                            m,
-                            &[raw.value],
-                            path,
-                            &format!("{}[{n}]", field.json_name),
-                            missing,
-                            depth,
-                        )?;
+                let target = match (field.shape, field.kind) {
+                    (Shape::Map { value: ValueKind::Message(v), .. }, _) => Some(v),
+                    (Shape::Map { .. }, _) => None,
+                    (_, ValueKind::Message(m)) => Some(m),
+                    _ => None,
+                };
+                let wanted = target.is_some_and(|m| self.reaches(&self.reaches_required, m));
+                if wanted && depth < MAX_DEPTH && matches!(raw.wire_type, LEN | START_GROUP) {
+                    if let Some(list) = inside.get_mut(i) {
+                        list.push(raw.value);
                     }
-                    Shape::Map { key, value: ValueKind::Message(v) } if self.reaches(&self.reaches_required, v) => {
-                        let (label, values) = map_entry(raw.value, key)?;
-                        if !values.is_empty() {
-                            let name = format!("{}[{label}]", field.json_name);
-                            self.descend(plans, v, &values, path, &name, missing, depth)?;
-                        }
-                    }
-                    _ => {}
                 }
             }
         }
@@ -152,11 +137,29 @@ impl Behaviors {
             if field.required && !present.get(i).copied().unwrap_or(true) {
                 missing.add(path, &field.json_name);
             }
-            if let (Shape::Single { .. }, ValueKind::Message(m)) = (field.shape, field.kind) {
-                let merged: Vec<&[u8]> = singles.iter().filter(|(j, _)| *j == i).map(|(_, b)| *b).collect();
-                if !merged.is_empty() {
-                    self.descend(plans, m, &merged, path, &field.json_name, missing, depth)?;
+        }
+        for (field, found) in plan.fields.iter().zip(&inside) {
+            match (field.shape, field.kind) {
+                _ if found.is_empty() => {}
+                (Shape::Single { .. }, ValueKind::Message(m)) => {
+                    self.descend(plans, m, found, path, &field.json_name, missing, depth)?;
                 }
+                (Shape::Repeated { .. }, ValueKind::Message(m)) => {
+                    for (n, element) in found.iter().enumerate() {
+                        let name = format!("{}[{n}]", field.json_name);
+                        self.descend(plans, m, &[element], path, &name, missing, depth)?;
+                    }
+                }
+                (Shape::Map { key, value: ValueKind::Message(v) }, _) => {
+                    for entry in found {
+                        let (label, values) = map_entry(entry, key)?;
+                        if !values.is_empty() {
+                            let name = format!("{}[{label}]", field.json_name);
+                            self.descend(plans, v, &values, path, &name, missing, depth)?;
+                        }
+                    }
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -322,6 +325,9 @@ mod tests {
                        "byKey": {"k": {}}, "main": {}, "parent": {"title": "p", "priority": 2}}"#;
         let e = call(&t, "POST", "/v1/p/docs", body).unwrap_err();
         assert_eq!(missing(&e), ["doc.lines[1].sku", "doc.byKey[k].sku", "doc.main.sku"]);
+        // A message's own fields first, then those of its sub-messages.
+        let e = call(&t, "POST", "/v1/p/docs", r#"{"lines": [{}]}"#).unwrap_err();
+        assert_eq!(missing(&e), ["doc.title", "doc.priority", "doc.lines[0].sku"]);
         // Off: nothing is checked.
         assert!(call(&transcoder(false), "POST", "/v1/p/docs", "{}").is_ok());
     }
