@@ -134,6 +134,7 @@ def run_page(browser, page, envoy):
         "const done = arguments[arguments.length - 1];"
         "run(arguments[0]).then(done, e => done(String(e)));", api)
     shown = browser.find_element("id", "out").text
+    print(f"the page on {page.origin} saw: {shown}")  # in the report of a failure
     return {r["name"]: r for r in json.loads(shown)}
 
 
