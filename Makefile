@@ -79,6 +79,7 @@ help:
 	@echo "make wasm-unit     core tests on wasm32-unknown-unknown (wasm-bindgen-test, Node)"
 	@echo "make e2e           pytest tests/e2e against a real Envoy (PYTEST_ARGS=\"-k reserve\")"
 	@echo "make browser       Debian's chromium + chromium-driver for the CORS browser test (apt-get)"
+	@echo "make compose-validate  docker-compose config + tests/compose: the compose demo against dist/envoy.compose.yaml"
 	@echo "make conformance   scripts/conformance.sh (protobuf conformance suite)"
 	@echo "make lint          cargo fmt --check, cargo clippy --workspace --all-targets -D warnings"
 	@echo "make fuzz          scripts/fuzz.sh: cargo-fuzz targets of fuzz/, FUZZ_SECONDS=60 each (FUZZ_TARGETS=\"config\"; limits FUZZ_RSS_MB FUZZ_MALLOC_MB FUZZ_TIMEOUT FUZZ_SLOW_S FUZZ_MAX_LEN)"
@@ -259,7 +260,7 @@ bench: wasm examples venv
 	  WASM_OPT="$(or $(WASM_OPT),$(wildcard $(WASM_OPT_NPM)),$(shell command -v wasm-opt))" \
 	  WASM_OPT_FLAGS="$(WASM_OPT_FLAGS)" bash $(ROOT)/bench/run.sh
 
-test: lint unit wasm-unit interop conformance istio-validate e2e
+test: lint unit wasm-unit interop conformance istio-validate compose-validate e2e
 
 # Not part of `test`: a long load run (scripts/soak.sh installs h2load if missing).
 SOAK_ARGS ?=
@@ -283,6 +284,20 @@ fuzz-long:
 clean:
 	rm -rf $(DIST)
 	$(CARGO) clean
+
+# ---- docker-compose demo: envoy/docker-compose.yaml checked without a container engine --------
+# Debian's docker-compose (1.29, the Compose implementation this machine's registries have) reads
+# the file against the Compose schema; tests/compose checks paths, names and ports against the
+# rendered dist/envoy.compose.yaml. Installed with apt-get when missing (as root).
+.PHONY: compose-validate
+compose-validate: envoy-config venv
+	@command -v docker-compose >/dev/null || { \
+	  if command -v apt-get >/dev/null && [[ "$$(id -u)" == 0 ]]; then \
+	    echo "compose-validate: apt-get install docker-compose"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      docker-compose >/dev/null; \
+	  else echo "warning: no docker-compose and no apt-get as root: its schema check is skipped"; fi; }
+	cd $(ROOT) && PYTHONDONTWRITEBYTECODE=1 $(PYTEST) -p no:cacheprovider tests/compose $(PYTEST_ARGS)
 
 # ---- Istio: OCI image of the filter, manifests, validation (istio/README.md) -----------------
 # WASM_IMAGE: where the image is pushed; the rendered manifests (dist/istio) point there.

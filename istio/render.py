@@ -16,9 +16,25 @@ variant of it:
   PLUGIN_CONFIG_GATEWAY  ingress gateway: the config as is (routes name outbound|8080||… clusters)
   PLUGIN_CONFIG_HOLD     EnvoyFilter variant: plus json2grpc.allow_on_headers_stop_iteration,
                          as one JSON string (google.protobuf.StringValue)
+  PLUGIN_CONFIG_CLIENT_REFLECTION
+                         outbound sidecar without a descriptor in the manifest: no
+                         proto_descriptor_bin, json2grpc.descriptor.reflection asking each
+                         service's `outbound|<GRPC_PORT>||<svc FQDN>` cluster (its gRPC port
+                         serves gRPC reflection)
+  PLUGIN_CONFIG_CLIENT_URL
+                         outbound sidecar, descriptor by reference: no proto_descriptor_bin,
+                         json2grpc.descriptor.url = the descriptors Service's
+                         `outbound|80||<FQDN>` cluster, path /<DESCRIPTOR_FILE>, pinned by the
+                         set's sha256
+  Neither sets `authority`: for an `outbound|PORT||FQDN` cluster the filter sends `FQDN:PORT`
+  (a cluster name with `|` would be refused by the receiving sidecar).
+
+Descriptor placeholders (descriptors.yaml.in): DESCRIPTOR_B64 (the plugin config's
+proto_descriptor_bin, for a ConfigMap's binaryData), DESCRIPTOR_SHA256, DESCRIPTOR_FILE,
+DESCRIPTORS_FQDN, DESCRIPTORS_PORT, DESCRIPTORS_CLUSTER, DESCRIPTORS_IMAGE.
 
 Other placeholders: NAMESPACE, GATEWAY_NAMESPACE, CLUSTER_DOMAIN, WASM_URL, WASM_SHA256,
-FLASHSALE_IMAGE, STOREFRONT_IMAGE, REST_PORT, GRPC_PORT, and <SERVICE>_FQDN /
+FLASHSALE_IMAGE, STOREFRONT_IMAGE, REST_PORT, GRPC_PORT, REFRESH_MS, and <SERVICE>_FQDN /
 <SERVICE>_OUTBOUND_CLUSTER / <SERVICE>_REST_CLUSTER per service (INVENTORY, ORDERS).
 
 Example:
@@ -27,6 +43,9 @@ Example:
 """
 
 import argparse
+import base64
+import binascii
+import hashlib
 import json
 import re
 import sys
@@ -38,6 +57,9 @@ SHA256 = re.compile(r"^[a-f0-9]{64}$")
 
 # gRPC service -> Kubernetes Service (name) of the examples.
 DEFAULT_SERVICE_HOSTS = {"flashsale.v1.Inventory": "inventory", "flashsale.v1.Orders": "orders"}
+# The Kubernetes Service (descriptors.yaml.in) that serves the descriptor set over HTTP/1.1.
+DESCRIPTORS_HOST = "descriptors"
+DESCRIPTORS_PORT = 80
 
 
 def cluster_name(direction, port, fqdn, subset=""):
@@ -56,6 +78,26 @@ def with_json2grpc(config, **options):
         else:
             own[key] = value
     return out
+
+
+def live_config(config, descriptor):
+    """A copy of the plugin config without proto_descriptor_bin, taking its descriptors from
+    `descriptor` (json2grpc.descriptor) instead."""
+    out = with_json2grpc(config, descriptor=descriptor)
+    out.pop("proto_descriptor_bin", None)
+    return out
+
+
+def descriptor_set(plugin):
+    """The binary descriptor set of the plugin config (proto_descriptor_bin, base64)."""
+    text = plugin.get("proto_descriptor_bin")
+    if not isinstance(text, str) or not text:
+        raise SystemExit("istio/render.py: the plugin config has no proto_descriptor_bin "
+                         "(descriptors.yaml and the by-reference WasmPlugin serve that set)")
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error as err:
+        raise SystemExit(f"istio/render.py: proto_descriptor_bin is not base64: {err}")
 
 
 def flow_json(value):
@@ -107,6 +149,12 @@ def values_for(a, plugin):
         return f"{host}.{a.namespace}.svc.{a.cluster_domain}"
 
     server_clusters = {s: cluster_name("outbound", a.grpc_port, fqdn(hosts[s])) for s in services}
+    # Each Kubernetes Service once, in the order of `services`: its gRPC port serves reflection.
+    reflection_clusters = list(dict.fromkeys(server_clusters.values()))
+    descriptors_fqdn = fqdn(DESCRIPTORS_HOST)
+    descriptors_cluster = cluster_name("outbound", DESCRIPTORS_PORT, descriptors_fqdn)
+    descriptor = descriptor_set(plugin)
+    descriptor_sha256 = hashlib.sha256(descriptor).hexdigest()
     values = {
         "NAMESPACE": a.namespace,
         "GATEWAY_NAMESPACE": a.gateway_namespace,
@@ -125,6 +173,21 @@ def values_for(a, plugin):
         # scalar (JSON string escapes are valid YAML escapes).
         "PLUGIN_CONFIG_HOLD": json.dumps(json.dumps(
             with_json2grpc(plugin, allow_on_headers_stop_iteration=True), ensure_ascii=True)),
+        "PLUGIN_CONFIG_CLIENT_REFLECTION": flow_json(live_config(plugin, {
+            "reflection": {"clusters": reflection_clusters},
+            "refresh_ms": a.refresh_ms})),
+        "PLUGIN_CONFIG_CLIENT_URL": flow_json(live_config(plugin, {
+            "url": {"cluster": descriptors_cluster, "path": f"/{a.descriptor_file}",
+                    "sha256": descriptor_sha256},
+            "refresh_ms": a.refresh_ms})),
+        "REFRESH_MS": a.refresh_ms,
+        "DESCRIPTOR_B64": base64.b64encode(descriptor).decode("ascii"),
+        "DESCRIPTOR_SHA256": descriptor_sha256,
+        "DESCRIPTOR_FILE": a.descriptor_file,
+        "DESCRIPTORS_FQDN": descriptors_fqdn,
+        "DESCRIPTORS_PORT": DESCRIPTORS_PORT,
+        "DESCRIPTORS_CLUSTER": descriptors_cluster,
+        "DESCRIPTORS_IMAGE": a.descriptors_image,
     }
     for host in sorted(set(hosts.values())):
         key = host.upper().replace("-", "_")
@@ -157,7 +220,17 @@ def main(argv=None):
     p.add_argument("--grpc-port", type=int, default=50051, help="Service/container gRPC port")
     p.add_argument("--service-host", action="append", default=[],
                    help="pkg.Service=kubernetes-service-name (default: the flashsale examples)")
+    p.add_argument("--refresh-ms", type=int, default=30000,
+                   help="json2grpc.descriptor.refresh_ms of the reflection / by-reference variants")
+    p.add_argument("--descriptor-file", default="flashsale.pb",
+                   help="file name of the descriptor set served by descriptors.yaml")
+    p.add_argument("--descriptors-image", default="nginx:1.27-alpine",
+                   help="image of the HTTP server of descriptors.yaml (serves /usr/share/nginx/html)")
     a = p.parse_args(argv)
+    if a.refresh_ms < 1000:
+        p.error("--refresh-ms: at least 1000")
+    if not re.match(r"^[A-Za-z0-9._-]+$", a.descriptor_file) or a.descriptor_file.startswith("."):
+        p.error("--descriptor-file: a plain file name (a ConfigMap key)")
 
     try:
         plugin = json.loads(Path(a.plugin_config).read_text(encoding="utf-8"))

@@ -8,7 +8,7 @@
 //! from the round-tripped message and must be the same JSON value.
 //!
 //! Schemas: `testdata/transcode_test.proto` (the unit-test schema: every field kind and the
-//! well-known types), `testdata/bench.proto` (the peer benchmark's flash-sale Order) and the
+//! well-known types), `bench/proto/bench.proto` (the peer benchmark's flash-sale Order) and the
 //! example `proto/flashsale/v1/*.proto`, compiled here with protox (integration tests have no
 //! build-script output).
 #![cfg(not(target_arch = "wasm32"))]
@@ -38,7 +38,7 @@ fn manifest() -> PathBuf {
 
 fn pool() -> DescriptorPool {
     let root = manifest();
-    let includes = [root.join("testdata"), root.join("../proto")];
+    let includes = [root.join("testdata"), root.join("../bench/proto"), root.join("../proto")];
     let mut compiler = protox::Compiler::new(&includes).unwrap();
     compiler.include_imports(true);
     compiler.include_source_info(false);
@@ -798,6 +798,29 @@ fn bench_payloads_match_their_binary_form() {
         binary_to_json(&desc, &binary, &PrintOptions::default(), &mut printed).unwrap();
         let reparsed = parse_message(&desc, &printed, &ParseOptions::default()).unwrap();
         assert_eq!(diff_message(&expected, &reparsed, name), None, "{name}: printed JSON");
+    }
+}
+
+/// `bench/proto/bench.proto` (the one copy of the bench schema in this repository) declares
+/// the peers' messages and enums unchanged: each one in the peers' own descriptor set
+/// (`testdata/bench/bench.pb`, made by protoc) is equal to ours, so their payloads are valid
+/// requests and responses of the benchmark service.
+#[test]
+fn bench_schema_is_the_peers() {
+    let ours = pool();
+    let bytes = std::fs::read(manifest().join("testdata/bench/bench.pb")).unwrap();
+    let peers = prost_types::FileDescriptorSet::decode(bytes.as_slice()).unwrap();
+    let file = peers.file.iter().find(|f| f.package() == "bench.v1").expect("bench.v1 in bench.pb");
+    assert!(!file.message_type.is_empty() && !file.enum_type.is_empty());
+    for message in &file.message_type {
+        let name = format!("bench.v1.{}", message.name());
+        let mine = ours.get_message_by_name(&name).unwrap_or_else(|| panic!("{name} missing"));
+        assert_eq!(mine.descriptor_proto(), message, "{name} differs from the peers'");
+    }
+    for e in &file.enum_type {
+        let name = format!("bench.v1.{}", e.name());
+        let mine = ours.get_enum_by_name(&name).unwrap_or_else(|| panic!("{name} missing"));
+        assert_eq!(mine.enum_descriptor_proto(), e, "{name} differs from the peers'");
     }
 }
 

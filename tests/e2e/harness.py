@@ -7,6 +7,7 @@ JSON2GRPC_DESCRIPTOR. Everything listens on 127.0.0.1 with ports chosen by the O
 
 import base64
 import http.client
+import http.server
 import json
 import os
 import select
@@ -272,7 +273,8 @@ class Envoy:
         raise HarnessError(f"Envoy {self.name}: {why}; config {self.config_path}, "
                            f"log {self.log}:\n{log_tail(self.log)}")
 
-    def _wait_ready(self):
+    def _ticker(self, pause=0.1):
+        """A `tick(why)` for startup loops: fails when Envoy exited or the time is up."""
         deadline = time.monotonic() + STARTUP_TIMEOUT
 
         def tick(why):
@@ -280,11 +282,18 @@ class Envoy:
                 self._fail(f"exited with status {self.proc.returncode} during startup")
             if time.monotonic() > deadline:
                 self._fail(f"{why} after {STARTUP_TIMEOUT:.0f}s")
-            time.sleep(0.1)
+            time.sleep(pause)
 
+        return tick
+
+    def _wait_admin(self, tick):
         while not (self.admin_path.exists() and self.admin_path.read_text().strip()):
             tick("no admin address")
         self.admin = "http://" + self.admin_path.read_text().strip()
+
+    def _wait_ready(self):
+        tick = self._ticker()
+        self._wait_admin(tick)
         while True:
             try:
                 if self.admin_get("/ready").startswith("LIVE"):
@@ -594,6 +603,122 @@ def grpc_timeout_seconds(value):
     if not (2 <= len(value) <= 9 and value[:-1].isdigit() and value[-1] in units):
         raise ValueError(f"not a grpc-timeout value: {value!r}")
     return int(value[:-1]) * units[value[-1]]
+
+
+class ListenerEnvoy(Envoy):
+    """An Envoy that is ready when its named listeners are up and its ECDS filter configs
+    applied (Istio-shaped bootstraps, or configs whose clusters may be unhealthy on purpose);
+    it does not wait for healthy clusters. `port` (what request() uses) is the first
+    listener's; `on(name)` switches it."""
+
+    def __init__(self, name, config_path, workdir, listeners=("app",), ecds_filters=()):
+        self.listener_names = list(listeners)
+        self.filters = list(ecds_filters)
+        super().__init__(name, config_path, workdir)
+
+    def _wait_ready(self):
+        tick = self._ticker(pause=0.05)
+        self._wait_admin(tick)
+        while True:
+            try:
+                listeners = json.loads(self.admin_get("/listeners?format=json"))
+                ports = {s["name"]: s["local_address"].get("socket_address", {}).get("port_value")
+                         for s in listeners.get("listener_statuses", [])}
+                if all(ports.get(n) for n in self.listener_names):
+                    self.ports = {n: int(ports[n]) for n in self.listener_names}
+                    self.port = self.ports[self.listener_names[0]]
+                    break
+            except OSError:
+                pass
+            tick(f"listeners {self.listener_names} not all up")
+        while True:
+            stats = self.stats("^extension_config_discovery")
+            if all(stats.get(f"extension_config_discovery.http_filter.{f}.update_success", 0) >= 1
+                   for f in self.filters):
+                break
+            tick(f"ECDS configs {self.filters} not applied")
+        while not self.admin_get("/ready").startswith("LIVE"):
+            tick("admin /ready is not LIVE")
+
+    def on(self, listener):
+        """This Envoy with request() going to `listener`."""
+        self.port = self.ports[listener]
+        return self
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def cluster_requests(self, cluster):
+        return self.stats(f"^cluster\\.{cluster.replace('|', '[|]')}\\.upstream_rq_total$").get(
+            f"cluster.{cluster}.upstream_rq_total", 0)
+
+
+class FileServer:
+    """A plain HTTP/1.1 server of some files on loopback (`files`: {"/path": bytes, or a Path
+    read anew per request}); `seen` records (path, Host) of every request."""
+
+    def __init__(self, files):
+        seen = self.seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):  # noqa: N802
+                seen.append((self.path, self.headers.get("host")))
+                data = files.get(self.path)
+                if isinstance(data, Path):
+                    data = data.read_bytes()
+                self.send_response(200 if data is not None else 404)
+                data = data if data is not None else b"not found\n"
+                self.send_header("content-type", "application/octet-stream")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def send(envoy, method, path, body=None, headers=None, timeout=30):
+    """One HTTP/1.1 request on a new connection -> (status, headers, body, complete):
+    `complete` is False when the body ended early (Envoy reset the stream or closed the
+    connection), status None when no response came at all; header names lower case."""
+    _used.append(envoy)
+    if isinstance(body, str):
+        body = body.encode()
+    conn = http.client.HTTPConnection("127.0.0.1", envoy.port, timeout=timeout)
+    try:
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionError):
+            return None, {}, b"", False
+        rheaders = {k.lower(): v for k, v in resp.getheaders()}
+        try:
+            return resp.status, rheaders, resp.read(), True
+        except http.client.IncompleteRead as err:
+            return resp.status, rheaders, err.partial, False
+    finally:
+        conn.close()
+
+
+def status_body(headers, data):
+    """The JSON google.rpc.Status of an error answer, checked for shape."""
+    assert headers.get("content-type") == "application/json", (headers, data[:300])
+    body = json.loads(data)
+    assert set(body) == {"code", "message", "details"}, body
+    assert isinstance(body["code"], int) and isinstance(body["message"], str), body
+    assert body["message"] and isinstance(body["details"], list), body
+    return body
 
 
 def render(template, output, plugin_config, services, wasm=None, descriptor=None,

@@ -39,6 +39,7 @@ import time
 import pytest
 
 import harness
+from harness import send, status_body
 from harness import MiB
 
 BULK_RESERVE = "/flashsale.v1.Inventory/BulkReserve"
@@ -210,37 +211,6 @@ def chaos_envoy(envoy_factory, chaos):
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-
-def send(envoy, method, path, body=None, headers=None, timeout=120):
-    """One HTTP/1.1 request -> (status, headers, body, complete); `complete` is False when the
-    body ended early; status None when no response came at all."""
-    harness._used.append(envoy)
-    if isinstance(body, str):
-        body = body.encode()
-    conn = http.client.HTTPConnection("127.0.0.1", envoy.port, timeout=timeout)
-    try:
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            resp = conn.getresponse()
-        except (http.client.RemoteDisconnected, ConnectionError):
-            return None, {}, b"", False
-        rheaders = {k.lower(): v for k, v in resp.getheaders()}
-        try:
-            return resp.status, rheaders, resp.read(), True
-        except http.client.IncompleteRead as err:
-            return resp.status, rheaders, err.partial, False
-    finally:
-        conn.close()
-
-
-def status_body(headers, data):
-    """The JSON google.rpc.Status of an error answer, checked for shape."""
-    assert headers.get("content-type") == "application/json", (headers, data[:300])
-    body = json.loads(data)
-    assert {"code", "message"} <= set(body), body
-    assert isinstance(body["code"], int) and isinstance(body["message"], str), body
-    return body
-
 
 def short(data, limit=300):
     return data if len(data) <= limit else data[:limit] + b"...(%d bytes)" % len(data)

@@ -44,6 +44,7 @@ import time
 import pytest
 
 import harness
+from harness import send, status_body
 
 RESERVE = "/flashsale.v1.Inventory/Reserve"
 GET_ITEM = "/flashsale.v1.Inventory/GetItem"
@@ -197,38 +198,6 @@ def scalars(probe_setup):
 
 
 # ---- helpers -------------------------------------------------------------------------------------
-
-def send(envoy, method, path, body=None, headers=None, timeout=30):
-    """One HTTP/1.1 request -> (status, headers, body, complete); `complete` is False when the
-    body ended early (connection closed); status None when no response came at all."""
-    harness._used.append(envoy)
-    if isinstance(body, str):
-        body = body.encode()
-    conn = http.client.HTTPConnection("127.0.0.1", envoy.port, timeout=timeout)
-    try:
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            resp = conn.getresponse()
-        except (http.client.RemoteDisconnected, ConnectionError):
-            return None, {}, b"", False
-        rheaders = {k.lower(): v for k, v in resp.getheaders()}
-        try:
-            return resp.status, rheaders, resp.read(), True
-        except http.client.IncompleteRead as err:
-            return resp.status, rheaders, err.partial, False
-    finally:
-        conn.close()
-
-
-def status_body(headers, data):
-    """The JSON google.rpc.Status of an error answer, checked for shape."""
-    assert headers.get("content-type") == "application/json", (headers, data)
-    body = json.loads(data)
-    assert set(body) == {"code", "message", "details"}, body
-    assert isinstance(body["code"], int) and isinstance(body["message"], str), body
-    assert body["message"] and isinstance(body["details"], list), body
-    return body
-
 
 def reject(envoy, upstreams, method, path, body=None, headers=None, *, status=400, code=3,
            message=None, counter="invalid_request"):

@@ -21,6 +21,7 @@ import grpc
 import pytest
 
 import harness
+from harness import send as raw_request
 
 RESERVE = "/flashsale.v1.Inventory/Reserve"
 GET_ITEM = "/flashsale.v1.Inventory/GetItem"
@@ -44,26 +45,6 @@ def used(envoy, upstream="services"):
     if envoy.name not in USED:
         USED[envoy.name] = (envoy, envoy.wasm_stats(), upstream)
     return envoy
-
-
-def raw_request(envoy, method, path, body=None, headers=None, timeout=15):
-    """One HTTP/1.1 request -> (status, headers, body, complete). `complete` is False when the
-    connection was closed before the end of the body (Envoy reset the stream after the
-    headers went downstream); status is None when no response arrived at all."""
-    conn = http.client.HTTPConnection("127.0.0.1", envoy.port, timeout=timeout)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        try:
-            resp = conn.getresponse()
-        except (http.client.RemoteDisconnected, ConnectionError):
-            return None, {}, b"", False
-        rheaders = {k.lower(): v for k, v in resp.getheaders()}
-        try:
-            return resp.status, rheaders, resp.read(), True
-        except http.client.IncompleteRead as err:
-            return resp.status, rheaders, err.partial, False
-    finally:
-        conn.close()
 
 
 def json_body(data):

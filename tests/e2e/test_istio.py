@@ -54,58 +54,14 @@ def _render_manifests(workdir):
     return out
 
 
-class IstioEnvoy(harness.Envoy):
-    """harness.Envoy for the Istio-shaped bootstrap: waits for its listeners and for every
-    ECDS filter config to be applied."""
+class IstioEnvoy(harness.ListenerEnvoy):
+    """harness.ListenerEnvoy for the Istio-shaped bootstrap: its listeners (by default the
+    three of this file's bootstrap) and every ECDS filter config applied."""
 
     LISTENERS = (OUTBOUND, INBOUND, HOLD)
 
-    def __init__(self, name, config_path, workdir, filters):
-        self.filters = filters
-        super().__init__(name, config_path, workdir)
-
-    def _wait_ready(self):
-        deadline = time.monotonic() + harness.STARTUP_TIMEOUT
-
-        def tick(why):
-            if self.proc.poll() is not None:
-                self._fail(f"exited with status {self.proc.returncode} during startup")
-            if time.monotonic() > deadline:
-                self._fail(f"{why} after {harness.STARTUP_TIMEOUT:.0f}s")
-            time.sleep(0.1)
-
-        while not (self.admin_path.exists() and self.admin_path.read_text().strip()):
-            tick("no admin address")
-        self.admin = "http://" + self.admin_path.read_text().strip()
-        while True:
-            try:
-                listeners = json.loads(self.admin_get("/listeners?format=json"))
-                ports = {s["name"]: s["local_address"]["socket_address"].get("port_value")
-                         for s in listeners.get("listener_statuses", [])}
-                if all(ports.get(n) for n in self.LISTENERS):
-                    self.ports = {n: int(ports[n]) for n in self.LISTENERS}
-                    self.port = self.ports[OUTBOUND]
-                    break
-            except OSError:
-                pass
-            tick(f"listeners {self.LISTENERS} not all up")
-        while True:
-            stats = self.stats("^extension_config_discovery")
-            if all(stats.get(f"extension_config_discovery.http_filter.{f}.update_success", 0) >= 1
-                   for f in self.filters):
-                break
-            tick(f"ECDS configs {self.filters} not applied")
-        while not self.admin_get("/ready").startswith("LIVE"):
-            tick("admin /ready is not LIVE")
-
-    def on(self, listener):
-        """This Envoy with request() going to `listener`."""
-        self.port = self.ports[listener]
-        return self
-
-    def cluster_requests(self, cluster):
-        return self.stats(f"^cluster\\.{cluster.replace('|', '[|]')}\\.upstream_rq_total$").get(
-            f"cluster.{cluster}.upstream_rq_total", 0)
+    def __init__(self, name, config_path, workdir, filters, listeners=None):
+        super().__init__(name, config_path, workdir, listeners or self.LISTENERS, filters)
 
 
 @pytest.fixture(scope="module")

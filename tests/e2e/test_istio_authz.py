@@ -151,52 +151,9 @@ def sidecar_bootstrap(workload, listeners, clusters):
     return config
 
 
-class Sidecar(harness.Envoy):
-    """harness.Envoy for an Istio-shaped bootstrap: waits for its named listeners and for its
-    ECDS filter configs to be applied. `port` (what request() uses) is the first listener's."""
-
-    def __init__(self, name, config_path, workdir, listeners, ecds_filters=()):
-        self.listener_names = list(listeners)
-        self.filters = list(ecds_filters)
-        super().__init__(name, config_path, workdir)
-
-    def _wait_ready(self):
-        deadline = time.monotonic() + harness.STARTUP_TIMEOUT
-
-        def tick(why):
-            if self.proc.poll() is not None:
-                self._fail(f"exited with status {self.proc.returncode} during startup")
-            if time.monotonic() > deadline:
-                self._fail(f"{why} after {harness.STARTUP_TIMEOUT:.0f}s")
-            time.sleep(0.05)
-
-        while not (self.admin_path.exists() and self.admin_path.read_text().strip()):
-            tick("no admin address")
-        self.admin = "http://" + self.admin_path.read_text().strip()
-        while True:
-            try:
-                listeners = json.loads(self.admin_get("/listeners?format=json"))
-                ports = {s["name"]: s["local_address"]["socket_address"].get("port_value")
-                         for s in listeners.get("listener_statuses", [])}
-                if all(ports.get(n) for n in self.listener_names):
-                    self.ports = {n: int(ports[n]) for n in self.listener_names}
-                    self.port = self.ports[self.listener_names[0]]
-                    break
-            except OSError:
-                pass
-            tick(f"listeners {self.listener_names} not all up")
-        while True:
-            stats = self.stats("^extension_config_discovery")
-            if all(stats.get(f"extension_config_discovery.http_filter.{f}.update_success", 0) >= 1
-                   for f in self.filters):
-                break
-            tick(f"ECDS configs {self.filters} not applied")
-        while not self.admin_get("/ready").startswith("LIVE"):
-            tick("admin /ready is not LIVE")
-
-    @property
-    def address(self):
-        return f"127.0.0.1:{self.port}"
+class Sidecar(harness.ListenerEnvoy):
+    """An Istio-shaped sidecar (ready when its listeners are up and its ECDS configs applied),
+    with its RBAC counters."""
 
     def counter(self, name):
         return self.stats(f"^{name.replace('|', '[|]').replace('.', '[.]')}$").get(name, 0)

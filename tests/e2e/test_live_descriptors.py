@@ -207,7 +207,8 @@ def test_the_service_down_at_start_then_recovery(tmp_path, services, api_file):
     path = tmp_path / "down.yaml"
     harness.render(harness.TEMPLATE, path, config, services, wasm=harness.WASM,
                    inventory=f"127.0.0.1:{port}")
-    envoy = StartWithoutInventory("down", path, tmp_path)
+    # Ready without waiting for the inventory cluster to be healthy (it is down on purpose).
+    envoy = harness.ListenerEnvoy("down", path, tmp_path)
     try:
         status, _, body = envoy.json_request("GET", "/v1/inventory/sku-1")
         assert status == 503 and body["code"] == 14 and "loading" in body["message"], body
@@ -226,54 +227,8 @@ def test_the_service_down_at_start_then_recovery(tmp_path, services, api_file):
         envoy.stop()
 
 
-class StartWithoutInventory(harness.Envoy):
-    """An Envoy that does not wait for the inventory cluster to be healthy."""
-
-    def _wait_ready(self):
-        deadline = time.monotonic() + harness.STARTUP_TIMEOUT
-        while not (self.admin_path.exists() and self.admin_path.read_text().strip()):
-            assert time.monotonic() < deadline, "no admin address"
-            time.sleep(0.1)
-        self.admin = "http://" + self.admin_path.read_text().strip()
-        while True:
-            try:
-                if self.admin_get("/ready").startswith("LIVE"):
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "not LIVE"
-            time.sleep(0.1)
-        listeners = json.loads(self.admin_get("/listeners?format=json"))
-        self.port = next(int(s["local_address"]["socket_address"]["port_value"])
-                         for s in listeners["listener_statuses"] if s.get("name") == "app")
-
-
 # ---- by reference ------------------------------------------------------------------------------
 
-class FileServer:
-    """A plain HTTP/1.1 server of one file (`GET /api.pb`)."""
-
-    def __init__(self, path):
-        data_path = path
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                data = data_path.read_bytes()
-                self.send_response(200 if self.path == "/api.pb" else 404)
-                self.send_header("content-type", "application/octet-stream")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
 
 
 def files_cluster(port):
@@ -285,7 +240,7 @@ def files_cluster(port):
 
 @pytest.mark.parametrize("pin", ["right", "wrong", "none"])
 def test_by_reference_pinned_by_sha256(tmp_path, services, api_file, pin):
-    server = FileServer(api_file)
+    server = harness.FileServer({"/api.pb": api_file})
     digest = hashlib.sha256(api_file.read_bytes()).hexdigest()
     url = {"cluster": "descriptors", "path": "/api.pb"}
     if pin != "none":

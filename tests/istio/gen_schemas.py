@@ -45,6 +45,7 @@ KINDS = [
     ("apps/v1", "Deployment", "cloudcoil.models.kubernetes.apps.v1", "Deployment"),
     ("v1", "Service", "cloudcoil.models.kubernetes.core.v1", "Service"),
     ("v1", "ServiceAccount", "cloudcoil.models.kubernetes.core.v1", "ServiceAccount"),
+    ("v1", "ConfigMap", "cloudcoil.models.kubernetes.core.v1", "ConfigMap"),
 ]
 
 

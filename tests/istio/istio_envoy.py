@@ -1,7 +1,8 @@
 """The Envoy configuration Istio produces for our manifests, for a plain Envoy — stdlib only.
 
 Used by tests/istio/test_istio_manifests.py (`envoy --mode validate` of every Wasm config we ship) and by
-tests/e2e/test_istio.py (the same config, running against the example services).
+tests/e2e/test_istio.py and test_istio_live.py (the same config, running against the example
+services).
 
 What is reproduced, from Istio's sources (pilot extensions.go / extensionfilter.go, pkg/wasm):
 - a WasmPlugin becomes an HTTP filter named `extensions.istio.io/wasmplugin/<ns>.<name>` whose
@@ -169,9 +170,9 @@ def outbound_route(fqdn, port):
 
 
 def istio_http_filters(wasm_filter):
-    """Istio's sidecar HTTP filter chain (the parts stock Envoy has), the plugin just before
-    the router (phase UNSPECIFIED_PHASE)."""
-    return [
+    """Istio's sidecar HTTP filter chain (the parts stock Envoy has), the plugin (if any) just
+    before the router (phase UNSPECIFIED_PHASE)."""
+    filters = [
         {"name": "envoy.filters.http.grpc_stats", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.grpc_stats.v3.FilterConfig",
             "emit_filter_state": True, "stats_for_all_methods": False}},
@@ -182,6 +183,7 @@ def istio_http_filters(wasm_filter):
         wasm_filter,
         {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}},
     ]
+    return [f for f in filters if f is not None]
 
 
 def hcm(stat_prefix, route_config, http_filters):
@@ -225,13 +227,16 @@ def outbound_listener(port, services, wasm_filter, listen_port=0):
     }
 
 
-def inbound_listener(port, wasm_filter, listen_port=0):
-    """The HTTP part of Istio's `virtualInbound` for a workload port, as its own listener."""
+def inbound_listener(port, wasm_filter, listen_port=0, cluster=None):
+    """The HTTP part of Istio's `virtualInbound` for a workload port, as its own listener.
+    `wasm_filter` None: a sidecar without a plugin. `cluster`: the route's cluster instead of
+    `inbound|<port>||` (each pod's sidecar has its own; one Envoy standing for two sidecars
+    needs two names)."""
+    inbound = cluster or cluster_name("inbound", port)
     route_config = {"name": cluster_name("inbound", port), "validate_clusters": False,
                     "virtual_hosts": [{"name": f"inbound|http|{port}", "domains": ["*"],
                                        "routes": [{"name": "default", "match": {"prefix": "/"},
-                                                   "route": {"cluster": cluster_name("inbound",
-                                                                                     port),
+                                                   "route": {"cluster": inbound,
                                                              "timeout": "0s",
                                                              "max_stream_duration": {
                                                                  "max_stream_duration": "0s",
@@ -250,6 +255,15 @@ def inbound_listener(port, wasm_filter, listen_port=0):
 
 def h2_cluster(name, host, port):
     """An HTTP/2 cluster as Istio makes for a gRPC service port (STATIC here, EDS there)."""
+    cluster = http1_cluster(name, host, port)
+    cluster["typed_extension_protocol_options"] = {HTTP_PROTOCOL_OPTIONS: {
+        "@type": "type.googleapis.com/" + HTTP_PROTOCOL_OPTIONS,
+        "explicit_http_config": {"http2_protocol_options": {}}}}
+    return cluster
+
+
+def http1_cluster(name, host, port):
+    """A cluster as Istio makes for an `http` service port: HTTP/1.1 upstream."""
     return {
         "name": name,
         "type": "STATIC",
@@ -260,9 +274,6 @@ def h2_cluster(name, host, port):
                                              "max_requests": 4294967295,
                                              "max_retries": 4294967295,
                                              "track_remaining": True}]},
-        "typed_extension_protocol_options": {HTTP_PROTOCOL_OPTIONS: {
-            "@type": "type.googleapis.com/" + HTTP_PROTOCOL_OPTIONS,
-            "explicit_http_config": {"http2_protocol_options": {}}}},
         "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
             {"endpoint": {"address": {"socket_address": {"address": host,
                                                          "port_value": int(port)}}}}]}]},

@@ -5,7 +5,10 @@
    errors, as with `kubectl apply`'s strict field validation), plus the CRDs' CEL rules that
    concern us (selector XOR targetRefs, url scheme).
 2. What istiod would accept but would not work: ports, cluster names, HTTP/2 upstreams, the
-   routes for the gRPC paths, the EnvoyFilter's two patches agreeing, the sha256.
+   routes for the gRPC paths, the EnvoyFilter's two patches agreeing, the sha256; for the
+   variants without a descriptor in the manifest (json2grpc.descriptor), the reflection
+   clusters (the services' gRPC ports), the by-reference URL (the descriptors Service, the
+   ConfigMap it serves, the set's sha256) and a valid :authority.
 3. `envoy --mode validate` of the Envoy config Istio generates for each WasmPlugin (Istio's
    listener/route/cluster shapes, the plugin as Istio's ECDS Wasm config with the module as
    istio-agent leaves it: a local file) and of the EnvoyFilter's Wasm config wrapped in a
@@ -182,15 +185,45 @@ def _plugin_configs(manifests):
     return out
 
 
-def test_plugin_configs_carry_the_descriptor(manifests):
+def _live_source(config):
+    """json2grpc.descriptor of a plugin config (None: it carries proto_descriptor_bin)."""
+    return (config.get("json2grpc") or {}).get("descriptor")
+
+
+def test_plugin_configs_carry_the_descriptor_or_a_live_source(manifests):
+    """Each plugin config carries either the descriptor set (proto_descriptor_bin, the one of
+    `make descriptors`) or a live source (json2grpc.descriptor: reflection or url), never both;
+    the shipped variants include both kinds of live source."""
     _need(DESCRIPTOR, "run `make descriptors`")
     configs = _plugin_configs(manifests)
     assert configs, "no WasmPlugin / EnvoyFilter in the manifests"
+    kinds = set()
     for label, config in configs:
         assert isinstance(config, dict), label
-        assert base64.b64decode(config["proto_descriptor_bin"]) == DESCRIPTOR.read_bytes(), (
-            f"{label}: proto_descriptor_bin is not {DESCRIPTOR} (stale manifests?)")
         assert config.get("services"), label
+        live = _live_source(config)
+        if live is None:
+            assert base64.b64decode(config["proto_descriptor_bin"]) == DESCRIPTOR.read_bytes(), (
+                f"{label}: proto_descriptor_bin is not {DESCRIPTOR} (stale manifests?)")
+            kinds.add("descriptor")
+            continue
+        assert "proto_descriptor_bin" not in config, f"{label}: a descriptor AND a live source"
+        (origin,) = [k for k in ("reflection", "url") if k in live]
+        kinds.add(origin)
+        assert 1000 <= live.get("refresh_ms", 30000), label
+    assert kinds == {"descriptor", "reflection", "url"}, kinds
+
+
+def _url_servers(manifests):
+    """FQDNs of the Services that live `url` sources fetch descriptor sets from."""
+    out = set()
+    for _, config in _plugin_configs(manifests):
+        url = (_live_source(config) or {}).get("url")
+        if url:
+            m = CLUSTER_RE.match(url["cluster"])
+            if m:
+                out.add(m.group(4))
+    return out
 
 
 def _service_port(services, fqdn, port):
@@ -234,10 +267,134 @@ def test_callout_clusters_name_existing_http2_service_ports(manifests, services)
 
 def test_every_service_port_of_the_services_is_http2(manifests, services):
     """What leaves a transcoding proxy is gRPC: every port of the gRPC services (the JSON port
-    too) must give Istio an HTTP/2 upstream."""
-    for fqdn, svc in services.items():
+    too) must give Istio an HTTP/2 upstream. The gRPC services: every Service but the HTTP
+    servers of descriptor sets (descriptors.yaml, an HTTP/1.1 port)."""
+    file_servers = _url_servers(manifests)
+    grpc_services = {f: s for f, s in services.items() if f not in file_servers}
+    assert grpc_services and len(grpc_services) + len(file_servers) == len(services), (
+        sorted(services), sorted(file_servers))
+    for fqdn, svc in grpc_services.items():
         for port in svc["spec"]["ports"]:
             assert _is_h2(port, fqdn, manifests), f"{fqdn} port {port}"
+
+
+AUTHORITY_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?$")
+
+
+def _valid_authority(source, cluster):
+    """The :authority the filter sends: `authority`, else (filter/src/wasm/live.rs,
+    default_authority) `FQDN:PORT` for an `outbound|PORT|SUBSET|FQDN` cluster, else the cluster
+    name. It must be a valid host: the receiving sidecar (Envoy) refuses a `|` in it (HTTP/2: the
+    connection is reset, HTTP/1.1: 400)."""
+    m = CLUSTER_RE.match(cluster)
+    derived = f"{m.group(4)}:{m.group(2)}" if m else cluster
+    authority = source.get("authority", derived)
+    return bool(AUTHORITY_RE.match(authority)), authority
+
+
+def test_reflection_clusters_are_the_services_grpc_ports(manifests, services):
+    """json2grpc.descriptor.reflection: each cluster is Istio's outbound|PORT||FQDN of a Service
+    port in the manifests that is gRPC (HTTP/2, the port that serves reflection); together they
+    are the Services of the configured gRPC services (those the SERVER plugin's callout
+    clusters name), each once."""
+    server = {c for _, config in _plugin_configs(manifests)
+              for c in config.get("json2grpc", {}).get("callout", {}).get("clusters", {}).values()}
+    assert server, "no callout clusters to compare with"
+    seen = 0
+    for label, config in _plugin_configs(manifests):
+        source = (_live_source(config) or {}).get("reflection")
+        if source is None:
+            continue
+        assert "cluster" not in source or "clusters" not in source, label
+        clusters = source.get("clusters") or [source["cluster"]]
+        assert len(set(clusters)) == len(clusters), f"{label}: a cluster twice: {clusters}"
+        for cluster in clusters:
+            m = CLUSTER_RE.match(cluster)
+            assert m and m.group(1) == "outbound" and not m.group(3), (
+                f"{label}: {cluster!r} is not outbound|PORT||FQDN")
+            port = _service_port(services, m.group(4), int(m.group(2)))
+            assert port.get("appProtocol") == "grpc" or port.get("name", "").startswith("grpc"), (
+                f"{label}: {cluster} is not a gRPC port: {port}")
+            assert _is_h2(port, m.group(4), manifests), f"{label}: {cluster} is not HTTP/2"
+            valid, authority = _valid_authority(source, cluster)
+            assert valid, f"{label}: :authority {authority!r} is not a valid host"
+        assert set(clusters) == server, (f"{label}: reflection asks {sorted(clusters)}, the "
+                                         f"services are served by {sorted(server)}")
+        assert not source.get("all_services"), f"{label}: transcode `services`, not every one"
+        seen += 1
+    assert seen, "no WasmPlugin with json2grpc.descriptor.reflection"
+
+
+def _selected_deployments(manifests, service):
+    selector = service["spec"].get("selector") or {}
+    namespace = service["metadata"].get("namespace", "default")
+    return [d for d in _all(manifests, "Deployment")
+            if d["metadata"].get("namespace", "default") == namespace and selector and
+            all(d["spec"]["template"]["metadata"].get("labels", {}).get(k) == v
+                for k, v in selector.items())]
+
+
+def test_url_source_is_the_descriptor_set_served_in_the_mesh(manifests, services):
+    """json2grpc.descriptor.url: the cluster is outbound|PORT||FQDN of a Service port in the
+    manifests; its sha256 is the set's (dist/flashsale.pb); the Deployment behind that Service
+    mounts a ConfigMap at nginx's document root whose key `path` names holds exactly that
+    set; the container listens on the Service's targetPort; the ConfigMap fits Kubernetes'
+    1 MiB."""
+    _need(DESCRIPTOR, "run `make descriptors`")
+    want = DESCRIPTOR.read_bytes()
+    seen = 0
+    for label, config in _plugin_configs(manifests):
+        source = (_live_source(config) or {}).get("url")
+        if source is None:
+            continue
+        cluster = source["cluster"]
+        m = CLUSTER_RE.match(cluster)
+        assert m and m.group(1) == "outbound" and not m.group(3), (
+            f"{label}: {cluster!r} is not outbound|PORT||FQDN")
+        fqdn = m.group(4)
+        port = _service_port(services, fqdn, int(m.group(2)))
+        assert source.get("sha256") == hashlib.sha256(want).hexdigest(), (
+            f"{label}: sha256 {source.get('sha256')} is not the one of {DESCRIPTOR}")
+        valid, authority = _valid_authority(source, cluster)
+        assert valid, f"{label}: :authority {authority!r} is not a valid host"
+        assert source["path"].startswith("/") and source["path"].count("/") == 1, source
+        key = source["path"][1:]
+        (deployment,) = _selected_deployments(manifests, services[fqdn])
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        target = port.get("targetPort", port["port"])
+        assert any(p["containerPort"] == target or p.get("name") == target
+                   for p in container.get("ports", [])), (label, container.get("ports"), target)
+        (mount,) = [v for v in container.get("volumeMounts", [])
+                    if v["mountPath"].rstrip("/") == "/usr/share/nginx/html"]
+        (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        configmap = ie.find(manifests, "ConfigMap", volume["configMap"]["name"])
+        served = base64.b64decode(configmap["binaryData"][key], validate=True)
+        assert served == want, f"{label}: ConfigMap key {key} is not {DESCRIPTOR}"
+        size = sum(len(v) for v in configmap.get("data", {}).values()) + \
+            sum(len(base64.b64decode(v)) for v in configmap.get("binaryData", {}).values())
+        assert size <= 1 << 20, f"ConfigMap {configmap['metadata']['name']}: {size} bytes > 1 MiB"
+        seen += 1
+    assert seen, "no WasmPlugin with json2grpc.descriptor.url"
+
+
+def test_storefront_variants_differ_only_in_where_the_api_comes_from(manifests):
+    """The WasmPlugins for the storefront are alternatives: same workload, listener, module and
+    behaviour; their pluginConfigs differ only in proto_descriptor_bin vs json2grpc.descriptor."""
+    plugins = [p for p in _all(manifests, "WasmPlugin")
+               if p["spec"].get("selector") == {"matchLabels": {"app": "storefront"}}]
+    assert len(plugins) == 3, [p["metadata"]["name"] for p in plugins]
+
+    def common(plugin):
+        spec = json.loads(json.dumps(plugin["spec"]))
+        config = spec.pop("pluginConfig")
+        config.pop("proto_descriptor_bin", None)
+        config.get("json2grpc", {}).pop("descriptor", None)
+        return spec, config
+
+    first = common(plugins[0])
+    for plugin in plugins[1:]:
+        assert common(plugin) == first, plugin["metadata"]["name"]
 
 
 def test_wasmplugin_match_ports_exist(manifests, services):
@@ -322,11 +479,15 @@ def _envoy_validate(config, tmp_path, name):
     assert p.returncode == 0, f"envoy --mode validate -c {path}:\n{p.stdout}{p.stderr}"
 
 
-def _clusters(services):
-    addresses = {fqdn: FAKE_ADDRESSES.get(fqdn.split(".")[0], "127.0.0.1:50053")
-                 for fqdn in services}
-    ports = sorted({p["port"] for s in services.values() for p in s["spec"]["ports"]})
-    clusters = ie.service_clusters(addresses, ports)
+def _clusters(services, manifests):
+    """outbound|PORT||FQDN of every Service port (HTTP/2 or HTTP/1.1 as Istio would make it)
+    and inbound|PORT|| of every target port."""
+    clusters = []
+    for fqdn, svc in services.items():
+        host, port = ie.split_host_port(FAKE_ADDRESSES.get(fqdn.split(".")[0], "127.0.0.1:50053"))
+        for p in svc["spec"]["ports"]:
+            make = ie.h2_cluster if _is_h2(p, fqdn, manifests) else ie.http1_cluster
+            clusters.append(make(ie.cluster_name("outbound", p["port"], fqdn), host, port))
     targets = sorted({p.get("targetPort", p["port"]) for s in services.values()
                       for p in s["spec"]["ports"]})
     clusters += [ie.h2_cluster(ie.cluster_name("inbound", t), "127.0.0.1", t) for t in targets]
@@ -367,7 +528,7 @@ def test_envoy_accepts_what_istio_generates_for_the_wasmplugin(name, manifests, 
     filter_name, typed = ie.wasm_from_wasmplugin(plugin, WASM.resolve())
     # Inline (what the ECDS resource becomes): --mode validate does not fetch ECDS resources.
     listeners = _listeners_for(plugin, ie.inline_filter(filter_name, typed), services)
-    _envoy_validate(ie.bootstrap(listeners, _clusters(services)), tmp_path, name)
+    _envoy_validate(ie.bootstrap(listeners, _clusters(services, manifests)), tmp_path, name)
 
 
 def test_envoy_accepts_the_envoyfilter_wasm_config(manifests, services, tmp_path):
@@ -385,22 +546,43 @@ def test_envoy_accepts_the_envoyfilter_wasm_config(manifests, services, tmp_path
         have = [f for f, s in services.items()
                 if any(p["port"] == port for p in s["spec"]["ports"])]
         listener = ie.outbound_listener(port, have, http)
-        _envoy_validate(ie.bootstrap([listener], _clusters(services)), tmp_path,
+        _envoy_validate(ie.bootstrap([listener], _clusters(services, manifests)), tmp_path,
                         ef["metadata"]["name"])
 
 
-def test_envoy_rejects_a_bad_plugin_config(manifests, services, tmp_path):
-    """The check above has teeth: Envoy runs the filter's on_configure during validation."""
+# WasmPlugin (+ case) -> (edit of its pluginConfig, the field the refusal names)
+BAD_CONFIGS = {
+    "json2grpc-storefront": (lambda c: c.update(json2grpc={"callout": {"timeout_msec": 5}}),
+                             "json2grpc.callout.timeout_msec"),
+    # the live variants: their descriptor source is parsed by on_configure too
+    "json2grpc-storefront-reflection": (
+        lambda c: c["json2grpc"]["descriptor"].update(reflection={"clusters": []}),
+        "json2grpc.descriptor.reflection"),
+    "json2grpc-storefront-url": (
+        lambda c: c["json2grpc"]["descriptor"]["url"].update(sha256="sha256:" + "0" * 64),
+        "json2grpc.descriptor.url.sha256"),
+    "json2grpc-storefront-url+descriptor": (
+        lambda c: c.update(proto_descriptor_bin="Cg=="), "json2grpc.descriptor`"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_envoy_rejects_a_bad_plugin_config(case, manifests, services, tmp_path):
+    """The check above has teeth: Envoy runs the filter's on_configure during validation, and
+    the refusal names the field."""
     _need(ENVOY, "run `make venv`")
-    plugin = json.loads(json.dumps(ie.find(manifests, "WasmPlugin", "json2grpc-storefront")))
-    plugin["spec"]["pluginConfig"]["json2grpc"] = {"callout": {"timeout_msec": 5}}
+    plugin = json.loads(json.dumps(ie.find(manifests, "WasmPlugin", case.split("+")[0])))
+    edit, field = BAD_CONFIGS[case]
+    edit(plugin["spec"]["pluginConfig"])
     filter_name, typed = ie.wasm_from_wasmplugin(plugin, WASM.resolve())
     listeners = _listeners_for(plugin, ie.inline_filter(filter_name, typed), services)
-    path = ie.write_json(tmp_path / "bad.yaml", ie.bootstrap(listeners, _clusters(services)))
+    path = ie.write_json(tmp_path / "bad.yaml",
+                         ie.bootstrap(listeners, _clusters(services, manifests)))
     p = subprocess.run([str(ENVOY), "--mode", "validate", "-c", str(path),
                         "--use-dynamic-base-id", "--log-level", "warn"],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode != 0, p.stdout + p.stderr
+    assert field in p.stdout + p.stderr, p.stdout + p.stderr
 
 
 # ---- 4. the OCI image ---------------------------------------------------------------------------

@@ -10,8 +10,8 @@
 use super::body_keys::MAX_LISTED;
 use super::error::{Error, Result};
 use super::fast::plan::{FieldPlan, Plans, Scalar, Shape, ValueKind};
-use super::fast::wire::{nested, tag};
-use super::wire::{fields, read_varint, RawField, LEN, START_GROUP, VARINT};
+use super::fast::wire::nested;
+use super::wire::{fields, read_varint, write_tag, RawField, LEN, START_GROUP, VARINT};
 
 /// Nesting followed at most (protobuf's recursion limit); deeper levels are not looked into.
 const MAX_DEPTH: usize = 100;
@@ -83,9 +83,9 @@ impl Behaviors {
                     match raw.wire_type {
                         LEN => nested(raw.number, out, |o| self.drop_output_only(plans, *m, raw.value, o, depth + 1))?,
                         START_GROUP => {
-                            tag(raw.number, START_GROUP, out);
+                            write_tag(raw.number, START_GROUP, out);
                             self.drop_output_only(plans, *m, raw.value, out, depth + 1)?;
-                            tag(raw.number, super::wire::END_GROUP, out);
+                            write_tag(raw.number, super::wire::END_GROUP, out);
                         }
                         _ => raw.write(out),
                     }

@@ -3,9 +3,10 @@
 //! string form (Timestamp, Duration, FieldMask, wrappers) follow proto3 JSON's string forms.
 //! Values come out encoded, ready to be written under their field's number.
 use super::config::decode_base64;
-use super::fast::wire::{tag, varint, zigzag32, zigzag64};
+use super::fast::wire::{zigzag32, zigzag64};
 use super::fast::wkt_text;
 use super::schema::{Field, Kind, Scalar, Schema};
+use super::wire::{write_tag, write_varint};
 use super::wire::{FIXED32, FIXED64, LEN, VARINT};
 
 /// One encoded value: its wire type and payload (the varint's bytes, the fixed-size bytes, or
@@ -19,7 +20,7 @@ pub struct WireValue {
 impl WireValue {
     fn varint(v: u64) -> WireValue {
         let mut bytes = Vec::with_capacity(10);
-        varint(v, &mut bytes);
+        write_varint(v, &mut bytes);
         WireValue { wire_type: VARINT, bytes }
     }
 
@@ -29,9 +30,9 @@ impl WireValue {
 
     /// Appends the value as field `number`.
     pub fn write(&self, number: u32, out: &mut Vec<u8>) {
-        tag(number, self.wire_type, out);
+        write_tag(number, self.wire_type, out);
         if self.wire_type == LEN {
-            varint(self.bytes.len() as u64, out);
+            write_varint(self.bytes.len() as u64, out);
         }
         out.extend_from_slice(&self.bytes);
     }
@@ -40,9 +41,9 @@ impl WireValue {
     /// `message_encoding = DELIMITED`) in the group wire format.
     pub fn write_as(&self, field: &Field, out: &mut Vec<u8>) {
         if field.delimited && self.wire_type == LEN && matches!(field.kind, Kind::Message(_)) {
-            tag(field.number, 3, out);
+            write_tag(field.number, 3, out);
             out.extend_from_slice(&self.bytes);
-            tag(field.number, 4, out);
+            write_tag(field.number, 4, out);
         } else {
             self.write(field.number, out);
         }

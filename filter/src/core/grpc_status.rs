@@ -5,9 +5,9 @@ use serde_json::Value;
 use super::config::{decode_base64, PrintOptions};
 use super::descriptor_proto::{each_field, payload, string, varint};
 use super::error::Error;
-use super::fast::wire::{tag, varint as write_varint};
 use super::fast::Codec;
 use super::status::Code;
+use super::wire::{write_tag, write_varint};
 
 const STATUS_MESSAGE: &str = "google.rpc.Status";
 
@@ -141,7 +141,7 @@ impl Any {
         let mut out = Vec::with_capacity(self.type_url.len() + self.value.len() + 8);
         for (number, bytes) in [(1, self.type_url.as_bytes()), (2, self.value.as_slice())] {
             if !bytes.is_empty() {
-                tag(number, 2, &mut out);
+                write_tag(number, 2, &mut out);
                 write_varint(bytes.len() as u64, &mut out);
                 out.extend_from_slice(bytes);
             }

@@ -4,9 +4,9 @@
 //! unless the URL sets it. Off by default: Envoy's native transcoder sends no mask, and a service
 //! may read a missing mask differently from one naming the fields sent.
 use super::fast::plan::{Plans, Shape, ValueKind, WellKnown};
-use super::fast::wire::{length_delimited, tag, varint};
+use super::fast::wire::length_delimited;
 use super::router::{BodyRule, HttpBinding};
-use super::wire::LEN;
+use super::wire::{write_tag, write_varint, LEN};
 
 /// The number of the request's FieldMask field if `binding` gets a mask from its body: a PATCH
 /// whose body is one singular message field, and exactly one singular top-level FieldMask.
@@ -35,8 +35,8 @@ pub fn write(number: u32, paths: &[String], out: &mut Vec<u8>) {
     }
     length_delimited(number, out, |mask| {
         for path in paths {
-            tag(1, LEN, mask);
-            varint(path.len() as u64, mask);
+            write_tag(1, LEN, mask);
+            write_varint(path.len() as u64, mask);
             mask.extend_from_slice(path.as_bytes());
         }
     });

@@ -13,9 +13,10 @@
 use std::collections::{HashMap, HashSet};
 
 use super::error::{Error, Result};
-use super::fast::wire::{length_delimited, tag, varint};
+use super::fast::wire::length_delimited;
 use super::frame::{encode_frame, FrameDecoder};
 use super::wire::{fields, LEN, VARINT};
+use super::wire::{write_tag, write_varint};
 
 /// The reflection method of each version, newest first.
 pub const PATHS: [&str; 2] = [
@@ -194,8 +195,8 @@ impl Gathering {
         let mut names: Vec<&String> = self.files.keys().collect();
         names.sort_unstable();
         for (bytes, _) in names.into_iter().filter_map(|n| self.files.get(n)) {
-            tag(1, LEN, &mut set);
-            varint(bytes.len() as u64, &mut set);
+            write_tag(1, LEN, &mut set);
+            write_varint(bytes.len() as u64, &mut set);
             set.extend_from_slice(bytes);
         }
         Step::Done { services: self.services.clone().unwrap_or_default(), descriptor_set: set }
@@ -359,8 +360,8 @@ mod tests {
         let mut message = Vec::new();
         length_delimited(2, &mut message, |o| length_delimited(field, o, |o| o.extend_from_slice(value.as_bytes())));
         length_delimited(7, &mut message, |o| {
-            tag(1, VARINT, o);
-            varint(code, o);
+            write_tag(1, VARINT, o);
+            write_varint(code, o);
             length_delimited(2, o, |o| o.extend_from_slice(text.as_bytes()));
         });
         let mut framed = Vec::new();

@@ -14,7 +14,7 @@ use super::config::Config;
 use super::error::{Error, Result};
 use super::fast::groups;
 use super::fast::plan::{FieldPlan, ValueKind};
-use super::fast::wire::{length_delimited, sub_message, tag, varint};
+use super::fast::wire::{length_delimited, sub_message};
 use super::fast::Codec;
 use super::field_path::{FieldPath, Names};
 use super::field_value::parse_value;
@@ -25,6 +25,7 @@ use super::rest_body;
 use super::router::{bindable_message, url_settable, BodyRule, HttpBinding, PathVariable, HTTP_BODY};
 use super::schema::{Field, Kind, Scalar, Schema};
 use super::wire::LEN;
+use super::wire::{write_tag, write_varint};
 
 /// Why a request is not transcoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -460,8 +461,8 @@ fn http_body(
 /// A string or bytes field, left out when empty (proto3 fields without presence).
 fn write_len(field: &FieldPlan, value: &[u8], out: &mut Vec<u8>) {
     if !value.is_empty() {
-        tag(field.number, LEN, out);
-        varint(value.len() as u64, out);
+        write_tag(field.number, LEN, out);
+        write_varint(value.len() as u64, out);
         out.extend_from_slice(value);
     }
 }
@@ -484,18 +485,18 @@ fn unknown_query_params(params: &[(String, String)]) -> Vec<u8> {
     for name in names {
         let mut values = Vec::new();
         for (_, v) in params.iter().filter(|(n, _)| n == name) {
-            tag(1, LEN, &mut values);
-            varint(v.len() as u64, &mut values);
+            write_tag(1, LEN, &mut values);
+            write_varint(v.len() as u64, &mut values);
             values.extend_from_slice(v.as_bytes());
         }
         length_delimited(1, &mut out, |entry| {
             if !name.is_empty() {
-                tag(1, LEN, entry);
-                varint(name.len() as u64, entry);
+                write_tag(1, LEN, entry);
+                write_varint(name.len() as u64, entry);
                 entry.extend_from_slice(name.as_bytes());
             }
-            tag(2, LEN, entry);
-            varint(values.len() as u64, entry);
+            write_tag(2, LEN, entry);
+            write_varint(values.len() as u64, entry);
             entry.extend_from_slice(&values);
         });
     }

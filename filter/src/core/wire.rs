@@ -16,7 +16,9 @@ pub const MAX_GROUP_DEPTH: usize = 100;
 /// The largest field number protobuf allows.
 pub const MAX_FIELD_NUMBER: u32 = (1 << 29) - 1;
 
-/// Reads a base-128 varint; `None` if truncated or longer than 10 bytes.
+/// Reads a base-128 varint; `None` if truncated or longer than 10 bytes. The one varint reader
+/// (descriptors, frames, bound fields and the fast codec all use it).
+#[inline]
 pub fn read_varint(buf: &[u8]) -> Option<(u64, usize)> {
     let mut value = 0u64;
     for (i, byte) in buf.iter().take(10).enumerate() {
@@ -28,12 +30,31 @@ pub fn read_varint(buf: &[u8]) -> Option<(u64, usize)> {
     None
 }
 
+/// Appends a base-128 varint. The one varint writer.
+#[inline]
 pub fn write_varint(mut value: u64, out: &mut Vec<u8>) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
         value >>= 7;
     }
     out.push(value as u8);
+}
+
+/// Appends a field's tag (number and wire type).
+#[inline]
+pub fn write_tag(number: u32, wire_type: u8, out: &mut Vec<u8>) {
+    write_varint(u64::from(number) << 3 | u64::from(wire_type), out);
+}
+
+/// How many bytes `write_varint(value)` appends.
+#[inline]
+pub fn varint_len(mut value: u64) -> usize {
+    let mut n = 1;
+    while value >= 0x80 {
+        value >>= 7;
+        n += 1;
+    }
+    n
 }
 
 /// One field of an encoded message: number, wire type and the raw value bytes

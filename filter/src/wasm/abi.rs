@@ -4,8 +4,9 @@
 //! while a callback is running (a body write over Envoy's buffer limit makes Envoy destroy the
 //! stream right away, calling `proxy_on_log`/`proxy_on_done` re-entrantly — observed to trap
 //! the VM and crash Envoy), and on host statuses it does not expect. Here a context is taken
-//! out of the table while it runs: a re-entrant call finds it busy and is deferred, never a
-//! panic.
+//! out of the table while it runs, never a panic: a re-entrant callback for it finds it busy
+//! and is dropped (a stream callback answers Continue, `proxy_on_log` does nothing); only a
+//! re-entrant `proxy_on_delete` is deferred, the context is dropped when its callback returns.
 #![allow(unsafe_code)]
 
 use std::cell::RefCell;
@@ -95,7 +96,8 @@ pub fn register_callout(token: u32, context_id: u32) {
     });
 }
 
-/// Runs `f` on root `id`, taking it out of the table meanwhile; `None` if absent or busy.
+/// Runs `f` on root `id`, taking it out of the table meanwhile; `None` (the call is dropped)
+/// if absent or busy.
 fn with_root<R>(id: u32, f: impl FnOnce(&mut dyn RootContext) -> R) -> Option<R> {
     let mut root = DISPATCHER.with(|d| {
         let mut d = d.borrow_mut();
@@ -123,7 +125,8 @@ fn with_root<R>(id: u32, f: impl FnOnce(&mut dyn RootContext) -> R) -> Option<R>
     Some(result)
 }
 
-/// Runs `f` on stream `id`, taking it out of the table meanwhile; `None` if absent or busy.
+/// Runs `f` on stream `id`, taking it out of the table meanwhile; `None` (the call is dropped,
+/// a stream callback answers Continue) if absent or busy.
 fn with_stream<R>(id: u32, f: impl FnOnce(&mut dyn HttpContext) -> R) -> Option<R> {
     let mut stream = DISPATCHER.with(|d| {
         let mut d = d.borrow_mut();

@@ -276,7 +276,7 @@ impl Live {
                 }
             }
             Origin::Url { cluster, path, authority, .. } => {
-                let authority = authority.clone().unwrap_or_else(|| cluster.clone());
+                let authority = authority.clone().unwrap_or_else(|| default_authority(cluster));
                 let headers = [(":method", "GET"), (":path", path.as_str()), (":authority", authority.as_str())];
                 host::http_call(cluster, &headers, &[], self.source.timeout_ms)
                     .map(|token| Fetch::Url { token })
@@ -300,7 +300,7 @@ impl Live {
             return Err((Failure::Invalid, "no such cluster".into()));
         };
         self.renew_lease();
-        let authority = authority.clone().unwrap_or_else(|| name.clone());
+        let authority = authority.clone().unwrap_or_else(|| default_authority(name));
         let timeout = format!("{}m", self.source.timeout_ms);
         let headers = [
             (":method", "POST"),
@@ -488,6 +488,21 @@ impl Live {
     }
 }
 
+/// The `:authority` of a call to `cluster` when none is configured: `FQDN:PORT` for Istio's
+/// `outbound|PORT|SUBSET|FQDN` names (a `|` in a host is refused by the receiving proxy), the
+/// cluster name otherwise.
+fn default_authority(cluster: &str) -> String {
+    let mut parts = cluster.split('|');
+    match (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("outbound" | "inbound"), Some(port), Some(_), Some(fqdn), None)
+            if !fqdn.is_empty() && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            format!("{fqdn}:{port}")
+        }
+        _ => cluster.to_string(),
+    }
+}
+
 /// Adds the files of a FileDescriptorSet to `files` (the first of a name wins).
 fn merge_files(files: &mut HashMap<String, Vec<u8>>, set: &[u8]) {
     for f in crate::core::wire::fields(set).flatten() {
@@ -504,8 +519,8 @@ fn merge_files(files: &mut HashMap<String, Vec<u8>>, set: &[u8]) {
 }
 
 fn length_prefixed_file(bytes: &[u8], set: &mut Vec<u8>) {
-    crate::core::fast::wire::tag(1, 2, set);
-    crate::core::fast::wire::varint(bytes.len() as u64, set);
+    crate::core::wire::write_tag(1, 2, set);
+    crate::core::wire::write_varint(bytes.len() as u64, set);
     set.extend_from_slice(bytes);
 }
 
@@ -558,4 +573,21 @@ fn decode_published(bytes: &[u8]) -> Option<(u64, [u8; 32], Vec<String>, Vec<u8>
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn istio_cluster_names_give_a_host_authority() {
+        assert_eq!(
+            default_authority("outbound|50051||inventory.default.svc.cluster.local"),
+            "inventory.default.svc.cluster.local:50051"
+        );
+        assert_eq!(default_authority("outbound|80|v2|files.ns.svc.cluster.local"), "files.ns.svc.cluster.local:80");
+        for plain in ["inventory", "outbound|x||a", "outbound|80||", "a|b|c|d|e", ""] {
+            assert_eq!(default_authority(plain), plain);
+        }
+    }
 }

@@ -10,6 +10,7 @@ use super::plan::{FieldPlan, MessagePlan, Plans, Scalar, Shape, ValueKind, WellK
 use super::wkt_text;
 use crate::core::config::PrintOptions;
 use crate::core::error::{Error, Result};
+pub(super) use crate::core::wire::read_varint;
 use crate::core::wire::{group_extent, MAX_FIELD_NUMBER};
 
 /// Nested messages deeper than this are refused (prost's own recursion limit).
@@ -234,18 +235,6 @@ fn each_occurrence<'b>(
         }
     }
     Ok(())
-}
-
-#[inline]
-pub(super) fn read_varint(buf: &[u8]) -> Option<(u64, usize)> {
-    let mut value = 0u64;
-    for (i, &b) in buf.iter().take(10).enumerate() {
-        value |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Some((value, i + 1));
-        }
-    }
-    None
 }
 
 fn fixed32(b: &[u8]) -> u32 {

@@ -8,11 +8,12 @@ use std::str::FromStr;
 
 use super::plan::{FieldPlan, MessagePlan, Plans, Scalar, Shape, ValueKind, WellKnown};
 use super::reader::{Number, Reader};
-use super::wire::{message_field, nested, tag, varint, zigzag32, zigzag64};
+use super::wire::{message_field, nested, zigzag32, zigzag64};
 use super::wkt_text;
 use crate::core::config::decode_base64;
 use crate::core::error::{Error, Result};
 use crate::core::json::ParseOptions;
+use crate::core::wire::{write_tag, write_varint};
 
 /// Field numbers of the well-known types' fields.
 mod wkt {
@@ -184,7 +185,7 @@ impl Encoder<'_, '_> {
         match field.kind {
             ValueKind::Message(m) if self.plan(m)?.well_known == Some(WellKnown::Value) => {
                 message_field(field.number, field.delimited, out, |o| {
-                    tag(wkt::VALUE_NULL, 0, o);
+                    write_tag(wkt::VALUE_NULL, 0, o);
                     o.push(0);
                     Ok::<(), Error>(())
                 })?;
@@ -192,7 +193,7 @@ impl Encoder<'_, '_> {
             }
             ValueKind::Enum(e) if self.plans.enums.get(e).is_some_and(|e| e.is_null_value) => {
                 if matches!(field.shape, Shape::Single { presence: true }) {
-                    tag(field.number, 0, out);
+                    write_tag(field.number, 0, out);
                     out.push(0);
                     return Ok(Some(true));
                 }
@@ -218,14 +219,14 @@ impl Encoder<'_, '_> {
             ValueKind::Enum(e) => {
                 let Some(n) = self.enum_value(field, e)? else { return Ok(()) };
                 if presence || n != 0 {
-                    tag(field.number, 0, out);
-                    varint(n as i64 as u64, out);
+                    write_tag(field.number, 0, out);
+                    write_varint(n as i64 as u64, out);
                 }
                 Ok(())
             }
             ValueKind::Scalar(s) => {
                 let start = out.len();
-                tag(field.number, s.wire_type(), out);
+                write_tag(field.number, s.wire_type(), out);
                 let is_default = self.scalar(field, s, out)?;
                 if is_default && !presence {
                     out.truncate(start);
@@ -244,7 +245,7 @@ impl Encoder<'_, '_> {
             ValueKind::Message(_) => false,
         };
         if packed && packable {
-            tag(field.number, 2, out);
+            write_tag(field.number, 2, out);
             let at = out.len();
             out.push(0);
             while self.reader.next_element(&mut first)? {
@@ -252,7 +253,7 @@ impl Encoder<'_, '_> {
                 match field.kind {
                     ValueKind::Enum(e) => {
                         if let Some(n) = self.enum_value(field, e)? {
-                            varint(n as i64 as u64, out);
+                            write_varint(n as i64 as u64, out);
                         }
                     }
                     ValueKind::Scalar(s) => {
@@ -274,7 +275,7 @@ impl Encoder<'_, '_> {
                 if self.reader.null()? {
                     if self.plan(m)?.well_known == Some(WellKnown::Value) {
                         message_field(field.number, field.delimited, out, |o| {
-                            tag(wkt::VALUE_NULL, 0, o);
+                            write_tag(wkt::VALUE_NULL, 0, o);
                             o.push(0);
                             Ok::<(), Error>(())
                         })?;
@@ -318,15 +319,15 @@ impl Encoder<'_, '_> {
                 }
             }
             let entry_start = out.len();
-            tag(field.number, 2, out);
+            write_tag(field.number, 2, out);
             let at = out.len();
             out.push(0);
             self.map_key(field, key_kind, &key, out)?;
             match value_kind {
                 ValueKind::Enum(e) => match self.enum_value(field, e)? {
                     Some(n) => {
-                        tag(2, 0, out);
-                        varint(n as i64 as u64, out);
+                        write_tag(2, 0, out);
+                        write_varint(n as i64 as u64, out);
                     }
                     None => {
                         // An ignored unknown enum name drops the entry.
@@ -336,7 +337,7 @@ impl Encoder<'_, '_> {
                 },
                 ValueKind::Message(m) => nested(2, out, |o| self.message(m, o, false))?,
                 ValueKind::Scalar(s) => {
-                    tag(2, s.wire_type(), out);
+                    write_tag(2, s.wire_type(), out);
                     self.scalar(field, s, out)?;
                 }
             }
@@ -347,10 +348,10 @@ impl Encoder<'_, '_> {
 
     fn map_key(&self, field: &FieldPlan, kind: Scalar, key: &str, out: &mut Vec<u8>) -> Result<()> {
         let bad = || field_error(field, format!("invalid map key {key:?}"));
-        tag(1, kind.wire_type(), out);
+        write_tag(1, kind.wire_type(), out);
         match kind {
             Scalar::String => {
-                varint(key.len() as u64, out);
+                write_varint(key.len() as u64, out);
                 out.extend_from_slice(key.as_bytes());
             }
             Scalar::Bool => match key {
@@ -411,7 +412,7 @@ impl Encoder<'_, '_> {
             Scalar::String => {
                 if r.peek()? == b'"' {
                     let s = r.string()?;
-                    varint(s.len() as u64, out);
+                    write_varint(s.len() as u64, out);
                     out.extend_from_slice(s.as_bytes());
                     Ok(s.is_empty())
                 } else {
@@ -423,7 +424,7 @@ impl Encoder<'_, '_> {
                     let s = r.string()?;
                     match decode_base64(&s) {
                         Some(bytes) => {
-                            varint(bytes.len() as u64, out);
+                            write_varint(bytes.len() as u64, out);
                             out.extend_from_slice(&bytes);
                             Ok(bytes.is_empty())
                         }
@@ -488,12 +489,12 @@ impl Encoder<'_, '_> {
                 };
                 let (seconds, nanos) = parsed.map_err(|e| Error::bad_request(format!("{}: {e}", what())))?;
                 if seconds != 0 {
-                    tag(1, 0, out);
-                    varint(seconds as u64, out);
+                    write_tag(1, 0, out);
+                    write_varint(seconds as u64, out);
                 }
                 if nanos != 0 {
-                    tag(2, 0, out);
-                    varint(nanos as i64 as u64, out);
+                    write_tag(2, 0, out);
+                    write_varint(nanos as i64 as u64, out);
                 }
                 Ok(())
             }
@@ -502,8 +503,8 @@ impl Encoder<'_, '_> {
                 let paths =
                     wkt_text::parse_field_mask(&text).map_err(|e| Error::bad_request(format!("{}: {e}", what())))?;
                 for p in paths {
-                    tag(1, 2, out);
-                    varint(p.len() as u64, out);
+                    write_tag(1, 2, out);
+                    write_varint(p.len() as u64, out);
                     out.extend_from_slice(p.as_bytes());
                 }
                 Ok(())
@@ -538,8 +539,8 @@ impl Encoder<'_, '_> {
             }
             let key = key.into_owned();
             nested(1, out, |entry| {
-                tag(1, 2, entry);
-                varint(key.len() as u64, entry);
+                write_tag(1, 2, entry);
+                write_varint(key.len() as u64, entry);
                 entry.extend_from_slice(key.as_bytes());
                 nested(2, entry, |v| self.value(v))
             })?;
@@ -563,18 +564,18 @@ impl Encoder<'_, '_> {
         match self.reader.peek()? {
             b'n' => {
                 self.reader.null()?;
-                tag(wkt::VALUE_NULL, 0, out);
+                write_tag(wkt::VALUE_NULL, 0, out);
                 out.push(0);
             }
             b't' | b'f' => {
                 let b = self.reader.boolean()?;
-                tag(wkt::VALUE_BOOL, 0, out);
+                write_tag(wkt::VALUE_BOOL, 0, out);
                 out.push(u8::from(b));
             }
             b'"' => {
                 let s = self.reader.string()?;
-                tag(wkt::VALUE_STRING, 2, out);
-                varint(s.len() as u64, out);
+                write_tag(wkt::VALUE_STRING, 2, out);
+                write_varint(s.len() as u64, out);
                 out.extend_from_slice(s.as_bytes());
             }
             b'{' => nested(wkt::VALUE_STRUCT, out, |o| self.struct_fields(o))?,
@@ -582,7 +583,7 @@ impl Encoder<'_, '_> {
             _ => {
                 let n = self.reader.number()?;
                 let v = json_f64(n.text).map_err(|e| self.reader.error(e))?;
-                tag(wkt::VALUE_NUMBER, 1, out);
+                write_tag(wkt::VALUE_NUMBER, 1, out);
                 out.extend_from_slice(&v.to_le_bytes());
             }
         }
@@ -659,12 +660,12 @@ impl Encoder<'_, '_> {
         } else {
             self.message(target, &mut value, true)?;
         }
-        tag(1, 2, out);
-        varint(type_url.len() as u64, out);
+        write_tag(1, 2, out);
+        write_varint(type_url.len() as u64, out);
         out.extend_from_slice(type_url.as_bytes());
         if !value.is_empty() {
-            tag(2, 2, out);
-            varint(value.len() as u64, out);
+            write_tag(2, 2, out);
+            write_varint(value.len() as u64, out);
             out.extend_from_slice(&value);
         }
         Ok(())
@@ -837,30 +838,30 @@ fn parse_u64(t: &Text<'_>) -> std::result::Result<u64, String> {
 
 fn write_i32(kind: Scalar, v: i32, out: &mut Vec<u8>) {
     match kind {
-        Scalar::Sint32 => varint(zigzag32(v), out),
+        Scalar::Sint32 => write_varint(zigzag32(v), out),
         Scalar::Sfixed32 => out.extend_from_slice(&v.to_le_bytes()),
-        _ => varint(i64::from(v) as u64, out),
+        _ => write_varint(i64::from(v) as u64, out),
     }
 }
 
 fn write_i64(kind: Scalar, v: i64, out: &mut Vec<u8>) {
     match kind {
-        Scalar::Sint64 => varint(zigzag64(v), out),
+        Scalar::Sint64 => write_varint(zigzag64(v), out),
         Scalar::Sfixed64 => out.extend_from_slice(&v.to_le_bytes()),
-        _ => varint(v as u64, out),
+        _ => write_varint(v as u64, out),
     }
 }
 
 fn write_u32(kind: Scalar, v: u32, out: &mut Vec<u8>) {
     match kind {
         Scalar::Fixed32 => out.extend_from_slice(&v.to_le_bytes()),
-        _ => varint(u64::from(v), out),
+        _ => write_varint(u64::from(v), out),
     }
 }
 
 fn write_u64(kind: Scalar, v: u64, out: &mut Vec<u8>) {
     match kind {
         Scalar::Fixed64 => out.extend_from_slice(&v.to_le_bytes()),
-        _ => varint(v, out),
+        _ => write_varint(v, out),
     }
 }

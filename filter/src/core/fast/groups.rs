@@ -12,9 +12,8 @@ use std::borrow::Cow;
 
 use super::decode::{invalid, read_varint};
 use super::plan::{FieldPlan, MessagePlan, Plans, ValueKind};
-use super::wire::{tag, varint};
 use crate::core::error::{Error, Result};
-use crate::core::wire::{group_extent, MAX_FIELD_NUMBER};
+use crate::core::wire::{group_extent, varint_len, write_tag, write_varint, MAX_FIELD_NUMBER};
 
 /// Nested messages deeper than this are refused (as by the printer).
 const MAX_DEPTH: u32 = 100;
@@ -158,8 +157,8 @@ fn sub_message(
         Pass::Write { sizes, next, out } => {
             let len = sizes.get(*next).copied().ok_or_else(|| Error::internal("group sizes out of step"))?;
             *next += 1;
-            tag(number, 2, out);
-            varint(len as u64, out);
+            write_tag(number, 2, out);
+            write_varint(len as u64, out);
             *next - 1
         }
     };
@@ -205,15 +204,6 @@ fn group_error(plans: &Plans, m: usize) -> Error {
 
 fn tag_len(number: u32) -> usize {
     varint_len(u64::from(number) << 3)
-}
-
-fn varint_len(mut v: u64) -> usize {
-    let mut n = 1;
-    while v >= 0x80 {
-        v >>= 7;
-        n += 1;
-    }
-    n
 }
 
 #[cfg(test)]

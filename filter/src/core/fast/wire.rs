@@ -1,18 +1,7 @@
-//! Protobuf wire-format writing primitives for the fast transcoder.
+//! Protobuf wire-format writing for the fast transcoder: length-delimited fields whose length
+//! is patched in after the payload, and zigzag. Varints and tags are `core::wire`'s.
 
-#[inline]
-pub fn varint(mut v: u64, out: &mut Vec<u8>) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-#[inline]
-pub fn tag(number: u32, wire_type: u8, out: &mut Vec<u8>) {
-    varint(u64::from(number) << 3 | u64::from(wire_type), out);
-}
+use crate::core::wire::{write_tag, write_varint};
 
 #[inline]
 pub fn zigzag32(v: i32) -> u64 {
@@ -28,7 +17,7 @@ pub fn zigzag64(v: i64) -> u64 {
 /// patched in afterwards (one byte reserved; longer lengths shift the payload once).
 #[inline]
 pub fn nested<E>(number: u32, out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<(), E> {
-    tag(number, 2, out);
+    write_tag(number, 2, out);
     let at = out.len();
     out.push(0);
     body(out)?;
@@ -48,9 +37,9 @@ pub fn message_field<E>(
     if !delimited {
         return nested(number, out, body);
     }
-    tag(number, 3, out);
+    write_tag(number, 3, out);
     body(out)?;
-    tag(number, 4, out);
+    write_tag(number, 4, out);
     Ok(())
 }
 
@@ -58,9 +47,9 @@ pub fn message_field<E>(
 /// or in the group wire format when `delimited`.
 pub fn sub_message(number: u32, delimited: bool, out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
     if delimited {
-        tag(number, 3, out);
+        write_tag(number, 3, out);
         body(out);
-        tag(number, 4, out);
+        write_tag(number, 4, out);
     } else {
         length_delimited(number, out, body);
     }
@@ -68,7 +57,7 @@ pub fn sub_message(number: u32, delimited: bool, out: &mut Vec<u8>, body: impl F
 
 /// Writes a length-delimited field whose payload `body` appends to `out` (infallible).
 pub fn length_delimited(number: u32, out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
-    tag(number, 2, out);
+    write_tag(number, 2, out);
     let at = out.len();
     out.push(0);
     body(out);
@@ -85,7 +74,7 @@ pub fn patch_length(out: &mut Vec<u8>, at: usize) {
         return;
     }
     let mut prefix = Vec::with_capacity(5);
-    varint(len as u64, &mut prefix);
+    write_varint(len as u64, &mut prefix);
     let end = at.saturating_add(1).min(out.len());
     out.splice(at..end, prefix);
 }
