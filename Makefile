@@ -78,6 +78,7 @@ help:
 	@echo "make unit          cargo test --workspace"
 	@echo "make wasm-unit     core tests on wasm32-unknown-unknown (wasm-bindgen-test, Node)"
 	@echo "make e2e           pytest tests/e2e against a real Envoy (PYTEST_ARGS=\"-k reserve\")"
+	@echo "make browser       Debian's chromium + chromium-driver for the CORS browser test (apt-get)"
 	@echo "make compose-validate  docker-compose config + tests/compose: the compose demo against dist/envoy.compose.yaml"
 	@echo "make conformance   scripts/conformance.sh (protobuf conformance suite)"
 	@echo "make lint          cargo fmt --check, cargo clippy --workspace --all-targets -D warnings"
@@ -210,8 +211,23 @@ wasm-unit: toolchain
 	fi; \
 	echo "wasm-unit: $$ran tests ran on wasm32-unknown-unknown"
 
-e2e: wasm examples descriptors venv
+e2e: wasm examples descriptors venv browser
 	cd $(ROOT) && PYTHONDONTWRITEBYTECODE=1 $(PYTEST) -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+
+# Debian's Chromium and ChromeDriver for tests/e2e/test_cors_browser.py (CORS in a real browser).
+# Installed with apt-get when missing (as root); without them that test is skipped, saying why
+# (under CI it fails: .ci/run installs them first).
+.PHONY: browser
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+	  echo "browser: $$(chromium --version 2>/dev/null | head -1), $$(chromedriver --version | head -1)"; \
+	elif command -v apt-get >/dev/null && [[ "$$(id -u)" == 0 ]]; then \
+	  echo "browser: apt-get install chromium chromium-driver"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    chromium chromium-driver >/dev/null || echo "warning: chromium could not be installed"; \
+	else \
+	  echo "warning: no chromium/chromedriver and no apt-get as root: test_cors_browser.py will be skipped"; \
+	fi
 
 conformance:
 	@if [[ -f $(ROOT)/scripts/conformance.sh ]]; then \

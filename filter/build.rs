@@ -31,5 +31,9 @@ fn main() -> Result<(), Box<dyn Error>> {
         &["google/rpc/status.proto", "google/rpc/error_details.proto", "google/api/httpbody.proto"],
         &out_dir.join("builtin.pb"),
     )?;
-    compile(&[&testdata, &proto], &["transcode_test.proto", "lenient_test.proto"], &out_dir.join("testdata.pb"))
+    compile(
+        &[&testdata, &proto],
+        &["transcode_test.proto", "lenient_test.proto", "rest_test.proto"],
+        &out_dir.join("testdata.pb"),
+    )
 }

@@ -184,7 +184,14 @@ impl Orders for OrdersService {
             version: 1,
         };
         state.orders.insert(order.order_id.clone(), order.clone());
-        Ok(Response::new(order))
+        // REST clients find the new resource in `location` (json2grpc passes initial metadata on
+        // as response headers).
+        let location = format!("/v1/orders/{}", order.order_id);
+        let mut response = Response::new(order);
+        if let Ok(value) = location.parse() {
+            response.metadata_mut().insert("location", value);
+        }
+        Ok(response)
     }
 
     async fn get_order(&self, request: Request<GetOrderRequest>) -> Result<Response<Order>, Status> {

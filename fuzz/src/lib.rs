@@ -145,7 +145,7 @@ pub fn config_json(extra: &str) -> String {
 }
 
 /// The option sets of the fixture transcoders (index = [`transcoder`]'s argument).
-pub const CONFIGS: [&str; 3] = [
+pub const CONFIGS: [&str; 4] = [
     // 0: JSON-array streams, pretty printing, auto-mapping.
     r#""auto_mapping": true, "print_options": {"add_whitespace": true}"#,
     // 1: NDJSON streams, every lenient option, small limits.
@@ -163,6 +163,11 @@ pub const CONFIGS: [&str; 3] = [
        "request_validation_options": {"reject_unknown_method": true, "reject_unknown_query_parameters": true},
        "print_options": {"stream_sse_style_delimited": true, "preserve_proto_field_names": true},
        "json2grpc": {"limits": {"max_json_depth": 127}}"#,
+    // 3: the REST contract controls of the request side (json2grpc.rest): PATCH masks, strict
+    // bodies, field behaviors (response_decoding's differential prints with the reference's
+    // options: int64_as_numbers stays off).
+    r#""auto_mapping": true,
+       "json2grpc": {"rest": {"patch_field_mask": true, "reject_unknown_fields": true, "field_behavior": true}}"#,
 ];
 
 /// One of the fixture transcoders (`index % CONFIGS.len()`), built once.

@@ -32,7 +32,8 @@
 //! is answered from that FileDescriptorSet file, read anew per request (tests swap it to change
 //! the API); `--reflection-versions v1alpha` makes v1 answer UNIMPLEMENTED.
 //! An unknown scenario gets a trailers-only INVALID_ARGUMENT naming it. With
-//! `x-chaos-metadata: name=value`, every answer carries that header as initial metadata.
+//! `x-chaos-metadata: name=value` (several: `a=1;b=2`, or the header repeated), every answer
+//! carries those headers as initial metadata.
 //! `/grpc.health.v1.Health/Check` always answers SERVING (Envoy health-checks its clusters).
 //! With `--record FILE`, every request except health checks is appended to FILE as one JSON
 //! line `{"path", "headers": {name: value}, "messages": [base64, …]}` once it was read, so a
@@ -178,11 +179,14 @@ async fn handle(request: Request<RecvStream>, mut respond: SendResponse<Bytes>, 
         Some(b64) => Bytes::from(base64::engine::general_purpose::STANDARD.decode(b64.trim())?),
         None => Bytes::new(), // the empty message: valid for every message type
     };
-    // `x-chaos-metadata: name=value`: initial metadata of the answer (any scenario).
+    // `x-chaos-metadata: name=value[;name=value…]` (the header may repeat): initial metadata of
+    // the answer (any scenario).
     let mut meta = HeaderMap::new();
-    if let Some((name, value)) = header("x-chaos-metadata").as_deref().and_then(|m| m.split_once('=')) {
+    let pairs =
+        parts.headers.get_all("x-chaos-metadata").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';'));
+    for (name, value) in pairs.filter_map(|m| m.split_once('=')) {
         if let (Ok(name), Ok(value)) = (http::HeaderName::try_from(name.trim()), HeaderValue::from_str(value.trim())) {
-            meta.insert(name, value);
+            meta.append(name, value);
         }
     }
     let meta = &meta;

@@ -17,6 +17,9 @@ use serde_json::{Map, Value};
 
 use super::percent::UrlUnescapeSpec;
 
+mod rest;
+pub use rest::RestOptions;
+
 /// A configuration the filter refuses; `field` is the dotted path of the offending key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -51,6 +54,8 @@ pub struct PrintOptions {
     pub preserve_proto_field_names: bool,
     pub stream_newline_delimited: bool,
     pub stream_sse_style_delimited: bool,
+    /// Not Envoy's: `json2grpc.rest.int64_as_numbers` (set by the transcoder from it).
+    pub int64_as_numbers: bool,
 }
 
 /// `request_validation_options` of the native filter.
@@ -123,6 +128,8 @@ pub struct Config {
     /// naming no field or a message, an HttpRule without a pattern, a duplicate) refuses the
     /// whole config instead of being logged at `warn` and handled as Envoy handles it.
     pub strict_config: bool,
+    /// `json2grpc.rest`: the REST contract controls (PATCH masks, statuses, CORS, …).
+    pub rest: RestOptions,
 }
 
 /// How requests without a body reach the service (json2grpc's own call to the upstream).
@@ -499,6 +506,7 @@ fn json2grpc(field: &str, value: &Value, config: &mut Config) -> Result<(), Conf
             "descriptor" => config.descriptor = Some(descriptor_source(f, value)?),
             "allow_on_headers_stop_iteration" => config.allow_on_headers_stop_iteration = boolean(f, value)?,
             "strict_config" => config.strict_config = boolean(f, value)?,
+            "rest" => config.rest = rest::parse(f, value)?,
             _ => return Err(unknown(f)),
         }
     }

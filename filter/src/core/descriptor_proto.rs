@@ -79,7 +79,22 @@ pub struct FieldProto {
     pub packed: Option<bool>,
     /// `options.features`.
     pub features: FeatureSet,
+    /// `options.[google.api.field_behavior]`.
+    pub behavior: FieldBehavior,
 }
+
+/// The `google.api.field_behavior` values (FieldOptions extension 1052, a repeated
+/// `google.api.FieldBehavior`) json2grpc acts on with `json2grpc.rest.field_behavior`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FieldBehavior {
+    pub required: bool,
+    pub output_only: bool,
+}
+
+/// The extension's number, and its enum values REQUIRED and OUTPUT_ONLY.
+pub const FIELD_BEHAVIOR_EXTENSION: u32 = 1052;
+const REQUIRED: u64 = 2;
+const OUTPUT_ONLY: u64 = 3;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EnumProto {
@@ -207,6 +222,7 @@ fn field(bytes: &[u8]) -> Result<FieldProto, String> {
                 match o.number {
                     2 => field.packed = Some(varint(o, "FieldOptions.packed")? != 0),
                     21 => features(payload(o, "FieldOptions.features")?, &mut field.features)?,
+                    FIELD_BEHAVIOR_EXTENSION => field_behavior(o, &mut field.behavior)?,
                     _ => {}
                 }
                 Ok(())
@@ -297,6 +313,27 @@ fn features(bytes: &[u8], into: &mut FeatureSet) -> Result<(), String> {
         *slot = Some(varint(f, "FeatureSet")? as i32);
         Ok(())
     })
+}
+
+/// One occurrence of `google.api.field_behavior`: a value, or a packed run of them.
+fn field_behavior(f: RawField<'_>, into: &mut FieldBehavior) -> Result<(), String> {
+    let what = "FieldOptions.[google.api.field_behavior]";
+    let mut add = |value: u64| match value {
+        REQUIRED => into.required = true,
+        OUTPUT_ONLY => into.output_only = true,
+        _ => {}
+    };
+    if f.wire_type != LEN {
+        add(varint(f, what)?);
+        return Ok(());
+    }
+    let mut rest = f.value;
+    while !rest.is_empty() {
+        let (value, n) = super::wire::read_varint(rest).ok_or_else(|| format!("{what} is a malformed varint"))?;
+        add(value);
+        rest = rest.get(n..).unwrap_or_default();
+    }
+    Ok(())
 }
 
 // ---- wire helpers ------------------------------------------------------------------------
@@ -398,6 +435,47 @@ pub(crate) mod tests {
         let files = decode_file_set(&set).unwrap();
         let f = &files[0].messages[0].fields[0];
         assert_eq!((f.name.as_str(), f.packed), ("b", Some(true)));
+    }
+
+    #[test]
+    fn field_behavior_is_read_unpacked_packed_and_across_occurrences() {
+        let behavior = |options: &[u8]| {
+            let mut field = Vec::new();
+            len_field(8, options, &mut field);
+            field_bytes(&field)
+        };
+        // [(google.api.field_behavior) = REQUIRED]: one unpacked value (protoc's form).
+        let mut required = Vec::new();
+        varint_field(FIELD_BEHAVIOR_EXTENSION, 2, &mut required);
+        assert_eq!(behavior(&required), FieldBehavior { required: true, output_only: false });
+        // Packed OUTPUT_ONLY and IMMUTABLE, then an unpacked REQUIRED in a second options.
+        let mut packed = Vec::new();
+        len_field(FIELD_BEHAVIOR_EXTENSION, &[3, 5], &mut packed);
+        let mut twice = Vec::new();
+        len_field(8, &packed, &mut twice);
+        len_field(8, &required, &mut twice);
+        assert_eq!(field_bytes(&twice), FieldBehavior { required: true, output_only: true });
+        // Other values are accepted and ignored; a malformed packed run is an error.
+        let mut others = Vec::new();
+        varint_field(FIELD_BEHAVIOR_EXTENSION, 8, &mut others);
+        assert_eq!(behavior(&others), FieldBehavior::default());
+        let mut bad = Vec::new();
+        len_field(FIELD_BEHAVIOR_EXTENSION, &[0x80], &mut bad);
+        let mut f = Vec::new();
+        len_field(8, &bad, &mut f);
+        assert!(super::field(&f).is_err());
+        // The test schema, as protox compiles it.
+        let files = decode_file_set(TEST_DESCRIPTOR_SET).unwrap();
+        let rest = files.iter().find(|f| f.name == "rest_test.proto").unwrap();
+        let doc = rest.messages.iter().find(|m| m.name == "Doc").unwrap();
+        let get = |name: &str| doc.fields.iter().find(|f| f.name == name).unwrap().behavior;
+        assert_eq!(get("title"), FieldBehavior { required: true, output_only: false });
+        assert_eq!(get("version"), FieldBehavior { required: false, output_only: true });
+        assert_eq!(get("note"), FieldBehavior::default());
+    }
+
+    fn field_bytes(bytes: &[u8]) -> FieldBehavior {
+        super::field(bytes).unwrap().behavior
     }
 
     #[test]

@@ -45,6 +45,20 @@ impl Error {
         Self::new(Code::Internal, message)
     }
 
+    /// 400 INVALID_ARGUMENT with a `google.rpc.BadRequest` detail: one field violation per
+    /// `(field path, description)`.
+    pub fn bad_request_fields(message: impl Into<String>, violations: &[(String, String)]) -> Self {
+        let violations: Vec<serde_json::Value> = violations
+            .iter()
+            .map(|(field, description)| serde_json::json!({"field": field, "description": description}))
+            .collect();
+        let detail = serde_json::json!({
+            "@type": "type.googleapis.com/google.rpc.BadRequest",
+            "fieldViolations": violations,
+        });
+        Error { details: vec![detail], ..Self::bad_request(message) }
+    }
+
     pub fn with_http_status(mut self, http_status: u16) -> Self {
         self.http_status = http_status;
         self
@@ -92,6 +106,18 @@ mod tests {
         assert_eq!(e.http_status, 400);
         let v: serde_json::Value = serde_json::from_slice(&e.to_json()).unwrap();
         assert_eq!(v, serde_json::json!({"code": 3, "message": "field \"id\": expected a string", "details": []}));
+    }
+
+    #[test]
+    fn field_violations_are_a_bad_request_detail() {
+        let e = Error::bad_request_fields("2 unknown fields", &[("a.b".into(), "unknown".into())]);
+        let v: serde_json::Value = serde_json::from_slice(&e.to_json()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"code": 3, "message": "2 unknown fields", "details": [{
+                "@type": "type.googleapis.com/google.rpc.BadRequest",
+                "fieldViolations": [{"field": "a.b", "description": "unknown"}]}]})
+        );
     }
 
     #[test]

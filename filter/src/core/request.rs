@@ -19,7 +19,9 @@ use super::fast::Codec;
 use super::field_path::{FieldPath, Names};
 use super::field_value::parse_value;
 use super::json::ParseOptions;
+use super::patch_mask;
 use super::percent::decode_query_component;
+use super::rest_body;
 use super::router::{bindable_message, url_settable, BodyRule, HttpBinding, PathVariable, HTTP_BODY};
 use super::schema::{Field, Kind, Scalar, Schema};
 use super::wire::LEN;
@@ -60,6 +62,11 @@ pub struct RequestPlan {
 impl RequestPlan {
     pub fn method(&self) -> &super::router::MethodInfo {
         &self.binding.method
+    }
+
+    /// Whether a path variable or query parameter sets top-level field `number` (or inside it).
+    pub fn url_sets_field(&self, number: u32) -> bool {
+        self.bound.iter().any(|b| b.path.fields().first().is_some_and(|f| f.number == number))
     }
 
     #[cfg(test)]
@@ -279,6 +286,8 @@ pub fn build_message(
     if !binding.body_is_http_body && !body.is_empty() && body.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::bad_request("invalid JSON body: only whitespace, no JSON value"));
     }
+    // json2grpc.rest: unknown keys refused, a PATCH's field mask from the body's keys.
+    let mask = rest_body::check(&config.rest, codec, plan, body, parse.max_depth)?;
     let mut out = Vec::with_capacity(body.len() / 2 + 16);
     match &binding.body {
         BodyRule::Whole if binding.body_is_http_body => {
@@ -287,6 +296,9 @@ pub fn build_message(
         // Without `body`, Envoy still reads a sent body as the message.
         BodyRule::Whole | BodyRule::None => json_message(codec, input, body, parse, &mut out)?,
         BodyRule::Field(path) => body_field(codec, input, path, body, content_type, plan, parse, &mut out)?,
+    }
+    if let Some((number, paths)) = &mask {
+        patch_mask::write(*number, paths, &mut out);
     }
     if plan.bound.is_empty() {
         return Ok(out);

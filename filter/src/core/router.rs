@@ -108,6 +108,8 @@ pub struct Router {
     /// `warn` when it is configured. With `json2grpc.strict_config` each is an error instead.
     pub warnings: Vec<String>,
     pub methods: Vec<Arc<MethodInfo>>,
+    /// Every HTTP method some binding uses, once each (CORS preflights ask which a path takes).
+    http_methods: Vec<String>,
 }
 
 impl Router {
@@ -115,6 +117,7 @@ impl Router {
         let mut builder = PathMatcherBuilder::new();
         let mut warnings = Vec::new();
         let mut methods = Vec::new();
+        let mut http_methods: Vec<String> = Vec::new();
         // A binding Envoy accepts but that cannot transcode: a warning, or with strict_config
         // the config's error.
         let mut problem = |e: ConfigError| {
@@ -176,6 +179,9 @@ impl Router {
                         problem(err(issue))?;
                     }
                     let http_method = binding.http_method.clone();
+                    if !http_methods.contains(&http_method) {
+                        http_methods.push(http_method.clone());
+                    }
                     if builder.register(&http_method, &parsed, Arc::new(binding)).is_err() {
                         problem(err(format!(
                             "{http_method} {template_text} is bound more than once; requests to it are not \
@@ -190,7 +196,13 @@ impl Router {
             url_unescape_spec: config.url_unescape_spec,
             match_unregistered_custom_verb: config.match_unregistered_custom_verb,
         });
-        Ok(Router { matcher, warnings, methods })
+        Ok(Router { matcher, warnings, methods, http_methods })
+    }
+
+    /// The HTTP methods bound to `path` (no query string), as a CORS preflight answer lists
+    /// them; empty when no binding matches it.
+    pub fn methods_for(&self, path: &str) -> Vec<&str> {
+        self.http_methods.iter().filter(|m| self.matcher.lookup(m, path).is_some()).map(String::as_str).collect()
     }
 
     /// The binding for a request and its path variable values (index, decoded bytes).
@@ -351,6 +363,16 @@ mod tests {
         assert_eq!(target(&r, "PUT", "/v1/things/7"), None);
         assert_eq!(target(&r, "GET", "/v1/ping"), None, "Other service not configured");
         assert_eq!(target(&r, "POST", "/test.v1.Things/Unannotated"), None, "auto_mapping off");
+    }
+
+    #[test]
+    fn methods_for_a_path_are_every_method_bound_to_it() {
+        let r = router(&["test.v1.Things"], false);
+        // GET /v1/things/{id}, POST /v1/things/{id} (CreateWithId), PATCH, DELETE.
+        assert_eq!(r.methods_for("/v1/things/7"), ["GET", "POST", "PATCH", "DELETE"]);
+        assert_eq!(r.methods_for("/v1/things/7:reserve"), ["POST"]);
+        assert_eq!(r.methods_for("/v1/custom/7"), ["HEAD"]);
+        assert!(r.methods_for("/nowhere").is_empty());
     }
 
     #[test]

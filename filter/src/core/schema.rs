@@ -9,7 +9,7 @@
 //! here: json_name when absent, and from the resolved features (proto2 and proto3 are
 //! editions with their own defaults): packed encoding, presence, delimited (group) encoding,
 //! UTF-8 checks, closed enums.
-use super::descriptor_proto::{self, EnumProto, FieldProto, FileProto, MessageProto};
+use super::descriptor_proto::{self, EnumProto, FieldBehavior, FieldProto, FileProto, MessageProto};
 use super::fnv::FnvMap;
 
 /// The scalar kinds of the wire format.
@@ -196,6 +196,8 @@ pub struct Field {
     pub verify_utf8: bool,
     /// Index into the message's `oneofs` (synthetic ones included).
     pub oneof: Option<usize>,
+    /// Its `google.api.field_behavior` (REQUIRED, OUTPUT_ONLY).
+    pub behavior: FieldBehavior,
 }
 
 impl Field {
@@ -570,6 +572,7 @@ impl Schema {
                 || (!repeated && (matches!(kind, Kind::Message(_)) || features.presence != Presence::Implicit)),
             verify_utf8: features.verify_utf8,
             oneof,
+            behavior: f.behavior,
         })
     }
 

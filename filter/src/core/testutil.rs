@@ -4,8 +4,8 @@ use prost_reflect::{DescriptorPool, MessageDescriptor};
 use super::descriptors::load_schema;
 use super::schema::Schema;
 
-/// The descriptor set of `filter/testdata/transcode_test.proto` and `lenient_test.proto`,
-/// compiled by build.rs.
+/// The descriptor set of `filter/testdata/transcode_test.proto`, `lenient_test.proto` and
+/// `rest_test.proto`, compiled by build.rs.
 pub const TEST_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/testdata.pb"));
 
 /// The test set as the filter loads it (built-ins added).

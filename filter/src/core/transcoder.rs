@@ -6,6 +6,7 @@ use super::config::{Config, ConfigError};
 use super::descriptors::load_schema;
 use super::error::Result;
 use super::fast::{Codec, OutputLimit};
+use super::field_behavior::Behaviors;
 use super::frame::encode_frame;
 use super::json::{ParseOptions, MAX_SUPPORTED_DEPTH};
 use super::json_stream::{ElementSplitter, Framing};
@@ -21,6 +22,8 @@ pub struct Transcoder {
     pub parse_options: ParseOptions,
     /// The fast JSON ⇄ binary codec (plans compiled once per configuration).
     pub codec: Arc<Codec>,
+    /// `json2grpc.rest.field_behavior`: which messages reach REQUIRED / OUTPUT_ONLY fields.
+    behaviors: Option<Behaviors>,
 }
 
 impl Transcoder {
@@ -29,19 +32,32 @@ impl Transcoder {
         Transcoder::new(Config::from_json(text)?)
     }
 
-    pub fn new(config: Config) -> Result<Transcoder, ConfigError> {
+    pub fn new(mut config: Config) -> Result<Transcoder, ConfigError> {
         if config.limits.max_json_depth > MAX_SUPPORTED_DEPTH {
             return Err(ConfigError::new("json2grpc.limits.max_json_depth", format!("at most {MAX_SUPPORTED_DEPTH}")));
         }
         let schema = load_schema(&config.proto_descriptor_bin)?;
         let router = Router::build(&config, &schema)?;
+        for (method, _) in &config.rest.success_status {
+            if !router.methods.iter().any(|m| &m.full_name == method) {
+                return Err(ConfigError::new(
+                    format!("json2grpc.rest.success_status.{method}"),
+                    "names no method of the configured services (expected pkg.Service.Method)",
+                ));
+            }
+        }
+        config.print_options.int64_as_numbers = config.rest.int64_as_numbers;
         let parse_options = ParseOptions {
             max_depth: config.limits.max_json_depth,
             case_insensitive_enums: config.case_insensitive_enum_parsing,
+            // Strict bodies are refused with every unknown key named before encoding; this
+            // also refuses those inside an Any, which that scan does not read.
+            ignore_unknown_fields: !config.rest.reject_unknown_fields,
             ..ParseOptions::default()
         };
         let codec = Arc::new(Codec::new(&schema));
-        Ok(Transcoder { config, schema, router, parse_options, codec })
+        let behaviors = config.rest.field_behavior.then(|| Behaviors::build(codec.plans()));
+        Ok(Transcoder { config, schema, router, parse_options, codec, behaviors })
     }
 
     /// Decides what to do with a request from its headers alone.
@@ -100,7 +116,11 @@ impl Transcoder {
 
     /// The gRPC request message (protobuf bytes, unframed) for a planned request and its body.
     pub fn request_message(&self, plan: &RequestPlan, body: &[u8], content_type: Option<&str>) -> Result<Vec<u8>> {
-        request::build_message(&self.config, &self.parse_options, &self.codec, plan, body, content_type)
+        let message = request::build_message(&self.config, &self.parse_options, &self.codec, plan, body, content_type)?;
+        match &self.behaviors {
+            Some(behaviors) => behaviors.apply(self.codec.plans(), plan.method().input, message),
+            None => Ok(message),
+        }
     }
 }
 

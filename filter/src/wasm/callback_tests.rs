@@ -16,6 +16,8 @@ use super::root::Root;
 use crate::core::descriptors::load_pool;
 use crate::core::testutil::TEST_DESCRIPTOR_SET;
 
+mod rest;
+
 // --- fixtures ---------------------------------------------------------------------------------
 
 fn pool() -> DescriptorPool {

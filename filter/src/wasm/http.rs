@@ -22,6 +22,7 @@ use super::callout;
 use super::header_map::Headers;
 use super::host::{self, Buffer, Map};
 use super::metrics::{now_micros, ErrorKind};
+use super::rest;
 use super::root::{Filter, Flusher};
 use crate::core::client_headers;
 use crate::core::descriptor_source::BeforeLoad;
@@ -32,6 +33,7 @@ use crate::core::request::{Decision, RequestPlan};
 use crate::core::response::ResponseTranscoder;
 use crate::core::router::HttpBinding;
 use crate::core::status::Code;
+use crate::core::success_status::{has_no_body, STATUS_METADATA};
 use crate::core::transcoder::{is_grpc_content_type, RequestStream, Transcoder};
 
 enum RequestState {
@@ -50,8 +52,9 @@ enum ResponseState {
     /// Not translating (request not transcoded, not gRPC, or done).
     Idle,
     /// A unary response: its body is buffered by Envoy until the trailers.
-    /// `held`: the headers are held too (`allow_on_headers_stop_iteration`).
-    Unary { response: Box<ResponseTranscoder>, held: bool },
+    /// `held`: the headers are held too (`allow_on_headers_stop_iteration`). `success`: the
+    /// status if the call succeeds (json2grpc.rest; sent already unless `held`).
+    Unary { response: Box<ResponseTranscoder>, held: bool, success: u16 },
     /// A server stream. `unflushed`: bytes of our own output at the front of Envoy's buffer,
     /// not yet flushed by the root's tick.
     Stream { response: Box<ResponseTranscoder>, unflushed: usize },
@@ -73,6 +76,8 @@ pub struct Http {
     timing: Timing,
     /// Set while live descriptors are loading (no transcoder yet).
     loading: Option<BeforeLoad>,
+    /// The request's origin, allowed by `json2grpc.rest.cors`: responses get CORS headers.
+    cors_origin: Option<String>,
 }
 
 /// Times the core for a sample of requests: reading the clock is a host call, two per step.
@@ -110,6 +115,7 @@ impl Http {
             replied: false,
             timing: Timing { on: timed, spent_us: 0 },
             loading: None,
+            cors_origin: None,
         }
     }
 
@@ -141,18 +147,45 @@ impl Http {
         self.reply_with(status, content_type, &[], body)
     }
 
-    /// A local reply with `metadata` (the service's, for a bodyless call) as extra headers.
+    /// A local reply with `metadata` (the service's, for a bodyless call) as extra headers
+    /// (no content-type when `content_type` is empty), and the request's CORS headers.
     fn reply_with(&mut self, status: u16, content_type: &str, metadata: &[(Vec<u8>, Vec<u8>)], body: &[u8]) -> Action {
         self.replied = true;
         self.request = RequestState::Idle;
         self.response = ResponseState::Idle;
-        let mut headers: Vec<(&[u8], &[u8])> = Vec::with_capacity(metadata.len() + 1);
-        headers.push((b"content-type", content_type.as_bytes()));
-        headers.extend(metadata.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
+        let rest = self.transcoder.as_ref().map(|t| &t.config.rest);
+        let vary = metadata.iter().find(|(k, _)| k == b"vary").map(|(_, v)| v.as_slice());
+        let cors = rest.map(|r| rest::cors_headers(r, self.cors_origin.as_deref(), vary)).unwrap_or_default();
+        let mut headers: Vec<(&[u8], &[u8])> = Vec::with_capacity(metadata.len() + cors.len() + 1);
+        if !content_type.is_empty() {
+            headers.push((b"content-type", content_type.as_bytes()));
+        }
+        match rest {
+            Some(rest) => headers.extend(
+                rest::reply_metadata(rest, metadata, !cors.is_empty()).map(|(k, v)| (k.as_slice(), v.as_slice())),
+            ),
+            None => headers.extend(metadata.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))),
+        }
+        headers.extend(cors.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())));
         if !host::send_response(status, &headers, body) {
             log::warn!("the local reply ({status}) could not be sent");
         }
         Action::Pause
+    }
+
+    /// A successful answer as a local reply: `status`, and no body (nor content-type) for a 204.
+    fn reply_success(
+        &mut self,
+        status: u16,
+        response: &ResponseTranscoder,
+        metadata: &[(Vec<u8>, Vec<u8>)],
+        body: &[u8],
+    ) -> Action {
+        if has_no_body(status) {
+            return self.reply_with(status, "", metadata, b"");
+        }
+        let content_type = response.content_type().into_owned();
+        self.reply_with(status, &content_type, metadata, body)
     }
 
     fn max_request_body(&self) -> Option<usize> {
@@ -174,6 +207,17 @@ impl Http {
         let mut headers = Headers::read(Map::RequestHeaders);
         let method = headers.get_str(":method").unwrap_or_default();
         let path = headers.get_str(":path").unwrap_or_default();
+        if let Some(policy) = &t.config.rest.cors {
+            self.cors_origin = policy.allowed_origin(headers.get("origin")).map(str::to_string);
+            let preflight = method == "OPTIONS"
+                && headers.get("origin").is_some()
+                && headers.get("access-control-request-method").is_some();
+            if preflight {
+                if let Some(action) = self.preflight(&t, &headers, &path) {
+                    return action;
+                }
+            }
+        }
         let content_type = headers.get_str("content-type");
         let plan = match t.route(&method, &path, content_type.as_deref()) {
             Decision::PassThrough(reason) => {
@@ -244,6 +288,30 @@ impl Http {
         }
         // Otherwise Pause would be StopAllIterationAndWatermark: no body callbacks, a hang.
         Action::Continue
+    }
+
+    /// A CORS preflight (`json2grpc.rest.cors`) for a path bound to the API: answered here
+    /// with the methods bound to it, or 403 for an origin the policy does not allow (Envoy's
+    /// CORS filter would pass that one on; the gRPC service behind has no answer for it).
+    /// None for other paths, which pass through.
+    fn preflight(&mut self, t: &Transcoder, headers: &Headers, path: &str) -> Option<Action> {
+        let policy = t.config.rest.cors.as_ref()?;
+        let path_only = path.split_once('?').map_or(path, |(p, _)| p);
+        let methods = t.router.methods_for(path_only);
+        if methods.is_empty() {
+            return None;
+        }
+        let Some(origin) = self.cors_origin.clone() else {
+            let error = Error::new(Code::PermissionDenied, "this origin may not call the API (json2grpc.rest.cors)");
+            return Some(self.reply_error(ErrorKind::InvalidRequest, &error));
+        };
+        let answer = policy.preflight_headers(&origin, &methods, headers.get("access-control-request-headers"));
+        let answer: Vec<(&[u8], &[u8])> = answer.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())).collect();
+        self.replied = true;
+        if !host::send_response(200, &answer, b"") {
+            log::warn!("the CORS preflight answer could not be sent");
+        }
+        Some(Action::Pause)
     }
 
     /// A request before the first live descriptors arrived: the API is not known yet, so
@@ -553,8 +621,9 @@ impl Http {
             Ok(()) => {
                 t.metrics.response_json_bytes.add(out.len() as u64);
                 t.metrics.method(&binding.method).responses.inc();
-                let content_type = response.content_type().into_owned();
-                self.reply_with(200, &content_type, &metadata, &out);
+                let value = metadata.iter().find(|(k, _)| k == STATUS_METADATA.as_bytes()).map(|(_, v)| v.as_slice());
+                let success = rest::success_status(&t.config.rest, &binding.method.full_name, value);
+                self.reply_success(success, &response, &metadata, &out);
             }
             Err(error) => {
                 let error = match local_reply {
@@ -576,10 +645,21 @@ impl Http {
             return Action::Continue;
         }
         let mut headers = Headers::read(Map::ResponseHeaders);
+        // CORS headers go on every response to a transcoded request (Envoy's own answers too).
+        for (name, value) in rest::cors_headers(&t.config.rest, self.cors_origin.as_deref(), headers.get("vary")) {
+            headers.set(name, &value);
+        }
         let content_type = headers.get_str("content-type").unwrap_or_default();
         if !is_grpc_content_type(&content_type) {
-            // Not gRPC (Envoy's own 503/404/413, a REST upstream): pass through unchanged.
+            // Not gRPC (Envoy's own 503/404/413, a REST upstream): passed on as it is.
+            headers.write();
             return Action::Continue;
+        }
+        // The status of a success is known now, from the initial metadata (json2grpc.rest).
+        let method = &binding.method.full_name;
+        let success = rest::success_status(&t.config.rest, method, headers.get(STATUS_METADATA));
+        if t.config.rest.status_from_metadata {
+            headers.remove(STATUS_METADATA);
         }
         let encoding = headers.get_str("grpc-encoding");
         let mut response = t.response(&binding, t.config.max_response_body_size, encoding.as_deref());
@@ -597,15 +677,20 @@ impl Http {
             return match response.finish(status, &mut out) {
                 Ok(()) => {
                     t.metrics.method(&binding.method).responses.inc();
-                    let content_type = response.content_type().into_owned();
-                    self.reply_with(200, &content_type, &metadata, &out)
+                    self.reply_success(success, &response, &metadata, &out)
                 }
                 Err(error) => self.reply_error_with(ErrorKind::of_response(&error), &error, &metadata),
             };
         }
         let response = Box::new(response);
-        // A stream's status is decided by its first message (200); only unary responses wait.
+        // A stream's status is decided by its first message (200, or the success status); only
+        // unary responses wait.
         if response.is_streaming() {
+            if has_no_body(success) {
+                log::warn!("{method}: ignored success status {success} for a server stream (a stream has a body)");
+            } else if success != 200 {
+                headers.set(":status", success.to_string().as_bytes());
+            }
             set_json_headers(&mut headers, &response.content_type());
             self.response = ResponseState::Stream { response, unflushed: 0 };
             return Action::Continue;
@@ -613,13 +698,18 @@ impl Http {
         if t.config.allow_on_headers_stop_iteration {
             // Envoy keeps delivering the body while the headers are held (only with
             // allow_on_headers_stop_iteration; otherwise Pause here would stop everything).
-            self.response = ResponseState::Unary { response, held: true };
+            headers.write();
+            self.response = ResponseState::Unary { response, held: true, success };
             return Action::Pause;
         }
-        // Headers go downstream when this returns Continue: the status (200) is final from
-        // here on, so a later gRPC error can only travel in the body.
-        set_json_headers(&mut headers, &response.content_type());
-        self.response = ResponseState::Unary { response, held: false };
+        // Headers go downstream when this returns Continue: the status (200, or the success
+        // status) is final from here on, so a later gRPC error can only travel in the body.
+        if success != 200 {
+            headers.set(":status", success.to_string().as_bytes());
+        }
+        let content_type = if has_no_body(success) { Default::default() } else { response.content_type() };
+        set_json_headers(&mut headers, &content_type);
+        self.response = ResponseState::Unary { response, held: false, success };
         Action::Continue
     }
 
@@ -745,9 +835,10 @@ impl Http {
             return;
         };
         let pending = self.flusher.is_pending(self.context_id);
-        let (mut response, held, unflushed) = match std::mem::replace(&mut self.response, ResponseState::Idle) {
-            ResponseState::Unary { response, held } => (response, held, 0),
-            ResponseState::Stream { response, unflushed } => (response, false, unflushed),
+        let (mut response, held, unflushed, success) = match std::mem::replace(&mut self.response, ResponseState::Idle)
+        {
+            ResponseState::Unary { response, held, success } => (response, held, 0, success),
+            ResponseState::Stream { response, unflushed } => (response, false, unflushed, 200),
             ResponseState::Idle | ResponseState::Failed => return,
         };
         let status = match trailers {
@@ -782,7 +873,7 @@ impl Http {
                 if let Some(binding) = &self.binding {
                     t.metrics.method(&binding.method).responses.inc();
                 }
-                (200, response.content_type().into_owned())
+                (success, response.content_type().into_owned())
             }
             Err(error) => {
                 log::debug!("upstream error after response headers: {error}");
@@ -794,18 +885,30 @@ impl Http {
                 (error.http_status, "application/json".to_string())
             }
         };
+        if has_no_body(if held { http_status } else { success }) {
+            // A 204 (json2grpc.rest) has no body: not even an error that came after it was sent.
+            if !held && http_status != success {
+                log::warn!("the gRPC error after a {success} response went downstream cannot be sent: it has no body");
+            }
+            out.clear();
+        }
         if held {
             // The headers are still ours: give the exact status and length.
             let mut headers = Headers::read(Map::ResponseHeaders);
             strip_grpc_headers(&mut headers);
             headers.set(":status", http_status.to_string().as_bytes());
-            headers.set("content-type", content_type.as_bytes());
-            headers.set("content-length", out.len().to_string().as_bytes());
+            if has_no_body(http_status) {
+                headers.remove("content-type");
+            } else {
+                headers.set("content-type", content_type.as_bytes());
+                headers.set("content-length", out.len().to_string().as_bytes());
+            }
             if headers.write() && host::set_buffer(Buffer::HttpResponseBody, 0, body_size, &out) {
                 return;
             }
             // No body was buffered (headers then trailers): a local reply still can replace it.
-            self.reply(http_status, &content_type, &out);
+            let content_type = if has_no_body(http_status) { "" } else { content_type.as_str() };
+            self.reply(http_status, content_type, &out);
             return;
         }
         if !host::set_buffer(Buffer::HttpResponseBody, 0, body_size, &out) && !out.is_empty() {
@@ -842,9 +945,14 @@ fn rewrite_request_headers(headers: &mut Headers, plan: &RequestPlan, method: &s
     }
 }
 
-/// The headers of a translated response that goes downstream now.
+/// The headers of a translated response that goes downstream now (no content-type when
+/// `content_type` is empty: a response without a body).
 fn set_json_headers(headers: &mut Headers, content_type: &str) {
-    headers.set("content-type", content_type.as_bytes());
+    if content_type.is_empty() {
+        headers.remove("content-type");
+    } else {
+        headers.set("content-type", content_type.as_bytes());
+    }
     strip_grpc_headers(headers);
     if !headers.write() {
         log::warn!("could not rewrite the response headers");

@@ -778,7 +778,7 @@ impl Decoder<'_, '_> {
                 }
             }
             (ValueKind::Scalar(s), Value::Num(Num::I(i))) => {
-                if matches!(s, Scalar::Int64 | Scalar::Sint64 | Scalar::Sfixed64) {
+                if matches!(s, Scalar::Int64 | Scalar::Sint64 | Scalar::Sfixed64) && !self.print.int64_as_numbers {
                     self.out.push(b'"');
                     self.out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes());
                     self.out.push(b'"');
@@ -787,7 +787,7 @@ impl Decoder<'_, '_> {
                 }
             }
             (ValueKind::Scalar(s), Value::Num(Num::U(u))) => {
-                if matches!(s, Scalar::Uint64 | Scalar::Fixed64) {
+                if matches!(s, Scalar::Uint64 | Scalar::Fixed64) && !self.print.int64_as_numbers {
                     self.out.push(b'"');
                     self.out.extend_from_slice(itoa::Buffer::new().format(*u).as_bytes());
                     self.out.push(b'"');

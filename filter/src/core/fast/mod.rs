@@ -172,6 +172,41 @@ mod tests {
     }
 
     #[test]
+    fn int64_as_numbers_prints_64_bit_integers_as_numbers_and_parsing_takes_both() {
+        // json2grpc.rest.int64_as_numbers: the legacy format of REST APIs that predate proto3 JSON.
+        let codec = Codec::new(&crate::core::testutil::schema());
+        let print = |name: &str, json: &str, legacy: bool| {
+            let index = codec.index_of(name).unwrap();
+            let mut bytes = Vec::new();
+            codec.json_to_binary(index, json.as_bytes(), &ParseOptions::default(), &mut bytes).unwrap();
+            let options = PrintOptions { int64_as_numbers: legacy, ..Default::default() };
+            let mut out = Vec::new();
+            codec.binary_to_json(index, &bytes, &options, &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let scalars = r#"{"fInt64": "-9223372036854775808", "fUint64": 18446744073709551615, "fSint64": "-2",
+                          "fFixed64": 3, "fSfixed64": "-4", "fInt32": 5}"#;
+        assert_eq!(
+            print("test.v1.Scalars", scalars, true),
+            r#"{"fInt32":5,"fInt64":-9223372036854775808,"fUint64":18446744073709551615,"fSint64":-2,"fFixed64":3,"fSfixed64":-4}"#
+        );
+        assert_eq!(
+            print("test.v1.Scalars", scalars, false),
+            r#"{"fInt32":5,"fInt64":"-9223372036854775808","fUint64":"18446744073709551615","fSint64":"-2","fFixed64":"3","fSfixed64":"-4"}"#
+        );
+        // Lists, map values and the wrappers; map keys are JSON strings whatever the option.
+        let everything = r#"{"numbers": ["1", 2], "flags": {"true": "7"}, "wInt64": "-8", "wUint64": 9}"#;
+        assert_eq!(
+            print("test.v1.Everything", everything, true),
+            r#"{"numbers":[1,2],"flags":{"true":7},"wInt64":-8,"wUint64":9}"#
+        );
+        assert_eq!(
+            print("test.v1.Everything", everything, false),
+            r#"{"numbers":["1","2"],"flags":{"true":"7"},"wInt64":"-8","wUint64":"9"}"#
+        );
+    }
+
+    #[test]
     fn keys_in_any_order_spelling_or_escaping_reach_their_fields() {
         let expected = Ok(r#"{"fInt32":1,"fInt64":"2","fUint32":3}"#);
         for json in [

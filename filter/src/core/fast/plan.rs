@@ -58,6 +58,10 @@ pub struct FieldPlan {
     /// Strings (for a map: its keys and values) must be UTF-8 (`utf8_validation = VERIFY`);
     /// otherwise any bytes are valid, and invalid UTF-8 is printed with U+FFFD replacements.
     pub verify_utf8: bool,
+    /// `google.api.field_behavior = REQUIRED` (checked with `json2grpc.rest.field_behavior`).
+    pub required: bool,
+    /// `google.api.field_behavior = OUTPUT_ONLY` (dropped from requests with that option).
+    pub output_only: bool,
 }
 
 /// Messages whose JSON form is not an object of their fields.
@@ -300,6 +304,8 @@ fn field_plan(schema: &Schema, f: &Field, oneof: Option<u16>) -> FieldPlan {
         oneof,
         delimited: f.delimited && !f.map && matches!(f.kind, Kind::Message(_)),
         verify_utf8,
+        required: f.behavior.required,
+        output_only: f.behavior.output_only,
     }
 }
 
