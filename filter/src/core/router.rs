@@ -108,6 +108,9 @@ pub struct Router {
     /// `warn` when it is configured. With `json2grpc.strict_config` each is an error instead.
     pub warnings: Vec<String>,
     pub methods: Vec<Arc<MethodInfo>>,
+    /// Every binding requests can reach, in registration order (what the OpenAPI document
+    /// describes): duplicates, which bind neither, are left out.
+    pub bindings: Vec<Arc<HttpBinding>>,
 }
 
 impl Router {
@@ -115,6 +118,8 @@ impl Router {
         let mut builder = PathMatcherBuilder::new();
         let mut warnings = Vec::new();
         let mut methods = Vec::new();
+        // (method, segments, verb) of each registered binding: a duplicate removes both.
+        let mut bindings: Vec<(BindingKey, Arc<HttpBinding>)> = Vec::new();
         // A binding Envoy accepts but that cannot transcode: a warning, or with strict_config
         // the config's error.
         let mut problem = |e: ConfigError| {
@@ -176,7 +181,12 @@ impl Router {
                         problem(err(issue))?;
                     }
                     let http_method = binding.http_method.clone();
-                    if builder.register(&http_method, &parsed, Arc::new(binding)).is_err() {
+                    let binding = Arc::new(binding);
+                    let key = (http_method.clone(), parsed.segments.clone(), parsed.verb.clone());
+                    if builder.register(&http_method, &parsed, binding.clone()).is_ok() {
+                        bindings.push((key, binding));
+                    } else {
+                        bindings.retain(|(k, _)| *k != key);
                         problem(err(format!(
                             "{http_method} {template_text} is bound more than once; requests to it are not \
                              transcoded (as in Envoy)"
@@ -190,7 +200,8 @@ impl Router {
             url_unescape_spec: config.url_unescape_spec,
             match_unregistered_custom_verb: config.match_unregistered_custom_verb,
         });
-        Ok(Router { matcher, warnings, methods })
+        let bindings = bindings.into_iter().map(|(_, b)| b).collect();
+        Ok(Router { matcher, warnings, methods, bindings })
     }
 
     /// The binding for a request and its path variable values (index, decoded bytes).
@@ -200,6 +211,8 @@ impl Router {
         Some((found.value.clone(), found.bindings))
     }
 }
+
+type BindingKey = (String, Vec<template::Segment>, Option<String>);
 
 /// The rule and its `additional_bindings`, depth first. The spec allows one level; Envoy
 /// registers nested ones too (at most 100 levels deep: the descriptor reader's limit).
