@@ -123,6 +123,23 @@ pub struct Config {
     /// naming no field or a message, an HttpRule without a pattern, a duplicate) refuses the
     /// whole config instead of being logged at `warn` and handled as Envoy handles it.
     pub strict_config: bool,
+    /// `json2grpc.openapi`: the OpenAPI document of this API, served by the filter.
+    pub openapi: OpenApiOptions,
+}
+
+/// `json2grpc.openapi`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenApiOptions {
+    /// The request path a GET of which the filter answers with the document (off when unset).
+    pub path: Option<String>,
+    /// The largest document served (a bigger one is a 500 JSON error).
+    pub max_bytes: u32,
+}
+
+impl Default for OpenApiOptions {
+    fn default() -> Self {
+        OpenApiOptions { path: None, max_bytes: 8 * 1024 * 1024 }
+    }
 }
 
 /// How requests without a body reach the service (json2grpc's own call to the upstream).
@@ -499,10 +516,31 @@ fn json2grpc(field: &str, value: &Value, config: &mut Config) -> Result<(), Conf
             "descriptor" => config.descriptor = Some(descriptor_source(f, value)?),
             "allow_on_headers_stop_iteration" => config.allow_on_headers_stop_iteration = boolean(f, value)?,
             "strict_config" => config.strict_config = boolean(f, value)?,
+            "openapi" => config.openapi = openapi(f, value)?,
             _ => return Err(unknown(f)),
         }
     }
     Ok(())
+}
+
+/// `json2grpc.openapi`: `path` (an absolute path without query or fragment) and `max_bytes`.
+fn openapi(field: &str, value: &Value) -> Result<OpenApiOptions, ConfigError> {
+    let mut o = OpenApiOptions::default();
+    for (field, value) in object(field, value)? {
+        let f = field.as_str();
+        match field.name.as_str() {
+            "path" => {
+                let path = string(f, value)?;
+                if !path.starts_with('/') || path.contains(['?', '#']) || path.bytes().any(|b| b <= b' ') {
+                    return Err(ConfigError::new(f, "expected a path starting with '/', without query or spaces"));
+                }
+                o.path = Some(path);
+            }
+            "max_bytes" => o.max_bytes = positive(f, value)?,
+            _ => return Err(unknown(f)),
+        }
+    }
+    Ok(o)
 }
 
 /// `json2grpc.descriptor`: exactly one of `reflection` and `url`, and their options.
@@ -851,6 +889,30 @@ mod tests {
         assert!(!parse(r#"{"proto_descriptor_bin": ""}"#).unwrap().strict_config);
         let c = parse(r#"{"proto_descriptor_bin": "", "json2grpc": {"strictConfig": true}}"#).unwrap();
         assert!(c.strict_config);
+    }
+
+    #[test]
+    fn openapi_is_off_unless_a_path_is_set() {
+        assert_eq!(parse(r#"{"proto_descriptor_bin": ""}"#).unwrap().openapi, OpenApiOptions::default());
+        let c = parse(
+            r#"{"proto_descriptor_bin": "", "json2grpc": {"openapi": {"path": "/.well-known/openapi.json",
+                "maxBytes": "1000"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.openapi, OpenApiOptions { path: Some("/.well-known/openapi.json".into()), max_bytes: 1000 });
+        for (openapi, field, message) in [
+            (r#"{"path": "openapi.json"}"#, "json2grpc.openapi.path", "starting with '/'"),
+            (r#"{"path": "/a?b"}"#, "json2grpc.openapi.path", "without query"),
+            (r#"{"path": "/a b"}"#, "json2grpc.openapi.path", "spaces"),
+            (r#"{"path": 7}"#, "json2grpc.openapi.path", "expected a string"),
+            (r#"{"max_bytes": 0}"#, "json2grpc.openapi.max_bytes", "greater than 0"),
+            (r#"{"format": "yaml"}"#, "json2grpc.openapi.format", "unknown field"),
+            (r#""/x""#, "json2grpc.openapi", "expected an object"),
+        ] {
+            let e = err(&format!(r#"{{"proto_descriptor_bin": "", "json2grpc": {{"openapi": {openapi}}}}}"#));
+            assert_eq!(e.field, field, "{openapi}");
+            assert!(e.message.contains(message), "{openapi}: {e}");
+        }
     }
 
     #[test]
