@@ -14,6 +14,7 @@ pub mod frame;
 pub mod grpc_status;
 pub mod json;
 pub mod json_stream;
+pub mod openapi;
 pub mod path_matcher;
 pub mod percent;
 #[cfg(feature = "reflection")]
