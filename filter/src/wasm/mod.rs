@@ -15,6 +15,7 @@ pub mod logger;
 pub mod metrics;
 #[cfg(test)]
 mod mock_host;
+pub mod openapi;
 pub mod root;
 
 /// The module's initializer (a WASI reactor): Envoy calls it once per VM, before any other
