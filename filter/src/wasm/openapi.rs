@@ -17,7 +17,7 @@ pub fn answer(filter: &Filter, method: &str, path: &str) -> Option<Result<Rc<[u8
     }
     let document = filter.openapi.get_or_init(|| {
         let max = usize::try_from(filter.config.openapi.max_bytes).unwrap_or(usize::MAX);
-        let document: Result<Rc<[u8]>, Error> = openapi::render(&filter.transcoder, false, max).map(Rc::from);
+        let document: Result<Rc<[u8]>, Error> = openapi::render(&filter.transcoder, max).map(Rc::from);
         match &document {
             Ok(text) => log::info!("OpenAPI document made: {} bytes", text.len()),
             Err(e) => log::warn!("OpenAPI document: {e}"),

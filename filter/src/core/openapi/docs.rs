@@ -14,8 +14,13 @@ pub const INPUT_ONLY: u8 = 4;
 /// `pkg.Enum.VALUE`, `pkg.Service`, `pkg.Service.Method`).
 #[derive(Debug, Default)]
 pub struct Docs {
-    comments: HashMap<String, String>,
-    behaviors: HashMap<String, u8>,
+    by_name: HashMap<String, Doc>,
+}
+
+#[derive(Debug, Default)]
+struct Doc {
+    comment: Option<String>,
+    behavior: u8,
 }
 
 impl Docs {
@@ -33,7 +38,7 @@ impl Docs {
             let Some(file) = files.iter().find(|f| f.name == name) else { continue };
             for c in comments {
                 if let Some(element) = element_name(file, &c.path) {
-                    docs.comments.insert(element, tidy(&c.text));
+                    docs.by_name.entry(element).or_default().comment = Some(tidy(&c.text));
                 }
             }
         }
@@ -49,7 +54,7 @@ impl Docs {
                 _ => bits,
             });
             if bits != 0 {
-                self.behaviors.insert(join(full_name, &f.name), bits);
+                self.by_name.entry(join(full_name, &f.name)).or_default().behavior = bits;
             }
         }
         for nested in &m.nested {
@@ -58,12 +63,12 @@ impl Docs {
     }
 
     pub fn comment(&self, full_name: &str) -> Option<&str> {
-        self.comments.get(full_name).map(String::as_str)
+        self.by_name.get(full_name).and_then(|d| d.comment.as_deref())
     }
 
     /// The behavior bits of field `field` (proto name) of message `message` (full name).
     pub fn behavior(&self, message: &str, field: &str) -> u8 {
-        self.behaviors.get(&join(message, field)).copied().unwrap_or(0)
+        self.by_name.get(&join(message, field)).map_or(0, |d| d.behavior)
     }
 }
 
@@ -158,8 +163,8 @@ mod tests {
     #[test]
     fn a_set_without_source_info_or_garbage_has_no_comments() {
         let docs = Docs::read(crate::core::testutil::TEST_DESCRIPTOR_SET);
-        assert!(docs.comments.is_empty());
+        assert!(docs.by_name.values().all(|d| d.comment.is_none()));
         let docs = Docs::read(b"\x0a\x05garbage");
-        assert!(docs.comments.is_empty() && docs.behaviors.is_empty());
+        assert!(docs.by_name.is_empty());
     }
 }

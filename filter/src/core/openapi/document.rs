@@ -4,10 +4,11 @@
 //! transcode, paths OpenAPI cannot tell apart).
 use std::collections::HashMap;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::docs::Docs;
+use super::json::{obj, put, string};
 use super::links;
 use super::operation::operation;
 use super::path;
@@ -18,6 +19,11 @@ use crate::core::transcoder::Transcoder;
 
 /// The methods of an OpenAPI path item.
 const METHODS: &[&str] = &["GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"];
+
+const DESCRIPTION: &str = "The JSON/REST API json2grpc serves for these gRPC services, made from the \
+    descriptors it loaded: the google.api.http bindings (and auto-mapped methods), proto3 JSON as json2grpc \
+    prints and parses it, and the errors it answers (google.rpc.Status). `info.version` is the start of the \
+    descriptor set's SHA-256.";
 
 /// The OpenAPI 3.1 document of what `t` serves.
 pub fn generate(t: &Transcoder) -> Value {
@@ -31,13 +37,18 @@ pub fn generate(t: &Transcoder) -> Value {
     let mut paths: Map<String, Value> = Map::new();
     // Shape (parameters as `{}`) → the path written for it and its parameter names.
     let mut shapes: HashMap<String, (String, Vec<String>)> = HashMap::new();
-    let mut ids: HashMap<String, usize> = HashMap::new();
+    // Bindings come method by method: the count of the current method's.
+    let mut ids: (Option<&str>, usize) = (None, 0);
     let mut unexpressed = Vec::new();
     let mut placed = Vec::new();
     for binding in &t.router.bindings {
         let skip = |why: &str| {
-            json!({"method": binding.http_method, "template": binding.template,
-                   "rpc": binding.method.path(), "reason": why})
+            obj(vec![
+                ("method", string(&binding.http_method)),
+                ("template", string(&binding.template)),
+                ("rpc", Value::String(binding.method.path())),
+                ("reason", string(why)),
+            ])
         };
         if !METHODS.contains(&binding.http_method.as_str()) {
             unexpressed.push(skip(&format!("OpenAPI 3.1 has no {} operation", binding.http_method)));
@@ -61,7 +72,7 @@ pub fn generate(t: &Transcoder) -> Value {
             .or_insert_with(|| (path.path.clone(), path.params.iter().map(|p| p.name.clone()).collect()));
         path.rename(names);
         let method = binding.http_method.to_ascii_lowercase();
-        let item = paths.entry(key.clone()).or_insert_with(|| json!({}));
+        let item = paths.entry(key.clone()).or_insert_with(|| Value::Object(Map::new()));
         let Some(item) = item.as_object_mut() else { continue };
         if item.contains_key(&method) {
             unexpressed.push(skip(&format!(
@@ -70,44 +81,55 @@ pub fn generate(t: &Transcoder) -> Value {
             )));
             continue;
         }
-        let count = ids.entry(binding.method.full_name.clone()).or_insert(0);
-        *count += 1;
-        let id = match *count {
-            1 => binding.method.full_name.clone(),
-            n => format!("{}_{n}", binding.method.full_name),
+        let name = binding.method.full_name.as_str();
+        ids = if ids.0 == Some(name) { (ids.0, ids.1 + 1) } else { (Some(name), 1) };
+        let id = match ids.1 {
+            1 => name.to_string(),
+            n => format!("{name}_{n}"),
         };
         let op = operation(&mut schemas, config, binding, &path, id);
-        item.insert(method.clone(), op);
+        put(item, &method, op);
         placed.push((key.clone(), method, binding.clone(), path));
     }
-    links::add(&mut paths, &placed, &mut schemas);
+    links::add(&mut paths, &placed, &schemas);
     let error_responses = responses::components(&mut schemas);
     let tags: Vec<Value> = config
         .services
         .iter()
         .map(|s| match docs.comment(s) {
-            Some(text) => json!({"name": s, "description": text}),
-            None => json!({"name": s}),
+            Some(text) => obj(vec![("name", string(s)), ("description", string(text))]),
+            None => obj(vec![("name", string(s))]),
         })
         .collect();
-    let mut doc = json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": config.services.join(", "),
-            "version": version(&config.proto_descriptor_bin),
-            "description": "The JSON/REST API json2grpc serves for these gRPC services, made from the descriptors it \
-                            loaded: the google.api.http bindings (and auto-mapped methods), proto3 JSON as json2grpc \
-                            prints and parses it, and the errors it answers (google.rpc.Status). `info.version` is \
-                            the start of the descriptor set's SHA-256."
-        },
-        "tags": tags,
-        "paths": paths,
-        "components": {"schemas": schemas.finish(), "responses": error_responses},
-    });
-    if let (false, Some(o)) = (unexpressed.is_empty(), doc.as_object_mut()) {
-        o.insert("x-json2grpc-unexpressed".into(), Value::Array(unexpressed));
+    let info = obj(vec![
+        ("title", Value::String(config.services.join(", "))),
+        ("version", Value::String(version(&config.proto_descriptor_bin))),
+        ("description", Value::String(format!("{DESCRIPTION} {}", unknown_query_parameters(config)))),
+    ]);
+    let components = obj(vec![("schemas", Value::Object(schemas.finish())), ("responses", error_responses)]);
+    let mut doc = Map::new();
+    put(&mut doc, "openapi", string("3.1.0"));
+    put(&mut doc, "info", info);
+    put(&mut doc, "tags", Value::Array(tags));
+    put(&mut doc, "paths", Value::Object(paths));
+    put(&mut doc, "components", components);
+    if !unexpressed.is_empty() {
+        put(&mut doc, "x-json2grpc-unexpressed", Value::Array(unexpressed));
     }
-    doc
+    Value::Object(doc)
+}
+
+/// What a query parameter naming no field does under this configuration (not expressible per
+/// operation).
+fn unknown_query_parameters(config: &crate::core::config::Config) -> &'static str {
+    if config.ignore_unknown_query_parameters {
+        "A query parameter naming no field is ignored (ignore_unknown_query_parameters)."
+    } else if config.request_validation_options.reject_unknown_query_parameters {
+        "A query parameter naming no field is a 400 (reject_unknown_query_parameters)."
+    } else {
+        "A query parameter naming no field passes the request through untranscoded, as Envoy's transcoder \
+         does (set ignore_unknown_query_parameters or reject_unknown_query_parameters to change it)."
+    }
 }
 
 /// The first 12 hex digits of the descriptor set's SHA-256: changes with the API.

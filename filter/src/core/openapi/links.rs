@@ -4,7 +4,9 @@
 //! it with `$response.body#/<key>`.
 use std::sync::Arc;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
+
+use super::json::{obj, put};
 
 use super::path::OpenApiPath;
 use super::schemas::Schemas;
@@ -41,7 +43,7 @@ pub fn add(
                 let source = leaf.and_then(|leaf| message.field_by_name(leaf));
                 match source {
                     Some(f) if matches!(f.kind, Kind::Scalar(_)) && !f.is_repeated() => {
-                        parameters.insert(p.name.clone(), json!(format!("$response.body#/{}", schemas.key(f))));
+                        put(&mut parameters, &p.name, Value::String(format!("$response.body#/{}", schemas.key(f))));
                     }
                     _ => break,
                 }
@@ -50,7 +52,9 @@ pub fn add(
                 continue;
             }
             if let Some(Value::String(to_id)) = id(paths, to_key, to_method) {
-                links.insert(to_id.replace('.', "_"), json!({"operationId": to_id, "parameters": parameters}));
+                let link =
+                    obj(vec![("operationId", Value::String(to_id.clone())), ("parameters", Value::Object(parameters))]);
+                put(&mut links, &to_id.replace('.', "_"), link);
             }
         }
         if links.is_empty() {
@@ -58,7 +62,7 @@ pub fn add(
         }
         let ok = paths.get_mut(key).and_then(|i| i.get_mut(method)).and_then(|o| o.pointer_mut("/responses/200"));
         if let Some(Value::Object(ok)) = ok {
-            ok.insert("links".into(), Value::Object(links));
+            put(ok, "links", Value::Object(links));
         }
     }
 }

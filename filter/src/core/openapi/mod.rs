@@ -11,6 +11,7 @@
 //!   [`docs`]: comments and `google.api.field_behavior`.
 mod docs;
 mod document;
+mod json;
 mod links;
 mod operation;
 mod path;
@@ -29,11 +30,9 @@ pub use document::generate;
 use super::error::Error;
 use super::transcoder::Transcoder;
 
-/// The document as JSON text (`pretty`: indented), refused over `max_bytes`.
-pub fn render(t: &Transcoder, pretty: bool, max_bytes: usize) -> Result<Vec<u8>, Error> {
-    let doc = generate(t);
-    let text = if pretty { serde_json::to_vec_pretty(&doc) } else { serde_json::to_vec(&doc) };
-    let text = text.map_err(|e| Error::internal(format!("the OpenAPI document: {e}")))?;
+/// The document as (compact) JSON text, refused over `max_bytes`.
+pub fn render(t: &Transcoder, max_bytes: usize) -> Result<Vec<u8>, Error> {
+    let text = serde_json::to_vec(&generate(t)).map_err(|e| Error::internal(format!("the OpenAPI document: {e}")))?;
     if text.len() > max_bytes {
         return Err(Error::internal(format!(
             "the OpenAPI document ({} bytes) is over json2grpc.openapi.max_bytes ({max_bytes})",

@@ -1,5 +1,7 @@
 //! One operation per binding: its id, documentation, parameters, request body and responses.
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
+
+use super::json::{obj, put, set, string, text};
 
 use super::path::OpenApiPath;
 use super::query;
@@ -19,34 +21,34 @@ pub fn operation(
 ) -> Value {
     let method = &binding.method;
     let mut op = Map::new();
-    op.insert("operationId".into(), json!(id));
-    op.insert("tags".into(), json!([method.service]));
+    put(&mut op, "operationId", Value::String(id));
+    put(&mut op, "tags", Value::Array(vec![string(&method.service)]));
     if let Some(text) = schemas.docs.comment(&method.full_name) {
         let summary = text.lines().next().unwrap_or_default().trim_end_matches('.');
-        op.insert("summary".into(), json!(summary));
-        op.insert("description".into(), json!(text));
+        put(&mut op, "summary", string(summary));
+        put(&mut op, "description", string(text));
     }
     let mut parameters: Vec<Value> = path
         .params
         .iter()
         .map(|p| {
             let mut object = p.object.clone();
-            object.insert("name".into(), json!(p.name));
+            put(&mut object, "name", string(&p.name));
             Value::Object(object)
         })
         .collect();
     parameters.extend(query::parameters(schemas, binding, &config.ignored_query_parameters));
     if !parameters.is_empty() {
-        op.insert("parameters".into(), Value::Array(parameters));
+        put(&mut op, "parameters", Value::Array(parameters));
     }
     if let Some(body) = request_body(schemas, binding) {
-        op.insert("requestBody".into(), body);
+        put(&mut op, "requestBody", body);
     }
     let format = StreamFormat::from_print_options(&config.print_options);
     let head = binding.http_method == "HEAD";
-    op.insert("responses".into(), responses::responses(schemas, binding, format, head));
-    op.insert("x-json2grpc-rpc".into(), json!(method.path()));
-    op.insert("x-json2grpc-template".into(), json!(binding.template));
+    put(&mut op, "responses", responses::responses(schemas, binding, format, head));
+    put(&mut op, "x-json2grpc-rpc", Value::String(method.path()));
+    put(&mut op, "x-json2grpc-template", string(&binding.template));
     let streaming = match (method.client_streaming, method.server_streaming) {
         (true, true) => Some("bidirectional (needs HTTP/2 downstream)"),
         (true, false) => Some("client"),
@@ -54,7 +56,7 @@ pub fn operation(
         (false, false) => None,
     };
     if let Some(kind) = streaming {
-        op.insert("x-json2grpc-streaming".into(), json!(kind));
+        put(&mut op, "x-json2grpc-streaming", string(kind));
     }
     Value::Object(op)
 }
@@ -66,8 +68,10 @@ fn request_body(schemas: &mut Schemas<'_>, binding: &HttpBinding) -> Option<Valu
     let item = match &binding.body {
         BodyRule::None => return None,
         _ if binding.body_is_http_body => {
-            return Some(json!({"description": "The raw body (google.api.HttpBody), with its content-type",
-                "content": {"*/*": {"schema": {}}, "application/octet-stream": {"schema": {}}}}));
+            return Some(text(
+                r#"{"description": "The raw body (google.api.HttpBody), with its content-type",
+                    "content": {"*/*": {"schema": {}}, "application/octet-stream": {"schema": {}}}}"#,
+            ));
         }
         BodyRule::Whole => schemas.message(method.input, true),
         BodyRule::Field(path) => schemas.field(path.leaf()?, true),
@@ -77,14 +81,17 @@ fn request_body(schemas: &mut Schemas<'_>, binding: &HttpBinding) -> Option<Valu
         _ => format!("The request, {}", method.input_name),
     };
     let content = if method.client_streaming {
-        json!({
-            "application/json": {"schema": {"type": "array", "items": item,
-                "description": "The stream's messages, each sent on as soon as it is complete"}},
-            "application/x-ndjson": {"schema": {"type": "string", "description": "One message per line"},
-                "x-json2grpc-item-schema": item}
-        })
+        let mut array = text(
+            r#"{"type": "array", "description": "The stream's messages, each sent on as soon as it is complete"}"#,
+        );
+        set(&mut array, "items", item.clone());
+        let lines = obj(vec![
+            ("schema", text(r#"{"type": "string", "description": "One message per line"}"#)),
+            ("x-json2grpc-item-schema", item),
+        ]);
+        obj(vec![("application/json", obj(vec![("schema", array)])), ("application/x-ndjson", lines)])
     } else {
-        json!({"application/json": {"schema": item}})
+        obj(vec![("application/json", obj(vec![("schema", item)]))])
     };
-    Some(json!({"description": description, "content": content}))
+    Some(obj(vec![("description", Value::String(description)), ("content", content)]))
 }

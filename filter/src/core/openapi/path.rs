@@ -10,7 +10,9 @@
 //! Parameter names are the field paths with `_` for `.` (`{order.order_id}` is
 //! `{order_order_id}`): RFC 6570 allows dots, but tools that fill paths with Python's
 //! `str.format` (schemathesis) read `{a.b}` as an attribute. `x-json2grpc-field` names the field.
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
+
+use super::json::{put, set, string, text};
 
 use super::schemas::Schemas;
 use super::url;
@@ -163,42 +165,45 @@ fn variable_param(name: String, field: &str, variable: Option<&PathVariable>, sc
         _ => None,
     };
     let mut schema = match &leaf {
-        Some(f) => url::value(schemas, f.kind).unwrap_or_else(|| json!({"type": "string"})),
-        None => json!({"type": "string"}),
+        Some(f) => url::value(schemas, f.kind).unwrap_or_else(string_schema),
+        None => string_schema(),
     };
     // An empty segment is no segment: `/v1/items/` is `/v1/items`.
-    if let (Some(Kind::Scalar(Scalar::String | Scalar::Bytes)), Some(o)) =
-        (leaf.as_ref().map(|f| f.kind), schema.as_object_mut())
-    {
-        o.insert("minLength".into(), json!(1));
+    if let Some(Kind::Scalar(Scalar::String | Scalar::Bytes)) = leaf.as_ref().map(|f| f.kind) {
+        set(&mut schema, "minLength", Value::from(1));
     }
     let mut object = Map::new();
-    object.insert("in".into(), json!("path"));
-    object.insert("required".into(), json!(true));
-    object.insert("schema".into(), schema);
-    object.insert("x-json2grpc-field".into(), json!(field));
+    put(&mut object, "in", string("path"));
+    put(&mut object, "required", Value::Bool(true));
+    put(&mut object, "schema", schema);
+    put(&mut object, "x-json2grpc-field", string(field));
     PathParam { name, sets: Some(field.to_string()), object }
 }
 
 /// A wildcard segment (of a variable's sub-template, or of none).
 fn segment_param(name: String, multi: bool, what: &str, field: Option<&str>) -> PathParam {
     let mut object = Map::new();
-    object.insert("in".into(), json!("path"));
-    object.insert("required".into(), json!(true));
-    object.insert("schema".into(), json!({"type": "string", "minLength": 1}));
+    put(&mut object, "in", string("path"));
+    put(&mut object, "required", Value::Bool(true));
+    put(&mut object, "schema", text(r#"{"type": "string", "minLength": 1}"#));
     let mut description = format!("Matches {what}.");
     if multi {
         description.push_str(
             " `**`: any number of segments (at least one here). A `/` sent percent-encoded as `%2F` reaches \
              the field encoded unless url_unescape_spec is ALL_CHARACTERS.",
         );
-        object.insert("x-json2grpc-multi-segment".into(), json!(true));
+        put(&mut object, "x-json2grpc-multi-segment", Value::Bool(true));
     }
-    object.insert("description".into(), json!(description));
+    put(&mut object, "description", Value::String(description));
     if let Some(field) = field {
-        object.insert("x-json2grpc-field".into(), json!(field));
+        put(&mut object, "x-json2grpc-field", string(field));
     }
     PathParam { name, sets: None, object }
+}
+
+/// A string: what any URL value is.
+fn string_schema() -> Value {
+    text(r#"{"type": "string"}"#)
 }
 
 #[cfg(test)]
@@ -211,6 +216,7 @@ mod tests {
     use crate::core::openapi::docs::Docs;
     use crate::core::openapi::schemas::Style;
     use crate::core::testutil::schema;
+    use serde_json::json;
 
     /// The path and parameter names of `template` on test.v1.PathRequest / GetRequest fields.
     fn path(template: &str, request: &str) -> (String, Vec<String>, Vec<Value>) {

@@ -6,7 +6,9 @@
 //! Not described, though accepted: proto names where the document uses JSON names (or the
 //! reverse), values through repeated message fields (`items.name` adds an element), and fields
 //! deeper than [`MAX_DEPTH`] or past a type already on the way (recursion).
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
+
+use super::json::{obj, put, set, string};
 
 use super::docs::REQUIRED;
 use super::schemas::Schemas;
@@ -94,14 +96,14 @@ impl Walk<'_, '_> {
     fn leaf(&mut self, f: &Field, name: String, value: Value, required: bool, description: Option<String>) {
         let mut p = param(name, description);
         if f.is_list() {
-            p.insert("schema".into(), json!({"type": "array", "items": value}));
-            p.insert("style".into(), json!("form"));
-            p.insert("explode".into(), json!(true));
+            put(&mut p, "schema", obj(vec![("type", string("array")), ("items", value)]));
+            put(&mut p, "style", string("form"));
+            put(&mut p, "explode", Value::Bool(true));
         } else {
-            p.insert("schema".into(), value);
+            put(&mut p, "schema", value);
         }
         if required {
-            p.insert("required".into(), json!(true));
+            put(&mut p, "required", Value::Bool(true));
         }
         self.out.push(Value::Object(p));
     }
@@ -111,23 +113,21 @@ impl Walk<'_, '_> {
         let Some((_, value)) = self.schemas.map_entry(f) else { return };
         let Some(value) = url::value(self.schemas, value.kind) else { return };
         let mut object = self.schemas.field(f, false);
-        if let Some(o) = object.as_object_mut() {
-            o.insert("additionalProperties".into(), value);
-        }
+        set(&mut object, "additionalProperties", value);
         let mut p = param(name.to_string(), description);
-        p.insert("schema".into(), object);
-        p.insert("style".into(), json!("deepObject"));
-        p.insert("explode".into(), json!(true));
+        put(&mut p, "schema", object);
+        put(&mut p, "style", string("deepObject"));
+        put(&mut p, "explode", Value::Bool(true));
         self.out.push(Value::Object(p));
     }
 }
 
 fn param(name: String, description: Option<String>) -> Map<String, Value> {
     let mut p = Map::new();
-    p.insert("name".into(), json!(name));
-    p.insert("in".into(), json!("query"));
+    put(&mut p, "name", Value::String(name));
+    put(&mut p, "in", string("query"));
     if let Some(text) = description {
-        p.insert("description".into(), json!(text));
+        put(&mut p, "description", Value::String(text));
     }
     p
 }

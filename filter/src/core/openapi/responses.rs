@@ -1,11 +1,13 @@
 //! What an operation answers: its message (or a field of it, or raw HttpBody bytes), a stream
 //! of them in the configured format, and the JSON `google.rpc.Status` errors with every HTTP
 //! status json2grpc gives them (the gRPC code's, Envoy's table, and the filter's own).
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
+
+use super::json::{obj, put, set, string, text};
 
 use super::schemas::Schemas;
 use crate::core::response::StreamFormat;
-use crate::core::router::{HttpBinding, HTTP_BODY};
+use crate::core::router::{BodyRule, HttpBinding, HTTP_BODY};
 use crate::core::schema::Kind;
 
 /// The HTTP statuses of errors, and when each is answered.
@@ -29,17 +31,18 @@ pub const ERRORS: &[(u16, &str)] = &[
 pub fn responses(schemas: &mut Schemas<'_>, binding: &HttpBinding, format: StreamFormat, head: bool) -> Value {
     let mut out = Map::new();
     let mut ok = Map::new();
-    ok.insert("description".into(), json!("OK"));
+    put(&mut ok, "description", string("OK"));
     if !head {
-        ok.insert("content".into(), Value::Object(success(schemas, binding, format)));
+        put(&mut ok, "content", Value::Object(success(schemas, binding, format)));
     }
-    out.insert("200".into(), Value::Object(ok));
-    let takes_body = binding.body != crate::core::router::BodyRule::None;
+    put(&mut out, "200", Value::Object(ok));
+    let takes_body = binding.body != BodyRule::None;
     for (status, when) in ERRORS {
         if *status == 413 && !takes_body {
             continue;
         }
-        out.insert(status.to_string(), json!({"$ref": "#/components/responses/Error", "description": when}));
+        let error = obj(vec![("$ref", string("#/components/responses/Error")), ("description", string(when))]);
+        put(&mut out, &status.to_string(), error);
     }
     Value::Object(out)
 }
@@ -52,44 +55,55 @@ fn success(schemas: &mut Schemas<'_>, binding: &HttpBinding, format: StreamForma
         None => Some((Kind::Message(binding.method.output), schemas.message(binding.method.output, false))),
     };
     let Some((kind, item)) = printed else { return content };
-    let raw = matches!(kind, Kind::Message(m) if schemas.schema.message_name(m) == HTTP_BODY);
-    if raw {
-        // google.api.HttpBody: its data, with its content_type.
-        content.insert(
-            "*/*".into(),
-            json!({"schema": {"description": "The google.api.HttpBody's data, with its content_type"}}),
-        );
+    if matches!(kind, Kind::Message(m) if schemas.schema.message_name(m) == HTTP_BODY) {
+        let raw = text(r#"{"schema": {"description": "The google.api.HttpBody's data, with its content_type"}}"#);
+        put(&mut content, "*/*", raw);
         return content;
     }
     if !binding.method.server_streaming {
-        content.insert("application/json".into(), json!({ "schema": item }));
+        put(&mut content, "application/json", obj(vec![("schema", item)]));
         return content;
     }
-    let error = json!({"type": "object", "required": ["error"], "properties": {"error": error_schema(schemas)},
-        "description": "The stream failed after messages were sent: the last element"});
-    match format {
-        StreamFormat::JsonArray => {
-            content.insert(
-                "application/json".into(),
-                json!({"schema": {"type": "array", "items": {"anyOf": [item, error]},
-                    "description": "The stream's messages, as they arrive; an error after them is a last `{\"error\": …}` element"}}),
-            );
-        }
-        StreamFormat::NewlineDelimited => {
-            content.insert(
-                "application/x-ndjson".into(),
-                json!({"schema": {"type": "string", "description": "One JSON value per line: each message, as they arrive; an error after them is a last `{\"error\": …}` line"},
-                    "x-json2grpc-item-schema": {"anyOf": [item, error]}}),
-            );
-        }
-        StreamFormat::ServerSentEvents => {
-            content.insert(
-                "text/event-stream".into(),
-                json!({"schema": {"type": "string", "description": "Server-sent events: `data: <message JSON>` per message; an error after them is an `event: error` whose data is a google.rpc.Status"},
-                    "x-json2grpc-item-schema": item}),
-            );
-        }
+    let mut error = text(
+        r#"{"type": "object", "required": ["error"],
+            "description": "The stream failed after messages were sent: the last element"}"#,
+    );
+    set(&mut error, "properties", obj(vec![("error", error_schema(schemas))]));
+    let either = obj(vec![("anyOf", Value::Array(vec![item.clone(), error]))]);
+    let (media_type, mut schema, item_schema) = match format {
+        StreamFormat::JsonArray => (
+            "application/json",
+            text(
+                r#"{"type": "array", "description":
+                    "The stream's messages, as they arrive; an error after them is a last `{\"error\": …}` element. A stream that ends or fails before its first message, after the service sent its headers, is 200 with an empty body (Envoy gives the filter no body to write to)"}"#,
+            ),
+            None,
+        ),
+        StreamFormat::NewlineDelimited => (
+            "application/x-ndjson",
+            text(
+                r#"{"type": "string", "description":
+                    "One JSON value per line: each message as it arrives; an error after them is a last `{\"error\": …}` line; one that ends or fails before its first message may be an empty body"}"#,
+            ),
+            Some(either.clone()),
+        ),
+        StreamFormat::ServerSentEvents => (
+            "text/event-stream",
+            text(
+                r#"{"type": "string", "description":
+                    "Server-sent events: `data: <message JSON>` per message; an error after them is an `event: error` whose data is a google.rpc.Status; one that ends or fails before its first message may be an empty body"}"#,
+            ),
+            Some(item),
+        ),
+    };
+    let mut media = Map::new();
+    match item_schema {
+        // Streams of lines and events are text to OpenAPI 3.1: the schema of each is an extension.
+        Some(each) => put(&mut media, "x-json2grpc-item-schema", each),
+        None => set(&mut schema, "items", either),
     }
+    put(&mut media, "schema", schema);
+    put(&mut content, media_type, Value::Object(media));
     content
 }
 
@@ -97,17 +111,20 @@ fn success(schemas: &mut Schemas<'_>, binding: &HttpBinding, format: StreamForma
 /// fields), or the same inline when the descriptors lack it.
 pub fn error_schema(schemas: &mut Schemas<'_>) -> Value {
     schemas.message_named("google.rpc.Status").unwrap_or_else(|| {
-        json!({"type": "object", "properties": {
-            "code": {"type": "integer", "format": "int32"},
-            "message": {"type": "string"},
-            "details": {"type": "array", "items": {"type": "object"}}}})
+        text(
+            r#"{"type": "object", "properties": {"code": {"type": "integer", "format": "int32"},
+                "message": {"type": "string"}, "details": {"type": "array", "items": {"type": "object"}}}}"#,
+        )
     })
 }
 
 /// `components.responses`: the error response every operation refers to.
 pub fn components(schemas: &mut Schemas<'_>) -> Value {
     let status = error_schema(schemas);
-    json!({"Error": {
-        "description": "A JSON google.rpc.Status: the gRPC code, a message and details",
-        "content": {"application/json": {"schema": status}}}})
+    let json = obj(vec![("application/json", obj(vec![("schema", status)]))]);
+    let error = obj(vec![
+        ("description", string("A JSON google.rpc.Status: the gRPC code, a message and details")),
+        ("content", json),
+    ]);
+    obj(vec![("Error", error)])
 }

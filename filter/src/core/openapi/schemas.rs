@@ -7,16 +7,16 @@
 //! A message with a `google.api.field_behavior` REQUIRED field (or one below it) has a second,
 //! request-side schema `<name>-Input` listing them in `required`: responses omit fields with
 //! default values, so the shared schema cannot require them.
-use std::collections::{HashMap, HashSet};
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::docs::{Docs, INPUT_ONLY, OUTPUT_ONLY, REQUIRED};
+use super::json::{obj, put, reference, set, string, text};
 use super::wkt;
 use crate::core::schema::{Field, Kind, Scalar, Schema};
 
-/// Oneofs with more members than this get their rule in the description only (the pairwise
-/// constraint grows with the square of the members).
+/// Oneofs with more members than this get their rule in `x-json2grpc-oneofs` only (the
+/// pairwise constraint grows with the square of the members).
 const MAX_ONEOF_CONSTRAINT: usize = 8;
 
 /// The print options that change the JSON form.
@@ -26,7 +26,7 @@ pub struct Style {
     pub enums_as_ints: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Component {
     /// A message; `true`: its request-side variant.
     Message(usize, bool),
@@ -40,7 +40,9 @@ pub struct Schemas<'a> {
     pub style: Style,
     /// By message index: whether the request side differs (a REQUIRED field in it or below).
     input_variant: Vec<bool>,
-    queued: HashSet<Component>,
+    /// Queued already: by message index (shared, request-side), by enum index.
+    queued_messages: Vec<[bool; 2]>,
+    queued_enums: Vec<bool>,
     queue: Vec<Component>,
     out: Map<String, Value>,
 }
@@ -48,7 +50,16 @@ pub struct Schemas<'a> {
 impl<'a> Schemas<'a> {
     pub fn new(schema: &'a Schema, docs: &'a Docs, style: Style) -> Schemas<'a> {
         let input_variant = input_variants(schema, docs);
-        Schemas { schema, docs, style, input_variant, queued: HashSet::new(), queue: Vec::new(), out: Map::new() }
+        Schemas {
+            schema,
+            docs,
+            style,
+            input_variant,
+            queued_messages: vec![[false; 2]; schema.messages.len()],
+            queued_enums: vec![false; schema.enums.len()],
+            queue: Vec::new(),
+            out: Map::new(),
+        }
     }
 
     /// The JSON key of a field.
@@ -70,17 +81,22 @@ impl<'a> Schemas<'a> {
         self.reference(Component::Enum(e))
     }
 
-    /// A message index by full name (the well-known types refer to each other).
+    /// A reference to a message by full name (the well-known types refer to each other).
     pub fn message_named(&mut self, full_name: &str) -> Option<Value> {
         self.schema.message_index(full_name).map(|m| self.message(m, false))
     }
 
     fn reference(&mut self, c: Component) -> Value {
         let name = self.name(c);
-        if self.queued.insert(c) {
+        let slot = match c {
+            Component::Message(m, input) => self.queued_messages.get_mut(m).and_then(|q| q.get_mut(usize::from(input))),
+            Component::Enum(e) => self.queued_enums.get_mut(e),
+        };
+        if let Some(queued) = slot.filter(|q| !**q) {
+            *queued = true;
             self.queue.push(c);
         }
-        json!({ "$ref": format!("#/components/schemas/{name}") })
+        reference("schemas", &name)
     }
 
     fn name(&self, c: Component) -> String {
@@ -97,17 +113,21 @@ impl<'a> Schemas<'a> {
         if field.map {
             if let Some((key, value)) = self.map_entry(field) {
                 let value = self.value(value.kind, input);
-                return json!({"type": "object", "additionalProperties": value, "propertyNames": map_key(key)});
+                return obj(vec![
+                    ("type", string("object")),
+                    ("additionalProperties", value),
+                    ("propertyNames", map_key(key)),
+                ]);
             }
         }
         let value = self.value(field.kind, input);
         if field.is_list() {
-            return json!({"type": "array", "items": value});
+            return obj(vec![("type", string("array")), ("items", value)]);
         }
         value
     }
 
-    /// A map field's key and value fields.
+    /// A map field's key kind and value field.
     pub fn map_entry(&self, field: &Field) -> Option<(Scalar, &'a Field)> {
         let Kind::Message(entry) = field.kind else { return None };
         let entry = self.schema.message(entry)?;
@@ -134,70 +154,67 @@ impl<'a> Schemas<'a> {
                 Component::Enum(e) => self.enum_schema(e),
             };
             let name = self.name(c);
-            self.out.insert(name, schema);
+            put(&mut self.out, &name, schema);
         }
         self.out
     }
 
     fn message_schema(&mut self, m: usize, input: bool) -> Value {
-        let Some(message) = self.schema.message(m) else { return json!({}) };
-        let description = self.docs.comment(&message.full_name).map(str::to_string);
+        let Some(message) = self.schema.message(m) else { return Value::Null };
+        let description = self.docs.comment(&message.full_name).map(string);
         let mut schema = match wkt::schema(self, &message.full_name) {
             Some(schema) => schema,
             None => self.object(m, input),
         };
-        if let (Some(text), Some(object)) = (description, schema.as_object_mut()) {
-            object.insert("description".into(), Value::String(text));
+        if let Some(description) = description {
+            set(&mut schema, "description", description);
         }
         schema
     }
 
     /// An ordinary message: an object of its fields.
     fn object(&mut self, m: usize, input: bool) -> Value {
-        let Some(message) = self.schema.message(m) else { return json!({}) };
+        let Some(message) = self.schema.message(m) else { return Value::Null };
         let mut properties = Map::new();
         let mut required = Vec::new();
         for f in &message.fields {
             let mut schema = self.field(f, input);
             let behavior = self.docs.behavior(&message.full_name, &f.name);
-            if let Some(object) = schema.as_object_mut() {
-                if let Some(text) = self.docs.comment(&format!("{}.{}", message.full_name, f.name)) {
-                    object.insert("description".into(), Value::String(text.to_string()));
-                }
-                if behavior & OUTPUT_ONLY != 0 {
-                    object.insert("readOnly".into(), Value::Bool(true));
-                }
-                if behavior & INPUT_ONLY != 0 {
-                    object.insert("writeOnly".into(), Value::Bool(true));
-                }
+            if let Some(text) = self.docs.comment(&format!("{}.{}", message.full_name, f.name)) {
+                set(&mut schema, "description", string(text));
+            }
+            if behavior & OUTPUT_ONLY != 0 {
+                set(&mut schema, "readOnly", Value::Bool(true));
+            }
+            if behavior & INPUT_ONLY != 0 {
+                set(&mut schema, "writeOnly", Value::Bool(true));
             }
             // An output-only field is not the client's to send, however required.
             if input && behavior & REQUIRED != 0 && behavior & OUTPUT_ONLY == 0 {
-                required.push(Value::String(self.key(f).to_string()));
+                required.push(string(self.key(f)));
             }
-            properties.insert(self.key(f).to_string(), schema);
+            put(&mut properties, self.key(f), schema);
         }
         let mut object = Map::new();
-        object.insert("type".into(), json!("object"));
-        object.insert("properties".into(), Value::Object(properties));
+        put(&mut object, "type", string("object"));
+        put(&mut object, "properties", Value::Object(properties));
         if !required.is_empty() {
-            object.insert("required".into(), Value::Array(required));
+            put(&mut object, "required", Value::Array(required));
         }
-        let (rules, notes) = self.oneofs(m);
-        match rules.len() {
-            0 => {}
-            1 => object.extend(rules.into_iter().flat_map(|r| r.as_object().cloned().unwrap_or_default())),
-            _ => {
-                object.insert("allOf".into(), Value::Array(rules));
-            }
+        let (mut rules, notes) = self.oneofs(m);
+        if rules.len() > 1 {
+            let all = rules.into_iter().map(|r| obj(vec![("not", r)])).collect();
+            put(&mut object, "allOf", Value::Array(all));
+        } else if let Some(rule) = rules.pop() {
+            put(&mut object, "not", rule);
         }
         if !notes.is_empty() {
-            object.insert("x-json2grpc-oneofs".into(), Value::Object(notes));
+            put(&mut object, "x-json2grpc-oneofs", Value::Object(notes));
         }
         Value::Object(object)
     }
 
-    /// Per real oneof: "at most one of" as a `not` of every pair, and its members by name.
+    /// Per real oneof: what its values must not match (two members at once), and its members.
     fn oneofs(&self, m: usize) -> (Vec<Value>, Map<String, Value>) {
         let (mut rules, mut notes) = (Vec::new(), Map::new());
         let Some(message) = self.schema.message(m) else { return (rules, notes) };
@@ -207,29 +224,29 @@ impl<'a> Schemas<'a> {
             }
             let members: Vec<&str> =
                 message.fields.iter().filter(|f| f.oneof == Some(i)).map(|f| self.key(f)).collect();
-            notes.insert(oneof.name.to_string(), json!(members));
+            put(&mut notes, &oneof.name, Value::Array(members.iter().map(|m| string(m)).collect()));
             if members.len() < 2 || members.len() > MAX_ONEOF_CONSTRAINT {
                 continue;
             }
             let mut pairs = Vec::new();
             for (a, first) in members.iter().enumerate() {
                 for second in members.iter().skip(a + 1) {
-                    pairs.push(json!({"required": [first, second]}));
+                    pairs.push(obj(vec![("required", Value::Array(vec![string(first), string(second)]))]));
                 }
             }
-            rules.push(json!({"not": {"anyOf": pairs}}));
+            rules.push(obj(vec![("anyOf", Value::Array(pairs))]));
         }
         (rules, notes)
     }
 
     fn enum_schema(&self, e: usize) -> Value {
-        let Some(en) = self.schema.enumeration(e) else { return json!({}) };
+        let Some(en) = self.schema.enumeration(e) else { return Value::Null };
         if &*en.full_name == "google.protobuf.NullValue" {
-            return json!({"type": "null", "description": "JSON null (google.protobuf.NullValue)"});
+            return text(r#"{"type": "null", "description": "JSON null (google.protobuf.NullValue)"}"#);
         }
-        let names: Vec<&str> = en.values.iter().map(|(n, _)| &**n).collect();
-        let by_name = json!({"type": "string", "enum": names});
-        let by_number = json!({"type": "integer", "format": "int32"});
+        let names: Vec<Value> = en.values.iter().map(|(n, _)| string(n)).collect();
+        let by_name = obj(vec![("type", string("string")), ("enum", Value::Array(names))]);
+        let by_number = text(r#"{"type": "integer", "format": "int32"}"#);
         let (first, second, printed) = match self.style.enums_as_ints {
             false => (
                 by_name,
@@ -253,48 +270,55 @@ impl<'a> Schemas<'a> {
         if !values.is_empty() {
             description = format!("{description}\n\n{}", values.join("\n"));
         }
-        json!({"anyOf": [first, second], "description": description})
+        obj(vec![("anyOf", Value::Array(vec![first, second])), ("description", Value::String(description))])
     }
 }
 
 /// The JSON form of a scalar, as printed and as parsed.
 pub fn scalar(s: Scalar) -> Value {
     use Scalar::*;
-    match s {
-        Double | Float => json!({"oneOf": [
-            {"type": "number", "format": if s == Double { "double" } else { "float" }},
-            {"type": "string", "enum": ["NaN", "Infinity", "-Infinity"]}
-        ]}),
+    text(match s {
+        Double => {
+            r#"{"oneOf": [{"type": "number", "format": "double"},
+                {"type": "string", "enum": ["NaN", "Infinity", "-Infinity"]}]}"#
+        }
+        Float => {
+            r#"{"oneOf": [{"type": "number", "format": "float"},
+                {"type": "string", "enum": ["NaN", "Infinity", "-Infinity"]}]}"#
+        }
         Int32 | Sint32 | Sfixed32 => {
-            json!({"type": "integer", "format": "int32", "minimum": i32::MIN, "maximum": i32::MAX})
+            r#"{"type": "integer", "format": "int32", "minimum": -2147483648, "maximum": 2147483647}"#
         }
-        Uint32 | Fixed32 => json!({"type": "integer", "minimum": 0, "maximum": u32::MAX}),
+        Uint32 | Fixed32 => r#"{"type": "integer", "minimum": 0, "maximum": 4294967295}"#,
         // Printed as strings (JSON numbers lose precision past 2^53); numbers are accepted.
-        Int64 | Sint64 | Sfixed64 => json!({"type": ["string", "integer"], "format": "int64", "pattern": "^-?[0-9]+$",
-            "minimum": i64::MIN, "maximum": i64::MAX}),
-        Uint64 | Fixed64 => {
-            json!({"type": ["string", "integer"], "pattern": "^[0-9]+$", "minimum": 0, "maximum": u64::MAX})
+        Int64 | Sint64 | Sfixed64 => {
+            r#"{"type": ["string", "integer"], "format": "int64", "pattern": "^-?[0-9]+$",
+                "minimum": -9223372036854775808, "maximum": 9223372036854775807}"#
         }
-        Bool => json!({"type": "boolean"}),
-        String => json!({"type": "string"}),
-        Bytes => json!({"type": "string", "contentEncoding": "base64"}),
-    }
+        Uint64 | Fixed64 => {
+            r#"{"type": ["string", "integer"], "pattern": "^[0-9]+$", "minimum": 0,
+                "maximum": 18446744073709551615}"#
+        }
+        Bool => r#"{"type": "boolean"}"#,
+        String => r#"{"type": "string"}"#,
+        Bytes => r#"{"type": "string", "contentEncoding": "base64"}"#,
+    })
 }
 
 /// A map's keys are object keys: the key's text.
 fn map_key(key: Scalar) -> Value {
-    match key {
-        Scalar::Bool => json!({"enum": ["true", "false"]}),
-        Scalar::String => json!({"type": "string"}),
-        Scalar::Uint32 | Scalar::Uint64 | Scalar::Fixed32 | Scalar::Fixed64 => json!({"pattern": "^[0-9]+$"}),
-        _ => json!({"pattern": "^-?[0-9]+$"}),
-    }
+    text(match key {
+        Scalar::Bool => r#"{"enum": ["true", "false"]}"#,
+        Scalar::String => r#"{"type": "string"}"#,
+        Scalar::Uint32 | Scalar::Uint64 | Scalar::Fixed32 | Scalar::Fixed64 => r#"{"pattern": "^[0-9]+$"}"#,
+        _ => r#"{"pattern": "^-?[0-9]+$"}"#,
+    })
 }
 
 /// Which messages need a request-side variant: those with a REQUIRED field, and every message
 /// that reaches one through its fields (found backwards from them, linear in the fields).
 fn input_variants(schema: &Schema, docs: &Docs) -> Vec<bool> {
-    let mut users: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); schema.messages.len()];
     let mut marked = vec![false; schema.messages.len()];
     let mut work = Vec::new();
     for (i, m) in schema.messages.iter().enumerate() {
@@ -305,13 +329,16 @@ fn input_variants(schema: &Schema, docs: &Docs) -> Vec<bool> {
                     work.push(i);
                 }
             }
-            if let Kind::Message(target) = f.kind {
-                users.entry(target).or_default().push(i);
+            if let Some(users) = match f.kind {
+                Kind::Message(target) => users.get_mut(target),
+                _ => None,
+            } {
+                users.push(i);
             }
         }
     }
     while let Some(m) = work.pop() {
-        for user in users.get(&m).map(Vec::as_slice).unwrap_or_default() {
+        for user in users.get(m).map(Vec::as_slice).unwrap_or_default() {
             if let Some(slot) = marked.get_mut(*user).filter(|s| !**s) {
                 *slot = true;
                 work.push(*user);

@@ -1,7 +1,8 @@
 //! Values in the URL (path variables, query parameters): the proto3 JSON string forms, as the
 //! request translator parses them (`field_value.rs`).
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use super::json::text;
 use super::schemas::Schemas;
 use super::wkt;
 use crate::core::schema::{Kind, Scalar};
@@ -28,11 +29,11 @@ pub fn value(schemas: &mut Schemas<'_>, kind: Kind) -> Option<Value> {
 pub fn scalar(s: Scalar) -> Value {
     use Scalar::*;
     match s {
-        Int64 | Sint64 | Sfixed64 => {
-            json!({"type": "integer", "format": "int64", "minimum": i64::MIN, "maximum": i64::MAX})
-        }
-        Uint64 | Fixed64 => json!({"type": "integer", "minimum": 0, "maximum": u64::MAX}),
-        Bytes => json!({"type": "string", "contentEncoding": "base64"}),
+        Int64 | Sint64 | Sfixed64 => text(
+            r#"{"type": "integer", "format": "int64", "minimum": -9223372036854775808, "maximum": 9223372036854775807}"#,
+        ),
+        Uint64 | Fixed64 => text(r#"{"type": "integer", "minimum": 0, "maximum": 18446744073709551615}"#),
+        Bytes => text(r#"{"type": "string", "contentEncoding": "base64"}"#),
         other => super::schemas::scalar(other),
     }
 }
@@ -46,6 +47,7 @@ mod tests {
     use crate::core::openapi::docs::Docs;
     use crate::core::openapi::schemas::Style;
     use crate::core::testutil::schema;
+    use serde_json::json;
 
     #[test]
     fn url_values_are_text_forms() {
