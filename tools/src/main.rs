@@ -146,8 +146,8 @@ fn config(descriptor: &PathBuf, services: Vec<String>, set: &[String]) -> Result
 fn openapi(descriptor: &PathBuf, services: Vec<String>, set: &[String]) -> Result<(), String> {
     let config = plugin_config(descriptor, services, set)?;
     let transcoder = Transcoder::from_json(&config).map_err(|e| e.to_string())?;
-    let text = json2grpc::core::openapi::render(&transcoder, true, usize::MAX).map_err(|e| e.message)?;
-    println!("{}", String::from_utf8_lossy(&text));
+    let document = json2grpc::core::openapi::generate(&transcoder);
+    println!("{}", serde_json::to_string_pretty(&document).map_err(|e| e.to_string())?);
     Ok(())
 }
 
