@@ -85,6 +85,7 @@ help:
 	@echo "make interop       JSON from Python protobuf (upb) must parse to the same messages"
 	@echo "make bench         BENCHMARKS.md: core MB/s native + V8 vs libprotobuf, on_configure, e2e in Envoy (~10 min)"
 	@echo "make test          lint unit wasm-unit interop conformance istio-validate e2e"
+	@echo "make schemathesis  tests/e2e/test_schemathesis.py deeper (SCHEMATHESIS_EXAMPLES=300 per operation)"
 	@echo "make soak          scripts/soak.sh: 100k mixed requests via h2load, checks VMs/5xx/records/memory (SOAK_ARGS=)"
 	@echo "make clean         remove dist/ and cargo output (keeps .venv and .cache)"
 
@@ -139,7 +140,7 @@ descriptors: examples
 
 $(DESCRIPTOR): $(DESCRIPTOR_PROTOS) $(TOOL) $(ROOT)/Makefile
 	@mkdir -p $(DIST)
-	$(TOOL) descriptor -I $(PROTO_DIR) -o $@ $(DESCRIPTOR_PROTOS)
+	$(TOOL) descriptor --include_source_info -I $(PROTO_DIR) -o $@ $(DESCRIPTOR_PROTOS)
 
 $(PLUGIN_CONFIG): $(DESCRIPTOR) $(TOOL) $(ROOT)/Makefile
 	$(TOOL) config --descriptor $(DESCRIPTOR) $(addprefix --service ,$(SERVICES)) \
@@ -244,6 +245,14 @@ bench: wasm examples venv
 	  WASM_OPT_FLAGS="$(WASM_OPT_FLAGS)" bash $(ROOT)/bench/run.sh
 
 test: lint unit wasm-unit interop conformance istio-validate e2e
+
+# Not part of `test`: schemathesis with many more examples per operation than the e2e run of
+# `make test` (tests/e2e/test_schemathesis.py, the OpenAPI document the filter serves).
+SCHEMATHESIS_EXAMPLES ?= 300
+.PHONY: schemathesis
+schemathesis: wasm examples descriptors venv
+	cd $(ROOT) && JSON2GRPC_SCHEMATHESIS_EXAMPLES=$(SCHEMATHESIS_EXAMPLES) JSON2GRPC_SCHEMATHESIS_TIMEOUT=3600 \
+	  PYTHONDONTWRITEBYTECODE=1 $(PYTEST) -p no:cacheprovider -s tests/e2e/test_schemathesis.py $(PYTEST_ARGS)
 
 # Not part of `test`: a long load run (scripts/soak.sh installs h2load if missing).
 SOAK_ARGS ?=
