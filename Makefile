@@ -36,6 +36,8 @@ SERVICES    := flashsale.v1.Inventory flashsale.v1.Orders
 # Demo options of the plugin config (json2grpc-tool config --set KEY=JSON).
 PLUGIN_SETS := convert_grpc_status=true 'ignored_query_parameters=["api_key"]' \
   'json2grpc={"callout":{"loopback_cluster":"json2grpc_loopback"}}'
+# The OpenAPI document of the API, served by the filter (README "OpenAPI").
+PLUGIN_SETS += 'json2grpc.openapi={"path":"/.well-known/openapi.json"}'
 
 # Rendered Envoy configs: loopback (dist/envoy.yaml) and docker-compose (dist/envoy.compose.yaml).
 RENDER        := $(PYTHON) $(ROOT)/envoy/render.py
