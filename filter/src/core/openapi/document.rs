@@ -54,7 +54,11 @@ pub fn generate(t: &Transcoder) -> Value {
             unexpressed.push(skip(&format!("OpenAPI 3.1 has no {} operation", binding.http_method)));
             continue;
         }
-        if let Some(v) = binding.variables.iter().find(|v| !matches!(v, PathVariable::Field(_))) {
+        // A variable naming no field is dropped with ignore_unknown_query_parameters (its
+        // requests transcode); otherwise, like one naming a message, no request transcodes.
+        let ignored =
+            |v: &PathVariable| matches!(v, PathVariable::Unknown(_)) && config.ignore_unknown_query_parameters;
+        if let Some(v) = binding.variables.iter().find(|v| !matches!(v, PathVariable::Field(_)) && !ignored(v)) {
             unexpressed.push(skip(&format!(
                 "path variable \"{v}\" cannot be set from the URL: requests are not transcoded (see the filter's warnings)"
             )));

@@ -176,6 +176,12 @@ fn variable_param(name: String, field: &str, variable: Option<&PathVariable>, sc
     put(&mut object, "in", string("path"));
     put(&mut object, "required", Value::Bool(true));
     put(&mut object, "schema", schema);
+    if leaf.is_none() {
+        // Names no field, dropped (ignore_unknown_query_parameters).
+        let what = format!("Any segment: `{field}` names no field, and its value is dropped");
+        put(&mut object, "description", Value::String(what));
+        return PathParam { name, sets: None, object };
+    }
     put(&mut object, "x-json2grpc-field", string(field));
     PathParam { name, sets: Some(field.to_string()), object }
 }
@@ -296,11 +302,16 @@ mod tests {
         let schema = schema();
         let docs = Docs::default();
         let mut schemas = Schemas::new(&schema, &docs, Style::default());
-        let mut p = describe("/v1/{a}/x/{b}:v", &[], &mut schemas).unwrap();
+        let root = schema.message_index("test.v1.PathRequest").unwrap();
+        let field = |name: &str| PathVariable::Field(FieldPath::resolve(&schema, root, name, Names::Proto).unwrap());
+        let mut p = describe("/v1/{name}/x/{other}:v", &[field("name"), field("other")], &mut schemas).unwrap();
         assert_eq!(p.shape(), "/v1/{}/x/{}:v");
         p.rename(&["c".into(), "d".into()]);
         assert_eq!(p.path, "/v1/{c}/x/{d}:v");
         assert_eq!(p.params.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["c", "d"]);
-        assert_eq!(p.params[0].object["x-json2grpc-field"], "a", "still sets its own field");
+        assert_eq!(p.params[0].object["x-json2grpc-field"], "name", "still sets its own field");
+        // A variable naming no field (dropped with ignore_unknown_query_parameters) sets nothing.
+        let p = describe("/v1/{missing}", &[PathVariable::Unknown("missing".into())], &mut schemas).unwrap();
+        assert!(p.params[0].sets.is_none() && p.params[0].object.get("x-json2grpc-field").is_none());
     }
 }

@@ -344,6 +344,14 @@ fn what_openapi_cannot_express_is_listed() {
         ("GET", "/v1/gone/{missing}"),
     ];
     assert_eq!(unexpressed, expected.map(|(m, t)| (m.to_string(), t.to_string())));
+    // With ignore_unknown_query_parameters, a variable naming no field is dropped: the binding
+    // transcodes, and its parameter sets nothing.
+    let lenient =
+        generate(&transcoder(OPENAPI_TEST_SET, &["doc.v1.Library"], r#","ignore_unknown_query_parameters":true"#));
+    let gone = param(op(&lenient, "/v1/gone/{missing}", "get"), "missing");
+    assert!(
+        gone.get("x-json2grpc-field").is_none() && gone["description"].as_str().unwrap().contains("names no field")
+    );
     op(&doc, "/v1/options/{name}", "options");
     op(&doc, "/v1/books/{name}:read", "get");
     op(&doc, "/", "get");
