@@ -87,24 +87,37 @@ fn success(schemas: &mut Schemas<'_>, binding: &HttpBinding, format: StreamForma
             ),
             Some(either.clone()),
         ),
-        StreamFormat::ServerSentEvents => (
-            "text/event-stream",
-            text(
-                r#"{"type": "string", "description":
-                    "Server-sent events: `data: <message JSON>` per message; an error after them is an `event: error` whose data is a google.rpc.Status; one that ends or fails before its first message may be an empty body"}"#,
-            ),
-            Some(item),
-        ),
+        StreamFormat::ServerSentEvents => {
+            // Before OpenAPI 3.2 (`itemSchema`), the schema of an event stream describes one
+            // event, as the parsed fields `event` and `data` (schemathesis reads it so).
+            let status = error_schema(schemas);
+            let events = Value::Array(vec![sse_event("message", item), sse_event("error", status)]);
+            let mut schema = text(
+                r#"{"description": "Server-sent events: `data: <message JSON>` per message; an error after them is an `event: error` whose data is a google.rpc.Status; a stream that ends or fails before its first message may be an empty body"}"#,
+            );
+            set(&mut schema, "anyOf", events);
+            put(&mut content, "text/event-stream", obj(vec![("schema", schema)]));
+            return content;
+        }
     };
     let mut media = Map::new();
     match item_schema {
-        // Streams of lines and events are text to OpenAPI 3.1: the schema of each is an extension.
+        // NDJSON is text to OpenAPI 3.1: the schema of each line is an extension.
         Some(each) => put(&mut media, "x-json2grpc-item-schema", each),
         None => set(&mut schema, "items", either),
     }
     put(&mut media, "schema", schema);
     put(&mut content, media_type, Value::Object(media));
     content
+}
+
+/// One server-sent event of type `event` (`message` when the stream does not name it) whose
+/// `data` is JSON matching `data`.
+fn sse_event(event: &str, data: Value) -> Value {
+    let mut payload = text(r#"{"type": "string", "contentMediaType": "application/json"}"#);
+    set(&mut payload, "contentSchema", data);
+    let properties = obj(vec![("event", obj(vec![("const", string(event))])), ("data", payload)]);
+    obj(vec![("type", string("object")), ("required", Value::Array(vec![string("data")])), ("properties", properties)])
 }
 
 /// The schema of errors: the google.rpc.Status message (json2grpc always prints its three
