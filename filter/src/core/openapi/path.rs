@@ -57,13 +57,30 @@ impl OpenApiPath {
     }
 
     /// Renames the parameters (in path order) to `names`, keeping what they set: a path of the
-    /// same shape as another is written with that one's names.
+    /// same shape as another is written with that one's names. The path is written anew, so
+    /// names that swap places stay right.
     pub fn rename(&mut self, names: &[String]) {
-        for (param, name) in self.params.iter_mut().zip(names) {
-            if param.name != *name {
-                self.path = self.path.replacen(&format!("{{{}}}", param.name), &format!("{{{name}}}"), 1);
-                param.name = name.clone();
+        let mut path = String::with_capacity(self.path.len());
+        let mut placeholders = 0usize;
+        let mut inside = false;
+        for c in self.path.chars() {
+            match c {
+                '{' => {
+                    inside = true;
+                    let name = names.get(placeholders).or(self.params.get(placeholders).map(|p| &p.name));
+                    path.push('{');
+                    path.push_str(name.map_or("", String::as_str));
+                    path.push('}');
+                    placeholders += 1;
+                }
+                '}' => inside = false,
+                _ if inside => {}
+                _ => path.push(c),
             }
+        }
+        self.path = path;
+        for (param, name) in self.params.iter_mut().zip(names) {
+            param.name.clone_from(name);
         }
     }
 }
@@ -310,6 +327,9 @@ mod tests {
         assert_eq!(p.path, "/v1/{c}/x/{d}:v");
         assert_eq!(p.params.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["c", "d"]);
         assert_eq!(p.params[0].object["x-json2grpc-field"], "name", "still sets its own field");
+        // Names that swap places.
+        p.rename(&["d".into(), "c".into()]);
+        assert_eq!(p.path, "/v1/{d}/x/{c}:v");
         // A variable naming no field (dropped with ignore_unknown_query_parameters) sets nothing.
         let p = describe("/v1/{missing}", &[PathVariable::Unknown("missing".into())], &mut schemas).unwrap();
         assert!(p.params[0].sets.is_none() && p.params[0].object.get("x-json2grpc-field").is_none());
