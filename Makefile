@@ -36,6 +36,8 @@ SERVICES    := flashsale.v1.Inventory flashsale.v1.Orders
 # Demo options of the plugin config (json2grpc-tool config --set KEY=JSON).
 PLUGIN_SETS := convert_grpc_status=true 'ignored_query_parameters=["api_key"]' \
   'json2grpc={"callout":{"loopback_cluster":"json2grpc_loopback"}}'
+# The OpenAPI document of the API, served by the filter (README "OpenAPI").
+PLUGIN_SETS += 'json2grpc.openapi={"path":"/.well-known/openapi.json"}'
 
 # Rendered Envoy configs: loopback (dist/envoy.yaml) and docker-compose (dist/envoy.compose.yaml).
 RENDER        := $(PYTHON) $(ROOT)/envoy/render.py
@@ -87,6 +89,7 @@ help:
 	@echo "make interop       JSON from Python protobuf (upb) must parse to the same messages"
 	@echo "make bench         BENCHMARKS.md: core MB/s native + V8 vs libprotobuf, on_configure, e2e in Envoy (~10 min)"
 	@echo "make test          lint unit wasm-unit interop conformance istio-validate e2e"
+	@echo "make schemathesis  tests/e2e/test_schemathesis.py deeper (SCHEMATHESIS_EXAMPLES=300 per operation)"
 	@echo "make soak          scripts/soak.sh: 100k mixed requests via h2load, checks VMs/5xx/records/memory (SOAK_ARGS=)"
 	@echo "make clean         remove dist/ and cargo output (keeps .venv and .cache)"
 
@@ -141,7 +144,7 @@ descriptors: examples
 
 $(DESCRIPTOR): $(DESCRIPTOR_PROTOS) $(TOOL) $(ROOT)/Makefile
 	@mkdir -p $(DIST)
-	$(TOOL) descriptor -I $(PROTO_DIR) -o $@ $(DESCRIPTOR_PROTOS)
+	$(TOOL) descriptor --include_source_info -I $(PROTO_DIR) -o $@ $(DESCRIPTOR_PROTOS)
 
 $(PLUGIN_CONFIG): $(DESCRIPTOR) $(TOOL) $(ROOT)/Makefile
 	$(TOOL) config --descriptor $(DESCRIPTOR) $(addprefix --service ,$(SERVICES)) \
@@ -261,6 +264,14 @@ bench: wasm examples venv
 	  WASM_OPT_FLAGS="$(WASM_OPT_FLAGS)" bash $(ROOT)/bench/run.sh
 
 test: lint unit wasm-unit interop conformance istio-validate compose-validate e2e
+
+# Not part of `test`: schemathesis with many more examples per operation than the e2e run of
+# `make test` (tests/e2e/test_schemathesis.py, the OpenAPI document the filter serves).
+SCHEMATHESIS_EXAMPLES ?= 300
+.PHONY: schemathesis
+schemathesis: wasm examples descriptors venv
+	cd $(ROOT) && JSON2GRPC_SCHEMATHESIS_EXAMPLES=$(SCHEMATHESIS_EXAMPLES) JSON2GRPC_SCHEMATHESIS_TIMEOUT=3600 \
+	  PYTHONDONTWRITEBYTECODE=1 $(PYTEST) -p no:cacheprovider -s tests/e2e/test_schemathesis.py $(PYTEST_ARGS)
 
 # Not part of `test`: a long load run (scripts/soak.sh installs h2load if missing).
 SOAK_ARGS ?=

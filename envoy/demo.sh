@@ -219,6 +219,35 @@ call 200 DELETE "/v1/orders/$ORDER"
 echo "# It is gone"
 call 404 GET "/v1/orders/$ORDER"
 
+# ---- the API's OpenAPI document, served by the filter --------------------------------------------
+OPENAPI_PATH="$("$PYTHON" -c 'import json, sys
+print(json.load(open(sys.argv[1])).get("json2grpc", {}).get("openapi", {}).get("path", ""))' "$PLUGIN_CONFIG")"
+if [[ -n "$OPENAPI_PATH" ]]; then
+  echo "# The API's OpenAPI 3.1 document, made by the filter from the descriptors it loaded"
+  echo "# (json2grpc.openapi.path; json2grpc-tool openapi prints the same): its operations"
+  STEPS=$((STEPS + 1))
+  bold "> GET $OPENAPI_PATH"
+  status="$(curl -sS --max-time 10 -o "$BODY_FILE" -w '%{http_code}' "$BASE$OPENAPI_PATH" 2>"$WORK/curl.err")" \
+    || status=000
+  bold "< $status"
+  if [[ $status != 200 ]] || ! "$PYTHON" - "$BODY_FILE" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+methods = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+ops = [(path, m, op) for path, item in doc["paths"].items() for m, op in item.items() if m in methods]
+print(f"  OpenAPI {doc['openapi']}, {doc['info']['title']} (version {doc['info']['version']}): "
+      f"{len(ops)} operations, {len(doc['components']['schemas'])} schemas")
+for path, m, op in sorted(ops, key=lambda o: (o[2]["operationId"], o[1])):
+    summary = op.get("summary", "")
+    print(f"  {m.upper():6} {path:38} {op['operationId']}" + (f"  ({summary})" if summary else ""))
+PY
+  then
+    echo "  !! expected HTTP 200 and an OpenAPI document"
+    FAILED=$((FAILED + 1))
+  fi
+  echo
+fi
+
 # ---- the same API with no descriptor in the config: json2grpc reads it from the services --------
 bold "# A second Envoy whose json2grpc config has no descriptor at all: the API comes from the"
 bold "# services' gRPC server reflection (json2grpc.descriptor.reflection), polled and hot-swapped"

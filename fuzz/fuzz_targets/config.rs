@@ -10,7 +10,8 @@
 //!    bodies, response bodies, additional bindings, custom patterns, raw malformed option
 //!    bytes), with the well-known types and HttpBody available; plus random config options.
 //!    When the transcoder builds, a few generated requests are routed and transcoded, and
-//!    random response bytes are decoded with each matched binding.
+//!    random response bytes are decoded with each matched binding; one time in four its OpenAPI
+//!    document is made.
 #![no_main]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -534,6 +535,10 @@ fn structured(u: &mut Unstructured) -> Result<()> {
         return Ok(());
     }
     let Ok(t) = Transcoder::from_json(config.as_bytes()) else { return Ok(()) };
+    // The OpenAPI document of any configuration that loads: made, bounded, never a panic.
+    if u.ratio(1, 4)? {
+        let _ = json2grpc::core::openapi::render(&t, 8 << 20);
+    }
     exercise(u, &t)
 }
 

@@ -6,6 +6,7 @@
 //! json2grpc-tool descriptor -I proto -o flashsale.pb flashsale/v1/inventory.proto flashsale/v1/orders.proto
 //! json2grpc-tool config --descriptor flashsale.pb --service flashsale.v1.Inventory \
 //!     --set print_options='{"always_print_primitive_fields":true}'
+//! json2grpc-tool openapi --descriptor flashsale.pb --service flashsale.v1.Inventory > openapi.json
 //! ```
 
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use std::process::ExitCode;
 use base64::Engine;
 use clap::{Parser, Subcommand};
 use json2grpc::core::descriptors::{http_rule, load_schema};
+use json2grpc::core::transcoder::Transcoder;
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::Value;
 
@@ -39,6 +41,10 @@ enum Command {
         /// The .proto files, relative to an include directory or paths inside one.
         #[arg(value_name = "FILE.proto", required = true)]
         files: Vec<PathBuf>,
+        /// Keep the comments (source_code_info, as protoc's --include_source_info): the OpenAPI
+        /// document's descriptions. Makes the set larger.
+        #[arg(long = "include_source_info")]
+        source_info: bool,
     },
     /// Print the transcoder config JSON (proto_descriptor_bin + services) to
     /// paste into an Envoy/Istio WasmPlugin pluginConfig. The descriptor set is
@@ -57,13 +63,29 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=JSON")]
         set: Vec<String>,
     },
+    /// Print the OpenAPI 3.1 document of the API the filter serves with this config (the one
+    /// it serves at json2grpc.openapi.path): same options as `config`.
+    Openapi {
+        /// A descriptor set written by `descriptor` (or protoc, buf).
+        #[arg(long, value_name = "FILE.pb")]
+        descriptor: PathBuf,
+        /// Fully-qualified service (repeatable; default: every service outside google.*).
+        #[arg(long, value_name = "pkg.Service")]
+        service: Vec<String>,
+        /// A plugin config option, as for `config` (print_options change the JSON forms).
+        #[arg(long = "set", value_name = "KEY=JSON")]
+        set: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Descriptor { include, output, files } => descriptor(include, &output, &files),
+        Command::Descriptor { include, output, files, source_info } => {
+            descriptor(include, &output, &files, source_info)
+        }
         Command::Config { descriptor, service, set } => config(&descriptor, service, &set),
+        Command::Openapi { descriptor, service, set } => openapi(&descriptor, service, &set),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -74,7 +96,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn descriptor(mut include: Vec<PathBuf>, output: &PathBuf, files: &[PathBuf]) -> Result<(), String> {
+fn descriptor(mut include: Vec<PathBuf>, output: &PathBuf, files: &[PathBuf], source_info: bool) -> Result<(), String> {
     if include.is_empty() {
         include.push(PathBuf::from("."));
     }
@@ -84,7 +106,7 @@ fn descriptor(mut include: Vec<PathBuf>, output: &PathBuf, files: &[PathBuf]) ->
         }
     }
     let mut compiler = protox::Compiler::new(&include).map_err(|e| e.to_string())?;
-    compiler.include_imports(true).include_source_info(false);
+    compiler.include_imports(true).include_source_info(source_info);
     for file in files {
         compiler.open_file(file).map_err(|e| describe_protox_error(&e))?;
     }
@@ -115,6 +137,22 @@ fn describe_protox_error(err: &protox::Error) -> String {
 }
 
 fn config(descriptor: &PathBuf, services: Vec<String>, set: &[String]) -> Result<(), String> {
+    println!("{}", String::from_utf8_lossy(&plugin_config(descriptor, services, set)?));
+    Ok(())
+}
+
+/// The OpenAPI document of the plugin config `config` would print, from the filter's own
+/// generator.
+fn openapi(descriptor: &PathBuf, services: Vec<String>, set: &[String]) -> Result<(), String> {
+    let config = plugin_config(descriptor, services, set)?;
+    let transcoder = Transcoder::from_json(&config).map_err(|e| e.to_string())?;
+    let document = json2grpc::core::openapi::generate(&transcoder);
+    println!("{}", serde_json::to_string_pretty(&document).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
+/// The plugin config (pretty JSON): the descriptor set, the services, the `--set` options.
+fn plugin_config(descriptor: &PathBuf, services: Vec<String>, set: &[String]) -> Result<Vec<u8>, String> {
     let bytes = std::fs::read(descriptor).map_err(|e| format!("cannot read {}: {e}", descriptor.display()))?;
     // The filter's own loader: what the filter accepts (editions files included, which
     // prost-reflect cannot read).
@@ -188,8 +226,7 @@ fn config(descriptor: &PathBuf, services: Vec<String>, set: &[String]) -> Result
         map.serialize_entry(k, v).map_err(|e| e.to_string())?;
     }
     map.end().map_err(|e| e.to_string())?;
-    println!("{}", String::from_utf8_lossy(&out));
-    Ok(())
+    Ok(out)
 }
 
 /// Sets `key` (dots for nested objects) in the ordered top-level entries.

@@ -124,3 +124,43 @@ fn config_reads_edition_2023_sets() {
     assert_eq!(json["services"], serde_json::json!(["ed.S"]));
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn openapi_prints_the_document_with_the_protos_comments() {
+    let out = std::env::temp_dir().join(format!("json2grpc-tool-openapi-{}.pb", std::process::id()));
+    let status = tool()
+        .args(["descriptor", "--include_source_info", "-I"])
+        .arg(proto_dir())
+        .arg("-o")
+        .arg(&out)
+        .args(["flashsale/v1/inventory.proto", "flashsale/v1/orders.proto"])
+        .status()
+        .expect("run");
+    assert!(status.success());
+    let output = tool()
+        .args(["openapi", "--descriptor"])
+        .arg(&out)
+        .args(["--service", "flashsale.v1.Inventory", "--service", "flashsale.v1.Orders"])
+        .args(["--set", r#"print_options={"preserve_proto_field_names":true}"#])
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let get = &doc["paths"]["/v1/inventory/{sku}"]["get"];
+    assert_eq!(get["operationId"], "flashsale.v1.Inventory.GetItem");
+    assert_eq!(get["description"], "Reads one item.");
+    let item = &doc["components"]["schemas"]["flashsale.v1.Item"];
+    assert_eq!(item["description"], "One item on sale.");
+    assert!(item["properties"]["updated_at"].is_object(), "preserve_proto_field_names: {item:#}");
+    // The same options as `config`: a bad one is the filter's error.
+    let output = tool()
+        .args(["openapi", "--descriptor"])
+        .arg(&out)
+        .args(["--set", r#"json2grpc={"openapi":{"path":"x"}}"#])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("json2grpc.openapi.path"));
+    let _ = std::fs::remove_file(&out);
+}

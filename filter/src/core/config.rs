@@ -17,7 +17,9 @@ use serde_json::{Map, Value};
 
 use super::percent::UrlUnescapeSpec;
 
+mod openapi;
 mod rest;
+pub use openapi::OpenApiOptions;
 pub use rest::RestOptions;
 
 /// A configuration the filter refuses; `field` is the dotted path of the offending key.
@@ -130,6 +132,8 @@ pub struct Config {
     pub strict_config: bool,
     /// `json2grpc.rest`: the REST contract controls (PATCH masks, statuses, CORS, …).
     pub rest: RestOptions,
+    /// `json2grpc.openapi`: the OpenAPI document of this API, served by the filter.
+    pub openapi: OpenApiOptions,
 }
 
 /// How requests without a body reach the service (json2grpc's own call to the upstream).
@@ -507,6 +511,7 @@ fn json2grpc(field: &str, value: &Value, config: &mut Config) -> Result<(), Conf
             "allow_on_headers_stop_iteration" => config.allow_on_headers_stop_iteration = boolean(f, value)?,
             "strict_config" => config.strict_config = boolean(f, value)?,
             "rest" => config.rest = rest::parse(f, value)?,
+            "openapi" => config.openapi = openapi::parse(f, value)?,
             _ => return Err(unknown(f)),
         }
     }
@@ -859,6 +864,30 @@ mod tests {
         assert!(!parse(r#"{"proto_descriptor_bin": ""}"#).unwrap().strict_config);
         let c = parse(r#"{"proto_descriptor_bin": "", "json2grpc": {"strictConfig": true}}"#).unwrap();
         assert!(c.strict_config);
+    }
+
+    #[test]
+    fn openapi_is_off_unless_a_path_is_set() {
+        assert_eq!(parse(r#"{"proto_descriptor_bin": ""}"#).unwrap().openapi, OpenApiOptions::default());
+        let c = parse(
+            r#"{"proto_descriptor_bin": "", "json2grpc": {"openapi": {"path": "/.well-known/openapi.json",
+                "maxBytes": "1000"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.openapi, OpenApiOptions { path: Some("/.well-known/openapi.json".into()), max_bytes: 1000 });
+        for (openapi, field, message) in [
+            (r#"{"path": "openapi.json"}"#, "json2grpc.openapi.path", "starting with '/'"),
+            (r#"{"path": "/a?b"}"#, "json2grpc.openapi.path", "without query"),
+            (r#"{"path": "/a b"}"#, "json2grpc.openapi.path", "spaces"),
+            (r#"{"path": 7}"#, "json2grpc.openapi.path", "expected a string"),
+            (r#"{"max_bytes": 0}"#, "json2grpc.openapi.max_bytes", "greater than 0"),
+            (r#"{"format": "yaml"}"#, "json2grpc.openapi.format", "unknown field"),
+            (r#""/x""#, "json2grpc.openapi", "expected an object"),
+        ] {
+            let e = err(&format!(r#"{{"proto_descriptor_bin": "", "json2grpc": {{"openapi": {openapi}}}}}"#));
+            assert_eq!(e.field, field, "{openapi}");
+            assert!(e.message.contains(message), "{openapi}: {e}");
+        }
     }
 
     #[test]

@@ -79,8 +79,19 @@ pub struct FieldProto {
     pub packed: Option<bool>,
     /// `options.features`.
     pub features: FeatureSet,
-    /// `options.[google.api.field_behavior]`.
-    pub behavior: FieldBehavior,
+    /// `options.(google.api.field_behavior)`: `google.api.FieldBehavior` numbers (REQUIRED is
+    /// 2), read from the encoded options whether or not the set includes field_behavior.proto.
+    pub field_behavior: Vec<i32>,
+}
+
+impl FieldProto {
+    /// What `json2grpc.rest.field_behavior` acts on, from `field_behavior`.
+    pub fn behavior(&self) -> FieldBehavior {
+        FieldBehavior {
+            required: self.field_behavior.contains(&REQUIRED),
+            output_only: self.field_behavior.contains(&OUTPUT_ONLY),
+        }
+    }
 }
 
 /// The `google.api.field_behavior` values (FieldOptions extension 1052, a repeated
@@ -91,10 +102,9 @@ pub struct FieldBehavior {
     pub output_only: bool,
 }
 
-/// The extension's number, and its enum values REQUIRED and OUTPUT_ONLY.
-pub const FIELD_BEHAVIOR_EXTENSION: u32 = 1052;
-const REQUIRED: u64 = 2;
-const OUTPUT_ONLY: u64 = 3;
+/// The enum values REQUIRED and OUTPUT_ONLY.
+const REQUIRED: i32 = 2;
+const OUTPUT_ONLY: i32 = 3;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EnumProto {
@@ -222,7 +232,9 @@ fn field(bytes: &[u8]) -> Result<FieldProto, String> {
                 match o.number {
                     2 => field.packed = Some(varint(o, "FieldOptions.packed")? != 0),
                     21 => features(payload(o, "FieldOptions.features")?, &mut field.features)?,
-                    FIELD_BEHAVIOR_EXTENSION => field_behavior(o, &mut field.behavior)?,
+                    FIELD_BEHAVIOR_EXTENSION => {
+                        repeated_int32(o, "FieldOptions.field_behavior", &mut field.field_behavior)?
+                    }
                     _ => {}
                 }
                 Ok(())
@@ -297,6 +309,81 @@ fn method(bytes: &[u8]) -> Result<MethodProto, String> {
     Ok(m)
 }
 
+/// Field number of the `google.api.field_behavior` extension of `google.protobuf.FieldOptions`.
+pub const FIELD_BEHAVIOR_EXTENSION: u32 = 1052;
+
+/// One occurrence of a repeated int32 or enum field: a value, or a packed run of them.
+fn repeated_int32(f: RawField<'_>, what: &str, into: &mut Vec<i32>) -> Result<(), String> {
+    if f.wire_type != LEN {
+        into.push(varint(f, what)? as i32);
+        return Ok(());
+    }
+    let mut rest = f.value;
+    while !rest.is_empty() {
+        let (value, used) = super::wire::read_varint(rest).ok_or_else(|| format!("malformed {what}"))?;
+        into.push(value as i32);
+        rest = rest.get(used..).unwrap_or_default();
+    }
+    Ok(())
+}
+
+/// One `SourceCodeInfo.Location` with a comment: the element's path (field numbers and
+/// indices from the FileDescriptorProto, e.g. `[4, 0, 2, 1]` for field 1 of message 0) and its
+/// leading comment (else its trailing one).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommentProto {
+    pub path: Vec<i32>,
+    pub text: String,
+}
+
+/// The comments of each file of an encoded FileDescriptorSet (`source_code_info`, present when
+/// the set was made with source info), by file name. Read apart from [`decode_file_set`]: only
+/// the OpenAPI document needs them, and configuring should not pay for them.
+pub fn decode_comments(bytes: &[u8]) -> Result<Vec<(String, Vec<CommentProto>)>, String> {
+    let mut files = Vec::new();
+    each_field(bytes, "FileDescriptorSet", |f| {
+        if f.number != 1 {
+            return Ok(());
+        }
+        let (mut name, mut comments) = (String::new(), Vec::new());
+        each_field(payload(f, "FileDescriptorSet.file")?, "FileDescriptorProto", |f| {
+            match f.number {
+                1 => name = string(f, "FileDescriptorProto.name")?,
+                9 => each_field(payload(f, "FileDescriptorProto.source_code_info")?, "SourceCodeInfo", |l| {
+                    if l.number == 1 {
+                        if let Some(c) = location(payload(l, "SourceCodeInfo.location")?)? {
+                            comments.push(c);
+                        }
+                    }
+                    Ok(())
+                })?,
+                _ => {}
+            }
+            Ok(())
+        })?;
+        files.push((name, comments));
+        Ok(())
+    })?;
+    Ok(files)
+}
+
+/// A location's path and comment; `None` without a comment.
+fn location(bytes: &[u8]) -> Result<Option<CommentProto>, String> {
+    const WHAT: &str = "SourceCodeInfo.Location";
+    let (mut path, mut leading, mut trailing) = (Vec::new(), String::new(), String::new());
+    each_field(bytes, WHAT, |f| {
+        match f.number {
+            1 => repeated_int32(f, "SourceCodeInfo.Location.path", &mut path)?,
+            3 => leading = string(f, "SourceCodeInfo.Location.leading_comments")?,
+            4 => trailing = string(f, "SourceCodeInfo.Location.trailing_comments")?,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    let text = if leading.trim().is_empty() { trailing } else { leading };
+    Ok((!text.trim().is_empty()).then_some(CommentProto { path, text }))
+}
+
 /// Merges an encoded `FeatureSet` into `into` (later values win, as protobuf merges). Its
 /// extensions (language-specific features such as `pb.cpp`) are skipped.
 fn features(bytes: &[u8], into: &mut FeatureSet) -> Result<(), String> {
@@ -313,27 +400,6 @@ fn features(bytes: &[u8], into: &mut FeatureSet) -> Result<(), String> {
         *slot = Some(varint(f, "FeatureSet")? as i32);
         Ok(())
     })
-}
-
-/// One occurrence of `google.api.field_behavior`: a value, or a packed run of them.
-fn field_behavior(f: RawField<'_>, into: &mut FieldBehavior) -> Result<(), String> {
-    let what = "FieldOptions.[google.api.field_behavior]";
-    let mut add = |value: u64| match value {
-        REQUIRED => into.required = true,
-        OUTPUT_ONLY => into.output_only = true,
-        _ => {}
-    };
-    if f.wire_type != LEN {
-        add(varint(f, what)?);
-        return Ok(());
-    }
-    let mut rest = f.value;
-    while !rest.is_empty() {
-        let (value, n) = super::wire::read_varint(rest).ok_or_else(|| format!("{what} is a malformed varint"))?;
-        add(value);
-        rest = rest.get(n..).unwrap_or_default();
-    }
-    Ok(())
 }
 
 // ---- wire helpers ------------------------------------------------------------------------
@@ -455,6 +521,7 @@ pub(crate) mod tests {
         len_field(8, &packed, &mut twice);
         len_field(8, &required, &mut twice);
         assert_eq!(field_bytes(&twice), FieldBehavior { required: true, output_only: true });
+        assert_eq!(super::field(&twice).unwrap().field_behavior, [3, 5, 2], "every value, for the OpenAPI document");
         // Other values are accepted and ignored; a malformed packed run is an error.
         let mut others = Vec::new();
         varint_field(FIELD_BEHAVIOR_EXTENSION, 8, &mut others);
@@ -463,19 +530,19 @@ pub(crate) mod tests {
         len_field(FIELD_BEHAVIOR_EXTENSION, &[0x80], &mut bad);
         let mut f = Vec::new();
         len_field(8, &bad, &mut f);
-        assert!(super::field(&f).is_err());
+        assert!(super::field(&f).unwrap_err().contains("field_behavior"));
         // The test schema, as protox compiles it.
         let files = decode_file_set(TEST_DESCRIPTOR_SET).unwrap();
         let rest = files.iter().find(|f| f.name == "rest_test.proto").unwrap();
         let doc = rest.messages.iter().find(|m| m.name == "Doc").unwrap();
-        let get = |name: &str| doc.fields.iter().find(|f| f.name == name).unwrap().behavior;
+        let get = |name: &str| doc.fields.iter().find(|f| f.name == name).unwrap().behavior();
         assert_eq!(get("title"), FieldBehavior { required: true, output_only: false });
         assert_eq!(get("version"), FieldBehavior { required: false, output_only: true });
         assert_eq!(get("note"), FieldBehavior::default());
     }
 
     fn field_bytes(bytes: &[u8]) -> FieldBehavior {
-        super::field(bytes).unwrap().behavior
+        super::field(bytes).unwrap().behavior()
     }
 
     #[test]
@@ -495,6 +562,44 @@ pub(crate) mod tests {
         assert_eq!(m.fields[1].features.field_presence, Some(2));
         assert_eq!(m.oneof_features[0].message_encoding, Some(2));
         assert_eq!(decoded[0].enums[1].features.enum_type, Some(2));
+    }
+
+    #[test]
+    fn comments_are_read_from_source_code_info() {
+        // file "a.proto" { source_code_info { location { path: [4, 0] leading: " M. " }
+        //   location { path: [4, 0, 2, 1] (packed) trailing: "f" } location { path: [4] } } }
+        let location = |path: &[u8], leading: Option<&str>, trailing: Option<&str>| {
+            let mut l = Vec::new();
+            len_field(1, path, &mut l);
+            if let Some(text) = leading {
+                len_field(3, text.as_bytes(), &mut l);
+            }
+            if let Some(text) = trailing {
+                len_field(4, text.as_bytes(), &mut l);
+            }
+            l
+        };
+        let mut info = Vec::new();
+        len_field(1, &location(&[4, 0], Some(" M. "), None), &mut info);
+        len_field(1, &location(&[4, 0, 2, 1], Some("  "), Some("f")), &mut info);
+        len_field(1, &location(&[4], None, None), &mut info);
+        let mut file = Vec::new();
+        len_field(1, b"a.proto", &mut file);
+        len_field(9, &info, &mut file);
+        let mut set = Vec::new();
+        len_field(1, &file, &mut set);
+        let files = decode_comments(&set).unwrap();
+        assert_eq!(
+            files,
+            [(
+                "a.proto".to_string(),
+                vec![
+                    CommentProto { path: vec![4, 0], text: " M. ".into() },
+                    CommentProto { path: vec![4, 0, 2, 1], text: "f".into() }
+                ]
+            )]
+        );
+        assert!(decode_comments(&[0x0a, 0x05, 0x4a]).is_err(), "truncated");
     }
 
     #[test]

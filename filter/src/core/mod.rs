@@ -17,6 +17,7 @@ pub mod frame;
 pub mod grpc_status;
 pub mod json;
 pub mod json_stream;
+pub mod openapi;
 pub mod patch_mask;
 pub mod path_matcher;
 pub mod percent;

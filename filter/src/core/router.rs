@@ -110,6 +110,9 @@ pub struct Router {
     pub methods: Vec<Arc<MethodInfo>>,
     /// Every HTTP method some binding uses, once each (CORS preflights ask which a path takes).
     http_methods: Vec<String>,
+    /// Every binding requests can reach, in registration order (what the OpenAPI document
+    /// describes): duplicates, which bind neither, are left out.
+    pub bindings: Vec<Arc<HttpBinding>>,
 }
 
 impl Router {
@@ -117,7 +120,8 @@ impl Router {
         let mut builder = PathMatcherBuilder::new();
         let mut warnings = Vec::new();
         let mut methods = Vec::new();
-        let mut http_methods: Vec<String> = Vec::new();
+        // (method, segments, verb) of each registered binding: a duplicate removes both.
+        let mut bindings: Vec<(BindingKey, Arc<HttpBinding>)> = Vec::new();
         // A binding Envoy accepts but that cannot transcode: a warning, or with strict_config
         // the config's error.
         let mut problem = |e: ConfigError| {
@@ -179,10 +183,12 @@ impl Router {
                         problem(err(issue))?;
                     }
                     let http_method = binding.http_method.clone();
-                    if !http_methods.contains(&http_method) {
-                        http_methods.push(http_method.clone());
-                    }
-                    if builder.register(&http_method, &parsed, Arc::new(binding)).is_err() {
+                    let binding = Arc::new(binding);
+                    let key = (http_method.clone(), parsed.segments.clone(), parsed.verb.clone());
+                    if builder.register(&http_method, &parsed, binding.clone()).is_ok() {
+                        bindings.push((key, binding));
+                    } else {
+                        bindings.retain(|(k, _)| *k != key);
                         problem(err(format!(
                             "{http_method} {template_text} is bound more than once; requests to it are not \
                              transcoded (as in Envoy)"
@@ -196,7 +202,14 @@ impl Router {
             url_unescape_spec: config.url_unescape_spec,
             match_unregistered_custom_verb: config.match_unregistered_custom_verb,
         });
-        Ok(Router { matcher, warnings, methods, http_methods })
+        let bindings: Vec<Arc<HttpBinding>> = bindings.into_iter().map(|(_, b)| b).collect();
+        let mut http_methods: Vec<String> = Vec::new();
+        for b in &bindings {
+            if !http_methods.contains(&b.http_method) {
+                http_methods.push(b.http_method.clone());
+            }
+        }
+        Ok(Router { matcher, warnings, methods, http_methods, bindings })
     }
 
     /// The HTTP methods bound to `path` (no query string), as a CORS preflight answer lists
@@ -212,6 +225,8 @@ impl Router {
         Some((found.value.clone(), found.bindings))
     }
 }
+
+type BindingKey = (String, Vec<template::Segment>, Option<String>);
 
 /// The rule and its `additional_bindings`, depth first. The spec allows one level; Envoy
 /// registers nested ones too (at most 100 levels deep: the descriptor reader's limit).

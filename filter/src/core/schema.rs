@@ -572,7 +572,7 @@ impl Schema {
                 || (!repeated && (matches!(kind, Kind::Message(_)) || features.presence != Presence::Implicit)),
             verify_utf8: features.verify_utf8,
             oneof,
-            behavior: f.behavior,
+            behavior: f.behavior(),
         })
     }
 

@@ -1674,3 +1674,96 @@ mod live_lease {
         assert_eq!(calls().len(), 2, "3.5 s: taken over");
     }
 }
+
+// --- the OpenAPI document ---------------------------------------------------------------------
+
+mod openapi {
+    use super::*;
+    use crate::core::testutil::editions;
+    use crate::core::transcoder::Transcoder;
+
+    fn get(root: &Root, method: &str, path: &str) -> Action {
+        let mut ctx = request(root, &[(":method", method), (":path", path)]);
+        ctx.on_http_request_headers(2, true)
+    }
+
+    /// The document `generate` makes for `config`.
+    fn expected(config: &Value) -> Value {
+        let t = Transcoder::from_json(&serde_json::to_vec(config).unwrap()).unwrap();
+        crate::core::openapi::generate(&t)
+    }
+
+    #[test]
+    fn a_get_of_the_path_is_answered_with_the_document() {
+        let extra = json!({"json2grpc": {"openapi": {"path": "/.well-known/openapi.json"}}});
+        let root = root_with(extra.clone());
+        assert_eq!(get(&root, "GET", "/.well-known/openapi.json?x=1"), Action::Pause);
+        let first = reply();
+        assert_eq!((first.status, first.headers.clone()), (200, pairs(&[("content-type", "application/json")])));
+        assert_eq!(json_body(&first.body), expected(&config(extra)));
+        // Made once per transcoder: later requests (HEAD too) get the same bytes.
+        with(|h| h.local_replies.clear());
+        assert_eq!(get(&root, "HEAD", "/.well-known/openapi.json"), Action::Pause);
+        assert_eq!(reply().body, first.body);
+        // Other methods and paths are requests like any other.
+        with(|h| h.local_replies.clear());
+        assert_eq!(get(&root, "POST", "/.well-known/openapi.json"), Action::Continue);
+        assert_eq!(get(&root, "GET", "/.well-known/openapi.json/x"), Action::Continue);
+        assert!(replies().is_empty());
+    }
+
+    #[test]
+    fn off_unless_configured_and_bounded() {
+        let root = root();
+        with(|h| h.set_property(&["xds", "cluster_name"], b"things"));
+        assert_eq!(get(&root, "GET", "/.well-known/openapi.json"), Action::Continue, "no route: passes through");
+        assert!(replies().is_empty());
+        let root = root_with(json!({"json2grpc": {"openapi": {"path": "/openapi", "max_bytes": 100}}}));
+        get(&root, "GET", "/openapi");
+        let message = assert_error_reply(&reply(), 500, 13);
+        assert!(message.contains("json2grpc.openapi.max_bytes (100)"), "{message}");
+    }
+
+    #[test]
+    fn the_document_follows_a_live_descriptor_swap() {
+        setup();
+        mock_host::reset_shared_data();
+        let config = json!({"services": ["test.v1.Things"], "json2grpc": {
+            "descriptor": {"url": {"cluster": "files", "path": "/api.pb"}, "refresh_ms": 1000},
+            "openapi": {"path": "/openapi"}}});
+        let mut root = Root::default();
+        assert!(configure(&mut root, &config));
+        // Loading: the document is not known yet either.
+        assert_eq!(get(&root, "GET", "/openapi"), Action::Pause);
+        assert_error_reply(&reply(), 503, 14);
+        let serve = |root: &mut Root, set: &[u8]| {
+            root.on_tick();
+            let call = calls().pop().expect("a fetch");
+            with(|h| {
+                h.set_map(Map::HttpCallResponseHeaders, &[(":status", "200")]);
+                h.set_map(Map::HttpCallResponseTrailers, &[]);
+                h.set_buffer(Buffer::HttpCallResponseBody, set);
+            });
+            root.on_http_call_response(call.token, 1, set.len(), 0);
+            with(|h| h.local_replies.clear());
+            get(root, "GET", "/openapi");
+            json_body(&reply().body)
+        };
+        let with_set = |set: &[u8]| {
+            let mut c = config.clone();
+            c["json2grpc"].as_object_mut().unwrap().remove("descriptor");
+            c["proto_descriptor_bin"] = json!(base64::engine::general_purpose::STANDARD.encode(set));
+            expected(&c)
+        };
+        let first = serve(&mut root, TEST_DESCRIPTOR_SET);
+        assert_eq!(first, with_set(TEST_DESCRIPTOR_SET));
+        // A new set (one more file) is swapped in: the document is the new transcoder's.
+        let mut grown = TEST_DESCRIPTOR_SET.to_vec();
+        let extra = editions::file("extra.proto", vec![editions::message("Extra", vec![])], vec![], Default::default());
+        grown.extend(editions::encode_set(&[extra]));
+        with(|h| h.now_ns += 3_000_000_000);
+        let second = serve(&mut root, &grown);
+        assert_ne!(second["info"]["version"], first["info"]["version"]);
+        assert_eq!(second, with_set(&grown));
+    }
+}

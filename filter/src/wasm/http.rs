@@ -219,6 +219,12 @@ impl Http {
             }
         }
         let content_type = headers.get_str("content-type");
+        if let Some(document) = super::openapi::answer(&t, &method, &path) {
+            return match document {
+                Ok(text) => self.reply(200, "application/json", &text),
+                Err(error) => self.reply_error(ErrorKind::Limit, &error),
+            };
+        }
         let plan = match t.route(&method, &path, content_type.as_deref()) {
             Decision::PassThrough(reason) => {
                 log::trace!("pass-through {method} {path}: {reason:?}");

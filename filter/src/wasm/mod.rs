@@ -15,6 +15,7 @@ pub mod logger;
 pub mod metrics;
 #[cfg(test)]
 mod mock_host;
+pub mod openapi;
 pub mod rest;
 pub mod root;
 

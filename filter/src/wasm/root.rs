@@ -1,6 +1,6 @@
 //! The root context: parses the plugin configuration into a [`Transcoder`] once per VM (one VM
 //! per worker) and hands it to every request.
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashSet;
 use std::rc::Rc;
 
@@ -10,6 +10,7 @@ use super::http::Http;
 use super::live::Live;
 use super::metrics::Metrics;
 use crate::core::config::Config;
+use crate::core::error::Error;
 use crate::core::transcoder::Transcoder;
 
 /// What a configuration gives every request: the transcoder and its stats.
@@ -20,6 +21,9 @@ pub struct Filter {
     /// (proxy-wasm spec issue #86): unknown until the first bodyless request tries; Envoy 1.40
     /// refuses, and the answer is kept so later requests do not ask again.
     pub adds_bodies_to_headers_only: Cell<Option<bool>>,
+    /// The OpenAPI document of this transcoder, made on its first request
+    /// (`json2grpc.openapi.path`).
+    pub openapi: OnceCell<Result<Rc<[u8]>, Error>>,
 }
 
 impl std::ops::Deref for Filter {
@@ -51,7 +55,12 @@ impl Root {
             transcoder.router.methods.len()
         );
         let metrics = Metrics::define();
-        self.filter = Some(Rc::new(Filter { transcoder, metrics, adds_bodies_to_headers_only: Cell::new(None) }));
+        self.filter = Some(Rc::new(Filter {
+            transcoder,
+            metrics,
+            adds_bodies_to_headers_only: Cell::new(None),
+            openapi: OnceCell::new(),
+        }));
     }
 }
 

@@ -1,0 +1,68 @@
+//! Links between operations, for clients and stateful testers: when an operation's response
+//! has a top-level field named like the field each path variable of another operation of the
+//! same service sets (`Order.order_id` → `GET /v1/orders/{order_id}`), the response links to
+//! it with `$response.body#/<key>`.
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::json::{obj, put};
+
+use super::path::OpenApiPath;
+use super::schemas::Schemas;
+use crate::core::router::HttpBinding;
+use crate::core::schema::Kind;
+
+/// Links per response, at most.
+const MAX_LINKS: usize = 16;
+
+/// Adds the links between the operations `placed` (path key, method, binding, path) in `paths`.
+pub fn add(
+    paths: &mut Map<String, Value>,
+    placed: &[(String, String, Arc<HttpBinding>, OpenApiPath)],
+    schemas: &Schemas<'_>,
+) {
+    let id = |paths: &Map<String, Value>, key: &str, method: &str| {
+        paths.get(key).and_then(|i| i.get(method)).and_then(|o| o.get("operationId")).cloned()
+    };
+    for (key, method, from, _) in placed {
+        let output = from.method.output;
+        let printed_whole = from.response_body.is_none() && !from.method.server_streaming;
+        let Some(message) = schemas.schema.message(output).filter(|_| printed_whole) else { continue };
+        let mut links = Map::new();
+        for (to_key, to_method, to, to_path) in placed {
+            if links.len() >= MAX_LINKS {
+                break;
+            }
+            if Arc::ptr_eq(from, to) || to.method.service != from.method.service || to_path.params.is_empty() {
+                continue;
+            }
+            let mut parameters = Map::new();
+            for p in &to_path.params {
+                let leaf = p.sets.as_deref().map(|f| f.rsplit('.').next().unwrap_or(f));
+                let source = leaf.and_then(|leaf| message.field_by_name(leaf));
+                match source {
+                    Some(f) if matches!(f.kind, Kind::Scalar(_)) && !f.is_repeated() => {
+                        put(&mut parameters, &p.name, Value::String(format!("$response.body#/{}", schemas.key(f))));
+                    }
+                    _ => break,
+                }
+            }
+            if parameters.len() != to_path.params.len() {
+                continue;
+            }
+            if let Some(Value::String(to_id)) = id(paths, to_key, to_method) {
+                let link =
+                    obj(vec![("operationId", Value::String(to_id.clone())), ("parameters", Value::Object(parameters))]);
+                put(&mut links, &to_id.replace('.', "_"), link);
+            }
+        }
+        if links.is_empty() {
+            continue;
+        }
+        let ok = paths.get_mut(key).and_then(|i| i.get_mut(method)).and_then(|o| o.pointer_mut("/responses/200"));
+        if let Some(Value::Object(ok)) = ok {
+            put(ok, "links", Value::Object(links));
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Query parameters: every field a query parameter can set that the path and the body do not
+//! (with `body: "*"` the body carries everything): scalars, enums, the well-known types with a
+//! string form, lists of them (repeated keys, `explode`), and maps as `field[key]=value`
+//! (`style: deepObject`), by dotted name through singular message fields.
+//!
+//! Not described, though accepted: proto names where the document uses JSON names (or the
+//! reverse), values through repeated message fields (`items.name` adds an element), and fields
+//! deeper than [`MAX_DEPTH`] or past a type already on the way (recursion).
+use serde_json::{Map, Value};
+
+use super::json::{obj, put, set, string};
+
+use super::docs::REQUIRED;
+use super::schemas::Schemas;
+use super::url;
+use crate::core::router::{BodyRule, HttpBinding, PathVariable};
+use crate::core::schema::{Field, Kind};
+
+/// Message fields followed at most this deep (`a.b.c…`).
+pub const MAX_DEPTH: usize = 8;
+/// At most this many parameters per operation.
+pub const MAX_PARAMETERS: usize = 256;
+
+/// The query parameters of `binding`, as OpenAPI parameter objects.
+pub fn parameters(schemas: &mut Schemas<'_>, binding: &HttpBinding, ignored: &[String]) -> Vec<Value> {
+    if binding.body == BodyRule::Whole {
+        return Vec::new();
+    }
+    let mut excluded: Vec<String> = binding
+        .variables
+        .iter()
+        .filter_map(|v| match v {
+            PathVariable::Field(p) | PathVariable::Unsettable(p) => Some(p.to_string()),
+            PathVariable::Unknown(_) => None,
+        })
+        .collect();
+    let body = match &binding.body {
+        BodyRule::Field(p) => Some(p.to_string()),
+        _ => None,
+    };
+    excluded.extend(body);
+    let mut walk = Walk { schemas, excluded, ignored, out: Vec::new(), types: Vec::new() };
+    walk.message(binding.method.input, "", "", true);
+    walk.out
+}
+
+struct Walk<'s, 'a> {
+    schemas: &'s mut Schemas<'a>,
+    /// Proto field paths set by the path or the body (their subtrees too).
+    excluded: Vec<String>,
+    ignored: &'s [String],
+    out: Vec<Value>,
+    /// The message types on the way down (recursion stops at one already there).
+    types: Vec<usize>,
+}
+
+impl Walk<'_, '_> {
+    /// The fields of message `m`, reached by `proto` (proto names) and `name` (document names);
+    /// `required`: every field on the way is REQUIRED.
+    fn message(&mut self, m: usize, proto: &str, name: &str, required: bool) {
+        let schema = self.schemas.schema;
+        let Some(message) = schema.message(m) else { return };
+        if self.types.len() >= MAX_DEPTH || self.types.contains(&m) {
+            return;
+        }
+        self.types.push(m);
+        for f in &message.fields {
+            if self.out.len() >= MAX_PARAMETERS {
+                break;
+            }
+            let proto = join(proto, &f.name);
+            let name = join(name, self.schemas.key(f));
+            if self.excluded.contains(&proto) || self.ignored.contains(&name) {
+                continue;
+            }
+            let behavior = self.schemas.docs.behavior(&message.full_name, &f.name);
+            let required = required && behavior & REQUIRED != 0;
+            let description = self.schemas.docs.comment(&format!("{}.{}", message.full_name, f.name));
+            let description = description.map(str::to_string);
+            if f.map {
+                self.map(f, &name, description);
+                continue;
+            }
+            match url::value(self.schemas, f.kind) {
+                Some(value) => self.leaf(f, name, value, required, description),
+                // A message without a string form: its fields, unless it is a list.
+                None => match f.kind {
+                    Kind::Message(sub) if !f.is_list() => self.message(sub, &proto, &name, required),
+                    _ => {}
+                },
+            }
+        }
+        self.types.pop();
+    }
+
+    fn leaf(&mut self, f: &Field, name: String, value: Value, required: bool, description: Option<String>) {
+        let mut p = param(name, description);
+        if f.is_list() {
+            put(&mut p, "schema", obj(vec![("type", string("array")), ("items", value)]));
+            put(&mut p, "style", string("form"));
+            put(&mut p, "explode", Value::Bool(true));
+        } else {
+            put(&mut p, "schema", value);
+        }
+        if required {
+            put(&mut p, "required", Value::Bool(true));
+        }
+        self.out.push(Value::Object(p));
+    }
+
+    /// `field[key]=value` for maps whose values a URL can set.
+    fn map(&mut self, f: &Field, name: &str, description: Option<String>) {
+        let Some((_, value)) = self.schemas.map_entry(f) else { return };
+        let Some(value) = url::value(self.schemas, value.kind) else { return };
+        let mut object = self.schemas.field(f, false);
+        set(&mut object, "additionalProperties", value);
+        let mut p = param(name.to_string(), description);
+        put(&mut p, "schema", object);
+        put(&mut p, "style", string("deepObject"));
+        put(&mut p, "explode", Value::Bool(true));
+        self.out.push(Value::Object(p));
+    }
+}
+
+fn param(name: String, description: Option<String>) -> Map<String, Value> {
+    let mut p = Map::new();
+    put(&mut p, "name", Value::String(name));
+    put(&mut p, "in", string("query"));
+    if let Some(text) = description {
+        put(&mut p, "description", Value::String(text));
+    }
+    p
+}
+
+fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
