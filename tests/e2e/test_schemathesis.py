@@ -21,28 +21,37 @@ SEED = os.environ.get("JSON2GRPC_SCHEMATHESIS_SEED", "20260613")
 TIMEOUT = float(os.environ.get("JSON2GRPC_SCHEMATHESIS_TIMEOUT", "170"))
 
 
-# The print options change the document (names, enums, stream formats): the demo's, and every
-# one that changes the JSON (server streams as server-sent events: schemathesis validates each
-# event, and found the first document describing the stream as a string).
-PRINT_OPTIONS = {
+# The options that change the document: the demo's; every print option that changes the JSON
+# (server streams as server-sent events: schemathesis validates each event, and found the first
+# document describing the stream as a string); and the REST contract controls (success statuses,
+# statuses chosen by the service, int64 as numbers, strict bodies, required fields, PATCH masks).
+CONFIGS = {
     "demo": {},
-    "sse-proto-names-enum-ints": {"stream_sse_style_delimited": True, "preserve_proto_field_names": True,
-                                  "always_print_enums_as_ints": True, "always_print_primitive_fields": True},
+    "sse-proto-names-enum-ints": {"print_options": {
+        "stream_sse_style_delimited": True, "preserve_proto_field_names": True,
+        "always_print_enums_as_ints": True, "always_print_primitive_fields": True}},
+    "rest-contract": {"rest": {
+        "success_status": {"flashsale.v1.Orders.CreateOrder": 201},
+        "status_from_metadata": True, "int64_as_numbers": True, "reject_unknown_fields": True,
+        "field_behavior": True, "patch_field_mask": True}},
 }
 
 
-@pytest.mark.parametrize("print_options", list(PRINT_OPTIONS))
-def test_schemathesis(envoy_factory, tmp_path, print_options):
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_schemathesis(envoy_factory, tmp_path, config):
     # The demo's plugin config (loopback mode for bodyless requests) with the document served,
     # and one difference, reject_unknown_query_parameters: without it a query parameter naming
     # no field passes the request through untranscoded (Envoy's default, README), to the gRPC
     # service, whose `application/grpc` answer is outside the document; schemathesis sends such
     # parameters in its negative examples. With it they get a documented 400.
+    extra = CONFIGS[config]
+    json2grpc = {"openapi": {"path": OPENAPI_PATH}, "callout": {"loopback_cluster": "json2grpc_loopback"}}
+    if "rest" in extra:
+        json2grpc["rest"] = extra["rest"]
     envoy = envoy_factory.json2grpc(
-        print_options=PRINT_OPTIONS[print_options] or None,
+        print_options=extra.get("print_options"),
         request_validation_options={"reject_unknown_query_parameters": True},
-        json2grpc={"openapi": {"path": OPENAPI_PATH},
-                   "callout": {"loopback_cluster": "json2grpc_loopback"}},
+        json2grpc=json2grpc,
     )
     accepted = tmp_path / "accepted.tsv"
     report = tmp_path / "report.json"

@@ -60,8 +60,12 @@ pub fn add(
         if links.is_empty() {
             continue;
         }
-        let ok = paths.get_mut(key).and_then(|i| i.get_mut(method)).and_then(|o| o.pointer_mut("/responses/200"));
-        if let Some(Value::Object(ok)) = ok {
+        // The success with content (200, or the configured success status unless it is 204).
+        let responses = paths.get_mut(key).and_then(|i| i.get_mut(method)).and_then(|o| o.get_mut("responses"));
+        let ok = responses
+            .and_then(Value::as_object_mut)
+            .and_then(|r| r.iter_mut().find(|(code, r)| code.starts_with('2') && r.get("content").is_some()));
+        if let Some((_, Value::Object(ok))) = ok {
             put(ok, "links", Value::Object(links));
         }
     }

@@ -46,7 +46,7 @@ pub fn operation(
     }
     let format = StreamFormat::from_print_options(&config.print_options);
     let head = binding.http_method == "HEAD";
-    put(&mut op, "responses", responses::responses(schemas, binding, format, head));
+    put(&mut op, "responses", responses::responses(schemas, binding, format, head, &config.rest));
     put(&mut op, "x-json2grpc-rpc", Value::String(method.path()));
     put(&mut op, "x-json2grpc-template", string(&binding.template));
     let streaming = match (method.client_streaming, method.server_streaming) {

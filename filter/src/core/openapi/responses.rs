@@ -6,9 +6,11 @@ use serde_json::{Map, Value};
 use super::json::{obj, put, set, string, text};
 
 use super::schemas::Schemas;
+use crate::core::config::RestOptions;
 use crate::core::response::StreamFormat;
 use crate::core::router::{BodyRule, HttpBinding, HTTP_BODY};
 use crate::core::schema::Kind;
+use crate::core::success_status::has_no_body;
 
 /// The HTTP statuses of errors, and when each is answered.
 pub const ERRORS: &[(u16, &str)] = &[
@@ -27,15 +29,34 @@ pub const ERRORS: &[(u16, &str)] = &[
     (504, "DEADLINE_EXCEEDED, or the call timed out"),
 ];
 
-/// The `responses` object of an operation.
-pub fn responses(schemas: &mut Schemas<'_>, binding: &HttpBinding, format: StreamFormat, head: bool) -> Value {
+/// The `responses` object of an operation. Its success is 200, or the method's
+/// `json2grpc.rest.success_status` (no content for 204); with `status_from_metadata` the service
+/// may choose another, which a `2XX` entry says.
+pub fn responses(
+    schemas: &mut Schemas<'_>,
+    binding: &HttpBinding,
+    format: StreamFormat,
+    head: bool,
+    rest: &RestOptions,
+) -> Value {
     let mut out = Map::new();
+    let status = rest.success_status_of(&binding.method.full_name).unwrap_or(200);
+    let content = (!head).then(|| Value::Object(success(schemas, binding, format)));
     let mut ok = Map::new();
-    put(&mut ok, "description", string("OK"));
-    if !head {
-        put(&mut ok, "content", Value::Object(success(schemas, binding, format)));
+    put(&mut ok, "description", string(if status == 200 { "OK" } else { "Success (json2grpc.rest.success_status)" }));
+    if let Some(content) = content.clone().filter(|_| !has_no_body(status)) {
+        put(&mut ok, "content", content);
     }
-    put(&mut out, "200", Value::Object(ok));
+    put(&mut out, &status.to_string(), Value::Object(ok));
+    if rest.status_from_metadata {
+        let mut chosen = Map::new();
+        let why = "Success with the status the service chose (initial metadata x-http-code, json2grpc.rest.status_from_metadata); 204 and 205 have no content";
+        put(&mut chosen, "description", string(why));
+        if let Some(content) = content {
+            put(&mut chosen, "content", content);
+        }
+        put(&mut out, "2XX", Value::Object(chosen));
+    }
     let takes_body = binding.body != BodyRule::None;
     for (status, when) in ERRORS {
         if *status == 413 && !takes_body {

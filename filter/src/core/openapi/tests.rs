@@ -393,3 +393,24 @@ fn the_document_is_bounded() {
     assert_eq!(e.http_status, 500);
     assert!(e.message.contains("json2grpc.openapi.max_bytes"), "{e}");
 }
+
+#[test]
+fn success_statuses_follow_the_rest_options() {
+    let doc =
+        things(r#","json2grpc":{"rest":{"success_status":{"test.v1.Things.Create":201,"test.v1.Things.Get":204}}}"#);
+    let created = &op(&doc, "/v1/things", "post")["responses"];
+    assert!(created.get("200").is_none(), "{created:#}");
+    assert_eq!(
+        created["201"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/test.v1.Everything"
+    );
+    assert!(created["201"]["links"].is_object(), "links move with the success");
+    assert!(created.get("2XX").is_none());
+    let gone = &op(&doc, "/v1/things/{id}", "get")["responses"];
+    assert!(gone["204"].is_object() && gone["204"].get("content").is_none(), "{gone:#}");
+    // The service may choose: a 2XX entry besides the default.
+    let chosen = things(r#","json2grpc":{"rest":{"status_from_metadata":true}}"#);
+    let responses = &op(&chosen, "/v1/things", "post")["responses"];
+    assert!(responses["200"]["content"].is_object());
+    assert_eq!(responses["2XX"]["content"], responses["200"]["content"]);
+}
