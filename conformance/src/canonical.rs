@@ -8,8 +8,8 @@
 //!
 //! The filter itself never writes protobuf from protobuf; the suite's binary-to-binary tests
 //! need it. The input is checked by the fast codec's validator first.
-use json2grpc::core::fast::plan::{FieldPlan, Plans, Scalar, Shape, ValueKind};
-use json2grpc::core::wire::{fields, read_varint, write_varint, RawField};
+use json2grpc::core::codec::plan::{FieldPlan, Plans, Scalar, Shape, ValueKind};
+use json2grpc::core::codec::wire::{fields, read_varint, write_varint, RawField};
 
 /// Protobuf's recursion limit.
 const MAX_DEPTH: u32 = 100;

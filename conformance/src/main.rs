@@ -1,5 +1,5 @@
 //! `conformance-testee`: the program the official protobuf `conformance_test_runner` drives,
-//! answering with json2grpc's core JSON mapping (`json2grpc::core::json`).
+//! answering with json2grpc's codec (with `--reflection`, its prost-reflect reference).
 //!
 //! Protocol (protobuf's `conformance/conformance.proto`): on stdin, repeatedly a 4-byte
 //! little-endian length and a serialized `conformance.ConformanceRequest`; on stdout, the same
@@ -22,9 +22,10 @@ use std::io::{self, BufWriter, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use json2grpc::core::codec::json::{ParseOptions, MAX_SUPPORTED_DEPTH};
+use json2grpc::core::codec::Codec;
 use json2grpc::core::config::PrintOptions;
-use json2grpc::core::fast::Codec;
-use json2grpc::core::json::{self, ParseOptions, MAX_SUPPORTED_DEPTH};
+use json2grpc::testing::reflect_json;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMessage, Value};
 
@@ -99,7 +100,7 @@ impl Testee {
         let pool =
             DescriptorPool::decode(set.as_slice()).map_err(|e| format!("cannot load the compiled descriptors: {e}"))?;
         // The fast path's codec comes from the filter's own descriptor loader.
-        let schema = json2grpc::core::descriptors::load_schema(&set).map_err(|e| e.to_string())?;
+        let schema = json2grpc::core::schema::descriptors::load_schema(&set).map_err(|e| e.to_string())?;
         let request = pool
             .get_message_by_name(REQUEST_TYPE)
             .ok_or_else(|| format!("{REQUEST_TYPE} not found in conformance.proto"))?;
@@ -113,7 +114,8 @@ impl Testee {
     /// path, with the filter's own loader.
     fn load_editions(&mut self, path: &Path) -> Result<(), String> {
         let set = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let schema = json2grpc::core::descriptors::load_schema(&set).map_err(|e| format!("{}: {e}", path.display()))?;
+        let schema =
+            json2grpc::core::schema::descriptors::load_schema(&set).map_err(|e| format!("{}: {e}", path.display()))?;
         self.editions = Some(Codec::new(&schema));
         Ok(())
     }
@@ -179,7 +181,7 @@ impl Testee {
                     }
                     out
                 }
-                None => match json::parse_message(&desc, text.as_bytes(), &options) {
+                None => match reflect_json::parse_message(&desc, text.as_bytes(), &options) {
                     Ok(m) => return self.output_message(&m, &output),
                     Err(e) => return Outcome::ParseError(e.message),
                 },
@@ -258,7 +260,7 @@ impl Testee {
             return Outcome::Protobuf(message.encode_to_vec());
         }
         let mut out = Vec::new();
-        match json::print_message(message, &PrintOptions::default(), &mut out) {
+        match reflect_json::print_message(message, &PrintOptions::default(), &mut out) {
             Ok(()) => json_outcome(out),
             Err(e) => Outcome::SerializeError(e.message),
         }

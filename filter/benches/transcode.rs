@@ -12,9 +12,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput};
+use json2grpc::core::codec::json::ParseOptions;
+use json2grpc::core::codec::Codec;
 use json2grpc::core::config::PrintOptions;
-use json2grpc::core::fast::Codec;
-use json2grpc::core::json::{binary_to_json, json_to_binary, ParseOptions};
+use json2grpc::testing::reflect_json::{binary_to_json, json_to_binary};
 use prost_reflect::{DescriptorPool, MessageDescriptor};
 
 struct Payload {

@@ -6,5 +6,7 @@
 //! - [`wasm`] is the proxy-wasm layer: a small state machine per request that moves headers and
 //!   bytes between Envoy and the core.
 pub mod core;
+#[cfg(any(test, feature = "reflection"))]
+pub mod testing;
 #[cfg(feature = "proxy")]
 pub mod wasm;

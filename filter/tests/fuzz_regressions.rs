@@ -13,10 +13,10 @@
 use std::path::PathBuf;
 
 use base64::Engine;
-use json2grpc::core::descriptors::load_pool;
-use json2grpc::core::grpc_status::GrpcStatus;
 use json2grpc::core::request::Decision;
+use json2grpc::core::response::grpc_status::GrpcStatus;
 use json2grpc::core::transcoder::Transcoder;
+use json2grpc::testing::reflect_pool::load_pool;
 
 fn test_descriptor_set() -> Vec<u8> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -103,8 +103,8 @@ fn negative_zero_is_printed_in_responses() {
 /// Envoy has it and pinned here; the fuzz target skips such templates.
 #[test]
 fn literal_with_a_colon_is_unreachable_when_its_suffix_is_a_verb_as_in_envoy() {
-    use json2grpc::core::path_matcher::{MatcherOptions, PathMatcherBuilder};
-    use json2grpc::core::template::parse;
+    use json2grpc::core::route::path_matcher::{MatcherOptions, PathMatcherBuilder};
+    use json2grpc::core::route::template::parse;
     let mut builder = PathMatcherBuilder::new();
     builder.register("GET", &parse("/a:b").unwrap(), "verb").unwrap();
     builder.register("GET", &parse("/{x=c:b}").unwrap(), "colon literal").unwrap();
@@ -129,7 +129,7 @@ fn respond(t: &Transcoder, path: &str, frames: &[u8], fast: bool) -> Result<Stri
         let desc = pool.get_message_by_name(&plan.method().output_name).unwrap();
         let message = frames.get(5..).expect("one frame");
         let mut out = Vec::new();
-        json2grpc::core::json::binary_to_json(&desc, message, &t.config.print_options, &mut out)
+        json2grpc::testing::reflect_json::binary_to_json(&desc, message, &t.config.print_options, &mut out)
             .map_err(|e| e.http_status)?;
         return Ok(String::from_utf8(out).unwrap());
     }
@@ -142,7 +142,7 @@ fn respond(t: &Transcoder, path: &str, frames: &[u8], fast: bool) -> Result<Stri
 
 /// Target `json_to_message` (fast/reflection differential) and `response_decoding`. A
 /// `google.protobuf.Value` with no kind set: the reflection printer writes `null`, the fast
-/// printer (core/fast/decode.rs: "response google.protobuf.Value has no kind") fails, so the
+/// printer (core/codec/decode.rs: "response google.protobuf.Value has no kind") fails, so the
 /// filter answers 502 for a response whose `Value` field is present but empty, where the
 /// reflection path (and `response_body` selections, which use it) answer 200.
 #[test]
@@ -167,7 +167,7 @@ fn duplicate_unknown_keys_are_refused_on_the_fast_path_too() {
     let body = br#"{"x": 1, "x": 2}"#;
     let pool = load_pool(&t.config.proto_descriptor_bin).unwrap();
     let desc = pool.get_message_by_name(&plan.method().input_name).unwrap();
-    let reflection = json2grpc::core::json::parse_message(&desc, body, &t.parse_options);
+    let reflection = json2grpc::testing::reflect_json::parse_message(&desc, body, &t.parse_options);
     assert_eq!(reflection.map(|_| ()).map_err(|e| e.http_status), Err(400));
     assert_eq!(t.request_message(&plan, body, None).map_err(|e| e.http_status), Err(400));
 }
@@ -187,7 +187,7 @@ fn malformed_map_entries_are_refused_by_the_filter() {
 }
 
 /// Target `json_to_message` (the fast printer's output did not parse). The fast printer writes
-/// FieldMask paths into the JSON string unescaped (core/fast/decode.rs calls
+/// FieldMask paths into the JSON string unescaped (core/codec/decode.rs calls
 /// `wkt_text::field_mask_path_to_json`, which copies the characters): a path holding `"`, `\`
 /// or a control character gives invalid JSON, or injects members into the response
 /// (`a","admin":true,"x":"` prints as three members). The request side accepts such a path
@@ -208,7 +208,7 @@ fn field_mask_paths_are_escaped_in_responses() {
 /// field does not have number 2 (here `flashsale.v1.Item.AttributesEntry.value` = 115 after a
 /// one-byte edit) is accepted by prost-reflect; then `map_entry_value_field()` panics ("map
 /// entry should have value field", prost-reflect src/descriptor/api.rs:923), first while the
-/// fast codec compiles its plans at configure time (core/fast/plan.rs:347 `field_plan`, via
+/// fast codec compiles its plans at configure time (core/codec/plan.rs `field_plan`, via
 /// `Codec::new` in `Transcoder::new`), and on the reflection path in json.rs (`check_enums`)
 /// and request.rs (`value_kind`, `map_key` uses `map_entry_key_field`) for requests. protoc and
 /// protobuf's DescriptorPool refuse such a map entry (key must be 1, value 2).

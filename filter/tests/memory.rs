@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use json2grpc::core::codec::json::ParseOptions;
+use json2grpc::core::codec::Codec;
 use json2grpc::core::config::PrintOptions;
-use json2grpc::core::fast::Codec;
-use json2grpc::core::json::ParseOptions;
 use prost_reflect::DescriptorPool;
 
 struct Counting;
@@ -95,7 +95,7 @@ fn binary_to_json_peak_is_a_small_multiple_of_the_output() {
 /// entries is built first (it took 64 MB natively, 40 MB in the 32-bit VM).
 #[test]
 fn amplified_printing_peak_is_bounded_by_the_output_limit() {
-    use json2grpc::core::fast::OutputLimit;
+    use json2grpc::core::codec::OutputLimit;
     let _serial = SERIAL.lock().unwrap();
     let (codec, index) = codec();
     let binary = [0x0a, 0x00].repeat(2_000_000);

@@ -17,8 +17,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
+use json2grpc::core::codec::json::ParseOptions;
 use json2grpc::core::config::PrintOptions;
-use json2grpc::core::json::{binary_to_json, json_to_binary, parse_message, ParseOptions};
+use json2grpc::testing::reflect_json::{binary_to_json, json_to_binary, parse_message};
 use prost::bytes::Bytes;
 use prost::Message;
 use prost_reflect::{
@@ -911,7 +912,7 @@ fn known_bug_non_finite_wrappers_print_as_strings() {
 
 // --- the fast path against the reflection path -----------------------------------------------
 
-use json2grpc::core::fast::Codec;
+use json2grpc::core::codec::Codec;
 
 /// Decodes with the reflection parser (the reference), or the error message.
 fn slow_parse(root: &MessageDescriptor, json: &[u8], parse: &ParseOptions) -> Result<DynamicMessage, String> {

@@ -10,7 +10,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use json2grpc::core::json::{parse_message, ParseOptions};
+use json2grpc::core::codec::json::ParseOptions;
+use json2grpc::testing::reflect_json::parse_message;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage};
 

@@ -19,8 +19,8 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use arbitrary::{Result, Unstructured};
-use json2grpc::core::descriptors::{CustomHttpPattern, HttpRule, Pattern, HTTP_RULE_EXTENSION};
-use json2grpc::core::grpc_status::GrpcStatus;
+use json2grpc::core::schema::descriptors::{CustomHttpPattern, HttpRule, Pattern, HTTP_RULE_EXTENSION};
+use json2grpc::core::response::grpc_status::GrpcStatus;
 use json2grpc::core::request::Decision;
 use json2grpc::core::response::ResponseTranscoder;
 use json2grpc::core::transcoder::Transcoder;

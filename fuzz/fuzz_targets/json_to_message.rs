@@ -1,9 +1,9 @@
-//! Arbitrary bytes as a JSON request body → `json::parse_message` (the reflection path), for
+//! Arbitrary bytes as a JSON request body → `reflect_json::parse_message` (the reflection path), for
 //! several message types and parse options. A body that parses must also print
 //! (`binary_to_json` of its encoding, with print options from the input) and the printed JSON
 //! must parse back to the same message (compared field by field).
 //!
-//! Differential with the fast codec (`core::fast`, what the filter uses for request bodies and
+//! Differential with the fast codec (`core::codec`, what the filter uses for request bodies and
 //! responses when it covers the type): it must accept exactly the bodies the reflection path
 //! accepts, encode the same message, print the same JSON (as values), and its own printed JSON
 //! must parse back to the same message.
@@ -15,8 +15,8 @@
 use std::sync::OnceLock;
 
 use json2grpc::core::config::PrintOptions;
-use json2grpc::core::json::{ParseOptions, MAX_SUPPORTED_DEPTH};
-use json2grpc::core::reflect_json::{binary_to_json, parse_message};
+use json2grpc::core::codec::json::{ParseOptions, MAX_SUPPORTED_DEPTH};
+use json2grpc::testing::reflect_json::{binary_to_json, parse_message};
 use json2grpc_fuzz::{codec, json_value, known_finding, pool, same_json, same_message};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;

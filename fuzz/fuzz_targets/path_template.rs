@@ -12,9 +12,9 @@
 #![no_main]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use json2grpc::core::path_matcher::{MatcherOptions, PathMatcherBuilder, ANY_METHOD};
-use json2grpc::core::percent::UrlUnescapeSpec;
-use json2grpc::core::template::{parse, PathTemplate, Segment};
+use json2grpc::core::route::path_matcher::{MatcherOptions, PathMatcherBuilder, ANY_METHOD};
+use json2grpc::core::route::percent::UrlUnescapeSpec;
+use json2grpc::core::route::template::{parse, PathTemplate, Segment};
 use json2grpc_fuzz::Rng;
 use libfuzzer_sys::fuzz_target;
 

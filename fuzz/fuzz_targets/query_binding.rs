@@ -44,7 +44,7 @@ use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use json2grpc::core::request::Decision;
-use json2grpc::core::router::BodyRule;
+use json2grpc::core::route::router::BodyRule;
 use json2grpc::core::schema::Kind;
 use json2grpc_fuzz::{message, transcoder};
 use libfuzzer_sys::fuzz_target;

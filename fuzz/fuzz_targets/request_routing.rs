@@ -4,7 +4,7 @@
 //! for client-streaming ones. Checks beyond "no panic":
 //! - every request message built decodes as the method's input type;
 //! - where the body is the whole message and the URL binds nothing, the filter's request (fast
-//!   codec) equals the reflection reference's (`json::parse_message`): same message, or both
+//!   codec) equals the reflection reference's (`reflect_json::parse_message`): same message, or both
 //!   refused with the same HTTP status;
 //! - a client stream gives the same frames (or the same error status) whether the body arrives
 //!   whole or in random chunks, and every frame decodes as the input type.
@@ -15,9 +15,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use json2grpc::core::error::Error;
-use json2grpc::core::reflect_json::parse_message;
+use json2grpc::testing::reflect_json::parse_message;
 use json2grpc::core::request::{Decision, RequestPlan};
-use json2grpc::core::router::BodyRule;
+use json2grpc::core::route::router::BodyRule;
 use json2grpc::core::transcoder::Transcoder;
 use json2grpc_fuzz::{chunks, known_finding, message, pool, same_message, transcoder, Rng};
 use libfuzzer_sys::fuzz_target;

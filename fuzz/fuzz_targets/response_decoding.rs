@@ -17,8 +17,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use json2grpc::core::error::Error;
-use json2grpc::core::grpc_status::GrpcStatus;
-use json2grpc::core::reflect_json::binary_to_json;
+use json2grpc::core::response::grpc_status::GrpcStatus;
+use json2grpc::testing::reflect_json::binary_to_json;
 use json2grpc::core::response::{ResponseTranscoder, StreamFormat};
 use json2grpc_fuzz::{
     body_messages, chunks, json_value, known_finding, map_field_with_wrong_wire_type, message, same_json, transcoder,

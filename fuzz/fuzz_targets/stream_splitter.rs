@@ -30,7 +30,7 @@
 #![no_main]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use json2grpc::core::json_stream::{ElementSplitter, Framing};
+use json2grpc::core::request::json_stream::{ElementSplitter, Framing};
 use json2grpc_fuzz::{chunks, Rng};
 use libfuzzer_sys::fuzz_target;
 use serde_json::value::RawValue;

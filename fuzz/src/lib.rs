@@ -346,9 +346,9 @@ fn same_value(pool: &DescriptorPool, a: &Value, b: &Value) -> Result<(), String>
 }
 
 /// The fast codec of [`pool`], built once.
-pub fn codec() -> &'static json2grpc::core::fast::Codec {
-    static CODEC: OnceLock<json2grpc::core::fast::Codec> = OnceLock::new();
-    CODEC.get_or_init(|| json2grpc::core::fast::Codec::from_pool(pool()).expect("fixture codec"))
+pub fn codec() -> &'static json2grpc::core::codec::Codec {
+    static CODEC: OnceLock<json2grpc::core::codec::Codec> = OnceLock::new();
+    CODEC.get_or_init(|| json2grpc::core::codec::Codec::from_pool(pool()).expect("fixture codec"))
 }
 
 /// Compares two JSON values: numbers by value (`3` equals `3.0`), objects regardless of key

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use base64::Engine;
 use clap::{Parser, Subcommand};
-use json2grpc::core::descriptors::{http_rule, load_schema};
+use json2grpc::core::schema::descriptors::{http_rule, load_schema};
 use json2grpc::core::transcoder::Transcoder;
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::Value;

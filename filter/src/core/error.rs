@@ -2,7 +2,7 @@
 //! client gets, and a message, and renders as a `google.rpc.Status`-shaped JSON body.
 use std::fmt;
 
-use super::status::Code;
+use crate::core::response::status::Code;
 
 /// A request or response the core refuses, or an upstream failure it reports.
 #[derive(Debug, Clone, PartialEq)]

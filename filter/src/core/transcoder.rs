@@ -3,17 +3,17 @@
 use std::sync::Arc;
 
 use super::config::{Config, ConfigError};
-use super::descriptors::load_schema;
 use super::error::Result;
-use super::fast::{Codec, OutputLimit};
-use super::field_behavior::Behaviors;
-use super::frame::encode_frame;
-use super::json::{ParseOptions, MAX_SUPPORTED_DEPTH};
-use super::json_stream::{ElementSplitter, Framing};
 use super::request::{self, Decision, PassReason, RequestPlan};
 use super::response::ResponseTranscoder;
-use super::router::{HttpBinding, Router};
 use super::schema::Schema;
+use crate::core::codec::json::{ParseOptions, MAX_SUPPORTED_DEPTH};
+use crate::core::codec::{Codec, OutputLimit};
+use crate::core::request::json_stream::{ElementSplitter, Framing};
+use crate::core::response::frame::encode_frame;
+use crate::core::rest::field_behavior::Behaviors;
+use crate::core::route::router::{HttpBinding, Router};
+use crate::core::schema::descriptors::load_schema;
 
 pub struct Transcoder {
     pub config: Config,
@@ -200,9 +200,9 @@ mod tests {
     use base64::Engine;
 
     use super::*;
-    use crate::core::frame::encode_frame;
-    use crate::core::grpc_status::GrpcStatus;
-    use crate::core::testutil::editions;
+    use crate::core::response::frame::encode_frame;
+    use crate::core::response::grpc_status::GrpcStatus;
+    use crate::testing::fixtures::editions;
 
     fn transcoder() -> Transcoder {
         let b64 = base64::engine::general_purpose::STANDARD.encode(editions::descriptor_set());

@@ -13,8 +13,8 @@
 //! traffic policy apply. Sent to `json2grpc.callout.loopback_cluster` (an internal listener of
 //! the same Envoy), it is routed by its gRPC path like a request with a body.
 
-use crate::core::client_headers;
 use crate::core::config::CalloutOptions;
+use crate::core::request::client_headers;
 
 /// Request headers that never travel as the call's metadata: the call's own (Envoy's
 /// pseudo-headers, the gRPC content-type and `te`, the filter's deadline and original path),

@@ -24,16 +24,16 @@ use super::host::{self, Buffer, Map};
 use super::metrics::{now_micros, ErrorKind};
 use super::rest;
 use super::root::{Filter, Flusher};
-use crate::core::client_headers;
-use crate::core::descriptor_source::BeforeLoad;
 use crate::core::error::Error;
-use crate::core::frame::encode_frame;
-use crate::core::grpc_status::GrpcStatus;
+use crate::core::request::client_headers;
 use crate::core::request::{Decision, RequestPlan};
+use crate::core::response::frame::encode_frame;
+use crate::core::response::grpc_status::GrpcStatus;
+use crate::core::response::status::Code;
 use crate::core::response::ResponseTranscoder;
-use crate::core::router::HttpBinding;
-use crate::core::status::Code;
-use crate::core::success_status::{has_no_body, STATUS_METADATA};
+use crate::core::rest::success_status::{has_no_body, STATUS_METADATA};
+use crate::core::route::router::HttpBinding;
+use crate::core::schema::descriptor_source::BeforeLoad;
 use crate::core::transcoder::{is_grpc_content_type, RequestStream, Transcoder};
 
 enum RequestState {

@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 use super::host::{self, Buffer, Map, MetricKind};
 use super::metrics::{now_micros, Metric};
 use crate::core::config::Config;
-use crate::core::descriptor_source::{BeforeLoad, DescriptorSource, Origin};
-use crate::core::reflection::{self, Gathering, Step, Wanted};
+use crate::core::schema::descriptor_source::{BeforeLoad, DescriptorSource, Origin};
+use crate::core::schema::reflection::{self, Gathering, Step, Wanted};
 use crate::core::transcoder::{is_grpc_content_type, Transcoder};
 
 /// How much longer than one call's deadline the lease is held: the fetching VM renews it with
@@ -505,11 +505,11 @@ fn default_authority(cluster: &str) -> String {
 
 /// Adds the files of a FileDescriptorSet to `files` (the first of a name wins).
 fn merge_files(files: &mut HashMap<String, Vec<u8>>, set: &[u8]) {
-    for f in crate::core::wire::fields(set).flatten() {
+    for f in crate::core::codec::wire::fields(set).flatten() {
         if f.number != 1 {
             continue;
         }
-        let name = crate::core::wire::fields(f.value)
+        let name = crate::core::codec::wire::fields(f.value)
             .flatten()
             .find(|n| n.number == 1)
             .map(|n| String::from_utf8_lossy(n.value).into_owned())
@@ -519,8 +519,8 @@ fn merge_files(files: &mut HashMap<String, Vec<u8>>, set: &[u8]) {
 }
 
 fn length_prefixed_file(bytes: &[u8], set: &mut Vec<u8>) {
-    crate::core::wire::write_tag(1, 2, set);
-    crate::core::wire::write_varint(bytes.len() as u64, set);
+    crate::core::codec::wire::write_tag(1, 2, set);
+    crate::core::codec::wire::write_varint(bytes.len() as u64, set);
     set.extend_from_slice(bytes);
 }
 

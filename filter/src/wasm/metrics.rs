@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use super::host::{self, MetricKind};
 use crate::core::error::Error;
-use crate::core::router::MethodInfo;
+use crate::core::route::router::MethodInfo;
 
 /// A defined metric (None if the host refused it: then it is simply not recorded).
 #[derive(Debug, Clone, Copy, Default)]

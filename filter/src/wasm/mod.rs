@@ -4,8 +4,6 @@
 //!
 //! [`Transcoder`]: crate::core::transcoder::Transcoder
 pub mod abi;
-#[cfg(test)]
-mod callback_tests;
 pub mod callout;
 pub mod header_map;
 pub mod host;
@@ -13,8 +11,6 @@ pub mod http;
 pub mod live;
 pub mod logger;
 pub mod metrics;
-#[cfg(test)]
-mod mock_host;
 pub mod openapi;
 pub mod rest;
 pub mod root;

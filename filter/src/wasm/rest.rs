@@ -2,7 +2,7 @@
 //! and the status of successful responses. The decisions are the core's (`core::cors`,
 //! `core::success_status`); this edits header lists.
 use crate::core::config::RestOptions;
-use crate::core::success_status::{self, FromMetadata, STATUS_METADATA};
+use crate::core::rest::success_status::{self, FromMetadata, STATUS_METADATA};
 
 /// The status of a successful response of `method`: its `x-http-code` (`value`) when the
 /// option reads it, else the method's configured status, else 200. An invalid value is

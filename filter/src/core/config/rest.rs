@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::{boolean, object, positive, strings, uint32, unknown, wrong_type, ConfigError};
-use crate::core::cors::{valid_header_name, CorsPolicy, OriginPattern};
+use crate::core::rest::cors::{valid_header_name, CorsPolicy, OriginPattern};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RestOptions {

@@ -3,7 +3,7 @@
 //! document is made (the transcoder itself keeps neither).
 use std::collections::HashMap;
 
-use crate::core::descriptor_proto::{decode_comments, decode_file_set, EnumProto, FileProto, MessageProto};
+use crate::core::schema::descriptor_proto::{decode_comments, decode_file_set, EnumProto, FileProto, MessageProto};
 
 /// `google.api.FieldBehavior` values the document uses, as bits.
 pub const REQUIRED: u8 = 1;
@@ -141,7 +141,7 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use super::*;
-    use crate::core::openapi::testdata::OPENAPI_TEST_SET;
+    use crate::testing::fixtures::OPENAPI_TEST_SET;
 
     #[test]
     fn comments_and_behaviors_come_from_the_set() {
@@ -162,7 +162,7 @@ mod tests {
 
     #[test]
     fn a_set_without_source_info_or_garbage_has_no_comments() {
-        let docs = Docs::read(crate::core::testutil::TEST_DESCRIPTOR_SET);
+        let docs = Docs::read(crate::testing::fixtures::TEST_DESCRIPTOR_SET);
         assert!(docs.by_name.values().all(|d| d.comment.is_none()));
         let docs = Docs::read(b"\x0a\x05garbage");
         assert!(docs.by_name.is_empty());

@@ -14,7 +14,7 @@ use super::operation::operation;
 use super::path;
 use super::responses;
 use super::schemas::{Schemas, Style};
-use crate::core::router::PathVariable;
+use crate::core::route::router::PathVariable;
 use crate::core::transcoder::Transcoder;
 
 /// The methods of an OpenAPI path item.

@@ -10,7 +10,7 @@ use super::json::{obj, put};
 
 use super::path::OpenApiPath;
 use super::schemas::Schemas;
-use crate::core::router::HttpBinding;
+use crate::core::route::router::HttpBinding;
 use crate::core::schema::Kind;
 
 /// Links per response, at most.

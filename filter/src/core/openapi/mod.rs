@@ -19,8 +19,6 @@ mod query;
 mod responses;
 mod schemas;
 #[cfg(test)]
-mod testdata;
-#[cfg(test)]
 mod tests;
 mod url;
 mod wkt;

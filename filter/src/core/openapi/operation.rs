@@ -9,7 +9,7 @@ use super::responses;
 use super::schemas::Schemas;
 use crate::core::config::Config;
 use crate::core::response::StreamFormat;
-use crate::core::router::{BodyRule, HttpBinding};
+use crate::core::route::router::{BodyRule, HttpBinding};
 
 /// The operation object of `binding` at `path`; `id`: its operationId.
 pub fn operation(

@@ -16,9 +16,9 @@ use super::json::{put, set, string, text};
 
 use super::schemas::Schemas;
 use super::url;
-use crate::core::router::PathVariable;
+use crate::core::route::router::PathVariable;
+use crate::core::route::template::{self, Segment};
 use crate::core::schema::{Kind, Scalar};
-use crate::core::template::{self, Segment};
 
 /// One path parameter.
 #[derive(Debug, Clone, PartialEq)]
@@ -235,10 +235,10 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use super::*;
-    use crate::core::field_path::{FieldPath, Names};
     use crate::core::openapi::docs::Docs;
     use crate::core::openapi::schemas::Style;
-    use crate::core::testutil::schema;
+    use crate::core::route::field_path::{FieldPath, Names};
+    use crate::testing::fixtures::schema;
     use serde_json::json;
 
     /// The path and parameter names of `template` on test.v1.PathRequest / GetRequest fields.

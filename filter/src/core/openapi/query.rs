@@ -13,7 +13,7 @@ use super::json::{obj, put, set, string};
 use super::docs::REQUIRED;
 use super::schemas::Schemas;
 use super::url;
-use crate::core::router::{BodyRule, HttpBinding, PathVariable};
+use crate::core::route::router::{BodyRule, HttpBinding, PathVariable};
 use crate::core::schema::{Field, Kind};
 
 /// Message fields followed at most this deep (`a.b.c…`).

@@ -8,9 +8,9 @@ use super::json::{obj, put, set, string, text};
 use super::schemas::Schemas;
 use crate::core::config::RestOptions;
 use crate::core::response::StreamFormat;
-use crate::core::router::{BodyRule, HttpBinding, HTTP_BODY};
+use crate::core::rest::success_status::has_no_body;
+use crate::core::route::router::{BodyRule, HttpBinding, HTTP_BODY};
 use crate::core::schema::Kind;
-use crate::core::success_status::has_no_body;
 
 /// The HTTP statuses of errors, and when each is answered.
 pub const ERRORS: &[(u16, &str)] = &[

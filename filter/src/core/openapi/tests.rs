@@ -6,10 +6,9 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::testdata::OPENAPI_TEST_SET;
 use super::{generate, render};
-use crate::core::testutil::TEST_DESCRIPTOR_SET;
 use crate::core::transcoder::Transcoder;
+use crate::testing::fixtures::{OPENAPI_TEST_SET, TEST_DESCRIPTOR_SET};
 
 fn transcoder(set: &[u8], services: &[&str], extra: &str) -> Transcoder {
     let b64 = base64::engine::general_purpose::STANDARD.encode(set);

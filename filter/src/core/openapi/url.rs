@@ -46,7 +46,7 @@ mod tests {
     use super::*;
     use crate::core::openapi::docs::Docs;
     use crate::core::openapi::schemas::Style;
-    use crate::core::testutil::schema;
+    use crate::testing::fixtures::schema;
     use serde_json::json;
 
     #[test]

@@ -1,0 +1,318 @@
+//! Per-message plans compiled once per configuration: everything the fast transcoder needs to
+//! go between JSON tokens and wire format without consulting descriptors on the hot path.
+use crate::core::schema::{self, Enum, Field, Kind, Message, Schema};
+
+pub use crate::core::fnv::{Fnv, FnvMap};
+pub use crate::core::schema::Scalar;
+
+/// What a field holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    Scalar(Scalar),
+    /// Index into [`Plans::enums`].
+    Enum(usize),
+    /// Index into [`Plans::messages`].
+    Message(usize),
+}
+
+impl ValueKind {
+    pub fn wire_type(self) -> u8 {
+        match self {
+            ValueKind::Scalar(s) => s.wire_type(),
+            ValueKind::Enum(_) => 0,
+            ValueKind::Message(_) => 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// A singular field; `presence`: set/unset is observable (message, optional, oneof member).
+    Single {
+        presence: bool,
+    },
+    Repeated {
+        packed: bool,
+    },
+    /// A map; the entry's key and value kinds.
+    Map {
+        key: Scalar,
+        value: ValueKind,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct FieldPlan {
+    pub number: u32,
+    pub json_name: Box<str>,
+    /// `"json_name"` as it appears in JSON without escapes (None if the name needs escapes).
+    pub quoted_json_name: Option<Box<[u8]>>,
+    pub proto_name: Box<str>,
+    pub kind: ValueKind,
+    pub shape: Shape,
+    /// Index of the (real) oneof among the message's oneofs.
+    pub oneof: Option<u16>,
+    /// A message field in the group wire format (start-group tag, fields, end-group tag): a
+    /// proto2 group or `message_encoding = DELIMITED`. Never a map.
+    pub delimited: bool,
+    /// Strings (for a map: its keys and values) must be UTF-8 (`utf8_validation = VERIFY`);
+    /// otherwise any bytes are valid, and invalid UTF-8 is printed with U+FFFD replacements.
+    pub verify_utf8: bool,
+    /// `google.api.field_behavior = REQUIRED` (checked with `json2grpc.rest.field_behavior`).
+    pub required: bool,
+    /// `google.api.field_behavior = OUTPUT_ONLY` (dropped from requests with that option).
+    pub output_only: bool,
+}
+
+/// Messages whose JSON form is not an object of their fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WellKnown {
+    Any,
+    Timestamp,
+    Duration,
+    FieldMask,
+    Struct,
+    Value,
+    ListValue,
+    /// The wrapper types: their JSON is the wrapped scalar.
+    Wrapper(Scalar),
+    /// An ordinary `{}`, but embedded in Any as `"value": {}` like the others.
+    Empty,
+}
+
+impl WellKnown {
+    /// Whether the JSON form differs from an object of the fields.
+    pub fn custom_json(self) -> bool {
+        self != WellKnown::Empty
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MessagePlan {
+    pub full_name: Box<str>,
+    /// A delimited (group-encoded) field is this message's or a sub-message's (map values
+    /// included): its encoding is rewritten length-prefixed before it is printed or checked.
+    pub reaches_groups: bool,
+    pub well_known: Option<WellKnown>,
+    /// In declaration order (the JSON output order).
+    pub fields: Vec<FieldPlan>,
+    /// JSON and proto names → index into `fields`.
+    pub by_name: FnvMap<Box<[u8]>, u16>,
+    /// Field number → index into `fields`.
+    pub by_number: FnvMap<u32, u16>,
+    pub oneofs: u16,
+}
+
+impl MessagePlan {
+    pub fn field_by_number(&self, number: u32) -> Option<(usize, &FieldPlan)> {
+        let i = usize::from(*self.by_number.get(&number)?);
+        self.fields.get(i).map(|f| (i, f))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EnumPlan {
+    pub full_name: Box<str>,
+    /// `google.protobuf.NullValue`: JSON `null`.
+    pub is_null_value: bool,
+    pub by_name: FnvMap<Box<[u8]>, i32>,
+    /// Number → name (the first declared name of an aliased number).
+    pub by_number: FnvMap<i32, Box<str>>,
+    /// Declared names, for case-insensitive lookup.
+    pub names: Vec<(Box<str>, i32)>,
+    /// A closed enum: a number it does not declare, read from the wire, is an unknown field.
+    pub closed: bool,
+}
+
+impl EnumPlan {
+    pub fn number(&self, name: &[u8], case_insensitive: bool) -> Option<i32> {
+        if let Some(n) = self.by_name.get(name) {
+            return Some(*n);
+        }
+        if case_insensitive {
+            return self.names.iter().find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name)).map(|(_, v)| *v);
+        }
+        None
+    }
+
+    /// Whether a number read from the wire is a value of this enum (always, for an open one).
+    pub fn accepts(&self, number: i32) -> bool {
+        !self.closed || self.by_number.contains_key(&number)
+    }
+}
+
+/// Every message and enum of a descriptor pool, compiled.
+#[derive(Debug, Clone, Default)]
+pub struct Plans {
+    pub messages: Vec<MessagePlan>,
+    pub enums: Vec<EnumPlan>,
+    pub message_index: FnvMap<Box<str>, usize>,
+}
+
+impl Plans {
+    /// Compiles every message and enum of the schema; plan indices are the schema's.
+    pub fn build(schema: &Schema) -> Plans {
+        let message_index = schema.messages.iter().enumerate().map(|(i, m)| (m.full_name.clone(), i)).collect();
+        let enums: Vec<EnumPlan> = schema.enums.iter().map(enum_plan).collect();
+        let mut messages: Vec<MessagePlan> = schema.messages.iter().map(|m| message_plan(schema, m)).collect();
+        // Which messages reach a delimited field: those with one, then (to a fixed point) those
+        // with a sub-message that does.
+        let mut reaches: Vec<bool> = messages.iter().map(|m| m.fields.iter().any(|f| f.delimited)).collect();
+        loop {
+            let mut changed = false;
+            for (i, plan) in messages.iter().enumerate() {
+                let nested = plan.fields.iter().any(|f| match f.kind {
+                    ValueKind::Message(m) => reaches.get(m).copied().unwrap_or(false),
+                    _ => false,
+                });
+                if let Some(r) = reaches.get_mut(i).filter(|r| !**r && nested) {
+                    *r = true;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        for (plan, reaches) in messages.iter_mut().zip(reaches) {
+            plan.reaches_groups = reaches;
+        }
+        Plans { messages, enums, message_index }
+    }
+
+    pub fn message(&self, index: usize) -> Option<&MessagePlan> {
+        self.messages.get(index)
+    }
+
+    pub fn index_of(&self, full_name: &str) -> Option<usize> {
+        self.message_index.get(full_name).copied()
+    }
+}
+
+fn enum_plan(e: &Enum) -> EnumPlan {
+    let mut by_name = FnvMap::default();
+    let mut by_number = FnvMap::default();
+    for (name, number) in &e.values {
+        by_name.insert(Box::from(name.as_bytes()), *number);
+        by_number.entry(*number).or_insert_with(|| name.clone());
+    }
+    EnumPlan {
+        full_name: e.full_name.clone(),
+        is_null_value: &*e.full_name == "google.protobuf.NullValue",
+        by_name,
+        by_number,
+        names: e.values.clone(),
+        closed: e.closed,
+    }
+}
+
+fn value_kind(kind: Kind) -> ValueKind {
+    match kind {
+        Kind::Scalar(s) => ValueKind::Scalar(s),
+        Kind::Enum(e) => ValueKind::Enum(e),
+        Kind::Message(m) => ValueKind::Message(m),
+    }
+}
+
+/// The well-known type a message's full name is, if any: the one table of them.
+pub fn well_known(full_name: &str) -> Option<WellKnown> {
+    Some(match full_name {
+        "google.protobuf.Any" => WellKnown::Any,
+        "google.protobuf.Timestamp" => WellKnown::Timestamp,
+        "google.protobuf.Duration" => WellKnown::Duration,
+        "google.protobuf.FieldMask" => WellKnown::FieldMask,
+        "google.protobuf.Struct" => WellKnown::Struct,
+        "google.protobuf.Value" => WellKnown::Value,
+        "google.protobuf.ListValue" => WellKnown::ListValue,
+        "google.protobuf.DoubleValue" => WellKnown::Wrapper(Scalar::Double),
+        "google.protobuf.FloatValue" => WellKnown::Wrapper(Scalar::Float),
+        "google.protobuf.Int64Value" => WellKnown::Wrapper(Scalar::Int64),
+        "google.protobuf.UInt64Value" => WellKnown::Wrapper(Scalar::Uint64),
+        "google.protobuf.Int32Value" => WellKnown::Wrapper(Scalar::Int32),
+        "google.protobuf.UInt32Value" => WellKnown::Wrapper(Scalar::Uint32),
+        "google.protobuf.BoolValue" => WellKnown::Wrapper(Scalar::Bool),
+        "google.protobuf.StringValue" => WellKnown::Wrapper(Scalar::String),
+        "google.protobuf.BytesValue" => WellKnown::Wrapper(Scalar::Bytes),
+        "google.protobuf.Empty" => WellKnown::Empty,
+        _ => return None,
+    })
+}
+
+fn message_plan(schema: &Schema, m: &Message) -> MessagePlan {
+    // Real oneofs are numbered among themselves (a proto3 `optional` is no choice).
+    let real_oneof: Vec<Option<u16>> = {
+        let mut next = 0u16;
+        m.oneofs
+            .iter()
+            .map(|o| {
+                (!o.synthetic).then(|| {
+                    next = next.saturating_add(1);
+                    next - 1
+                })
+            })
+            .collect()
+    };
+    let mut fields = Vec::new();
+    let mut by_name = FnvMap::default();
+    let mut by_number = FnvMap::default();
+    for f in &m.fields {
+        let index = u16::try_from(fields.len()).unwrap_or(u16::MAX);
+        by_name.entry(Box::from(f.json_name.as_bytes())).or_insert(index);
+        by_name.entry(Box::from(f.name.as_bytes())).or_insert(index);
+        by_number.insert(f.number, index);
+        let oneof = f.oneof.and_then(|o| real_oneof.get(o).copied().flatten());
+        fields.push(field_plan(schema, f, oneof));
+    }
+    MessagePlan {
+        full_name: m.full_name.clone(),
+        reaches_groups: false,
+        well_known: well_known(&m.full_name),
+        fields,
+        by_name,
+        by_number,
+        oneofs: u16::try_from(real_oneof.iter().flatten().count()).unwrap_or(u16::MAX),
+    }
+}
+
+fn field_plan(schema: &Schema, f: &Field, oneof: Option<u16>) -> FieldPlan {
+    // A map's key and value get the map field's features (protoc copies them to both).
+    let mut verify_utf8 = f.verify_utf8;
+    let shape = match (f.map, f.kind) {
+        (true, Kind::Message(entry)) => {
+            let entry = schema.message(entry);
+            if let Some(value) = entry.and_then(schema::Message::map_value) {
+                verify_utf8 = value.verify_utf8;
+            }
+            let key = match entry.and_then(schema::Message::map_key).map(|k| k.kind) {
+                Some(Kind::Scalar(s)) => s,
+                _ => Scalar::String,
+            };
+            let value = entry
+                .and_then(schema::Message::map_value)
+                .map_or(ValueKind::Scalar(Scalar::Bytes), |v| value_kind(v.kind));
+            Shape::Map { key, value }
+        }
+        _ if f.is_repeated() => Shape::Repeated { packed: f.packed },
+        _ => Shape::Single { presence: f.presence },
+    };
+    FieldPlan {
+        number: f.number,
+        json_name: f.json_name.clone(),
+        quoted_json_name: quoted(&f.json_name),
+        proto_name: f.name.clone(),
+        kind: value_kind(f.kind),
+        shape,
+        oneof,
+        delimited: f.delimited && !f.map && matches!(f.kind, Kind::Message(_)),
+        verify_utf8,
+        required: f.behavior.required,
+        output_only: f.behavior.output_only,
+    }
+}
+
+fn quoted(name: &str) -> Option<Box<[u8]>> {
+    if name.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        return None;
+    }
+    Some(format!("\"{name}\"").into_bytes().into_boxed_slice())
+}

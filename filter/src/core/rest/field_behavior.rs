@@ -1,0 +1,368 @@
+//! `google.api.field_behavior` in requests (`json2grpc.rest.field_behavior`): fields marked
+//! OUTPUT_ONLY are dropped from the message a client made, and every field marked REQUIRED must
+//! be set once the path, the query and the body are bound, or the request is a 400 naming each
+//! missing field (a `google.rpc.BadRequest`), before the service is called.
+//!
+//! Both work on the encoded message and descend only into message types that can reach a
+//! marked field. "Set" is protobuf's: a field without presence holding its default value (`0`,
+//! `""`) is not on the wire, so it is missing; a message field is set even when empty. The
+//! fields of a sub-message are checked only where it is set.
+use crate::core::codec::plan::{FieldPlan, Plans, Scalar, Shape, ValueKind};
+use crate::core::codec::wire::nested;
+use crate::core::codec::wire::{fields, read_varint, write_tag, RawField, LEN, START_GROUP, VARINT};
+use crate::core::error::{Error, Result};
+use crate::core::rest::body_keys::MAX_LISTED;
+
+/// Nesting followed at most (protobuf's recursion limit); deeper levels are not looked into.
+const MAX_DEPTH: usize = 100;
+
+/// Which message types can reach a marked field, per plan index (computed once per config).
+#[derive(Debug, Default)]
+pub struct Behaviors {
+    reaches_output_only: Vec<bool>,
+    reaches_required: Vec<bool>,
+}
+
+impl Behaviors {
+    pub fn build(plans: &Plans) -> Behaviors {
+        Behaviors {
+            reaches_output_only: reaches(plans, |f| f.output_only),
+            reaches_required: reaches(plans, |f| f.required),
+        }
+    }
+
+    /// The request message `message` of type `index` with its OUTPUT_ONLY fields dropped, or a
+    /// 400 naming its missing REQUIRED fields.
+    pub fn apply(&self, plans: &Plans, index: usize, message: Vec<u8>) -> Result<Vec<u8>> {
+        let message = if self.reaches(&self.reaches_output_only, index) {
+            let mut out = Vec::with_capacity(message.len());
+            self.drop_output_only(plans, index, &message, &mut out, 0)?;
+            out
+        } else {
+            message
+        };
+        if self.reaches(&self.reaches_required, index) {
+            let mut missing = Missing::default();
+            self.check(plans, index, &[&message], &mut String::new(), &mut missing, 0)?;
+            if missing.count > 0 {
+                let violations: Vec<(String, String)> =
+                    missing.listed.into_iter().map(|p| (p, "required field is missing".to_string())).collect();
+                let names = violations.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>().join(", ");
+                let more = if missing.count > violations.len() { ", …" } else { "" };
+                return Err(Error::bad_request_fields(
+                    format!("missing required field(s): {names}{more}"),
+                    &violations,
+                ));
+            }
+        }
+        Ok(message)
+    }
+
+    fn reaches(&self, table: &[bool], index: usize) -> bool {
+        table.get(index).copied().unwrap_or(false)
+    }
+
+    /// Copies `bytes` without OUTPUT_ONLY fields, rewriting the sub-messages that hold some.
+    fn drop_output_only(
+        &self,
+        plans: &Plans,
+        index: usize,
+        bytes: &[u8],
+        out: &mut Vec<u8>,
+        depth: usize,
+    ) -> Result<()> {
+        let plan = plans.message(index).ok_or_else(|| Error::internal("message plan missing"))?;
+        for raw in fields(bytes) {
+            let raw = raw.map_err(|()| malformed())?;
+            let field = plan.field_by_number(raw.number).map(|(_, f)| f);
+            match field {
+                Some(f) if f.output_only => {}
+                Some(FieldPlan { kind: ValueKind::Message(m), .. })
+                    if depth < MAX_DEPTH && self.reaches(&self.reaches_output_only, *m) =>
+                {
+                    match raw.wire_type {
+                        LEN => nested(raw.number, out, |o| self.drop_output_only(plans, *m, raw.value, o, depth + 1))?,
+                        START_GROUP => {
+                            write_tag(raw.number, START_GROUP, out);
+                            self.drop_output_only(plans, *m, raw.value, out, depth + 1)?;
+                            write_tag(raw.number, crate::core::codec::wire::END_GROUP, out);
+                        }
+                        _ => raw.write(out),
+                    }
+                }
+                _ => raw.write(out),
+            }
+        }
+        Ok(())
+    }
+
+    /// Names the REQUIRED fields missing from the message whose encodings are `chunks` (the
+    /// occurrences of one singular field merge), at `path`: its own first, then those inside
+    /// its sub-messages, field by field in declaration order.
+    fn check(
+        &self,
+        plans: &Plans,
+        index: usize,
+        chunks: &[&[u8]],
+        path: &mut String,
+        missing: &mut Missing,
+        depth: usize,
+    ) -> Result<()> {
+        let plan = plans.message(index).ok_or_else(|| Error::internal("message plan missing"))?;
+        let mut present = vec![false; plan.fields.len()];
+        // The sub-messages to look into, per field (no allocation for the others).
+        let mut inside: Vec<Vec<&[u8]>> = (0..plan.fields.len()).map(|_| Vec::new()).collect();
+        for chunk in chunks {
+            for raw in fields(chunk) {
+                let raw = raw.map_err(|()| malformed())?;
+                let Some((i, field)) = plan.field_by_number(raw.number) else { continue };
+                if let Some(p) = present.get_mut(i) {
+                    *p = true;
+                }
+                let target = match (field.shape, field.kind) {
+                    (Shape::Map { value: ValueKind::Message(v), .. }, _) => Some(v),
+                    (Shape::Map { .. }, _) => None,
+                    (_, ValueKind::Message(m)) => Some(m),
+                    _ => None,
+                };
+                let wanted = target.is_some_and(|m| self.reaches(&self.reaches_required, m));
+                if wanted && depth < MAX_DEPTH && matches!(raw.wire_type, LEN | START_GROUP) {
+                    if let Some(list) = inside.get_mut(i) {
+                        list.push(raw.value);
+                    }
+                }
+            }
+        }
+        for (i, field) in plan.fields.iter().enumerate() {
+            if field.required && !present.get(i).copied().unwrap_or(true) {
+                missing.add(path, &field.json_name);
+            }
+        }
+        for (field, found) in plan.fields.iter().zip(&inside) {
+            match (field.shape, field.kind) {
+                _ if found.is_empty() => {}
+                (Shape::Single { .. }, ValueKind::Message(m)) => {
+                    self.descend(plans, m, found, path, &field.json_name, missing, depth)?;
+                }
+                (Shape::Repeated { .. }, ValueKind::Message(m)) => {
+                    for (n, element) in found.iter().enumerate() {
+                        let name = format!("{}[{n}]", field.json_name);
+                        self.descend(plans, m, &[element], path, &name, missing, depth)?;
+                    }
+                }
+                (Shape::Map { key, value: ValueKind::Message(v) }, _) => {
+                    for entry in found {
+                        let (label, values) = map_entry(entry, key)?;
+                        if !values.is_empty() {
+                            let name = format!("{}[{label}]", field.json_name);
+                            self.descend(plans, v, &values, path, &name, missing, depth)?;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn descend(
+        &self,
+        plans: &Plans,
+        index: usize,
+        chunks: &[&[u8]],
+        path: &mut String,
+        name: &str,
+        missing: &mut Missing,
+        depth: usize,
+    ) -> Result<()> {
+        let len = path.len();
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str(name);
+        let result = self.check(plans, index, chunks, path, missing, depth + 1);
+        path.truncate(len);
+        result
+    }
+}
+
+/// The missing fields' paths: the first [`MAX_LISTED`], and how many there are.
+#[derive(Default)]
+struct Missing {
+    listed: Vec<String>,
+    count: usize,
+}
+
+impl Missing {
+    fn add(&mut self, path: &str, name: &str) {
+        self.count += 1;
+        if self.listed.len() < MAX_LISTED {
+            self.listed.push(if path.is_empty() { name.to_string() } else { format!("{path}.{name}") });
+        }
+    }
+}
+
+/// Which message types have a field `marked`, or a message field (maps included) of a type
+/// that does: to a fixed point, as recursive types need.
+fn reaches(plans: &Plans, marked: impl Fn(&FieldPlan) -> bool) -> Vec<bool> {
+    let mut reach: Vec<bool> = plans.messages.iter().map(|m| m.fields.iter().any(&marked)).collect();
+    loop {
+        let mut changed = false;
+        for (i, plan) in plans.messages.iter().enumerate() {
+            let nested = plan.fields.iter().any(|f| match f.kind {
+                ValueKind::Message(m) => reach.get(m).copied().unwrap_or(false),
+                _ => false,
+            });
+            if let Some(r) = reach.get_mut(i).filter(|r| !**r && nested) {
+                *r = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            return reach;
+        }
+    }
+}
+
+/// A map entry's key as text (for the path) and its value's encodings.
+fn map_entry(entry: &[u8], key: Scalar) -> Result<(String, Vec<&[u8]>)> {
+    let mut label = String::new();
+    let mut values = Vec::new();
+    for raw in fields(entry) {
+        let raw = raw.map_err(|()| malformed())?;
+        match raw.number {
+            1 => label = key_text(key, raw),
+            2 if matches!(raw.wire_type, LEN | START_GROUP) => values.push(raw.value),
+            _ => {}
+        }
+    }
+    Ok((label, values))
+}
+
+fn key_text(key: Scalar, raw: RawField<'_>) -> String {
+    let varint = || if raw.wire_type == VARINT { read_varint(raw.value).map_or(0, |(v, _)| v) } else { 0 };
+    let fixed = |n: usize| raw.value.iter().take(n).rev().fold(0u64, |v, b| v << 8 | u64::from(*b));
+    match key {
+        Scalar::String => String::from_utf8_lossy(raw.value).into_owned(),
+        Scalar::Bool => (varint() != 0).to_string(),
+        Scalar::Int32 => (varint() as i32).to_string(),
+        Scalar::Int64 => (varint() as i64).to_string(),
+        Scalar::Uint32 | Scalar::Uint64 => varint().to_string(),
+        Scalar::Sint32 | Scalar::Sint64 => {
+            let v = varint();
+            ((v >> 1) as i64 ^ -((v & 1) as i64)).to_string()
+        }
+        Scalar::Fixed32 => fixed(4).to_string(),
+        Scalar::Sfixed32 => (fixed(4) as u32 as i32).to_string(),
+        Scalar::Fixed64 => fixed(8).to_string(),
+        Scalar::Sfixed64 => (fixed(8) as i64).to_string(),
+        Scalar::Double | Scalar::Float | Scalar::Bytes => String::new(),
+    }
+}
+
+fn malformed() -> Error {
+    Error::internal("the request's own encoding is malformed")
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use base64::Engine;
+    use prost_reflect::DynamicMessage;
+    use serde_json::{json, Value as Json};
+
+    use crate::core::error::Error;
+    use crate::core::request::Decision;
+    use crate::core::transcoder::Transcoder;
+    use crate::testing::fixtures::{message as descriptor, TEST_DESCRIPTOR_SET};
+
+    fn transcoder(on: bool) -> Transcoder {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(TEST_DESCRIPTOR_SET);
+        let config = format!(
+            r#"{{"proto_descriptor_bin":"{b64}","services":["test.v1.Docs"],"json2grpc":{{"rest":{{"field_behavior":{on}}}}}}}"#
+        );
+        Transcoder::from_json(config.as_bytes()).unwrap()
+    }
+
+    fn call(t: &Transcoder, method: &str, path: &str, body: &str) -> Result<Json, Error> {
+        let Decision::Transcode(plan) = t.route(method, path, None) else { panic!("{path}") };
+        let bytes = t.request_message(&plan, body.as_bytes(), None)?;
+        let m = DynamicMessage::decode(descriptor(&plan.method().input_name), bytes.as_slice()).unwrap();
+        let mut ser = serde_json::Serializer::new(Vec::new());
+        m.serialize_with_options(&mut ser, &prost_reflect::SerializeOptions::new().use_proto_field_name(true)).unwrap();
+        Ok(serde_json::from_slice(&ser.into_inner()).unwrap())
+    }
+
+    fn missing(e: &Error) -> Vec<&str> {
+        e.details[0]["fieldViolations"].as_array().unwrap().iter().map(|v| v["field"].as_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn required_fields_are_checked_after_path_query_and_body() {
+        let t = transcoder(true);
+        // parent from the path, doc from the body; doc.title and doc.priority are REQUIRED.
+        let ok = r#"{"title": "t", "priority": 0}"#;
+        assert_eq!(
+            call(&t, "POST", "/v1/p/docs", ok).unwrap(),
+            json!({"parent": "p", "doc": {"title": "t", "priority": 0}})
+        );
+        let e = call(&t, "POST", "/v1/p/docs", r#"{"note": "n"}"#).unwrap_err();
+        assert_eq!(e.http_status, 400);
+        assert_eq!(missing(&e), ["doc.title", "doc.priority"]);
+        assert!(e.message.contains("doc.title, doc.priority"), "{e}");
+        // An empty body still sets doc (an empty message): its fields are missing.
+        assert_eq!(missing(&call(&t, "POST", "/v1/p/docs", "").unwrap_err()), ["doc.title", "doc.priority"]);
+        // A default value of a field without presence is not set.
+        let e = call(&t, "POST", "/v1/p/docs", r#"{"title": "", "priority": 1}"#).unwrap_err();
+        assert_eq!(missing(&e), ["doc.title"]);
+        // The query can set what the body does not (the occurrences merge).
+        assert!(call(&t, "POST", "/v1/p/docs?doc.title=q", r#"{"priority": 1}"#).is_ok());
+        // Inside lists, maps and set sub-messages; not inside absent ones.
+        let body = r#"{"title": "t", "priority": 1, "lines": [{"sku": "a"}, {"quantity": 1}],
+                       "byKey": {"k": {}}, "main": {}, "parent": {"title": "p", "priority": 2}}"#;
+        let e = call(&t, "POST", "/v1/p/docs", body).unwrap_err();
+        assert_eq!(missing(&e), ["doc.lines[1].sku", "doc.byKey[k].sku", "doc.main.sku"]);
+        // A message's own fields first, then those of its sub-messages.
+        let e = call(&t, "POST", "/v1/p/docs", r#"{"lines": [{}]}"#).unwrap_err();
+        assert_eq!(missing(&e), ["doc.title", "doc.priority", "doc.lines[0].sku"]);
+        // Off: nothing is checked.
+        assert!(call(&transcoder(false), "POST", "/v1/p/docs", "{}").is_ok());
+    }
+
+    #[test]
+    fn output_only_fields_are_dropped_at_every_level() {
+        let t = transcoder(true);
+        let body = r#"{"title": "t", "priority": 1, "version": "7", "main": {"sku": "a", "price": "5"},
+                       "lines": [{"sku": "b", "price": "6", "quantity": 2}], "byKey": {"k": {"sku": "c", "price": "1"}},
+                       "parent": {"title": "p", "priority": 1, "version": "2", "parent": {"version": "1", "title": "q", "priority": 1}}}"#;
+        assert_eq!(
+            call(&t, "POST", "/v1/p/docs", body).unwrap(),
+            json!({"parent": "p", "doc": {"title": "t", "priority": 1, "main": {"sku": "a"},
+                   "lines": [{"sku": "b", "quantity": 2}], "by_key": {"k": {"sku": "c"}},
+                   "parent": {"title": "p", "priority": 1, "parent": {"title": "q", "priority": 1}}}})
+        );
+        // From the URL too.
+        assert_eq!(
+            call(&t, "GET", "/v1/docs/1?version=3&title=t&priority=1", "").unwrap(),
+            json!({"id": "1", "title": "t", "priority": 1})
+        );
+        assert_eq!(
+            call(&transcoder(false), "GET", "/v1/docs/1?version=3", "").unwrap(),
+            json!({"id": "1", "version": "3"})
+        );
+    }
+
+    #[test]
+    fn missing_fields_are_listed_within_bounds() {
+        let t = transcoder(true);
+        let lines = vec!["{}"; 300].join(",");
+        let e = call(&t, "POST", "/v1/p/docs", &format!(r#"{{"title": "t", "priority": 1, "lines": [{lines}]}}"#))
+            .unwrap_err();
+        assert_eq!(missing(&e).len(), super::MAX_LISTED);
+        assert_eq!(missing(&e)[99], "doc.lines[99].sku");
+        assert!(e.message.ends_with(", …"), "{}", e.message);
+    }
+}

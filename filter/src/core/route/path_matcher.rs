@@ -1,0 +1,978 @@
+//! Routing of an HTTP method and request path to a registered `google.api.http` template, with
+//! the values of the template's variables.
+//!
+//! Semantics (Envoy's grpc_json_transcoder unless noted):
+//! - The key is method + template shape + verb; the whole path must match (no prefix match).
+//! - At every segment a literal beats `*`, which beats `**`; when the preferred branch fails
+//!   deeper, the next one is tried (backtracking).
+//! - `**` matches zero or more segments and is followed only by literals; of several templates
+//!   sharing a `**`, the one with the most literals after it wins.
+//! - The path is split on raw `/` first, then variables are decoded: a single-segment variable
+//!   fully, a multi-segment one (several segments or `**`) per `url_unescape_spec`, its segments
+//!   joined with `/`. `%2F` therefore never creates a segment boundary.
+//! - Literals and verbs are compared with the raw, undecoded text. Decoding before comparing
+//!   would make routing depend on the unescape spec and let `%2F`/`%3A` forge structure; Envoy
+//!   compares raw too, so templates keep routing the same requests.
+//! - Custom verb: the text after the last `:` of the last segment, if some template registers
+//!   that verb (or `match_unregistered_custom_verb`). Otherwise the `:` stays in the segment.
+//!   As in Envoy, a split verb is never put back: a literal `c:b` in one template cannot be
+//!   reached once another template registers the verb `b`.
+//!   A trailing `:` with nothing after it is never a verb (Envoy gets this wrong).
+//! - `/` and the empty path have zero segments: they match the `/` template, or a template that
+//!   is only `/**` (whose `**` then matches nothing).
+//! - Trailing slashes are dropped once the verb is split off, as in Envoy: `/v1/things/` and
+//!   `/v1/things//` are `/v1/things`; `/v1/things/1:cancel/` has no verb (its last segment is
+//!   `1:cancel`), while `/v1/things/1/:cancel` is `/v1/things/1` with the verb `cancel`. Empty
+//!   segments in the middle (`/a//b`) stay: they match only a `*` or `**` (which binds "").
+//! - A `?` ends the path (the query is not part of matching); a path not starting with `/`
+//!   matches nothing.
+//! - A method + template registered twice makes that key ambiguous: a lookup that lands on it
+//!   finds nothing (it does not fall back to lower-precedence templates).
+//! - Method `*` registers for every method; at a given template a specific method wins.
+//!
+//! Cost: templates live in a trie. Before a `**` every template segment consumes exactly one
+//! path segment, so a lookup visits each trie node at most once, and no node deeper than the
+//! path; after a `**` only literal suffixes are compared. The explicit stack is bounded by the
+//! trie depth, so paths of any length cost linear time and no recursion.
+use std::collections::btree_map::Entry as MapEntry;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use crate::core::route::percent::{self, UrlUnescapeSpec};
+use crate::core::route::template::{PathTemplate, Segment, Variable};
+
+/// The method that registers a template for every HTTP method.
+pub const ANY_METHOD: &str = "*";
+
+/// Options of the matcher (from the filter configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MatcherOptions {
+    /// How multi-segment variables are decoded.
+    pub url_unescape_spec: UrlUnescapeSpec,
+    /// Treat any `:xyz` after the last `/` as a verb, registered or not.
+    pub match_unregistered_custom_verb: bool,
+}
+
+/// The same method and template (up to variable names) were registered twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateRegistration {
+    pub http_method: String,
+    /// The template as registered, in canonical form.
+    pub template: String,
+}
+
+impl fmt::Display for DuplicateRegistration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} is registered more than once; requests matching it are ambiguous and not routed",
+            self.http_method, self.template
+        )
+    }
+}
+
+impl std::error::Error for DuplicateRegistration {}
+
+/// What a trie node holds for one verb and method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Value(usize),
+    Ambiguous,
+}
+
+#[derive(Debug, Default)]
+struct Node {
+    literals: BTreeMap<String, usize>,
+    wildcard: Option<usize>,
+    double_wildcard: Option<usize>,
+    /// Templates ending here: verb ("" for none; verbs are never empty) → method → slot.
+    ends: BTreeMap<String, BTreeMap<String, Slot>>,
+    /// On a `**` node: the most literal segments any template has after that `**`.
+    max_tail: usize,
+}
+
+impl Node {
+    fn end(&self, verb: &str, http_method: &str) -> Option<Slot> {
+        let by_method = self.ends.get(verb)?;
+        by_method.get(http_method).or_else(|| by_method.get(ANY_METHOD)).copied()
+    }
+}
+
+#[derive(Debug)]
+struct Registered<T> {
+    value: T,
+    variables: Vec<Variable>,
+}
+
+/// Collects templates; [`PathMatcherBuilder::build`] makes the matcher.
+#[derive(Debug)]
+pub struct PathMatcherBuilder<T> {
+    /// The trie; index 0 is the root.
+    nodes: Vec<Node>,
+    registered: Vec<Registered<T>>,
+    verbs: BTreeSet<String>,
+}
+
+impl<T> Default for PathMatcherBuilder<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> PathMatcherBuilder<T> {
+    pub fn new() -> Self {
+        PathMatcherBuilder { nodes: vec![Node::default()], registered: Vec::new(), verbs: BTreeSet::new() }
+    }
+
+    /// Registers `template` for `http_method` (e.g. `"GET"`; [`ANY_METHOD`] for every method;
+    /// compared case-sensitively). Registering the same method and an equivalent template
+    /// (same segments and verb, whatever the variable names) again returns
+    /// `Err(DuplicateRegistration)`, drops `value` and marks the key ambiguous: lookups that
+    /// land on it return `None`.
+    ///
+    /// Templates from [`crate::core::route::template::parse`] follow its rules; a hand-built template with
+    /// a non-literal segment after `**` is accepted but never matches.
+    pub fn register(
+        &mut self,
+        http_method: &str,
+        template: &PathTemplate,
+        value: T,
+    ) -> Result<(), DuplicateRegistration> {
+        let mut node = 0;
+        let mut double_wildcard: Option<(usize, usize)> = None; // (node, literals after it)
+        for segment in &template.segments {
+            node = self.child(node, segment);
+            match (&mut double_wildcard, segment) {
+                (Some((_, tail)), _) => *tail += 1,
+                (None, Segment::DoubleWildcard) => double_wildcard = Some((node, 0)),
+                (None, _) => {}
+            }
+        }
+        if let Some((at, tail)) = double_wildcard {
+            if let Some(dw) = self.nodes.get_mut(at) {
+                dw.max_tail = dw.max_tail.max(tail);
+            }
+        }
+        if let Some(verb) = &template.verb {
+            self.verbs.insert(verb.clone());
+        }
+        let index = self.registered.len();
+        let duplicate =
+            || DuplicateRegistration { http_method: http_method.to_owned(), template: template.to_string() };
+        let Some(end) = self.nodes.get_mut(node) else {
+            return Err(duplicate());
+        };
+        let by_method = end.ends.entry(template.verb.clone().unwrap_or_default()).or_default();
+        match by_method.entry(http_method.to_owned()) {
+            MapEntry::Vacant(slot) => {
+                slot.insert(Slot::Value(index));
+                self.registered.push(Registered { value, variables: template.variables.clone() });
+                Ok(())
+            }
+            MapEntry::Occupied(mut slot) => {
+                slot.insert(Slot::Ambiguous);
+                Err(duplicate())
+            }
+        }
+    }
+
+    /// The child of node `from` for `segment`, created when missing.
+    fn child(&mut self, from: usize, segment: &Segment) -> usize {
+        let existing = self.nodes.get(from).and_then(|node| match segment {
+            Segment::Literal(text) => node.literals.get(text.as_str()).copied(),
+            Segment::Wildcard => node.wildcard,
+            Segment::DoubleWildcard => node.double_wildcard,
+        });
+        if let Some(existing) = existing {
+            return existing;
+        }
+        let new = self.nodes.len();
+        self.nodes.push(Node::default());
+        if let Some(node) = self.nodes.get_mut(from) {
+            match segment {
+                Segment::Literal(text) => {
+                    node.literals.insert(text.clone(), new);
+                }
+                Segment::Wildcard => node.wildcard = Some(new),
+                Segment::DoubleWildcard => node.double_wildcard = Some(new),
+            }
+        }
+        new
+    }
+
+    pub fn build(self, options: MatcherOptions) -> PathMatcher<T> {
+        PathMatcher { nodes: self.nodes, registered: self.registered, verbs: self.verbs, options }
+    }
+}
+
+/// A successful lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathMatch<'a, T> {
+    pub value: &'a T,
+    /// (index into the matched template's `variables`, decoded value) for every variable, in
+    /// template order. Values may be invalid UTF-8; the caller decides.
+    pub bindings: Vec<(usize, Vec<u8>)>,
+}
+
+/// Finds the template of a request; immutable, so it can serve any number of lookups.
+#[derive(Debug)]
+pub struct PathMatcher<T> {
+    nodes: Vec<Node>,
+    registered: Vec<Registered<T>>,
+    verbs: BTreeSet<String>,
+    options: MatcherOptions,
+}
+
+/// Work left on the lookup's explicit stack.
+enum Step {
+    /// Match the path from segment `depth` on at trie node `node`.
+    Node { node: usize, depth: usize },
+    /// A `**` node reached with `depth` segments consumed: compare the literal suffixes.
+    Tail { node: usize, depth: usize },
+}
+
+impl<T> PathMatcher<T> {
+    pub fn options(&self) -> MatcherOptions {
+        self.options
+    }
+
+    /// The template registered for `http_method` that `path` (without the query string; a `?`
+    /// ends it anyway) matches, with its variables' values.
+    pub fn lookup(&self, http_method: &str, path: &str) -> Option<PathMatch<'_, T>> {
+        let path = path.split_once('?').map_or(path, |(path, _query)| path);
+        let rest = match path.strip_prefix('/') {
+            Some(rest) => rest,
+            None if path.is_empty() => "",
+            None => return None,
+        };
+        let (body, verb) = self.split_verb(rest);
+        let body = body.trim_end_matches('/');
+        let parts: Vec<&str> = if body.is_empty() { Vec::new() } else { body.split('/').collect() };
+        let Slot::Value(index) = self.find(&parts, verb.unwrap_or(""), http_method)? else {
+            return None;
+        };
+        let registered = self.registered.get(index)?;
+        let bindings = registered
+            .variables
+            .iter()
+            .enumerate()
+            .map(|(i, variable)| Some((i, self.bind(variable, &parts)?)))
+            .collect::<Option<Vec<_>>>()?;
+        Some(PathMatch { value: &registered.value, bindings })
+    }
+
+    /// Splits a custom verb off `rest` (the path without its leading `/`).
+    fn split_verb<'p>(&self, rest: &'p str) -> (&'p str, Option<&'p str>) {
+        let last_segment = rest.rfind('/').map_or(0, |slash| slash + 1);
+        let colon = rest.get(last_segment..).and_then(|segment| segment.rfind(':'));
+        let Some((body, verb)) = colon.and_then(|colon| rest.split_at_checked(last_segment + colon)) else {
+            return (rest, None);
+        };
+        let verb = verb.strip_prefix(':').unwrap_or(verb);
+        if !verb.is_empty() && (self.options.match_unregistered_custom_verb || self.verbs.contains(verb)) {
+            (body, Some(verb))
+        } else {
+            (rest, None)
+        }
+    }
+
+    /// Depth-first search in precedence order (literal, `*`, `**`) with an explicit stack.
+    fn find(&self, parts: &[&str], verb: &str, http_method: &str) -> Option<Slot> {
+        let mut stack = vec![Step::Node { node: 0, depth: 0 }];
+        while let Some(step) = stack.pop() {
+            match step {
+                Step::Node { node, depth } => {
+                    let Some(node) = self.nodes.get(node) else { continue };
+                    let part = parts.get(depth);
+                    if part.is_none() {
+                        if let Some(slot) = node.end(verb, http_method) {
+                            return Some(slot);
+                        }
+                    }
+                    // Pushed in reverse order of precedence.
+                    if let Some(dw) = node.double_wildcard {
+                        stack.push(Step::Tail { node: dw, depth });
+                    }
+                    if let Some(part) = part {
+                        if let Some(wildcard) = node.wildcard {
+                            stack.push(Step::Node { node: wildcard, depth: depth + 1 });
+                        }
+                        if let Some(&literal) = node.literals.get(*part) {
+                            stack.push(Step::Node { node: literal, depth: depth + 1 });
+                        }
+                    }
+                }
+                Step::Tail { node, depth } => {
+                    let remaining = parts.get(depth..).unwrap_or_default();
+                    if let Some(slot) = self.match_tail(node, remaining, verb, http_method) {
+                        return Some(slot);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// At a `**` node with `remaining` path segments: the template whose literal suffix is the
+    /// longest that matches the end of the path (`**` takes the rest, possibly nothing).
+    fn match_tail(&self, node: usize, remaining: &[&str], verb: &str, http_method: &str) -> Option<Slot> {
+        let dw = self.nodes.get(node)?;
+        (0..=dw.max_tail.min(remaining.len())).rev().find_map(|tail| {
+            let suffix = remaining.get(remaining.len() - tail..)?;
+            let end = suffix
+                .iter()
+                .try_fold(dw, |at, part| at.literals.get(*part).and_then(|&child| self.nodes.get(child)))?;
+            end.end(verb, http_method)
+        })
+    }
+
+    /// The decoded value of `variable` in a path split into `parts`.
+    fn bind(&self, variable: &Variable, parts: &[&str]) -> Option<Vec<u8>> {
+        let segments = parts.get(variable.path_range(parts.len())?)?;
+        let spec =
+            if variable.is_multi_segment() { self.options.url_unescape_spec } else { UrlUnescapeSpec::AllCharacters };
+        let mut value = Vec::with_capacity(segments.iter().map(|s| s.len() + 1).sum());
+        for (i, segment) in segments.iter().enumerate() {
+            if i > 0 {
+                value.push(b'/');
+            }
+            value.extend_from_slice(&percent::decode(segment, spec));
+        }
+        Some(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+    use crate::core::route::template::parse;
+    use UrlUnescapeSpec::*;
+
+    type Matcher = PathMatcher<&'static str>;
+
+    fn template(text: &str) -> PathTemplate {
+        parse(text).unwrap()
+    }
+
+    /// A matcher whose values are the registered template texts.
+    fn matcher_with(options: MatcherOptions, routes: &[(&str, &'static str)]) -> Matcher {
+        let mut builder = PathMatcherBuilder::new();
+        for &(method, text) in routes {
+            builder.register(method, &template(text), text).unwrap();
+        }
+        builder.build(options)
+    }
+
+    fn matcher(routes: &[(&str, &'static str)]) -> Matcher {
+        matcher_with(MatcherOptions::default(), routes)
+    }
+
+    fn spec(url_unescape_spec: UrlUnescapeSpec) -> MatcherOptions {
+        MatcherOptions { url_unescape_spec, ..MatcherOptions::default() }
+    }
+
+    /// The matched template and its bindings as `field.path=value` (value as UTF-8).
+    fn get(m: &Matcher, method: &str, path: &str) -> Option<(&'static str, Vec<String>)> {
+        let found = m.lookup(method, path)?;
+        let vars = template(found.value).variables;
+        let bindings = found
+            .bindings
+            .iter()
+            .map(|(i, value)| format!("{}={}", vars[*i].field_path_string(), String::from_utf8(value.clone()).unwrap()))
+            .collect();
+        Some((*found.value, bindings))
+    }
+
+    /// Only the matched template.
+    fn route(m: &Matcher, method: &str, path: &str) -> Option<&'static str> {
+        m.lookup(method, path).map(|found| *found.value)
+    }
+
+    fn binding(m: &Matcher, method: &str, path: &str) -> Vec<u8> {
+        let found = m.lookup(method, path).unwrap_or_else(|| panic!("{path:?} should match"));
+        assert_eq!(found.bindings.len(), 1);
+        found.bindings[0].1.clone()
+    }
+
+    // ---- whole-path literal matching ----
+
+    #[test]
+    fn literal_template_matches_only_the_whole_path() {
+        let m = matcher(&[("GET", "/v1/shelves")]);
+        assert_eq!(get(&m, "GET", "/v1/shelves"), Some(("/v1/shelves", vec![])));
+        for path in [
+            "/v1",
+            "/v1/shelves/1",
+            "/v1/shelve",
+            "/v1/shelvesx",
+            "/v2/shelves",
+            "/V1/shelves",
+            "/shelves",
+            "/v1//shelves",
+        ] {
+            assert_eq!(route(&m, "GET", path), None, "{path:?}");
+        }
+    }
+
+    #[test]
+    fn empty_matcher_matches_nothing() {
+        let m: Matcher = PathMatcherBuilder::new().build(MatcherOptions::default());
+        for path in ["", "/", "/a", "/a:b"] {
+            assert!(m.lookup("GET", path).is_none());
+        }
+        let m: Matcher = PathMatcherBuilder::default().build(MatcherOptions::default());
+        assert!(m.lookup("GET", "/").is_none());
+    }
+
+    #[test]
+    fn single_variable_binding() {
+        let m = matcher(&[("GET", "/v1/shelves/{shelf}/books/{book.id}")]);
+        assert_eq!(
+            get(&m, "GET", "/v1/shelves/s1/books/b2"),
+            Some(("/v1/shelves/{shelf}/books/{book.id}", vec!["shelf=s1".into(), "book.id=b2".into()]))
+        );
+        assert_eq!(route(&m, "GET", "/v1/shelves/s1/books"), None);
+        assert_eq!(route(&m, "GET", "/v1/shelves/s1/books/b2/x"), None);
+    }
+
+    #[test]
+    fn bindings_carry_the_index_of_the_template_variable() {
+        let m = matcher(&[("GET", "/{a}/{b=x/*}/{c=**}")]);
+        let found = m.lookup("GET", "/1/x/2/3/4").unwrap();
+        assert_eq!(found.bindings, vec![(0, b"1".to_vec()), (1, b"x/2".to_vec()), (2, b"3/4".to_vec())]);
+    }
+
+    #[test]
+    fn multi_segment_variable_with_literals_inside() {
+        let m = matcher(&[("GET", "/v1/{name=shelves/*/books/*}")]);
+        assert_eq!(get(&m, "GET", "/v1/shelves/a/books/b").unwrap().1, vec!["name=shelves/a/books/b"]);
+        assert_eq!(route(&m, "GET", "/v1/shelves/a/novels/b"), None);
+        assert_eq!(route(&m, "GET", "/v1/shelves/a/books"), None);
+    }
+
+    // ---- precedence and backtracking ----
+
+    #[test]
+    fn literal_beats_wildcard_beats_double_wildcard() {
+        let m =
+            matcher(&[("GET", "/v1/shelves/{rest=**}"), ("GET", "/v1/shelves/{id}"), ("GET", "/v1/shelves/special")]);
+        assert_eq!(route(&m, "GET", "/v1/shelves/special"), Some("/v1/shelves/special"));
+        assert_eq!(get(&m, "GET", "/v1/shelves/x"), Some(("/v1/shelves/{id}", vec!["id=x".into()])));
+        assert_eq!(get(&m, "GET", "/v1/shelves/x/y"), Some(("/v1/shelves/{rest=**}", vec!["rest=x/y".into()])));
+        assert_eq!(
+            get(&m, "GET", "/v1/shelves/special/y"),
+            Some(("/v1/shelves/{rest=**}", vec!["rest=special/y".into()]))
+        );
+        assert_eq!(get(&m, "GET", "/v1/shelves"), Some(("/v1/shelves/{rest=**}", vec!["rest=".into()])));
+    }
+
+    #[test]
+    fn registration_order_does_not_change_precedence() {
+        let a = matcher(&[("GET", "/a/{x}"), ("GET", "/a/b"), ("GET", "/a/**")]);
+        let b = matcher(&[("GET", "/a/**"), ("GET", "/a/b"), ("GET", "/a/{x}")]);
+        for path in ["/a/b", "/a/c", "/a/b/c", "/a"] {
+            assert_eq!(route(&a, "GET", path), route(&b, "GET", path), "{path:?}");
+        }
+    }
+
+    #[test]
+    fn failed_literal_branch_backtracks_to_wildcard() {
+        let m = matcher(&[("GET", "/a/b/c"), ("GET", "/a/{x}/d")]);
+        assert_eq!(get(&m, "GET", "/a/b/d"), Some(("/a/{x}/d", vec!["x=b".into()])));
+        assert_eq!(route(&m, "GET", "/a/b/c"), Some("/a/b/c"));
+        assert_eq!(route(&m, "GET", "/a/b/e"), None);
+    }
+
+    #[test]
+    fn failed_wildcard_branch_backtracks_to_double_wildcard() {
+        let m = matcher(&[("GET", "/a/b/c/d"), ("GET", "/a/*/c/e"), ("GET", "/a/{p=**}/f")]);
+        assert_eq!(route(&m, "GET", "/a/b/c/d"), Some("/a/b/c/d"));
+        assert_eq!(route(&m, "GET", "/a/b/c/e"), Some("/a/*/c/e"));
+        assert_eq!(get(&m, "GET", "/a/b/c/f"), Some(("/a/{p=**}/f", vec!["p=b/c".into()])));
+        assert_eq!(route(&m, "GET", "/a/b/c/g"), None);
+    }
+
+    #[test]
+    fn backtracking_across_several_levels() {
+        let m = matcher(&[
+            ("GET", "/x/a/a/a/a/END1"),
+            ("GET", "/x/a/*/a/*/END2"),
+            ("GET", "/x/*/*/*/*/END3"),
+            ("GET", "/x/**/END4"),
+        ]);
+        assert_eq!(route(&m, "GET", "/x/a/a/a/a/END1"), Some("/x/a/a/a/a/END1"));
+        assert_eq!(route(&m, "GET", "/x/a/a/a/a/END2"), Some("/x/a/*/a/*/END2"));
+        assert_eq!(route(&m, "GET", "/x/a/a/a/a/END3"), Some("/x/*/*/*/*/END3"));
+        assert_eq!(route(&m, "GET", "/x/a/a/a/a/END4"), Some("/x/**/END4"));
+        assert_eq!(route(&m, "GET", "/x/a/a/a/END4"), Some("/x/**/END4"));
+        assert_eq!(route(&m, "GET", "/x/a/a/a/a/END5"), None);
+    }
+
+    #[test]
+    fn wildcard_is_preferred_over_double_wildcard_even_when_it_fails_later() {
+        // `*` branch is tried first and fails at the end; `**` then matches.
+        let m = matcher(&[("GET", "/a/*"), ("GET", "/a/**")]);
+        assert_eq!(route(&m, "GET", "/a/b"), Some("/a/*"));
+        assert_eq!(route(&m, "GET", "/a/b/c"), Some("/a/**"));
+    }
+
+    #[test]
+    fn double_wildcard_matches_zero_or_more_segments() {
+        let m = matcher(&[("GET", "/v1/{p=**}/meta")]);
+        assert_eq!(get(&m, "GET", "/v1/meta").unwrap().1, vec!["p="]);
+        assert_eq!(get(&m, "GET", "/v1/a/meta").unwrap().1, vec!["p=a"]);
+        assert_eq!(get(&m, "GET", "/v1/a/b/c/meta").unwrap().1, vec!["p=a/b/c"]);
+        assert_eq!(get(&m, "GET", "/v1/meta/meta").unwrap().1, vec!["p=meta"]);
+        assert_eq!(route(&m, "GET", "/v1/a/b"), None);
+        assert_eq!(route(&m, "GET", "/v1"), None);
+        assert_eq!(route(&m, "GET", "/v2/meta"), None);
+    }
+
+    #[test]
+    fn longest_literal_suffix_after_double_wildcard_wins() {
+        let m = matcher(&[("GET", "/a/**"), ("GET", "/a/**/b"), ("GET", "/a/**/b/c")]);
+        assert_eq!(route(&m, "GET", "/a/x/b/c"), Some("/a/**/b/c"));
+        assert_eq!(route(&m, "GET", "/a/b/c"), Some("/a/**/b/c"));
+        assert_eq!(route(&m, "GET", "/a/x/b"), Some("/a/**/b"));
+        assert_eq!(route(&m, "GET", "/a/b"), Some("/a/**/b"));
+        assert_eq!(route(&m, "GET", "/a/x/c"), Some("/a/**"));
+        assert_eq!(route(&m, "GET", "/a"), Some("/a/**"));
+    }
+
+    #[test]
+    fn double_wildcard_suffix_respects_method_and_verb() {
+        let m = matcher(&[("GET", "/a/**/b"), ("POST", "/a/**"), ("GET", "/a/**:run")]);
+        assert_eq!(route(&m, "POST", "/a/x/b"), Some("/a/**"));
+        assert_eq!(route(&m, "GET", "/a/x/b"), Some("/a/**/b"));
+        assert_eq!(route(&m, "GET", "/a/x/c"), None);
+        assert_eq!(route(&m, "GET", "/a/x/b:run"), Some("/a/**:run"));
+    }
+
+    // ---- methods ----
+
+    #[test]
+    fn method_is_part_of_the_key() {
+        let m = matcher(&[("GET", "/v1/{name}"), ("DELETE", "/v1/{id}"), ("POST", "/v1")]);
+        assert_eq!(route(&m, "GET", "/v1/a"), Some("/v1/{name}"));
+        assert_eq!(get(&m, "DELETE", "/v1/a"), Some(("/v1/{id}", vec!["id=a".into()])));
+        assert_eq!(route(&m, "POST", "/v1/a"), None);
+        assert_eq!(route(&m, "PUT", "/v1/a"), None);
+        assert_eq!(route(&m, "GET", "/v1"), None);
+        assert_eq!(route(&m, "POST", "/v1"), Some("/v1"));
+    }
+
+    #[test]
+    fn methods_are_case_sensitive() {
+        let m = matcher(&[("GET", "/a")]);
+        assert_eq!(route(&m, "get", "/a"), None);
+        assert_eq!(route(&m, "", "/a"), None);
+    }
+
+    #[test]
+    fn any_method_registration() {
+        let m = matcher(&[("*", "/v1/{name}"), ("GET", "/v1/{id}")]);
+        assert_eq!(get(&m, "GET", "/v1/x"), Some(("/v1/{id}", vec!["id=x".into()])), "a specific method wins");
+        for method in ["POST", "PATCH", "DELETE", "OPTIONS", "CUSTOM"] {
+            assert_eq!(get(&m, method, "/v1/x"), Some(("/v1/{name}", vec!["name=x".into()])), "{method}");
+        }
+        assert_eq!(route(&m, "POST", "/v1"), None);
+    }
+
+    #[test]
+    fn any_method_on_a_more_specific_template_beats_a_method_on_a_less_specific_one() {
+        // Precedence is decided per template first, then per method at that template.
+        let m = matcher(&[("GET", "/v1/{name}"), ("*", "/v1/special")]);
+        assert_eq!(route(&m, "GET", "/v1/special"), Some("/v1/special"));
+        assert_eq!(route(&m, "GET", "/v1/other"), Some("/v1/{name}"));
+        // A template registered for another method only falls back to the next template.
+        let m = matcher(&[("GET", "/v1/{name}"), ("POST", "/v1/special")]);
+        assert_eq!(route(&m, "GET", "/v1/special"), Some("/v1/{name}"));
+    }
+
+    // ---- duplicates ----
+
+    #[test]
+    fn duplicate_registration_is_an_error_and_makes_the_key_ambiguous() {
+        let mut b = PathMatcherBuilder::new();
+        b.register("GET", &template("/v1/{name}"), 1).unwrap();
+        let err = b.register("GET", &template("/v1/{id}"), 2).unwrap_err();
+        assert_eq!(err, DuplicateRegistration { http_method: "GET".into(), template: "/v1/{id}".into() });
+        assert_eq!(
+            err.to_string(),
+            "GET /v1/{id} is registered more than once; requests matching it are ambiguous and not routed"
+        );
+        let boxed: Box<dyn std::error::Error> = Box::new(err);
+        assert!(boxed.to_string().contains("more than once"));
+        // A third time is still a duplicate.
+        assert!(b.register("GET", &template("/v1/*"), 3).is_err());
+        b.register("POST", &template("/v1/{name}"), 4).unwrap();
+        b.register("GET", &template("/v1/{name}/x"), 5).unwrap();
+        let m = b.build(MatcherOptions::default());
+        assert!(m.lookup("GET", "/v1/a").is_none());
+        assert_eq!(m.lookup("POST", "/v1/a").map(|f| *f.value), Some(4));
+        assert_eq!(m.lookup("GET", "/v1/a/x").map(|f| *f.value), Some(5));
+    }
+
+    #[test]
+    fn equivalent_templates_ignore_variable_names_but_not_shape_or_verb() {
+        let mut b = PathMatcherBuilder::new();
+        b.register("GET", &template("/v1/{a=**}"), 1).unwrap();
+        assert!(b.register("GET", &template("/v1/**"), 2).is_err());
+        assert!(b.register("GET", &template("/v1/{b=**}"), 3).is_err());
+        b.register("GET", &template("/v1/{a=**}:run"), 4).unwrap();
+        assert!(b.register("GET", &template("/v1/**:run"), 5).is_err());
+        b.register("GET", &template("/v1/{a=*}"), 6).unwrap();
+        b.register("GET", &template("/v1/x"), 7).unwrap();
+        b.register("GET", &template("/v1/{a=x}/y"), 8).unwrap();
+        assert!(b.register("GET", &template("/v1/x/y"), 9).is_err());
+    }
+
+    #[test]
+    fn ambiguous_key_does_not_fall_back_to_other_templates() {
+        let mut b = PathMatcherBuilder::new();
+        b.register("GET", &template("/v1/{name}"), "first").unwrap();
+        assert!(b.register("GET", &template("/v1/{id}"), "second").is_err());
+        b.register("GET", &template("/v1/**"), "catch-all").unwrap();
+        let m = b.build(MatcherOptions::default());
+        assert!(m.lookup("GET", "/v1/a").is_none());
+        assert_eq!(m.lookup("GET", "/v1/a/b").map(|f| *f.value), Some("catch-all"));
+    }
+
+    #[test]
+    fn ambiguous_specific_method_is_not_rescued_by_any_method() {
+        let mut b = PathMatcherBuilder::new();
+        b.register("GET", &template("/a"), 1).unwrap();
+        assert!(b.register("GET", &template("/a"), 2).is_err());
+        b.register("*", &template("/a"), 3).unwrap();
+        assert!(b.register("*", &template("/a"), 4).is_err());
+        b.register("*", &template("/b"), 5).unwrap();
+        assert!(b.register("*", &template("/b"), 6).is_err());
+        let m = b.build(MatcherOptions::default());
+        assert!(m.lookup("GET", "/a").is_none());
+        assert!(m.lookup("POST", "/a").is_none());
+        assert!(m.lookup("GET", "/b").is_none());
+    }
+
+    // ---- custom verbs ----
+
+    #[test]
+    fn registered_verb_is_split_off() {
+        let m = matcher(&[("POST", "/v1/{name}:cancel"), ("GET", "/v1/{name}")]);
+        assert_eq!(get(&m, "POST", "/v1/op1:cancel"), Some(("/v1/{name}:cancel", vec!["name=op1".into()])));
+        assert_eq!(route(&m, "POST", "/v1/op1"), None);
+        assert_eq!(get(&m, "GET", "/v1/op1"), Some(("/v1/{name}", vec!["name=op1".into()])));
+        // The verb belongs to this template shape only.
+        assert_eq!(route(&m, "GET", "/v1/op1:cancel"), None);
+        assert_eq!(route(&m, "POST", "/v1/op1:undo"), None);
+    }
+
+    #[test]
+    fn verb_on_literals_wildcards_and_double_wildcards() {
+        let m = matcher(&[("POST", "/v1/books:batchGet"), ("POST", "/v1/{path=**}:undelete"), ("POST", "/v1/*/x:go")]);
+        assert_eq!(route(&m, "POST", "/v1/books:batchGet"), Some("/v1/books:batchGet"));
+        assert_eq!(get(&m, "POST", "/v1/a/b:undelete").unwrap().1, vec!["path=a/b"]);
+        assert_eq!(get(&m, "POST", "/v1:undelete").unwrap().1, vec!["path="]);
+        assert_eq!(route(&m, "POST", "/v1/q/x:go"), Some("/v1/*/x:go"));
+        assert_eq!(route(&m, "POST", "/v1/books:batchget"), None, "verbs are case-sensitive");
+    }
+
+    #[test]
+    fn unregistered_verb_stays_part_of_the_segment() {
+        let m = matcher(&[("GET", "/v1/{name}"), ("GET", "/v1/files/{file}")]);
+        assert_eq!(get(&m, "GET", "/v1/a:b").unwrap().1, vec!["name=a:b"]);
+        assert_eq!(get(&m, "GET", "/v1/files/x:y:z").unwrap().1, vec!["file=x:y:z"]);
+    }
+
+    #[test]
+    fn verb_registered_by_another_template_is_split_off_everywhere() {
+        // As in Envoy: the verb set is global, so `/v1/x:cancel` has the verb `cancel` and no
+        // longer matches `/v1/{name}`.
+        let m = matcher(&[("GET", "/v1/{name}"), ("POST", "/ops/{op}:cancel")]);
+        assert_eq!(route(&m, "GET", "/v1/x:cancel"), None);
+        assert_eq!(get(&m, "GET", "/v1/x:other").unwrap().1, vec!["name=x:other"]);
+    }
+
+    #[test]
+    fn match_unregistered_custom_verb_splits_any_verb() {
+        let options = MatcherOptions { match_unregistered_custom_verb: true, ..MatcherOptions::default() };
+        let m = matcher_with(options, &[("GET", "/v1/{name}"), ("GET", "/v1/{name}:get")]);
+        assert_eq!(route(&m, "GET", "/v1/a:zzz"), None, "`zzz` is a verb no template has");
+        assert_eq!(get(&m, "GET", "/v1/a:get"), Some(("/v1/{name}:get", vec!["name=a".into()])));
+        assert_eq!(get(&m, "GET", "/v1/a"), Some(("/v1/{name}", vec!["name=a".into()])));
+    }
+
+    #[test]
+    fn trailing_colon_is_never_a_verb() {
+        for unregistered in [false, true] {
+            let options = MatcherOptions { match_unregistered_custom_verb: unregistered, ..MatcherOptions::default() };
+            let m = matcher_with(options, &[("GET", "/v1/{name}"), ("GET", "/v2/{name}:x")]);
+            assert_eq!(get(&m, "GET", "/v1/a:").unwrap().1, vec!["name=a:"], "{unregistered}");
+            assert_eq!(get(&m, "GET", "/v1/a:x:").unwrap().1, vec!["name=a:x:"], "{unregistered}");
+            assert_eq!(get(&m, "GET", "/v1/:").unwrap().1, vec!["name=:"], "{unregistered}");
+            assert_eq!(route(&m, "GET", "/v2/a:"), None, "{unregistered}");
+        }
+    }
+
+    #[test]
+    fn colon_in_a_middle_segment_is_not_a_verb() {
+        let m = matcher(&[("GET", "/v1/{x}/b"), ("POST", "/z:cancel")]);
+        assert_eq!(get(&m, "GET", "/v1/a:cancel/b").unwrap().1, vec!["x=a:cancel"]);
+        let options = MatcherOptions { match_unregistered_custom_verb: true, ..MatcherOptions::default() };
+        let m = matcher_with(options, &[("GET", "/v1/{x}/b")]);
+        assert_eq!(get(&m, "GET", "/v1/a:q/b").unwrap().1, vec!["x=a:q"]);
+    }
+
+    #[test]
+    fn only_the_last_colon_separates_the_verb() {
+        let m = matcher(&[("POST", "/v1/{name}:cancel"), ("POST", "/v1/a:b:cancel")]);
+        assert_eq!(get(&m, "POST", "/v1/x:y:cancel").unwrap().1, vec!["name=x:y"]);
+        assert_eq!(route(&m, "POST", "/v1/a:b:cancel"), Some("/v1/a:b:cancel"));
+    }
+
+    #[test]
+    fn empty_segment_before_a_verb() {
+        // The slash before the verb is a trailing slash once the verb is split off: dropped.
+        let m = matcher(&[("POST", "/v1/{name}:cancel"), ("POST", "/{x}:run"), ("POST", "/v1:cancel")]);
+        assert_eq!(route(&m, "POST", "/v1/:cancel"), Some("/v1:cancel"));
+        assert_eq!(route(&m, "POST", "/:run"), None);
+        assert_eq!(route(&m, "POST", "/v1//:cancel"), Some("/v1:cancel"));
+        assert_eq!(get(&m, "POST", "/v1/a/:cancel").unwrap().1, vec!["name=a"]);
+    }
+
+    #[test]
+    fn escaped_colon_is_data_not_a_verb_separator() {
+        let m = matcher(&[("POST", "/v1/{name}:cancel"), ("GET", "/v1/{name}")]);
+        assert_eq!(get(&m, "GET", "/v1/a%3Acancel").unwrap().1, vec!["name=a:cancel"]);
+        // Verbs are compared raw: an escaped verb is not the registered one.
+        assert_eq!(get(&m, "GET", "/v1/a:c%61ncel").unwrap().1, vec!["name=a:cancel"]);
+        assert_eq!(route(&m, "POST", "/v1/a:c%61ncel"), None);
+    }
+
+    // ---- percent-decoding of bindings ----
+
+    #[test]
+    fn single_segment_variables_are_fully_decoded_under_every_spec() {
+        for s in [AllCharactersExceptReserved, AllCharactersExceptSlash, AllCharacters] {
+            let m = matcher_with(spec(s), &[("GET", "/v1/{name}"), ("GET", "/v2/{name=lit%2Fx}")]);
+            assert_eq!(binding(&m, "GET", "/v1/a%2Fb%3A%20c%25"), b"a/b: c%", "{s:?}");
+            assert_eq!(binding(&m, "GET", "/v1/%2f"), b"/", "{s:?}");
+            assert_eq!(binding(&m, "GET", "/v2/lit%2Fx"), b"lit/x", "{s:?}");
+        }
+    }
+
+    #[test]
+    fn double_wildcard_variables_follow_the_spec() {
+        let path = "/v1/a%2Fb/c%3Ad%20e/f%2fg";
+        let cases = [
+            (AllCharactersExceptReserved, "a%2Fb/c%3Ad e/f%2fg"),
+            (AllCharactersExceptSlash, "a%2Fb/c:d e/f%2fg"),
+            (AllCharacters, "a/b/c:d e/f/g"),
+        ];
+        for (s, expected) in cases {
+            let m = matcher_with(spec(s), &[("GET", "/v1/{name=**}")]);
+            assert_eq!(String::from_utf8(binding(&m, "GET", path)).unwrap(), expected, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn double_wildcard_matching_one_segment_is_still_multi_segment() {
+        let m = matcher_with(spec(AllCharactersExceptReserved), &[("GET", "/v1/{name=**}")]);
+        assert_eq!(binding(&m, "GET", "/v1/a%2Fb%20c"), b"a%2Fb c");
+    }
+
+    #[test]
+    fn fixed_multi_segment_variables_follow_the_spec() {
+        let cases = [
+            (AllCharactersExceptReserved, "shelves/a%2Fb%2B c"),
+            (AllCharactersExceptSlash, "shelves/a%2Fb+ c"),
+            (AllCharacters, "shelves/a/b+ c"),
+        ];
+        for (s, expected) in cases {
+            let m = matcher_with(spec(s), &[("GET", "/v1/{name=shelves/*}")]);
+            assert_eq!(String::from_utf8(binding(&m, "GET", "/v1/shelves/a%2Fb%2B%20c")).unwrap(), expected, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn escaped_slash_never_splits_a_segment() {
+        let m = matcher(&[("GET", "/v1/*/*"), ("GET", "/v1/{one}")]);
+        assert_eq!(get(&m, "GET", "/v1/a%2Fb"), Some(("/v1/{one}", vec!["one=a/b".into()])));
+        assert_eq!(route(&m, "GET", "/v1/a/b"), Some("/v1/*/*"));
+    }
+
+    #[test]
+    fn literals_are_compared_with_the_raw_segment() {
+        let m = matcher(&[("GET", "/v1/books"), ("GET", "/v1/a%20b")]);
+        assert_eq!(route(&m, "GET", "/v1/b%6Foks"), None);
+        assert_eq!(route(&m, "GET", "/v1/a%20b"), Some("/v1/a%20b"));
+        assert_eq!(route(&m, "GET", "/v1/a%2520b"), None);
+        assert_eq!(route(&m, "GET", "/v1/a b"), None);
+    }
+
+    #[test]
+    fn invalid_utf8_comes_out_as_bytes() {
+        let m = matcher(&[("GET", "/v1/{name}"), ("GET", "/v2/{p=**}")]);
+        assert_eq!(binding(&m, "GET", "/v1/%FF%C3"), [0xFF, 0xC3]);
+        assert_eq!(binding(&m, "GET", "/v2/%FE/x"), [0xFE, b'/', b'x']);
+        assert_eq!(binding(&m, "GET", "/v1/%00"), [0]);
+    }
+
+    #[test]
+    fn malformed_escapes_are_kept() {
+        let m = matcher(&[("GET", "/v1/{name}")]);
+        assert_eq!(binding(&m, "GET", "/v1/100%"), b"100%");
+        assert_eq!(binding(&m, "GET", "/v1/%zz%4"), b"%zz%4");
+    }
+
+    // ---- root, empty segments, odd paths ----
+
+    #[test]
+    fn root_path_matches_the_root_template() {
+        let m = matcher(&[("GET", "/"), ("GET", "/*")]);
+        assert_eq!(route(&m, "GET", "/"), Some("/"));
+        assert_eq!(route(&m, "GET", ""), Some("/"));
+        assert_eq!(route(&m, "GET", "/?x=1"), Some("/"));
+        assert_eq!(route(&m, "GET", "/a"), Some("/*"));
+        assert_eq!(route(&m, "POST", "/"), None);
+    }
+
+    #[test]
+    fn root_path_does_not_match_a_single_wildcard() {
+        let m = matcher(&[("GET", "/{x}")]);
+        assert_eq!(route(&m, "GET", "/"), None);
+        assert_eq!(route(&m, "GET", ""), None);
+    }
+
+    #[test]
+    fn root_path_matches_a_lone_double_wildcard_with_nothing() {
+        let m = matcher(&[("GET", "/{p=**}")]);
+        assert_eq!(get(&m, "GET", "/").unwrap().1, vec!["p="]);
+        assert_eq!(get(&m, "GET", "/a/b").unwrap().1, vec!["p=a/b"]);
+        let m = matcher(&[("GET", "/"), ("GET", "/{p=**}")]);
+        assert_eq!(route(&m, "GET", "/"), Some("/"));
+    }
+
+    #[test]
+    fn root_template_matches_nothing_else() {
+        let m = matcher(&[("GET", "/")]);
+        for path in ["/a", "/:x", "x", "/a/"] {
+            assert_eq!(route(&m, "GET", path), None, "{path:?}");
+        }
+        // Trailing slashes are dropped: only the root is left.
+        for path in ["/?", "//", "///"] {
+            assert_eq!(route(&m, "GET", path), Some("/"), "{path:?}");
+        }
+    }
+
+    #[test]
+    fn trailing_slashes_are_dropped_after_the_verb_is_split_off() {
+        // As Envoy: `/v1/things/` is `/v1/things`, however many slashes.
+        let m = matcher(&[("GET", "/v1/things"), ("GET", "/v1/things/{id}")]);
+        assert_eq!(route(&m, "GET", "/v1/things"), Some("/v1/things"));
+        assert_eq!(route(&m, "GET", "/v1/things/"), Some("/v1/things"));
+        assert_eq!(route(&m, "GET", "/v1/things//"), Some("/v1/things"));
+        assert_eq!(get(&m, "GET", "/v1/things/7/"), Some(("/v1/things/{id}", vec!["id=7".into()])));
+        let m = matcher(&[("GET", "/v1/{p=**}")]);
+        assert_eq!(get(&m, "GET", "/v1/things/").unwrap().1, vec!["p=things"]);
+        assert_eq!(get(&m, "GET", "/v1/").unwrap().1, vec!["p="]);
+        // A verb is split off first: after a trailing slash there is none (the last segment
+        // is `1:cancel`), and a slash before it is dropped like any trailing slash.
+        let m = matcher(&[("POST", "/v1/things/{id}:cancel"), ("GET", "/v1/things/{id}")]);
+        assert_eq!(route(&m, "POST", "/v1/things/1:cancel/"), None);
+        assert_eq!(route(&m, "POST", "/v1/things/1:cancel//"), None);
+        assert_eq!(get(&m, "POST", "/v1/things/1/:cancel"), Some(("/v1/things/{id}:cancel", vec!["id=1".into()])));
+        assert_eq!(get(&m, "GET", "/v1/things/1:cancel/"), Some(("/v1/things/{id}", vec!["id=1:cancel".into()])));
+    }
+
+    #[test]
+    fn empty_middle_segments_match_only_wildcards() {
+        let m = matcher(&[("GET", "/a/{x}/b"), ("GET", "/c/d/e")]);
+        assert_eq!(get(&m, "GET", "/a//b").unwrap().1, vec!["x="]);
+        assert_eq!(route(&m, "GET", "/c//d/e"), None);
+        assert_eq!(route(&m, "GET", "//c/d/e"), None);
+    }
+
+    #[test]
+    fn query_string_is_not_part_of_matching() {
+        let m = matcher(&[("GET", "/v1/{name}"), ("POST", "/v1/{name}:run")]);
+        assert_eq!(get(&m, "GET", "/v1/a?x=1&y=/b:c").unwrap().1, vec!["name=a"]);
+        assert_eq!(get(&m, "POST", "/v1/a:run?q").unwrap().1, vec!["name=a"]);
+        assert_eq!(get(&m, "GET", "/v1/a?").unwrap().1, vec!["name=a"]);
+    }
+
+    #[test]
+    fn paths_not_starting_with_a_slash_match_nothing() {
+        let m = matcher(&[("GET", "/{p=**}"), ("GET", "/")]);
+        for path in ["a", "*", "v1/a", "http://host/a", "a/b?x=/a"] {
+            assert_eq!(route(&m, "GET", path), None, "{path:?}");
+        }
+        // Only a query: the path itself is empty, like "/".
+        assert_eq!(route(&m, "GET", "?x=/a"), Some("/"));
+    }
+
+    // ---- size and cost ----
+
+    #[test]
+    fn path_of_64k_segments_against_a_double_wildcard() {
+        let m = matcher(&[("GET", "/v1/{p=**}/end"), ("GET", "/v1/{q=**}")]);
+        let body = "/seg".repeat(64_000);
+        let found = m.lookup("GET", &format!("/v1{body}/end")).unwrap();
+        assert_eq!(*found.value, "/v1/{p=**}/end");
+        assert_eq!(found.bindings[0].1.len(), body.len() - 1);
+        let found = m.lookup("GET", &format!("/v1{body}")).unwrap();
+        assert_eq!(*found.value, "/v1/{q=**}");
+        assert!(found.bindings[0].1.starts_with(b"seg/seg/"));
+        // Empty segments are segments too; trailing ones are dropped.
+        let slashes = "/".repeat(64_000);
+        assert_eq!(m.lookup("GET", &format!("/v1{slashes}x")).unwrap().bindings[0].1.len(), 64_000);
+        assert_eq!(m.lookup("GET", &format!("/v1{slashes}")).unwrap().bindings[0].1.len(), 0);
+    }
+
+    #[test]
+    fn path_of_64k_segments_against_many_literal_templates() {
+        let mut b = PathMatcherBuilder::new();
+        let mut templates = Vec::new();
+        for depth in 1..=60 {
+            templates.push(format!("/a{}", "/a".repeat(depth)));
+            templates.push(format!("/a{}/{{x}}/b", "/*".repeat(depth)));
+            templates.push(format!("/a{}/**/c/d", "/a".repeat(depth)));
+        }
+        for (i, text) in templates.iter().enumerate() {
+            b.register("GET", &template(text), i).unwrap();
+        }
+        let m = b.build(MatcherOptions::default());
+        let long = "/a".repeat(64_000);
+        assert!(m.lookup("GET", &long).is_none());
+        assert!(m.lookup("GET", &format!("{long}/b")).is_none());
+        let found = m.lookup("GET", &format!("{long}/c/d")).unwrap();
+        assert_eq!(templates[*found.value], format!("/a{}/**/c/d", "/a".repeat(60)));
+        assert_eq!(
+            m.lookup("GET", &"/a".repeat(61)).map(|f| templates[*f.value].clone()),
+            Some(templates[177].clone())
+        );
+        // Repeated lookups stay fast (a quadratic matcher would take minutes here).
+        for _ in 0..20 {
+            assert!(m.lookup("GET", &long).is_none());
+        }
+    }
+
+    #[test]
+    fn path_of_64k_colons_and_verbs() {
+        let options = MatcherOptions { match_unregistered_custom_verb: true, ..MatcherOptions::default() };
+        let m = matcher_with(options, &[("GET", "/{p=**}:v"), ("GET", "/{q}")]);
+        let colons = ":".repeat(64_000);
+        assert_eq!(route(&m, "GET", &format!("/{colons}v")), Some("/{p=**}:v"));
+        assert_eq!(route(&m, "GET", &format!("/{colons}")), Some("/{q}"));
+    }
+
+    #[test]
+    fn options_are_kept() {
+        let options = MatcherOptions { url_unescape_spec: AllCharacters, match_unregistered_custom_verb: true };
+        assert_eq!(matcher_with(options, &[]).options(), options);
+        assert_eq!(MatcherOptions::default().url_unescape_spec, AllCharactersExceptReserved);
+        assert!(!MatcherOptions::default().match_unregistered_custom_verb);
+    }
+}

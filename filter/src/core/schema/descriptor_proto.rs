@@ -1,0 +1,688 @@
+//! FileDescriptorSet bytes → the parts of descriptor.proto json2grpc uses, read with the core's
+//! own wire reader (prost-types' generated decoders for the whole of descriptor.proto would
+//! be most of the filter's configure-time code, for a dozen fields).
+//!
+//! Protobuf's parsing rules apply: unknown fields are skipped, a singular field given twice
+//! keeps its last value, a sub-message given twice merges. Truncated input, wrong wire types
+//! and invalid UTF-8 in the fields read are errors. Nothing is checked for meaning here: that
+//! is [`schema`](crate::core::schema)'s job.
+use crate::core::codec::wire::{fields, RawField, LEN, VARINT};
+
+/// Sub-messages nested deeper than this are refused (prost's recursion limit).
+const MAX_DEPTH: u32 = 100;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FileProto {
+    pub name: String,
+    pub package: String,
+    pub dependencies: Vec<String>,
+    pub messages: Vec<MessageProto>,
+    pub enums: Vec<EnumProto>,
+    pub services: Vec<ServiceProto>,
+    /// Extensions declared at file level.
+    pub extensions: Vec<FieldProto>,
+    /// As written: None when absent (proto2); editions files say "editions".
+    pub syntax: Option<String>,
+    /// `FileDescriptorProto.edition` (an `Edition` number: 1000 is EDITION_2023), when given.
+    pub edition: Option<i32>,
+    /// `options.features`: the file's own feature settings (editions).
+    pub features: FeatureSet,
+}
+
+/// A `google.protobuf.FeatureSet` as written on one element (file, message, field, oneof,
+/// enum): only the features it sets, as their enum numbers. Resolution (defaults of the
+/// edition, inheritance from the enclosing element) is [`schema`](crate::core::schema)'s job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FeatureSet {
+    pub field_presence: Option<i32>,
+    pub enum_type: Option<i32>,
+    pub repeated_field_encoding: Option<i32>,
+    pub utf8_validation: Option<i32>,
+    pub message_encoding: Option<i32>,
+    pub json_format: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MessageProto {
+    pub name: String,
+    pub fields: Vec<FieldProto>,
+    pub nested: Vec<MessageProto>,
+    pub enums: Vec<EnumProto>,
+    pub oneofs: Vec<String>,
+    /// Extensions declared inside this message (of any message).
+    pub extensions: Vec<FieldProto>,
+    /// `options.map_entry`: the synthetic entry type of a map field.
+    pub map_entry: bool,
+    /// `options.message_set_wire_format`: extensions are written as MessageSet items.
+    pub message_set: bool,
+    /// `options.features`.
+    pub features: FeatureSet,
+    /// Each oneof's `options.features`, by oneof index (missing entries: none set).
+    pub oneof_features: Vec<FeatureSet>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FieldProto {
+    pub name: String,
+    /// 0 when absent (an invalid number).
+    pub number: i32,
+    /// `FieldDescriptorProto.Label` and `.Type` numbers, as written.
+    pub label: Option<i32>,
+    pub kind: Option<i32>,
+    pub type_name: String,
+    /// An extension's extended message type, as written.
+    pub extendee: String,
+    pub json_name: Option<String>,
+    pub oneof_index: Option<i32>,
+    pub proto3_optional: bool,
+    /// `options.packed`, when given.
+    pub packed: Option<bool>,
+    /// `options.features`.
+    pub features: FeatureSet,
+    /// `options.(google.api.field_behavior)`: `google.api.FieldBehavior` numbers (REQUIRED is
+    /// 2), read from the encoded options whether or not the set includes field_behavior.proto.
+    pub field_behavior: Vec<i32>,
+}
+
+impl FieldProto {
+    /// What `json2grpc.rest.field_behavior` acts on, from `field_behavior`.
+    pub fn behavior(&self) -> FieldBehavior {
+        FieldBehavior {
+            required: self.field_behavior.contains(&REQUIRED),
+            output_only: self.field_behavior.contains(&OUTPUT_ONLY),
+        }
+    }
+}
+
+/// The `google.api.field_behavior` values (FieldOptions extension 1052, a repeated
+/// `google.api.FieldBehavior`) json2grpc acts on with `json2grpc.rest.field_behavior`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FieldBehavior {
+    pub required: bool,
+    pub output_only: bool,
+}
+
+/// The enum values REQUIRED and OUTPUT_ONLY.
+const REQUIRED: i32 = 2;
+const OUTPUT_ONLY: i32 = 3;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EnumProto {
+    pub name: String,
+    pub values: Vec<(String, i32)>,
+    /// `options.features`.
+    pub features: FeatureSet,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServiceProto {
+    pub name: String,
+    pub methods: Vec<MethodProto>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MethodProto {
+    pub name: String,
+    pub input_type: String,
+    pub output_type: String,
+    /// The encoded `MethodOptions` (every occurrence, concatenated: they merge), where the
+    /// `google.api.http` extension lives.
+    pub options: Vec<u8>,
+    pub client_streaming: bool,
+    pub server_streaming: bool,
+}
+
+/// Decodes an encoded `google.protobuf.FileDescriptorSet`.
+pub fn decode_file_set(bytes: &[u8]) -> Result<Vec<FileProto>, String> {
+    let mut files = Vec::new();
+    each_field(bytes, "FileDescriptorSet", |f| {
+        if f.number == 1 {
+            files.push(file(payload(f, "FileDescriptorSet.file")?)?);
+        }
+        Ok(())
+    })?;
+    Ok(files)
+}
+
+fn file(bytes: &[u8]) -> Result<FileProto, String> {
+    let mut file = FileProto::default();
+    each_field(bytes, "FileDescriptorProto", |f| {
+        match f.number {
+            1 => file.name = string(f, "FileDescriptorProto.name")?,
+            2 => file.package = string(f, "FileDescriptorProto.package")?,
+            3 => file.dependencies.push(string(f, "FileDescriptorProto.dependency")?),
+            4 => file.messages.push(message(payload(f, "FileDescriptorProto.message_type")?, 1)?),
+            5 => file.enums.push(enumeration(payload(f, "FileDescriptorProto.enum_type")?)?),
+            6 => file.services.push(service(payload(f, "FileDescriptorProto.service")?)?),
+            7 => file.extensions.push(field(payload(f, "FileDescriptorProto.extension")?)?),
+            8 => each_field(payload(f, "FileDescriptorProto.options")?, "FileOptions", |o| {
+                if o.number == 50 {
+                    features(payload(o, "FileOptions.features")?, &mut file.features)?;
+                }
+                Ok(())
+            })?,
+            12 => file.syntax = Some(string(f, "FileDescriptorProto.syntax")?),
+            14 => file.edition = Some(varint(f, "FileDescriptorProto.edition")? as i32),
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(file)
+}
+
+fn message(bytes: &[u8], depth: u32) -> Result<MessageProto, String> {
+    if depth > MAX_DEPTH {
+        return Err(format!("message types nested deeper than {MAX_DEPTH} levels"));
+    }
+    let mut message = MessageProto::default();
+    each_field(bytes, "DescriptorProto", |f| {
+        match f.number {
+            1 => message.name = string(f, "DescriptorProto.name")?,
+            2 => message.fields.push(field(payload(f, "DescriptorProto.field")?)?),
+            3 => message.nested.push(self::message(payload(f, "DescriptorProto.nested_type")?, depth + 1)?),
+            4 => message.enums.push(enumeration(payload(f, "DescriptorProto.enum_type")?)?),
+            6 => message.extensions.push(field(payload(f, "DescriptorProto.extension")?)?),
+            7 => each_field(payload(f, "DescriptorProto.options")?, "MessageOptions", |o| {
+                match o.number {
+                    1 => message.message_set = varint(o, "MessageOptions.message_set_wire_format")? != 0,
+                    7 => message.map_entry = varint(o, "MessageOptions.map_entry")? != 0,
+                    12 => features(payload(o, "MessageOptions.features")?, &mut message.features)?,
+                    _ => {}
+                }
+                Ok(())
+            })?,
+            8 => {
+                // A oneof without a name still counts: fields refer to oneofs by index.
+                let mut name = String::new();
+                let mut set = FeatureSet::default();
+                each_field(payload(f, "DescriptorProto.oneof_decl")?, "OneofDescriptorProto", |o| {
+                    match o.number {
+                        1 => name = string(o, "OneofDescriptorProto.name")?,
+                        2 => each_field(payload(o, "OneofDescriptorProto.options")?, "OneofOptions", |p| {
+                            if p.number == 1 {
+                                features(payload(p, "OneofOptions.features")?, &mut set)?;
+                            }
+                            Ok(())
+                        })?,
+                        _ => {}
+                    }
+                    Ok(())
+                })?;
+                message.oneofs.push(name);
+                message.oneof_features.push(set);
+            }
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(message)
+}
+
+fn field(bytes: &[u8]) -> Result<FieldProto, String> {
+    let mut field = FieldProto::default();
+    each_field(bytes, "FieldDescriptorProto", |f| {
+        match f.number {
+            1 => field.name = string(f, "FieldDescriptorProto.name")?,
+            2 => field.extendee = string(f, "FieldDescriptorProto.extendee")?,
+            3 => field.number = varint(f, "FieldDescriptorProto.number")? as i32,
+            4 => field.label = Some(varint(f, "FieldDescriptorProto.label")? as i32),
+            5 => field.kind = Some(varint(f, "FieldDescriptorProto.type")? as i32),
+            6 => field.type_name = string(f, "FieldDescriptorProto.type_name")?,
+            8 => each_field(payload(f, "FieldDescriptorProto.options")?, "FieldOptions", |o| {
+                match o.number {
+                    2 => field.packed = Some(varint(o, "FieldOptions.packed")? != 0),
+                    21 => features(payload(o, "FieldOptions.features")?, &mut field.features)?,
+                    FIELD_BEHAVIOR_EXTENSION => {
+                        repeated_int32(o, "FieldOptions.field_behavior", &mut field.field_behavior)?
+                    }
+                    _ => {}
+                }
+                Ok(())
+            })?,
+            9 => field.oneof_index = Some(varint(f, "FieldDescriptorProto.oneof_index")? as i32),
+            10 => field.json_name = Some(string(f, "FieldDescriptorProto.json_name")?),
+            17 => field.proto3_optional = varint(f, "FieldDescriptorProto.proto3_optional")? != 0,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(field)
+}
+
+fn enumeration(bytes: &[u8]) -> Result<EnumProto, String> {
+    let mut e = EnumProto::default();
+    each_field(bytes, "EnumDescriptorProto", |f| {
+        match f.number {
+            1 => e.name = string(f, "EnumDescriptorProto.name")?,
+            2 => {
+                let (mut name, mut number) = (String::new(), 0);
+                each_field(payload(f, "EnumDescriptorProto.value")?, "EnumValueDescriptorProto", |v| {
+                    match v.number {
+                        1 => name = string(v, "EnumValueDescriptorProto.name")?,
+                        2 => number = varint(v, "EnumValueDescriptorProto.number")? as i32,
+                        _ => {}
+                    }
+                    Ok(())
+                })?;
+                e.values.push((name, number));
+            }
+            3 => each_field(payload(f, "EnumDescriptorProto.options")?, "EnumOptions", |o| {
+                if o.number == 7 {
+                    features(payload(o, "EnumOptions.features")?, &mut e.features)?;
+                }
+                Ok(())
+            })?,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(e)
+}
+
+fn service(bytes: &[u8]) -> Result<ServiceProto, String> {
+    let mut s = ServiceProto::default();
+    each_field(bytes, "ServiceDescriptorProto", |f| {
+        match f.number {
+            1 => s.name = string(f, "ServiceDescriptorProto.name")?,
+            2 => s.methods.push(method(payload(f, "ServiceDescriptorProto.method")?)?),
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(s)
+}
+
+fn method(bytes: &[u8]) -> Result<MethodProto, String> {
+    let mut m = MethodProto::default();
+    each_field(bytes, "MethodDescriptorProto", |f| {
+        match f.number {
+            1 => m.name = string(f, "MethodDescriptorProto.name")?,
+            2 => m.input_type = string(f, "MethodDescriptorProto.input_type")?,
+            3 => m.output_type = string(f, "MethodDescriptorProto.output_type")?,
+            4 => m.options.extend_from_slice(payload(f, "MethodDescriptorProto.options")?),
+            5 => m.client_streaming = varint(f, "MethodDescriptorProto.client_streaming")? != 0,
+            6 => m.server_streaming = varint(f, "MethodDescriptorProto.server_streaming")? != 0,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(m)
+}
+
+/// Field number of the `google.api.field_behavior` extension of `google.protobuf.FieldOptions`.
+pub const FIELD_BEHAVIOR_EXTENSION: u32 = 1052;
+
+/// One occurrence of a repeated int32 or enum field: a value, or a packed run of them.
+fn repeated_int32(f: RawField<'_>, what: &str, into: &mut Vec<i32>) -> Result<(), String> {
+    if f.wire_type != LEN {
+        into.push(varint(f, what)? as i32);
+        return Ok(());
+    }
+    let mut rest = f.value;
+    while !rest.is_empty() {
+        let (value, used) = crate::core::codec::wire::read_varint(rest).ok_or_else(|| format!("malformed {what}"))?;
+        into.push(value as i32);
+        rest = rest.get(used..).unwrap_or_default();
+    }
+    Ok(())
+}
+
+/// One `SourceCodeInfo.Location` with a comment: the element's path (field numbers and
+/// indices from the FileDescriptorProto, e.g. `[4, 0, 2, 1]` for field 1 of message 0) and its
+/// leading comment (else its trailing one).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommentProto {
+    pub path: Vec<i32>,
+    pub text: String,
+}
+
+/// The comments of each file of an encoded FileDescriptorSet (`source_code_info`, present when
+/// the set was made with source info), by file name. Read apart from [`decode_file_set`]: only
+/// the OpenAPI document needs them, and configuring should not pay for them.
+pub fn decode_comments(bytes: &[u8]) -> Result<Vec<(String, Vec<CommentProto>)>, String> {
+    let mut files = Vec::new();
+    each_field(bytes, "FileDescriptorSet", |f| {
+        if f.number != 1 {
+            return Ok(());
+        }
+        let (mut name, mut comments) = (String::new(), Vec::new());
+        each_field(payload(f, "FileDescriptorSet.file")?, "FileDescriptorProto", |f| {
+            match f.number {
+                1 => name = string(f, "FileDescriptorProto.name")?,
+                9 => each_field(payload(f, "FileDescriptorProto.source_code_info")?, "SourceCodeInfo", |l| {
+                    if l.number == 1 {
+                        if let Some(c) = location(payload(l, "SourceCodeInfo.location")?)? {
+                            comments.push(c);
+                        }
+                    }
+                    Ok(())
+                })?,
+                _ => {}
+            }
+            Ok(())
+        })?;
+        files.push((name, comments));
+        Ok(())
+    })?;
+    Ok(files)
+}
+
+/// A location's path and comment; `None` without a comment.
+fn location(bytes: &[u8]) -> Result<Option<CommentProto>, String> {
+    const WHAT: &str = "SourceCodeInfo.Location";
+    let (mut path, mut leading, mut trailing) = (Vec::new(), String::new(), String::new());
+    each_field(bytes, WHAT, |f| {
+        match f.number {
+            1 => repeated_int32(f, "SourceCodeInfo.Location.path", &mut path)?,
+            3 => leading = string(f, "SourceCodeInfo.Location.leading_comments")?,
+            4 => trailing = string(f, "SourceCodeInfo.Location.trailing_comments")?,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    let text = if leading.trim().is_empty() { trailing } else { leading };
+    Ok((!text.trim().is_empty()).then_some(CommentProto { path, text }))
+}
+
+/// Merges an encoded `FeatureSet` into `into` (later values win, as protobuf merges). Its
+/// extensions (language-specific features such as `pb.cpp`) are skipped.
+fn features(bytes: &[u8], into: &mut FeatureSet) -> Result<(), String> {
+    each_field(bytes, "FeatureSet", |f| {
+        let slot = match f.number {
+            1 => &mut into.field_presence,
+            2 => &mut into.enum_type,
+            3 => &mut into.repeated_field_encoding,
+            4 => &mut into.utf8_validation,
+            5 => &mut into.message_encoding,
+            6 => &mut into.json_format,
+            _ => return Ok(()),
+        };
+        *slot = Some(varint(f, "FeatureSet")? as i32);
+        Ok(())
+    })
+}
+
+// ---- wire helpers ------------------------------------------------------------------------
+
+/// Calls `each` for every field of `bytes`; `what` names the message in errors.
+pub(crate) fn each_field<'a>(
+    bytes: &'a [u8],
+    what: &str,
+    mut each: impl FnMut(RawField<'a>) -> Result<(), String>,
+) -> Result<(), String> {
+    for field in fields(bytes) {
+        each(field.map_err(|()| format!("malformed {what} (truncated or invalid wire format)"))?)?;
+    }
+    Ok(())
+}
+
+fn wire_type(f: RawField<'_>, expected: u8, what: &str) -> Result<(), String> {
+    if f.wire_type == expected {
+        Ok(())
+    } else {
+        Err(format!("{what} has wire type {}, expected {expected}", f.wire_type))
+    }
+}
+
+/// A length-delimited field's payload.
+pub(crate) fn payload<'a>(f: RawField<'a>, what: &str) -> Result<&'a [u8], String> {
+    wire_type(f, LEN, what)?;
+    Ok(f.value)
+}
+
+pub(crate) fn string(f: RawField<'_>, what: &str) -> Result<String, String> {
+    let bytes = payload(f, what)?;
+    std::str::from_utf8(bytes).map(str::to_string).map_err(|_| format!("{what} is not valid UTF-8"))
+}
+
+pub(crate) fn varint(f: RawField<'_>, what: &str) -> Result<u64, String> {
+    wire_type(f, VARINT, what)?;
+    crate::core::codec::wire::read_varint(f.value)
+        .map(|(v, _)| v)
+        .ok_or_else(|| format!("{what} is a malformed varint"))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+    use crate::core::codec::wire::write_varint;
+    use crate::testing::fixtures::TEST_DESCRIPTOR_SET;
+
+    /// Appends field `number` as a length-delimited value.
+    pub fn len_field(number: u32, value: &[u8], out: &mut Vec<u8>) {
+        write_varint(u64::from(number) << 3 | 2, out);
+        write_varint(value.len() as u64, out);
+        out.extend_from_slice(value);
+    }
+
+    pub fn varint_field(number: u32, value: u64, out: &mut Vec<u8>) {
+        write_varint(u64::from(number) << 3, out);
+        write_varint(value, out);
+    }
+
+    #[test]
+    fn reads_the_test_schema() {
+        let files = decode_file_set(TEST_DESCRIPTOR_SET).unwrap();
+        let test = files.iter().find(|f| f.name == "transcode_test.proto").unwrap();
+        assert_eq!(test.package, "test.v1");
+        assert_eq!(test.syntax.as_deref(), Some("proto3"));
+        assert!(test.dependencies.contains(&"google/api/annotations.proto".to_string()));
+        let everything = test.messages.iter().find(|m| m.name == "Everything").unwrap();
+        let renamed = everything.fields.iter().find(|f| f.name == "renamed").unwrap();
+        assert_eq!((renamed.number, renamed.json_name.as_deref()), (13, Some("customName")));
+        assert_eq!(everything.oneofs, vec!["choice".to_string()]);
+        let labels = everything.nested.iter().find(|m| m.name == "LabelsEntry").unwrap();
+        assert!(labels.map_entry);
+        let things = test.services.iter().find(|s| s.name == "Things").unwrap();
+        let get = things.methods.iter().find(|m| m.name == "Get").unwrap();
+        assert_eq!((get.input_type.as_str(), get.output_type.as_str()), (".test.v1.GetRequest", ".test.v1.Everything"));
+        assert!(!get.options.is_empty());
+        let chat = things.methods.iter().find(|m| m.name == "Bidi").unwrap();
+        assert!(chat.client_streaming && chat.server_streaming);
+    }
+
+    #[test]
+    fn later_values_win_and_options_merge() {
+        // FieldDescriptorProto { name: "a", name: "b", options { packed: true }, options {} }
+        let mut field = Vec::new();
+        len_field(1, b"a", &mut field);
+        len_field(1, b"b", &mut field);
+        let mut packed = Vec::new();
+        varint_field(2, 1, &mut packed);
+        len_field(8, &packed, &mut field);
+        len_field(8, &[], &mut field);
+        let mut message = Vec::new();
+        len_field(2, &field, &mut message);
+        let mut file = Vec::new();
+        len_field(4, &message, &mut file);
+        let mut set = Vec::new();
+        len_field(1, &file, &mut set);
+        let files = decode_file_set(&set).unwrap();
+        let f = &files[0].messages[0].fields[0];
+        assert_eq!((f.name.as_str(), f.packed), ("b", Some(true)));
+    }
+
+    #[test]
+    fn field_behavior_is_read_unpacked_packed_and_across_occurrences() {
+        let behavior = |options: &[u8]| {
+            let mut field = Vec::new();
+            len_field(8, options, &mut field);
+            field_bytes(&field)
+        };
+        // [(google.api.field_behavior) = REQUIRED]: one unpacked value (protoc's form).
+        let mut required = Vec::new();
+        varint_field(FIELD_BEHAVIOR_EXTENSION, 2, &mut required);
+        assert_eq!(behavior(&required), FieldBehavior { required: true, output_only: false });
+        // Packed OUTPUT_ONLY and IMMUTABLE, then an unpacked REQUIRED in a second options.
+        let mut packed = Vec::new();
+        len_field(FIELD_BEHAVIOR_EXTENSION, &[3, 5], &mut packed);
+        let mut twice = Vec::new();
+        len_field(8, &packed, &mut twice);
+        len_field(8, &required, &mut twice);
+        assert_eq!(field_bytes(&twice), FieldBehavior { required: true, output_only: true });
+        assert_eq!(super::field(&twice).unwrap().field_behavior, [3, 5, 2], "every value, for the OpenAPI document");
+        // Other values are accepted and ignored; a malformed packed run is an error.
+        let mut others = Vec::new();
+        varint_field(FIELD_BEHAVIOR_EXTENSION, 8, &mut others);
+        assert_eq!(behavior(&others), FieldBehavior::default());
+        let mut bad = Vec::new();
+        len_field(FIELD_BEHAVIOR_EXTENSION, &[0x80], &mut bad);
+        let mut f = Vec::new();
+        len_field(8, &bad, &mut f);
+        assert!(super::field(&f).unwrap_err().contains("field_behavior"));
+        // The test schema, as protox compiles it.
+        let files = decode_file_set(TEST_DESCRIPTOR_SET).unwrap();
+        let rest = files.iter().find(|f| f.name == "rest_test.proto").unwrap();
+        let doc = rest.messages.iter().find(|m| m.name == "Doc").unwrap();
+        let get = |name: &str| doc.fields.iter().find(|f| f.name == name).unwrap().behavior();
+        assert_eq!(get("title"), FieldBehavior { required: true, output_only: false });
+        assert_eq!(get("version"), FieldBehavior { required: false, output_only: true });
+        assert_eq!(get("note"), FieldBehavior::default());
+    }
+
+    fn field_bytes(bytes: &[u8]) -> FieldBehavior {
+        super::field(bytes).unwrap().behavior()
+    }
+
+    #[test]
+    fn reads_the_edition_and_features_at_every_level() {
+        use crate::testing::fixtures::editions;
+        let mut file = editions::file_proto();
+        file.features = FeatureSet { json_format: Some(2), utf8_validation: Some(3), ..Default::default() };
+        if let Some(m) = file.messages.first_mut() {
+            m.features = editions::expanded();
+            m.oneofs = vec!["o".into()];
+            m.oneof_features = vec![editions::delimited()];
+        }
+        let decoded = decode_file_set(&editions::encode_set(std::slice::from_ref(&file))).unwrap();
+        assert_eq!(decoded, vec![file.clone()]);
+        assert_eq!((decoded[0].syntax.as_deref(), decoded[0].edition), (Some("editions"), Some(1000)));
+        let m = &decoded[0].messages[0];
+        assert_eq!(m.fields[1].features.field_presence, Some(2));
+        assert_eq!(m.oneof_features[0].message_encoding, Some(2));
+        assert_eq!(decoded[0].enums[1].features.enum_type, Some(2));
+    }
+
+    #[test]
+    fn comments_are_read_from_source_code_info() {
+        // file "a.proto" { source_code_info { location { path: [4, 0] leading: " M. " }
+        //   location { path: [4, 0, 2, 1] (packed) trailing: "f" } location { path: [4] } } }
+        let location = |path: &[u8], leading: Option<&str>, trailing: Option<&str>| {
+            let mut l = Vec::new();
+            len_field(1, path, &mut l);
+            if let Some(text) = leading {
+                len_field(3, text.as_bytes(), &mut l);
+            }
+            if let Some(text) = trailing {
+                len_field(4, text.as_bytes(), &mut l);
+            }
+            l
+        };
+        let mut info = Vec::new();
+        len_field(1, &location(&[4, 0], Some(" M. "), None), &mut info);
+        len_field(1, &location(&[4, 0, 2, 1], Some("  "), Some("f")), &mut info);
+        len_field(1, &location(&[4], None, None), &mut info);
+        let mut file = Vec::new();
+        len_field(1, b"a.proto", &mut file);
+        len_field(9, &info, &mut file);
+        let mut set = Vec::new();
+        len_field(1, &file, &mut set);
+        let files = decode_comments(&set).unwrap();
+        assert_eq!(
+            files,
+            [(
+                "a.proto".to_string(),
+                vec![
+                    CommentProto { path: vec![4, 0], text: " M. ".into() },
+                    CommentProto { path: vec![4, 0, 2, 1], text: "f".into() }
+                ]
+            )]
+        );
+        assert!(decode_comments(&[0x0a, 0x05, 0x4a]).is_err(), "truncated");
+    }
+
+    #[test]
+    fn features_given_twice_merge_and_extensions_are_skipped() {
+        // FieldOptions { features { field_presence: 2, [pb.cpp] (1000) { 1: 1 } },
+        //                features { utf8_validation: 3 } }
+        let mut first = Vec::new();
+        varint_field(1, 2, &mut first);
+        len_field(1000, &[0x08, 0x01], &mut first);
+        let mut second = Vec::new();
+        varint_field(4, 3, &mut second);
+        let mut options = Vec::new();
+        len_field(21, &first, &mut options);
+        len_field(21, &second, &mut options);
+        let mut field = Vec::new();
+        len_field(1, b"f", &mut field);
+        len_field(8, &options, &mut field);
+        let mut message = Vec::new();
+        len_field(2, &field, &mut message);
+        let mut file = Vec::new();
+        len_field(4, &message, &mut file);
+        let mut set = Vec::new();
+        len_field(1, &file, &mut set);
+        let files = decode_file_set(&set).unwrap();
+        let f = &files[0].messages[0].fields[0].features;
+        assert_eq!(*f, FeatureSet { field_presence: Some(2), utf8_validation: Some(3), ..Default::default() });
+        // A feature written as a string is malformed.
+        let mut bad = Vec::new();
+        len_field(
+            8,
+            &{
+                let mut o = Vec::new();
+                len_field(
+                    50,
+                    &{
+                        let mut f = Vec::new();
+                        len_field(1, b"x", &mut f);
+                        f
+                    },
+                    &mut o,
+                );
+                o
+            },
+            &mut bad,
+        );
+        let mut set = Vec::new();
+        len_field(1, &bad, &mut set);
+        assert!(decode_file_set(&set).unwrap_err().contains("FeatureSet"));
+    }
+
+    #[test]
+    fn malformed_bytes_are_errors() {
+        let deep = {
+            // 101 nested DescriptorProto.nested_type levels.
+            let mut m = Vec::new();
+            for _ in 0..=MAX_DEPTH {
+                let mut outer = Vec::new();
+                len_field(3, &m, &mut outer);
+                m = outer;
+            }
+            let mut file = Vec::new();
+            len_field(4, &m, &mut file);
+            let mut set = Vec::new();
+            len_field(1, &file, &mut set);
+            set
+        };
+        let cases: [(&[u8], &str); 6] = [
+            (&[0xff, 0xff], "malformed FileDescriptorSet"),
+            (&[0x0a, 0x05, 0x0a], "malformed FileDescriptorSet"),
+            // file given as a varint
+            (&[0x08, 0x01], "wire type 0, expected 2"),
+            // FileDescriptorProto.name not UTF-8
+            (&[0x0a, 0x03, 0x0a, 0x01, 0xff], "not valid UTF-8"),
+            // FieldDescriptorProto.number as a string, inside message_type.field
+            (&[0x0a, 0x08, 0x22, 0x06, 0x12, 0x04, 0x1a, 0x02, b'1', b'2'], "FieldDescriptorProto.number"),
+            (&deep, "nested deeper"),
+        ];
+        for (bytes, expected) in cases {
+            let e = decode_file_set(bytes).unwrap_err();
+            assert!(e.contains(expected), "{bytes:02x?}: {e}");
+        }
+        assert_eq!(decode_file_set(&[]), Ok(vec![]));
+    }
+}

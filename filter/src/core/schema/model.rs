@@ -1,0 +1,1164 @@
+//! The descriptor model json2grpc works with: the messages, enums and services of a
+//! FileDescriptorSet, linked (type names resolved to indices) and checked once per
+//! configuration, so nothing later can meet a dangling or ill-formed type.
+//!
+//! Types are referred to by index ([`Kind::Message`], [`Method::input`], …); the fast codec's
+//! plans use the same indices. Checked here: syntax (proto2, proto3 or edition 2023), imports
+//! present, names unique, every referenced type present and of the right sort, field numbers
+//! valid and unique, map entries shaped as protoc makes them, feature values known. Derived
+//! here: json_name when absent, and from the resolved features (proto2 and proto3 are
+//! editions with their own defaults): packed encoding, presence, delimited (group) encoding,
+//! UTF-8 checks, closed enums.
+use crate::core::fnv::FnvMap;
+use crate::core::schema::descriptor_proto::{self, EnumProto, FieldBehavior, FieldProto, FileProto, MessageProto};
+
+/// The scalar kinds of the wire format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scalar {
+    Double,
+    Float,
+    Int32,
+    Int64,
+    Uint32,
+    Uint64,
+    Sint32,
+    Sint64,
+    Fixed32,
+    Fixed64,
+    Sfixed32,
+    Sfixed64,
+    Bool,
+    String,
+    Bytes,
+}
+
+impl Scalar {
+    /// The wire type of one value of this kind.
+    pub fn wire_type(self) -> u8 {
+        use Scalar::*;
+        match self {
+            Double | Fixed64 | Sfixed64 => 1,
+            Float | Fixed32 | Sfixed32 => 5,
+            String | Bytes => 2,
+            Int32 | Int64 | Uint32 | Uint64 | Sint32 | Sint64 | Bool => 0,
+        }
+    }
+
+    /// Kinds allowed as map keys (protoc's rule).
+    pub fn is_map_key(self) -> bool {
+        !matches!(self, Scalar::Double | Scalar::Float | Scalar::Bytes)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syntax {
+    Proto2,
+    Proto3,
+    /// `edition = "2023"`.
+    Edition2023,
+}
+
+/// `google.protobuf.Edition` numbers.
+const EDITION_PROTO2: i32 = 998;
+const EDITION_PROTO3: i32 = 999;
+const EDITION_2023: i32 = 1000;
+const EDITION_2024: i32 = 1001;
+
+/// Whether a singular field's set/unset state is observable (`features.field_presence`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    Explicit,
+    Implicit,
+    LegacyRequired,
+}
+
+/// The features (`google.protobuf.FeatureSet`) that change how a field is encoded, resolved
+/// for one element: the defaults of its file's edition (proto2 and proto3 are editions with
+/// their own defaults), then what the file, each enclosing message, its oneof and the element
+/// itself set. Only editions files set features; in proto2/proto3 files the syntax decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Features {
+    editions: bool,
+    pub presence: Presence,
+    /// `enum_type = CLOSED`: a number the enum does not declare is an unknown field.
+    pub closed_enum: bool,
+    /// `repeated_field_encoding = PACKED`.
+    pub packed: bool,
+    /// `utf8_validation = VERIFY`: a string that is not UTF-8 is an invalid message.
+    pub verify_utf8: bool,
+    /// `message_encoding = DELIMITED`: message fields use the group wire format.
+    pub delimited: bool,
+}
+
+impl Features {
+    /// The defaults of a syntax or edition (descriptor.proto's `edition_defaults`).
+    pub fn defaults(syntax: Syntax) -> Features {
+        let proto3 = syntax == Syntax::Proto3;
+        Features {
+            editions: syntax == Syntax::Edition2023,
+            presence: if proto3 { Presence::Implicit } else { Presence::Explicit },
+            closed_enum: syntax == Syntax::Proto2,
+            packed: syntax != Syntax::Proto2,
+            verify_utf8: syntax != Syntax::Proto2,
+            delimited: false,
+        }
+    }
+
+    /// These features with what `set` sets applied (in editions files; proto2/proto3 files
+    /// cannot set features). A value descriptor.proto does not define is an error.
+    pub fn with(self, set: &descriptor_proto::FeatureSet) -> Result<Features, String> {
+        if !self.editions {
+            return Ok(self);
+        }
+        let bad = |name: &str, v: i32| format!("invalid value {v} for features.{name}");
+        let mut f = self;
+        if let Some(v) = set.field_presence {
+            f.presence = match v {
+                1 => Presence::Explicit,
+                2 => Presence::Implicit,
+                3 => Presence::LegacyRequired,
+                _ => return Err(bad("field_presence", v)),
+            };
+        }
+        if let Some(v) = set.enum_type {
+            f.closed_enum = match v {
+                1 => false,
+                2 => true,
+                _ => return Err(bad("enum_type", v)),
+            };
+        }
+        if let Some(v) = set.repeated_field_encoding {
+            f.packed = match v {
+                1 => true,
+                2 => false,
+                _ => return Err(bad("repeated_field_encoding", v)),
+            };
+        }
+        if let Some(v) = set.utf8_validation {
+            f.verify_utf8 = match v {
+                2 => true,
+                3 => false,
+                _ => return Err(bad("utf8_validation", v)),
+            };
+        }
+        if let Some(v) = set.message_encoding {
+            f.delimited = match v {
+                1 => false,
+                2 => true,
+                _ => return Err(bad("message_encoding", v)),
+            };
+        }
+        // json_format: ALLOW or LEGACY_BEST_EFFORT only relax checks json2grpc does not make
+        // (JSON name conflicts); both are accepted.
+        if let Some(v) = set.json_format.filter(|v| !matches!(v, 1 | 2)) {
+            return Err(bad("json_format", v));
+        }
+        Ok(f)
+    }
+}
+
+/// What a field holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Scalar(Scalar),
+    /// Index into [`Schema::enums`].
+    Enum(usize),
+    /// Index into [`Schema::messages`] (also for groups).
+    Message(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cardinality {
+    Optional,
+    Required,
+    Repeated,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    pub name: Box<str>,
+    pub json_name: Box<str>,
+    pub number: u32,
+    pub kind: Kind,
+    pub cardinality: Cardinality,
+    /// A repeated field of a map entry type.
+    pub map: bool,
+    /// A message field written with the group wire format (wire types 3 and 4): a proto2
+    /// group, or `features.message_encoding = DELIMITED`.
+    pub delimited: bool,
+    /// Repeated scalars written as one length-delimited run.
+    pub packed: bool,
+    /// Set/unset is observable: message fields, proto2 optional fields, proto3 `optional`,
+    /// oneof members, editions fields with explicit presence.
+    pub presence: bool,
+    /// A string field that must hold UTF-8 (`utf8_validation = VERIFY`: proto3, editions by
+    /// default); proto2 strings and `NONE` may hold any bytes.
+    pub verify_utf8: bool,
+    /// Index into the message's `oneofs` (synthetic ones included).
+    pub oneof: Option<usize>,
+    /// Its `google.api.field_behavior` (REQUIRED, OUTPUT_ONLY).
+    pub behavior: FieldBehavior,
+}
+
+impl Field {
+    /// Repeated and not a map.
+    pub fn is_list(&self) -> bool {
+        self.cardinality == Cardinality::Repeated && !self.map
+    }
+
+    pub fn is_repeated(&self) -> bool {
+        self.cardinality == Cardinality::Repeated
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Oneof {
+    pub name: Box<str>,
+    /// The one-field oneof protoc makes for a proto3 `optional` field: not a real choice.
+    pub synthetic: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub full_name: Box<str>,
+    /// In declaration order.
+    pub fields: Vec<Field>,
+    pub oneofs: Vec<Oneof>,
+    /// The synthetic entry type of a map field (fields `key = 1`, `value = 2`).
+    pub map_entry: bool,
+}
+
+impl Message {
+    pub fn field(&self, number: u32) -> Option<&Field> {
+        self.fields.iter().find(|f| f.number == number)
+    }
+
+    pub fn field_by_name(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| &*f.name == name)
+    }
+
+    pub fn field_by_json_name(&self, json_name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| &*f.json_name == json_name)
+    }
+
+    /// A map entry's key and value fields.
+    pub fn map_key(&self) -> Option<&Field> {
+        self.field(1)
+    }
+
+    pub fn map_value(&self) -> Option<&Field> {
+        self.field(2)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enum {
+    pub full_name: Box<str>,
+    /// Declared values (aliases included), in order.
+    pub values: Vec<(Box<str>, i32)>,
+    /// A closed enum (proto2, `enum_type = CLOSED`): on the wire, a number it does not
+    /// declare is an unknown field, not a value.
+    pub closed: bool,
+}
+
+impl Enum {
+    /// The number of a value name; in any letter case if `case_insensitive`.
+    pub fn number(&self, name: &str, case_insensitive: bool) -> Option<i32> {
+        let exact = self.values.iter().find(|(n, _)| &**n == name);
+        let found = exact.or_else(|| match case_insensitive {
+            true => self.values.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)),
+            false => None,
+        });
+        found.map(|(_, v)| *v)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub full_name: Box<str>,
+    pub methods: Vec<Method>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Method {
+    pub name: Box<str>,
+    /// `pkg.Service.Method`.
+    pub full_name: Box<str>,
+    /// Indices into [`Schema::messages`].
+    pub input: usize,
+    pub output: usize,
+    pub client_streaming: bool,
+    pub server_streaming: bool,
+    /// The encoded `MethodOptions` (for the `google.api.http` rule).
+    pub options: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Def {
+    Message(usize),
+    Enum(usize),
+    Service,
+}
+
+/// Every message, enum and service of a descriptor set, linked and checked.
+#[derive(Debug, Clone, Default)]
+pub struct Schema {
+    pub messages: Vec<Message>,
+    pub enums: Vec<Enum>,
+    pub services: Vec<Service>,
+    names: FnvMap<Box<str>, Def>,
+}
+
+impl Schema {
+    pub fn message(&self, index: usize) -> Option<&Message> {
+        self.messages.get(index)
+    }
+
+    pub fn enumeration(&self, index: usize) -> Option<&Enum> {
+        self.enums.get(index)
+    }
+
+    /// The index of a message type by full name (no leading dot).
+    pub fn message_index(&self, full_name: &str) -> Option<usize> {
+        match self.names.get(full_name) {
+            Some(Def::Message(i)) => Some(*i),
+            _ => None,
+        }
+    }
+
+    pub fn message_by_name(&self, full_name: &str) -> Option<&Message> {
+        self.message_index(full_name).and_then(|i| self.messages.get(i))
+    }
+
+    pub fn service(&self, full_name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| &*s.full_name == full_name)
+    }
+
+    /// The full name of a message type, "" for a bad index.
+    pub fn message_name(&self, index: usize) -> &str {
+        self.messages.get(index).map_or("", |m| &m.full_name)
+    }
+
+    /// Links and checks decoded files (any order); the error says what is wrong and where.
+    pub fn link(files: &[FileProto]) -> Result<Schema, String> {
+        check_files(files)?;
+        let mut schema = Schema::default();
+        // Pass 1: every type gets its full name and index, so fields can refer to any type.
+        let mut pending: Vec<(&MessageProto, Features)> = Vec::new();
+        for file in files {
+            let features = file_features(file)?;
+            for message in &file.messages {
+                schema.declare_message(message, &file.package, features, &mut pending)?;
+            }
+            for e in &file.enums {
+                schema.declare_enum(e, &file.package, features)?;
+            }
+            for s in &file.services {
+                let full_name = join(&file.package, &s.name);
+                schema.declare(&full_name, Def::Service)?;
+            }
+        }
+        // Pass 2: fields (pending[i] is messages[i]).
+        for (index, (proto, features)) in pending.iter().enumerate() {
+            let fields = schema.link_fields(index, proto, *features)?;
+            let synthetic: Vec<bool> = (0..proto.oneofs.len())
+                .map(|o| {
+                    let mut members = proto.fields.iter().filter(|f| f.oneof_index == i32::try_from(o).ok());
+                    matches!((members.next(), members.next()), (Some(only), None) if only.proto3_optional)
+                })
+                .collect();
+            if let Some(m) = schema.messages.get_mut(index) {
+                m.fields = fields;
+                m.oneofs = proto
+                    .oneofs
+                    .iter()
+                    .zip(synthetic)
+                    .map(|(name, synthetic)| Oneof { name: name.as_str().into(), synthetic })
+                    .collect();
+            }
+        }
+        // Extensions become fields of the messages they extend, named `[full.name]` (their
+        // JSON key); their features are their declaring scope's.
+        let message_sets: Vec<bool> = pending.iter().map(|(proto, _)| proto.message_set).collect();
+        for file in files {
+            let features = file_features(file)?;
+            for f in &file.extensions {
+                schema.link_extension(f, &file.package, features, &message_sets)?;
+            }
+        }
+        for (index, (proto, features)) in pending.iter().enumerate() {
+            let scope = schema.message_name(index).to_string();
+            for f in &proto.extensions {
+                schema.link_extension(f, &scope, *features, &message_sets)?;
+            }
+        }
+        schema.link_maps()?;
+        // Pass 3: services.
+        for file in files {
+            for s in &file.services {
+                let full_name = join(&file.package, &s.name);
+                let mut methods = Vec::with_capacity(s.methods.len());
+                for m in &s.methods {
+                    let method_name = format!("{full_name}.{}", m.name);
+                    let message = |type_name: &str, what: &str| match schema.resolve(type_name, &full_name) {
+                        Some(Def::Message(i)) => Ok(i),
+                        _ => Err(format!("{method_name}: {what} type \"{type_name}\" is not a message in the set")),
+                    };
+                    methods.push(Method {
+                        name: m.name.as_str().into(),
+                        input: message(&m.input_type, "input")?,
+                        output: message(&m.output_type, "output")?,
+                        full_name: method_name.into(),
+                        client_streaming: m.client_streaming,
+                        server_streaming: m.server_streaming,
+                        options: m.options.clone(),
+                    });
+                }
+                schema.services.push(Service { full_name: full_name.into(), methods });
+            }
+        }
+        Ok(schema)
+    }
+
+    fn declare(&mut self, full_name: &str, def: Def) -> Result<(), String> {
+        if self.names.insert(full_name.into(), def).is_some() {
+            return Err(format!("\"{full_name}\" is defined more than once"));
+        }
+        Ok(())
+    }
+
+    /// Declares a message and what it nests; `features`: those of the enclosing scope.
+    fn declare_message<'f>(
+        &mut self,
+        proto: &'f MessageProto,
+        scope: &str,
+        features: Features,
+        pending: &mut Vec<(&'f MessageProto, Features)>,
+    ) -> Result<(), String> {
+        let full_name = join(scope, &proto.name);
+        let features = features.with(&proto.features).map_err(|e| format!("{full_name}: {e}"))?;
+        self.declare(&full_name, Def::Message(self.messages.len()))?;
+        self.messages.push(Message {
+            full_name: full_name.as_str().into(),
+            fields: Vec::new(),
+            oneofs: Vec::new(),
+            map_entry: proto.map_entry,
+        });
+        pending.push((proto, features));
+        for nested in &proto.nested {
+            self.declare_message(nested, &full_name, features, pending)?;
+        }
+        for e in &proto.enums {
+            self.declare_enum(e, &full_name, features)?;
+        }
+        Ok(())
+    }
+
+    fn declare_enum(&mut self, proto: &EnumProto, scope: &str, features: Features) -> Result<(), String> {
+        let full_name = join(scope, &proto.name);
+        let closed = features.with(&proto.features).map_err(|e| format!("{full_name}: {e}"))?.closed_enum;
+        self.declare(&full_name, Def::Enum(self.enums.len()))?;
+        let values = proto.values.iter().map(|(n, v)| (n.as_str().into(), *v)).collect();
+        self.enums.push(Enum { full_name: full_name.into(), values, closed });
+        Ok(())
+    }
+
+    /// A type name as written in a descriptor: `.pkg.Type` (what protoc writes), or relative
+    /// to `scope` (searched outwards, as protoc resolves names).
+    fn resolve(&self, name: &str, scope: &str) -> Option<Def> {
+        if let Some(absolute) = name.strip_prefix('.') {
+            return self.names.get(absolute).copied();
+        }
+        let mut scope = scope;
+        loop {
+            let candidate = join(scope, name);
+            if let Some(def) = self.names.get(candidate.as_str()) {
+                return Some(*def);
+            }
+            if scope.is_empty() {
+                return None;
+            }
+            scope = scope.rsplit_once('.').map_or("", |(outer, _)| outer);
+        }
+    }
+
+    /// The fields of message `index`; `features`: the message's resolved features.
+    fn link_fields(&self, index: usize, proto: &MessageProto, features: Features) -> Result<Vec<Field>, String> {
+        let message_name = self.message_name(index);
+        let mut fields: Vec<Field> = Vec::with_capacity(proto.fields.len());
+        for f in &proto.fields {
+            let at = |e: String| format!("{message_name}.{}: {e}", f.name);
+            let field = self.link_field(f, message_name, proto, features).map_err(at)?;
+            if fields.iter().any(|other| other.number == field.number) {
+                return Err(at(format!("field number {} is used twice", field.number)));
+            }
+            if fields.iter().any(|other| other.name == field.name) {
+                return Err(at("the name is used twice".to_string()));
+            }
+            fields.push(field);
+        }
+        Ok(fields)
+    }
+
+    /// A field of `message` (named `scope`), whose resolved features are `features`.
+    fn link_field(
+        &self,
+        f: &FieldProto,
+        scope: &str,
+        message: &MessageProto,
+        features: Features,
+    ) -> Result<Field, String> {
+        let number = u32::try_from(f.number)
+            .ok()
+            .filter(|n| (1..=MAX_FIELD_NUMBER).contains(n) && !RESERVED_FIELD_NUMBERS.contains(n))
+            .ok_or_else(|| format!("invalid field number {}", f.number))?;
+        let oneof = match f.oneof_index {
+            None => None,
+            Some(i) => {
+                Some(usize::try_from(i).ok().filter(|i| *i < message.oneofs.len()).ok_or("invalid oneof index")?)
+            }
+        };
+        let oneof_features = oneof.and_then(|o| message.oneof_features.get(o)).copied().unwrap_or_default();
+        let features = features.with(&oneof_features)?.with(&f.features)?;
+        let mut cardinality = match f.label {
+            None | Some(1) => Cardinality::Optional,
+            Some(2) => Cardinality::Required,
+            Some(3) => Cardinality::Repeated,
+            Some(other) => return Err(format!("invalid label {other}")),
+        };
+        let (kind, group) = self.field_kind(f, scope)?;
+        let delimited = if features.editions {
+            // What protoc refuses in editions files (their features replace them).
+            if group {
+                return Err(
+                    "group types are not allowed in editions (use features.message_encoding = DELIMITED)".into()
+                );
+            }
+            if cardinality == Cardinality::Required {
+                return Err(
+                    "required is not allowed in editions (use features.field_presence = LEGACY_REQUIRED)".into()
+                );
+            }
+            if features.presence == Presence::LegacyRequired && cardinality == Cardinality::Optional {
+                cardinality = Cardinality::Required;
+            }
+            // A map field, and the fields of a map entry, are always length-prefixed.
+            let is_map = matches!(kind, Kind::Message(m) if self.messages.get(m).is_some_and(|e| e.map_entry))
+                && cardinality == Cardinality::Repeated;
+            if is_map && f.features.message_encoding.is_some() {
+                return Err("a map field cannot set features.message_encoding (maps are length-prefixed)".into());
+            }
+            features.delimited && matches!(kind, Kind::Message(_)) && !is_map && !message.map_entry
+        } else {
+            group
+        };
+        let packable = match kind {
+            Kind::Scalar(s) => s.wire_type() != 2,
+            Kind::Enum(_) => true,
+            Kind::Message(_) => false,
+        };
+        let repeated = cardinality == Cardinality::Repeated;
+        Ok(Field {
+            name: f.name.as_str().into(),
+            json_name: f.json_name.clone().unwrap_or_else(|| json_name(&f.name)).into(),
+            number,
+            kind,
+            cardinality,
+            map: false,
+            delimited,
+            packed: repeated && packable && f.packed.unwrap_or(features.packed),
+            presence: f.proto3_optional
+                || oneof.is_some()
+                || (!repeated && (matches!(kind, Kind::Message(_)) || features.presence != Presence::Implicit)),
+            verify_utf8: features.verify_utf8,
+            oneof,
+            behavior: f.behavior(),
+        })
+    }
+
+    /// Adds extension `f`, declared in `scope` (whose features are `features`), to the message it
+    /// extends. An extendee missing from the set, or a MessageSet (`message_set_wire_format`,
+    /// whose extensions have their own wire format), leaves it out: it stays an unknown field.
+    fn link_extension(
+        &mut self,
+        f: &FieldProto,
+        scope: &str,
+        features: Features,
+        message_sets: &[bool],
+    ) -> Result<(), String> {
+        let full_name = join(scope, &f.name);
+        let Some(Def::Message(extendee)) = self.resolve(&f.extendee, scope) else {
+            log::debug!("extension {full_name}: extendee {:?} is not in the set", f.extendee);
+            return Ok(());
+        };
+        if message_sets.get(extendee).copied().unwrap_or(false) {
+            return Ok(());
+        }
+        let at = |e: String| format!("extension {full_name}: {e}");
+        let mut field = self.link_field(f, scope, &MessageProto::default(), features).map_err(at)?;
+        let key: Box<str> = format!("[{full_name}]").into();
+        field.name = key.clone();
+        field.json_name = key;
+        // A singular extension has presence (protobuf: always explicit).
+        field.presence = !field.is_repeated();
+        let Some(message) = self.messages.get_mut(extendee) else { return Ok(()) };
+        if message.fields.iter().any(|other| other.number == field.number) {
+            return Err(at(format!("field number {} of {} is used twice", field.number, message.full_name)));
+        }
+        message.fields.push(field);
+        Ok(())
+    }
+
+    /// The field's kind, and whether it is a group.
+    fn field_kind(&self, f: &FieldProto, scope: &str) -> Result<(Kind, bool), String> {
+        const MESSAGE: i32 = 11;
+        const GROUP: i32 = 10;
+        const ENUM: i32 = 14;
+        if f.type_name.is_empty() {
+            let scalar = match f.kind {
+                Some(1) => Scalar::Double,
+                Some(2) => Scalar::Float,
+                Some(3) => Scalar::Int64,
+                Some(4) => Scalar::Uint64,
+                Some(5) => Scalar::Int32,
+                Some(6) => Scalar::Fixed64,
+                Some(7) => Scalar::Fixed32,
+                Some(8) => Scalar::Bool,
+                Some(9) => Scalar::String,
+                Some(12) => Scalar::Bytes,
+                Some(13) => Scalar::Uint32,
+                Some(15) => Scalar::Sfixed32,
+                Some(16) => Scalar::Sfixed64,
+                Some(17) => Scalar::Sint32,
+                Some(18) => Scalar::Sint64,
+                Some(MESSAGE | GROUP | ENUM) => return Err("no type_name for a message or enum field".into()),
+                Some(other) => return Err(format!("invalid type {other}")),
+                None => return Err("no type".into()),
+            };
+            return Ok((Kind::Scalar(scalar), false));
+        }
+        let found = self.resolve(&f.type_name, scope);
+        match (f.kind, found) {
+            (Some(MESSAGE) | None, Some(Def::Message(m))) => Ok((Kind::Message(m), false)),
+            (Some(GROUP), Some(Def::Message(m))) => Ok((Kind::Message(m), true)),
+            (Some(ENUM) | None, Some(Def::Enum(e))) => Ok((Kind::Enum(e), false)),
+            (_, None) => Err(format!("type \"{}\" is not in the set", f.type_name)),
+            (Some(MESSAGE | GROUP | ENUM) | None, Some(_)) => {
+                let expected = if f.kind == Some(ENUM) { "an enum" } else { "a message" };
+                Err(format!("type \"{}\" is not {expected}", f.type_name))
+            }
+            (Some(other), Some(_)) => Err(format!("type {other} cannot have a type_name")),
+        }
+    }
+
+    /// Marks map fields and checks every map entry type: exactly `key = 1` (an integer,
+    /// bool or string) and `value = 2`, both singular.
+    fn link_maps(&mut self) -> Result<(), String> {
+        for m in &self.messages {
+            if !m.map_entry {
+                continue;
+            }
+            let key = m.field(1).filter(|k| &*k.name == "key");
+            let value = m.field(2);
+            let bad = |what: &str| format!("{}: {what}", m.full_name);
+            let (Some(key), Some(value), 2) = (key, value, m.fields.len()) else {
+                return Err(bad("a map entry must have exactly the fields key = 1 and value = 2"));
+            };
+            if key.is_repeated() || value.is_repeated() {
+                return Err(bad("a map entry's key and value cannot be repeated"));
+            }
+            if !matches!(key.kind, Kind::Scalar(s) if s.is_map_key()) {
+                return Err(bad("a map key must be an integer, bool or string"));
+            }
+        }
+        let entries: Vec<bool> = self.messages.iter().map(|m| m.map_entry).collect();
+        for m in &mut self.messages {
+            for f in &mut m.fields {
+                if let (Kind::Message(entry), Cardinality::Repeated) = (f.kind, f.cardinality) {
+                    f.map = entries.get(entry).copied().unwrap_or(false) && !f.delimited;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The largest field number, and the numbers protobuf keeps for itself.
+const MAX_FIELD_NUMBER: u32 = (1 << 29) - 1;
+const RESERVED_FIELD_NUMBERS: std::ops::RangeInclusive<u32> = 19_000..=19_999;
+
+/// Refuses unsupported syntaxes and editions, duplicate file names and missing imports.
+fn check_files(files: &[FileProto]) -> Result<(), String> {
+    let mut names: FnvMap<&str, ()> = FnvMap::default();
+    for file in files {
+        syntax_of(file)?;
+        if names.insert(&file.name, ()).is_some() {
+            return Err(format!("{}: the file is in the set twice", file.name));
+        }
+    }
+    for file in files {
+        if let Some(missing) = file.dependencies.iter().find(|d| !names.contains_key(d.as_str())) {
+            return Err(format!("{}: imports \"{missing}\", which is not in the set", file.name));
+        }
+    }
+    Ok(())
+}
+
+/// The file's syntax (or edition); the error names the file and what it says.
+pub fn syntax_of(file: &FileProto) -> Result<Syntax, String> {
+    match (file.syntax.as_deref(), file.edition) {
+        (None | Some("proto2"), _) => Ok(Syntax::Proto2),
+        (Some("proto3"), _) => Ok(Syntax::Proto3),
+        (Some("editions"), Some(EDITION_2023)) => Ok(Syntax::Edition2023),
+        (Some("editions"), Some(edition)) => Err(format!(
+            "{}: edition {} is not supported (json2grpc reads proto2, proto3 and edition 2023)",
+            file.name,
+            edition_name(edition)
+        )),
+        (Some("editions"), None) => Err(format!("{}: syntax \"editions\" without an edition", file.name)),
+        (Some(other), _) => {
+            Err(format!("{}: syntax \"{other}\" is not supported (use proto2, proto3 or edition 2023)", file.name))
+        }
+    }
+}
+
+/// An `Edition` number as protoc spells it in `edition = "…"`.
+fn edition_name(edition: i32) -> String {
+    match edition {
+        EDITION_PROTO2 => "\"proto2\"".into(),
+        EDITION_PROTO3 => "\"proto3\"".into(),
+        EDITION_2023 => "\"2023\"".into(),
+        EDITION_2024 => "\"2024\"".into(),
+        other => format!("number {other}"),
+    }
+}
+
+/// The file's features: its edition's defaults and what its options set.
+fn file_features(file: &FileProto) -> Result<Features, String> {
+    Features::defaults(syntax_of(file)?).with(&file.features).map_err(|e| format!("{}: {e}", file.name))
+}
+
+/// Every full name a file defines (messages, enums and services, nested ones included).
+pub fn defined_names(file: &FileProto) -> Vec<String> {
+    fn message(m: &MessageProto, scope: &str, out: &mut Vec<String>) {
+        let name = join(scope, &m.name);
+        for nested in &m.nested {
+            message(nested, &name, out);
+        }
+        out.extend(m.enums.iter().map(|e| join(&name, &e.name)));
+        out.push(name);
+    }
+    let mut out = Vec::new();
+    for m in &file.messages {
+        message(m, &file.package, &mut out);
+    }
+    out.extend(file.enums.iter().map(|e| join(&file.package, &e.name)));
+    out.extend(file.services.iter().map(|s| join(&file.package, &s.name)));
+    out
+}
+
+fn join(scope: &str, name: &str) -> String {
+    if scope.is_empty() {
+        name.to_string()
+    } else {
+        format!("{scope}.{name}")
+    }
+}
+
+/// protoc's default json_name: `foo_bar_baz` → `fooBarBaz`.
+pub fn json_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+    use crate::core::schema::descriptor_proto::{decode_file_set, FeatureSet, ServiceProto};
+    use crate::testing::fixtures::editions::field;
+    use crate::testing::fixtures::{editions, TEST_DESCRIPTOR_SET};
+
+    fn file(syntax: Option<&str>, messages: Vec<MessageProto>) -> FileProto {
+        FileProto {
+            name: "f.proto".into(),
+            package: "p".into(),
+            messages,
+            syntax: syntax.map(Into::into),
+            ..Default::default()
+        }
+    }
+
+    fn message(name: &str, fields: Vec<FieldProto>) -> MessageProto {
+        MessageProto { name: name.into(), fields, ..Default::default() }
+    }
+
+    fn link_one(syntax: Option<&str>, messages: Vec<MessageProto>) -> Result<Schema, String> {
+        Schema::link(&[file(syntax, messages)])
+    }
+
+    #[test]
+    fn links_the_test_schema() {
+        let schema = Schema::link(&decode_file_set(TEST_DESCRIPTOR_SET).unwrap()).unwrap();
+        let everything = schema.message_by_name("test.v1.Everything").unwrap();
+        let labels = everything.field_by_name("labels").unwrap();
+        assert!(labels.map && !labels.is_list());
+        let Kind::Message(entry) = labels.kind else { panic!() };
+        assert!(schema.messages[entry].map_entry);
+        assert_eq!(&*everything.field_by_name("renamed").unwrap().json_name, "customName");
+        assert_eq!(&*everything.field_by_name("by_number").unwrap().json_name, "byNumber");
+        assert!(everything.field_by_name("colors").unwrap().packed);
+        assert!(!everything.field_by_name("tags").unwrap().packed, "strings are never packed");
+        let choice = everything.field_by_name("choice_text").unwrap();
+        assert!(choice.presence && choice.oneof == Some(0) && !everything.oneofs[0].synthetic);
+        let scalars = schema.message_by_name("test.v1.Scalars").unwrap();
+        let optional = scalars.field_by_name("f_optional").unwrap();
+        assert!(optional.presence);
+        assert!(scalars.oneofs[optional.oneof.unwrap()].synthetic);
+        assert!(!scalars.field_by_name("f_int32").unwrap().presence);
+        let things = schema.service("test.v1.Things").unwrap();
+        let get = things.methods.iter().find(|m| &*m.name == "Get").unwrap();
+        assert_eq!(&*get.full_name, "test.v1.Things.Get");
+        assert_eq!(schema.message_name(get.input), "test.v1.GetRequest");
+        assert_eq!(schema.message_name(get.output), "test.v1.Everything");
+        let color = schema.enums.iter().find(|e| &*e.full_name == "test.v1.Color").unwrap();
+        assert_eq!(color.number("GREEN", false), Some(2));
+        assert_eq!(color.number("green", false), None);
+        assert_eq!(color.number("green", true), Some(2));
+    }
+
+    #[test]
+    fn json_name_falls_back_to_lower_camel_case() {
+        assert_eq!(json_name("foo_bar_baz"), "fooBarBaz");
+        assert_eq!(json_name("_x__y1_z"), "XY1Z");
+        assert_eq!(json_name("already"), "already");
+        let schema = link_one(
+            Some("proto3"),
+            vec![message(
+                "M",
+                vec![
+                    field("a_b", 1, 1, 9, ""),
+                    FieldProto { json_name: Some("x".into()), ..field("c_d", 2, 1, 9, "") },
+                ],
+            )],
+        )
+        .unwrap();
+        let m = &schema.messages[0];
+        assert_eq!(&*m.fields[0].json_name, "aB");
+        assert_eq!(&*m.fields[1].json_name, "x");
+    }
+
+    #[test]
+    fn packed_and_presence_follow_the_syntax() {
+        let fields = || {
+            vec![
+                field("r", 1, 3, 5, ""),
+                FieldProto { packed: Some(false), ..field("unpacked", 2, 3, 5, "") },
+                FieldProto { packed: Some(true), ..field("packed", 3, 3, 5, "") },
+                field("s", 4, 1, 5, ""),
+                field("m", 5, 1, 11, ".p.M"),
+                FieldProto { proto3_optional: true, oneof_index: Some(0), ..field("o", 6, 1, 5, "") },
+                field("strings", 7, 3, 9, ""),
+            ]
+        };
+        let with_oneof = |fields| MessageProto { oneofs: vec!["_o".into()], ..message("M", fields) };
+        let proto3 = link_one(Some("proto3"), vec![with_oneof(fields())]).unwrap();
+        let f = &proto3.messages[0].fields;
+        assert_eq!(f.iter().map(|f| f.packed).collect::<Vec<_>>(), [true, false, true, false, false, false, false]);
+        assert_eq!(f.iter().map(|f| f.presence).collect::<Vec<_>>(), [false, false, false, false, true, true, false]);
+        assert!(proto3.messages[0].oneofs[0].synthetic);
+        for syntax in [None, Some("proto2")] {
+            let proto2 = link_one(syntax, vec![with_oneof(fields())]).unwrap();
+            let f = &proto2.messages[0].fields;
+            assert_eq!(
+                f.iter().map(|f| f.packed).collect::<Vec<_>>(),
+                [false, false, true, false, false, false, false]
+            );
+            assert_eq!(
+                f.iter().map(|f| f.presence).collect::<Vec<_>>(),
+                [false, false, false, true, true, true, false]
+            );
+        }
+    }
+
+    #[test]
+    fn type_names_resolve_absolutely_or_relatively() {
+        let inner = message("Inner", vec![]);
+        let outer = MessageProto {
+            nested: vec![inner],
+            ..message("Outer", vec![field("a", 1, 1, 11, "Inner"), field("b", 2, 1, 11, "Outer.Inner")])
+        };
+        let other = message("Other", vec![field("c", 1, 1, 11, ".p.Outer.Inner"), field("d", 2, 1, 0, "Outer")]);
+        let other = MessageProto {
+            fields: vec![other.fields[0].clone(), FieldProto { kind: None, ..other.fields[1].clone() }],
+            ..other
+        };
+        let schema = link_one(Some("proto3"), vec![outer, other]).unwrap();
+        let inner = schema.message_index("p.Outer.Inner").unwrap();
+        let outer = schema.message_index("p.Outer").unwrap();
+        let fields =
+            |name: &str| schema.message_by_name(name).unwrap().fields.iter().map(|f| f.kind).collect::<Vec<_>>();
+        assert_eq!(fields("p.Outer"), [Kind::Message(inner), Kind::Message(inner)]);
+        assert_eq!(fields("p.Other"), [Kind::Message(inner), Kind::Message(outer)]);
+    }
+
+    #[test]
+    fn bad_schemas_are_errors_naming_the_problem() {
+        let entry = |fields| MessageProto { map_entry: true, ..message("E", fields) };
+        let map_of =
+            |e: MessageProto| MessageProto { nested: vec![e], ..message("M", vec![field("m", 1, 3, 11, ".p.M.E")]) };
+        let cases: Vec<(Vec<MessageProto>, &str)> = vec![
+            (vec![message("M", vec![field("x", 1, 1, 11, ".p.Missing")])], "\".p.Missing\" is not in the set"),
+            (vec![message("M", vec![field("x", 1, 1, 14, ".p.M")])], "is not an enum"),
+            (vec![message("M", vec![field("x", 1, 1, 11, "")])], "no type_name"),
+            (vec![message("M", vec![field("x", 1, 1, 19, "")])], "invalid type 19"),
+            (vec![message("M", vec![field("x", 1, 4, 9, "")])], "invalid label 4"),
+            (vec![message("M", vec![field("x", 0, 1, 9, "")])], "invalid field number 0"),
+            (vec![message("M", vec![field("x", 1 << 29, 1, 9, "")])], "invalid field number"),
+            (vec![message("M", vec![field("x", 19_500, 1, 9, "")])], "invalid field number 19500"),
+            (vec![message("M", vec![field("x", 1, 1, 9, ""), field("y", 1, 1, 9, "")])], "number 1 is used twice"),
+            (vec![message("M", vec![field("x", 1, 1, 9, ""), field("x", 2, 1, 9, "")])], "used twice"),
+            (vec![message("M", vec![FieldProto { oneof_index: Some(0), ..field("x", 1, 1, 9, "") }])], "oneof index"),
+            (vec![message("M", vec![]), message("M", vec![])], "\"p.M\" is defined more than once"),
+            (
+                vec![map_of(entry(vec![field("key", 1, 1, 9, ""), field("value", 3, 1, 9, "")]))],
+                "key = 1 and value = 2",
+            ),
+            (vec![map_of(entry(vec![field("key", 1, 1, 9, "")]))], "key = 1 and value = 2"),
+            (vec![map_of(entry(vec![field("k", 1, 1, 9, ""), field("value", 2, 1, 9, "")]))], "key = 1 and value = 2"),
+            (vec![map_of(entry(vec![field("key", 1, 1, 2, ""), field("value", 2, 1, 9, "")]))], "map key"),
+            (vec![map_of(entry(vec![field("key", 1, 1, 9, ""), field("value", 2, 3, 9, "")]))], "cannot be repeated"),
+        ];
+        for (messages, expected) in cases {
+            let e = link_one(Some("proto3"), messages.clone()).unwrap_err();
+            assert!(e.contains(expected), "{messages:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn bad_files_are_errors() {
+        for syntax in ["editions", "", "proto4"] {
+            let e = link_one(Some(syntax), vec![]).unwrap_err();
+            assert!(e.contains("f.proto") && e.contains(&format!("\"{syntax}\"")), "{e}");
+        }
+        for (edition, name) in
+            [(1001, "edition \"2024\""), (998, "edition \"proto2\""), (99_999, "edition number 99999")]
+        {
+            let f = FileProto { edition: Some(edition), ..file(Some("editions"), vec![]) };
+            let e = Schema::link(&[f]).unwrap_err();
+            assert!(e.contains("f.proto") && e.contains(name) && e.contains("not supported"), "{e}");
+        }
+        let importer = FileProto { dependencies: vec!["missing.proto".into()], ..file(None, vec![]) };
+        assert!(Schema::link(&[importer]).unwrap_err().contains("missing.proto"));
+        let e = Schema::link(&[file(None, vec![]), file(None, vec![])]).unwrap_err();
+        assert!(e.contains("twice"), "{e}");
+        let service = ServiceProto {
+            name: "S".into(),
+            methods: vec![crate::core::schema::descriptor_proto::MethodProto {
+                name: "Call".into(),
+                input_type: ".p.Nope".into(),
+                output_type: ".p.M".into(),
+                ..Default::default()
+            }],
+        };
+        let with_service = FileProto { services: vec![service], ..file(None, vec![message("M", vec![])]) };
+        let e = Schema::link(&[with_service]).unwrap_err();
+        assert!(e.contains("p.S.Call") && e.contains("input type \".p.Nope\""), "{e}");
+    }
+
+    fn edition_file(messages: Vec<MessageProto>, features: FeatureSet) -> FileProto {
+        FileProto { edition: Some(1000), features, ..file(Some("editions"), messages) }
+    }
+
+    fn fields_of<'s>(schema: &'s Schema, message: &str) -> Vec<&'s Field> {
+        schema.message_by_name(message).unwrap().fields.iter().collect()
+    }
+
+    #[test]
+    fn edition_2023_defaults_and_per_field_features() {
+        let schema = Schema::link(&[editions::file_proto()]).unwrap();
+        let m = schema.message_by_name("ed.M").unwrap();
+        let f = |name: &str| m.field_by_name(name).unwrap();
+        // field_presence: EXPLICIT by default.
+        assert!(f("explicit_int").presence && !f("implicit_int").presence);
+        assert!(f("required_int").presence && f("required_int").cardinality == Cardinality::Required);
+        // repeated_field_encoding: PACKED by default.
+        assert!(f("packed").packed && !f("expanded").packed);
+        assert!(f("closed_list").packed && !f("closed_expanded").packed);
+        // utf8_validation: VERIFY by default; a map's key and value get the map's features.
+        assert!(f("verified").verify_utf8 && !f("raw").verify_utf8);
+        let Kind::Message(raw_entry) = f("raw_map").kind else { panic!() };
+        assert!(schema.messages[raw_entry].fields.iter().all(|f| !f.verify_utf8));
+        // message_encoding: LENGTH_PREFIXED by default.
+        assert!(f("delimited").delimited && f("delimited_list").delimited && !f("prefixed").delimited);
+        let inner = schema.message_by_name("ed.M.Inner").unwrap();
+        assert!(inner.field_by_name("child").unwrap().delimited);
+        assert!(f("inners").map && !f("inners").delimited);
+        // enum_type: OPEN by default.
+        let closed = |name: &str| schema.enums.iter().find(|e| &*e.full_name == name).unwrap().closed;
+        assert!(closed("ed.Closed") && !closed("ed.Open"));
+    }
+
+    #[test]
+    fn features_are_inherited_from_file_message_and_oneof() {
+        let file_features = FeatureSet {
+            field_presence: Some(2),
+            utf8_validation: Some(3),
+            message_encoding: Some(2),
+            enum_type: Some(2),
+            ..Default::default()
+        };
+        let inner = MessageProto {
+            features: FeatureSet { utf8_validation: Some(2), ..Default::default() },
+            enums: vec![editions::enumeration("E", &[("E0", 0)], FeatureSet::default())],
+            ..message("Inner", vec![field("s", 1, 1, 9, ""), field("i", 2, 1, 5, "")])
+        };
+        let outer = MessageProto {
+            nested: vec![inner],
+            features: FeatureSet { repeated_field_encoding: Some(2), ..Default::default() },
+            oneofs: vec!["o".into()],
+            oneof_features: vec![FeatureSet { message_encoding: Some(1), ..Default::default() }],
+            ..message(
+                "Outer",
+                vec![
+                    field("s", 1, 1, 9, ""),
+                    field("i", 2, 1, 5, ""),
+                    field("list", 3, 3, 5, ""),
+                    field("m", 4, 1, 11, ".p.Outer.Inner"),
+                    FieldProto { oneof_index: Some(0), ..field("in_oneof", 5, 1, 11, ".p.Outer.Inner") },
+                    editions::with(field("explicit", 6, 1, 5, ""), editions::presence(1)),
+                ],
+            )
+        };
+        let schema = Schema::link(&[edition_file(vec![outer], file_features)]).unwrap();
+        let outer = fields_of(&schema, "p.Outer");
+        // From the file: implicit presence, no UTF-8 check, delimited messages.
+        assert!(!outer[0].verify_utf8 && !outer[1].presence && outer[3].delimited);
+        // From the message: expanded repeated fields.
+        assert!(!outer[2].packed);
+        // From the oneof: length-prefixed; oneof members always have presence.
+        assert!(!outer[4].delimited && outer[4].presence);
+        assert!(outer[5].presence);
+        // A nested message inherits the enclosing message's features, then sets its own.
+        let inner = fields_of(&schema, "p.Outer.Inner");
+        assert!(inner[0].verify_utf8 && !inner[1].presence);
+        assert!(schema.enums[0].closed, "enum_type from the file");
+    }
+
+    #[test]
+    fn proto2_and_proto3_map_to_their_edition_defaults() {
+        let m = || MessageProto {
+            enums: vec![editions::enumeration("E", &[("E0", 0)], FeatureSet::default())],
+            ..message("M", vec![field("s", 1, 1, 9, ""), field("g", 2, 1, 10, ".p.M")])
+        };
+        let proto2 = link_one(Some("proto2"), vec![m()]).unwrap();
+        let f = fields_of(&proto2, "p.M");
+        assert!(!f[0].verify_utf8 && f[0].presence && f[1].delimited && proto2.enums[0].closed);
+        // Features written in a proto2/proto3 file are ignored (protoc refuses them there).
+        let with_features = FileProto { features: editions::utf8_none(), ..file(Some("proto3"), vec![]) };
+        let proto3 = Schema::link(&[FileProto {
+            messages: vec![message("M", vec![field("s", 1, 1, 9, "")])],
+            enums: vec![editions::enumeration("E", &[("E0", 0)], editions::closed())],
+            ..with_features
+        }])
+        .unwrap();
+        assert!(fields_of(&proto3, "p.M")[0].verify_utf8 && !proto3.enums[0].closed);
+    }
+
+    #[test]
+    fn maps_stay_length_prefixed_under_delimited() {
+        let entry = MessageProto {
+            map_entry: true,
+            ..message("VEntry", vec![field("key", 1, 1, 9, ""), field("value", 2, 1, 11, ".p.M")])
+        };
+        let m = |map_field: FieldProto| MessageProto {
+            nested: vec![entry.clone()],
+            ..message("M", vec![map_field, field("child", 2, 1, 11, ".p.M")])
+        };
+        let schema =
+            Schema::link(&[edition_file(vec![m(field("v", 1, 3, 11, ".p.M.VEntry"))], editions::delimited())]).unwrap();
+        let fields = fields_of(&schema, "p.M");
+        assert!(fields[0].map && !fields[0].delimited, "the map field");
+        assert!(fields[1].delimited, "a message field");
+        assert!(!fields_of(&schema, "p.M.VEntry")[1].delimited, "the entry's message value");
+        let explicit = editions::with(field("v", 1, 3, 11, ".p.M.VEntry"), editions::delimited());
+        let e = Schema::link(&[edition_file(vec![m(explicit)], FeatureSet::default())]).unwrap_err();
+        assert!(e.contains("p.M.v") && e.contains("map field"), "{e}");
+    }
+
+    #[test]
+    fn invalid_features_and_proto2_forms_in_editions_are_errors() {
+        let cases: Vec<(FieldProto, &str)> = vec![
+            (
+                editions::with(field("x", 1, 1, 5, ""), editions::presence(7)),
+                "invalid value 7 for features.field_presence",
+            ),
+            (
+                editions::with(field("x", 1, 1, 5, ""), FeatureSet { utf8_validation: Some(1), ..Default::default() }),
+                "features.utf8_validation",
+            ),
+            (
+                editions::with(field("x", 1, 1, 5, ""), FeatureSet { json_format: Some(0), ..Default::default() }),
+                "features.json_format",
+            ),
+            (field("x", 1, 2, 5, ""), "required is not allowed in editions"),
+            (field("x", 1, 1, 10, ".p.M"), "group types are not allowed in editions"),
+        ];
+        for (f, expected) in cases {
+            let e =
+                Schema::link(&[edition_file(vec![message("M", vec![f.clone()])], FeatureSet::default())]).unwrap_err();
+            assert!(e.contains("p.M.x") && e.contains(expected), "{f:?}: {e}");
+        }
+        let bad_file = FeatureSet { enum_type: Some(3), ..Default::default() };
+        let e = Schema::link(&[edition_file(vec![], bad_file)]).unwrap_err();
+        assert!(e.contains("f.proto") && e.contains("features.enum_type"), "{e}");
+        // json_format = LEGACY_BEST_EFFORT is accepted.
+        let legacy = FeatureSet { json_format: Some(2), ..Default::default() };
+        assert!(Schema::link(&[edition_file(vec![message("M", vec![])], legacy)]).is_ok());
+    }
+
+    #[test]
+    fn extensions_become_bracketed_fields_of_the_messages_they_extend() {
+        let ext = |name: &str, number, extendee: &str| FieldProto {
+            extendee: extendee.into(),
+            ..field(name, number, 1, 5, "")
+        };
+        let holder = MessageProto { extensions: vec![ext("inner", 101, "M")], ..message("Holder", vec![]) };
+        let set = MessageProto { message_set: true, ..message("Set", vec![]) };
+        let f = FileProto {
+            extensions: vec![ext("top", 100, ".p.M"), ext("lost", 102, ".p.Missing"), ext("to_set", 5, ".p.Set")],
+            ..file(Some("proto3"), vec![message("M", vec![field("x", 1, 1, 5, "")]), holder, set])
+        };
+        let schema = Schema::link(std::slice::from_ref(&f)).unwrap();
+        let m = schema.message_by_name("p.M").unwrap();
+        let top = m.field_by_json_name("[p.top]").unwrap();
+        assert_eq!((&*top.name, top.number, top.presence), ("[p.top]", 100, true));
+        assert_eq!(m.field(101).map(|f| &*f.json_name), Some("[p.Holder.inner]"));
+        assert!(schema.message_by_name("p.Set").unwrap().fields.is_empty(), "MessageSet extensions stay unknown");
+        let clash = FileProto { extensions: vec![ext("clash", 1, ".p.M")], ..f };
+        let e = Schema::link(&[clash]).unwrap_err();
+        assert!(e.contains("extension p.clash") && e.contains("used twice"), "{e}");
+    }
+
+    #[test]
+    fn groups_are_marked() {
+        let group = message("G", vec![]);
+        let m = MessageProto { nested: vec![group], ..message("M", vec![field("g", 1, 1, 10, ".p.M.G")]) };
+        let schema = link_one(None, vec![m]).unwrap();
+        let g = &schema.message_by_name("p.M").unwrap().fields[0];
+        assert!(g.delimited && g.presence);
+    }
+}
