@@ -4,16 +4,22 @@
 //! The data path, one folder per stage:
 //!
 //! ```text
-//!  plugin config ─► config ─► schema ──────────► route ─────────────┐   (once per config:
-//!  (JSON)                     (descriptors →     (google.api.http →  │    transcoder.rs)
-//!                              Schema)           Router)             │
-//!                                                                    ▼
-//!  HTTP request ──► route: match method + path ─► request: bind path, query and body
-//!  (JSON body)          (a binding)               into the gRPC message ──► codec ──► gRPC frames
-//!                                                  (rest: masks, strict bodies,  (JSON → wire)
-//!                                                   required fields)
-//!  gRPC response ─► response: frames, status, trailers ─► codec (wire → JSON) ─► HTTP response
-//!  (frames + trailers)  (rest: success status, CORS)                          (JSON, streams, errors)
+//! once per configuration (transcoder.rs)
+//!   plugin config JSON ─► config ─► schema ─► route: the Router     codec: the Plans
+//!                                   (descriptors → Schema)
+//!
+//! per request
+//!   HTTP method, path, query, JSON body
+//!     │  route: the binding and its path variables
+//!     ▼
+//!   request: path, query and body bound into one message   ◄─ rest: PATCH masks, strict
+//!     │  codec: JSON → protobuf wire                           bodies, required fields
+//!     ▼
+//!   gRPC frames ─► the service ─► gRPC frames and trailers
+//!     │  response: frames read, grpc-status mapped            ◄─ rest: success status, CORS
+//!     │  codec: protobuf wire → JSON
+//!     ▼
+//!   HTTP status, headers, JSON / NDJSON / server-sent events
 //! ```
 //!
 //! [`openapi`] describes the same bindings and options as an OpenAPI document.
