@@ -47,10 +47,12 @@ INVENTORY_ADDR ?= 127.0.0.1:50051
 ORDERS_ADDR   ?= 127.0.0.1:50052
 COMPOSE_WASM  := /etc/envoy/json2grpc.wasm
 ENVOY_CONFIGS := $(DIST)/envoy.yaml $(DIST)/envoy.compose.yaml $(DIST)/native-transcoder.yaml \
-  $(DIST)/envoy.reflection.yaml
-# The reflection variant: the same config without a descriptor; the API comes from the services'
-# gRPC server reflection (json2grpc.descriptor.reflection, README "Live descriptors").
+  $(DIST)/envoy.reflection.yaml $(DIST)/envoy.url.yaml
+# The live-descriptor variants (README "Live descriptors"): the same config without a descriptor;
+# the API comes from the services' gRPC server reflection (json2grpc.descriptor.reflection), or
+# by reference from a file server, pinned by its SHA-256 (json2grpc.descriptor.url).
 PLUGIN_CONFIG_REFLECTION := $(DIST)/plugin-config.reflection.json
+PLUGIN_CONFIG_URL := $(DIST)/plugin-config.url.json
 
 # wasm-opt: $(WASM_OPT) if set, else npm's binaryen in .cache/npm (installed on demand), else
 # one on PATH. Explicit features because `strip = true` drops the target-features section.
@@ -161,6 +163,7 @@ envoy-config: wasm descriptors venv
 	$(ENVOY) --mode validate -c $(CACHE)/envoy.compose.validate.yaml --log-level warn
 	$(ENVOY) --mode validate -c $(DIST)/native-transcoder.yaml --log-level warn
 	$(ENVOY) --mode validate -c $(DIST)/envoy.reflection.yaml --log-level warn
+	$(ENVOY) --mode validate -c $(DIST)/envoy.url.yaml --log-level warn
 
 $(PLUGIN_CONFIG_REFLECTION): $(PLUGIN_CONFIG) $(ROOT)/Makefile
 	$(PYTHON) -c 'import json, sys; c = json.load(open(sys.argv[1])); c.pop("proto_descriptor_bin"); \
@@ -169,6 +172,17 @@ $(PLUGIN_CONFIG_REFLECTION): $(PLUGIN_CONFIG) $(ROOT)/Makefile
 
 $(DIST)/envoy.reflection.yaml: $(ROOT)/envoy/envoy.yaml.in $(ROOT)/envoy/render.py $(PLUGIN_CONFIG_REFLECTION)
 	$(RENDER) $< -o $@ --plugin-config $(PLUGIN_CONFIG_REFLECTION) --wasm $(WASM) \
+	  --listen-port $(LISTEN_PORT) --admin-port $(ADMIN_PORT) \
+	  --inventory $(INVENTORY_ADDR) --orders $(ORDERS_ADDR)
+
+$(PLUGIN_CONFIG_URL): $(PLUGIN_CONFIG) $(DESCRIPTOR) $(ROOT)/Makefile
+	$(PYTHON) -c 'import hashlib, json, sys; c = json.load(open(sys.argv[1])); c.pop("proto_descriptor_bin"); \
+	  digest = hashlib.sha256(open(sys.argv[2], "rb").read()).hexdigest(); \
+	  c.setdefault("json2grpc", {})["descriptor"] = {"url": {"cluster": "descriptors", "path": "/flashsale.pb", "sha256": digest}}; \
+	  json.dump(c, open(sys.argv[3], "w"))' $(PLUGIN_CONFIG) $(DESCRIPTOR) $@
+
+$(DIST)/envoy.url.yaml: $(ROOT)/envoy/envoy.yaml.in $(ROOT)/envoy/render.py $(PLUGIN_CONFIG_URL)
+	$(RENDER) $< -o $@ --plugin-config $(PLUGIN_CONFIG_URL) --wasm $(WASM) --serve-descriptor $(DESCRIPTOR) \
 	  --listen-port $(LISTEN_PORT) --admin-port $(ADMIN_PORT) \
 	  --inventory $(INVENTORY_ADDR) --orders $(ORDERS_ADDR)
 

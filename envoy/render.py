@@ -103,6 +103,61 @@ def native_config(plugin, descriptor):
     return json.dumps(cfg, ensure_ascii=True, sort_keys=False)
 
 
+DESCRIPTOR_PATH = "/flashsale.pb"
+
+# The by-reference variant's file server, inside Envoy so the example runs alone: a loopback
+# listener answering GET /flashsale.pb with the file. Not an internal listener: the first fetch
+# may come from the main thread's VM, which cannot connect to one (HTTP 503 until a worker's VM
+# takes the lease). In production `descriptors` is your file server's cluster (object storage,
+# a ConfigMap behind nginx, an artifact server).
+DESCRIPTOR_FILES_LISTENER = """
+  # json2grpc.descriptor.url's file server for this example (see the descriptors cluster).
+  - name: descriptor_files
+    address:
+      socket_address: { address: 127.0.0.1, port_value: %(port)d }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: descriptor_files
+          route_config:
+            # A direct response's body is capped at 4 KiB unless raised here.
+            max_direct_response_body_size_bytes: 16777216
+            virtual_hosts:
+            - name: files
+              domains: ["*"]
+              routes:
+              - match: { path: "%(path)s" }
+                direct_response: { status: 200, body: { filename: %(file)s } }
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+"""
+
+DESCRIPTOR_FILES_CLUSTER = """
+  # Where json2grpc.descriptor.url fetches the FileDescriptorSet: here the descriptor_files
+  # listener; in production, your file server.
+  - name: descriptors
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: descriptors
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address: { address: 127.0.0.1, port_value: %(port)d }
+"""
+
+
+def descriptor_files(path, port, keep_paths):
+    file = yaml_string(path if keep_paths else os.path.abspath(path))
+    return (DESCRIPTOR_FILES_LISTENER % {"path": DESCRIPTOR_PATH, "file": file, "port": port},
+            DESCRIPTOR_FILES_CLUSTER.rstrip("\n") % {"port": port})
+
+
 def render(template, values):
     missing = set()
 
@@ -133,6 +188,11 @@ def main(argv=None):
                    help="path of the .wasm as Envoy sees it (made absolute unless --keep-paths)")
     p.add_argument("--plugin-config", required=True, help="plugin config JSON file")
     p.add_argument("--descriptor", help="descriptor set for the native transcoder's proto_descriptor")
+    p.add_argument("--serve-descriptor", metavar="FILE",
+                   help="add a `descriptors` cluster serving FILE at /flashsale.pb (the by-reference "
+                        "variant: json2grpc.descriptor.url)")
+    p.add_argument("--descriptor-port", type=int, default=8081,
+                   help="the loopback port of --serve-descriptor's listener")
     p.add_argument("--keep-paths", action="store_true",
                    help="use --wasm verbatim (paths inside a container)")
     a = p.parse_args(argv)
@@ -160,6 +220,9 @@ def main(argv=None):
         "PLUGIN_CONFIG": yaml_string(json.dumps(plugin, ensure_ascii=True,
                                                 separators=(",", ":"))),
     }
+    values["DESCRIPTOR_FILES_LISTENER"], values["DESCRIPTOR_FILES_CLUSTER"] = (
+        descriptor_files(a.serve_descriptor, a.descriptor_port, a.keep_paths) if a.serve_descriptor
+        else ("", ""))
     if "{{TRANSCODER_CONFIG}}" in template:
         values["TRANSCODER_CONFIG"] = native_config(plugin, a.descriptor)
 

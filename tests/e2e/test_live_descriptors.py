@@ -263,3 +263,25 @@ def test_by_reference_pinned_by_sha256(tmp_path, services, api_file, pin):
     finally:
         envoy.stop()
         server.stop()
+
+
+def test_the_envoy_by_reference_variant_fetches_its_file(tmp_path, services, api_file):
+    """dist/envoy.url.yaml's shape (envoy/render.py --serve-descriptor): no descriptor in the
+    plugin config; the set comes by reference, pinned by its SHA-256, from the `descriptors`
+    cluster (here a listener of the same Envoy serving the file)."""
+    digest = hashlib.sha256(api_file.read_bytes()).hexdigest()
+    url = {"cluster": "descriptors", "path": "/flashsale.pb", "sha256": digest}
+    config = live_config({"url": url}, services=(INVENTORY, "flashsale.v1.Orders"))
+    path = tmp_path / "url-variant.yaml"
+    harness.render(harness.TEMPLATE, path, config, services, wasm=harness.WASM,
+                   extra_args=("--serve-descriptor", str(api_file), "--descriptor-port", str(free_port())))
+    envoy = harness.Envoy("url-variant", path, tmp_path)
+    try:
+        wait_for(lambda: envoy.json_request("GET", "/v1/inventory/sku-1001")[0] == 200,
+                 what="the descriptors by reference")
+        stats = descriptor_stats(envoy)
+        assert stats["version"] == 1 and not any(k.startswith("failures.") and v for k, v in stats.items()), stats
+        status, _, body = envoy.json_request("GET", "/v1/inventory/sku-1001")
+        assert status == 200 and body["sku"] == "sku-1001", body
+    finally:
+        envoy.stop()
