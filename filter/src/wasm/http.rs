@@ -651,7 +651,12 @@ impl Http {
             return Action::Continue;
         }
         let mut headers = Headers::read(Map::ResponseHeaders);
-        // CORS headers go on every response to a transcoded request (Envoy's own answers too).
+        // CORS headers go on every response to a transcoded request (Envoy's own answers too),
+        // and only the policy's: a service's own `access-control-*` would widen it (credentials
+        // for every origin, or CORS for an origin the policy refuses).
+        if t.config.rest.cors.is_some() {
+            headers.retain_names(|k| !rest::is_cors_header(k));
+        }
         for (name, value) in rest::cors_headers(&t.config.rest, self.cors_origin.as_deref(), headers.get("vary")) {
             headers.set(name, &value);
         }

@@ -16,18 +16,27 @@ pub fn success_status(rest: &RestOptions, method: &str, value: Option<&[u8]>) ->
     success_status::choose(from, rest.success_status_of(method))
 }
 
-/// The service's metadata as reply headers: without `x-http-code` when the option reads it,
-/// and without the CORS headers and `vary` the filter sets itself (`cors`).
+/// The service's metadata as reply headers: without `x-http-code` when the option reads it;
+/// with a CORS policy, never the service's own `access-control-*` headers (the policy alone
+/// decides what a browser may do), and without its `vary` when the filter sets one merging it
+/// (`cors`: the filter adds its CORS headers).
 pub fn reply_metadata<'m>(
     rest: &RestOptions,
     metadata: &'m [(Vec<u8>, Vec<u8>)],
     cors: bool,
 ) -> impl Iterator<Item = &'m (Vec<u8>, Vec<u8>)> {
     let status = rest.status_from_metadata;
+    let policy = rest.cors.is_some();
     metadata.iter().filter(move |(k, _)| {
         !(status && k.as_slice() == STATUS_METADATA.as_bytes()
-            || cors && (k.as_slice() == b"vary" || k.starts_with(b"access-control-")))
+            || policy && is_cors_header(k)
+            || cors && k.as_slice() == b"vary")
     })
+}
+
+/// A CORS response header (`access-control-*`): with a policy, only the filter writes these.
+pub fn is_cors_header(name: &[u8]) -> bool {
+    name.len() >= 15 && name.get(..15).is_some_and(|p| p.eq_ignore_ascii_case(b"access-control-"))
 }
 
 /// The CORS headers of a response to an allowed `origin`, given the response's own `vary`.
@@ -58,7 +67,19 @@ mod tests {
         let off = RestOptions::default();
         assert_eq!(names(&off, false), ["x-http-code", "location", "vary", "access-control-allow-origin"]);
         let on = RestOptions { status_from_metadata: true, ..Default::default() };
-        assert_eq!(names(&on, true), ["location"]);
+        assert_eq!(names(&on, true), ["location", "access-control-allow-origin"], "no policy: not the filter's");
+        let cors = crate::core::config::Config::from_json(
+            br#"{"proto_descriptor_bin": "", "json2grpc": {"rest": {"cors": {"allow_origins": ["https://a.test"]}}}}"#,
+        )
+        .unwrap()
+        .rest;
+        let with_policy = RestOptions { status_from_metadata: true, ..cors };
+        assert_eq!(names(&with_policy, true), ["location"]);
+        assert_eq!(
+            names(&with_policy, false),
+            ["location", "vary"],
+            "the service's vary stays when the filter sets none"
+        );
         assert_eq!(success_status(&on, "a.B.C", Some(b"201")), 201);
         assert_eq!(success_status(&on, "a.B.C", Some(b"20")), 200);
         assert_eq!(success_status(&off, "a.B.C", Some(b"201")), 200, "the option is off: a header like any other");

@@ -27,6 +27,13 @@ const DESCRIPTION: &str = "The JSON/REST API json2grpc serves for these gRPC ser
 
 /// The OpenAPI 3.1 document of what `t` serves.
 pub fn generate(t: &Transcoder) -> Value {
+    generate_within(t, usize::MAX).unwrap_or(Value::Null)
+}
+
+/// The document, or `Err(size so far)` as soon as its operations' JSON passes `max_bytes`:
+/// the bound applies while it is built, not after (thousands of bindings with wide requests
+/// make a document of tens of MB, and its tree takes several times that).
+pub fn generate_within(t: &Transcoder, max_bytes: usize) -> Result<Value, usize> {
     let config = &t.config;
     let docs = Docs::read(&config.proto_descriptor_bin);
     let style = Style {
@@ -41,6 +48,8 @@ pub fn generate(t: &Transcoder) -> Value {
     let mut ids: (Option<&str>, usize) = (None, 0);
     let mut unexpressed = Vec::new();
     let mut placed = Vec::new();
+    // The operations' JSON so far, in bytes.
+    let mut size = 0usize;
     for binding in &t.router.bindings {
         let skip = |why: &str| {
             obj(vec![
@@ -92,6 +101,10 @@ pub fn generate(t: &Transcoder) -> Value {
             n => format!("{name}_{n}"),
         };
         let op = operation(&mut schemas, config, binding, &path, id);
+        size = size.saturating_add(json_size(&op)).saturating_add(key.len());
+        if size > max_bytes {
+            return Err(size);
+        }
         put(item, &method, op);
         placed.push((key.clone(), method, binding.clone(), path));
     }
@@ -120,7 +133,26 @@ pub fn generate(t: &Transcoder) -> Value {
     if !unexpressed.is_empty() {
         put(&mut doc, "x-json2grpc-unexpressed", Value::Array(unexpressed));
     }
-    Value::Object(doc)
+    Ok(Value::Object(doc))
+}
+
+/// The size of `value` as compact JSON, without writing it.
+fn json_size(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 = self.0.saturating_add(buf.len());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
 }
 
 /// What a query parameter naming no field does under this configuration (not expressible per

@@ -2,6 +2,7 @@
 //! has a top-level field named like the field each path variable of another operation of the
 //! same service sets (`Order.order_id` → `GET /v1/orders/{order_id}`), the response links to
 //! it with `$response.body#/<key>`.
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -15,6 +16,8 @@ use crate::core::schema::Kind;
 
 /// Links per response, at most.
 const MAX_LINKS: usize = 16;
+/// Candidate operations looked at per response, at most.
+const MAX_CANDIDATES: usize = 256;
 
 /// Adds the links between the operations `placed` (path key, method, binding, path) in `paths`.
 pub fn add(
@@ -25,16 +28,36 @@ pub fn add(
     let id = |paths: &Map<String, Value>, key: &str, method: &str| {
         paths.get(key).and_then(|i| i.get(method)).and_then(|o| o.get("operationId")).cloned()
     };
+    // The operations by service and the field their first path parameter sets: a response
+    // looks only at those its top-level fields can fill (not at every operation: quadratic).
+    let mut targets: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    for (n, (_, _, to, to_path)) in placed.iter().enumerate() {
+        let first = to_path.params.first().and_then(|p| p.sets.as_deref());
+        if let Some(field) = first {
+            let leaf = field.rsplit('.').next().unwrap_or(field);
+            targets.entry((to.method.service.as_str(), leaf)).or_default().push(n);
+        }
+    }
     for (key, method, from, _) in placed {
         let output = from.method.output;
         let printed_whole = from.response_body.is_none() && !from.method.server_streaming;
         let Some(message) = schemas.schema.message(output).filter(|_| printed_whole) else { continue };
+        let mut candidates: Vec<usize> = message
+            .fields
+            .iter()
+            .filter_map(|f| targets.get(&(from.method.service.as_str(), &*f.name)))
+            .flatten()
+            .copied()
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        candidates.truncate(MAX_CANDIDATES);
         let mut links = Map::new();
-        for (to_key, to_method, to, to_path) in placed {
+        for (to_key, to_method, to, to_path) in candidates.iter().filter_map(|n| placed.get(*n)) {
             if links.len() >= MAX_LINKS {
                 break;
             }
-            if Arc::ptr_eq(from, to) || to.method.service != from.method.service || to_path.params.is_empty() {
+            if Arc::ptr_eq(from, to) {
                 continue;
             }
             let mut parameters = Map::new();

@@ -23,19 +23,22 @@ mod tests;
 mod url;
 mod wkt;
 
-pub use document::generate;
+pub use document::{generate, generate_within};
 
 use super::error::Error;
 use super::transcoder::Transcoder;
 
-/// The document as (compact) JSON text, refused over `max_bytes`.
+/// The document as (compact) JSON text, refused over `max_bytes` (while it is built).
 pub fn render(t: &Transcoder, max_bytes: usize) -> Result<Vec<u8>, Error> {
-    let text = serde_json::to_vec(&generate(t)).map_err(|e| Error::internal(format!("the OpenAPI document: {e}")))?;
+    let over = |size: usize, what: &str| {
+        Error::internal(format!(
+            "the OpenAPI document ({what}{size} bytes) is over json2grpc.openapi.max_bytes ({max_bytes})"
+        ))
+    };
+    let document = generate_within(t, max_bytes).map_err(|size| over(size, "over "))?;
+    let text = serde_json::to_vec(&document).map_err(|e| Error::internal(format!("the OpenAPI document: {e}")))?;
     if text.len() > max_bytes {
-        return Err(Error::internal(format!(
-            "the OpenAPI document ({} bytes) is over json2grpc.openapi.max_bytes ({max_bytes})",
-            text.len()
-        )));
+        return Err(over(text.len(), ""));
     }
     Ok(text)
 }

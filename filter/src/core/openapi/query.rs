@@ -13,13 +13,16 @@ use super::json::{obj, put, set, string};
 use super::docs::REQUIRED;
 use super::schemas::Schemas;
 use super::url;
-use crate::core::route::router::{BodyRule, HttpBinding, PathVariable};
-use crate::core::schema::{Field, Kind};
+use crate::core::route::router::{bindable_message, BodyRule, HttpBinding, PathVariable};
+use crate::core::schema::{Field, Kind, Schema};
 
 /// Message fields followed at most this deep (`a.b.c…`).
 pub const MAX_DEPTH: usize = 8;
 /// At most this many parameters per operation.
 pub const MAX_PARAMETERS: usize = 256;
+/// At most this many fields looked at per operation: with [`reach`] every message walked
+/// into holds a parameter, so this only bounds schemas built to be wide and deep.
+const MAX_VISITS: usize = 1 << 16;
 
 /// The query parameters of `binding`, as OpenAPI parameter objects.
 pub fn parameters(schemas: &mut Schemas<'_>, binding: &HttpBinding, ignored: &[String]) -> Vec<Value> {
@@ -39,7 +42,7 @@ pub fn parameters(schemas: &mut Schemas<'_>, binding: &HttpBinding, ignored: &[S
         _ => None,
     };
     excluded.extend(body);
-    let mut walk = Walk { schemas, excluded, ignored, out: Vec::new(), types: Vec::new() };
+    let mut walk = Walk { schemas, excluded, ignored, out: Vec::new(), types: Vec::new(), visits: 0 };
     walk.message(binding.method.input, "", "", true);
     walk.out
 }
@@ -52,6 +55,8 @@ struct Walk<'s, 'a> {
     out: Vec<Value>,
     /// The message types on the way down (recursion stops at one already there).
     types: Vec<usize>,
+    /// Fields looked at so far (bounded by [`MAX_VISITS`]).
+    visits: usize,
 }
 
 impl Walk<'_, '_> {
@@ -65,9 +70,10 @@ impl Walk<'_, '_> {
         }
         self.types.push(m);
         for f in &message.fields {
-            if self.out.len() >= MAX_PARAMETERS {
+            if self.out.len() >= MAX_PARAMETERS || self.visits >= MAX_VISITS {
                 break;
             }
+            self.visits += 1;
             let proto = join(proto, &f.name);
             let name = join(name, self.schemas.key(f));
             if self.excluded.contains(&proto) || self.ignored.contains(&name) {
@@ -85,7 +91,9 @@ impl Walk<'_, '_> {
                 Some(value) => self.leaf(f, name, value, required, description),
                 // A message without a string form: its fields, unless it is a list.
                 None => match f.kind {
-                    Kind::Message(sub) if !f.is_list() => self.message(sub, &proto, &name, required),
+                    Kind::Message(sub) if !f.is_list() && self.schemas.query_reach.get(sub) == Some(&true) => {
+                        self.message(sub, &proto, &name, required)
+                    }
                     _ => {}
                 },
             }
@@ -138,4 +146,47 @@ fn join(prefix: &str, name: &str) -> String {
     } else {
         format!("{prefix}.{name}")
     }
+}
+
+/// Which message types hold a field a query parameter can set, themselves or through singular
+/// message fields: the walk goes only into those (a schema of nested messages without such a
+/// field would otherwise cost its fan-out to the power of [`MAX_DEPTH`] per operation). Linear:
+/// settable types first, then their holders along the reversed field edges.
+pub fn reach(schema: &Schema) -> Vec<bool> {
+    let settable = |kind: Kind| match kind {
+        Kind::Scalar(_) | Kind::Enum(_) => true,
+        Kind::Message(m) => bindable_message(schema.message_name(m)),
+    };
+    let mut reach = vec![false; schema.messages.len()];
+    let mut holders: Vec<Vec<usize>> = vec![Vec::new(); schema.messages.len()];
+    for (i, message) in schema.messages.iter().enumerate() {
+        for f in &message.fields {
+            let leaf = match (f.map, f.kind) {
+                (true, Kind::Message(entry)) => {
+                    schema.message(entry).and_then(|e| e.map_value()).is_some_and(|v| settable(v.kind))
+                }
+                (true, _) => false,
+                (false, kind) => settable(kind),
+            };
+            if leaf {
+                if let Some(r) = reach.get_mut(i) {
+                    *r = true;
+                }
+            } else if let (false, false, Kind::Message(sub)) = (f.map, f.is_list(), f.kind) {
+                if let Some(h) = holders.get_mut(sub) {
+                    h.push(i);
+                }
+            }
+        }
+    }
+    let mut todo: Vec<usize> = (0..reach.len()).filter(|i| reach.get(*i) == Some(&true)).collect();
+    while let Some(m) = todo.pop() {
+        for &h in holders.get(m).map_or(&[][..], |h| &h[..]) {
+            if let Some(r) = reach.get_mut(h).filter(|r| !**r) {
+                *r = true;
+                todo.push(h);
+            }
+        }
+    }
+    reach
 }

@@ -40,6 +40,8 @@ pub struct Schemas<'a> {
     pub style: Style,
     /// By message index: whether the request side differs (a REQUIRED field in it or below).
     input_variant: Vec<bool>,
+    /// By message index: whether it holds a query-settable field ([`super::query::reach`]).
+    pub query_reach: Vec<bool>,
     /// Queued already: by message index (shared, request-side), by enum index.
     queued_messages: Vec<[bool; 2]>,
     queued_enums: Vec<bool>,
@@ -55,6 +57,7 @@ impl<'a> Schemas<'a> {
             docs,
             style,
             input_variant,
+            query_reach: super::query::reach(schema),
             queued_messages: vec![[false; 2]; schema.messages.len()],
             queued_enums: vec![false; schema.enums.len()],
             queue: Vec::new(),

@@ -391,6 +391,19 @@ fn the_document_is_bounded() {
     let e = render(&t, 1000).unwrap_err();
     assert_eq!(e.http_status, 500);
     assert!(e.message.contains("json2grpc.openapi.max_bytes"), "{e}");
+    // Refused while the operations are made: the size it stopped at is just over the bound.
+    let e = super::generate_within(&t, 5000).unwrap_err();
+    assert!((5000..20_000).contains(&e), "stopped at {e} bytes");
+}
+
+#[test]
+fn the_query_walk_goes_only_where_parameters_are() {
+    let t = transcoder(TEST_DESCRIPTOR_SET, &["test.v1.Things"], "");
+    let reach = super::query::reach(&t.schema);
+    let of = |name: &str| reach[t.schema.message_index(name).unwrap()];
+    assert!(of("test.v1.Everything") && of("test.v1.Nested"));
+    assert!(of("google.protobuf.Timestamp"), "its own fields are scalars");
+    assert!(!of("google.protobuf.Empty"), "nothing a query parameter can set");
 }
 
 #[test]

@@ -13,7 +13,7 @@ use crate::core::error::{Error, Result};
 /// Most unknown keys named in a refusal (all are counted).
 pub const MAX_LISTED: usize = 100;
 /// Most bytes of unknown paths named in a refusal.
-const MAX_LISTED_BYTES: usize = 16 * 1024;
+pub const MAX_LISTED_BYTES: usize = 16 * 1024;
 /// A mask may hold at most this many bytes of paths per byte of body (and 64 KiB whatever the
 /// body): a path repeats its parents' names, so a deeply nested body could otherwise list far
 /// more than it is.
@@ -104,11 +104,13 @@ struct Scan<'p, 'a> {
 
 impl Scan<'_, '_> {
     /// An object of message `index`; `mask`: its keys are mask paths. Returns how many mask
-    /// paths it added.
-    fn message(&mut self, index: usize, mask: bool) -> Result<usize> {
+    /// paths it added, and how many of its keys were left out as OUTPUT_ONLY (their own, or all
+    /// of an object under them).
+    fn message(&mut self, index: usize, mask: bool) -> Result<(usize, usize)> {
         let plans = self.plans;
         let plan = plans.message(index).ok_or_else(|| Error::internal("message plan missing"))?;
         let added = self.keys.mask.len();
+        let mut output_only = 0usize;
         self.reader.object_start()?;
         let mut first = true;
         while let Some(key) = self.reader.next_key(&mut first)? {
@@ -123,22 +125,27 @@ impl Scan<'_, '_> {
                     self.reader.skip()?;
                 }
                 Some(field) => {
-                    let masked = mask && !(self.collect.skip_output_only && field.output_only);
-                    if masked {
-                        self.mask_field(field)?;
+                    let skipped = mask && self.collect.skip_output_only && field.output_only;
+                    if mask && !skipped {
+                        if self.mask_field(field)? {
+                            output_only += 1;
+                        }
                     } else {
                         self.value(field)?;
+                        output_only += usize::from(skipped);
                     }
                 }
             }
             self.path.truncate(path_len);
         }
-        Ok(self.keys.mask.len() - added)
+        Ok((self.keys.mask.len() - added, output_only))
     }
 
     /// A field's value inside a masked message: its keys' paths if it is a non-empty object of
     /// a singular ordinary message, else the field's own path.
-    fn mask_field(&mut self, field: &FieldPlan) -> Result<()> {
+    /// Returns true when it added nothing because the object held only OUTPUT_ONLY keys (a
+    /// resource read and sent back: its output fields must not mask, and clear, the field).
+    fn mask_field(&mut self, field: &FieldPlan) -> Result<bool> {
         let mask_len = self.mask_path.len();
         if !self.mask_path.is_empty() {
             self.mask_path.push('.');
@@ -150,14 +157,15 @@ impl Scan<'_, '_> {
             }
             _ => false,
         };
-        let added = match (nested, field.kind) {
+        let (added, output_only) = match (nested, field.kind) {
             (true, ValueKind::Message(m)) => self.message(m, true)?,
             _ => {
                 self.value(field)?;
-                0
+                (0, 0)
             }
         };
-        if added == 0 {
+        let only_output = added == 0 && output_only > 0;
+        if added == 0 && !only_output {
             self.mask_bytes = self.mask_bytes.saturating_add(self.mask_path.len());
             if self.mask_bytes > self.max_mask_bytes {
                 return Err(Error::bad_request(format!(
@@ -168,7 +176,7 @@ impl Scan<'_, '_> {
             self.keys.mask.push(self.mask_path.clone());
         }
         self.mask_path.truncate(mask_len);
-        Ok(())
+        Ok(only_output)
     }
 
     /// A field's value, walked for unknown keys only where it holds messages.
@@ -268,6 +276,23 @@ mod tests {
         .unwrap();
         assert_eq!(k.mask, ["id", "nested.name", "nested.child.value", "tags", "labels", "scalars", "renamed"]);
         assert_eq!(k.unknown_count, 0);
+    }
+
+    #[test]
+    fn output_only_keys_never_mask_their_field() {
+        // A resource read and sent back: `main` holds only its OUTPUT_ONLY `price`, `parent`
+        // only a `main` like that. Neither may mask (and so clear) the field.
+        let c = codec();
+        let index = c.index_of("test.v1.UpdateDocRequest").unwrap();
+        let plan = c.plans().message(index).unwrap();
+        let doc = plan.fields.iter().find(|f| &*f.proto_name == "doc").unwrap();
+        let collect = Collect { mask: true, unknown: false, skip_output_only: true };
+        let mask = |json: &str| scan(c.plans(), index, Some((doc, "doc")), json.as_bytes(), 100, collect).unwrap().mask;
+        assert_eq!(mask(r#"{"main": {"price": "5"}, "note": "n"}"#), ["note"]);
+        assert_eq!(mask(r#"{"parent": {"main": {"price": "5"}}, "version": "3"}"#), Vec::<String>::new());
+        assert_eq!(mask(r#"{"main": {"price": "5", "quantity": 2}}"#), ["main.quantity"]);
+        // An empty object still means the whole field.
+        assert_eq!(mask(r#"{"main": {}}"#), ["main"]);
     }
 
     #[test]

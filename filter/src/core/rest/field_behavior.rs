@@ -11,23 +11,36 @@ use crate::core::codec::plan::{FieldPlan, Plans, Scalar, Shape, ValueKind};
 use crate::core::codec::wire::nested;
 use crate::core::codec::wire::{fields, read_varint, write_tag, RawField, LEN, START_GROUP, VARINT};
 use crate::core::error::{Error, Result};
-use crate::core::rest::body_keys::MAX_LISTED;
+use crate::core::rest::body_keys::{MAX_LISTED, MAX_LISTED_BYTES};
 
-/// Nesting followed at most (protobuf's recursion limit); deeper levels are not looked into.
-const MAX_DEPTH: usize = 100;
+/// Nesting followed at most: above any JSON depth the config allows (`max_json_depth` ≤ 127),
+/// so no level a client can write goes unexamined; a deeper message is a 400.
+const MAX_DEPTH: usize = 128;
 
-/// Which message types can reach a marked field, per plan index (computed once per config).
+/// A map key longer than this is cut in a missing field's path.
+const MAX_KEY_LABEL: usize = 64;
+
+/// What the checks need per message type (plan index), computed once per config so that a
+/// request costs its own size, not the size of the message types it touches.
 #[derive(Debug, Default)]
 pub struct Behaviors {
     reaches_output_only: Vec<bool>,
     reaches_required: Vec<bool>,
+    /// The indices (into the plan's fields, ascending) of each message's REQUIRED fields.
+    required: Vec<Box<[u16]>>,
 }
 
 impl Behaviors {
     pub fn build(plans: &Plans) -> Behaviors {
+        let required = plans
+            .messages
+            .iter()
+            .map(|m| (0u16..).zip(&m.fields).filter(|(_, f)| f.required).map(|(i, _)| i).collect())
+            .collect();
         Behaviors {
             reaches_output_only: reaches(plans, |f| f.output_only),
             reaches_required: reaches(plans, |f| f.required),
+            required,
         }
     }
 
@@ -77,9 +90,10 @@ impl Behaviors {
             let field = plan.field_by_number(raw.number).map(|(_, f)| f);
             match field {
                 Some(f) if f.output_only => {}
-                Some(FieldPlan { kind: ValueKind::Message(m), .. })
-                    if depth < MAX_DEPTH && self.reaches(&self.reaches_output_only, *m) =>
-                {
+                Some(FieldPlan { kind: ValueKind::Message(m), .. }) if self.reaches(&self.reaches_output_only, *m) => {
+                    if depth >= MAX_DEPTH {
+                        return Err(too_deep());
+                    }
                     match raw.wire_type {
                         LEN => nested(raw.number, out, |o| self.drop_output_only(plans, *m, raw.value, o, depth + 1))?,
                         START_GROUP => {
@@ -109,15 +123,18 @@ impl Behaviors {
         depth: usize,
     ) -> Result<()> {
         let plan = plans.message(index).ok_or_else(|| Error::internal("message plan missing"))?;
-        let mut present = vec![false; plan.fields.len()];
-        // The sub-messages to look into, per field (no allocation for the others).
-        let mut inside: Vec<Vec<&[u8]>> = (0..plan.fields.len()).map(|_| Vec::new()).collect();
+        let required = self.required.get(index).map_or(&[][..], |r| &r[..]);
+        let mut present = vec![false; required.len()];
+        // The sub-messages to look into: (field index, encoding), in wire order.
+        let mut inside: Vec<(usize, &[u8])> = Vec::new();
         for chunk in chunks {
             for raw in fields(chunk) {
                 let raw = raw.map_err(|()| malformed())?;
                 let Some((i, field)) = plan.field_by_number(raw.number) else { continue };
-                if let Some(p) = present.get_mut(i) {
-                    *p = true;
+                if let Some(p) = u16::try_from(i).ok().and_then(|i| required.binary_search(&i).ok()) {
+                    if let Some(p) = present.get_mut(p) {
+                        *p = true;
+                    }
                 }
                 let target = match (field.shape, field.kind) {
                     (Shape::Map { value: ValueKind::Message(v), .. }, _) => Some(v),
@@ -126,28 +143,45 @@ impl Behaviors {
                     _ => None,
                 };
                 let wanted = target.is_some_and(|m| self.reaches(&self.reaches_required, m));
-                if wanted && depth < MAX_DEPTH && matches!(raw.wire_type, LEN | START_GROUP) {
-                    if let Some(list) = inside.get_mut(i) {
-                        list.push(raw.value);
+                if wanted && matches!(raw.wire_type, LEN | START_GROUP) {
+                    if depth >= MAX_DEPTH {
+                        return Err(too_deep());
                     }
+                    inside.push((i, raw.value));
                 }
             }
         }
-        for (i, field) in plan.fields.iter().enumerate() {
-            if field.required && !present.get(i).copied().unwrap_or(true) {
-                missing.add(path, &field.json_name);
+        for (&i, found) in required.iter().zip(&present) {
+            if !found {
+                if let Some(field) = plan.fields.get(usize::from(i)) {
+                    missing.add(path, &field.json_name);
+                }
+            }
+            if missing.full() {
+                return Ok(());
             }
         }
-        for (field, found) in plan.fields.iter().zip(&inside) {
+        // Field by field in declaration order (a stable sort keeps each field's occurrences in
+        // order: a list's elements, a singular message's parts that merge).
+        inside.sort_by_key(|(i, _)| *i);
+        let mut rest = &inside[..];
+        while let Some(&(i, _)) = rest.first() {
+            let end = rest.iter().position(|(j, _)| *j != i).unwrap_or(rest.len());
+            let (group, after) = rest.split_at(end);
+            rest = after;
+            let Some(field) = plan.fields.get(i) else { continue };
+            let found: Vec<&[u8]> = group.iter().map(|(_, bytes)| *bytes).collect();
             match (field.shape, field.kind) {
-                _ if found.is_empty() => {}
                 (Shape::Single { .. }, ValueKind::Message(m)) => {
-                    self.descend(plans, m, found, path, &field.json_name, missing, depth)?;
+                    self.descend(plans, m, &found, path, &field.json_name, missing, depth)?;
                 }
                 (Shape::Repeated { .. }, ValueKind::Message(m)) => {
                     for (n, element) in found.iter().enumerate() {
                         let name = format!("{}[{n}]", field.json_name);
                         self.descend(plans, m, &[element], path, &name, missing, depth)?;
+                        if missing.full() {
+                            return Ok(());
+                        }
                     }
                 }
                 (Shape::Map { key, value: ValueKind::Message(v) }, _) => {
@@ -157,9 +191,15 @@ impl Behaviors {
                             let name = format!("{}[{label}]", field.json_name);
                             self.descend(plans, v, &values, path, &name, missing, depth)?;
                         }
+                        if missing.full() {
+                            return Ok(());
+                        }
                     }
                 }
                 _ => {}
+            }
+            if missing.full() {
+                return Ok(());
             }
         }
         Ok(())
@@ -187,41 +227,72 @@ impl Behaviors {
     }
 }
 
-/// The missing fields' paths: the first [`MAX_LISTED`], and how many there are.
+/// The missing fields' paths: the first [`MAX_LISTED`] (at most [`MAX_LISTED_BYTES`] of
+/// them), and how many were found. The walk stops once one more than it lists is found: the
+/// answer says "…", and the rest of a hostile request is not looked at.
 #[derive(Default)]
 struct Missing {
     listed: Vec<String>,
+    listed_bytes: usize,
     count: usize,
+    full: bool,
 }
 
 impl Missing {
     fn add(&mut self, path: &str, name: &str) {
         self.count += 1;
-        if self.listed.len() < MAX_LISTED {
+        let len = path.len() + 1 + name.len();
+        if self.listed.len() < MAX_LISTED && self.listed_bytes.saturating_add(len) <= MAX_LISTED_BYTES {
+            self.listed_bytes += len;
             self.listed.push(if path.is_empty() { name.to_string() } else { format!("{path}.{name}") });
+        } else {
+            self.full = true;
         }
+    }
+
+    fn full(&self) -> bool {
+        self.full
     }
 }
 
 /// Which message types have a field `marked`, or a message field (maps included) of a type
-/// that does: to a fixed point, as recursive types need.
+/// that does: marked types first, then every type holding one, along the reversed field edges
+/// (linear in the schema; recursive types are visited once).
 fn reaches(plans: &Plans, marked: impl Fn(&FieldPlan) -> bool) -> Vec<bool> {
     let mut reach: Vec<bool> = plans.messages.iter().map(|m| m.fields.iter().any(&marked)).collect();
-    loop {
-        let mut changed = false;
-        for (i, plan) in plans.messages.iter().enumerate() {
-            let nested = plan.fields.iter().any(|f| match f.kind {
-                ValueKind::Message(m) => reach.get(m).copied().unwrap_or(false),
-                _ => false,
-            });
-            if let Some(r) = reach.get_mut(i).filter(|r| !**r && nested) {
-                *r = true;
-                changed = true;
+    let mut holders: Vec<Vec<usize>> = vec![Vec::new(); plans.messages.len()];
+    for (i, plan) in plans.messages.iter().enumerate() {
+        for f in &plan.fields {
+            for target in [message_of(f.kind), message_of_map_value(f.shape)].into_iter().flatten() {
+                if let Some(h) = holders.get_mut(target) {
+                    h.push(i);
+                }
             }
         }
-        if !changed {
-            return reach;
+    }
+    let mut todo: Vec<usize> = (0..reach.len()).filter(|i| reach.get(*i).copied().unwrap_or(false)).collect();
+    while let Some(m) = todo.pop() {
+        for &h in holders.get(m).map_or(&[][..], |h| &h[..]) {
+            if let Some(r) = reach.get_mut(h).filter(|r| !**r) {
+                *r = true;
+                todo.push(h);
+            }
         }
+    }
+    reach
+}
+
+fn message_of(kind: ValueKind) -> Option<usize> {
+    match kind {
+        ValueKind::Message(m) => Some(m),
+        _ => None,
+    }
+}
+
+fn message_of_map_value(shape: Shape) -> Option<usize> {
+    match shape {
+        Shape::Map { value, .. } => message_of(value),
+        _ => None,
     }
 }
 
@@ -232,7 +303,7 @@ fn map_entry(entry: &[u8], key: Scalar) -> Result<(String, Vec<&[u8]>)> {
     for raw in fields(entry) {
         let raw = raw.map_err(|()| malformed())?;
         match raw.number {
-            1 => label = key_text(key, raw),
+            1 => label = cut(key_text(key, raw)),
             2 if matches!(raw.wire_type, LEN | START_GROUP) => values.push(raw.value),
             _ => {}
         }
@@ -261,6 +332,23 @@ fn key_text(key: Scalar, raw: RawField<'_>) -> String {
     }
 }
 
+/// A map key as a path label: cut after [`MAX_KEY_LABEL`] bytes (at a character boundary).
+fn cut(mut label: String) -> String {
+    if label.len() > MAX_KEY_LABEL {
+        let mut end = MAX_KEY_LABEL;
+        while !label.is_char_boundary(end) {
+            end -= 1;
+        }
+        label.truncate(end);
+        label.push('…');
+    }
+    label
+}
+
+fn too_deep() -> Error {
+    Error::bad_request(format!("the request message is nested deeper than {MAX_DEPTH} levels"))
+}
+
 fn malformed() -> Error {
     Error::internal("the request's own encoding is malformed")
 }
@@ -280,9 +368,14 @@ mod tests {
     use crate::testing::fixtures::{message as descriptor, TEST_DESCRIPTOR_SET};
 
     fn transcoder(on: bool) -> Transcoder {
+        transcoder_with(on, "")
+    }
+
+    /// `extra`: more keys of the `json2grpc` object.
+    fn transcoder_with(on: bool, extra: &str) -> Transcoder {
         let b64 = base64::engine::general_purpose::STANDARD.encode(TEST_DESCRIPTOR_SET);
         let config = format!(
-            r#"{{"proto_descriptor_bin":"{b64}","services":["test.v1.Docs"],"json2grpc":{{"rest":{{"field_behavior":{on}}}}}}}"#
+            r#"{{"proto_descriptor_bin":"{b64}","services":["test.v1.Docs"],"json2grpc":{{"rest":{{"field_behavior":{on}}}{extra}}}}}"#
         );
         Transcoder::from_json(config.as_bytes()).unwrap()
     }
@@ -364,5 +457,42 @@ mod tests {
         assert_eq!(missing(&e).len(), super::MAX_LISTED);
         assert_eq!(missing(&e)[99], "doc.lines[99].sku");
         assert!(e.message.ends_with(", …"), "{}", e.message);
+    }
+
+    #[test]
+    fn long_map_keys_are_cut_in_paths_and_the_listed_paths_are_bounded() {
+        let t = transcoder(true);
+        let key = "k".repeat(200_000);
+        let lines = vec!["{}"; 50].join(",");
+        // Every Line under the key lacks its REQUIRED sku: each path would repeat the key.
+        let body = format!(r#"{{"title": "t", "priority": 1, "byKey": {{"{key}": {{}}}}, "lines": [{lines}]}}"#);
+        let e = call(&t, "POST", "/v1/p/docs", &body).unwrap_err();
+        let listed = missing(&e);
+        assert_eq!(listed.len(), 51);
+        assert_eq!(listed[50], format!("doc.byKey[{}…].sku", "k".repeat(64)));
+        assert!(e.message.len() < 4096, "{} bytes", e.message.len());
+    }
+
+    #[test]
+    fn every_level_a_client_can_write_is_examined() {
+        // max_json_depth at its largest (127): an OUTPUT_ONLY field 120 levels down is dropped,
+        // a REQUIRED one missing there is named.
+        let t = transcoder_with(true, r#","limits":{"max_json_depth":127}"#);
+        let depth = 120;
+        let inner = r#"{"title": "t", "priority": 1, "version": "42"}"#.to_string();
+        let body = (0..depth).fold(inner, |acc, _| format!(r#"{{"title": "t", "priority": 1, "parent": {acc}}}"#));
+        // Read on the wire (prost-reflect stops at 100 levels): CreateDocRequest.doc (2), then
+        // Doc.parent (12) `depth` times.
+        let Decision::Transcode(plan) = t.route("POST", "/v1/p/docs", None) else { panic!() };
+        let bytes = t.request_message(&plan, body.as_bytes(), None).unwrap();
+        let path = std::iter::once(2).chain(std::iter::repeat_n(12, depth));
+        let innermost = crate::core::codec::wire::descend(&bytes, path).unwrap();
+        let numbers: Vec<u32> = crate::core::codec::wire::fields(innermost[0]).map(|f| f.unwrap().number).collect();
+        assert_eq!(numbers, [2, 10], "title and priority; OUTPUT_ONLY version (6) dropped at depth {depth}");
+        let missing_deep = (0..depth).fold(r#"{"priority": 1}"#.to_string(), |acc, _| {
+            format!(r#"{{"title": "t", "priority": 1, "parent": {acc}}}"#)
+        });
+        let e = call(&t, "POST", "/v1/p/docs", &missing_deep).unwrap_err();
+        assert_eq!(missing(&e), [format!("doc{}.title", ".parent".repeat(depth))]);
     }
 }

@@ -261,3 +261,41 @@ fn a_stream_takes_the_success_status_but_not_a_204() {
         assert_eq!((get(&sent, ":status"), get(&sent, "content-type")), (Some(status), Some("application/json")));
     }
 }
+
+/// With a CORS policy, only the policy writes `access-control-*`: a service's own (from its
+/// initial metadata) would widen it, e.g. credentials the policy does not allow, or CORS for an
+/// origin it refuses. (Found by review: they passed through on the in-stream path.)
+#[test]
+fn a_services_own_cors_headers_never_reach_the_client() {
+    let root = cors_root(json!({}));
+    let cors_sent = || -> Vec<(String, String)> {
+        map(Map::ResponseHeaders).into_iter().filter(|(k, _)| k.starts_with("access-control-")).collect()
+    };
+    let headers: Vec<(&str, &str)> = POST_HEADERS.iter().copied().chain([("origin", ORIGIN)]).collect();
+    let mut ctx = request(&root, &headers);
+    assert_eq!(ctx.on_http_request_headers(8, false), Action::Continue);
+    assert_eq!(request_chunk(ctx.as_mut(), CREATE_BODY, true), Action::Continue);
+    let upstream: Vec<(&str, &str)> = UPSTREAM_HEADERS
+        .iter()
+        .copied()
+        .chain([("access-control-allow-credentials", "true"), ("Access-Control-Allow-Methods", "PUT")])
+        .collect();
+    assert_eq!(response_headers(ctx.as_mut(), &upstream, false), Action::Continue);
+    let sent = cors_sent();
+    assert!(
+        sent.iter().all(|(k, _)| k != "access-control-allow-credentials" && k != "access-control-allow-methods"),
+        "{sent:?}"
+    );
+    assert!(sent.iter().any(|(k, v)| k == "access-control-allow-origin" && v == ORIGIN), "{sent:?}");
+
+    // Another origin: no CORS headers at all, whatever the service says.
+    mock_host::reset();
+    let other: Vec<(&str, &str)> = POST_HEADERS.iter().copied().chain([("origin", "https://evil.test")]).collect();
+    let mut ctx = request(&root, &other);
+    assert_eq!(ctx.on_http_request_headers(8, false), Action::Continue);
+    assert_eq!(request_chunk(ctx.as_mut(), CREATE_BODY, true), Action::Continue);
+    let upstream: Vec<(&str, &str)> =
+        UPSTREAM_HEADERS.iter().copied().chain([("access-control-allow-origin", "*")]).collect();
+    assert_eq!(response_headers(ctx.as_mut(), &upstream, false), Action::Continue);
+    assert_eq!(cors_sent(), Vec::<(String, String)>::new());
+}
