@@ -39,6 +39,7 @@ pub fn generate_within(t: &Transcoder, max_bytes: usize) -> Result<Value, usize>
     let style = Style {
         proto_names: config.print_options.preserve_proto_field_names,
         enums_as_ints: config.print_options.always_print_enums_as_ints,
+        closed: config.rest.reject_unknown_fields,
     };
     let mut schemas = Schemas::new(&t.schema, &docs, style);
     let mut paths: Map<String, Value> = Map::new();

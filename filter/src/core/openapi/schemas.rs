@@ -24,6 +24,9 @@ const MAX_ONEOF_CONSTRAINT: usize = 8;
 pub struct Style {
     pub proto_names: bool,
     pub enums_as_ints: bool,
+    /// `json2grpc.rest.reject_unknown_fields`: message objects are closed
+    /// (`additionalProperties: false`), as the filter refuses keys naming no field.
+    pub closed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,6 +204,9 @@ impl<'a> Schemas<'a> {
         let mut object = Map::new();
         put(&mut object, "type", string("object"));
         put(&mut object, "properties", Value::Object(properties));
+        if self.style.closed {
+            put(&mut object, "additionalProperties", Value::Bool(false));
+        }
         if !required.is_empty() {
             put(&mut object, "required", Value::Array(required));
         }

@@ -426,3 +426,15 @@ fn success_statuses_follow_the_rest_options() {
     assert!(responses["200"]["content"].is_object());
     assert_eq!(responses["2XX"]["content"], responses["200"]["content"]);
 }
+
+#[test]
+fn strict_bodies_close_the_message_schemas() {
+    let open = things("");
+    assert!(schema(&open, "test.v1.Everything").get("additionalProperties").is_none());
+    let strict = things(r#","json2grpc":{"rest":{"reject_unknown_fields":true}}"#);
+    assert_eq!(schema(&strict, "test.v1.Everything")["additionalProperties"], false);
+    // Maps and well-known types keep their own forms.
+    let labels = &schema(&strict, "test.v1.Everything")["properties"]["labels"];
+    assert_eq!(labels["additionalProperties"], json!({"type": "string"}));
+    assert_ne!(schema(&strict, "google.protobuf.Struct")["additionalProperties"], false);
+}
