@@ -284,6 +284,23 @@ def test_output_only_fields_sent_by_the_client_are_dropped(envoy_factory, servic
                                             "items": [{"sku": "sku-3001", "quantity": 3}]}, received
 
 
+def test_a_partial_update_needs_only_the_required_fields_its_mask_covers(envoy_factory, services):
+    """AIP-203: an update may omit a REQUIRED field of the resource its mask leaves unchanged
+    (LineItem.quantity is REQUIRED; the mask says only `note` changes)."""
+    envoy = rest_envoy(envoy_factory, field_behavior=True)
+    order = create_order(envoy, "cust-partial")
+    patch = {"note": "leave at the door", "items": [{"sku": "sku-3001"}]}
+    mark = services.mark()
+    status, _, body = envoy.json_request("PATCH", f"/v1/orders/{order['orderId']}?updateMask=note", patch)
+    assert status == 200 and body["note"] == "leave at the door", body
+    assert [r["method"] for r in services.records(mark)] == [UPDATE_ORDER]
+    # The mask covers the items: their REQUIRED quantity must be there, before the service.
+    mark = services.mark()
+    status, _, body = envoy.json_request("PATCH", f"/v1/orders/{order['orderId']}?updateMask=items", patch)
+    assert status == 400 and violations(body) == ["order.items[0].quantity"], body
+    assert services.records(mark) == [], "a refused request reached the service"
+
+
 # ---- 6. CORS ----------------------------------------------------------------------------------------
 
 def cors_envoy(envoy_factory, extra=None):

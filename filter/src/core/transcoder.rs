@@ -2,18 +2,19 @@
 //! routing table) and shared by every request.
 use std::sync::Arc;
 
-use super::config::{Config, ConfigError};
-use super::error::Result;
-use super::request::{self, Decision, PassReason, RequestPlan};
-use super::response::ResponseTranscoder;
-use super::schema::Schema;
 use crate::core::codec::json::{ParseOptions, MAX_SUPPORTED_DEPTH};
 use crate::core::codec::{Codec, OutputLimit};
+use crate::core::config::{Config, ConfigError};
+use crate::core::error::Result;
 use crate::core::request::json_stream::{ElementSplitter, Framing};
+use crate::core::request::{self, Decision, PassReason, RequestPlan};
 use crate::core::response::frame::encode_frame;
+use crate::core::response::ResponseTranscoder;
 use crate::core::rest::field_behavior::Behaviors;
+use crate::core::rest::patch_mask;
 use crate::core::route::router::{HttpBinding, Router};
 use crate::core::schema::descriptors::load_schema;
+use crate::core::schema::Schema;
 
 pub struct Transcoder {
     pub config: Config,
@@ -118,7 +119,10 @@ impl Transcoder {
     pub fn request_message(&self, plan: &RequestPlan, body: &[u8], content_type: Option<&str>) -> Result<Vec<u8>> {
         let message = request::build_message(&self.config, &self.parse_options, &self.codec, plan, body, content_type)?;
         match &self.behaviors {
-            Some(behaviors) => behaviors.apply(self.codec.plans(), plan.method().input, message),
+            Some(behaviors) => {
+                let update = patch_mask::update_fields(self.codec.plans(), &plan.binding);
+                behaviors.apply(self.codec.plans(), plan.method().input, message, update)
+            }
             None => Ok(message),
         }
     }

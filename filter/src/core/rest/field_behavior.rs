@@ -45,8 +45,11 @@ impl Behaviors {
     }
 
     /// The request message `message` of type `index` with its OUTPUT_ONLY fields dropped, or a
-    /// 400 naming its missing REQUIRED fields.
-    pub fn apply(&self, plans: &Plans, index: usize, message: Vec<u8>) -> Result<Vec<u8>> {
+    /// 400 naming its missing REQUIRED fields. `update`: (the resource field, the FieldMask
+    /// field) of an update (see [`update_fields`]): when the request carries a mask, a REQUIRED
+    /// field of the resource must be set only if the mask covers it (AIP-203: a partial update
+    /// may omit a required field the mask leaves unchanged).
+    pub fn apply(&self, plans: &Plans, index: usize, message: Vec<u8>, update: Option<(u32, u32)>) -> Result<Vec<u8>> {
         let message = if self.reaches(&self.reaches_output_only, index) {
             let mut out = Vec::with_capacity(message.len());
             self.drop_output_only(plans, index, &message, &mut out, 0)?;
@@ -55,8 +58,13 @@ impl Behaviors {
             message
         };
         if self.reaches(&self.reaches_required, index) {
-            let mut missing = Missing::default();
-            self.check(plans, index, &[&message], &mut String::new(), &mut missing, 0)?;
+            let mask = update.and_then(|(resource, mask)| {
+                let paths = mask_paths(&message, mask)?;
+                Some(Scope { resource, paths, relative: None })
+            });
+            let mut walk = Walk { path: String::new(), missing: Missing::default(), mask };
+            self.check(plans, index, &[&message], &mut walk, 0)?;
+            let missing = walk.missing;
             if missing.count > 0 {
                 let violations: Vec<(String, String)> =
                     missing.listed.into_iter().map(|p| (p, "required field is missing".to_string())).collect();
@@ -113,15 +121,7 @@ impl Behaviors {
     /// Names the REQUIRED fields missing from the message whose encodings are `chunks` (the
     /// occurrences of one singular field merge), at `path`: its own first, then those inside
     /// its sub-messages, field by field in declaration order.
-    fn check(
-        &self,
-        plans: &Plans,
-        index: usize,
-        chunks: &[&[u8]],
-        path: &mut String,
-        missing: &mut Missing,
-        depth: usize,
-    ) -> Result<()> {
+    fn check(&self, plans: &Plans, index: usize, chunks: &[&[u8]], walk: &mut Walk, depth: usize) -> Result<()> {
         let plan = plans.message(index).ok_or_else(|| Error::internal("message plan missing"))?;
         let required = self.required.get(index).map_or(&[][..], |r| &r[..]);
         let mut present = vec![false; required.len()];
@@ -153,11 +153,11 @@ impl Behaviors {
         }
         for (&i, found) in required.iter().zip(&present) {
             if !found {
-                if let Some(field) = plan.fields.get(usize::from(i)) {
-                    missing.add(path, &field.json_name);
+                if let Some(field) = plan.fields.get(usize::from(i)).filter(|f| walk.in_mask(&f.proto_name)) {
+                    walk.missing.add(&walk.path, &field.json_name);
                 }
             }
-            if missing.full() {
+            if walk.missing.full() {
                 return Ok(());
             }
         }
@@ -173,13 +173,13 @@ impl Behaviors {
             let found: Vec<&[u8]> = group.iter().map(|(_, bytes)| *bytes).collect();
             match (field.shape, field.kind) {
                 (Shape::Single { .. }, ValueKind::Message(m)) => {
-                    self.descend(plans, m, &found, path, &field.json_name, missing, depth)?;
+                    self.descend(plans, m, &found, walk, (&field.json_name, field), depth)?;
                 }
                 (Shape::Repeated { .. }, ValueKind::Message(m)) => {
                     for (n, element) in found.iter().enumerate() {
                         let name = format!("{}[{n}]", field.json_name);
-                        self.descend(plans, m, &[element], path, &name, missing, depth)?;
-                        if missing.full() {
+                        self.descend(plans, m, &[element], walk, (&name, field), depth)?;
+                        if walk.missing.full() {
                             return Ok(());
                         }
                     }
@@ -189,42 +189,115 @@ impl Behaviors {
                         let (label, values) = map_entry(entry, key)?;
                         if !values.is_empty() {
                             let name = format!("{}[{label}]", field.json_name);
-                            self.descend(plans, v, &values, path, &name, missing, depth)?;
+                            self.descend(plans, v, &values, walk, (&name, field), depth)?;
                         }
-                        if missing.full() {
+                        if walk.missing.full() {
                             return Ok(());
                         }
                     }
                 }
                 _ => {}
             }
-            if missing.full() {
+            if walk.missing.full() {
                 return Ok(());
             }
         }
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Checks the sub-message `field` holds (`name`: its label in paths, with its index or key).
     fn descend(
         &self,
         plans: &Plans,
         index: usize,
         chunks: &[&[u8]],
-        path: &mut String,
-        name: &str,
-        missing: &mut Missing,
+        walk: &mut Walk,
+        (name, field): (&str, &FieldPlan),
         depth: usize,
     ) -> Result<()> {
-        let len = path.len();
-        if !path.is_empty() {
-            path.push('.');
+        let len = walk.path.len();
+        if !walk.path.is_empty() {
+            walk.path.push('.');
         }
-        path.push_str(name);
-        let result = self.check(plans, index, chunks, path, missing, depth + 1);
-        path.truncate(len);
+        walk.path.push_str(name);
+        let relative = walk.enter(field, depth);
+        let result = self.check(plans, index, chunks, walk, depth + 1);
+        walk.leave(relative);
+        walk.path.truncate(len);
         result
     }
+}
+
+/// Where the check is: the path of the current message (JSON names, list indices and map keys,
+/// for the answer), what is missing so far, and an update's mask.
+struct Walk {
+    path: String,
+    missing: Missing,
+    mask: Option<Scope>,
+}
+
+/// An update's FieldMask: the resource field it is relative to, its paths, and, inside the
+/// resource, the proto-name path of the current message relative to it (lists and maps: the
+/// field's own path, as a mask names them whole).
+struct Scope {
+    resource: u32,
+    paths: Vec<String>,
+    relative: Option<String>,
+}
+
+impl Walk {
+    /// Whether a REQUIRED field of the current message must be set: always, unless it is
+    /// inside an update's resource and no mask path covers it (is it or one of its parents).
+    fn in_mask(&self, proto_name: &str) -> bool {
+        let Some(Scope { paths, relative: Some(relative), .. }) = &self.mask else { return true };
+        let full = if relative.is_empty() { proto_name.to_string() } else { format!("{relative}.{proto_name}") };
+        paths.iter().any(|m| {
+            full == *m
+                || (full.len() > m.len() && full.starts_with(m.as_str()) && full.as_bytes().get(m.len()) == Some(&b'.'))
+        })
+    }
+
+    /// Steps into `field`: the resource itself at the top, or a field inside it. Returns the
+    /// relative path's length to restore (or None: nothing changed).
+    fn enter(&mut self, field: &FieldPlan, depth: usize) -> Option<usize> {
+        let scope = self.mask.as_mut()?;
+        match &mut scope.relative {
+            None if depth == 0 && field.number == scope.resource => {
+                scope.relative = Some(String::new());
+                Some(usize::MAX)
+            }
+            None => None,
+            Some(relative) => {
+                let len = relative.len();
+                if !relative.is_empty() {
+                    relative.push('.');
+                }
+                relative.push_str(&field.proto_name);
+                Some(len)
+            }
+        }
+    }
+
+    fn leave(&mut self, restore: Option<usize>) {
+        let (Some(len), Some(scope)) = (restore, self.mask.as_mut()) else { return };
+        if len == usize::MAX {
+            scope.relative = None;
+        } else if let Some(relative) = &mut scope.relative {
+            relative.truncate(len);
+        }
+    }
+}
+
+/// The paths of the request's FieldMask (field `number`, its occurrences merged); None when
+/// it is absent or empty, or says `*` (a full replacement: everything required is).
+fn mask_paths(message: &[u8], number: u32) -> Option<Vec<String>> {
+    let mut paths = Vec::new();
+    for raw in fields(message).flatten().filter(|f| f.number == number && f.wire_type == LEN) {
+        for path in fields(raw.value).flatten().filter(|f| f.number == 1 && f.wire_type == LEN) {
+            paths.push(String::from_utf8_lossy(path.value).into_owned());
+        }
+    }
+    (!paths.is_empty() && !paths.iter().any(|p| p == "*")).then_some(paths)
 }
 
 /// The missing fields' paths: the first [`MAX_LISTED`] (at most [`MAX_LISTED_BYTES`] of
@@ -368,15 +441,14 @@ mod tests {
     use crate::testing::fixtures::{message as descriptor, TEST_DESCRIPTOR_SET};
 
     fn transcoder(on: bool) -> Transcoder {
-        transcoder_with(on, "")
+        transcoder_with(&format!(r#""rest":{{"field_behavior":{on}}}"#))
     }
 
-    /// `extra`: more keys of the `json2grpc` object.
-    fn transcoder_with(on: bool, extra: &str) -> Transcoder {
+    /// `json2grpc`: the keys of the `json2grpc` object.
+    fn transcoder_with(json2grpc: &str) -> Transcoder {
         let b64 = base64::engine::general_purpose::STANDARD.encode(TEST_DESCRIPTOR_SET);
-        let config = format!(
-            r#"{{"proto_descriptor_bin":"{b64}","services":["test.v1.Docs"],"json2grpc":{{"rest":{{"field_behavior":{on}}}{extra}}}}}"#
-        );
+        let config =
+            format!(r#"{{"proto_descriptor_bin":"{b64}","services":["test.v1.Docs"],"json2grpc":{{{json2grpc}}}}}"#);
         Transcoder::from_json(config.as_bytes()).unwrap()
     }
 
@@ -477,7 +549,7 @@ mod tests {
     fn every_level_a_client_can_write_is_examined() {
         // max_json_depth at its largest (127): an OUTPUT_ONLY field 120 levels down is dropped,
         // a REQUIRED one missing there is named.
-        let t = transcoder_with(true, r#","limits":{"max_json_depth":127}"#);
+        let t = transcoder_with(r#""rest":{"field_behavior":true},"limits":{"max_json_depth":127}"#);
         let depth = 120;
         let inner = r#"{"title": "t", "priority": 1, "version": "42"}"#.to_string();
         let body = (0..depth).fold(inner, |acc, _| format!(r#"{{"title": "t", "priority": 1, "parent": {acc}}}"#));
@@ -494,5 +566,26 @@ mod tests {
         });
         let e = call(&t, "POST", "/v1/p/docs", &missing_deep).unwrap_err();
         assert_eq!(missing(&e), [format!("doc{}.title", ".parent".repeat(depth))]);
+    }
+
+    #[test]
+    fn an_update_needs_only_the_required_fields_its_mask_covers() {
+        // AIP-203: a partial update may omit a REQUIRED field of the resource that its mask
+        // leaves unchanged. UpdateDocRequest { Doc doc (the body); FieldMask update_mask }.
+        let t = transcoder(true);
+        let patch = |query: &str, body: &str| call(&t, "PATCH", &format!("/v1/docs/1{query}"), body);
+        assert!(patch("?updateMask=note", r#"{"note": "n"}"#).is_ok());
+        assert_eq!(missing(&patch("?updateMask=note,title", r#"{"note": "n"}"#).unwrap_err()), ["doc.title"]);
+        // Inside the resource: a mask path covers the fields below it.
+        assert!(patch("?updateMask=main.quantity", r#"{"main": {"quantity": 2}}"#).is_ok());
+        assert_eq!(missing(&patch("?updateMask=main", r#"{"main": {"quantity": 2}}"#).unwrap_err()), ["doc.main.sku"]);
+        // No mask, or `*`: a full replacement, everything REQUIRED must be set.
+        assert_eq!(missing(&patch("", r#"{"note": "n"}"#).unwrap_err()), ["doc.title", "doc.priority"]);
+        assert_eq!(missing(&patch("?updateMask=*", r#"{"note": "n"}"#).unwrap_err()), ["doc.title", "doc.priority"]);
+        // The mask json2grpc fills from the body (patch_field_mask) counts the same.
+        let filled = transcoder_with(r#""rest":{"field_behavior":true,"patch_field_mask":true}"#);
+        assert!(call(&filled, "PATCH", "/v1/docs/1", r#"{"note": "n"}"#).is_ok());
+        // A request without a mask field is not an update: CreateDoc still needs doc.title.
+        assert_eq!(missing(&call(&t, "POST", "/v1/p/docs", r#"{"priority": 1}"#).unwrap_err()), ["doc.title"]);
     }
 }

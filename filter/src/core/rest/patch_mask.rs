@@ -11,7 +11,17 @@ use crate::core::route::router::{BodyRule, HttpBinding};
 /// The number of the request's FieldMask field if `binding` gets a mask from its body: a PATCH
 /// whose body is one singular message field, and exactly one singular top-level FieldMask.
 pub fn mask_field(plans: &Plans, binding: &HttpBinding) -> Option<u32> {
-    if binding.http_method != "PATCH" || binding.body_is_http_body {
+    if binding.http_method != "PATCH" {
+        return None;
+    }
+    update_fields(plans, binding).map(|(_, mask)| mask)
+}
+
+/// An update's (resource field, FieldMask field) numbers: a binding whose body is one singular
+/// message field of the request (not HttpBody), and a request with exactly one singular
+/// top-level FieldMask. Its mask is relative to that field (AIP-161).
+pub fn update_fields(plans: &Plans, binding: &HttpBinding) -> Option<(u32, u32)> {
+    if binding.body_is_http_body {
         return None;
     }
     let BodyRule::Field(path) = &binding.body else { return None };
@@ -25,7 +35,8 @@ pub fn mask_field(plans: &Plans, binding: &HttpBinding) -> Option<u32> {
             && matches!(f.kind, ValueKind::Message(m) if plans.message(m).and_then(|p| p.well_known) == Some(WellKnown::FieldMask))
     });
     let mask = masks.next()?;
-    masks.next().is_none().then_some(mask.number)
+    let resource = path.fields().first().filter(|_| path.fields().len() == 1)?.number;
+    masks.next().is_none().then_some((resource, mask.number))
 }
 
 /// Writes field `number` as a FieldMask of `paths` (nothing for no paths: no mask at all).
