@@ -656,9 +656,10 @@ class ListenerEnvoy(Envoy):
 
 class FileServer:
     """A plain HTTP/1.1 server of some files on loopback (`files`: {"/path": bytes, or a Path
-    read anew per request}); `seen` records (path, Host) of every request."""
+    read anew per request}, served as `content_type`); `seen` records (path, Host) of every
+    request; `origin` is its http://127.0.0.1:PORT."""
 
-    def __init__(self, files):
+    def __init__(self, files, content_type="application/octet-stream"):
         seen = self.seen = []
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -671,7 +672,7 @@ class FileServer:
                     data = data.read_bytes()
                 self.send_response(200 if data is not None else 404)
                 data = data if data is not None else b"not found\n"
-                self.send_header("content-type", "application/octet-stream")
+                self.send_header("content-type", content_type)
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -681,6 +682,7 @@ class FileServer:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
+        self.origin = f"http://127.0.0.1:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self):

@@ -9,14 +9,14 @@ apt-get. Without them the test is skipped, saying so, except under CI (CI=true) 
 JSON2GRPC_REQUIRE_BROWSER=1, where it fails.
 """
 
-import http.server
 import json
 import os
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
+
+import harness
 
 CHROMIUM_FLAGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -92,34 +92,14 @@ def browser(tmp_path_factory):
     driver.quit()
 
 
-class PageServer:
+def page_server():
     """Serves PAGE at / on 127.0.0.1 (a port of its own: an origin of its own)."""
-
-    def __init__(self):
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                data = PAGE.encode()
-                self.send_response(200)
-                self.send_header("content-type", "text/html; charset=utf-8")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+    return harness.FileServer({"/": PAGE.encode()}, content_type="text/html; charset=utf-8")
 
 
 @pytest.fixture(scope="module")
 def pages():
-    allowed, other = PageServer(), PageServer()
+    allowed, other = page_server(), page_server()
     yield allowed, other
     allowed.stop()
     other.stop()
