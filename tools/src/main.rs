@@ -49,33 +49,27 @@ enum Command {
     /// Print the transcoder config JSON (proto_descriptor_bin + services) to
     /// paste into an Envoy/Istio WasmPlugin pluginConfig. The descriptor set is
     /// checked by the filter's own loader (proto2, proto3, edition 2023).
-    Config {
-        /// A descriptor set written by `descriptor` (or protoc, buf).
-        #[arg(long, value_name = "FILE.pb")]
-        descriptor: PathBuf,
-        /// Fully-qualified service to transcode (repeatable; default: every
-        /// service outside the google.* packages).
-        #[arg(long, value_name = "pkg.Service")]
-        service: Vec<String>,
-        /// Extra top-level key with a JSON value, e.g.
-        /// --set auto_mapping=true --set print_options='{"add_whitespace":true}'.
-        /// A dotted key (print_options.add_whitespace=true) sets a nested field.
-        #[arg(long = "set", value_name = "KEY=JSON")]
-        set: Vec<String>,
-    },
+    Config(ApiArgs),
     /// Print the OpenAPI 3.1 document of the API the filter serves with this config (the one
     /// it serves at json2grpc.openapi.path): same options as `config`.
-    Openapi {
-        /// A descriptor set written by `descriptor` (or protoc, buf).
-        #[arg(long, value_name = "FILE.pb")]
-        descriptor: PathBuf,
-        /// Fully-qualified service (repeatable; default: every service outside google.*).
-        #[arg(long, value_name = "pkg.Service")]
-        service: Vec<String>,
-        /// A plugin config option, as for `config` (print_options change the JSON forms).
-        #[arg(long = "set", value_name = "KEY=JSON")]
-        set: Vec<String>,
-    },
+    Openapi(ApiArgs),
+}
+
+/// The API a plugin config describes: `config` prints the config, `openapi` its document.
+#[derive(clap::Args, Debug)]
+struct ApiArgs {
+    /// A descriptor set written by `descriptor` (or protoc, buf).
+    #[arg(long, value_name = "FILE.pb")]
+    descriptor: PathBuf,
+    /// Fully-qualified service to transcode (repeatable; default: every
+    /// service outside the google.* packages).
+    #[arg(long, value_name = "pkg.Service")]
+    service: Vec<String>,
+    /// Extra top-level key with a JSON value, e.g.
+    /// --set auto_mapping=true --set print_options='{"add_whitespace":true}'.
+    /// A dotted key (print_options.add_whitespace=true) sets a nested field.
+    #[arg(long = "set", value_name = "KEY=JSON")]
+    set: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -84,8 +78,8 @@ fn main() -> ExitCode {
         Command::Descriptor { include, output, files, source_info } => {
             descriptor(include, &output, &files, source_info)
         }
-        Command::Config { descriptor, service, set } => config(&descriptor, service, &set),
-        Command::Openapi { descriptor, service, set } => openapi(&descriptor, service, &set),
+        Command::Config(api) => config(&api.descriptor, api.service, &api.set),
+        Command::Openapi(api) => openapi(&api.descriptor, api.service, &api.set),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
