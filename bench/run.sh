@@ -166,6 +166,14 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 
+# ---- 3b: memory a configuration keeps (each in a fresh process) ----
+step "memory: what a transcoder keeps and its build's peak, native and V8"
+for cfg in plugin.json synthetic-plugin.json; do
+  "$CORE_NATIVE" "$DATA" --runtime native --memory "$DATA/$cfg" | tee -a "$OUT/memory.txt"
+  node --no-liftoff --no-warnings "$ROOT/bench/wasm-core/run.mjs" "$CORE_WASM" "$DATA" --memory "/data/$cfg" \
+    | tee -a "$OUT/memory.txt"
+done
+
 # ---- 4: end to end ----
 if [[ -z "${SKIP_E2E:-}" ]]; then
   step "end to end: bench/e2e.py"

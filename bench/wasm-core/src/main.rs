@@ -3,6 +3,7 @@
 //! ```text
 //! json2grpc-bench-core DIR [--runtime NAME] [--min-time S] [--rounds N]
 //!                          [--configure FILE] [--configure-runs N]
+//! json2grpc-bench-core DIR --memory FILE [--runtime NAME]
 //! ```
 //!
 //! DIR holds `plugin.json` (a plugin configuration for the bench schema) and the peer
@@ -20,10 +21,17 @@
 //! does, without the host calls): the first call (cold: in V8 it includes the lazy compilation of
 //! the code it runs) and the median of `--configure-runs` more.
 //!
-//! Output lines: `RESULT impl=json2grpc runtime=… payload=… dir=json2bin|bin2json …` and
-//! `CONFIGURE runtime=… …`, parsed by bench/report.py.
+//! `--memory FILE` (alone, in a fresh process) reports what a configuration costs in memory
+//! (`MEMORY`): the heap bytes a built transcoder keeps, and keeps serving once the filter freed
+//! its build inputs, the peak heap while it is built (a Wasm VM's linear memory grows to its
+//! peak and never shrinks), and inside wasm the linear memory's size afterwards.
+//!
+//! Output lines: `RESULT impl=json2grpc runtime=… payload=… dir=json2bin|bin2json …`,
+//! `CONFIGURE runtime=… …` and `MEMORY runtime=… …`, parsed by bench/report.py.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -33,6 +41,48 @@ use json2grpc::core::transcoder::Transcoder;
 use prost_reflect::DynamicMessage;
 use sha2::Digest;
 
+/// The system allocator, counting the bytes live now and their peak.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(by: usize) {
+    let now = LIVE.fetch_add(by, Ordering::Relaxed) + by;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+// SAFETY: every call is forwarded to the system allocator unchanged; only counters are added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        grew(layout.size());
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if new_size >= layout.size() {
+            grew(new_size - layout.size());
+        } else {
+            LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// The linear memory's size inside wasm (0 natively).
+fn linear_memory() -> usize {
+    #[cfg(target_arch = "wasm32")]
+    return core::arch::wasm32::memory_size(0) * 65536;
+    #[cfg(not(target_arch = "wasm32"))]
+    0
+}
+
 struct Args {
     dir: PathBuf,
     runtime: String,
@@ -40,6 +90,7 @@ struct Args {
     rounds: usize,
     configure: Option<PathBuf>,
     configure_runs: usize,
+    memory: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -51,6 +102,7 @@ fn parse_args() -> Result<Args, String> {
         rounds: 2,
         configure: None,
         configure_runs: 9,
+        memory: None,
     };
     let mut dir = None;
     while let Some(arg) = args.next() {
@@ -63,6 +115,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--rounds" => out.rounds = value("--rounds")?.parse().map_err(|e| format!("--rounds: {e}"))?,
             "--configure" => out.configure = Some(PathBuf::from(value("--configure")?)),
+            "--memory" => out.memory = Some(PathBuf::from(value("--memory")?)),
             "--configure-runs" => {
                 out.configure_runs = value("--configure-runs")?.parse().map_err(|e| format!("--configure-runs: {e}"))?
             }
@@ -102,8 +155,34 @@ fn time_op(min_time: Duration, mut op: impl FnMut()) -> (u64, f64) {
     }
 }
 
+/// `--memory FILE`: in a fresh process, the heap bytes a transcoder of FILE keeps, the peak
+/// while it is built, and the linear memory then.
+fn memory(runtime: &str, path: &PathBuf) -> Result<(), String> {
+    let config = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let before = LIVE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    let mut t = Transcoder::from_json(black_box(&config)).map_err(|e| e.to_string())?;
+    let retained = LIVE.load(Ordering::Relaxed) - before;
+    let peak = PEAK.load(Ordering::Relaxed) - before;
+    let descriptor_bytes = t.config.proto_descriptor_bin.len();
+    // What the filter keeps serving (it frees the descriptor set unless the OpenAPI document
+    // is served).
+    t.release_build_inputs();
+    let serving = LIVE.load(Ordering::Relaxed) - before;
+    println!(
+        "MEMORY runtime={runtime} config_bytes={} descriptor_bytes={descriptor_bytes} methods={} retained_bytes={retained} serving_bytes={serving} peak_bytes={peak} linear_memory_bytes={}",
+        config.len(),
+        t.router.methods.len(),
+        linear_memory(),
+    );
+    Ok(())
+}
+
 fn run() -> Result<(), String> {
     let args = parse_args()?;
+    if let Some(path) = &args.memory {
+        return memory(&args.runtime, path);
+    }
     let read =
         |name: &str| std::fs::read(args.dir.join(name)).map_err(|e| format!("{}/{name}: {e}", args.dir.display()));
     let transcoder = Transcoder::from_json(&read("plugin.json")?).map_err(|e| e.to_string())?;

@@ -1713,6 +1713,16 @@ mod openapi {
     }
 
     #[test]
+    fn the_descriptor_bytes_are_kept_only_for_the_document() {
+        // Requests never read them once the transcoder is built: freed (0.84 MB of a
+        // 200-service API), unless the document is made from them on its first request.
+        let without = root();
+        assert!(without.transcoder().unwrap().config.proto_descriptor_bin.is_empty());
+        let with_document = root_with(json!({"json2grpc": {"openapi": {"path": "/openapi"}}}));
+        assert_eq!(with_document.transcoder().unwrap().config.proto_descriptor_bin, TEST_DESCRIPTOR_SET);
+    }
+
+    #[test]
     fn off_unless_configured_and_bounded() {
         let root = root();
         with(|h| h.set_property(&["xds", "cluster_name"], b"things"));

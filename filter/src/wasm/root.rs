@@ -45,7 +45,14 @@ pub struct Root {
 }
 
 impl Root {
-    fn serve(&mut self, transcoder: Transcoder) {
+    /// The transcoder serving now (tests look at what it keeps).
+    #[cfg(test)]
+    pub(crate) fn transcoder(&self) -> Option<&Transcoder> {
+        self.filter.as_ref().map(|f| &f.transcoder)
+    }
+
+    fn serve(&mut self, mut transcoder: Transcoder) {
+        transcoder.release_build_inputs();
         for warning in &transcoder.router.warnings {
             log::warn!("{warning}");
         }
@@ -136,6 +143,10 @@ impl RootContext for Root {
             }
         };
         let Some(source) = config.descriptor.clone() else {
+            // The configuration's text (a descriptor set in base64) is not needed any more:
+            // freed before the build, so the build can reuse its memory (a VM's linear memory
+            // grows to its peak and never shrinks).
+            drop(text);
             return match Transcoder::new(config) {
                 Ok(transcoder) => {
                     self.live = None;
