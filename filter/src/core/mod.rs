@@ -28,6 +28,7 @@ pub mod config;
 pub mod error;
 pub mod fnv;
 pub mod openapi;
+pub mod reach;
 pub mod request;
 pub mod response;
 pub mod rest;

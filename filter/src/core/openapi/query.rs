@@ -13,6 +13,7 @@ use super::json::{obj, put, set, string};
 use super::docs::REQUIRED;
 use super::schemas::Schemas;
 use super::url;
+use crate::core::reach::reaching;
 use crate::core::route::router::{bindable_message, BodyRule, HttpBinding, PathVariable};
 use crate::core::schema::{Field, Kind, Schema};
 
@@ -157,36 +158,19 @@ pub fn reach(schema: &Schema) -> Vec<bool> {
         Kind::Scalar(_) | Kind::Enum(_) => true,
         Kind::Message(m) => bindable_message(schema.message_name(m)),
     };
-    let mut reach = vec![false; schema.messages.len()];
-    let mut holders: Vec<Vec<usize>> = vec![Vec::new(); schema.messages.len()];
-    for (i, message) in schema.messages.iter().enumerate() {
-        for f in &message.fields {
-            let leaf = match (f.map, f.kind) {
-                (true, Kind::Message(entry)) => {
-                    schema.message(entry).and_then(|e| e.map_value()).is_some_and(|v| settable(v.kind))
-                }
-                (true, _) => false,
-                (false, kind) => settable(kind),
-            };
-            if leaf {
-                if let Some(r) = reach.get_mut(i) {
-                    *r = true;
-                }
-            } else if let (false, false, Kind::Message(sub)) = (f.map, f.is_list(), f.kind) {
-                if let Some(h) = holders.get_mut(sub) {
-                    h.push(i);
-                }
-            }
+    let leaf = |f: &Field| match (f.map, f.kind) {
+        (true, Kind::Message(entry)) => {
+            schema.message(entry).and_then(|e| e.map_value()).is_some_and(|v| settable(v.kind))
         }
-    }
-    let mut todo: Vec<usize> = (0..reach.len()).filter(|i| reach.get(*i) == Some(&true)).collect();
-    while let Some(m) = todo.pop() {
-        for &h in holders.get(m).map_or(&[][..], |h| &h[..]) {
-            if let Some(r) = reach.get_mut(h).filter(|r| !**r) {
-                *r = true;
-                todo.push(h);
-            }
-        }
-    }
-    reach
+        (true, _) => false,
+        (false, kind) => settable(kind),
+    };
+    let seeds = schema.messages.iter().map(|m| m.fields.iter().any(leaf)).collect();
+    let edges = schema.messages.iter().enumerate().flat_map(|(i, m)| {
+        m.fields.iter().filter_map(move |f| match (f.map, f.is_list(), f.kind) {
+            (false, false, Kind::Message(sub)) => Some((i, sub)),
+            _ => None,
+        })
+    });
+    reaching(seeds, edges)
 }

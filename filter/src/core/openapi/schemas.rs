@@ -327,32 +327,16 @@ fn map_key(key: Scalar) -> Value {
 /// Which messages need a request-side variant: those with a REQUIRED field, and every message
 /// that reaches one through its fields (found backwards from them, linear in the fields).
 fn input_variants(schema: &Schema, docs: &Docs) -> Vec<bool> {
-    let mut users: Vec<Vec<usize>> = vec![Vec::new(); schema.messages.len()];
-    let mut marked = vec![false; schema.messages.len()];
-    let mut work = Vec::new();
-    for (i, m) in schema.messages.iter().enumerate() {
-        for f in &m.fields {
-            if docs.behavior(&m.full_name, &f.name) & REQUIRED != 0 && !marked.get(i).copied().unwrap_or(true) {
-                if let Some(slot) = marked.get_mut(i) {
-                    *slot = true;
-                    work.push(i);
-                }
-            }
-            if let Some(users) = match f.kind {
-                Kind::Message(target) => users.get_mut(target),
-                _ => None,
-            } {
-                users.push(i);
-            }
-        }
-    }
-    while let Some(m) = work.pop() {
-        for user in users.get(m).map(Vec::as_slice).unwrap_or_default() {
-            if let Some(slot) = marked.get_mut(*user).filter(|s| !**s) {
-                *slot = true;
-                work.push(*user);
-            }
-        }
-    }
-    marked
+    let seeds = schema
+        .messages
+        .iter()
+        .map(|m| m.fields.iter().any(|f| docs.behavior(&m.full_name, &f.name) & REQUIRED != 0))
+        .collect();
+    let edges = schema.messages.iter().enumerate().flat_map(|(i, m)| {
+        m.fields.iter().filter_map(move |f| match f.kind {
+            Kind::Message(target) => Some((i, target)),
+            _ => None,
+        })
+    });
+    crate::core::reach::reaching(seeds, edges)
 }

@@ -11,6 +11,7 @@ use crate::core::codec::plan::{FieldPlan, Plans, Scalar, Shape, ValueKind};
 use crate::core::codec::wire::nested;
 use crate::core::codec::wire::{fields, read_varint, write_tag, RawField, LEN, START_GROUP, VARINT};
 use crate::core::error::{Error, Result};
+use crate::core::reach::reaching;
 use crate::core::rest::body_keys::{MAX_LISTED, MAX_LISTED_BYTES};
 
 /// Nesting followed at most: above any JSON depth the config allows (`max_json_depth` ≤ 127),
@@ -329,30 +330,17 @@ impl Missing {
 }
 
 /// Which message types have a field `marked`, or a message field (maps included) of a type
-/// that does: marked types first, then every type holding one, along the reversed field edges
-/// (linear in the schema; recursive types are visited once).
+/// that does.
 fn reaches(plans: &Plans, marked: impl Fn(&FieldPlan) -> bool) -> Vec<bool> {
-    let mut reach: Vec<bool> = plans.messages.iter().map(|m| m.fields.iter().any(&marked)).collect();
-    let mut holders: Vec<Vec<usize>> = vec![Vec::new(); plans.messages.len()];
-    for (i, plan) in plans.messages.iter().enumerate() {
-        for f in &plan.fields {
-            for target in [message_of(f.kind), message_of_map_value(f.shape)].into_iter().flatten() {
-                if let Some(h) = holders.get_mut(target) {
-                    h.push(i);
-                }
-            }
-        }
-    }
-    let mut todo: Vec<usize> = (0..reach.len()).filter(|i| reach.get(*i).copied().unwrap_or(false)).collect();
-    while let Some(m) = todo.pop() {
-        for &h in holders.get(m).map_or(&[][..], |h| &h[..]) {
-            if let Some(r) = reach.get_mut(h).filter(|r| !**r) {
-                *r = true;
-                todo.push(h);
-            }
-        }
-    }
-    reach
+    let seeds = plans.messages.iter().map(|m| m.fields.iter().any(&marked)).collect();
+    let edges = plans.messages.iter().enumerate().flat_map(|(i, plan)| {
+        plan.fields
+            .iter()
+            .flat_map(|f| [message_of(f.kind), message_of_map_value(f.shape)])
+            .flatten()
+            .map(move |held| (i, held))
+    });
+    reaching(seeds, edges)
 }
 
 fn message_of(kind: ValueKind) -> Option<usize> {
