@@ -7,7 +7,10 @@
 //! marked field. "Set" is protobuf's: a field without presence holding its default value (`0`,
 //! `""`) is not on the wire, so it is missing; a message field is set even when empty. The
 //! fields of a sub-message are checked only where it is set.
-use crate::core::codec::plan::{FieldPlan, Plans, Scalar, Shape, ValueKind};
+use std::cell::OnceCell;
+use std::collections::BTreeMap;
+
+use crate::core::codec::plan::{FieldPlan, MessagePlan, Plans, Scalar, Shape, ValueKind};
 use crate::core::codec::wire::nested;
 use crate::core::codec::wire::{fields, read_varint, write_tag, RawField, LEN, START_GROUP, VARINT};
 use crate::core::error::{Error, Result};
@@ -59,12 +62,13 @@ impl Behaviors {
             message
         };
         if self.reaches(&self.reaches_required, index) {
-            let mask = update.and_then(|(resource, mask)| {
-                let paths = mask_paths(&message, mask)?;
-                Some(Scope { resource, paths, relative: None })
-            });
-            let mut walk = Walk { path: String::new(), missing: Missing::default(), mask };
-            self.check(plans, index, &[&message], &mut walk, 0)?;
+            let mask = update.and_then(|(resource, number)| Some((resource, mask_tree(&message, number)?)));
+            let place = match &mask {
+                Some((resource, root)) => Place::Request { resource: *resource, mask: root },
+                None => Place::Everything,
+            };
+            let mut walk = Walk { path: String::new(), missing: Missing::default() };
+            self.check(plans, index, &[&message], &mut walk, 0, place)?;
             let missing = walk.missing;
             if missing.count > 0 {
                 let violations: Vec<(String, String)> =
@@ -122,9 +126,23 @@ impl Behaviors {
     /// Names the REQUIRED fields missing from the message whose encodings are `chunks` (the
     /// occurrences of one singular field merge), at `path`: its own first, then those inside
     /// its sub-messages, field by field in declaration order.
-    fn check(&self, plans: &Plans, index: usize, chunks: &[&[u8]], walk: &mut Walk, depth: usize) -> Result<()> {
+    fn check(
+        &self,
+        plans: &Plans,
+        index: usize,
+        chunks: &[&[u8]],
+        walk: &mut Walk,
+        depth: usize,
+        place: Place<'_>,
+    ) -> Result<()> {
         let plan = plans.message(index).ok_or_else(|| Error::internal("message plan missing"))?;
-        let required = self.required.get(index).map_or(&[][..], |r| &r[..]);
+        let all = self.required.get(index).map_or(&[][..], |r| &r[..]);
+        // The REQUIRED fields that count here: all, or in a partial update those its mask names
+        // (found once per mask node, not once per list element).
+        let required = match place {
+            Place::Partial(node) => node.covered(plan, all),
+            Place::Everything | Place::Request { .. } => all,
+        };
         let mut present = vec![false; required.len()];
         // The sub-messages to look into: (field index, encoding), in wire order.
         let mut inside: Vec<(usize, &[u8])> = Vec::new();
@@ -144,7 +162,7 @@ impl Behaviors {
                     _ => None,
                 };
                 let wanted = target.is_some_and(|m| self.reaches(&self.reaches_required, m));
-                if wanted && matches!(raw.wire_type, LEN | START_GROUP) {
+                if wanted && matches!(raw.wire_type, LEN | START_GROUP) && place.child(field).is_some() {
                     if depth >= MAX_DEPTH {
                         return Err(too_deep());
                     }
@@ -154,7 +172,7 @@ impl Behaviors {
         }
         for (&i, found) in required.iter().zip(&present) {
             if !found {
-                if let Some(field) = plan.fields.get(usize::from(i)).filter(|f| walk.in_mask(&f.proto_name)) {
+                if let Some(field) = plan.fields.get(usize::from(i)) {
                     walk.missing.add(&walk.path, &field.json_name);
                 }
             }
@@ -171,15 +189,16 @@ impl Behaviors {
             let (group, after) = rest.split_at(end);
             rest = after;
             let Some(field) = plan.fields.get(i) else { continue };
+            let Some(place) = place.child(field) else { continue };
             let found: Vec<&[u8]> = group.iter().map(|(_, bytes)| *bytes).collect();
             match (field.shape, field.kind) {
                 (Shape::Single { .. }, ValueKind::Message(m)) => {
-                    self.descend(plans, m, &found, walk, (&field.json_name, field), depth)?;
+                    self.descend(plans, m, &found, walk, &field.json_name, depth, place)?;
                 }
                 (Shape::Repeated { .. }, ValueKind::Message(m)) => {
                     for (n, element) in found.iter().enumerate() {
                         let name = format!("{}[{n}]", field.json_name);
-                        self.descend(plans, m, &[element], walk, (&name, field), depth)?;
+                        self.descend(plans, m, &[element], walk, &name, depth, place)?;
                         if walk.missing.full() {
                             return Ok(());
                         }
@@ -190,7 +209,7 @@ impl Behaviors {
                         let (label, values) = map_entry(entry, key)?;
                         if !values.is_empty() {
                             let name = format!("{}[{label}]", field.json_name);
-                            self.descend(plans, v, &values, walk, (&name, field), depth)?;
+                            self.descend(plans, v, &values, walk, &name, depth, place)?;
                         }
                         if walk.missing.full() {
                             return Ok(());
@@ -206,99 +225,121 @@ impl Behaviors {
         Ok(())
     }
 
-    /// Checks the sub-message `field` holds (`name`: its label in paths, with its index or key).
+    /// Checks a sub-message (`name`: its label in paths, with its index or key) at `place`.
+    #[allow(clippy::too_many_arguments)]
     fn descend(
         &self,
         plans: &Plans,
         index: usize,
         chunks: &[&[u8]],
         walk: &mut Walk,
-        (name, field): (&str, &FieldPlan),
+        name: &str,
         depth: usize,
+        place: Place<'_>,
     ) -> Result<()> {
         let len = walk.path.len();
         if !walk.path.is_empty() {
             walk.path.push('.');
         }
         walk.path.push_str(name);
-        let relative = walk.enter(field, depth);
-        let result = self.check(plans, index, chunks, walk, depth + 1);
-        walk.leave(relative);
+        let result = self.check(plans, index, chunks, walk, depth + 1, place);
         walk.path.truncate(len);
         result
     }
 }
 
 /// Where the check is: the path of the current message (JSON names, list indices and map keys,
-/// for the answer), what is missing so far, and an update's mask.
+/// for the answer), and what is missing so far.
 struct Walk {
     path: String,
     missing: Missing,
-    mask: Option<Scope>,
 }
 
-/// An update's FieldMask: the resource field it is relative to, its paths, and, inside the
-/// resource, the proto-name path of the current message relative to it (lists and maps: the
-/// field's own path, as a mask names them whole).
-struct Scope {
-    resource: u32,
-    paths: Vec<String>,
-    relative: Option<String>,
+/// Which REQUIRED fields count at a message (AIP-203: a partial update needs only those of the
+/// resource its mask covers).
+#[derive(Clone, Copy)]
+enum Place<'m> {
+    /// All of them: no mask, outside the resource, or under a path the mask names whole.
+    Everything,
+    /// The request of an update with a mask; its field `resource` is what the mask is about.
+    Request { resource: u32, mask: &'m MaskNode },
+    /// Inside the resource, where the mask names parts of the message.
+    Partial(&'m MaskNode),
 }
 
-impl Walk {
-    /// Whether a REQUIRED field of the current message must be set: always, unless it is
-    /// inside an update's resource and no mask path covers it (is it or one of its parents).
-    fn in_mask(&self, proto_name: &str) -> bool {
-        let Some(Scope { paths, relative: Some(relative), .. }) = &self.mask else { return true };
-        let full = if relative.is_empty() { proto_name.to_string() } else { format!("{relative}.{proto_name}") };
-        paths.iter().any(|m| {
-            full == *m
-                || (full.len() > m.len() && full.starts_with(m.as_str()) && full.as_bytes().get(m.len()) == Some(&b'.'))
+impl<'m> Place<'m> {
+    /// The place of a sub-message held by `field`; None when the mask names nothing below it
+    /// (nothing there is looked at).
+    fn child(self, field: &FieldPlan) -> Option<Place<'m>> {
+        match self {
+            Place::Everything => Some(Place::Everything),
+            Place::Request { resource, mask } if field.number == resource => Some(mask.place()),
+            Place::Request { .. } => Some(Place::Everything),
+            Place::Partial(node) => node.children.get(&*field.proto_name).map(MaskNode::place),
+        }
+    }
+}
+
+/// An update's FieldMask as a tree of proto names (`main.quantity`: main → quantity).
+#[derive(Default)]
+struct MaskNode {
+    /// A mask path ends here: everything below is covered.
+    whole: bool,
+    /// A BTreeMap: the names come from the client (no hash to collide).
+    children: BTreeMap<Box<str>, MaskNode>,
+    /// The REQUIRED fields (plan indices, ascending) this node's message has among
+    /// `children`, found on first use: a list's elements share their node.
+    covered: OnceCell<Vec<u16>>,
+}
+
+impl MaskNode {
+    fn place(&self) -> Place<'_> {
+        if self.whole {
+            Place::Everything
+        } else {
+            Place::Partial(self)
+        }
+    }
+
+    fn covered(&self, plan: &MessagePlan, required: &[u16]) -> &[u16] {
+        self.covered.get_or_init(|| {
+            let mut covered: Vec<u16> = self
+                .children
+                .keys()
+                .filter_map(|name| plan.by_name.get(name.as_bytes()).copied())
+                .filter(|i| required.binary_search(i).is_ok())
+                .collect();
+            covered.sort_unstable();
+            covered.dedup();
+            covered
         })
     }
-
-    /// Steps into `field`: the resource itself at the top, or a field inside it. Returns the
-    /// relative path's length to restore (or None: nothing changed).
-    fn enter(&mut self, field: &FieldPlan, depth: usize) -> Option<usize> {
-        let scope = self.mask.as_mut()?;
-        match &mut scope.relative {
-            None if depth == 0 && field.number == scope.resource => {
-                scope.relative = Some(String::new());
-                Some(usize::MAX)
-            }
-            None => None,
-            Some(relative) => {
-                let len = relative.len();
-                if !relative.is_empty() {
-                    relative.push('.');
-                }
-                relative.push_str(&field.proto_name);
-                Some(len)
-            }
-        }
-    }
-
-    fn leave(&mut self, restore: Option<usize>) {
-        let (Some(len), Some(scope)) = (restore, self.mask.as_mut()) else { return };
-        if len == usize::MAX {
-            scope.relative = None;
-        } else if let Some(relative) = &mut scope.relative {
-            relative.truncate(len);
-        }
-    }
 }
 
-/// The paths of the request's FieldMask (field `number`, its occurrences merged); None when
-/// it is absent or empty, or says `*` (a full replacement: everything required is).
-fn mask_paths(message: &[u8], number: u32) -> Option<Vec<String>> {
-    let mut paths = Vec::new();
+/// The request's FieldMask (field `number`, its occurrences merged) as a tree; None when it is
+/// absent or empty, or says `*` (a full replacement: every REQUIRED field counts). A path
+/// deeper than any message can nest names nothing and is left out.
+fn mask_tree(message: &[u8], number: u32) -> Option<MaskNode> {
+    let mut root = MaskNode::default();
+    let mut any = false;
     for raw in fields(message).flatten().filter(|f| f.number == number && f.wire_type == LEN) {
         for path in fields(raw.value).flatten().filter(|f| f.number == 1 && f.wire_type == LEN) {
-            paths.push(String::from_utf8_lossy(path.value).into_owned());
+            let path = String::from_utf8_lossy(path.value);
+            if path == "*" {
+                return None;
+            }
+            if path.split('.').count() > MAX_DEPTH {
+                continue;
+            }
+            any = true;
+            let mut node = &mut root;
+            for name in path.split('.') {
+                node = node.children.entry(name.into()).or_default();
+            }
+            node.whole = true;
         }
     }
-    (!paths.is_empty() && !paths.iter().any(|p| p == "*")).then_some(paths)
+    any.then_some(root)
 }
 
 /// The missing fields' paths: the first [`MAX_LISTED`] (at most [`MAX_LISTED_BYTES`] of
