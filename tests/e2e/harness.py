@@ -654,6 +654,26 @@ class ListenerEnvoy(Envoy):
             f"cluster.{cluster}.upstream_rq_total", 0)
 
 
+def wait_for(check, timeout=15.0, what="condition"):
+    """Polls `check` every 0.1 s until it returns something true (returned), or fails."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"{what} not reached in {timeout} s (last: {last!r})")
+
+
+DESCRIPTOR_STATS = "wasmcustom.json2grpc.descriptor"
+
+
+def descriptor_stats(envoy):
+    """json2grpc's live-descriptor stats of `envoy`, without their common prefix."""
+    return {k[len(DESCRIPTOR_STATS) + 1:]: v for k, v in envoy.stats(DESCRIPTOR_STATS).items()}
+
+
 class FileServer:
     """A plain HTTP/1.1 server of some files on loopback (`files`: {"/path": bytes, or a Path
     read anew per request}, served as `content_type`); `seen` records (path, Host) of every

@@ -23,7 +23,6 @@ import hashlib
 import http.server
 import json
 import threading
-import time
 
 import pytest
 
@@ -33,7 +32,6 @@ from test_istio import GRPC_PORT, INVENTORY, NS, ORDERS, OUTBOUND, REST_PORT, Is
 
 import istio_envoy as ie  # noqa: E402  (tests/istio, on sys.path since test_istio)
 
-STATS = "wasmcustom.json2grpc.descriptor"
 DESCRIPTORS = f"descriptors.{NS}.svc.cluster.local"
 REFLECTION_PATHS = ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
                     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
@@ -45,19 +43,8 @@ SIDECARS = {INVENTORY: f"inventory_inbound_0.0.0.0_{GRPC_PORT}",
 DESCRIPTORS_SIDECAR = f"descriptors_inbound_0.0.0.0_{DESCRIPTORS_PORT}"
 
 
-def wait_for(check, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not reached in {timeout} s (last: {last!r})")
-
-
-def descriptor_stats(envoy):
-    return {k[len(STATS) + 1:]: v for k, v in envoy.stats(STATS).items()}
+wait_for = harness.wait_for
+descriptor_stats = harness.descriptor_stats
 
 
 def _json(envoy, method, path, host, body=None):

@@ -25,7 +25,6 @@ import harness
 
 INVENTORY = "flashsale.v1.Inventory"
 V1 = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
-STATS = "wasmcustom.json2grpc.descriptor"
 
 # A second version of the Inventory API: Item gains `warehouse`, and a new method with its
 # own binding. (Everything the tests call keeps its field numbers.)
@@ -51,19 +50,8 @@ def live_config(descriptor, services=(INVENTORY,)):
     return config
 
 
-def wait_for(check, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not reached in {timeout} s (last: {last!r})")
-
-
-def descriptor_stats(envoy):
-    return {k[len(STATS) + 1:]: v for k, v in envoy.stats(STATS).items()}
+wait_for = harness.wait_for
+descriptor_stats = harness.descriptor_stats
 
 
 def inventory_v2_descriptor(workdir):
