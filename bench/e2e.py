@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""End-to-end benchmark: one Envoy binary, three configs, the same upstream and payloads.
+"""End-to-end benchmark: one Envoy binary, four configs, the same upstream and payloads.
 
   (a) native   Envoy's envoy.filters.http.grpc_json_transcoder
   (b) wasm     json2grpc (dist/json2grpc.wasm, V8)
   (c) grpc     no transcoder: the client sends gRPC itself (the floor)
+  (d) floor    gRPC through an empty proxy-wasm filter (bench/floor-filter: every callback
+               returns Continue): what any Wasm filter costs per request in this Envoy
 
 Each Envoy runs with --concurrency 1, pinned to CPU 0 (taskset); h2load (nghttp2-client) and
 bench_upstream (examples/src/bin/bench_upstream.rs: fixed answers, one thread) are pinned to
@@ -42,7 +44,8 @@ import urllib.request
 from pathlib import Path
 
 PAYLOADS = ["small", "medium", "large"]
-CONFIGS = ["native", "wasm", "grpc"]
+CONFIGS = ["native", "wasm", "grpc", "floor"]
+GRPC_CONFIGS = ("grpc", "floor")  # clients send gRPC themselves
 DIRECTIONS = ["request", "response"]
 BUFFER_LIMIT = 4 * 1024 * 1024  # listener/cluster buffers and json2grpc envoy_buffer_bytes
 
@@ -125,18 +128,24 @@ WASM_FILTER = """\
 """
 
 
-def envoy_config(kind, upstream, descriptor, wasm):
+def envoy_config(kind, upstream, descriptor, wasm, services=("bench.v1.Bench",), floor=None, floor_ops=""):
+    """Envoy's YAML for one config: native, wasm (json2grpc), floor (the empty Wasm filter of
+    bench/floor-filter; floor_ops: the host calls it makes per request, e.g.
+    "req_headers_get,metric*6", see its src/lib.rs) or grpc (no filter)."""
     host, port = upstream.rsplit(":", 1)
     if kind == "native":
         cfg = {"@type": "type.googleapis.com/envoy.extensions.filters.http."
                         "grpc_json_transcoder.v3.GrpcJsonTranscoder",
-               "proto_descriptor": str(descriptor), "services": ["bench.v1.Bench"]}
+               "proto_descriptor": str(descriptor), "services": list(services)}
         filters = NATIVE_FILTER.format(config=json.dumps(cfg))
     elif kind == "wasm":
         plugin = {"proto_descriptor_bin": base64.b64encode(descriptor.read_bytes()).decode(),
-                  "services": ["bench.v1.Bench"],
+                  "services": list(services),
                   "json2grpc": {"limits": {"envoy_buffer_bytes": BUFFER_LIMIT}}}
         filters = WASM_FILTER.format(wasm=json.dumps(str(wasm)), config=json.dumps(json.dumps(plugin)))
+    elif kind == "floor":
+        filters = WASM_FILTER.replace("json2grpc", "floor").format(wasm=json.dumps(str(floor)),
+                                                                   config=json.dumps(floor_ops or "{}"))
     else:
         filters = ""
     return ENVOY_TEMPLATE.format(limit=BUFFER_LIMIT, filters=filters.rstrip("\n"), host=host, port=port)
@@ -200,7 +209,7 @@ class Upstream:
 
 
 class Envoy:
-    def __init__(self, envoy, name, config_text, workdir, cpu):
+    def __init__(self, envoy, name, config_text, workdir, cpu, concurrency=1):
         self.name = name
         self.config = workdir / f"{name}.yaml"
         self.config.write_text(config_text)
@@ -209,11 +218,12 @@ class Envoy:
         self.log_path = workdir / f"{name}.envoy.log"
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            pinned(cpu, [str(envoy), "-c", str(self.config), "--concurrency", "1",
+            pinned(cpu, [str(envoy), "-c", str(self.config), "--concurrency", str(concurrency),
                          "--use-dynamic-base-id", "--log-level", "warn",
                          "--admin-address-path", str(self.admin_path)]),
             stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
+        started = time.monotonic()
+        deadline = started + 60
         while True:
             if self.proc.poll() is not None:
                 raise SystemExit(f"envoy {name} exited: {self.log_path.read_text()[-3000:]}")
@@ -226,10 +236,11 @@ class Envoy:
                     port = listeners["listener_statuses"][0]["local_address"]["socket_address"]["port_value"]
                     if port:
                         self.port = int(port)
+                        self.live_seconds = time.monotonic() - started  # start to LIVE (±10 ms)
                         break
             except (OSError, ValueError, KeyError, IndexError):
                 pass
-            time.sleep(0.1)
+            time.sleep(0.01)
 
     def admin_get(self, path):
         with urllib.request.urlopen(self.admin + path, timeout=5) as r:
@@ -268,7 +279,7 @@ class Cell:
     def __init__(self, config, payload, direction, payloads_dir, workdir):
         big = payload == "large"
         self.config, self.payload, self.direction = config, payload, direction
-        if config == "grpc":
+        if config in GRPC_CONFIGS:
             method = {("request", False): "SubmitOrder", ("request", True): "SubmitBulk",
                       ("response", False): "FetchOrder", ("response", True): "FetchBulk"}[(direction, big)]
             self.path = f"/bench.v1.Bench/{method}"
@@ -302,7 +313,7 @@ def check(cell, port, payloads_dir, workdir):
     if r.returncode != 0 or not status or status.group(1) != "200":
         raise SystemExit(f"check {where}: HTTP status {status and status.group(1)} rc={r.returncode}\n{trace[-2000:]}")
     binpb = (payloads_dir / f"{cell.payload}.binpb").read_bytes()
-    if cell.config == "grpc":
+    if cell.config in GRPC_CONFIGS:
         if "grpc-status: 0" not in trace:
             raise SystemExit(f"check {where}: no grpc-status 0\n{trace[-2000:]}")
         if cell.direction == "response":
@@ -434,6 +445,8 @@ def main():
     p.add_argument("--envoy", required=True)
     p.add_argument("--wasm", required=True, type=Path)
     p.add_argument("--upstream", required=True, help="bench_upstream binary")
+    p.add_argument("--floor", required=True, type=Path, help="the empty Wasm filter (bench/floor-filter)")
+    p.add_argument("--concurrency", type=int, default=1, help="Envoy --concurrency (workers)")
     p.add_argument("--descriptor", required=True, type=Path, help="descriptor set of bench/proto/bench.proto")
     p.add_argument("--payloads", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
@@ -473,8 +486,9 @@ def main():
               "throughput": [], "latency": []}
     try:
         for kind in CONFIGS:
-            envoys[kind] = Envoy(a.envoy, kind, envoy_config(kind, upstream.address, descriptor, wasm),
-                                 workdir, envoy_cpu)
+            envoys[kind] = Envoy(a.envoy, kind,
+                                 envoy_config(kind, upstream.address, descriptor, wasm, floor=a.floor.resolve()),
+                                 workdir, envoy_cpu, a.concurrency)
             log(f"envoy {kind}: port {envoys[kind].port}")
         cells = {(c, pl, d): Cell(c, pl, d, a.payloads, workdir)
                  for c in CONFIGS for pl in payloads for d in DIRECTIONS}
@@ -496,7 +510,7 @@ def main():
                 for d in DIRECTIONS:
                     slices = {c: [] for c in CONFIGS}
                     for _ in range(a.rounds):
-                        order = CONFIGS[rotation % 3:] + CONFIGS[:rotation % 3]
+                        order = CONFIGS[rotation % len(CONFIGS):] + CONFIGS[:rotation % len(CONFIGS)]
                         rotation += 1
                         for c in order:
                             env = envoys[c]

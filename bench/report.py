@@ -184,7 +184,7 @@ def main():
         cells = {(c["config"], c["payload"], c["direction"]): c for c in e2e["throughput"]}
         for p in PAYLOADS:
             for d in ("request", "response"):
-                for cfg in ("native", "wasm", "grpc"):
+                for cfg in ("native", "wasm", "grpc", "floor"):
                     c = cells.get((cfg, p, d))
                     if not c:
                         continue
@@ -207,6 +207,17 @@ def main():
                     targets.append((f"e2e json2grpc rps >= {want:g}x native ({p} {d})",
                                     f"{fmt(r, '{:.2f}x')} (CPU/req {fmt(rc, '{:.2f}x')})",
                                     None if r is None else r >= want))
+                    # Transcoding CPU: Envoy CPU per request above plain gRPC (issue 15).
+                    grpc = cells.get(("grpc", p, d))
+                    floor = cells.get(("floor", p, d))
+                    us = lambda c: c and c.get("envoy_cpu_us_per_req")  # noqa: E731
+                    if grpc and us(grpc) and us(nat) and us(was) and us(nat) > us(grpc):
+                        share = (us(was) - us(grpc)) / (us(nat) - us(grpc))
+                        limit = {"small": 0.7, "medium": 0.35, "large": 0.2}[p]
+                        above = f"; above the empty Wasm filter {us(was) - us(floor):+.1f} µs" if us(floor) else ""
+                        targets.append((f"transcoding CPU per request, json2grpc / native <= {limit} ({p} {d})",
+                                        f"{share:.2f} ({us(was) - us(grpc):.1f} vs {us(nat) - us(grpc):.1f} µs over gRPC{above})",
+                                        share <= limit))
         print(table(["payload dir", "config", "req/s", "slices req/s", "p50 ms", "p99 ms", "Envoy CPU",
                      "Envoy CPU wait", "µs CPU/req",
                      "upstream CPU", "h2load CPU", "machine busy CPUs", "errors"], rows))
@@ -219,7 +230,7 @@ def main():
                 for d in ("request", "response"):
                     floor = lat.get(("grpc", p, d))
                     added = {}
-                    for cfg in ("native", "wasm", "grpc"):
+                    for cfg in ("native", "wasm", "grpc", "floor"):
                         c = lat.get((cfg, p, d))
                         if not c:
                             continue
@@ -227,12 +238,61 @@ def main():
                         added[cfg] = add
                         rows.append([f"{p} {d}", cfg, fmt(c["rps"], "{:,.0f}"), fmt(c["p50_us"] / 1e3, "{:.3f}"),
                                      fmt(c["p99_us"] / 1e3, "{:.3f}"), fmt(add, "{:+.3f}")])
-                    if p == "small" and "native" in added and "wasm" in added:
+                    if added.get("native") is not None and added.get("wasm") is not None:
                         ok = added["wasm"] <= added["native"]
-                        targets.append((f"p50 added latency, small {d}: json2grpc <= native",
+                        targets.append((f"p50 added latency, {p} {d}: json2grpc <= native",
                                         f"{added['wasm'] * 1e3:+.0f} µs vs {added['native'] * 1e3:+.0f} µs", ok))
             print(table(["payload dir", "config", "req/s", "p50 ms", "p99 ms", "added p50 ms"], rows))
             print()
+
+    # ---- where the CPU goes: the empty-filter ladder (bench/ladder.py) ----
+    ladder_path = run / "ladder.json"
+    if ladder_path.exists():
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import ladder
+        print("## Where json2grpc's CPU goes: host calls on the empty Wasm filter (bench/ladder.py)\n")
+        print("Small payload, gRPC through bench/floor-filter making the host calls listed per request, "
+              "next to json2grpc and the native transcoder on the JSON path; `step` = CPU over the "
+              "rung above (rungs) or over plain gRPC (transcoders).\n")
+        print(ladder.table(json.loads(ladder_path.read_text())))
+        print()
+
+    # ---- Envoy's memory and start-up (bench/memory.py), soak (bench/soak.py) ----
+    memory_path = run / "envoy-memory.json"
+    if memory_path.exists():
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import memory
+        points = json.loads(memory_path.read_text())
+        print("## Envoy RSS and start to LIVE (bench/memory.py)\n")
+        print(memory.table(points))
+        print()
+        for api in dict.fromkeys(p["api"] for p in points):
+            rows = {(p["kind"], p["concurrency"]): p for p in points if p["api"] == api}
+            levels = sorted({c for _, c in rows})
+            lo, hi = levels[0], levels[-1]
+            if ("wasm", lo) not in rows or ("native", lo) not in rows or hi == lo:
+                continue
+            w, n = rows[("wasm", lo)], rows[("native", lo)]
+            per = (rows[("wasm", hi)]["rss_kib"] - w["rss_kib"]) / (hi - lo) * 1024
+            if api == "synthetic":
+                limit = 2 * w["descriptor_bytes"]
+                targets.append((f"added RSS per worker <= 2x descriptor ({api})",
+                                f"{per / 2**20:.2f} MiB vs {limit / 2**20:.2f} MiB", per <= limit))
+                fixed = (w["rss_kib"] - n["rss_kib"]) / 1024
+                targets.append((f"fixed RSS at concurrency 1 <= native + 15 MiB ({api})",
+                                f"native {fixed:+.1f} MiB", fixed <= 15))
+            targets.append((f"start to LIVE <= 2x native ({api})",
+                            f"{w['live_ms']:.0f} ms vs {n['live_ms']:.0f} ms", w["live_ms"] <= 2 * n["live_ms"]))
+    soak_path = run / "soak.json"
+    if soak_path.exists():
+        soak = json.loads(soak_path.read_text())
+        print("## Soak: RSS while serving (bench/soak.py)\n")
+        print(table(["requests", "RSS MiB"], [[f"{r['requests']:,}", f"{r['rss_kib'] / 1024:.1f}"]
+                                              for r in soak["samples"]]))
+        print()
+        first, last = soak["samples"][1]["rss_kib"], soak["samples"][-1]["rss_kib"]
+        targets.append((f"memory flat over a {soak['samples'][-1]['requests']:,}-request soak (after the first slice)",
+                        f"{(last - first) / 1024:+.1f} MiB", last - first <= 1024))
 
     # ---- targets ----
     print("## Targets\n")

@@ -8,11 +8,18 @@
 #      plus on_configure (Transcoder::from_json) of a synthetic 200-service / 2,000-method API;
 #   3. the peer benchmark (libprotobuf 3.21 and 27, upb, prost-reflect) from a writable copy of
 #      shared/bench in .cache/peer-bench (libprotobuf 27 is built there once, ~7-12 min);
-#   4. end to end in Envoy (bench/e2e.py): native transcoder vs json2grpc vs gRPC pass-through.
+#   4. end to end in Envoy (bench/e2e.py): native transcoder vs json2grpc vs gRPC pass-through vs
+#      gRPC through an empty Wasm filter (bench/floor-filter), at --concurrency 1 (E2E_CONCURRENCY);
+#   5. where json2grpc's CPU goes (bench/ladder.py: the empty filter making json2grpc's host calls);
+#   6. Envoy's RSS and start to LIVE at --concurrency 1, 2, 4 for no transcoder, native and
+#      json2grpc, example and synthetic API (bench/memory.py), and RSS over a 100,000-request soak
+#      (bench/soak.py).
 #
 # Then bench/report.py prints the tables (also written to .cache/bench/run-<UTC>/summary.md).
 # Run through `make bench` (it builds the .wasm, the upstream, json2grpc-tool and the venv's
-# Envoy first). Knobs (environment): SKIP_PB27=1, SKIP_E2E=1, E2E_DURATION (s per cell, default
+# Envoy first). Knobs (environment): SKIP_PB27=1, SKIP_E2E=1, SKIP_ENVOY_EXTRA=1 (no ladder,
+# memory, soak), E2E_CONCURRENCY (1), LADDER_DURATION (24), MEMORY_RUNS (3), SOAK_REQUESTS
+# (100000), E2E_DURATION (s per cell, default
 # 12, in E2E_ROUNDS=3 slices), E2E_WARMUP (1 s before each slice), E2E_CLIENTS (16), E2E_STREAMS (8), E2E_LARGE (8,4: for 1 MB),
 # E2E_LATENCY_DURATION (4.5), CORE_MIN_TIME (0.3), CORE_ROUNDS (3), PEER_ROUNDS (1),
 # PEER_MIN_TIME (0.2).
@@ -113,6 +120,9 @@ echo "profile: ${PROFILE[*]}"
 (cd "$ROOT" && "$CARGO" bench -p json2grpc --bench transcode --no-run -q)
 (cd "$ROOT/bench/wasm-core" && CARGO_TARGET_DIR="$CORE_TARGET" "$CARGO" build --release -q "${PROFILE[@]}")
 (cd "$ROOT/bench/wasm-core" && CARGO_TARGET_DIR="$CORE_TARGET" "$CARGO" build --release -q "${PROFILE[@]}" --target wasm32-wasip1)
+# The floor of the end-to-end runs: an empty proxy-wasm filter, same profile.
+(cd "$ROOT/bench/floor-filter" && CARGO_TARGET_DIR="$TARGET_DIR/bench-floor" "$CARGO" build --release -q "${PROFILE[@]}" --target wasm32-wasip1)
+FLOOR="$TARGET_DIR/bench-floor/wasm32-wasip1/release/json2grpc_bench_floor.wasm"
 CORE_NATIVE="$CORE_TARGET/release/json2grpc-bench-core"
 CORE_WASM="$OUT/bench-core.wasm"
 cp "$CORE_TARGET/wasm32-wasip1/release/json2grpc-bench-core.wasm" "$CORE_WASM"
@@ -177,11 +187,27 @@ done
 # ---- 4: end to end ----
 if [[ -z "${SKIP_E2E:-}" ]]; then
   step "end to end: bench/e2e.py"
-  python3 "$ROOT/bench/e2e.py" --envoy "$ENVOY" --wasm "$WASM" --upstream "$UPSTREAM" \
+  python3 "$ROOT/bench/e2e.py" --envoy "$ENVOY" --wasm "$WASM" --upstream "$UPSTREAM" --floor "$FLOOR" \
+    --concurrency "${E2E_CONCURRENCY:-1}" \
     --descriptor "$OUT/bench-api.pb" --payloads "$DATA" --out "$OUT/e2e.json" \
     --duration "${E2E_DURATION:-12}" --warmup "${E2E_WARMUP:-1}" \
     --clients "${E2E_CLIENTS:-16}" --streams "${E2E_STREAMS:-8}" --large-concurrency "${E2E_LARGE:-8,4}" \
     --latency-duration "${E2E_LATENCY_DURATION:-4.5}" --rounds "${E2E_ROUNDS:-3}"
+fi
+
+if [[ -z "${SKIP_ENVOY_EXTRA:-}" ]]; then
+  step "where the CPU goes: bench/ladder.py (empty Wasm filter + json2grpc's host calls)"
+  python3 "$ROOT/bench/ladder.py" --envoy "$ENVOY" --wasm "$WASM" --floor "$FLOOR" --upstream "$UPSTREAM" \
+    --descriptor "$OUT/bench-api.pb" --payloads "$DATA" --out "$OUT/ladder.json" \
+    --duration "${LADDER_DURATION:-24}" --rounds "${LADDER_ROUNDS:-6}"
+  step "Envoy RSS and start to LIVE: bench/memory.py"
+  python3 "$ROOT/bench/memory.py" --envoy "$ENVOY" --wasm "$WASM" --out "$OUT/envoy-memory.json" \
+    --runs "${MEMORY_RUNS:-3}" \
+    --api "example=$ROOT/dist/flashsale.pb:flashsale.v1.Inventory,flashsale.v1.Orders" \
+    --api "synthetic=$OUT/synthetic.pb:$(python3 -c 'import json,sys; print(",".join(json.load(open(sys.argv[1]))["services"]))' "$DATA/synthetic-plugin.json")"
+  step "soak: bench/soak.py"
+  python3 "$ROOT/bench/soak.py" --envoy "$ENVOY" --wasm "$WASM" --upstream "$UPSTREAM" \
+    --descriptor "$OUT/bench-api.pb" --payloads "$DATA" --out "$OUT/soak.json" --requests "${SOAK_REQUESTS:-100000}"
 fi
 
 echo "loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"

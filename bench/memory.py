@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Envoy's memory and start-up time with no transcoder, the native one and json2grpc.
+
+For each API (the example one: dist/flashsale.pb, 2 services; the synthetic one: 200 services,
+2,000 methods) x config (none, native, json2grpc) x --concurrency (1, 2, 4): start Envoy, time
+start to LIVE (admin /ready), wait for it to settle, then read its RSS from /proc (V8's Wasm
+memories are mmap'd outside tcmalloc, so admin /memory alone misses them) and tcmalloc's
+allocated bytes from admin /memory. Each point is the median of --runs fresh starts.
+
+Reported per API and config: RSS at concurrency 1 (fixed cost = minus the no-transcoder RSS),
+the added RSS per worker (slope from concurrency 1 to 4), start to LIVE.
+"""
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import e2e  # noqa: E402
+
+KINDS = ["none", "native", "wasm"]
+
+
+def rss_kib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return None
+
+
+def measure(envoy, kind, api, concurrency, upstream, wasm, workdir, settle):
+    config = e2e.envoy_config("grpc" if kind == "none" else kind, upstream, api["descriptor"], wasm,
+                              services=api["services"])
+    env = e2e.Envoy(envoy, f"mem-{api['name']}-{kind}-{concurrency}", config, workdir, None, concurrency)
+    try:
+        live = env.live_seconds
+        time.sleep(settle)
+        memory = json.loads(env.admin_get("/memory"))
+        return {"live_ms": round(live * 1000, 1), "rss_kib": rss_kib(env.proc.pid),
+                "tcmalloc_allocated": int(memory.get("allocated", 0)),
+                "tcmalloc_heap": int(memory.get("heap_size", 0))}
+    finally:
+        env.stop()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--envoy", required=True)
+    p.add_argument("--wasm", required=True, type=Path)
+    p.add_argument("--api", action="append", required=True, metavar="NAME=DESCRIPTOR:SERVICE,SERVICE",
+                   help="an API: its name, descriptor set and services")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--concurrency", default="1,2,4")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--settle", type=float, default=1.0, help="seconds after LIVE before reading")
+    a = p.parse_args()
+    workdir = a.out.resolve().parent / "memory-work"
+    workdir.mkdir(parents=True, exist_ok=True)
+    apis = []
+    for spec in a.api:
+        name, rest = spec.split("=", 1)
+        descriptor, services = rest.split(":", 1)
+        apis.append({"name": name, "descriptor": Path(descriptor).resolve(), "services": services.split(",")})
+    levels = [int(c) for c in a.concurrency.split(",")]
+    # No request is sent: the cluster only has to parse (a closed local port).
+    upstream = "127.0.0.1:9"
+    results = []
+    for api in apis:
+        for kind in KINDS:
+            for c in levels:
+                runs = [measure(a.envoy, kind, api, c, upstream, a.wasm.resolve(), workdir, a.settle)
+                        for _ in range(a.runs)]
+                point = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                point.update(api=api["name"], kind=kind, concurrency=c, runs=runs,
+                             descriptor_bytes=api["descriptor"].stat().st_size, services=len(api["services"]))
+                results.append(point)
+                e2e.log(f"{api['name']:10} {kind:7} c={c}: RSS {point['rss_kib'] / 1024:7.1f} MiB  "
+                        f"LIVE {point['live_ms']:7.1f} ms  tcmalloc {point['tcmalloc_allocated'] / 2**20:6.1f} MiB")
+    a.out.write_text(json.dumps(results, indent=1))
+    print(table(results))
+
+
+def table(results):
+    mib = lambda kib: kib / 1024  # noqa: E731
+    lines = ["| API | config | RSS c=1 MiB | c=2 | c=4 | fixed (c=1 − none) MiB | per worker MiB | start to LIVE ms (c=1) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for api in dict.fromkeys(r["api"] for r in results):
+        rows = {(r["kind"], r["concurrency"]): r for r in results if r["api"] == api}
+        levels = sorted({c for _, c in rows})
+        lo, hi = levels[0], levels[-1]
+        for kind in KINDS:
+            if (kind, lo) not in rows:
+                continue
+            rss = {c: mib(rows[(kind, c)]["rss_kib"]) for c in levels if (kind, c) in rows}
+            fixed = rss[lo] - mib(rows[("none", lo)]["rss_kib"]) if ("none", lo) in rows else None
+            per = (rss[hi] - rss[lo]) / (hi - lo) if hi > lo else None
+            cells = " | ".join(f"{rss[c]:.1f}" if c in rss else "" for c in (1, 2, 4))
+            lines.append(f"| {api} | {kind} | {cells} | {fixed:+.1f} | {per:+.2f} | {rows[(kind, lo)]['live_ms']:.0f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
