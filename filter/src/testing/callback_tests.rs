@@ -1081,7 +1081,7 @@ fn stats_count_transcoding_errors_passthrough_and_bytes() {
     let body = framed("test.v1.Everything", json!({"id": "t1"}));
     response_chunk(ctx.as_mut(), &body, false);
     response_trailers(ctx.as_mut(), &[("grpc-status", "0")]);
-    ctx.on_log();
+    ctx.on_end();
     assert_eq!(stat("json2grpc.method.test.v1.Things.Create.requests"), 1);
     assert_eq!(stat("json2grpc.method.test.v1.Things.Create.responses"), 1);
     assert_eq!(stat("json2grpc.bytes.request_json"), CREATE_BODY.len() as i64);
@@ -1136,7 +1136,7 @@ fn assert_unary_exchange_host_calls(root: &Root) {
         let body = framed("test.v1.Everything", json!({"id": "t1"}));
         assert_eq!(response_chunk(ctx.as_mut(), &body, false), Action::Pause);
         assert_eq!(response_trailers(ctx.as_mut(), &[("grpc-status", "0")]), Action::Continue);
-        ctx.on_log();
+        ctx.on_end();
         assert_eq!(json_body(&buffer(Buffer::HttpResponseBody).unwrap()), json!({"id": "t1"}));
         with(|h| std::mem::take(&mut h.host_calls))
     };

@@ -6,6 +6,7 @@
 //! value the enum lacks.
 #![allow(unsafe_code)]
 
+use std::ops::Range;
 use std::ptr::{null, null_mut};
 
 /// proxy-wasm ABI 0.2.1 status codes.
@@ -174,6 +175,12 @@ pub fn header_str(map: Map, name: &str) -> Option<String> {
 
 /// All headers of a map, as raw bytes.
 pub fn headers(map: Map) -> Vec<(Vec<u8>, Vec<u8>)> {
+    deserialize_pairs(&header_map_bytes(map))
+}
+
+/// A map in the ABI's encoding, as the host wrote it (empty if it is not available): read
+/// in place by [`pair_spans`], without a copy per header.
+pub fn header_map_bytes(map: Map) -> Vec<u8> {
     let mut data = null_mut();
     let mut size = 0usize;
     // SAFETY: valid pointers; on OK the host hands over an allocation of `size` bytes.
@@ -181,13 +188,18 @@ pub fn headers(map: Map) -> Vec<(Vec<u8>, Vec<u8>)> {
     if status != OK {
         return Vec::new();
     }
-    owned(data, size).map(|bytes| deserialize_pairs(&bytes)).unwrap_or_default()
+    owned(data, size).unwrap_or_default()
 }
 
 /// Replaces the whole map (Envoy removes every header, then adds these in order); false if
 /// the host refused (e.g. the map is gone).
 pub fn set_headers(map: Map, pairs: &[(Vec<u8>, Vec<u8>)]) -> bool {
-    let bytes = serialize_byte_pairs(pairs);
+    let pairs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+    set_header_map_bytes(map, &serialize_slices(&pairs))
+}
+
+/// [`set_headers`] with the map already in the ABI's encoding.
+pub fn set_header_map_bytes(map: Map, bytes: &[u8]) -> bool {
     // SAFETY: pointer and length of a live buffer.
     unsafe { proxy_set_header_map_pairs(map as u32, bytes.as_ptr(), bytes.len()) == OK }
 }
@@ -403,11 +415,6 @@ pub fn serialize_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
     serialize_slices(&pairs)
 }
 
-fn serialize_byte_pairs(pairs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
-    let pairs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
-    serialize_slices(&pairs)
-}
-
 fn serialize_slices(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
     let size: usize = 4 + pairs.iter().map(|(k, v)| 8 + k.len() + v.len() + 2).sum::<usize>();
     let mut out = Vec::with_capacity(size);
@@ -427,6 +434,12 @@ fn serialize_slices(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
 
 /// Parses the ABI's map encoding; malformed input yields what could be read.
 pub fn deserialize_pairs(bytes: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    pair_spans(bytes).into_iter().filter_map(|(k, v)| Some((bytes.get(k)?.to_vec(), bytes.get(v)?.to_vec()))).collect()
+}
+
+/// Where each name and value of a map in the ABI's encoding lies in `bytes`; a malformed
+/// map yields the pairs read before the fault (none if its size table is cut short).
+pub fn pair_spans(bytes: &[u8]) -> Vec<(Range<usize>, Range<usize>)> {
     let read_u32 = |at: usize| -> Option<usize> {
         let b = bytes.get(at..at.checked_add(4)?)?;
         let n = u32::from_le_bytes([*b.first()?, *b.get(1)?, *b.get(2)?, *b.get(3)?]);
@@ -435,25 +448,22 @@ pub fn deserialize_pairs(bytes: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
     let Some(count) = read_u32(0) else {
         return Vec::new();
     };
-    let mut sizes = Vec::new();
-    let mut at = 4usize;
-    for _ in 0..count {
-        let (Some(k), Some(v)) = (read_u32(at), read_u32(at.saturating_add(4))) else {
-            return Vec::new();
-        };
-        sizes.push((k, v));
-        at = at.saturating_add(8);
-    }
-    let mut out = Vec::with_capacity(sizes.len());
-    for (k, v) in sizes {
-        let key = bytes.get(at..at.saturating_add(k));
-        at = at.saturating_add(k).saturating_add(1);
-        let value = bytes.get(at..at.saturating_add(v));
-        at = at.saturating_add(v).saturating_add(1);
-        match (key, value) {
-            (Some(key), Some(value)) => out.push((key.to_vec(), value.to_vec())),
-            _ => break,
+    // The size table must be there whole: a count the bytes cannot hold is refused before
+    // anything is reserved for it.
+    let Some(mut at) = count.checked_mul(8).and_then(|n| n.checked_add(4)).filter(|end| *end <= bytes.len()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(count);
+    for i in 0..count {
+        let table = 4 + i * 8;
+        let (Some(k), Some(v)) = (read_u32(table), read_u32(table + 4)) else { break };
+        let key = at..at.saturating_add(k);
+        let value = key.end.saturating_add(1)..key.end.saturating_add(1).saturating_add(v);
+        if value.end > bytes.len() {
+            break;
         }
+        at = value.end.saturating_add(1);
+        out.push((key, value));
     }
     out
 }

@@ -486,9 +486,8 @@ impl Http {
         };
         let authority = request_headers.get_str(":authority").unwrap_or_else(|| cluster.clone());
         let forwarded: Vec<(String, String)> = request_headers
-            .pairs()
             .iter()
-            .filter_map(|(k, v)| Some((String::from_utf8(k.clone()).ok()?, String::from_utf8(v.clone()).ok()?)))
+            .filter_map(|(k, v)| Some((String::from_utf8(k.to_vec()).ok()?, String::from_utf8(v.to_vec()).ok()?)))
             .filter(|(k, _)| callout::is_forwarded(&t.config.callout, k))
             .collect();
         let timeout_ms = client_headers::callout_timeout_ms(t.config.callout.timeout_ms, deadline);
@@ -682,8 +681,11 @@ impl Http {
             // Trailers-only: the status is in these headers and no body can be added here,
             // but a local reply can still replace the response (keeping the service's metadata).
             let status = read_status(&t, &headers);
-            let metadata: Vec<(Vec<u8>, Vec<u8>)> =
-                headers.pairs().iter().filter(|(k, _)| callout::is_returned(k)).cloned().collect();
+            let metadata: Vec<(Vec<u8>, Vec<u8>)> = headers
+                .iter()
+                .filter(|(k, _)| callout::is_returned(k))
+                .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .collect();
             let mut out = Vec::new();
             return match response.finish(status, &mut out) {
                 Ok(()) => {
@@ -1036,7 +1038,7 @@ impl HttpContext for Http {
         self.on_callout_response(token_id, body_size);
     }
 
-    fn on_log(&mut self) {
+    fn on_end(&mut self) {
         // The end of the request: record the time it spent in the core, if it was ours.
         if self.binding.is_some() && self.timing.on {
             if let Some(m) = self.metrics() {

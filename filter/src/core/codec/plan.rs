@@ -1,5 +1,7 @@
 //! Per-message plans compiled once per configuration: everything the fast transcoder needs to
 //! go between JSON tokens and wire format without consulting descriptors on the hot path.
+use std::sync::Arc;
+
 use crate::core::schema::{self, Enum, Field, Kind, Message, Schema};
 
 pub use crate::core::fnv::{Fnv, FnvMap};
@@ -44,10 +46,11 @@ pub enum Shape {
 #[derive(Debug, Clone)]
 pub struct FieldPlan {
     pub number: u32,
-    pub json_name: Box<str>,
+    /// The schema's names, shared with it.
+    pub json_name: Arc<str>,
     /// `"json_name"` as it appears in JSON without escapes (None if the name needs escapes).
     pub quoted_json_name: Option<Box<[u8]>>,
-    pub proto_name: Box<str>,
+    pub proto_name: Arc<str>,
     pub kind: ValueKind,
     pub shape: Shape,
     /// Index of the (real) oneof among the message's oneofs.
@@ -96,8 +99,8 @@ pub struct MessagePlan {
     pub well_known: Option<WellKnown>,
     /// In declaration order (the JSON output order).
     pub fields: Vec<FieldPlan>,
-    /// JSON and proto names → index into `fields`.
-    pub by_name: FnvMap<Box<[u8]>, u16>,
+    /// JSON and proto names → index into `fields` (keys share the fields' names).
+    pub by_name: FnvMap<Arc<[u8]>, u16>,
     /// Field number → index into `fields`.
     pub by_number: FnvMap<u32, u16>,
     pub oneofs: u16,
@@ -257,8 +260,8 @@ fn message_plan(schema: &Schema, m: &Message) -> MessagePlan {
     let mut by_number = FnvMap::default();
     for f in &m.fields {
         let index = u16::try_from(fields.len()).unwrap_or(u16::MAX);
-        by_name.entry(Box::from(f.json_name.as_bytes())).or_insert(index);
-        by_name.entry(Box::from(f.name.as_bytes())).or_insert(index);
+        by_name.entry(Arc::<[u8]>::from(f.json_name.clone())).or_insert(index);
+        by_name.entry(Arc::<[u8]>::from(f.name.clone())).or_insert(index);
         by_number.insert(f.number, index);
         let oneof = f.oneof.and_then(|o| real_oneof.get(o).copied().flatten());
         fields.push(field_plan(schema, f, oneof));

@@ -9,6 +9,8 @@
 //! here: json_name when absent, and from the resolved features (proto2 and proto3 are
 //! editions with their own defaults): packed encoding, presence, delimited (group) encoding,
 //! UTF-8 checks, closed enums.
+use std::sync::Arc;
+
 use crate::core::fnv::FnvMap;
 use crate::core::schema::descriptor_proto::{self, EnumProto, FieldBehavior, FieldProto, FileProto, MessageProto};
 
@@ -176,8 +178,9 @@ pub enum Cardinality {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Field {
-    pub name: Box<str>,
-    pub json_name: Box<str>,
+    /// Shared (`Arc`): the codec's plans and the router's field paths hold the same names.
+    pub name: Arc<str>,
+    pub json_name: Arc<str>,
     pub number: u32,
     pub kind: Kind,
     pub cardinality: Cardinality,
@@ -596,7 +599,7 @@ impl Schema {
         }
         let at = |e: String| format!("extension {full_name}: {e}");
         let mut field = self.link_field(f, scope, &MessageProto::default(), features).map_err(at)?;
-        let key: Box<str> = format!("[{full_name}]").into();
+        let key: Arc<str> = format!("[{full_name}]").into();
         field.name = key.clone();
         field.json_name = key;
         // A singular extension has presence (protobuf: always explicit).
