@@ -25,7 +25,7 @@ fn message(plans: &Plans, index: usize, chunks: &[&[u8]], depth: u32, out: &mut 
     if depth > MAX_DEPTH {
         return Err("message nested too deeply".into());
     }
-    let plan = plans.messages.get(index).ok_or("message plan missing")?;
+    let plan = plans.message(index).ok_or("message plan missing")?;
     let mut known: Vec<Vec<RawField<'_>>> = vec![Vec::new(); plan.fields.len()];
     let mut unknown: Vec<RawField<'_>> = Vec::new();
     let mut oneof_last: Vec<Option<usize>> = vec![None; usize::from(plan.oneofs)];

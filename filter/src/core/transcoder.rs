@@ -18,7 +18,8 @@ use crate::core::schema::Schema;
 
 pub struct Transcoder {
     pub config: Config,
-    pub schema: Schema,
+    /// Shared with the codec, which builds each message's plan from it on first use.
+    pub schema: Arc<Schema>,
     pub router: Router,
     pub parse_options: ParseOptions,
     /// The fast JSON ⇄ binary codec (plans compiled once per configuration).
@@ -37,7 +38,7 @@ impl Transcoder {
         if config.limits.max_json_depth > MAX_SUPPORTED_DEPTH {
             return Err(ConfigError::new("json2grpc.limits.max_json_depth", format!("at most {MAX_SUPPORTED_DEPTH}")));
         }
-        let schema = load_schema(&config.proto_descriptor_bin)?;
+        let schema = Arc::new(load_schema(&config.proto_descriptor_bin)?);
         let router = Router::build(&config, &schema)?;
         for (method, _) in &config.rest.success_status {
             if !router.methods.iter().any(|m| &m.full_name == method) {
@@ -56,7 +57,7 @@ impl Transcoder {
             ignore_unknown_fields: !config.rest.reject_unknown_fields,
             ..ParseOptions::default()
         };
-        let codec = Arc::new(Codec::new(&schema));
+        let codec = Arc::new(Codec::lazy(schema.clone()));
         let behaviors = config.rest.field_behavior.then(|| Behaviors::build(codec.plans()));
         Ok(Transcoder { config, schema, router, parse_options, codec, behaviors })
     }

@@ -14,6 +14,8 @@ pub mod validate;
 pub mod wire;
 pub mod wkt_text;
 
+use std::sync::Arc;
+
 use super::config::PrintOptions;
 use super::error::Result;
 use super::schema::Schema;
@@ -28,8 +30,14 @@ pub struct Codec {
 }
 
 impl Codec {
+    /// Every plan built now.
     pub fn new(schema: &Schema) -> Codec {
         Codec { plans: Plans::build(schema) }
+    }
+
+    /// Each message's plan built on its first use (see [`Plans`]).
+    pub fn lazy(schema: Arc<Schema>) -> Codec {
+        Codec { plans: Plans::lazy(schema) }
     }
 
     /// The codec of a prost-reflect pool (the reflection path's tests and tools).

@@ -37,7 +37,6 @@ pub struct Behaviors {
 impl Behaviors {
     pub fn build(plans: &Plans) -> Behaviors {
         let required = plans
-            .messages
             .iter()
             .map(|m| (0u16..).zip(&m.fields).filter(|(_, f)| f.required).map(|(i, _)| i).collect())
             .collect();
@@ -373,8 +372,8 @@ impl Missing {
 /// Which message types have a field `marked`, or a message field (maps included) of a type
 /// that does.
 fn reaches(plans: &Plans, marked: impl Fn(&FieldPlan) -> bool) -> Vec<bool> {
-    let seeds = plans.messages.iter().map(|m| m.fields.iter().any(&marked)).collect();
-    let edges = plans.messages.iter().enumerate().flat_map(|(i, plan)| {
+    let seeds = plans.iter().map(|m| m.fields.iter().any(&marked)).collect();
+    let edges = plans.iter().enumerate().flat_map(|(i, plan)| {
         plan.fields
             .iter()
             .flat_map(|f| [message_of(f.kind), message_of_map_value(f.shape)])
