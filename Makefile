@@ -94,7 +94,7 @@ help:
 	@echo "make fuzz          scripts/fuzz.sh: cargo-fuzz targets of fuzz/, FUZZ_SECONDS=60 each (FUZZ_TARGETS=\"config\"; limits FUZZ_RSS_MB FUZZ_MALLOC_MB FUZZ_TIMEOUT FUZZ_SLOW_S FUZZ_MAX_LEN)"
 	@echo "make fuzz-long     scripts/fuzz-long.sh: each fuzz target until FUZZ_CPU_MINUTES (30) of CPU time"
 	@echo "make interop       JSON from Python protobuf (upb) must parse to the same messages"
-	@echo "make bench         BENCHMARKS.md: core MB/s native + V8 vs libprotobuf, on_configure, e2e in Envoy (~10 min)"
+	@echo "make bench         BENCHMARKS.md: core MB/s native + V8 vs libprotobuf, on_configure, e2e in Envoy, host-call ladder, RSS/LIVE, soak (~30 min)"
 	@echo "make test          lint unit wasm-unit interop conformance istio-validate e2e"
 	@echo "make schemathesis  tests/e2e/test_schemathesis.py deeper (SCHEMATHESIS_EXAMPLES=300 per operation)"
 	@echo "make soak          scripts/soak.sh: 100k mixed requests via h2load, checks VMs/5xx/records/memory (SOAK_ARGS=)"
@@ -270,13 +270,15 @@ interop: venv
 	$(VENV)/bin/python $(ROOT)/scripts/upb-interop.py "$$tmp"; \
 	UPB_JSON_DIR="$$tmp" $(CARGO) test -p json2grpc --test upb_interop
 
-# Everything in BENCHMARKS.md, in one run (bench/run.sh; ~10 min, plus ~10 min once to build
+# Everything in BENCHMARKS.md, in one run (bench/run.sh; ~30 min, plus ~10 min once to build
 # libprotobuf 27 for the peer benchmark in .cache/peer-bench): core JSON<->binary MB/s natively
 # (criterion + bench/wasm-core) and in V8 (Node), the peers (a copy of shared/bench), on_configure
-# with 200 services, and end to end in Envoy (native transcoder / json2grpc / gRPC, h2load).
-# Tables: .cache/bench/run-<UTC>/summary.md. Knobs: SKIP_PB27=1, SKIP_E2E=1, E2E_DURATION=12, …
+# with 200 services, end to end in Envoy (native transcoder / json2grpc / gRPC / gRPC through an
+# empty Wasm filter, h2load), the host-call ladder, Envoy RSS and start to LIVE at concurrency
+# 1, 2, 4, and make soak's memory. Tables: .cache/bench/run-<UTC>/summary.md. Knobs: SKIP_PB27=1,
+# SKIP_E2E=1, SKIP_ENVOY_EXTRA=1, E2E_DURATION=12, E2E_CONCURRENCY=1, …
 PEER_BENCH_SRC ?= $(ROOT)/../shared/bench
-bench: wasm examples venv
+bench: wasm examples descriptors venv
 	CARGO="$(CARGO)" TARGET_DIR="$(TARGET_DIR)" CACHE="$(CACHE)" ENVOY="$(ENVOY)" WASM="$(WASM)" \
 	  TOOL="$(TOOL)" UPSTREAM="$(TARGET_DIR)/release/bench_upstream" PEER_BENCH_SRC="$(PEER_BENCH_SRC)" \
 	  WASM_OPT="$(or $(WASM_OPT),$(wildcard $(WASM_OPT_NPM)),$(shell command -v wasm-opt))" \

@@ -173,7 +173,7 @@ def main():
         print("## End to end: Envoy " + s.get("envoy_version", "?") + ", --concurrency 1\n")
         large = f" (large: -c/-m {s['large_concurrency']})" if s.get("large_concurrency") else ""
         print(f"h2load -c {s['clients']} -m {s['streams']} -t 1{large}; {s['duration']} s per cell in {s.get('rounds', 1)} "
-              f"slices of {s['duration'] / s.get('rounds', 1):g} s (each after {s['warmup']} s of warm-up), the three "
+              f"slices of {s['duration'] / s.get('rounds', 1):g} s (each after {s['warmup']} s of warm-up), the "
               f"configs taking turns slice by slice; Envoy pinned to CPU {s['envoy_cpu']}, h2load and bench_upstream to CPU {s['client_cpu']}"
               f" (nice {s.get('nice')}). `CPU` = share of one core used by each process over the measured window; "
               "`Envoy CPU wait` = share of the window Envoy's threads were runnable but waiting for a CPU "
@@ -283,16 +283,17 @@ def main():
                                 f"native {fixed:+.1f} MiB", fixed <= 15))
             targets.append((f"start to LIVE <= 2x native ({api})",
                             f"{w['live_ms']:.0f} ms vs {n['live_ms']:.0f} ms", w["live_ms"] <= 2 * n["live_ms"]))
-    soak_path = run / "soak.json"
+    soak_path = run / "soak.txt"
     if soak_path.exists():
-        soak = json.loads(soak_path.read_text())
-        print("## Soak: RSS while serving (bench/soak.py)\n")
-        print(table(["requests", "RSS MiB"], [[f"{r['requests']:,}", f"{r['rss_kib'] / 1024:.1f}"]
-                                              for r in soak["samples"]]))
-        print()
-        first, last = soak["samples"][1]["rss_kib"], soak["samples"][-1]["rss_kib"]
-        targets.append((f"memory flat over a {soak['samples'][-1]['requests']:,}-request soak (after the first slice)",
-                        f"{(last - first) / 1024:+.1f} MiB", last - first <= 1024))
+        text = soak_path.read_text()
+        memory_lines = text[text.find("\nmemory"):].strip().splitlines() if "\nmemory" in text else []
+        print("## Soak: `make soak` (scripts/soak.py), Envoy's memory while serving\n")
+        print("```\n" + "\n".join(memory_lines) + "\n```\n")
+        m = re.search(r"RSS ([\d.]+) -> ([\d.]+) MiB \(peak \+([\d.]+)\)", text)
+        if m:
+            targets.append(("memory flat over the 100,000-request soak (RSS after warm-up)",
+                            f"{m.group(1)} -> {m.group(2)} MiB (peak +{m.group(3)})",
+                            float(m.group(3)) <= 16 and "PASS" in text))
 
     # ---- targets ----
     print("## Targets\n")

@@ -12,8 +12,8 @@
 #      gRPC through an empty Wasm filter (bench/floor-filter), at --concurrency 1 (E2E_CONCURRENCY);
 #   5. where json2grpc's CPU goes (bench/ladder.py: the empty filter making json2grpc's host calls);
 #   6. Envoy's RSS and start to LIVE at --concurrency 1, 2, 4 for no transcoder, native and
-#      json2grpc, example and synthetic API (bench/memory.py), and RSS over a 100,000-request soak
-#      (bench/soak.py).
+#      json2grpc, example and synthetic API (bench/memory.py), and Envoy's memory over the
+#      100,000-request soak of `make soak` (scripts/soak.sh).
 #
 # Then bench/report.py prints the tables (also written to .cache/bench/run-<UTC>/summary.md).
 # Run through `make bench` (it builds the .wasm, the upstream, json2grpc-tool and the venv's
@@ -205,9 +205,10 @@ if [[ -z "${SKIP_ENVOY_EXTRA:-}" ]]; then
     --runs "${MEMORY_RUNS:-3}" \
     --api "example=$ROOT/dist/flashsale.pb:flashsale.v1.Inventory,flashsale.v1.Orders" \
     --api "synthetic=$OUT/synthetic.pb:$(python3 -c 'import json,sys; print(",".join(json.load(open(sys.argv[1]))["services"]))' "$DATA/synthetic-plugin.json")"
-  step "soak: bench/soak.py"
-  python3 "$ROOT/bench/soak.py" --envoy "$ENVOY" --wasm "$WASM" --upstream "$UPSTREAM" \
-    --descriptor "$OUT/bench-api.pb" --payloads "$DATA" --out "$OUT/soak.json" --requests "${SOAK_REQUESTS:-100000}"
+  step "soak: scripts/soak.sh (make soak: 100,000 mixed requests, memory sampled)"
+  bash "$ROOT/scripts/soak.sh" --requests "${SOAK_REQUESTS:-100000}" > "$OUT/soak.txt" 2>&1 \
+    || { tail -40 "$OUT/soak.txt"; exit 1; }
+  sed -n '/^memory/,$p' "$OUT/soak.txt"
 fi
 
 echo "loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
