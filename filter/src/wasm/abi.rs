@@ -165,7 +165,10 @@ fn with_stream<R>(id: u32, f: impl FnOnce(&mut dyn HttpContext) -> R) -> Option<
             }
         }
     });
-    drop(deleted);
+    // Deleted while it ran: its end, like proxy_on_delete's, outside the table.
+    if let Some(mut stream) = deleted {
+        stream.on_end();
+    }
     Some(result)
 }
 
@@ -316,7 +319,15 @@ mod tests {
 
     struct Counter(u32);
 
+    thread_local! {
+        static ENDED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+
     impl HttpContext for Counter {
+        fn on_end(&mut self) {
+            ENDED.with(|e| e.set(e.get() + 1));
+        }
+
         fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
             self.0 += 1;
             // Envoy deleting this stream from inside its own callback must not panic.
@@ -343,12 +354,20 @@ mod tests {
         assert_eq!(proxy_on_configure(1, 0), 1);
         proxy_on_context_create(7, 1);
         assert_eq!(proxy_on_request_headers(7, 3, 0), Action::Pause as u32);
-        // Deleted during its callback: gone afterwards, later callbacks are no-ops.
+        // Deleted during its callback: gone afterwards (its end seen once), later callbacks
+        // are no-ops.
+        assert_eq!(ENDED.with(|e| e.get()), 1);
         assert_eq!(proxy_on_request_headers(7, 3, 0), Action::Continue as u32);
         DISPATCHER.with(|d| assert!(!d.borrow().streams.contains_key(&7)));
         // Unknown contexts are ignored.
         assert_eq!(proxy_on_response_body(99, 1, 1), Action::Continue as u32);
         proxy_on_delete(99);
+        // A stream deleted between callbacks ends once, at its deletion.
+        proxy_on_context_create(8, 1);
+        proxy_on_delete(8);
+        assert_eq!(ENDED.with(|e| e.get()), 2);
+        proxy_on_delete(8);
+        assert_eq!(ENDED.with(|e| e.get()), 2);
         proxy_on_delete(1);
         assert_eq!(proxy_on_configure(1, 0), 0);
     }

@@ -107,6 +107,18 @@ pub struct MessagePlan {
 }
 
 impl MessagePlan {
+    fn empty() -> MessagePlan {
+        MessagePlan {
+            full_name: Box::from(""),
+            reaches_groups: false,
+            well_known: None,
+            fields: Vec::new(),
+            by_name: FnvMap::default(),
+            by_number: FnvMap::default(),
+            oneofs: 0,
+        }
+    }
+
     pub fn field_by_number(&self, number: u32) -> Option<(usize, &FieldPlan)> {
         let i = usize::from(*self.by_number.get(&number)?);
         self.fields.get(i).map(|f| (i, f))
@@ -216,9 +228,11 @@ impl Plans {
         self.messages.is_empty()
     }
 
-    /// Every message plan, in index order (building the lazy ones).
+    /// Every message plan, in index order (building the lazy ones): the n-th item is plan n
+    /// (an index without a plan, which a schema cannot produce, yields an empty one).
     pub fn iter(&self) -> impl Iterator<Item = &MessagePlan> {
-        (0..self.messages.len()).filter_map(|i| self.message(i))
+        static NONE: OnceLock<MessagePlan> = OnceLock::new();
+        (0..self.messages.len()).map(|i| self.message(i).unwrap_or_else(|| NONE.get_or_init(MessagePlan::empty)))
     }
 
     pub fn index_of(&self, full_name: &str) -> Option<usize> {
