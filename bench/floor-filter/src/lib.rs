@@ -66,6 +66,8 @@ const METRIC_COUNTER: u32 = 0;
 /// it to the buffer's length.
 const WHOLE: usize = u32::MAX as usize;
 
+// The same imports as filter/src/wasm/host.rs declares, on purpose not shared: the floor must
+// not link json2grpc's code, or it would no longer be the empty filter it measures.
 #[link(wasm_import_module = "env")]
 extern "C" {
     fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
