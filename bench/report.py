@@ -257,6 +257,34 @@ def main():
         print(ladder.table(json.loads(ladder_path.read_text())))
         print()
 
+    # ---- server streams (bench/stream.py) ----
+    stream_path = run / "stream.json"
+    if stream_path.exists():
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import stream
+        result = json.loads(stream_path.read_text())
+        print("## Server streams (bench/stream.py)\n")
+        print("One stream of StreamTicks messages (~100 B protobuf), `batch` messages per HTTP/2 DATA "
+              "frame, read by curl; the median of the rounds. Then streams of two messages 20 ms apart, "
+              "one at a time on one connection: time to the whole first message and to the end.\n")
+        print(stream.table(result))
+        print()
+        for batch in sorted({c["batch"] for c in result["throughput"]}):
+            cells = {c["config"]: c for c in result["throughput"] if c["batch"] == batch}
+            if {"grpc", "native", "json2grpc"} <= cells.keys():
+                grpc = cells["grpc"]["envoy_ns_per_message"]
+                w, n = cells["json2grpc"], cells["native"]
+                targets.append((f"stream messages/s >= native's (batch {batch})",
+                                f"{w['messages_per_s']:,.0f} vs {n['messages_per_s']:,.0f}; CPU/message over grpc "
+                                f"{w['envoy_ns_per_message'] - grpc:+,.0f} vs {n['envoy_ns_per_message'] - grpc:+,.0f} ns",
+                                w["messages_per_s"] >= n["messages_per_s"]))
+        first = {c["config"]: c for c in result["first_message"]}
+        if {"native", "json2grpc"} <= first.keys():
+            w, n = first["json2grpc"], first["native"]
+            targets.append(("stream time to first message p50 <= native's",
+                            f"{w['first_p50_us']} µs vs {n['first_p50_us']} µs",
+                            w["first_p50_us"] <= n["first_p50_us"]))
+
     # ---- Envoy's memory and start-up (bench/memory.py), soak (bench/soak.py) ----
     memory_path = run / "envoy-memory.json"
     if memory_path.exists():

@@ -10,7 +10,8 @@
 #      shared/bench in .cache/peer-bench (libprotobuf 27 is built there once, ~7-12 min);
 #   4. end to end in Envoy (bench/e2e.py): native transcoder vs json2grpc vs gRPC pass-through vs
 #      gRPC through an empty Wasm filter (bench/floor-filter), at --concurrency 1 (E2E_CONCURRENCY);
-#   5. where json2grpc's CPU goes (bench/ladder.py: the empty filter making json2grpc's host calls);
+#   5. where json2grpc's CPU goes (bench/ladder.py: the empty filter making json2grpc's host calls),
+#      and server streams (bench/stream.py: messages/s, Envoy CPU per message, first message);
 #   6. Envoy's RSS and start to LIVE at --concurrency 1, 2, 4 for no transcoder, native and
 #      json2grpc, example and synthetic API (bench/memory.py), and Envoy's memory over the
 #      100,000-request soak of `make soak` (scripts/soak.sh).
@@ -18,7 +19,8 @@
 # Then bench/report.py prints the tables (also written to .cache/bench/run-<UTC>/summary.md).
 # Run through `make bench` (it builds the .wasm, the upstream, json2grpc-tool and the venv's
 # Envoy first). Knobs (environment): SKIP_PB27=1, SKIP_E2E=1, SKIP_ENVOY_EXTRA=1 (no ladder,
-# memory, soak), E2E_CONCURRENCY (1), LADDER_DURATION (24), MEMORY_RUNS (3), SOAK_REQUESTS
+# memory, soak, streams), E2E_CONCURRENCY (1), LADDER_DURATION (24), STREAM_COUNT (200000),
+# STREAM_ROUNDS (5), MEMORY_RUNS (3), SOAK_REQUESTS
 # (100000), E2E_DURATION (s per cell, default
 # 12, in E2E_ROUNDS=3 slices), E2E_WARMUP (1 s before each slice), E2E_CLIENTS (16), E2E_STREAMS (8), E2E_LARGE (8,4: for 1 MB),
 # E2E_LATENCY_DURATION (4.5), CORE_MIN_TIME (0.3), CORE_ROUNDS (3), PEER_ROUNDS (1),
@@ -200,6 +202,11 @@ if [[ -z "${SKIP_ENVOY_EXTRA:-}" ]]; then
   python3 "$ROOT/bench/ladder.py" --envoy "$ENVOY" --wasm "$WASM" --floor "$FLOOR" --upstream "$UPSTREAM" \
     --descriptor "$OUT/bench-api.pb" --payloads "$DATA" --out "$OUT/ladder.json" \
     --duration "${LADDER_DURATION:-24}" --rounds "${LADDER_ROUNDS:-6}"
+  step "server streams: bench/stream.py (messages/s, CPU per message, time to the first message)"
+  # The venv's Python: stream.py times the first message with h2 (tests/requirements.txt).
+  "${VENV_PYTHON:-$ROOT/.venv/bin/python}" "$ROOT/bench/stream.py" --envoy "$ENVOY" --wasm "$WASM" --floor "$FLOOR" --upstream "$UPSTREAM" \
+    --descriptor "$OUT/bench-api.pb" --payloads "$DATA" --out "$OUT/stream.json" \
+    --count "${STREAM_COUNT:-200000}" --rounds "${STREAM_ROUNDS:-5}"
   step "Envoy RSS and start to LIVE: bench/memory.py"
   python3 "$ROOT/bench/memory.py" --envoy "$ENVOY" --wasm "$WASM" --out "$OUT/envoy-memory.json" \
     --runs "${MEMORY_RUNS:-3}" \

@@ -440,6 +440,18 @@ def test_fast_stream_of_many_messages(envoy):
     assert len(json.loads(body)) == 5000
 
 
+def test_fast_stream_of_many_small_messages(envoy):
+    """Input: 20,000 small messages as fast as the service produces them: many arrive before the
+    filter's flush, as gRPC bytes behind the JSON it holds, and are translated together by it.
+    Expected: 200, 20,000 elements, each whole, the array closed."""
+    status, _, body = fetch(envoy, "POST", "/v1/inventory:watch",
+                            {"skus": ["sku-1001"], "limit": 20000, "payloadBytes": 20}, timeout=60)
+    assert status == 200
+    items = json.loads(body)
+    assert len(items) == 20000
+    assert all(i["padding"] == "x" * 20 for i in items)
+
+
 @pytest.mark.parametrize("fmt, skus", [
     ("array", ["sku-1001"]),
     ("ndjson", ["sku-1001", "sku-nope"]),

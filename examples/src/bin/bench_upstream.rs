@@ -13,10 +13,13 @@
 //! | `/bench.v1.Bench/SubmitBulk`  | `BulkOrders`      | same                                          |
 //! | `/bench.v1.Bench/FetchOrder`  | `PayloadQuery`    | `DIR/<payload>.binpb` as is (an `Order`)      |
 //! | `/bench.v1.Bench/FetchBulk`   | `PayloadQuery`    | `DIR/<payload>.binpb` as is (a `BulkOrders`)  |
+//! | `/bench.v1.Bench/StreamTicks` | `StreamQuery`     | a stream of `count` `Tick`s of about `size` bytes, `batch` per DATA frame, `interval_us` apart |
 //!
 //! The request message is never decoded: only its length is taken from the gRPC frame header
 //! (`received_bytes`, so the driver can check that a transcoder sent the whole message), and the
-//! `payload` string of a `PayloadQuery` (field 1) is read off its first bytes. Anything else is a
+//! `payload` string of a `PayloadQuery` (field 1) is read off its first bytes; a `StreamQuery`'s
+//! varints are read (its messages are written as the h2 send window allows, so the upstream never
+//! buffers more than a window of a long stream). Anything else is a
 //! trailers-only error. HTTP/2 cleartext with `h2` directly, on a current-thread runtime by
 //! default (one core). It prints `bench_upstream listening on ADDR`.
 
@@ -28,7 +31,7 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 use clap::Parser;
 use h2::server::SendResponse;
-use h2::RecvStream;
+use h2::{RecvStream, SendStream};
 use http::{HeaderMap, HeaderValue, Request, Response};
 
 /// Fixed-answer gRPC upstream for the bench.v1.Bench service.
@@ -143,6 +146,12 @@ async fn handle(request: Request<RecvStream>, mut respond: SendResponse<Bytes>, 
     let Some(message) = message else {
         return error(respond, 3, "expected one uncompressed gRPC message");
     };
+    if parts.uri.path() == "/bench.v1.Bench/StreamTicks" {
+        return match StreamQuery::parse(message) {
+            Some(query) => stream_ticks(respond, query).await,
+            None => error(respond, 3, "bad StreamQuery (count <= 10,000,000, size <= 65536, batch <= 4096)"),
+        };
+    }
     let answer = match parts.uri.path() {
         "/bench.v1.Bench/SubmitOrder" | "/bench.v1.Bench/SubmitBulk" => ack(message.len()),
         "/bench.v1.Bench/FetchOrder" | "/bench.v1.Bench/FetchBulk" => {
@@ -158,6 +167,104 @@ async fn handle(request: Request<RecvStream>, mut respond: SendResponse<Bytes>, 
     let mut trailers = HeaderMap::new();
     trailers.insert("grpc-status", HeaderValue::from_static("0"));
     Ok(send.send_trailers(trailers)?)
+}
+
+/// `StreamQuery` (bench.proto): every field a varint.
+#[derive(Debug, Default)]
+struct StreamQuery {
+    count: u64,
+    size: u64,
+    batch: u64,
+    interval_us: u64,
+}
+
+impl StreamQuery {
+    fn parse(mut message: &[u8]) -> Option<StreamQuery> {
+        let mut query = StreamQuery::default();
+        while !message.is_empty() {
+            let (key, rest) = varint(message)?;
+            let (value, rest) = varint(rest)?;
+            message = rest;
+            match key {
+                0x08 => query.count = value,
+                0x10 => query.size = value,
+                0x18 => query.batch = value,
+                0x20 => query.interval_us = value,
+                _ => return None,
+            }
+        }
+        query.batch = query.batch.max(1);
+        (query.count <= 10_000_000 && query.size <= 65536 && query.batch <= 4096).then_some(query)
+    }
+}
+
+fn varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let mut value = 0u64;
+    for (i, b) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((value, bytes.get(i + 1..)?));
+        }
+    }
+    None
+}
+
+fn put_varint(out: &mut BytesMut, mut n: u64) {
+    while n >= 0x80 {
+        out.put_u8((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    out.put_u8(n as u8);
+}
+
+fn varint_len(n: u64) -> u64 {
+    (u64::BITS - (n | 1).leading_zeros()).div_ceil(7).into()
+}
+
+/// Answers a `StreamTicks` call: `Tick { seq = i (from 1), data = "x"… }` frames, `batch` per
+/// DATA frame, each batch sent when the stream's send window has room for it.
+async fn stream_ticks(mut respond: SendResponse<Bytes>, query: StreamQuery) -> Result<()> {
+    let mut send = respond.send_response(grpc_headers(), false)?;
+    let filler = vec![b'x'; query.size as usize];
+    let mut seq = 0u64;
+    while seq < query.count {
+        let mut chunk = BytesMut::new();
+        for _ in 0..query.batch.min(query.count - seq) {
+            seq += 1;
+            let data_len = query.size.saturating_sub(2 + varint_len(seq) + varint_len(query.size));
+            let len = 2 + varint_len(seq) + varint_len(data_len) + data_len;
+            chunk.put_u8(0);
+            chunk.put_u32(len as u32);
+            chunk.put_u8(0x08);
+            put_varint(&mut chunk, seq);
+            chunk.put_u8(0x12);
+            put_varint(&mut chunk, data_len);
+            chunk.extend_from_slice(filler.get(..data_len as usize).unwrap_or_default());
+        }
+        send_paced(&mut send, chunk.freeze()).await?;
+        if query.interval_us > 0 && seq < query.count {
+            tokio::time::sleep(std::time::Duration::from_micros(query.interval_us)).await;
+        }
+    }
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    Ok(send.send_trailers(trailers)?)
+}
+
+/// Queues `data` once h2 gives the stream send capacity for it (h2 caps what a stream may hold
+/// at its max send buffer, 400 KiB by default: a batch is at most 4096 * 64 KiB, so wait for
+/// 256 KiB at most and let h2 hold the rest).
+async fn send_paced(send: &mut SendStream<Bytes>, data: Bytes) -> Result<()> {
+    let wanted = data.len().min(256 << 10);
+    send.reserve_capacity(data.len());
+    while send.capacity() < wanted {
+        match std::future::poll_fn(|cx| send.poll_capacity(cx)).await {
+            Some(Ok(_)) => {}
+            Some(Err(err)) => return Err(err.into()),
+            None => return Err("stream closed while sending".into()),
+        }
+    }
+    Ok(send.send_data(data, false)?)
 }
 
 /// `PayloadQuery.payload` (field 1, a string shorter than 128 bytes) when it is the first field.

@@ -818,9 +818,15 @@ fn client_stream_elements_go_upstream_as_frames_chunk_by_chunk() {
     assert!(replies().is_empty(), "{:?}", replies());
 }
 
-#[test]
-fn server_stream_is_translated_and_flushed_on_the_tick() {
-    let root = root();
+/// A server stream's first chunk is translated in its callback and held (Pause); the root
+/// resumes it from `proxy_on_queue_ready` (`wake`: the queue's wake-up, or the tick when Envoy
+/// has no shared queues). Chunks that arrive before that stay gRPC bytes behind the held JSON
+/// until the flush translates them in one pass.
+fn server_stream_flushes(queues: bool, wake: fn(&mut Root)) {
+    setup();
+    with(|h| h.queues_enabled = queues);
+    let mut root = Root::default();
+    assert!(configure(&mut root, &config(json!({}))));
     let mut ctx = request(&root, &[(":method", "POST"), (":path", "/v1/chat"), ("content-type", "application/json")]);
     assert_eq!(ctx.on_http_request_headers(3, false), Action::Continue);
     assert_eq!(request_chunk(ctx.as_mut(), br#"[{"id":"q"}]"#, true), Action::Continue);
@@ -831,20 +837,23 @@ fn server_stream_is_translated_and_flushed_on_the_tick() {
         pairs(&[(":status", "200"), ("content-type", "application/json"), ("x-served-by", "pod-1"),])
     );
     let mut downstream = Vec::new();
-    // A message arrives: its JSON replaces it in Envoy's (paused) buffer, and the root ticks.
+    // A message arrives: its JSON replaces it in Envoy's (paused) buffer.
     let m1 = framed("test.v1.Everything", json!({"id": "m1"}));
     assert_eq!(response_chunk(ctx.as_mut(), &m1, false), Action::Pause);
     assert_eq!(buffer(Buffer::HttpResponseBody), Some(br#"[{"id":"m1"}"#.to_vec()));
-    assert_eq!(with(|h| h.tick_period_ms), 1);
-    let mut root = root;
-    root.on_tick();
-    // The tick resumed this request's response (context 2, stream type 1 = response).
+    // Another before the flush: left as it came, behind the held JSON.
+    let m2 = framed("test.v1.Everything", json!({"id": "m2"}));
+    assert_eq!(response_chunk(ctx.as_mut(), &m2, false), Action::Pause);
+    assert_eq!(buffer(Buffer::HttpResponseBody), Some([&br#"[{"id":"m1"}"#[..], &m2].concat()));
+    wake(&mut root);
+    // The flush translated it, then resumed this request's response (context 2, type 1).
     assert_eq!(with(|h| h.resumed.clone()), vec![(2, 1)]);
-    assert_eq!(with(|h| h.tick_period_ms), 0);
+    assert_eq!(with(|h| (h.tick_period_ms, h.queued())), (0, 0));
     downstream.extend(with(|h| h.drain(Buffer::HttpResponseBody)));
-    // Two more messages, split across chunks, and no tick before the error trailers.
-    let mut rest = framed("test.v1.Everything", json!({"id": "m2"}));
-    rest.extend(framed("test.v1.Everything", json!({"id": "m3"})));
+    assert_eq!(downstream, br#"[{"id":"m1"},{"id":"m2"}"#.to_vec());
+    // Two more messages, split across chunks, and no flush before the error trailers.
+    let mut rest = framed("test.v1.Everything", json!({"id": "m3"}));
+    rest.extend(framed("test.v1.Everything", json!({"id": "m4"})));
     let (a, b) = rest.split_at(7);
     assert_eq!(response_chunk(ctx.as_mut(), a, false), Action::Pause);
     assert_eq!(response_chunk(ctx.as_mut(), b, false), Action::Pause);
@@ -859,11 +868,32 @@ fn server_stream_is_translated_and_flushed_on_the_tick() {
             {"id": "m1"},
             {"id": "m2"},
             {"id": "m3"},
+            {"id": "m4"},
             {"error": {"code": 14, "message": "going away", "details": []}}
         ])
     );
     assert_eq!(map(Map::ResponseTrailers), pairs(&[]));
     assert!(replies().is_empty());
+    // The flush still due for the ended stream finds nothing left to translate.
+    wake(&mut root);
+    assert_eq!(buffer(Buffer::HttpResponseBody), Some(Vec::new()));
+}
+
+#[test]
+fn server_stream_is_flushed_when_its_queue_wakes_the_root() {
+    server_stream_flushes(true, |root| {
+        // One wake-up on the VM's queue, no timer.
+        assert_eq!(with(|h| (h.queued(), h.tick_period_ms)), (1, 0));
+        root.on_queue_ready(100);
+    });
+}
+
+#[test]
+fn server_stream_is_flushed_on_the_tick_without_shared_queues() {
+    server_stream_flushes(false, |root| {
+        assert_eq!(with(|h| (h.queued(), h.tick_period_ms)), (0, 1));
+        root.on_tick();
+    });
 }
 
 #[test]

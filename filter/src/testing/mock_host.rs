@@ -29,6 +29,7 @@ pub const OK: u32 = 0;
 pub const NOT_FOUND: u32 = 1;
 pub const BAD_ARGUMENT: u32 = 2;
 pub const INTERNAL_FAILURE: u32 = 10;
+pub const EMPTY: u32 = 7;
 pub const CAS_MISMATCH: u32 = 8;
 
 /// A `proxy_send_local_response` as Envoy received it.
@@ -80,6 +81,9 @@ pub struct Host {
     pub effective_context: u32,
     /// The root's tick period, in ms (0: no ticks).
     pub tick_period_ms: u32,
+    /// Shared queues (name, items waiting; token = index + 100); registering fails when off.
+    pub queues: Vec<(String, u32)>,
+    pub queues_enabled: bool,
     pub metrics: Vec<(String, u32, i64)>,
     /// Every host function called, in order (what a request costs in boundary crossings).
     pub host_calls: Vec<&'static str>,
@@ -106,6 +110,8 @@ impl Default for Host {
             host_calls: Vec::new(),
             effective_context: 0,
             tick_period_ms: 0,
+            queues: Vec::new(),
+            queues_enabled: true,
             metrics: Vec::new(),
             now_ns: 1_700_000_000_000_000_000,
         }
@@ -172,6 +178,16 @@ impl Host {
         let b = self.buffers.entry(buffer as u32).or_default();
         b.extend_from_slice(bytes);
         b.len()
+    }
+
+    fn queue_mut(&mut self, token: u32) -> Option<&mut u32> {
+        let index = usize::try_from(token.checked_sub(100)?).ok()?;
+        self.queues.get_mut(index).map(|(_, items)| items)
+    }
+
+    /// The wake-ups waiting on the filter's queue (its `proxy_on_queue_ready` is due).
+    pub fn queued(&self) -> u32 {
+        self.queues.iter().map(|(_, items)| items).sum()
     }
 
     pub fn buffer(&self, buffer: Buffer) -> Option<&[u8]> {
@@ -573,9 +589,29 @@ pub unsafe extern "C" fn proxy_set_shared_data(
 }
 
 #[no_mangle]
-pub extern "C" fn proxy_register_shared_queue(_name_data: *const u8, _name_size: usize, _return_id: *mut u32) -> u32 {
+pub unsafe extern "C" fn proxy_register_shared_queue(
+    name_data: *const u8,
+    name_size: usize,
+    return_id: *mut u32,
+) -> u32 {
     note("proxy_register_shared_queue");
-    INTERNAL_FAILURE
+    // SAFETY: guest pointer and length.
+    let name = String::from_utf8_lossy(unsafe { read(name_data, name_size) }).into_owned();
+    with(|h| {
+        if !h.queues_enabled {
+            return INTERNAL_FAILURE;
+        }
+        let token = match h.queues.iter().position(|(n, _)| *n == name) {
+            Some(i) => i,
+            None => {
+                h.queues.push((name, 0));
+                h.queues.len() - 1
+            }
+        };
+        // SAFETY: valid out pointer.
+        unsafe { *return_id = token as u32 + 100 };
+        OK
+    })
 }
 
 #[no_mangle]
@@ -592,18 +628,36 @@ pub extern "C" fn proxy_resolve_shared_queue(
 
 #[no_mangle]
 pub extern "C" fn proxy_dequeue_shared_queue(
-    _queue_id: u32,
-    _return_value_data: *mut *mut u8,
-    _return_value_size: *mut usize,
+    queue_id: u32,
+    return_value_data: *mut *mut u8,
+    return_value_size: *mut usize,
 ) -> u32 {
     note("proxy_dequeue_shared_queue");
-    NOT_FOUND
+    with(|h| match h.queue_mut(queue_id) {
+        Some(items) if *items > 0 => {
+            *items -= 1;
+            // SAFETY: valid out pointers; an empty value needs no allocation.
+            unsafe {
+                *return_value_data = std::ptr::null_mut();
+                *return_value_size = 0;
+            }
+            OK
+        }
+        Some(_) => EMPTY,
+        None => NOT_FOUND,
+    })
 }
 
 #[no_mangle]
-pub extern "C" fn proxy_enqueue_shared_queue(_queue_id: u32, _value_data: *const u8, _value_size: usize) -> u32 {
+pub extern "C" fn proxy_enqueue_shared_queue(queue_id: u32, _value_data: *const u8, _value_size: usize) -> u32 {
     note("proxy_enqueue_shared_queue");
-    NOT_FOUND
+    with(|h| match h.queue_mut(queue_id) {
+        Some(items) => {
+            *items += 1;
+            OK
+        }
+        None => NOT_FOUND,
+    })
 }
 
 // --- stream control and local replies ---------------------------------------------------------

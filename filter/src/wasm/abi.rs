@@ -36,6 +36,7 @@ pub trait RootContext {
     }
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool;
     fn on_tick(&mut self) {}
+    fn on_queue_ready(&mut self, _token: u32) {}
     /// The answer to a call the root made itself (e.g. fetching descriptors).
     fn on_http_call_response(&mut self, _token: u32, _num_headers: usize, _body_size: usize, _num_trailers: usize) {}
     fn create_http_context(&self, context_id: u32) -> Box<dyn HttpContext>;
@@ -229,6 +230,11 @@ pub extern "C" fn proxy_on_configure(context_id: u32, plugin_configuration_size:
 #[no_mangle]
 pub extern "C" fn proxy_on_tick(context_id: u32) {
     with_root(context_id, |r| r.on_tick());
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_queue_ready(context_id: u32, token: u32) {
+    with_root(context_id, |r| r.on_queue_ready(token));
 }
 
 #[no_mangle]

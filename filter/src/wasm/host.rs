@@ -102,6 +102,10 @@ extern "C" {
     fn proxy_continue_stream(stream_type: u32) -> u32;
     fn proxy_set_effective_context(context_id: u32) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_register_shared_queue(name_data: *const u8, name_size: usize, return_id: *mut u32) -> u32;
+    fn proxy_enqueue_shared_queue(queue_id: u32, value_data: *const u8, value_size: usize) -> u32;
+    fn proxy_dequeue_shared_queue(queue_id: u32, return_value_data: *mut *mut u8, return_value_size: *mut usize)
+        -> u32;
     fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
     fn proxy_get_shared_data(
         key_data: *const u8,
@@ -366,6 +370,30 @@ pub fn set_effective_context(context_id: u32) -> bool {
 pub fn set_tick_period(ms: u32) -> bool {
     // SAFETY: plain value call.
     unsafe { proxy_set_tick_period_milliseconds(ms) == OK }
+}
+
+/// Registers a shared queue of this VM (`proxy_on_queue_ready` of the calling root context
+/// runs, on this VM's thread, after each enqueue); its token.
+pub fn register_queue(name: &str) -> Option<u32> {
+    let mut token = 0u32;
+    // SAFETY: pointer and length of a live str, valid out pointer.
+    (unsafe { proxy_register_shared_queue(name.as_ptr(), name.len(), &mut token) } == OK).then_some(token)
+}
+
+/// Enqueues an empty item on queue `token`.
+pub fn enqueue(token: u32) -> bool {
+    // SAFETY: an empty value (the pointer is not read).
+    unsafe { proxy_enqueue_shared_queue(token, [].as_ptr(), 0) == OK }
+}
+
+/// Removes the oldest item of queue `token` (its value is dropped).
+pub fn dequeue(token: u32) -> bool {
+    let mut data = null_mut();
+    let mut len = 0usize;
+    // SAFETY: valid pointers; on OK the host hands over an allocation of `len` bytes.
+    let ok = unsafe { proxy_dequeue_shared_queue(token, &mut data, &mut len) } == OK;
+    drop(owned(data, len));
+    ok
 }
 
 /// The host's wall clock in nanoseconds (0 if unavailable).

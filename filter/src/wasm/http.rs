@@ -14,6 +14,7 @@
 //!                    ├─ unary → body buffered → trailers → JSON (or JSON error) body
 //!                    └─ server stream → each message translated and flushed → trailers → close
 //! ```
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -23,7 +24,7 @@ use super::header_map::Headers;
 use super::host::{self, Buffer, Map};
 use super::metrics::{now_micros, ErrorKind};
 use super::rest;
-use super::root::{Filter, Flusher};
+use super::root::{Filter, Flush, Flusher};
 use crate::core::error::Error;
 use crate::core::request::client_headers;
 use crate::core::request::{Decision, RequestPlan};
@@ -55,9 +56,8 @@ enum ResponseState {
     /// `held`: the headers are held too (`allow_on_headers_stop_iteration`). `success`: the
     /// status if the call succeeds (json2grpc.rest; sent already unless `held`).
     Unary { response: Box<ResponseTranscoder>, held: bool, success: u16 },
-    /// A server stream. `unflushed`: bytes of our own output at the front of Envoy's buffer,
-    /// not yet flushed by the root's tick.
-    Stream { response: Box<ResponseTranscoder>, unflushed: usize },
+    /// A server stream (shared with the root's flusher while its resume is pending).
+    Stream(Rc<RefCell<ServerStream>>),
     /// A server stream whose translation failed mid-way: the rest of the body is dropped.
     Failed,
 }
@@ -73,7 +73,7 @@ pub struct Http {
     /// A local reply was sent: every later callback (including for that reply) continues.
     replied: bool,
     /// Time spent in the core for this request (the `transcode_us` histogram).
-    timing: Timing,
+    timing: Rc<Timing>,
     /// Set while live descriptors are loading (no transcoder yet).
     loading: Option<BeforeLoad>,
     /// The request's origin, allowed by `json2grpc.rest.cors`: responses get CORS headers.
@@ -83,7 +83,7 @@ pub struct Http {
 /// Times the core for a sample of requests: reading the clock is a host call, two per step.
 struct Timing {
     on: bool,
-    spent_us: u64,
+    spent_us: Cell<u64>,
 }
 
 impl Timing {
@@ -95,10 +95,115 @@ impl Timing {
         }
     }
 
-    fn stop(&mut self, start: u64) {
+    fn stop(&self, start: u64) {
         if self.on {
-            self.spent_us = self.spent_us.saturating_add(now_micros().saturating_sub(start));
+            self.spent_us.set(self.spent_us.get().saturating_add(now_micros().saturating_sub(start)));
         }
+    }
+}
+
+/// A server stream's response side. Its chunks' JSON waits in Envoy's paused buffer for the
+/// root's flush (see [`Flusher`]), which resumes the stream; chunks that arrive meanwhile are
+/// left there as gRPC bytes behind it (`raw`) and translated by the flush in one pass
+/// ([`Flush`]): translating each on arrival would rewrite all the JSON held before it,
+/// quadratic in a burst that no flush can interrupt (one upstream read can hold thousands of
+/// messages: measured 220 µs of Envoy CPU per 100-byte message, bench/stream.py).
+pub struct ServerStream {
+    transcoder: Rc<Filter>,
+    response: Box<ResponseTranscoder>,
+    timing: Rc<Timing>,
+    /// Bytes of our own output at the front of Envoy's buffer, not yet flushed.
+    unflushed: usize,
+    /// Untranslated gRPC bytes follow them.
+    raw: bool,
+    /// The translation failed (its error ends the body): the rest of the stream is dropped.
+    failed: bool,
+}
+
+/// What [`ServerStream::translate`] left in Envoy's buffer.
+enum Translated {
+    /// Our output (this many bytes), to be held or sent on.
+    Held(usize),
+    /// The whole stream, ended (the body's end of stream came without trailers).
+    Ended,
+    /// The stream's error element: the stream failed.
+    Failed,
+    /// Nothing: the body could not be read (the VM has no room for it).
+    Unreadable(Error),
+}
+
+/// Raw gRPC bytes a stream gathers behind its held JSON before a body callback translates them
+/// itself instead of leaving them to the flush (then at least as many as it holds, so that the
+/// rewrites of the held JSON stay linear in total).
+const TRANSLATE_AT: usize = 64 << 10;
+
+impl ServerStream {
+    /// Translates the gRPC bytes after the first `held` bytes (our output) of Envoy's buffer
+    /// (`size` bytes, `usize::MAX`: all), in place.
+    fn translate(&mut self, size: usize, held: usize, end_of_stream: bool) -> Translated {
+        let t = self.transcoder.clone();
+        let data = match read_body(Buffer::HttpResponseBody, size) {
+            Ok(data) => data,
+            Err(error) => return Translated::Unreadable(error),
+        };
+        let start = self.timing.start();
+        let kept = held.min(data.len());
+        let (previous, fresh) = data.split_at(kept);
+        let mut out = previous.to_vec();
+        let mut result = self.response.push_framed(fresh, &mut out);
+        if result.is_ok() && end_of_stream {
+            // Ended without trailers: no status, an upstream error.
+            result = self.response.finish(GrpcStatus::from_metadata(&t.codec, None, None, None), &mut out);
+        }
+        self.timing.stop(start);
+        t.metrics.response_grpc_bytes.add(fresh.len() as u64);
+        t.metrics.response_json_bytes.add(out.len().saturating_sub(kept) as u64);
+        self.raw = false;
+        if let Err(error) = result {
+            log::debug!("server stream failed: {error}");
+            t.metrics.error(ErrorKind::of_response(&error), error.http_status);
+            if !self.response.abort(&error, &mut out) {
+                out.extend_from_slice(&error.to_json());
+            }
+            host::set_buffer(Buffer::HttpResponseBody, 0, data.len(), &out);
+            self.failed = true;
+            return Translated::Failed;
+        }
+        host::set_buffer(Buffer::HttpResponseBody, 0, data.len(), &out);
+        if end_of_stream {
+            Translated::Ended
+        } else {
+            Translated::Held(out.len())
+        }
+    }
+
+    /// Ends the stream with the error that its chunk could not be read.
+    fn fail_unreadable(&mut self, error: &Error, body_size: usize) {
+        self.transcoder.metrics.error(ErrorKind::Limit, error.http_status);
+        let mut out = Vec::new();
+        if !self.response.abort(error, &mut out) {
+            out = error.to_json();
+        }
+        host::set_buffer(Buffer::HttpResponseBody, 0, body_size, &out);
+        self.failed = true;
+    }
+}
+
+impl Flush for RefCell<ServerStream> {
+    /// The flush: what gathered behind the held JSON is translated, then everything flows on.
+    fn before_resume(&self) -> bool {
+        // Never busy: flushes do not run inside a stream's callbacks.
+        let Ok(mut stream) = self.try_borrow_mut() else { return true };
+        if stream.raw && !stream.failed {
+            let held = stream.unflushed;
+            if let Translated::Unreadable(error) = stream.translate(usize::MAX, held, false) {
+                // The gRPC bytes must not reach the client as they are: retried on the tick.
+                log::debug!("server stream: {error}; retried on the next tick");
+                return false;
+            }
+        }
+        stream.unflushed = 0;
+        true
     }
 }
 
@@ -113,7 +218,7 @@ impl Http {
             request: RequestState::Idle,
             response: ResponseState::Idle,
             replied: false,
-            timing: Timing { on: timed, spent_us: 0 },
+            timing: Rc::new(Timing { on: timed, spent_us: Cell::new(0) }),
             loading: None,
             cors_origin: None,
         }
@@ -705,7 +810,14 @@ impl Http {
                 headers.set(":status", success.to_string().as_bytes());
             }
             set_json_headers(&mut headers, &response.content_type());
-            self.response = ResponseState::Stream { response, unflushed: 0 };
+            self.response = ResponseState::Stream(Rc::new(RefCell::new(ServerStream {
+                transcoder: t.clone(),
+                response,
+                timing: self.timing.clone(),
+                unflushed: 0,
+                raw: false,
+                failed: false,
+            })));
             return Action::Continue;
         }
         if t.config.allow_on_headers_stop_iteration {
@@ -746,76 +858,71 @@ impl Http {
         }
     }
 
-    /// A server stream: every complete message is translated as soon as it arrived. The body
-    /// callback returns Pause, which keeps a buffer this filter can still write to in the
+    /// A server stream: every complete message is translated before it goes downstream. The
+    /// body callback returns Pause, which keeps a buffer this filter can still write to in the
     /// trailers callback (to append `]` or a final error; after Continue, Envoy offers none),
-    /// and the root resumes the stream on its next tick so the chunk flows on within ~1 ms.
+    /// and the root resumes the stream once Envoy is done with this upstream read (see
+    /// [`Flusher`]).
     fn on_response_stream_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let Some(t) = self.transcoder.clone() else {
+        let ResponseState::Stream(shared) = &self.response else {
             return Action::Continue;
         };
-        let pending = self.flusher.is_pending(self.context_id);
-        let ResponseState::Stream { response, unflushed } = &mut self.response else {
+        let shared = shared.clone();
+        let Ok(mut stream) = shared.try_borrow_mut() else {
             return Action::Continue;
         };
-        let data = match read_body(Buffer::HttpResponseBody, body_size) {
-            Ok(data) => data,
-            Err(error) => {
-                // The chunk cannot be read: the stream cannot go on without a gap.
-                t.metrics.error(ErrorKind::Limit, error.http_status);
-                let mut out = Vec::new();
-                if !response.abort(&error, &mut out) {
-                    out = error.to_json();
-                }
-                host::set_buffer(Buffer::HttpResponseBody, 0, body_size, &out);
-                self.response = ResponseState::Failed;
-                return Action::Continue;
-            }
-        };
-        let start = self.timing.start();
-        // Chunks can arrive faster than the tick: then Envoy's buffer still starts with our
-        // previous output, followed by the new gRPC bytes.
-        let kept = if pending { (*unflushed).min(data.len()) } else { 0 };
-        let (previous, fresh) = data.split_at(kept);
-        let mut out = previous.to_vec();
-        let mut result = response.push_framed(fresh, &mut out);
-        if result.is_ok() && end_of_stream {
-            // Ended without trailers: no status, an upstream error.
-            result = response.finish(GrpcStatus::from_metadata(&t.codec, None, None, None), &mut out);
-        }
-        let produced = out.len().saturating_sub(kept);
-        self.timing.stop(start);
-        t.metrics.response_grpc_bytes.add(fresh.len() as u64);
-        t.metrics.response_json_bytes.add(produced as u64);
-        if let Err(error) = result {
-            log::debug!("server stream failed: {error}");
-            t.metrics.error(ErrorKind::of_response(&error), error.http_status);
-            if !response.abort(&error, &mut out) {
-                out.extend_from_slice(&error.to_json());
-            }
-            host::set_buffer(Buffer::HttpResponseBody, 0, body_size, &out);
+        if stream.failed {
+            // The flush's translation failed: its error ended the body.
+            host::set_buffer(Buffer::HttpResponseBody, 0, body_size, &[]);
+            drop(stream);
             self.response = ResponseState::Failed;
             return Action::Continue;
         }
-        host::set_buffer(Buffer::HttpResponseBody, 0, body_size, &out);
-        if end_of_stream {
-            self.response = ResponseState::Idle;
-            return Action::Continue;
-        }
+        let pending = self.flusher.is_pending(self.context_id);
+        let held = if pending { stream.unflushed.min(body_size) } else { 0 };
         // Pausing keeps Envoy's buffer for the end of the stream, but Envoy resets a stream
         // whose paused buffer outgrows its limit: a burst over the budget, or a large message
         // on its way (its JSON will not fit either), is sent on now instead.
         // Half of Envoy's limit: the next chunk's output must still fit beside it.
-        let budget = usize::try_from(t.config.limits.envoy_buffer_bytes / 2).unwrap_or(usize::MAX);
-        if out.len() > budget || response.message_in_progress() > budget / 2 {
-            log::trace!("stream chunk of {body_size} B: {} B of JSON sent on now", out.len());
-            *unflushed = 0;
-            return Action::Continue;
+        let budget = usize::try_from(stream.transcoder.config.limits.envoy_buffer_bytes / 2).unwrap_or(usize::MAX);
+        if pending && !end_of_stream && body_size - held <= held.max(TRANSLATE_AT).min(budget / 4) {
+            // The flush, due after this upstream read, translates these with whatever else
+            // arrives meanwhile.
+            stream.raw = true;
+            return Action::Pause;
         }
-        log::trace!("stream chunk of {body_size} B: {} B of JSON held until the next tick", out.len());
-        *unflushed = out.len();
-        self.flusher.schedule(self.context_id);
-        Action::Pause
+        match stream.translate(body_size, held, end_of_stream) {
+            Translated::Held(len) => {
+                if len > budget || stream.response.message_in_progress() > budget / 2 {
+                    log::trace!("stream chunk of {body_size} B: {len} B of JSON sent on now");
+                    stream.unflushed = 0;
+                    return Action::Continue;
+                }
+                log::trace!("stream chunk of {body_size} B: {len} B of JSON held until the flush");
+                stream.unflushed = len;
+                drop(stream);
+                let flush: Rc<dyn Flush> = shared;
+                self.flusher.schedule(self.context_id, Some(flush));
+                Action::Pause
+            }
+            Translated::Ended => {
+                drop(stream);
+                self.response = ResponseState::Idle;
+                Action::Continue
+            }
+            Translated::Unreadable(error) => {
+                // The chunk cannot be read: the stream cannot go on without a gap.
+                stream.fail_unreadable(&error, body_size);
+                drop(stream);
+                self.response = ResponseState::Failed;
+                Action::Continue
+            }
+            Translated::Failed => {
+                drop(stream);
+                self.response = ResponseState::Failed;
+                Action::Continue
+            }
+        }
     }
 
     fn on_response_trailers(&mut self) -> Action {
@@ -824,14 +931,14 @@ impl Http {
             ResponseState::Failed => {}
             ResponseState::Unary { .. } | ResponseState::Stream { .. } => {
                 let stream_flushed =
-                    matches!(self.response, ResponseState::Stream { .. }) && !self.flusher.is_pending(self.context_id);
+                    matches!(self.response, ResponseState::Stream(_)) && !self.flusher.is_pending(self.context_id);
                 let mut trailers = Headers::read(Map::ResponseTrailers);
                 self.finish_response(Some(&trailers));
                 strip_grpc_trailers(&mut trailers);
                 if stream_flushed {
-                    // The tick already flushed this stream: Envoy sends what the trailers
-                    // callback appends only on a resume, so hold the trailers for one tick.
-                    self.flusher.schedule(self.context_id);
+                    // The stream was flushed already: Envoy sends what the trailers callback
+                    // appends only on a resume, so hold the trailers until the next flush.
+                    self.flusher.schedule(self.context_id, None);
                     return Action::Pause;
                 }
                 return Action::Continue;
@@ -848,10 +955,21 @@ impl Http {
             return;
         };
         let pending = self.flusher.is_pending(self.context_id);
-        let (mut response, held, unflushed, success) = match std::mem::replace(&mut self.response, ResponseState::Idle)
-        {
-            ResponseState::Unary { response, held, success } => (response, held, 0, success),
-            ResponseState::Stream { response, unflushed } => (response, false, unflushed, 200),
+        let mut state = std::mem::replace(&mut self.response, ResponseState::Idle);
+        let mut guard = None;
+        let (response, held, unflushed, success) = match &mut state {
+            ResponseState::Unary { response, held, success } => (response.as_mut(), *held, 0, *success),
+            ResponseState::Stream(shared) => {
+                let Ok(stream) = shared.try_borrow_mut() else { return };
+                let stream = &mut **guard.insert(stream);
+                if stream.failed {
+                    // The flush's translation failed: its error ended the body already.
+                    return;
+                }
+                // Translated here, to the end: a flush still due has nothing left to do.
+                stream.raw = false;
+                (stream.response.as_mut(), false, stream.unflushed, 200)
+            }
             ResponseState::Idle | ResponseState::Failed => return,
         };
         let status = match trailers {
@@ -1042,7 +1160,7 @@ impl HttpContext for Http {
         // The end of the request: record the time it spent in the core, if it was ours.
         if self.binding.is_some() && self.timing.on {
             if let Some(m) = self.metrics() {
-                m.transcode_micros.record(self.timing.spent_us);
+                m.transcode_micros.record(self.timing.spent_us.get());
             }
         }
     }

@@ -1,7 +1,7 @@
 //! The root context: parses the plugin configuration into a [`Transcoder`] once per VM (one VM
 //! per worker) and hands it to every request.
 use std::cell::{Cell, OnceCell, RefCell};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::abi::{HttpContext, RootContext};
@@ -71,33 +71,79 @@ impl Root {
     }
 }
 
-/// Server streams whose converted chunks wait in Envoy's buffer for a resume.
+/// Resumes paused server streams once Envoy is done with the event that delivered their data.
 ///
 /// A stream's body callback returns Pause so that Envoy keeps a buffer this filter can still
 /// write to when the trailers arrive (to close the JSON array, or report an error). Resuming
 /// from inside the callback does not flush (Envoy runs the resume before it has processed the
-/// Pause), so the root resumes those streams on its next tick, 1 ms later.
+/// Pause), so the root resumes those streams from a later callback of its own: a shared queue
+/// of this VM, whose enqueue Envoy answers with `proxy_on_queue_ready` posted to this worker's
+/// event loop — it runs right after the upstream read being processed, with no timer (a timer
+/// of 1 ms fires 1-4 ms later: libevent's coarse clock follows the kernel's tick, 4 ms at
+/// HZ=250). Without the queue, the root's tick does it. Chunks that arrive before the flush
+/// are left in Envoy's buffer as gRPC bytes and translated in one pass
+/// ([`Flush::before_resume`]), not each by rewriting all the JSON held before it.
 #[derive(Default)]
 pub struct Flusher {
-    /// A set: a worker can hold thousands of streams, and every body chunk asks.
-    pending: RefCell<HashSet<u32>>,
+    /// By stream: a worker can hold thousands of streams, and every body chunk asks.
+    pending: RefCell<HashMap<u32, Option<Rc<dyn Flush>>>>,
     /// The tick period set now (ms, 0: none), and the one when no stream waits (live
     /// descriptors poll on it; 0 otherwise: an idle worker costs nothing).
     period: Cell<u32>,
     idle: Cell<u32>,
+    /// This VM's wake-up queue, and whether an item is on it (one wake-up at a time).
+    wake: Cell<Option<u32>>,
+    posted: Cell<bool>,
+}
+
+/// What a stream does on the tick, before it is resumed (its context is the effective one, so
+/// its buffers can be read and written).
+pub trait Flush {
+    /// False: not ready (e.g. its body could not be read now); it stays pending for the next
+    /// tick instead of being resumed.
+    fn before_resume(&self) -> bool;
 }
 
 impl Flusher {
-    /// Asks for `context_id`'s response to be resumed on the next tick.
-    pub fn schedule(&self, context_id: u32) {
-        self.pending.borrow_mut().insert(context_id);
-        self.tick_every(1);
+    /// Asks for `context_id`'s response to be resumed on the next tick (after `flush` ran).
+    pub fn schedule(&self, context_id: u32, flush: Option<Rc<dyn Flush>>) {
+        self.pending.borrow_mut().insert(context_id, flush);
+        if self.posted.get() {
+            return;
+        }
+        match self.wake.get() {
+            Some(token) if host::enqueue(token) => self.posted.set(true),
+            _ => self.tick_every(1),
+        }
+    }
+
+    /// Registers this VM's wake-up queue (once). Its name must be unique to the VM: Envoy keeps
+    /// one queue per (vm_id, name), delivered on the thread that registered it first, and
+    /// every worker runs its own VM with the same vm_id. Queues are never unregistered.
+    fn register_wake(&self) {
+        if self.wake.get().is_some() {
+            return;
+        }
+        // Random per VM: std's hash keys come from WASI random_get.
+        let id = std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u8);
+        self.wake.set(host::register_queue(&format!("json2grpc.flush.{id:016x}")));
+    }
+
+    /// `proxy_on_queue_ready`: the wake-up posted by [`Flusher::schedule`].
+    fn woken(&self, token: u32) -> bool {
+        if self.wake.get() != Some(token) {
+            return false;
+        }
+        host::dequeue(token);
+        self.posted.set(false);
+        self.flush();
+        true
     }
 
     /// Whether `context_id` still waits for its resume (its last output is still in Envoy's
     /// buffer, ahead of any newer data).
     pub fn is_pending(&self, context_id: u32) -> bool {
-        self.pending.borrow().contains(&context_id)
+        self.pending.borrow().contains_key(&context_id)
     }
 
     /// The tick period while no stream waits.
@@ -116,13 +162,25 @@ impl Flusher {
 
     fn flush(&self) {
         let pending = std::mem::take(&mut *self.pending.borrow_mut());
-        for context_id in pending {
+        let mut retry = Vec::new();
+        for (context_id, flush) in pending {
             // False when the request is gone meanwhile: nothing to resume.
-            if host::set_effective_context(context_id) {
-                host::resume_response();
+            if !host::set_effective_context(context_id) {
+                continue;
+            }
+            match flush {
+                Some(f) if !f.before_resume() => retry.push((context_id, Some(f))),
+                _ => {
+                    host::resume_response();
+                }
             }
         }
-        if self.pending.borrow().is_empty() {
+        let retrying = !retry.is_empty();
+        self.pending.borrow_mut().extend(retry);
+        if retrying {
+            // Not again at once (it may still be unreadable): on the next tick.
+            self.tick_every(1);
+        } else if self.pending.borrow().is_empty() {
             self.tick_every(self.idle.get());
         }
     }
@@ -131,6 +189,7 @@ impl Flusher {
 impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         super::logger::sync_level();
+        self.flusher.register_wake();
         // The host clamps the size; it must be read as unsigned (usize::MAX = "everything").
         let text = host::buffer(host::Buffer::PluginConfiguration, 0, usize::MAX);
         let config = match Config::from_json(&text) {
@@ -170,6 +229,10 @@ impl RootContext for Root {
         self.flusher.set_idle(live.tick_ms());
         self.live = Some(live);
         true
+    }
+
+    fn on_queue_ready(&mut self, token: u32) {
+        self.flusher.woken(token);
     }
 
     fn on_tick(&mut self) {
