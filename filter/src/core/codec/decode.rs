@@ -195,7 +195,7 @@ fn collect_runs<'b>(
     chunks: &[&'b [u8]],
     mut index: impl FnMut(&Raw<'b>) -> Option<u16>,
 ) -> Result<Vec<(u16, Run<'b>)>> {
-    let mut runs: Vec<(u16, Run<'b>)> = Vec::new();
+    let mut runs: Vec<(u16, Run<'b>)> = Vec::with_capacity(8);
     for &chunk in chunks {
         let base = chunk.as_ptr() as usize;
         let offset_after = |r: &Raw<'_>| {
@@ -297,7 +297,7 @@ impl Decoder<'_, '_> {
 
     /// Writes `,` (unless first) and the key of an object member.
     fn key(&mut self, first: &mut bool, name: &str) -> Result<()> {
-        self.check()?;
+        // (`reserve` is `check` with room for the name.)
         self.reserve(name.len())?;
         if !*first {
             self.out.push(b',');
@@ -376,8 +376,18 @@ impl Decoder<'_, '_> {
 
     /// Writes the members of a message's object (after `{`, possibly after `@type`).
     fn fields(&mut self, plan: &MessagePlan, chunks: &[&[u8]], first: &mut bool) -> Result<()> {
-        // Per oneof, the member set last (later members replace earlier ones).
-        let mut oneof_last: Vec<Option<u16>> = vec![None; usize::from(plan.oneofs)];
+        // Per oneof, the member set last (later members replace earlier ones); on the stack for
+        // the usual few oneofs (this runs for every message printed).
+        let oneofs = usize::from(plan.oneofs);
+        let mut few = [None; 4];
+        let mut many = Vec::new();
+        let oneof_last: &mut [Option<u16>] = match few.get_mut(..oneofs) {
+            Some(few) => few,
+            None => {
+                many.resize(oneofs, None);
+                &mut many
+            }
+        };
         // Every field's occurrences (as runs), grouped by field in declaration order afterwards.
         let plans = self.plans;
         let mut found = collect_runs(plan, chunks, |raw| {
@@ -438,7 +448,15 @@ impl Decoder<'_, '_> {
                     if occurrences.is_empty() {
                         return Ok(false);
                     }
-                    // Every occurrence merges into the one message.
+                    // Every occurrence merges into the one message (usually there is one).
+                    if let [(_, Run { first: only, more: [] })] = occurrences {
+                        if only.wire_type != 2 {
+                            return Err(self.wrong_type(field));
+                        }
+                        self.field_key(field, first)?;
+                        self.message(m, &[only.value])?;
+                        return Ok(true);
+                    }
                     let mut chunks: Vec<&[u8]> = Vec::new();
                     let mut wrong = false;
                     each_occurrence(parent, occurrences, |r| {
@@ -483,11 +501,20 @@ impl Decoder<'_, '_> {
             Shape::Repeated { .. } => {
                 // Printed as read, element by element: no list of values is built (a packed
                 // run of one-byte varints would take 20x its size as a list).
+                // (Stops at the first element: usually the first occurrence.)
                 let mut empty = true;
-                each_occurrence(parent, occurrences, |r| {
-                    empty &= !self.has_element(field, &r);
-                    Ok(())
-                })?;
+                for (_, run) in occurrences {
+                    empty = !self.has_element(field, &run.first);
+                    if empty && !run.more.is_empty() {
+                        read_fields(parent, &[run.more], |r| {
+                            empty &= !self.has_element(field, &r);
+                            Ok(())
+                        })?;
+                    }
+                    if !empty {
+                        break;
+                    }
+                }
                 if empty && !always {
                     return Ok(false);
                 }
