@@ -87,7 +87,7 @@ impl Transcoder {
 
     /// A translator for the response to `binding`'s call. `max_body` overrides
     /// `max_response_body_size` (bodyless server streams are capped lower). Its JSON is limited
-    /// by `json2grpc.limits.max_response_json_bytes` per message and per upstream read.
+    /// by `json2grpc.limits.max_response_json_bytes` per message and per batch translated together.
     pub fn response(
         &self,
         binding: &HttpBinding,

@@ -874,18 +874,80 @@ fn server_stream_flushes(queues: bool, wake: fn(&mut Root)) {
     );
     assert_eq!(map(Map::ResponseTrailers), pairs(&[]));
     assert!(replies().is_empty());
-    // The flush still due for the ended stream finds nothing left to translate.
+    // The flush still due for the ended stream has nothing left to translate: it does not
+    // touch the body.
+    with(|h| h.host_calls.clear());
     wake(&mut root);
-    assert_eq!(buffer(Buffer::HttpResponseBody), Some(Vec::new()));
+    let calls = with(|h| h.host_calls.clone());
+    assert!(!calls.iter().any(|c| c.contains("buffer_bytes")), "{calls:?}");
 }
 
 #[test]
 fn server_stream_is_flushed_when_its_queue_wakes_the_root() {
     server_stream_flushes(true, |root| {
-        // One wake-up on the VM's queue, no timer.
-        assert_eq!(with(|h| (h.queued(), h.tick_period_ms)), (1, 0));
+        // One wake-up on the root's queue; the tick only as a slow watchdog.
+        assert_eq!(with(|h| (h.queued(), h.tick_period_ms)), (1, 20));
+        // Another queue's item is not ours.
+        let resumed = with(|h| h.resumed.len());
+        root.on_queue_ready(999);
+        assert_eq!(with(|h| (h.queued(), h.resumed.len())), (1, resumed));
         root.on_queue_ready(100);
     });
+}
+
+#[test]
+fn a_lost_wake_up_is_covered_by_the_watchdog_tick() {
+    let root = root();
+    let mut ctx = request(&root, &[(":method", "POST"), (":path", "/v1/chat"), ("content-type", "application/json")]);
+    assert_eq!(ctx.on_http_request_headers(3, false), Action::Continue);
+    assert_eq!(request_chunk(ctx.as_mut(), br#"[{"id":"q"}]"#, true), Action::Continue);
+    assert_eq!(response_headers(ctx.as_mut(), UPSTREAM_HEADERS, false), Action::Continue);
+    let m1 = framed("test.v1.Everything", json!({"id": "m1"}));
+    assert_eq!(response_chunk(ctx.as_mut(), &m1, false), Action::Pause);
+    assert_eq!(with(|h| (h.queued(), h.tick_period_ms)), (1, 20));
+    // Envoy never delivers the wake-up: the watchdog tick flushes instead…
+    let mut root = root;
+    root.on_tick();
+    assert_eq!(with(|h| (h.resumed.clone(), h.tick_period_ms)), (vec![(2, 1)], 0));
+    assert_eq!(with(|h| h.drain(Buffer::HttpResponseBody)), br#"[{"id":"m1"}"#.to_vec());
+    // …and the next chunk posts a new one (the lost one is not waited for).
+    let m2 = framed("test.v1.Everything", json!({"id": "m2"}));
+    assert_eq!(response_chunk(ctx.as_mut(), &m2, false), Action::Pause);
+    assert_eq!(with(|h| h.queued()), 2);
+}
+
+/// Raw bytes wait for the flush only while their JSON fits: a burst of messages whose JSON is
+/// 8x their gRPC size (packed enums) never makes Envoy hold more than its buffer limit (past it,
+/// Envoy resets the stream), and every message arrives.
+#[test]
+fn a_burst_of_expanding_messages_stays_within_envoys_buffer_limit() {
+    let root = root_with(json!({"json2grpc": {"limits": {"envoy_buffer_bytes": 2048}}}));
+    let mut ctx = request(&root, &[(":method", "POST"), (":path", "/v1/chat"), ("content-type", "application/json")]);
+    assert_eq!(ctx.on_http_request_headers(3, false), Action::Continue);
+    assert_eq!(request_chunk(ctx.as_mut(), br#"[{"id":"q"}]"#, true), Action::Continue);
+    with(|h| h.drain(Buffer::HttpRequestBody));
+    assert_eq!(response_headers(ctx.as_mut(), UPSTREAM_HEADERS, false), Action::Continue);
+    let message = framed("test.v1.Everything", json!({"colors": vec!["GREEN"; 40]}));
+    let mut downstream = Vec::new();
+    let mut most = 0;
+    for _ in 0..200 {
+        let action = response_chunk(ctx.as_mut(), &message, false);
+        most = most.max(buffer(Buffer::HttpResponseBody).map_or(0, |b| b.len()));
+        if action == Action::Continue {
+            downstream.extend(with(|h| h.drain(Buffer::HttpResponseBody)));
+        }
+    }
+    let mut root = root;
+    root.on_queue_ready(100);
+    downstream.extend(with(|h| h.drain(Buffer::HttpResponseBody)));
+    assert_eq!(response_trailers(ctx.as_mut(), &[("grpc-status", "0")]), Action::Pause);
+    root.on_queue_ready(100);
+    downstream.extend(with(|h| h.drain(Buffer::HttpResponseBody)));
+    assert!(most <= 2048, "Envoy held {most} bytes");
+    let items = json_body(&downstream);
+    let items = items.as_array().unwrap();
+    assert_eq!(items.len(), 200);
+    assert!(items.iter().all(|i| i["colors"].as_array().map(Vec::len) == Some(40)));
 }
 
 #[test]

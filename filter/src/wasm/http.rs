@@ -78,6 +78,8 @@ pub struct Http {
     loading: Option<BeforeLoad>,
     /// The request's origin, allowed by `json2grpc.rest.cors`: responses get CORS headers.
     cors_origin: Option<String>,
+    /// The size of the response body Envoy held at the last body callback.
+    response_body_size: usize,
 }
 
 /// Times the core for a sample of requests: reading the clock is a host call, two per step.
@@ -118,6 +120,13 @@ pub struct ServerStream {
     raw: bool,
     /// The translation failed (its error ends the body): the rest of the stream is dropped.
     failed: bool,
+    /// JSON bytes per gRPC byte, rounded up: the most a translation has made so far (8 until
+    /// one did). Raw bytes are left for the flush only while their JSON will fit the budget.
+    expansion: usize,
+    /// Flushes in a row that could not read the body.
+    unreadable: u32,
+    /// The size of the body Envoy holds for it (at its last callback; 0 once flushed).
+    buffered: usize,
 }
 
 /// What [`ServerStream::translate`] left in Envoy's buffer.
@@ -134,8 +143,11 @@ enum Translated {
 
 /// Raw gRPC bytes a stream gathers behind its held JSON before a body callback translates them
 /// itself instead of leaving them to the flush (then at least as many as it holds, so that the
-/// rewrites of the held JSON stay linear in total).
+/// rewrites of the held JSON stay linear in total), while their JSON fits the budget.
 const TRANSLATE_AT: usize = 64 << 10;
+
+/// Flushes that may fail to read a stream's body (no room in the VM) before it ends with an error.
+const UNREADABLE_FLUSHES: u32 = 100;
 
 impl ServerStream {
     /// Translates the gRPC bytes after the first `held` bytes (our output) of Envoy's buffer
@@ -156,8 +168,12 @@ impl ServerStream {
             result = self.response.finish(GrpcStatus::from_metadata(&t.codec, None, None, None), &mut out);
         }
         self.timing.stop(start);
+        let produced = out.len().saturating_sub(kept);
+        if !fresh.is_empty() {
+            self.expansion = self.expansion.max(produced.div_ceil(fresh.len()));
+        }
         t.metrics.response_grpc_bytes.add(fresh.len() as u64);
-        t.metrics.response_json_bytes.add(out.len().saturating_sub(kept) as u64);
+        t.metrics.response_json_bytes.add(produced as u64);
         self.raw = false;
         if let Err(error) = result {
             log::debug!("server stream failed: {error}");
@@ -192,17 +208,26 @@ impl ServerStream {
 impl Flush for RefCell<ServerStream> {
     /// The flush: what gathered behind the held JSON is translated, then everything flows on.
     fn before_resume(&self) -> bool {
-        // Never busy: flushes do not run inside a stream's callbacks.
-        let Ok(mut stream) = self.try_borrow_mut() else { return true };
+        // Never busy (flushes do not run inside a stream's callbacks); if it were, its raw
+        // bytes must not flow: not resumed.
+        let Ok(mut stream) = self.try_borrow_mut() else { return false };
         if stream.raw && !stream.failed {
             let held = stream.unflushed;
             if let Translated::Unreadable(error) = stream.translate(usize::MAX, held, false) {
-                // The gRPC bytes must not reach the client as they are: retried on the tick.
-                log::debug!("server stream: {error}; retried on the next tick");
-                return false;
+                // The gRPC bytes must not reach the client as they are: retried on the tick,
+                // a while, then the stream ends with the error in their place.
+                stream.unreadable += 1;
+                if stream.unreadable < UNREADABLE_FLUSHES {
+                    log::debug!("server stream: {error}; retried on the next tick");
+                    return false;
+                }
+                let size = stream.buffered;
+                stream.fail_unreadable(&error, size);
             }
         }
+        stream.unreadable = 0;
         stream.unflushed = 0;
+        stream.buffered = 0;
         true
     }
 }
@@ -221,6 +246,7 @@ impl Http {
             timing: Rc::new(Timing { on: timed, spent_us: Cell::new(0) }),
             loading: None,
             cors_origin: None,
+            response_body_size: 0,
         }
     }
 
@@ -817,6 +843,9 @@ impl Http {
                 unflushed: 0,
                 raw: false,
                 failed: false,
+                expansion: 8,
+                unreadable: 0,
+                buffered: 0,
             })));
             return Action::Continue;
         }
@@ -839,6 +868,7 @@ impl Http {
     }
 
     fn on_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.response_body_size = body_size;
         match &self.response {
             ResponseState::Idle => Action::Continue,
             ResponseState::Failed => {
@@ -869,8 +899,10 @@ impl Http {
         };
         let shared = shared.clone();
         let Ok(mut stream) = shared.try_borrow_mut() else {
-            return Action::Continue;
+            // Never busy here; if it were, its bytes stay held (not sent untranslated).
+            return Action::Pause;
         };
+        stream.buffered = body_size;
         if stream.failed {
             // The flush's translation failed: its error ended the body.
             host::set_buffer(Buffer::HttpResponseBody, 0, body_size, &[]);
@@ -885,7 +917,10 @@ impl Http {
         // on its way (its JSON will not fit either), is sent on now instead.
         // Half of Envoy's limit: the next chunk's output must still fit beside it.
         let budget = usize::try_from(stream.transcoder.config.limits.envoy_buffer_bytes / 2).unwrap_or(usize::MAX);
-        if pending && !end_of_stream && body_size - held <= held.max(TRANSLATE_AT).min(budget / 4) {
+        // Raw bytes wait for the flush only while their JSON (at the most this stream's
+        // messages have expanded so far) fits beside the held JSON within the budget.
+        let room = budget.saturating_sub(held) / stream.expansion.max(1);
+        if pending && !end_of_stream && body_size - held <= held.max(TRANSLATE_AT).min(room) {
             // The flush, due after this upstream read, translates these with whatever else
             // arrives meanwhile.
             stream.raw = true;
@@ -957,8 +992,10 @@ impl Http {
         let pending = self.flusher.is_pending(self.context_id);
         let mut state = std::mem::replace(&mut self.response, ResponseState::Idle);
         let mut guard = None;
-        let (response, held, unflushed, success) = match &mut state {
-            ResponseState::Unary { response, held, success } => (response.as_mut(), *held, 0, *success),
+        let (response, held, unflushed, success, known_size) = match &mut state {
+            ResponseState::Unary { response, held, success } => {
+                (response.as_mut(), *held, 0, *success, self.response_body_size)
+            }
             ResponseState::Stream(shared) => {
                 let Ok(stream) = shared.try_borrow_mut() else { return };
                 let stream = &mut **guard.insert(stream);
@@ -968,7 +1005,7 @@ impl Http {
                 }
                 // Translated here, to the end: a flush still due has nothing left to do.
                 stream.raw = false;
-                (stream.response.as_mut(), false, stream.unflushed, 200)
+                (stream.response.as_mut(), false, stream.unflushed, 200, stream.buffered)
             }
             ResponseState::Idle | ResponseState::Failed => return,
         };
@@ -977,14 +1014,23 @@ impl Http {
             None => GrpcStatus::from_metadata(&t.codec, None, None, None),
         };
         // What Envoy holds now: the whole unary body, or (streams) our output not flushed yet
-        // and whatever followed it.
-        let body = host::buffer(Buffer::HttpResponseBody, 0, usize::MAX);
-        let body_size = body.len();
+        // and whatever followed it. If the VM has no room to read it, all of it is replaced by
+        // the error (never left as gRPC bytes behind an ending).
+        let (body, body_size, unreadable) = match read_body(Buffer::HttpResponseBody, usize::MAX) {
+            Ok(body) => {
+                let size = body.len();
+                (body, size, None)
+            }
+            Err(error) => (Vec::new(), known_size, Some(error)),
+        };
         let start = self.timing.start();
-        let kept = if pending { unflushed.min(body_size) } else { 0 };
+        let kept = if pending { unflushed.min(body.len()) } else { 0 };
         let (previous, fresh) = body.split_at(kept);
         let mut out = previous.to_vec();
-        let mut result = response.push_framed(fresh, &mut out).and_then(|()| response.finish(status, &mut out));
+        let mut result = match unreadable {
+            Some(error) => Err(error),
+            None => response.push_framed(fresh, &mut out).and_then(|()| response.finish(status, &mut out)),
+        };
         self.timing.stop(start);
         // Envoy resets a stream whose held body outgrows its buffer limit: a translation that
         // large is answered with an error instead (streams flush long before that).

@@ -83,6 +83,9 @@ impl Root {
 /// HZ=250). Without the queue, the root's tick does it. Chunks that arrive before the flush
 /// are left in Envoy's buffer as gRPC bytes and translated in one pass
 /// ([`Flush::before_resume`]), not each by rewriting all the JSON held before it.
+/// The tick period while a wake-up is posted: only a watchdog (the wake-up comes first).
+const WATCHDOG_MS: u32 = 20;
+
 #[derive(Default)]
 pub struct Flusher {
     /// By stream: a worker can hold thousands of streams, and every body chunk asks.
@@ -112,14 +115,21 @@ impl Flusher {
             return;
         }
         match self.wake.get() {
-            Some(token) if host::enqueue(token) => self.posted.set(true),
+            Some(token) if host::enqueue(token) => {
+                self.posted.set(true);
+                // A watchdog, should the wake-up be lost (Envoy drops it when the root context
+                // is gone or busy): the tick flushes and forgets the post.
+                self.tick_every(WATCHDOG_MS);
+            }
             _ => self.tick_every(1),
         }
     }
 
-    /// Registers this VM's wake-up queue (once). Its name must be unique to the VM: Envoy keeps
-    /// one queue per (vm_id, name), delivered on the thread that registered it first, and
-    /// every worker runs its own VM with the same vm_id. Queues are never unregistered.
+    /// Registers this root's wake-up queue (once). Its name must be unique to the VM: Envoy
+    /// keeps one queue per (vm_id, name), delivered to the context and thread that registered
+    /// it last, and every worker runs its own VM with the same vm_id. Envoy frees queues with
+    /// the last VM of their vm_id: a VM keeps one per root it ever had (one per configuration
+    /// update), a few hundred bytes each.
     fn register_wake(&self) {
         if self.wake.get().is_some() {
             return;
@@ -158,6 +168,13 @@ impl Flusher {
         if self.period.get() != ms && host::set_tick_period(ms) {
             self.period.set(ms);
         }
+    }
+
+    /// The tick: flushes, and a wake-up still posted is taken as lost (a late one finds
+    /// nothing to do).
+    fn tick(&self) {
+        self.posted.set(false);
+        self.flush();
     }
 
     fn flush(&self) {
@@ -236,7 +253,7 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
-        self.flusher.flush();
+        self.flusher.tick();
         let Some(live) = self.live.as_mut() else { return };
         let swapped = live.tick();
         self.flusher.set_idle(live.tick_ms());

@@ -81,7 +81,7 @@ pub struct Limits {
     /// 1 MiB by default). The filter never puts more than this in a body Envoy holds: Envoy
     /// resets a stream whose held body outgrows it.
     pub envoy_buffer_bytes: u32,
-    /// Most JSON written for one response message (and for one upstream read of a stream, and
+    /// Most JSON written for one response message (and for one batch of a stream's messages, and
     /// for a bodyless call's whole answer): printing can amplify (an empty sub-message is 2
     /// bytes on the wire, a whole object in JSON), so this is checked while printing.
     pub max_response_json_bytes: u32,

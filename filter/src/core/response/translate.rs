@@ -154,8 +154,8 @@ impl ResponseTranscoder {
     }
 
     /// Feeds gRPC-framed response bytes; appends the translation of every completed message.
-    /// The JSON of one call is limited as a whole (`max_response_json_bytes`): one upstream read
-    /// of many small messages cannot amplify past it either.
+    /// The JSON of one call is limited as a whole (`max_response_json_bytes`): a batch of many
+    /// small messages (what a stream gathered before its flush) cannot amplify past it either.
     pub fn push_framed(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
         self.decoder.push(data);
         let start = out.len();
