@@ -16,12 +16,15 @@ Directions: `request` = the payload's JSON in (POST /v1/bench/order | /v1/bench/
 Ack out; `response` = a small JSON query in (POST /v1/bench/{order,bulk}/fetch), the payload's
 JSON out. The grpc config sends/receives the same messages as gRPC frames.
 
-Two kinds of cells:
+Three kinds of cells:
   * throughput: h2load -c C -m M for --duration s after --warmup s; requests/s, p50/p99 latency
     (from h2load's per-request log, warm-up excluded) and the CPU share of each process (utime +
     stime from /proc/PID/stat over the measured window) to show which process is the bottleneck;
   * latency: one connection, one request at a time (-c 1 -m 1), p50/p99: the latency a
-    transcoder adds over the grpc floor without queueing.
+    transcoder adds over the grpc floor without queueing;
+  * paced: the throughput cell's clients sending at --paced-load (0.8) of native's requests/s
+    measured just before (h2load --rps per client), every config at that same rate: p50/p99
+    under load that native sustains.
 
 Before timing, every (config, payload, direction) is checked once with nghttp: HTTP 200, the
 JSON equals the payload's JSON (response) or the Ack reports the .binpb's size (request).
@@ -343,13 +346,16 @@ def percentile(sorted_values, q):
     return sorted_values[k]
 
 
-def run_h2load(cell, port, clients, streams, duration, warmup, workdir, cpu, watch):
-    """h2load for warmup + duration seconds; returns the cell's measurements."""
+def run_h2load(cell, port, clients, streams, duration, warmup, workdir, cpu, watch, rps=None):
+    """h2load for warmup + duration seconds (at most `rps` requests/s per client when given);
+    returns the cell's measurements."""
     logfile = workdir / "h2load.log"
     logfile.unlink(missing_ok=True)
     argv = ["h2load", "-c", str(clients), "-m", str(streams), "-t", "1",
             "-D", f"{int(duration * 1000)}ms", "--warm-up-time", f"{int(warmup * 1000)}ms",
             "-d", str(cell.body), "--log-file", str(logfile)]
+    if rps:
+        argv += ["--rps", str(rps)]
     for h in cell.headers:
         argv += ["-H", h]
     argv.append(f"http://127.0.0.1:{port}{cell.path}")
@@ -458,6 +464,8 @@ def main():
                    help="connections,streams for the 1 MB payload (fewer: each request is 1 MB)")
     p.add_argument("--latency-duration", type=float, default=4)
     p.add_argument("--rounds", type=int, default=3, help="slices per cell, configs taking turns")
+    p.add_argument("--paced-load", type=float, default=0.8,
+                   help="paced cells: this share of native's throughput (0: no paced cells)")
     p.add_argument("--payload", action="append", choices=PAYLOADS, help="only these payloads")
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     p.add_argument("--nice", type=int, default=-10,
@@ -483,7 +491,7 @@ def main():
                    [a.envoy, "--version"], capture_output=True, text=True).stdout.strip().split("version: ")[-1],
                "h2load_version": subprocess.run(["h2load", "--version"], capture_output=True,
                                                 text=True).stdout.strip()},
-              "throughput": [], "latency": []}
+              "throughput": [], "latency": [], "paced": []}
     try:
         for kind in CONFIGS:
             envoys[kind] = Envoy(a.envoy, kind,
@@ -500,14 +508,21 @@ def main():
         # order rotates), so that the machine's drift hits every config alike.
         rotation = 0
         large_clients, large_streams = (int(x) for x in a.large_concurrency.split(","))
-        for kind, base_clients, base_streams, duration, warmup in (
-                ("throughput", a.clients, a.streams, a.duration, a.warmup),
-                ("latency", 1, 1, a.latency_duration, 1.0)):
+        kinds = [("throughput", a.clients, a.streams, a.duration, a.warmup),
+                 ("latency", 1, 1, a.latency_duration, 1.0)]
+        if a.paced_load > 0:
+            kinds.append(("paced", a.clients, a.streams, a.latency_duration, 1.0))
+        for kind, base_clients, base_streams, duration, warmup in kinds:
             for pl in payloads:
                 clients, streams = base_clients, base_streams
-                if kind == "throughput" and pl == "large":
+                if kind in ("throughput", "paced") and pl == "large":
                     clients, streams = large_clients, large_streams
                 for d in DIRECTIONS:
+                    rate = None
+                    if kind == "paced":
+                        native = next(r for r in result["throughput"]
+                                      if (r["config"], r["payload"], r["direction"]) == ("native", pl, d))
+                        rate = max(1, round(native["rps"] * a.paced_load / clients))
                     slices = {c: [] for c in CONFIGS}
                     for _ in range(a.rounds):
                         order = CONFIGS[rotation % len(CONFIGS):] + CONFIGS[:rotation % len(CONFIGS)]
@@ -517,7 +532,7 @@ def main():
                             up0 = env.stat("cluster.bench.upstream_rq_completed")
                             r = run_h2load(cells[(c, pl, d)], env.port, clients, streams, duration / a.rounds,
                                            warmup, workdir, client_cpu,
-                                           {"envoy": env.proc.pid, "upstream": upstream.proc.pid})
+                                           {"envoy": env.proc.pid, "upstream": upstream.proc.pid}, rate)
                             r["upstream_requests"] = env.stat("cluster.bench.upstream_rq_completed") - up0
                             if not r["rps"]:
                                 raise SystemExit(f"h2load failed:\n{r['h2load_tail']}")
@@ -526,7 +541,8 @@ def main():
                             slices[c].append(r)
                     for c in CONFIGS:
                         r = merge(slices[c])
-                        r.update(config=c, payload=pl, direction=d, clients=clients, streams=streams)
+                        r.update(config=c, payload=pl, direction=d, clients=clients, streams=streams,
+                                 rps_per_client=rate)
                         result[kind].append(r)
                         cpu, wait = r["cpu"], r["cpu_wait"]
                         log(f"{kind:10} {pl:6} {d:8} {c:6}: {r['rps']:9.1f} req/s "

@@ -244,6 +244,24 @@ def main():
                                         f"{added['wasm'] * 1e3:+.0f} µs vs {added['native'] * 1e3:+.0f} µs", ok))
             print(table(["payload dir", "config", "req/s", "p50 ms", "p99 ms", "added p50 ms"], rows))
             print()
+        if e2e.get("paced"):
+            print("### Paced load: every config at 80% of native's throughput (h2load --rps)\n")
+            paced = {(c["config"], c["payload"], c["direction"]): c for c in e2e["paced"]}
+            rows = []
+            for p in PAYLOADS:
+                for d in ("request", "response"):
+                    for cfg in ("native", "wasm", "grpc", "floor"):
+                        c = paced.get((cfg, p, d))
+                        if c:
+                            rows.append([f"{p} {d}", cfg, fmt(c["rps"], "{:,.0f}"), fmt(c["p50_us"] / 1e3, "{:.3f}"),
+                                         fmt(c["p99_us"] / 1e3, "{:.3f}"), fmt(c["cpu"]["envoy"], "{:.2f}")])
+                    nat, was = paced.get(("native", p, d)), paced.get(("wasm", p, d))
+                    if nat and was and nat["p99_us"] and was["p99_us"]:
+                        targets.append((f"p99 at 80% of native's throughput, {p} {d}: json2grpc <= native",
+                                        f"{was['p99_us'] / 1e3:.2f} ms vs {nat['p99_us'] / 1e3:.2f} ms",
+                                        was["p99_us"] <= nat["p99_us"]))
+            print(table(["payload dir", "config", "req/s", "p50 ms", "p99 ms", "Envoy CPU"], rows))
+            print()
 
     # ---- where the CPU goes: the empty-filter ladder (bench/ladder.py) ----
     ladder_path = run / "ladder.json"

@@ -23,7 +23,7 @@
 # STREAM_ROUNDS (5), MEMORY_RUNS (3), SOAK_REQUESTS
 # (100000), E2E_DURATION (s per cell, default
 # 12, in E2E_ROUNDS=3 slices), E2E_WARMUP (1 s before each slice), E2E_CLIENTS (16), E2E_STREAMS (8), E2E_LARGE (8,4: for 1 MB),
-# E2E_LATENCY_DURATION (4.5), CORE_MIN_TIME (0.3), CORE_ROUNDS (3), PEER_ROUNDS (1),
+# E2E_LATENCY_DURATION (4.5; also the paced cells'), E2E_PACED (0.8 of native's req/s; 0: none), CORE_MIN_TIME (0.3), CORE_ROUNDS (3), PEER_ROUNDS (1),
 # PEER_MIN_TIME (0.2).
 set -euo pipefail
 
@@ -194,7 +194,7 @@ if [[ -z "${SKIP_E2E:-}" ]]; then
     --descriptor "$OUT/bench-api.pb" --payloads "$DATA" --out "$OUT/e2e.json" \
     --duration "${E2E_DURATION:-12}" --warmup "${E2E_WARMUP:-1}" \
     --clients "${E2E_CLIENTS:-16}" --streams "${E2E_STREAMS:-8}" --large-concurrency "${E2E_LARGE:-8,4}" \
-    --latency-duration "${E2E_LATENCY_DURATION:-4.5}" --rounds "${E2E_ROUNDS:-3}"
+    --latency-duration "${E2E_LATENCY_DURATION:-4.5}" --rounds "${E2E_ROUNDS:-3}" --paced-load "${E2E_PACED:-0.8}"
 fi
 
 if [[ -z "${SKIP_ENVOY_EXTRA:-}" ]]; then

@@ -146,7 +146,7 @@ impl Flusher {
         }
         host::dequeue(token);
         self.posted.set(false);
-        self.flush();
+        self.flush(false);
         true
     }
 
@@ -174,10 +174,13 @@ impl Flusher {
     /// nothing to do).
     fn tick(&self) {
         self.posted.set(false);
-        self.flush();
+        self.flush(true);
     }
 
-    fn flush(&self) {
+    /// Flushes every pending stream. The watchdog tick stays armed after a wake-up's flush (a
+    /// busy stream posts again at once; setting a period is a host call and a new Envoy timer):
+    /// the tick itself goes idle once nothing waits.
+    fn flush(&self, on_tick: bool) {
         let pending = std::mem::take(&mut *self.pending.borrow_mut());
         let mut retry = Vec::new();
         for (context_id, flush) in pending {
@@ -197,7 +200,7 @@ impl Flusher {
         if retrying {
             // Not again at once (it may still be unreadable): on the next tick.
             self.tick_every(1);
-        } else if self.pending.borrow().is_empty() {
+        } else if on_tick && self.pending.borrow().is_empty() {
             self.tick_every(self.idle.get());
         }
     }
