@@ -154,6 +154,17 @@ def envoy_config(kind, upstream, descriptor, wasm, services=("bench.v1.Bench",),
     return ENVOY_TEMPLATE.format(limit=BUFFER_LIMIT, filters=filters.rstrip("\n"), host=host, port=port)
 
 
+def add_run_args(p):
+    """The arguments bench/ladder.py and bench/stream.py share: what to run, and where."""
+    p.add_argument("--envoy", required=True)
+    p.add_argument("--wasm", required=True, type=Path)
+    p.add_argument("--floor", required=True, type=Path, help="the empty Wasm filter (bench/floor-filter)")
+    p.add_argument("--upstream", required=True, help="bench_upstream binary")
+    p.add_argument("--descriptor", required=True, type=Path, help="descriptor set of bench/proto/bench.proto")
+    p.add_argument("--payloads", required=True, type=Path, help="the payloads (small.json, small.binpb, …)")
+    p.add_argument("--out", required=True, type=Path)
+
+
 # ---- processes ---------------------------------------------------------------------------------
 
 NICE = 0
@@ -448,14 +459,8 @@ def merge(slices):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--envoy", required=True)
-    p.add_argument("--wasm", required=True, type=Path)
-    p.add_argument("--upstream", required=True, help="bench_upstream binary")
-    p.add_argument("--floor", required=True, type=Path, help="the empty Wasm filter (bench/floor-filter)")
+    add_run_args(p)
     p.add_argument("--concurrency", type=int, default=1, help="Envoy --concurrency (workers)")
-    p.add_argument("--descriptor", required=True, type=Path, help="descriptor set of bench/proto/bench.proto")
-    p.add_argument("--payloads", required=True, type=Path)
-    p.add_argument("--out", required=True, type=Path)
     p.add_argument("--duration", type=float, default=12)
     p.add_argument("--warmup", type=float, default=2)
     p.add_argument("--clients", type=int, default=16, help="h2load connections (throughput cells)")

@@ -43,13 +43,7 @@ RUNGS = [
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--envoy", required=True)
-    p.add_argument("--wasm", required=True, type=Path)
-    p.add_argument("--floor", required=True, type=Path)
-    p.add_argument("--upstream", required=True)
-    p.add_argument("--descriptor", required=True, type=Path)
-    p.add_argument("--payloads", required=True, type=Path)
-    p.add_argument("--out", required=True, type=Path)
+    e2e.add_run_args(p)
     p.add_argument("--payload", default="small", choices=e2e.PAYLOADS)
     p.add_argument("--compare", action="append", default=[], metavar="NAME=WASM",
                    help="another json2grpc build measured next to --wasm (e.g. before a change)")
