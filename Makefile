@@ -94,7 +94,7 @@ help:
 	@echo "make fuzz          scripts/fuzz.sh: cargo-fuzz targets of fuzz/, FUZZ_SECONDS=60 each (FUZZ_TARGETS=\"config\"; limits FUZZ_RSS_MB FUZZ_MALLOC_MB FUZZ_TIMEOUT FUZZ_SLOW_S FUZZ_MAX_LEN)"
 	@echo "make fuzz-long     scripts/fuzz-long.sh: each fuzz target until FUZZ_CPU_MINUTES (30) of CPU time"
 	@echo "make interop       JSON from Python protobuf (upb) must parse to the same messages"
-	@echo "make bench         BENCHMARKS.md: core MB/s native + V8 vs libprotobuf, on_configure, e2e in Envoy, host-call ladder, RSS/LIVE, soak (~30 min)"
+	@echo "make bench         BENCHMARKS.md: core MB/s native + V8 vs libprotobuf, on_configure, e2e in Envoy, host-call ladder, streams, RSS/LIVE, soak (~35 min)"
 	@echo "make test          lint unit wasm-unit interop conformance istio-validate e2e"
 	@echo "make schemathesis  tests/e2e/test_schemathesis.py deeper (SCHEMATHESIS_EXAMPLES=300 per operation)"
 	@echo "make soak          scripts/soak.sh: 100k mixed requests via h2load, checks VMs/5xx/records/memory (SOAK_ARGS=)"
@@ -274,8 +274,9 @@ interop: venv
 # libprotobuf 27 for the peer benchmark in .cache/peer-bench): core JSON<->binary MB/s natively
 # (criterion + bench/wasm-core) and in V8 (Node), the peers (a copy of shared/bench), on_configure
 # with 200 services, end to end in Envoy (native transcoder / json2grpc / gRPC / gRPC through an
-# empty Wasm filter, h2load), the host-call ladder, Envoy RSS and start to LIVE at concurrency
-# 1, 2, 4, and make soak's memory. Tables: .cache/bench/run-<UTC>/summary.md. Knobs: SKIP_PB27=1,
+# empty Wasm filter, h2load; with paced cells at 80% of native's req/s), the host-call ladder,
+# server streams (bench/stream.py), Envoy RSS and start to LIVE at concurrency 1, 2, 4, and
+# make soak's memory. Tables: .cache/bench/run-<UTC>/summary.md. Knobs: SKIP_PB27=1,
 # SKIP_E2E=1, SKIP_ENVOY_EXTRA=1, E2E_DURATION=12, E2E_CONCURRENCY=1, …
 PEER_BENCH_SRC ?= $(ROOT)/../shared/bench
 bench: wasm examples descriptors venv
