@@ -120,9 +120,10 @@ pub struct ServerStream {
     raw: bool,
     /// The translation failed (its error ends the body): the rest of the stream is dropped.
     failed: bool,
-    /// JSON bytes per gRPC byte, rounded up: the most a translation has made so far (8 until
-    /// one did). Raw bytes are left for the flush only while their JSON will fit the budget.
-    expansion: usize,
+    /// JSON bytes per gRPC byte, in sixteenths (rounded up): the most a translation has made
+    /// so far; 0 until one did (then 8 bytes per byte are assumed). Raw bytes are left for the
+    /// flush only while their JSON will fit the budget.
+    expansion16: usize,
     /// Flushes in a row that could not read the body.
     unreadable: u32,
     /// The size of the body Envoy holds for it (at its last callback; 0 once flushed).
@@ -170,7 +171,7 @@ impl ServerStream {
         self.timing.stop(start);
         let produced = out.len().saturating_sub(kept);
         if !fresh.is_empty() {
-            self.expansion = self.expansion.max(produced.div_ceil(fresh.len()));
+            self.expansion16 = self.expansion16.max(produced.saturating_mul(16).div_ceil(fresh.len()));
         }
         t.metrics.response_grpc_bytes.add(fresh.len() as u64);
         t.metrics.response_json_bytes.add(produced as u64);
@@ -843,7 +844,7 @@ impl Http {
                 unflushed: 0,
                 raw: false,
                 failed: false,
-                expansion: 8,
+                expansion16: 0,
                 unreadable: 0,
                 buffered: 0,
             })));
@@ -919,7 +920,11 @@ impl Http {
         let budget = usize::try_from(stream.transcoder.config.limits.envoy_buffer_bytes / 2).unwrap_or(usize::MAX);
         // Raw bytes wait for the flush only while their JSON (at the most this stream's
         // messages have expanded so far) fits beside the held JSON within the budget.
-        let room = budget.saturating_sub(held) / stream.expansion.max(1);
+        let expansion16 = match stream.expansion16 {
+            0 => 8 * 16,
+            measured => measured,
+        };
+        let room = budget.saturating_sub(held).saturating_mul(16) / expansion16;
         if pending && !end_of_stream && body_size - held <= held.max(TRANSLATE_AT).min(room) {
             // The flush, due after this upstream read, translates these with whatever else
             // arrives meanwhile.
