@@ -936,6 +936,7 @@ impl Http {
                 if len > budget || stream.response.message_in_progress() > budget / 2 {
                     log::trace!("stream chunk of {body_size} B: {len} B of JSON sent on now");
                     stream.unflushed = 0;
+                    stream.buffered = 0;
                     return Action::Continue;
                 }
                 log::trace!("stream chunk of {body_size} B: {len} B of JSON held until the flush");
