@@ -71,6 +71,9 @@ impl Root {
     }
 }
 
+/// The tick period while a wake-up is posted: only a watchdog (the wake-up comes first).
+const WATCHDOG_MS: u32 = 20;
+
 /// Resumes paused server streams once Envoy is done with the event that delivered their data.
 ///
 /// A stream's body callback returns Pause so that Envoy keeps a buffer this filter can still
@@ -83,9 +86,6 @@ impl Root {
 /// HZ=250). Without the queue, the root's tick does it. Chunks that arrive before the flush
 /// are left in Envoy's buffer as gRPC bytes and translated in one pass
 /// ([`Flush::before_resume`]), not each by rewriting all the JSON held before it.
-/// The tick period while a wake-up is posted: only a watchdog (the wake-up comes first).
-const WATCHDOG_MS: u32 = 20;
-
 #[derive(Default)]
 pub struct Flusher {
     /// By stream: a worker can hold thousands of streams, and every body chunk asks.
@@ -99,8 +99,8 @@ pub struct Flusher {
     posted: Cell<bool>,
 }
 
-/// What a stream does on the tick, before it is resumed (its context is the effective one, so
-/// its buffers can be read and written).
+/// What a stream does when flushed (wake-up or tick), before it is resumed (its context is the
+/// effective one, so its buffers can be read and written).
 pub trait Flush {
     /// False: not ready (e.g. its body could not be read now); it stays pending for the next
     /// tick instead of being resumed.
@@ -108,7 +108,7 @@ pub trait Flush {
 }
 
 impl Flusher {
-    /// Asks for `context_id`'s response to be resumed on the next tick (after `flush` ran).
+    /// Asks for `context_id`'s response to be resumed at the next flush (after `flush` ran).
     pub fn schedule(&self, context_id: u32, flush: Option<Rc<dyn Flush>>) {
         self.pending.borrow_mut().insert(context_id, flush);
         if self.posted.get() {
