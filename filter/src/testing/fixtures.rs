@@ -55,7 +55,7 @@ pub mod editions {
     pub const OPTIONAL: i32 = 1;
     pub const REPEATED: i32 = 3;
 
-    pub fn field(name: &str, number: i32, label: i32, kind: i32, type_name: &str) -> FieldProto {
+    pub fn field<'a>(name: &'a str, number: i32, label: i32, kind: i32, type_name: &'a str) -> FieldProto<'a> {
         FieldProto {
             name: name.into(),
             number,
@@ -66,27 +66,32 @@ pub mod editions {
         }
     }
 
-    pub fn with(field: FieldProto, features: FeatureSet) -> FieldProto {
-        FieldProto { features, ..field }
+    pub fn with(field: FieldProto<'_>, features: FeatureSet) -> FieldProto<'_> {
+        FieldProto { features_set: (features != FeatureSet::default()).then(|| Box::new(features)), ..field }
     }
 
-    pub fn message(name: &str, fields: Vec<FieldProto>) -> MessageProto {
+    pub fn message<'a>(name: &'a str, fields: Vec<FieldProto<'a>>) -> MessageProto<'a> {
         MessageProto { name: name.into(), fields, ..Default::default() }
     }
 
     /// The entry type protoc makes for `map<key, value> <field> = …`.
-    pub fn map_entry(name: &str, key: i32, value: i32, value_type: &str) -> MessageProto {
+    pub fn map_entry<'a>(name: &'a str, key: i32, value: i32, value_type: &'a str) -> MessageProto<'a> {
         MessageProto {
             map_entry: true,
             ..message(name, vec![field("key", 1, OPTIONAL, key, ""), field("value", 2, OPTIONAL, value, value_type)])
         }
     }
 
-    pub fn enumeration(name: &str, values: &[(&str, i32)], features: FeatureSet) -> EnumProto {
+    pub fn enumeration<'a>(name: &'a str, values: &[(&'a str, i32)], features: FeatureSet) -> EnumProto<'a> {
         EnumProto { name: name.into(), values: values.iter().map(|(n, v)| ((*n).into(), *v)).collect(), features }
     }
 
-    pub fn file(name: &str, messages: Vec<MessageProto>, enums: Vec<EnumProto>, features: FeatureSet) -> FileProto {
+    pub fn file<'a>(
+        name: &'a str,
+        messages: Vec<MessageProto<'a>>,
+        enums: Vec<EnumProto<'a>>,
+        features: FeatureSet,
+    ) -> FileProto<'a> {
         FileProto {
             name: name.into(),
             package: "ed".into(),
@@ -149,7 +154,7 @@ pub mod editions {
     ///   rpc Put(M) returns (M) { option (google.api.http) = { put: "/v1/put", body: "delimited" response_body: "delimited" }; }
     /// }
     /// ```
-    pub fn file_proto() -> FileProto {
+    pub fn file_proto() -> FileProto<'static> {
         let inner = message(
             "Inner",
             vec![
@@ -158,7 +163,8 @@ pub mod editions {
                 field("s", 3, OPTIONAL, STRING, ""),
             ],
         );
-        let utf8_none_string = |name: &str, number| with(field(name, number, OPTIONAL, STRING, ""), utf8_none());
+        let utf8_none_string =
+            |name: &'static str, number| with(field(name, number, OPTIONAL, STRING, ""), utf8_none());
         let raw_map_entry = MessageProto {
             fields: vec![utf8_none_string("key", 1), utf8_none_string("value", 2)],
             ..map_entry("RawMapEntry", STRING, STRING, "")
@@ -207,7 +213,7 @@ pub mod editions {
             options.extend_from_slice(&encoded);
             options
         };
-        let method = |name: &str, options| MethodProto {
+        let method = |name: &'static str, options| MethodProto {
             name: name.into(),
             input_type: ".ed.M".into(),
             output_type: ".ed.M".into(),
@@ -293,7 +299,7 @@ pub mod editions {
         if let Some(packed) = f.packed {
             int(2, i64::from(packed), &mut extra);
         }
-        options(8, 21, &f.features, &extra, &mut out);
+        options(8, 21, f.features(), &extra, &mut out);
         if let Some(o) = f.oneof_index {
             int(9, i64::from(o), &mut out);
         }

@@ -43,7 +43,8 @@ impl Codec {
     /// The codec of a prost-reflect pool (the reflection path's tests and tools).
     #[cfg(feature = "reflection")]
     pub fn from_pool(pool: &prost_reflect::DescriptorPool) -> std::result::Result<Codec, String> {
-        let files = crate::core::schema::descriptor_proto::decode_file_set(&pool.encode_to_vec())?;
+        let encoded = pool.encode_to_vec();
+        let files = crate::core::schema::descriptor_proto::decode_file_set(&encoded)?;
         Ok(Codec::new(&Schema::link(&files)?))
     }
 

@@ -34,12 +34,11 @@
 //! path segment, so a lookup visits each trie node at most once, and no node deeper than the
 //! path; after a `**` only literal suffixes are compared. The explicit stack is bounded by the
 //! trie depth, so paths of any length cost linear time and no recursion.
-use std::collections::btree_map::Entry as MapEntry;
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-
 use crate::core::route::percent::{self, UrlUnescapeSpec};
 use crate::core::route::template::{PathTemplate, Segment, Variable};
+use std::collections::btree_map::Entry as MapEntry;
+use std::collections::BTreeMap;
+use std::fmt;
 
 /// The method that registers a template for every HTTP method.
 pub const ANY_METHOD: &str = "*";
@@ -76,25 +75,48 @@ impl std::error::Error for DuplicateRegistration {}
 /// What a trie node holds for one verb and method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
-    Value(usize),
+    Value(u32),
     Ambiguous,
 }
 
+/// A template ending at a node: its verb (0: none) and HTTP method, as ids of the matcher's
+/// name tables.
+#[derive(Debug, Clone, Copy)]
+struct End {
+    verb: u32,
+    method: u32,
+    slot: Slot,
+}
+
+/// A trie node. Kept compact (sorted vectors, ids instead of names): every worker's VM holds
+/// the whole trie, and a 2,000-method API has thousands of nodes, most with one child and at
+/// most a few ends (as B-tree maps they were ~1 MB of the 200-service benchmark's router).
 #[derive(Debug, Default)]
 struct Node {
-    literals: BTreeMap<String, usize>,
-    wildcard: Option<usize>,
-    double_wildcard: Option<usize>,
-    /// Templates ending here: verb ("" for none; verbs are never empty) → method → slot.
-    ends: BTreeMap<String, BTreeMap<String, Slot>>,
+    /// Literal children, sorted by text.
+    literals: Vec<(Box<str>, u32)>,
+    wildcard: Option<u32>,
+    double_wildcard: Option<u32>,
+    /// Templates ending here, sorted by (verb, method).
+    ends: Vec<End>,
     /// On a `**` node: the most literal segments any template has after that `**`.
-    max_tail: usize,
+    max_tail: u32,
 }
 
 impl Node {
-    fn end(&self, verb: &str, http_method: &str) -> Option<Slot> {
-        let by_method = self.ends.get(verb)?;
-        by_method.get(http_method).or_else(|| by_method.get(ANY_METHOD)).copied()
+    fn literal(&self, text: &str) -> Option<u32> {
+        let found = self.literals.binary_search_by(|(literal, _)| (**literal).cmp(text)).ok()?;
+        self.literals.get(found).map(|&(_, child)| child)
+    }
+
+    fn end_for(&self, verb: u32, method: u32) -> Option<Slot> {
+        let found = self.ends.binary_search_by(|e| (e.verb, e.method).cmp(&(verb, method))).ok()?;
+        self.ends.get(found).map(|e| e.slot)
+    }
+
+    /// The slot for a request: its own method's, else the one registered for every method.
+    fn end(&self, verb: u32, method: Option<u32>) -> Option<Slot> {
+        method.and_then(|m| self.end_for(verb, m)).or_else(|| self.end_for(verb, ANY_METHOD_ID))
     }
 }
 
@@ -104,13 +126,34 @@ struct Registered<T> {
     variables: Vec<Variable>,
 }
 
+/// Names (HTTP methods, verbs) by id, sorted by name for lookups.
+#[derive(Debug, Default)]
+struct Names(Vec<(Box<str>, u32)>);
+
+impl Names {
+    fn id(&self, name: &str) -> Option<u32> {
+        let found = self.0.binary_search_by(|(n, _)| (**n).cmp(name)).ok()?;
+        self.0.get(found).map(|&(_, id)| id)
+    }
+}
+
+/// The id of [`ANY_METHOD`].
+const ANY_METHOD_ID: u32 = 0;
+
 /// Collects templates; [`PathMatcherBuilder::build`] makes the matcher.
 #[derive(Debug)]
 pub struct PathMatcherBuilder<T> {
-    /// The trie; index 0 is the root.
+    /// The trie; index 0 is the root. Literal edges and ends are kept in the maps below until
+    /// `build` moves them into the nodes, in the maps' order (so registering stays O(log n)
+    /// per segment, and the nodes' lists come out sorted).
     nodes: Vec<Node>,
+    children: BTreeMap<(u32, Box<str>), u32>,
+    /// (node, verb id, method id) → slot.
+    ends: BTreeMap<(u32, u32, u32), Slot>,
+    /// Name → id; verb ids start at 1 (0: no verb), method 0 is [`ANY_METHOD`].
+    verbs: BTreeMap<Box<str>, u32>,
+    methods: BTreeMap<Box<str>, u32>,
     registered: Vec<Registered<T>>,
-    verbs: BTreeSet<String>,
 }
 
 impl<T> Default for PathMatcherBuilder<T> {
@@ -119,9 +162,28 @@ impl<T> Default for PathMatcherBuilder<T> {
     }
 }
 
+/// The id of `name` in `ids`, added with the next free id when missing.
+fn intern(ids: &mut BTreeMap<Box<str>, u32>, name: &str, first: u32) -> u32 {
+    if let Some(&id) = ids.get(name) {
+        return id;
+    }
+    let id = first.saturating_add(u32::try_from(ids.len()).unwrap_or(u32::MAX));
+    ids.insert(name.into(), id);
+    id
+}
+
 impl<T> PathMatcherBuilder<T> {
     pub fn new() -> Self {
-        PathMatcherBuilder { nodes: vec![Node::default()], registered: Vec::new(), verbs: BTreeSet::new() }
+        let mut methods = BTreeMap::new();
+        methods.insert(ANY_METHOD.into(), ANY_METHOD_ID);
+        PathMatcherBuilder {
+            nodes: vec![Node::default()],
+            children: BTreeMap::new(),
+            ends: BTreeMap::new(),
+            verbs: BTreeMap::new(),
+            methods,
+            registered: Vec::new(),
+        }
     }
 
     /// Registers `template` for `http_method` (e.g. `"GET"`; [`ANY_METHOD`] for every method;
@@ -138,32 +200,27 @@ impl<T> PathMatcherBuilder<T> {
         template: &PathTemplate,
         value: T,
     ) -> Result<(), DuplicateRegistration> {
+        let duplicate =
+            || DuplicateRegistration { http_method: http_method.to_owned(), template: template.to_string() };
         let mut node = 0;
-        let mut double_wildcard: Option<(usize, usize)> = None; // (node, literals after it)
+        let mut double_wildcard: Option<(u32, u32)> = None; // (node, literals after it)
         for segment in &template.segments {
-            node = self.child(node, segment);
+            node = self.child(node, segment).ok_or_else(duplicate)?;
             match (&mut double_wildcard, segment) {
-                (Some((_, tail)), _) => *tail += 1,
+                (Some((_, tail)), _) => *tail = tail.saturating_add(1),
                 (None, Segment::DoubleWildcard) => double_wildcard = Some((node, 0)),
                 (None, _) => {}
             }
         }
         if let Some((at, tail)) = double_wildcard {
-            if let Some(dw) = self.nodes.get_mut(at) {
+            if let Some(dw) = self.nodes.get_mut(at as usize) {
                 dw.max_tail = dw.max_tail.max(tail);
             }
         }
-        if let Some(verb) = &template.verb {
-            self.verbs.insert(verb.clone());
-        }
-        let index = self.registered.len();
-        let duplicate =
-            || DuplicateRegistration { http_method: http_method.to_owned(), template: template.to_string() };
-        let Some(end) = self.nodes.get_mut(node) else {
-            return Err(duplicate());
-        };
-        let by_method = end.ends.entry(template.verb.clone().unwrap_or_default()).or_default();
-        match by_method.entry(http_method.to_owned()) {
+        let verb = template.verb.as_deref().map_or(0, |verb| intern(&mut self.verbs, verb, 1));
+        let method = intern(&mut self.methods, http_method, ANY_METHOD_ID);
+        let index = u32::try_from(self.registered.len()).map_err(|_| duplicate())?;
+        match self.ends.entry((node, verb, method)) {
             MapEntry::Vacant(slot) => {
                 slot.insert(Slot::Value(index));
                 self.registered.push(Registered { value, variables: template.variables.clone() });
@@ -176,32 +233,46 @@ impl<T> PathMatcherBuilder<T> {
         }
     }
 
-    /// The child of node `from` for `segment`, created when missing.
-    fn child(&mut self, from: usize, segment: &Segment) -> usize {
-        let existing = self.nodes.get(from).and_then(|node| match segment {
-            Segment::Literal(text) => node.literals.get(text.as_str()).copied(),
-            Segment::Wildcard => node.wildcard,
-            Segment::DoubleWildcard => node.double_wildcard,
-        });
-        if let Some(existing) = existing {
-            return existing;
+    /// The child of node `from` for `segment`, created when missing (`None`: more than
+    /// 2^32 nodes).
+    fn child(&mut self, from: u32, segment: &Segment) -> Option<u32> {
+        let new = u32::try_from(self.nodes.len()).ok()?;
+        let node = self.nodes.get_mut(from as usize)?;
+        let child = match segment {
+            Segment::Literal(text) => *self.children.entry((from, text.as_str().into())).or_insert(new),
+            Segment::Wildcard => *node.wildcard.get_or_insert(new),
+            Segment::DoubleWildcard => *node.double_wildcard.get_or_insert(new),
+        };
+        if child == new {
+            self.nodes.push(Node::default());
         }
-        let new = self.nodes.len();
-        self.nodes.push(Node::default());
-        if let Some(node) = self.nodes.get_mut(from) {
-            match segment {
-                Segment::Literal(text) => {
-                    node.literals.insert(text.clone(), new);
-                }
-                Segment::Wildcard => node.wildcard = Some(new),
-                Segment::DoubleWildcard => node.double_wildcard = Some(new),
-            }
-        }
-        new
+        Some(child)
     }
 
     pub fn build(self, options: MatcherOptions) -> PathMatcher<T> {
-        PathMatcher { nodes: self.nodes, registered: self.registered, verbs: self.verbs, options }
+        let mut nodes = self.nodes;
+        for ((parent, text), child) in self.children {
+            if let Some(node) = nodes.get_mut(parent as usize) {
+                node.literals.push((text, child));
+            }
+        }
+        for ((node, verb, method), slot) in self.ends {
+            if let Some(node) = nodes.get_mut(node as usize) {
+                node.ends.push(End { verb, method, slot });
+            }
+        }
+        for node in &mut nodes {
+            node.literals.shrink_to_fit();
+            node.ends.shrink_to_fit();
+        }
+        let names = |ids: BTreeMap<Box<str>, u32>| Names(ids.into_iter().collect());
+        PathMatcher {
+            nodes,
+            registered: self.registered,
+            verbs: names(self.verbs),
+            methods: names(self.methods),
+            options,
+        }
     }
 }
 
@@ -219,16 +290,17 @@ pub struct PathMatch<'a, T> {
 pub struct PathMatcher<T> {
     nodes: Vec<Node>,
     registered: Vec<Registered<T>>,
-    verbs: BTreeSet<String>,
+    verbs: Names,
+    methods: Names,
     options: MatcherOptions,
 }
 
 /// Work left on the lookup's explicit stack.
 enum Step {
     /// Match the path from segment `depth` on at trie node `node`.
-    Node { node: usize, depth: usize },
+    Node { node: u32, depth: usize },
     /// A `**` node reached with `depth` segments consumed: compare the literal suffixes.
-    Tail { node: usize, depth: usize },
+    Tail { node: u32, depth: usize },
 }
 
 impl<T> PathMatcher<T> {
@@ -246,12 +318,18 @@ impl<T> PathMatcher<T> {
             None => return None,
         };
         let (body, verb) = self.split_verb(rest);
+        // A verb no template registers (split off by `match_unregistered_custom_verb`) ends
+        // no template.
+        let verb = match verb {
+            Some(verb) => self.verbs.id(verb)?,
+            None => 0,
+        };
         let body = body.trim_end_matches('/');
         let parts: Vec<&str> = if body.is_empty() { Vec::new() } else { body.split('/').collect() };
-        let Slot::Value(index) = self.find(&parts, verb.unwrap_or(""), http_method)? else {
+        let Slot::Value(index) = self.find(&parts, verb, self.methods.id(http_method))? else {
             return None;
         };
-        let registered = self.registered.get(index)?;
+        let registered = self.registered.get(index as usize)?;
         let bindings = registered
             .variables
             .iter()
@@ -269,7 +347,7 @@ impl<T> PathMatcher<T> {
             return (rest, None);
         };
         let verb = verb.strip_prefix(':').unwrap_or(verb);
-        if !verb.is_empty() && (self.options.match_unregistered_custom_verb || self.verbs.contains(verb)) {
+        if !verb.is_empty() && (self.options.match_unregistered_custom_verb || self.verbs.id(verb).is_some()) {
             (body, Some(verb))
         } else {
             (rest, None)
@@ -277,12 +355,12 @@ impl<T> PathMatcher<T> {
     }
 
     /// Depth-first search in precedence order (literal, `*`, `**`) with an explicit stack.
-    fn find(&self, parts: &[&str], verb: &str, http_method: &str) -> Option<Slot> {
+    fn find(&self, parts: &[&str], verb: u32, http_method: Option<u32>) -> Option<Slot> {
         let mut stack = vec![Step::Node { node: 0, depth: 0 }];
         while let Some(step) = stack.pop() {
             match step {
                 Step::Node { node, depth } => {
-                    let Some(node) = self.nodes.get(node) else { continue };
+                    let Some(node) = self.nodes.get(node as usize) else { continue };
                     let part = parts.get(depth);
                     if part.is_none() {
                         if let Some(slot) = node.end(verb, http_method) {
@@ -297,7 +375,7 @@ impl<T> PathMatcher<T> {
                         if let Some(wildcard) = node.wildcard {
                             stack.push(Step::Node { node: wildcard, depth: depth + 1 });
                         }
-                        if let Some(&literal) = node.literals.get(*part) {
+                        if let Some(literal) = node.literal(part) {
                             stack.push(Step::Node { node: literal, depth: depth + 1 });
                         }
                     }
@@ -315,13 +393,14 @@ impl<T> PathMatcher<T> {
 
     /// At a `**` node with `remaining` path segments: the template whose literal suffix is the
     /// longest that matches the end of the path (`**` takes the rest, possibly nothing).
-    fn match_tail(&self, node: usize, remaining: &[&str], verb: &str, http_method: &str) -> Option<Slot> {
-        let dw = self.nodes.get(node)?;
-        (0..=dw.max_tail.min(remaining.len())).rev().find_map(|tail| {
+    fn match_tail(&self, node: u32, remaining: &[&str], verb: u32, http_method: Option<u32>) -> Option<Slot> {
+        let dw = self.nodes.get(node as usize)?;
+        let max_tail = usize::try_from(dw.max_tail).unwrap_or(usize::MAX);
+        (0..=max_tail.min(remaining.len())).rev().find_map(|tail| {
             let suffix = remaining.get(remaining.len() - tail..)?;
             let end = suffix
                 .iter()
-                .try_fold(dw, |at, part| at.literals.get(*part).and_then(|&child| self.nodes.get(child)))?;
+                .try_fold(dw, |at, part| at.literal(part).and_then(|child| self.nodes.get(child as usize)))?;
             end.end(verb, http_method)
         })
     }

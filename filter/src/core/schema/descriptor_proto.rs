@@ -6,23 +6,25 @@
 //! keeps its last value, a sub-message given twice merges. Truncated input, wrong wire types
 //! and invalid UTF-8 in the fields read are errors. Nothing is checked for meaning here: that
 //! is [`schema`](crate::core::schema)'s job.
+use std::borrow::Cow;
+
 use crate::core::codec::wire::{fields, RawField, LEN, VARINT};
 
 /// Sub-messages nested deeper than this are refused (prost's recursion limit).
 const MAX_DEPTH: u32 = 100;
 
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct FileProto {
-    pub name: String,
-    pub package: String,
-    pub dependencies: Vec<String>,
-    pub messages: Vec<MessageProto>,
-    pub enums: Vec<EnumProto>,
-    pub services: Vec<ServiceProto>,
+pub struct FileProto<'a> {
+    pub name: Cow<'a, str>,
+    pub package: Cow<'a, str>,
+    pub dependencies: Vec<Cow<'a, str>>,
+    pub messages: Vec<MessageProto<'a>>,
+    pub enums: Vec<EnumProto<'a>>,
+    pub services: Vec<ServiceProto<'a>>,
     /// Extensions declared at file level.
-    pub extensions: Vec<FieldProto>,
+    pub extensions: Vec<FieldProto<'a>>,
     /// As written: None when absent (proto2); editions files say "editions".
-    pub syntax: Option<String>,
+    pub syntax: Option<Cow<'a, str>>,
     /// `FileDescriptorProto.edition` (an `Edition` number: 1000 is EDITION_2023), when given.
     pub edition: Option<i32>,
     /// `options.features`: the file's own feature settings (editions).
@@ -43,14 +45,14 @@ pub struct FeatureSet {
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct MessageProto {
-    pub name: String,
-    pub fields: Vec<FieldProto>,
-    pub nested: Vec<MessageProto>,
-    pub enums: Vec<EnumProto>,
-    pub oneofs: Vec<String>,
+pub struct MessageProto<'a> {
+    pub name: Cow<'a, str>,
+    pub fields: Vec<FieldProto<'a>>,
+    pub nested: Vec<MessageProto<'a>>,
+    pub enums: Vec<EnumProto<'a>>,
+    pub oneofs: Vec<Cow<'a, str>>,
     /// Extensions declared inside this message (of any message).
-    pub extensions: Vec<FieldProto>,
+    pub extensions: Vec<FieldProto<'a>>,
     /// `options.map_entry`: the synthetic entry type of a map field.
     pub map_entry: bool,
     /// `options.message_set_wire_format`: extensions are written as MessageSet items.
@@ -62,29 +64,43 @@ pub struct MessageProto {
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct FieldProto {
-    pub name: String,
+pub struct FieldProto<'a> {
+    pub name: Cow<'a, str>,
     /// 0 when absent (an invalid number).
     pub number: i32,
     /// `FieldDescriptorProto.Label` and `.Type` numbers, as written.
     pub label: Option<i32>,
     pub kind: Option<i32>,
-    pub type_name: String,
+    pub type_name: Cow<'a, str>,
     /// An extension's extended message type, as written.
-    pub extendee: String,
-    pub json_name: Option<String>,
+    pub extendee: Cow<'a, str>,
+    pub json_name: Option<Cow<'a, str>>,
     pub oneof_index: Option<i32>,
     pub proto3_optional: bool,
     /// `options.packed`, when given.
     pub packed: Option<bool>,
-    /// `options.features`.
-    pub features: FeatureSet,
+    /// `options.features`, boxed: only editions files set them, and an inline set would be a
+    /// third of every decoded field (see [`FieldProto::features`]).
+    pub features_set: Option<Box<FeatureSet>>,
     /// `options.(google.api.field_behavior)`: `google.api.FieldBehavior` numbers (REQUIRED is
     /// 2), read from the encoded options whether or not the set includes field_behavior.proto.
     pub field_behavior: Vec<i32>,
 }
 
-impl FieldProto {
+impl FieldProto<'_> {
+    /// `options.features` (none set when absent).
+    pub fn features(&self) -> &FeatureSet {
+        const NONE: &FeatureSet = &FeatureSet {
+            field_presence: None,
+            enum_type: None,
+            repeated_field_encoding: None,
+            utf8_validation: None,
+            message_encoding: None,
+            json_format: None,
+        };
+        self.features_set.as_deref().unwrap_or(NONE)
+    }
+
     /// What `json2grpc.rest.field_behavior` acts on, from `field_behavior`.
     pub fn behavior(&self) -> FieldBehavior {
         FieldBehavior {
@@ -107,24 +123,24 @@ const REQUIRED: i32 = 2;
 const OUTPUT_ONLY: i32 = 3;
 
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct EnumProto {
-    pub name: String,
-    pub values: Vec<(String, i32)>,
+pub struct EnumProto<'a> {
+    pub name: Cow<'a, str>,
+    pub values: Vec<(Cow<'a, str>, i32)>,
     /// `options.features`.
     pub features: FeatureSet,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ServiceProto {
-    pub name: String,
-    pub methods: Vec<MethodProto>,
+pub struct ServiceProto<'a> {
+    pub name: Cow<'a, str>,
+    pub methods: Vec<MethodProto<'a>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct MethodProto {
-    pub name: String,
-    pub input_type: String,
-    pub output_type: String,
+pub struct MethodProto<'a> {
+    pub name: Cow<'a, str>,
+    pub input_type: Cow<'a, str>,
+    pub output_type: Cow<'a, str>,
     /// The encoded `MethodOptions` (every occurrence, concatenated: they merge), where the
     /// `google.api.http` extension lives.
     pub options: Vec<u8>,
@@ -133,7 +149,7 @@ pub struct MethodProto {
 }
 
 /// Decodes an encoded `google.protobuf.FileDescriptorSet`.
-pub fn decode_file_set(bytes: &[u8]) -> Result<Vec<FileProto>, String> {
+pub fn decode_file_set(bytes: &[u8]) -> Result<Vec<FileProto<'_>>, String> {
     let mut files = Vec::new();
     each_field(bytes, "FileDescriptorSet", |f| {
         if f.number == 1 {
@@ -144,13 +160,13 @@ pub fn decode_file_set(bytes: &[u8]) -> Result<Vec<FileProto>, String> {
     Ok(files)
 }
 
-fn file(bytes: &[u8]) -> Result<FileProto, String> {
+fn file<'a>(bytes: &'a [u8]) -> Result<FileProto<'a>, String> {
     let mut file = FileProto::default();
     each_field(bytes, "FileDescriptorProto", |f| {
         match f.number {
-            1 => file.name = string(f, "FileDescriptorProto.name")?,
-            2 => file.package = string(f, "FileDescriptorProto.package")?,
-            3 => file.dependencies.push(string(f, "FileDescriptorProto.dependency")?),
+            1 => file.name = text(f, "FileDescriptorProto.name")?,
+            2 => file.package = text(f, "FileDescriptorProto.package")?,
+            3 => file.dependencies.push(text(f, "FileDescriptorProto.dependency")?),
             4 => file.messages.push(message(payload(f, "FileDescriptorProto.message_type")?, 1)?),
             5 => file.enums.push(enumeration(payload(f, "FileDescriptorProto.enum_type")?)?),
             6 => file.services.push(service(payload(f, "FileDescriptorProto.service")?)?),
@@ -161,23 +177,26 @@ fn file(bytes: &[u8]) -> Result<FileProto, String> {
                 }
                 Ok(())
             })?,
-            12 => file.syntax = Some(string(f, "FileDescriptorProto.syntax")?),
+            12 => file.syntax = Some(text(f, "FileDescriptorProto.syntax")?),
             14 => file.edition = Some(varint(f, "FileDescriptorProto.edition")? as i32),
             _ => {}
         }
         Ok(())
     })?;
+    file.messages.shrink_to_fit();
+    file.enums.shrink_to_fit();
+    file.services.shrink_to_fit();
     Ok(file)
 }
 
-fn message(bytes: &[u8], depth: u32) -> Result<MessageProto, String> {
+fn message<'a>(bytes: &'a [u8], depth: u32) -> Result<MessageProto<'a>, String> {
     if depth > MAX_DEPTH {
         return Err(format!("message types nested deeper than {MAX_DEPTH} levels"));
     }
     let mut message = MessageProto::default();
     each_field(bytes, "DescriptorProto", |f| {
         match f.number {
-            1 => message.name = string(f, "DescriptorProto.name")?,
+            1 => message.name = text(f, "DescriptorProto.name")?,
             2 => message.fields.push(field(payload(f, "DescriptorProto.field")?)?),
             3 => message.nested.push(self::message(payload(f, "DescriptorProto.nested_type")?, depth + 1)?),
             4 => message.enums.push(enumeration(payload(f, "DescriptorProto.enum_type")?)?),
@@ -193,11 +212,11 @@ fn message(bytes: &[u8], depth: u32) -> Result<MessageProto, String> {
             })?,
             8 => {
                 // A oneof without a name still counts: fields refer to oneofs by index.
-                let mut name = String::new();
+                let mut name = Cow::Borrowed("");
                 let mut set = FeatureSet::default();
                 each_field(payload(f, "DescriptorProto.oneof_decl")?, "OneofDescriptorProto", |o| {
                     match o.number {
-                        1 => name = string(o, "OneofDescriptorProto.name")?,
+                        1 => name = text(o, "OneofDescriptorProto.name")?,
                         2 => each_field(payload(o, "OneofDescriptorProto.options")?, "OneofOptions", |p| {
                             if p.number == 1 {
                                 features(payload(p, "OneofOptions.features")?, &mut set)?;
@@ -215,23 +234,27 @@ fn message(bytes: &[u8], depth: u32) -> Result<MessageProto, String> {
         }
         Ok(())
     })?;
+    // The vectors grew by doubling; their slack was a quarter of the decoded set.
+    message.fields.shrink_to_fit();
+    message.nested.shrink_to_fit();
+    message.enums.shrink_to_fit();
     Ok(message)
 }
 
-fn field(bytes: &[u8]) -> Result<FieldProto, String> {
+fn field<'a>(bytes: &'a [u8]) -> Result<FieldProto<'a>, String> {
     let mut field = FieldProto::default();
     each_field(bytes, "FieldDescriptorProto", |f| {
         match f.number {
-            1 => field.name = string(f, "FieldDescriptorProto.name")?,
-            2 => field.extendee = string(f, "FieldDescriptorProto.extendee")?,
+            1 => field.name = text(f, "FieldDescriptorProto.name")?,
+            2 => field.extendee = text(f, "FieldDescriptorProto.extendee")?,
             3 => field.number = varint(f, "FieldDescriptorProto.number")? as i32,
             4 => field.label = Some(varint(f, "FieldDescriptorProto.label")? as i32),
             5 => field.kind = Some(varint(f, "FieldDescriptorProto.type")? as i32),
-            6 => field.type_name = string(f, "FieldDescriptorProto.type_name")?,
+            6 => field.type_name = text(f, "FieldDescriptorProto.type_name")?,
             8 => each_field(payload(f, "FieldDescriptorProto.options")?, "FieldOptions", |o| {
                 match o.number {
                     2 => field.packed = Some(varint(o, "FieldOptions.packed")? != 0),
-                    21 => features(payload(o, "FieldOptions.features")?, &mut field.features)?,
+                    21 => features(payload(o, "FieldOptions.features")?, field.features_set.get_or_insert_default())?,
                     FIELD_BEHAVIOR_EXTENSION => {
                         repeated_int32(o, "FieldOptions.field_behavior", &mut field.field_behavior)?
                     }
@@ -240,7 +263,7 @@ fn field(bytes: &[u8]) -> Result<FieldProto, String> {
                 Ok(())
             })?,
             9 => field.oneof_index = Some(varint(f, "FieldDescriptorProto.oneof_index")? as i32),
-            10 => field.json_name = Some(string(f, "FieldDescriptorProto.json_name")?),
+            10 => field.json_name = Some(text(f, "FieldDescriptorProto.json_name")?),
             17 => field.proto3_optional = varint(f, "FieldDescriptorProto.proto3_optional")? != 0,
             _ => {}
         }
@@ -249,16 +272,16 @@ fn field(bytes: &[u8]) -> Result<FieldProto, String> {
     Ok(field)
 }
 
-fn enumeration(bytes: &[u8]) -> Result<EnumProto, String> {
+fn enumeration<'a>(bytes: &'a [u8]) -> Result<EnumProto<'a>, String> {
     let mut e = EnumProto::default();
     each_field(bytes, "EnumDescriptorProto", |f| {
         match f.number {
-            1 => e.name = string(f, "EnumDescriptorProto.name")?,
+            1 => e.name = text(f, "EnumDescriptorProto.name")?,
             2 => {
-                let (mut name, mut number) = (String::new(), 0);
+                let (mut name, mut number) = (Cow::Borrowed(""), 0);
                 each_field(payload(f, "EnumDescriptorProto.value")?, "EnumValueDescriptorProto", |v| {
                     match v.number {
-                        1 => name = string(v, "EnumValueDescriptorProto.name")?,
+                        1 => name = text(v, "EnumValueDescriptorProto.name")?,
                         2 => number = varint(v, "EnumValueDescriptorProto.number")? as i32,
                         _ => {}
                     }
@@ -276,29 +299,31 @@ fn enumeration(bytes: &[u8]) -> Result<EnumProto, String> {
         }
         Ok(())
     })?;
+    e.values.shrink_to_fit();
     Ok(e)
 }
 
-fn service(bytes: &[u8]) -> Result<ServiceProto, String> {
+fn service<'a>(bytes: &'a [u8]) -> Result<ServiceProto<'a>, String> {
     let mut s = ServiceProto::default();
     each_field(bytes, "ServiceDescriptorProto", |f| {
         match f.number {
-            1 => s.name = string(f, "ServiceDescriptorProto.name")?,
+            1 => s.name = text(f, "ServiceDescriptorProto.name")?,
             2 => s.methods.push(method(payload(f, "ServiceDescriptorProto.method")?)?),
             _ => {}
         }
         Ok(())
     })?;
+    s.methods.shrink_to_fit();
     Ok(s)
 }
 
-fn method(bytes: &[u8]) -> Result<MethodProto, String> {
+fn method<'a>(bytes: &'a [u8]) -> Result<MethodProto<'a>, String> {
     let mut m = MethodProto::default();
     each_field(bytes, "MethodDescriptorProto", |f| {
         match f.number {
-            1 => m.name = string(f, "MethodDescriptorProto.name")?,
-            2 => m.input_type = string(f, "MethodDescriptorProto.input_type")?,
-            3 => m.output_type = string(f, "MethodDescriptorProto.output_type")?,
+            1 => m.name = text(f, "MethodDescriptorProto.name")?,
+            2 => m.input_type = text(f, "MethodDescriptorProto.input_type")?,
+            3 => m.output_type = text(f, "MethodDescriptorProto.output_type")?,
             4 => m.options.extend_from_slice(payload(f, "MethodDescriptorProto.options")?),
             5 => m.client_streaming = varint(f, "MethodDescriptorProto.client_streaming")? != 0,
             6 => m.server_streaming = varint(f, "MethodDescriptorProto.server_streaming")? != 0,
@@ -430,6 +455,13 @@ pub(crate) fn payload<'a>(f: RawField<'a>, what: &str) -> Result<&'a [u8], Strin
     Ok(f.value)
 }
 
+/// A string field, borrowed from the encoded set (the decoded files are only the build's
+/// input, and owned copies of every name were most of the configure-time peak).
+pub(crate) fn text<'a>(f: RawField<'a>, what: &str) -> Result<Cow<'a, str>, String> {
+    let bytes = payload(f, what)?;
+    std::str::from_utf8(bytes).map(Cow::Borrowed).map_err(|_| format!("{what} is not valid UTF-8"))
+}
+
 pub(crate) fn string(f: RawField<'_>, what: &str) -> Result<String, String> {
     let bytes = payload(f, what)?;
     std::str::from_utf8(bytes).map(str::to_string).map_err(|_| format!("{what} is not valid UTF-8"))
@@ -469,7 +501,7 @@ pub(crate) mod tests {
         let test = files.iter().find(|f| f.name == "transcode_test.proto").unwrap();
         assert_eq!(test.package, "test.v1");
         assert_eq!(test.syntax.as_deref(), Some("proto3"));
-        assert!(test.dependencies.contains(&"google/api/annotations.proto".to_string()));
+        assert!(test.dependencies.iter().any(|d| d == "google/api/annotations.proto"));
         let everything = test.messages.iter().find(|m| m.name == "Everything").unwrap();
         let renamed = everything.fields.iter().find(|f| f.name == "renamed").unwrap();
         assert_eq!((renamed.number, renamed.json_name.as_deref()), (13, Some("customName")));
@@ -478,7 +510,7 @@ pub(crate) mod tests {
         assert!(labels.map_entry);
         let things = test.services.iter().find(|s| s.name == "Things").unwrap();
         let get = things.methods.iter().find(|m| m.name == "Get").unwrap();
-        assert_eq!((get.input_type.as_str(), get.output_type.as_str()), (".test.v1.GetRequest", ".test.v1.Everything"));
+        assert_eq!((&*get.input_type, &*get.output_type), (".test.v1.GetRequest", ".test.v1.Everything"));
         assert!(!get.options.is_empty());
         let chat = things.methods.iter().find(|m| m.name == "Bidi").unwrap();
         assert!(chat.client_streaming && chat.server_streaming);
@@ -502,7 +534,7 @@ pub(crate) mod tests {
         len_field(1, &file, &mut set);
         let files = decode_file_set(&set).unwrap();
         let f = &files[0].messages[0].fields[0];
-        assert_eq!((f.name.as_str(), f.packed), ("b", Some(true)));
+        assert_eq!((&*f.name, f.packed), ("b", Some(true)));
     }
 
     #[test]
@@ -557,11 +589,12 @@ pub(crate) mod tests {
             m.oneofs = vec!["o".into()];
             m.oneof_features = vec![editions::delimited()];
         }
-        let decoded = decode_file_set(&editions::encode_set(std::slice::from_ref(&file))).unwrap();
+        let encoded = editions::encode_set(std::slice::from_ref(&file));
+        let decoded = decode_file_set(&encoded).unwrap();
         assert_eq!(decoded, vec![file.clone()]);
         assert_eq!((decoded[0].syntax.as_deref(), decoded[0].edition), (Some("editions"), Some(1000)));
         let m = &decoded[0].messages[0];
-        assert_eq!(m.fields[1].features.field_presence, Some(2));
+        assert_eq!(m.fields[1].features().field_presence, Some(2));
         assert_eq!(m.oneof_features[0].message_encoding, Some(2));
         assert_eq!(decoded[0].enums[1].features.enum_type, Some(2));
     }
@@ -626,7 +659,7 @@ pub(crate) mod tests {
         let mut set = Vec::new();
         len_field(1, &file, &mut set);
         let files = decode_file_set(&set).unwrap();
-        let f = &files[0].messages[0].fields[0].features;
+        let f = files[0].messages[0].fields[0].features();
         assert_eq!(*f, FeatureSet { field_presence: Some(2), utf8_validation: Some(3), ..Default::default() });
         // A feature written as a string is malformed.
         let mut bad = Vec::new();

@@ -362,8 +362,9 @@ impl Schema {
             }
         }
         // Pass 2: fields (pending[i] is messages[i]).
+        let mut names = Interner::default();
         for (index, (proto, features)) in pending.iter().enumerate() {
-            let fields = schema.link_fields(index, proto, *features)?;
+            let fields = schema.link_fields(index, proto, *features, &mut names)?;
             let synthetic: Vec<bool> = (0..proto.oneofs.len())
                 .map(|o| {
                     let mut members = proto.fields.iter().filter(|f| f.oneof_index == i32::try_from(o).ok());
@@ -376,7 +377,7 @@ impl Schema {
                     .oneofs
                     .iter()
                     .zip(synthetic)
-                    .map(|(name, synthetic)| Oneof { name: name.as_str().into(), synthetic })
+                    .map(|(name, synthetic)| Oneof { name: (**name).into(), synthetic })
                     .collect();
             }
         }
@@ -386,13 +387,13 @@ impl Schema {
         for file in files {
             let features = file_features(file)?;
             for f in &file.extensions {
-                schema.link_extension(f, &file.package, features, &message_sets)?;
+                schema.link_extension(f, &file.package, features, &message_sets, &mut names)?;
             }
         }
         for (index, (proto, features)) in pending.iter().enumerate() {
             let scope = schema.message_name(index).to_string();
             for f in &proto.extensions {
-                schema.link_extension(f, &scope, *features, &message_sets)?;
+                schema.link_extension(f, &scope, *features, &message_sets, &mut names)?;
             }
         }
         schema.link_maps()?;
@@ -408,7 +409,7 @@ impl Schema {
                         _ => Err(format!("{method_name}: {what} type \"{type_name}\" is not a message in the set")),
                     };
                     methods.push(Method {
-                        name: m.name.as_str().into(),
+                        name: (*m.name).into(),
                         input: message(&m.input_type, "input")?,
                         output: message(&m.output_type, "output")?,
                         full_name: method_name.into(),
@@ -433,10 +434,10 @@ impl Schema {
     /// Declares a message and what it nests; `features`: those of the enclosing scope.
     fn declare_message<'f>(
         &mut self,
-        proto: &'f MessageProto,
+        proto: &'f MessageProto<'f>,
         scope: &str,
         features: Features,
-        pending: &mut Vec<(&'f MessageProto, Features)>,
+        pending: &mut Vec<(&'f MessageProto<'f>, Features)>,
     ) -> Result<(), String> {
         let full_name = join(scope, &proto.name);
         let features = features.with(&proto.features).map_err(|e| format!("{full_name}: {e}"))?;
@@ -461,7 +462,7 @@ impl Schema {
         let full_name = join(scope, &proto.name);
         let closed = features.with(&proto.features).map_err(|e| format!("{full_name}: {e}"))?.closed_enum;
         self.declare(&full_name, Def::Enum(self.enums.len()))?;
-        let values = proto.values.iter().map(|(n, v)| (n.as_str().into(), *v)).collect();
+        let values = proto.values.iter().map(|(n, v)| ((**n).into(), *v)).collect();
         self.enums.push(Enum { full_name: full_name.into(), values, closed });
         Ok(())
     }
@@ -486,12 +487,18 @@ impl Schema {
     }
 
     /// The fields of message `index`; `features`: the message's resolved features.
-    fn link_fields(&self, index: usize, proto: &MessageProto, features: Features) -> Result<Vec<Field>, String> {
+    fn link_fields(
+        &self,
+        index: usize,
+        proto: &MessageProto,
+        features: Features,
+        names: &mut Interner,
+    ) -> Result<Vec<Field>, String> {
         let message_name = self.message_name(index);
         let mut fields: Vec<Field> = Vec::with_capacity(proto.fields.len());
         for f in &proto.fields {
             let at = |e: String| format!("{message_name}.{}: {e}", f.name);
-            let field = self.link_field(f, message_name, proto, features).map_err(at)?;
+            let field = self.link_field(f, message_name, proto, features, names).map_err(at)?;
             if fields.iter().any(|other| other.number == field.number) {
                 return Err(at(format!("field number {} is used twice", field.number)));
             }
@@ -510,6 +517,7 @@ impl Schema {
         scope: &str,
         message: &MessageProto,
         features: Features,
+        names: &mut Interner,
     ) -> Result<Field, String> {
         let number = u32::try_from(f.number)
             .ok()
@@ -522,7 +530,7 @@ impl Schema {
             }
         };
         let oneof_features = oneof.and_then(|o| message.oneof_features.get(o)).copied().unwrap_or_default();
-        let features = features.with(&oneof_features)?.with(&f.features)?;
+        let features = features.with(&oneof_features)?.with(f.features())?;
         let mut cardinality = match f.label {
             None | Some(1) => Cardinality::Optional,
             Some(2) => Cardinality::Required,
@@ -548,7 +556,7 @@ impl Schema {
             // A map field, and the fields of a map entry, are always length-prefixed.
             let is_map = matches!(kind, Kind::Message(m) if self.messages.get(m).is_some_and(|e| e.map_entry))
                 && cardinality == Cardinality::Repeated;
-            if is_map && f.features.message_encoding.is_some() {
+            if is_map && f.features().message_encoding.is_some() {
                 return Err("a map field cannot set features.message_encoding (maps are length-prefixed)".into());
             }
             features.delimited && matches!(kind, Kind::Message(_)) && !is_map && !message.map_entry
@@ -562,8 +570,11 @@ impl Schema {
         };
         let repeated = cardinality == Cardinality::Repeated;
         Ok(Field {
-            name: f.name.as_str().into(),
-            json_name: f.json_name.clone().unwrap_or_else(|| json_name(&f.name)).into(),
+            name: names.get(&f.name),
+            json_name: match &f.json_name {
+                Some(given) => names.get(given),
+                None => names.get(&json_name(&f.name)),
+            },
             number,
             kind,
             cardinality,
@@ -588,6 +599,7 @@ impl Schema {
         scope: &str,
         features: Features,
         message_sets: &[bool],
+        names: &mut Interner,
     ) -> Result<(), String> {
         let full_name = join(scope, &f.name);
         let Some(Def::Message(extendee)) = self.resolve(&f.extendee, scope) else {
@@ -598,7 +610,7 @@ impl Schema {
             return Ok(());
         }
         let at = |e: String| format!("extension {full_name}: {e}");
-        let mut field = self.link_field(f, scope, &MessageProto::default(), features).map_err(at)?;
+        let mut field = self.link_field(f, scope, &MessageProto::default(), features, names).map_err(at)?;
         let key: Arc<str> = format!("[{full_name}]").into();
         field.name = key.clone();
         field.json_name = key;
@@ -686,6 +698,24 @@ impl Schema {
     }
 }
 
+/// Field names shared while linking: a name (and a json_name equal to one) is one allocation
+/// however many messages use it. `name`, `id`, `page_size`… recur across an API's messages,
+/// and every worker's VM keeps the schema (a third of the 200-service benchmark's fields'
+/// memory).
+#[derive(Default)]
+struct Interner(std::collections::HashSet<Arc<str>, std::hash::BuildHasherDefault<crate::core::fnv::Fnv>>);
+
+impl Interner {
+    fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(shared) = self.0.get(name) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = name.into();
+        self.0.insert(shared.clone());
+        shared
+    }
+}
+
 /// The largest field number, and the numbers protobuf keeps for itself.
 const MAX_FIELD_NUMBER: u32 = (1 << 29) - 1;
 const RESERVED_FIELD_NUMBERS: std::ops::RangeInclusive<u32> = 19_000..=19_999;
@@ -700,7 +730,7 @@ fn check_files(files: &[FileProto]) -> Result<(), String> {
         }
     }
     for file in files {
-        if let Some(missing) = file.dependencies.iter().find(|d| !names.contains_key(d.as_str())) {
+        if let Some(missing) = file.dependencies.iter().find(|d| !names.contains_key(d.as_ref())) {
             return Err(format!("{}: imports \"{missing}\", which is not in the set", file.name));
         }
     }
@@ -795,7 +825,7 @@ mod tests {
     use crate::testing::fixtures::editions::field;
     use crate::testing::fixtures::{editions, TEST_DESCRIPTOR_SET};
 
-    fn file(syntax: Option<&str>, messages: Vec<MessageProto>) -> FileProto {
+    fn file<'a>(syntax: Option<&'a str>, messages: Vec<MessageProto<'a>>) -> FileProto<'a> {
         FileProto {
             name: "f.proto".into(),
             package: "p".into(),
@@ -805,7 +835,7 @@ mod tests {
         }
     }
 
-    fn message(name: &str, fields: Vec<FieldProto>) -> MessageProto {
+    fn message<'a>(name: &'a str, fields: Vec<FieldProto<'a>>) -> MessageProto<'a> {
         MessageProto { name: name.into(), fields, ..Default::default() }
     }
 
@@ -921,8 +951,10 @@ mod tests {
     #[test]
     fn bad_schemas_are_errors_naming_the_problem() {
         let entry = |fields| MessageProto { map_entry: true, ..message("E", fields) };
-        let map_of =
-            |e: MessageProto| MessageProto { nested: vec![e], ..message("M", vec![field("m", 1, 3, 11, ".p.M.E")]) };
+        let map_of = |e: MessageProto<'static>| MessageProto {
+            nested: vec![e],
+            ..message("M", vec![field("m", 1, 3, 11, ".p.M.E")])
+        };
         let cases: Vec<(Vec<MessageProto>, &str)> = vec![
             (vec![message("M", vec![field("x", 1, 1, 11, ".p.Missing")])], "\".p.Missing\" is not in the set"),
             (vec![message("M", vec![field("x", 1, 1, 14, ".p.M")])], "is not an enum"),
@@ -1087,7 +1119,7 @@ mod tests {
             map_entry: true,
             ..message("VEntry", vec![field("key", 1, 1, 9, ""), field("value", 2, 1, 11, ".p.M")])
         };
-        let m = |map_field: FieldProto| MessageProto {
+        let m = |map_field: FieldProto<'static>| MessageProto {
             nested: vec![entry.clone()],
             ..message("M", vec![map_field, field("child", 2, 1, 11, ".p.M")])
         };
@@ -1135,7 +1167,7 @@ mod tests {
 
     #[test]
     fn extensions_become_bracketed_fields_of_the_messages_they_extend() {
-        let ext = |name: &str, number, extendee: &str| FieldProto {
+        let ext = |name: &'static str, number, extendee: &'static str| FieldProto {
             extendee: extendee.into(),
             ..field(name, number, 1, 5, "")
         };
