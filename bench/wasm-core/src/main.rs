@@ -21,10 +21,13 @@
 //! does, without the host calls): the first call (cold: in V8 it includes the lazy compilation of
 //! the code it runs) and the median of `--configure-runs` more.
 //!
-//! `--memory FILE` (alone, in a fresh process) reports what a configuration costs in memory
-//! (`MEMORY`): the heap bytes a built transcoder keeps, and keeps serving once the filter freed
-//! its build inputs, the peak heap while it is built (a Wasm VM's linear memory grows to its
-//! peak and never shrinks), and inside wasm the linear memory's size afterwards.
+//! `--memory FILE` (alone, in a fresh process) reports what a configuration costs in memory, built
+//! as the filter builds it (`MEMORY`): the peak heap while the configuration's text is parsed
+//! (the text included) and while the transcoder is built (a Wasm VM's linear memory grows to its
+//! peak and never shrinks), the heap it keeps serving, and inside wasm the linear memory's size
+//! afterwards; then (`MEMORY_PARTS`) what holds it, each part freed in turn: the router, the
+//! codec (its per-message plan slots and enum plans), the schema and the rest (the
+//! configuration).
 //!
 //! Output lines: `RESULT impl=json2grpc runtime=… payload=… dir=json2bin|bin2json …`,
 //! `CONFIGURE runtime=… …` and `MEMORY runtime=… …`, parsed by bench/report.py.
@@ -155,27 +158,49 @@ fn time_op(min_time: Duration, mut op: impl FnMut()) -> (u64, f64) {
     }
 }
 
-/// `--memory FILE`: in a fresh process, the heap bytes a transcoder of FILE keeps, the peak
-/// while it is built, and the linear memory then.
+/// `--memory FILE`: in a fresh process, what a transcoder of FILE costs built as the filter
+/// builds it (`Config::from_json`, the text freed, `Transcoder::for_serving`): the peak heap of
+/// parsing the configuration and of the build, what it keeps serving, the linear memory then,
+/// and what holds it.
 fn memory(runtime: &str, path: &PathBuf) -> Result<(), String> {
-    let config = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let before = LIVE.load(Ordering::Relaxed);
-    PEAK.store(before, Ordering::Relaxed);
-    let mut t = Transcoder::from_json(black_box(&config)).map_err(|e| e.to_string())?;
-    let retained = LIVE.load(Ordering::Relaxed) - before;
-    let peak = PEAK.load(Ordering::Relaxed) - before;
-    let descriptor_bytes = t.config.proto_descriptor_bin.len();
-    // What the filter keeps serving (it frees the descriptor set unless the OpenAPI document
-    // is served).
-    t.release_build_inputs();
-    let serving = LIVE.load(Ordering::Relaxed) - before;
+    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let config_bytes = text.len();
+    let live = || LIVE.load(Ordering::Relaxed);
+    let peak_since = |base: usize| PEAK.load(Ordering::Relaxed).saturating_sub(base);
+    let start = live() - config_bytes;
+    // The configuration's text counts: the filter holds it (read from the host) while parsing.
+    PEAK.store(live(), Ordering::Relaxed);
+    let config = Config::from_json(black_box(&text)).map_err(|e| e.to_string())?;
+    let parse_peak = peak_since(start);
+    drop(text);
+    let descriptor_bytes = config.proto_descriptor_bin.len();
+    PEAK.store(live(), Ordering::Relaxed);
+    let mut t = Transcoder::for_serving(config).map_err(|e| e.to_string())?;
+    let build_peak = peak_since(start);
+    let serving = live() - start;
     println!(
-        "MEMORY runtime={runtime} config_bytes={} descriptor_bytes={descriptor_bytes} methods={} retained_bytes={retained} serving_bytes={serving} peak_bytes={peak} linear_memory_bytes={}",
-        config.len(),
+        "MEMORY runtime={runtime} config_bytes={config_bytes} descriptor_bytes={descriptor_bytes} methods={} parse_peak_bytes={parse_peak} build_peak_bytes={build_peak} serving_bytes={serving} linear_memory_bytes={}",
         t.router.methods.len(),
         linear_memory(),
     );
+    // What holds it: each part freed in turn (the codec shares the schema, so it goes first).
+    let freed = |part: &mut dyn FnMut()| {
+        let before = live();
+        part();
+        before.saturating_sub(live())
+    };
+    let router = freed(&mut || drop(std::mem::replace(&mut t.router, empty_router())));
+    let codec = freed(&mut || t.codec = std::sync::Arc::new(json2grpc::core::codec::Codec::default()));
+    let schema = freed(&mut || t.schema = std::sync::Arc::new(Default::default()));
+    let rest = live().saturating_sub(start);
+    println!("MEMORY_PARTS runtime={runtime} router_bytes={router} codec_bytes={codec} schema_bytes={schema} rest_bytes={rest}");
     Ok(())
+}
+
+/// A router with no bindings, to free a transcoder's.
+fn empty_router() -> json2grpc::core::route::router::Router {
+    let config = Config::from_json(br#"{"proto_descriptor_bin": ""}"#).expect("an empty configuration");
+    json2grpc::core::route::router::Router::build(&config, &Default::default()).expect("an empty router")
 }
 
 fn run() -> Result<(), String> {

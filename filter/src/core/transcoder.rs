@@ -34,11 +34,25 @@ impl Transcoder {
         Transcoder::new(Config::from_json(text)?)
     }
 
-    pub fn new(mut config: Config) -> Result<Transcoder, ConfigError> {
+    pub fn new(config: Config) -> Result<Transcoder, ConfigError> {
+        Transcoder::build(config, false)
+    }
+
+    /// [`Transcoder::new`] for a filter: what requests never read ([`Self::release_build_inputs`])
+    /// is freed as soon as the schema is built, so the router's build does not add to it (a
+    /// VM's linear memory grows to the build's peak and never shrinks).
+    pub fn for_serving(config: Config) -> Result<Transcoder, ConfigError> {
+        Transcoder::build(config, true)
+    }
+
+    fn build(mut config: Config, release: bool) -> Result<Transcoder, ConfigError> {
         if config.limits.max_json_depth > MAX_SUPPORTED_DEPTH {
             return Err(ConfigError::new("json2grpc.limits.max_json_depth", format!("at most {MAX_SUPPORTED_DEPTH}")));
         }
         let schema = Arc::new(load_schema(&config.proto_descriptor_bin)?);
+        if release {
+            release_build_inputs(&mut config);
+        }
         let router = Router::build(&config, &schema)?;
         for (method, _) in &config.rest.success_status {
             if !router.methods.iter().any(|m| &m.full_name == method) {
@@ -120,9 +134,7 @@ impl Transcoder {
     /// (0.84 MB of the 7.5 MB a 200-service API keeps on wasm32), unless the OpenAPI document, made from them on
     /// its first request, is served.
     pub fn release_build_inputs(&mut self) {
-        if self.config.openapi.path.is_none() {
-            self.config.proto_descriptor_bin = Vec::new();
-        }
+        release_build_inputs(&mut self.config);
     }
 
     /// The gRPC request message (protobuf bytes, unframed) for a planned request and its body.
@@ -135,6 +147,12 @@ impl Transcoder {
             }
             None => Ok(message),
         }
+    }
+}
+
+fn release_build_inputs(config: &mut Config) {
+    if config.openapi.path.is_none() {
+        config.proto_descriptor_bin = Vec::new();
     }
 }
 

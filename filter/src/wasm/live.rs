@@ -477,7 +477,7 @@ impl Live {
         let mut config = self.config.clone();
         config.proto_descriptor_bin = set;
         config.services = services.to_vec();
-        Transcoder::new(config).map_err(|e| e.to_string())
+        Transcoder::for_serving(config).map_err(|e| e.to_string())
     }
 
     fn describe_source(&self) -> String {

@@ -226,7 +226,7 @@ impl RootContext for Root {
             // freed before the build, so the build can reuse its memory (a VM's linear memory
             // grows to its peak and never shrinks).
             drop(text);
-            return match Transcoder::new(config) {
+            return match Transcoder::for_serving(config) {
                 Ok(transcoder) => {
                     self.live = None;
                     self.flusher.set_idle(0);

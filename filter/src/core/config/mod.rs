@@ -19,8 +19,11 @@ use crate::core::route::percent::UrlUnescapeSpec;
 
 mod openapi;
 mod rest;
+mod top_level;
+
 pub use openapi::OpenApiOptions;
 pub use rest::RestOptions;
+use top_level::Descriptor;
 
 /// A configuration the filter refuses; `field` is the dotted path of the offending key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,13 +185,33 @@ impl Config {
 
     /// Parses the plugin configuration (JSON text).
     pub fn from_json(text: &[u8]) -> Result<Config, ConfigError> {
-        let value: Value =
-            serde_json::from_slice(text).map_err(|e| ConfigError::new("", format!("not valid JSON: {e}")))?;
-        let Value::Object(map) = value else {
+        let top = top_level::parse(text).map_err(|e| ConfigError::new("", format!("not valid JSON: {e}")))?;
+        let Some(top_level::TopLevel { map, descriptors }) = top else {
             return Err(ConfigError::new("", "expected a JSON object"));
         };
         let mut config = Config::default();
         let mut descriptor_seen = false;
+        // `proto_descriptor_bin`, read apart (see top_level): as for the other keys, null is
+        // absent and both spellings must agree.
+        let mut given = descriptors.into_iter().filter(|(_, d)| *d != Descriptor::Null);
+        if let Some((_, descriptor)) = given.next() {
+            let field = "proto_descriptor_bin";
+            if given.any(|(_, other)| other != descriptor) {
+                return Err(ConfigError::new(
+                    field,
+                    "given twice (snake_case and lowerCamelCase) with different values",
+                ));
+            }
+            config.proto_descriptor_bin = match descriptor {
+                Descriptor::Bytes(bytes) => bytes,
+                Descriptor::NotBase64 => return Err(ConfigError::new(field, "not valid base64")),
+                Descriptor::Other(kind) => {
+                    return Err(ConfigError::new(field, format!("expected a base64 string, got {kind}")))
+                }
+                Descriptor::Null => Vec::new(),
+            };
+            descriptor_seen = true;
+        }
         for (field, value) in Fields::new(&map, "")? {
             let f = field.as_str();
             match field.name.as_str() {
@@ -198,10 +221,6 @@ impl Config {
                         "a descriptor file path cannot be read inside the Wasm sandbox; \
                          put the FileDescriptorSet in `proto_descriptor_bin` (base64)",
                     ))
-                }
-                "proto_descriptor_bin" => {
-                    config.proto_descriptor_bin = bytes(f, value)?;
-                    descriptor_seen = true;
                 }
                 "services" => config.services = strings(f, value)?,
                 "print_options" => config.print_options = print_options(f, value)?,
@@ -397,13 +416,6 @@ fn strings(field: &str, value: &Value) -> Result<Vec<String>, ConfigError> {
             other => Err(wrong_type(&format!("{field}[{i}]"), "a string", other)),
         })
         .collect()
-}
-
-fn bytes(field: &str, value: &Value) -> Result<Vec<u8>, ConfigError> {
-    let Value::String(text) = value else {
-        return Err(wrong_type(field, "a base64 string", value));
-    };
-    decode_base64(text.trim()).ok_or_else(|| ConfigError::new(field, "not valid base64"))
 }
 
 /// proto3 JSON `bytes`: standard or URL-safe alphabet, padded or not.
@@ -737,6 +749,18 @@ mod tests {
     }
 
     #[test]
+    fn the_descriptor_under_both_spellings_agreeing_or_beside_null() {
+        for text in [
+            r#"{"proto_descriptor_bin": "AAEC", "protoDescriptorBin": "AAEC"}"#,
+            r#"{"proto_descriptor_bin": "AAEC", "protoDescriptorBin": null}"#,
+            r#"{"proto_descriptor_bin": null, "protoDescriptorBin": "AAEC"}"#,
+            r#"{"proto_descriptor_bin": "AA==", "proto_descriptor_bin": "AAEC"}"#,
+        ] {
+            assert_eq!(parse(text).unwrap().proto_descriptor_bin, vec![0, 1, 2], "{text}");
+        }
+    }
+
+    #[test]
     fn a_descriptor_path_is_rejected_with_a_hint() {
         let e = err(r#"{"proto_descriptor": "/etc/envoy/api.pb", "services": ["a.B"]}"#);
         assert_eq!(e.field, "proto_descriptor");
@@ -779,7 +803,12 @@ mod tests {
                 "unsigned",
             ),
             (r#"{"proto_descriptor_bin": "!!"}"#, "proto_descriptor_bin", "base64"),
-            (r#"{"proto_descriptor_bin": 5}"#, "proto_descriptor_bin", "base64"),
+            (r#"{"proto_descriptor_bin": 5}"#, "proto_descriptor_bin", "expected a base64 string, got a number"),
+            (r#"{"protoDescriptorBin": ["AAEC"]}"#, "proto_descriptor_bin", "expected a base64 string, got an array"),
+            (r#"{"proto_descriptor_bin": "AAEC", "protoDescriptorBin": "AAED"}"#, "proto_descriptor_bin", "twice"),
+            (r#"{"proto_descriptor_bin": "AAEC", "protoDescriptorBin": 1}"#, "proto_descriptor_bin", "twice"),
+            (r#"[{"proto_descriptor_bin": "AAEC"}]"#, "", "expected a JSON object"),
+            (r#"{"proto_descriptor_bin": null}"#, "proto_descriptor_bin", "required"),
             (
                 r#"{"proto_descriptor_bin": "AAEC", "auto_mapping": true, "autoMapping": false}"#,
                 "auto_mapping",

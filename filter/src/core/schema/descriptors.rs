@@ -3,7 +3,8 @@
 //! each method's `google.api.http` rule from its options.
 use crate::core::codec::wire;
 use crate::core::config::ConfigError;
-use crate::core::schema::descriptor_proto::{decode_file_set, each_field, payload, string, FileProto};
+use crate::core::fnv::FnvMap;
+use crate::core::schema::descriptor_proto::{decode_file_set, each_field, payload, string, EncodedFiles};
 use crate::core::schema::{defined_names, syntax_of, Method, Schema};
 
 /// google.rpc.Status, its standard detail types and google.api.HttpBody (`filter/descriptors/`,
@@ -16,48 +17,78 @@ pub const HTTP_RULE_EXTENSION: u32 = 72295728;
 pub(crate) const FIELD: &str = "proto_descriptor_bin";
 
 /// Decodes and links a FileDescriptorSet, adding the built-in error/HttpBody types the set
-/// lacks, so error details and HttpBody work whatever the user compiled.
+/// lacks, so error details and HttpBody work whatever the user compiled. Files are decoded one
+/// at a time in each pass (see [`EncodedFiles`]).
 pub fn load_schema(descriptor_set: &[u8]) -> Result<Schema, ConfigError> {
-    let mut files = decode_file_set(descriptor_set)
-        .map_err(|e| ConfigError::new(FIELD, format!("not a FileDescriptorSet: {e}")))?;
-    for file in &files {
-        syntax_of(file).map_err(|e| ConfigError::new(FIELD, e))?;
+    let not_a_set = |e: String| ConfigError::new(FIELD, format!("not a FileDescriptorSet: {e}"));
+    let mut files = EncodedFiles::split(descriptor_set).map_err(not_a_set)?;
+    // Every file decodes and has a supported syntax before anything is linked; what the
+    // built-ins must not clash with is noted on the way.
+    let mut user = UserFiles::default();
+    let builtin = builtin_names();
+    for (_, file) in files.iter() {
+        let file = file.map_err(not_a_set)?;
+        syntax_of(&file).map_err(|e| ConfigError::new(FIELD, e))?;
+        user.names.insert(file.name.to_string(), ());
+        for name in defined_names(&file) {
+            if builtin.contains_key(name.as_str()) {
+                user.taken.insert(name, ());
+            }
+        }
     }
     let user_files = files.len();
-    add_builtins(&mut files);
+    add_builtins(&mut files, user);
     let invalid = |e: String| ConfigError::new(FIELD, format!("invalid descriptor set: {e}"));
-    match Schema::link(&files) {
+    match Schema::link_set(&files) {
         Ok(schema) => Ok(schema),
         Err(e) if files.len() > user_files => {
             // A built-in file that does not fit the user's set is left out; the user's set
             // alone decides whether the configuration is valid.
             log::debug!("built-in descriptors not added: {e}");
-            Schema::link(files.get(..user_files).unwrap_or(&[])).map_err(invalid)
+            files.truncate(user_files);
+            Schema::link_set(&files).map_err(invalid)
         }
         Err(e) => Err(invalid(e)),
     }
 }
 
+/// What the user's files hold that a built-in file must not clash with.
+#[derive(Default)]
+struct UserFiles {
+    /// File names.
+    names: FnvMap<String, ()>,
+    /// The names they define that a built-in file also defines.
+    taken: FnvMap<String, ()>,
+}
+
+/// Every name a built-in file defines.
+fn builtin_names() -> FnvMap<String, ()> {
+    let files = decode_file_set(BUILTIN_DESCRIPTOR_SET).unwrap_or_default();
+    files.iter().flat_map(defined_names).map(|name| (name, ())).collect()
+}
+
 /// Appends the built-in files whose names, and every name they define, are free, and whose
 /// imports are there. A user set that defines some of these types differently wins; only
 /// gaps are filled.
-fn add_builtins(files: &mut Vec<FileProto>) {
-    let builtin = match decode_file_set(BUILTIN_DESCRIPTOR_SET) {
+fn add_builtins(files: &mut EncodedFiles<'_>, user: UserFiles) {
+    let builtin = match EncodedFiles::split(BUILTIN_DESCRIPTOR_SET) {
         Ok(builtin) => builtin,
         Err(e) => {
             log::debug!("built-in descriptors: {e}");
             return;
         }
     };
-    let mut defined: Vec<String> = files.iter().flat_map(defined_names).collect();
-    for file in builtin {
+    let UserFiles { names: mut file_names, mut taken } = user;
+    for (bytes, file) in builtin.iter() {
+        let Ok(file) = file else { continue };
         let names = defined_names(&file);
-        let fits = !files.iter().any(|f| f.name == file.name)
-            && !names.iter().any(|n| defined.contains(n))
-            && file.dependencies.iter().all(|d| files.iter().any(|f| &f.name == d));
+        let fits = !file_names.contains_key(&*file.name)
+            && !names.iter().any(|n| taken.contains_key(n))
+            && file.dependencies.iter().all(|d| file_names.contains_key(&**d));
         if fits {
-            defined.extend(names);
-            files.push(file);
+            taken.extend(names.into_iter().map(|n| (n, ())));
+            file_names.insert(file.name.to_string(), ());
+            files.push(bytes);
         }
     }
 }

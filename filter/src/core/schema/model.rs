@@ -344,14 +344,20 @@ impl Schema {
 
     /// Links and checks decoded files (any order); the error says what is wrong and where.
     pub fn link(files: &[FileProto]) -> Result<Schema, String> {
+        Schema::link_set(files)
+    }
+
+    /// [`Schema::link`] for any [`FileSet`]: files are read in three passes, one at a time.
+    pub fn link_set(files: &(impl FileSet + ?Sized)) -> Result<Schema, String> {
         check_files(files)?;
         let mut schema = Schema::default();
         // Pass 1: every type gets its full name and index, so fields can refer to any type.
-        let mut pending: Vec<(&MessageProto, Features)> = Vec::new();
-        for file in files {
+        // What pass 2 needs of each message is kept by index; extensions (few) are kept whole.
+        let mut declared = Declared::default();
+        files.each(&mut |file| {
             let features = file_features(file)?;
             for message in &file.messages {
-                schema.declare_message(message, &file.package, features, &mut pending)?;
+                schema.declare_message(message, &file.package, features, &mut declared)?;
             }
             for e in &file.enums {
                 schema.declare_enum(e, &file.package, features)?;
@@ -360,45 +366,34 @@ impl Schema {
                 let full_name = join(&file.package, &s.name);
                 schema.declare(&full_name, Def::Service)?;
             }
-        }
-        // Pass 2: fields (pending[i] is messages[i]).
-        let mut names = Interner::default();
-        for (index, (proto, features)) in pending.iter().enumerate() {
-            let fields = schema.link_fields(index, proto, *features, &mut names)?;
-            let synthetic: Vec<bool> = (0..proto.oneofs.len())
-                .map(|o| {
-                    let mut members = proto.fields.iter().filter(|f| f.oneof_index == i32::try_from(o).ok());
-                    matches!((members.next(), members.next()), (Some(only), None) if only.proto3_optional)
-                })
-                .collect();
-            if let Some(m) = schema.messages.get_mut(index) {
-                m.fields = fields;
-                m.oneofs = proto
-                    .oneofs
-                    .iter()
-                    .zip(synthetic)
-                    .map(|(name, synthetic)| Oneof { name: (**name).into(), synthetic })
-                    .collect();
+            for f in &file.extensions {
+                declared.file_extensions.push((f.to_owned_proto(), file.package.to_string(), features));
             }
-        }
+            Ok(())
+        })?;
+        // Pass 2: fields, message by message in pass 1's order (message i is the i-th declared).
+        let mut names = Interner::default();
+        let mut next = 0;
+        files.each(&mut |file| {
+            for message in &file.messages {
+                schema.link_message(message, &mut next, &declared.features, &mut names)?;
+            }
+            Ok(())
+        })?;
         // Extensions become fields of the messages they extend, named `[full.name]` (their
         // JSON key); their features are their declaring scope's.
-        let message_sets: Vec<bool> = pending.iter().map(|(proto, _)| proto.message_set).collect();
-        for file in files {
-            let features = file_features(file)?;
-            for f in &file.extensions {
-                schema.link_extension(f, &file.package, features, &message_sets, &mut names)?;
-            }
+        let message_sets = &declared.message_sets;
+        for (f, scope, features) in &declared.file_extensions {
+            schema.link_extension(f, scope, *features, message_sets, &mut names)?;
         }
-        for (index, (proto, features)) in pending.iter().enumerate() {
-            let scope = schema.message_name(index).to_string();
-            for f in &proto.extensions {
-                schema.link_extension(f, &scope, *features, &message_sets, &mut names)?;
-            }
+        for (index, f) in &declared.message_extensions {
+            let scope = schema.message_name(*index).to_string();
+            let features = declared.features.get(*index).copied().ok_or("unknown message type")?;
+            schema.link_extension(f, &scope, features, message_sets, &mut names)?;
         }
         schema.link_maps()?;
         // Pass 3: services.
-        for file in files {
+        files.each(&mut |file| {
             for s in &file.services {
                 let full_name = join(&file.package, &s.name);
                 let mut methods = Vec::with_capacity(s.methods.len());
@@ -420,8 +415,43 @@ impl Schema {
                 }
                 schema.services.push(Service { full_name: full_name.into(), methods });
             }
-        }
+            Ok(())
+        })?;
         Ok(schema)
+    }
+
+    /// Links the fields of a message declared in pass 1 and of those it nests, in declaration
+    /// order; `next` is the index of the next message.
+    fn link_message(
+        &mut self,
+        proto: &MessageProto,
+        next: &mut usize,
+        features: &[Features],
+        names: &mut Interner,
+    ) -> Result<(), String> {
+        let index = *next;
+        *next += 1;
+        let resolved = features.get(index).copied().ok_or("the descriptor set changed between passes")?;
+        let fields = self.link_fields(index, proto, resolved, names)?;
+        let synthetic: Vec<bool> = (0..proto.oneofs.len())
+            .map(|o| {
+                let mut members = proto.fields.iter().filter(|f| f.oneof_index == i32::try_from(o).ok());
+                matches!((members.next(), members.next()), (Some(only), None) if only.proto3_optional)
+            })
+            .collect();
+        if let Some(m) = self.messages.get_mut(index) {
+            m.fields = fields;
+            m.oneofs = proto
+                .oneofs
+                .iter()
+                .zip(synthetic)
+                .map(|(name, synthetic)| Oneof { name: (**name).into(), synthetic })
+                .collect();
+        }
+        for nested in &proto.nested {
+            self.link_message(nested, next, features, names)?;
+        }
+        Ok(())
     }
 
     fn declare(&mut self, full_name: &str, def: Def) -> Result<(), String> {
@@ -432,25 +462,28 @@ impl Schema {
     }
 
     /// Declares a message and what it nests; `features`: those of the enclosing scope.
-    fn declare_message<'f>(
+    fn declare_message(
         &mut self,
-        proto: &'f MessageProto<'f>,
+        proto: &MessageProto,
         scope: &str,
         features: Features,
-        pending: &mut Vec<(&'f MessageProto<'f>, Features)>,
+        declared: &mut Declared,
     ) -> Result<(), String> {
         let full_name = join(scope, &proto.name);
         let features = features.with(&proto.features).map_err(|e| format!("{full_name}: {e}"))?;
-        self.declare(&full_name, Def::Message(self.messages.len()))?;
+        let index = self.messages.len();
+        self.declare(&full_name, Def::Message(index))?;
         self.messages.push(Message {
             full_name: full_name.as_str().into(),
             fields: Vec::new(),
             oneofs: Vec::new(),
             map_entry: proto.map_entry,
         });
-        pending.push((proto, features));
+        declared.features.push(features);
+        declared.message_sets.push(proto.message_set);
+        declared.message_extensions.extend(proto.extensions.iter().map(|f| (index, f.to_owned_proto())));
         for nested in &proto.nested {
-            self.declare_message(nested, &full_name, features, pending)?;
+            self.declare_message(nested, &full_name, features, declared)?;
         }
         for e in &proto.enums {
             self.declare_enum(e, &full_name, features)?;
@@ -721,20 +754,53 @@ const MAX_FIELD_NUMBER: u32 = (1 << 29) - 1;
 const RESERVED_FIELD_NUMBERS: std::ops::RangeInclusive<u32> = 19_000..=19_999;
 
 /// Refuses unsupported syntaxes and editions, duplicate file names and missing imports.
-fn check_files(files: &[FileProto]) -> Result<(), String> {
-    let mut names: FnvMap<&str, ()> = FnvMap::default();
-    for file in files {
+fn check_files(files: &(impl FileSet + ?Sized)) -> Result<(), String> {
+    let mut names: FnvMap<String, ()> = FnvMap::default();
+    let mut imports: Vec<(String, Vec<String>)> = Vec::new();
+    files.each(&mut |file| {
         syntax_of(file)?;
-        if names.insert(&file.name, ()).is_some() {
+        if names.insert(file.name.to_string(), ()).is_some() {
             return Err(format!("{}: the file is in the set twice", file.name));
         }
-    }
-    for file in files {
-        if let Some(missing) = file.dependencies.iter().find(|d| !names.contains_key(d.as_ref())) {
-            return Err(format!("{}: imports \"{missing}\", which is not in the set", file.name));
+        imports.push((file.name.to_string(), file.dependencies.iter().map(|d| d.to_string()).collect()));
+        Ok(())
+    })?;
+    for (file, dependencies) in &imports {
+        if let Some(missing) = dependencies.iter().find(|d| !names.contains_key(d.as_str())) {
+            return Err(format!("{file}: imports \"{missing}\", which is not in the set"));
         }
     }
     Ok(())
+}
+
+/// Files [`Schema::link_set`] reads, once per pass, in the same order each time.
+pub trait FileSet {
+    fn each(&self, f: &mut dyn FnMut(&FileProto<'_>) -> Result<(), String>) -> Result<(), String>;
+}
+
+impl FileSet for [FileProto<'_>] {
+    fn each(&self, f: &mut dyn FnMut(&FileProto<'_>) -> Result<(), String>) -> Result<(), String> {
+        self.iter().try_for_each(f)
+    }
+}
+
+impl FileSet for descriptor_proto::EncodedFiles<'_> {
+    fn each(&self, f: &mut dyn FnMut(&FileProto<'_>) -> Result<(), String>) -> Result<(), String> {
+        self.iter().try_for_each(|(_, file)| f(&file?))
+    }
+}
+
+/// What pass 1 of [`Schema::link_set`] leaves for the next ones.
+#[derive(Default)]
+struct Declared {
+    /// Each message's resolved features, by index.
+    features: Vec<Features>,
+    /// Whether each message is a MessageSet (`message_set_wire_format`), by index.
+    message_sets: Vec<bool>,
+    /// Extensions declared at file level: (field, package, the file's features).
+    file_extensions: Vec<(FieldProto<'static>, String, Features)>,
+    /// Extensions declared in a message: (that message's index, field).
+    message_extensions: Vec<(usize, FieldProto<'static>)>,
 }
 
 /// The file's syntax (or edition); the error names the file and what it says.
