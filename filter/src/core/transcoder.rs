@@ -38,9 +38,10 @@ impl Transcoder {
         Transcoder::build(config, false)
     }
 
-    /// [`Transcoder::new`] for a filter: what requests never read ([`Self::release_build_inputs`])
-    /// is freed as soon as the schema is built, so the router's build does not add to it (a
-    /// VM's linear memory grows to the build's peak and never shrinks).
+    /// [`Transcoder::new`] for a filter: what requests never read is freed as soon as it is
+    /// used: the descriptor bytes ([`Self::release_build_inputs`]) once the schema is built, so
+    /// the router's build does not add to them (a VM's linear memory grows to the build's peak
+    /// and never shrinks), and the schema's services once the router is.
     pub fn for_serving(config: Config) -> Result<Transcoder, ConfigError> {
         Transcoder::build(config, true)
     }
@@ -49,13 +50,17 @@ impl Transcoder {
         if config.limits.max_json_depth > MAX_SUPPORTED_DEPTH {
             return Err(ConfigError::new("json2grpc.limits.max_json_depth", format!("at most {MAX_SUPPORTED_DEPTH}")));
         }
-        let schema = Arc::new(load_schema(&config.proto_descriptor_bin)?);
+        let mut schema = load_schema(&config.proto_descriptor_bin)?;
         if release {
             release_build_inputs(&mut config);
         }
         let router = Router::build(&config, &schema)?;
+        if release {
+            schema.drop_services();
+        }
+        let schema = Arc::new(schema);
         for (method, _) in &config.rest.success_status {
-            if !router.methods.iter().any(|m| &m.full_name == method) {
+            if !router.methods.iter().any(|m| *m.full_name == **method) {
                 return Err(ConfigError::new(
                     format!("json2grpc.rest.success_status.{method}"),
                     "names no method of the configured services (expected pkg.Service.Method)",

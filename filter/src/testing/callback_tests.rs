@@ -1817,6 +1817,12 @@ mod openapi {
         assert!(without.transcoder().unwrap().config.proto_descriptor_bin.is_empty());
         let with_document = root_with(json!({"json2grpc": {"openapi": {"path": "/openapi"}}}));
         assert_eq!(with_document.transcoder().unwrap().config.proto_descriptor_bin, TEST_DESCRIPTOR_SET);
+        // The schema's services (methods and their options) are the router's input only.
+        for root in [&without, &with_document] {
+            let t = root.transcoder().unwrap();
+            assert!(t.schema.services.is_empty());
+            assert!(!t.router.methods.is_empty() && !t.router.bindings.is_empty());
+        }
     }
 
     #[test]

@@ -143,7 +143,7 @@ impl Metrics {
         let Ok(mut methods) = self.methods.try_borrow_mut() else {
             return MethodMetrics::default();
         };
-        if let Some(m) = methods.get(&method.grpc_path) {
+        if let Some(m) = methods.get(&*method.grpc_path) {
             return *m;
         }
         let counter = |name: &str| {
@@ -155,7 +155,7 @@ impl Metrics {
             callouts: counter("callouts"),
             responses: counter("responses"),
         };
-        methods.insert(method.grpc_path.clone(), metrics);
+        methods.insert(method.grpc_path.to_string(), metrics);
         metrics
     }
 

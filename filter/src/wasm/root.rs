@@ -44,6 +44,15 @@ pub struct Root {
     live: Option<Live>,
 }
 
+/// The VM's linear memory (what the configuration's build grew it to: it never shrinks, and
+/// every worker pays it), for the configure log; 0 off wasm32.
+fn linear_memory_kib() -> usize {
+    #[cfg(target_arch = "wasm32")]
+    return core::arch::wasm32::memory_size(0) * 64;
+    #[cfg(not(target_arch = "wasm32"))]
+    0
+}
+
 impl Root {
     /// The transcoder serving now (tests look at what it keeps).
     #[cfg(test)]
@@ -57,9 +66,10 @@ impl Root {
             log::warn!("{warning}");
         }
         log::info!(
-            "configured {} service(s), {} method(s)",
+            "configured {} service(s), {} method(s); this VM's linear memory: {} KiB",
             transcoder.config.services.len(),
-            transcoder.router.methods.len()
+            transcoder.router.methods.len(),
+            linear_memory_kib()
         );
         let metrics = Metrics::define();
         self.filter = Some(Rc::new(Filter {

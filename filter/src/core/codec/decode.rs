@@ -640,7 +640,7 @@ impl Decoder<'_, '_> {
     ) -> Result<()> {
         let plans = self.plans;
         let entry_plan = MessagePlan {
-            full_name: Box::from(&*field.proto_name),
+            full_name: std::sync::Arc::from(&*field.proto_name),
             reaches_groups: false,
             well_known: None,
             fields: Vec::new(),

@@ -92,7 +92,7 @@ impl WellKnown {
 
 #[derive(Debug, Clone)]
 pub struct MessagePlan {
-    pub full_name: Box<str>,
+    pub full_name: Arc<str>,
     /// A delimited (group-encoded) field is this message's or a sub-message's (map values
     /// included): its encoding is rewritten length-prefixed before it is printed or checked.
     pub reaches_groups: bool,
@@ -109,7 +109,7 @@ pub struct MessagePlan {
 impl MessagePlan {
     fn empty() -> MessagePlan {
         MessagePlan {
-            full_name: Box::from(""),
+            full_name: Arc::from(""),
             reaches_groups: false,
             well_known: None,
             fields: Vec::new(),
@@ -127,7 +127,7 @@ impl MessagePlan {
 
 #[derive(Debug, Clone)]
 pub struct EnumPlan {
-    pub full_name: Box<str>,
+    pub full_name: Arc<str>,
     /// `google.protobuf.NullValue`: JSON `null`.
     pub is_null_value: bool,
     pub by_name: FnvMap<Box<[u8]>, i32>,
@@ -172,7 +172,7 @@ pub struct Plans {
     reaches_groups: Vec<bool>,
     pub enums: Vec<EnumPlan>,
     /// Full name → index, when there is no schema to ask (plans built up front).
-    message_index: FnvMap<Box<str>, usize>,
+    message_index: FnvMap<Arc<str>, usize>,
 }
 
 impl Plans {

@@ -95,7 +95,7 @@ pub fn generate_within(t: &Transcoder, max_bytes: usize) -> Result<Value, usize>
             )));
             continue;
         }
-        let name = binding.method.full_name.as_str();
+        let name = &*binding.method.full_name;
         ids = if ids.0 == Some(name) { (ids.0, ids.1 + 1) } else { (Some(name), 1) };
         let id = match ids.1 {
             1 => name.to_string(),

@@ -223,7 +223,10 @@ impl<T> PathMatcherBuilder<T> {
         match self.ends.entry((node, verb, method)) {
             MapEntry::Vacant(slot) => {
                 slot.insert(Slot::Value(index));
-                self.registered.push(Registered { value, variables: template.variables.clone() });
+                // Only where each variable is: the router keeps what its field path binds.
+                let variables =
+                    template.variables.iter().map(|v| Variable { field_path: Vec::new(), ..v.clone() }).collect();
+                self.registered.push(Registered { value, variables });
                 Ok(())
             }
             MapEntry::Occupied(mut slot) => {

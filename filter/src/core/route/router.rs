@@ -16,15 +16,17 @@ pub const HTTP_BODY: &str = "google.api.HttpBody";
 #[derive(Debug)]
 pub struct MethodInfo {
     /// `pkg.Service/Method`, the gRPC `:path` without the leading slash.
-    pub grpc_path: String,
-    pub service: String,
+    pub grpc_path: Box<str>,
+    /// Shared by the service's methods.
+    pub service: Arc<str>,
     /// `pkg.Service.Method`.
-    pub full_name: String,
-    /// The request and response types: schema (and codec plan) indices, and full names.
+    pub full_name: Box<str>,
+    /// The request and response types: schema (and codec plan) indices, and full names
+    /// (shared with the schema).
     pub input: usize,
     pub output: usize,
-    pub input_name: String,
-    pub output_name: String,
+    pub input_name: Arc<str>,
+    pub output_name: Arc<str>,
     pub client_streaming: bool,
     pub server_streaming: bool,
 }
@@ -137,15 +139,17 @@ impl Router {
             let service = schema.service(service_name).ok_or_else(|| {
                 ConfigError::new(&field, format!("service \"{service_name}\" is not in proto_descriptor_bin"))
             })?;
+            let service_name: Arc<str> = (*service.full_name).into();
+            let message_name = |index: usize| schema.message(index).map_or_else(|| "".into(), |m| m.full_name.clone());
             for method in &service.methods {
                 let info = Arc::new(MethodInfo {
-                    grpc_path: format!("{}/{}", service.full_name, method.name),
-                    service: service.full_name.to_string(),
-                    full_name: method.full_name.to_string(),
+                    grpc_path: format!("{}/{}", service.full_name, method.name).into(),
+                    service: service_name.clone(),
+                    full_name: method.full_name.clone(),
                     input: method.input,
                     output: method.output,
-                    input_name: schema.message_name(method.input).to_string(),
-                    output_name: schema.message_name(method.output).to_string(),
+                    input_name: message_name(method.input),
+                    output_name: message_name(method.output),
                     client_streaming: method.client_streaming,
                     server_streaming: method.server_streaming,
                 });
@@ -280,7 +284,7 @@ fn bind(
     }
     let (body, body_is_http_body) = match rule.body.as_str() {
         "" => (BodyRule::None, false),
-        "*" => (BodyRule::Whole, info.input_name == HTTP_BODY),
+        "*" => (BodyRule::Whole, &*info.input_name == HTTP_BODY),
         field => {
             let path = FieldPath::resolve_through_lists(schema, info.input, field, Names::ProtoOrJson)
                 .map_err(|e| context(format!("body: {e}")))?;
@@ -355,7 +359,7 @@ mod tests {
     }
 
     fn target(r: &Router, method: &str, path: &str) -> Option<String> {
-        r.lookup(method, path).map(|(b, _)| b.method.grpc_path.clone())
+        r.lookup(method, path).map(|(b, _)| b.method.grpc_path.to_string())
     }
 
     #[test]

@@ -223,7 +223,8 @@ pub struct Oneof {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
-    pub full_name: Box<str>,
+    /// Shared with the schema's name table and the router's methods.
+    pub full_name: Arc<str>,
     /// In declaration order.
     pub fields: Vec<Field>,
     pub oneofs: Vec<Oneof>,
@@ -256,7 +257,8 @@ impl Message {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Enum {
-    pub full_name: Box<str>,
+    /// Shared with the schema's name table.
+    pub full_name: Arc<str>,
     /// Declared values (aliases included), in order.
     pub values: Vec<(Box<str>, i32)>,
     /// A closed enum (proto2, `enum_type = CLOSED`): on the wire, a number it does not
@@ -308,8 +310,10 @@ enum Def {
 pub struct Schema {
     pub messages: Vec<Message>,
     pub enums: Vec<Enum>,
+    /// Emptied once the router is built ([`Schema::drop_services`]).
     pub services: Vec<Service>,
-    names: FnvMap<Box<str>, Def>,
+    /// Keys shared with the messages' and enums' full names.
+    names: FnvMap<Arc<str>, Def>,
 }
 
 impl Schema {
@@ -364,7 +368,7 @@ impl Schema {
             }
             for s in &file.services {
                 let full_name = join(&file.package, &s.name);
-                schema.declare(&full_name, Def::Service)?;
+                schema.declare(&full_name.into(), Def::Service)?;
             }
             for f in &file.extensions {
                 declared.file_extensions.push((f.to_owned_proto(), file.package.to_string(), features));
@@ -454,11 +458,17 @@ impl Schema {
         Ok(())
     }
 
-    fn declare(&mut self, full_name: &str, def: Def) -> Result<(), String> {
-        if self.names.insert(full_name.into(), def).is_some() {
+    fn declare(&mut self, full_name: &Arc<str>, def: Def) -> Result<(), String> {
+        if self.names.insert(full_name.clone(), def).is_some() {
             return Err(format!("\"{full_name}\" is defined more than once"));
         }
         Ok(())
+    }
+
+    /// Frees the services (their methods and options): the router copies what requests need
+    /// of them, and nothing reads them after it is built.
+    pub fn drop_services(&mut self) {
+        self.services = Vec::new();
     }
 
     /// Declares a message and what it nests; `features`: those of the enclosing scope.
@@ -472,9 +482,10 @@ impl Schema {
         let full_name = join(scope, &proto.name);
         let features = features.with(&proto.features).map_err(|e| format!("{full_name}: {e}"))?;
         let index = self.messages.len();
-        self.declare(&full_name, Def::Message(index))?;
+        let shared: Arc<str> = full_name.as_str().into();
+        self.declare(&shared, Def::Message(index))?;
         self.messages.push(Message {
-            full_name: full_name.as_str().into(),
+            full_name: shared,
             fields: Vec::new(),
             oneofs: Vec::new(),
             map_entry: proto.map_entry,
@@ -494,9 +505,10 @@ impl Schema {
     fn declare_enum(&mut self, proto: &EnumProto, scope: &str, features: Features) -> Result<(), String> {
         let full_name = join(scope, &proto.name);
         let closed = features.with(&proto.features).map_err(|e| format!("{full_name}: {e}"))?.closed_enum;
-        self.declare(&full_name, Def::Enum(self.enums.len()))?;
+        let shared: Arc<str> = full_name.as_str().into();
+        self.declare(&shared, Def::Enum(self.enums.len()))?;
         let values = proto.values.iter().map(|(n, v)| ((**n).into(), *v)).collect();
-        self.enums.push(Enum { full_name: full_name.into(), values, closed });
+        self.enums.push(Enum { full_name: shared, values, closed });
         Ok(())
     }
 
