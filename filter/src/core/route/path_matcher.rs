@@ -162,6 +162,51 @@ impl<T> Default for PathMatcherBuilder<T> {
     }
 }
 
+/// A literal edge (parent node, segment text) as the builder's map keys it: stored owned,
+/// looked up as `(u32, &str)` without allocating (every segment of every template is looked up).
+trait EdgeKey {
+    fn key(&self) -> (u32, &str);
+}
+
+impl EdgeKey for (u32, Box<str>) {
+    fn key(&self) -> (u32, &str) {
+        (self.0, &self.1)
+    }
+}
+
+impl EdgeKey for (u32, &str) {
+    fn key(&self) -> (u32, &str) {
+        *self
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn EdgeKey + 'a> for (u32, Box<str>) {
+    fn borrow(&self) -> &(dyn EdgeKey + 'a) {
+        self
+    }
+}
+
+// The same order as the owned tuple's: parent, then text.
+impl PartialEq for dyn EdgeKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for dyn EdgeKey + '_ {}
+
+impl PartialOrd for dyn EdgeKey + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for dyn EdgeKey + '_ {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
 /// The id of `name` in `ids`, added with the next free id when missing.
 fn intern(ids: &mut BTreeMap<Box<str>, u32>, name: &str, first: u32) -> u32 {
     if let Some(&id) = ids.get(name) {
@@ -242,7 +287,10 @@ impl<T> PathMatcherBuilder<T> {
         let new = u32::try_from(self.nodes.len()).ok()?;
         let node = self.nodes.get_mut(from as usize)?;
         let child = match segment {
-            Segment::Literal(text) => *self.children.entry((from, text.as_str().into())).or_insert(new),
+            Segment::Literal(text) => match self.children.get(&(from, text.as_str()) as &dyn EdgeKey) {
+                Some(&child) => child,
+                None => *self.children.entry((from, text.as_str().into())).or_insert(new),
+            },
             Segment::Wildcard => *node.wildcard.get_or_insert(new),
             Segment::DoubleWildcard => *node.double_wildcard.get_or_insert(new),
         };

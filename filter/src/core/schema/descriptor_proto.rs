@@ -204,8 +204,36 @@ impl<'a> EncodedFiles<'a> {
 
     /// Each file, decoded, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&'a [u8], Result<FileProto<'a>, String>)> + '_ {
-        self.0.iter().map(|&bytes| (bytes, file(bytes)))
+        self.parts(Parts::ALL)
     }
+
+    /// Each file with only `parts` decoded (the rest left empty), in order.
+    pub fn parts(&self, parts: Parts) -> impl Iterator<Item = (&'a [u8], Result<FileProto<'a>, String>)> + '_ {
+        self.0.iter().map(move |&bytes| (bytes, file(bytes, parts)))
+    }
+}
+
+/// The parts of a file a pass over [`EncodedFiles`] decodes; the others are skipped unread
+/// (their names and nesting are decoded whatever is asked). A pass decoding only what it reads
+/// keeps three passes within ~1.5x the cost of one whole decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parts {
+    /// Message types (their names, options and oneofs).
+    pub messages: bool,
+    /// The fields of message types.
+    pub fields: bool,
+    /// Enum types, at file level and in messages.
+    pub enums: bool,
+    pub services: bool,
+    /// Extensions, at file level and in messages.
+    pub extensions: bool,
+}
+
+impl Parts {
+    pub const ALL: Parts = Parts { messages: true, fields: true, enums: true, services: true, extensions: true };
+    /// The file's name, package, imports, syntax and options only.
+    pub const HEADER: Parts =
+        Parts { messages: false, fields: false, enums: false, services: false, extensions: false };
 }
 
 /// Decodes an encoded `google.protobuf.FileDescriptorSet`.
@@ -213,24 +241,26 @@ pub fn decode_file_set(bytes: &[u8]) -> Result<Vec<FileProto<'_>>, String> {
     let mut files = Vec::new();
     each_field(bytes, "FileDescriptorSet", |f| {
         if f.number == 1 {
-            files.push(file(payload(f, "FileDescriptorSet.file")?)?);
+            files.push(file(payload(f, "FileDescriptorSet.file")?, Parts::ALL)?);
         }
         Ok(())
     })?;
     Ok(files)
 }
 
-fn file<'a>(bytes: &'a [u8]) -> Result<FileProto<'a>, String> {
+fn file<'a>(bytes: &'a [u8], parts: Parts) -> Result<FileProto<'a>, String> {
     let mut file = FileProto::default();
     each_field(bytes, "FileDescriptorProto", |f| {
         match f.number {
             1 => file.name = text(f, "FileDescriptorProto.name")?,
             2 => file.package = text(f, "FileDescriptorProto.package")?,
             3 => file.dependencies.push(text(f, "FileDescriptorProto.dependency")?),
-            4 => file.messages.push(message(payload(f, "FileDescriptorProto.message_type")?, 1)?),
-            5 => file.enums.push(enumeration(payload(f, "FileDescriptorProto.enum_type")?)?),
-            6 => file.services.push(service(payload(f, "FileDescriptorProto.service")?)?),
-            7 => file.extensions.push(field(payload(f, "FileDescriptorProto.extension")?)?),
+            4 if parts.messages => {
+                file.messages.push(message(payload(f, "FileDescriptorProto.message_type")?, 1, parts)?)
+            }
+            5 if parts.enums => file.enums.push(enumeration(payload(f, "FileDescriptorProto.enum_type")?)?),
+            6 if parts.services => file.services.push(service(payload(f, "FileDescriptorProto.service")?)?),
+            7 if parts.extensions => file.extensions.push(field(payload(f, "FileDescriptorProto.extension")?)?),
             8 => each_field(payload(f, "FileDescriptorProto.options")?, "FileOptions", |o| {
                 if o.number == 50 {
                     features(payload(o, "FileOptions.features")?, &mut file.features)?;
@@ -249,7 +279,7 @@ fn file<'a>(bytes: &'a [u8]) -> Result<FileProto<'a>, String> {
     Ok(file)
 }
 
-fn message<'a>(bytes: &'a [u8], depth: u32) -> Result<MessageProto<'a>, String> {
+fn message<'a>(bytes: &'a [u8], depth: u32, parts: Parts) -> Result<MessageProto<'a>, String> {
     if depth > MAX_DEPTH {
         return Err(format!("message types nested deeper than {MAX_DEPTH} levels"));
     }
@@ -257,10 +287,10 @@ fn message<'a>(bytes: &'a [u8], depth: u32) -> Result<MessageProto<'a>, String> 
     each_field(bytes, "DescriptorProto", |f| {
         match f.number {
             1 => message.name = text(f, "DescriptorProto.name")?,
-            2 => message.fields.push(field(payload(f, "DescriptorProto.field")?)?),
-            3 => message.nested.push(self::message(payload(f, "DescriptorProto.nested_type")?, depth + 1)?),
-            4 => message.enums.push(enumeration(payload(f, "DescriptorProto.enum_type")?)?),
-            6 => message.extensions.push(field(payload(f, "DescriptorProto.extension")?)?),
+            2 if parts.fields => message.fields.push(field(payload(f, "DescriptorProto.field")?)?),
+            3 => message.nested.push(self::message(payload(f, "DescriptorProto.nested_type")?, depth + 1, parts)?),
+            4 if parts.enums => message.enums.push(enumeration(payload(f, "DescriptorProto.enum_type")?)?),
+            6 if parts.extensions => message.extensions.push(field(payload(f, "DescriptorProto.extension")?)?),
             7 => each_field(payload(f, "DescriptorProto.options")?, "MessageOptions", |o| {
                 match o.number {
                     1 => message.message_set = varint(o, "MessageOptions.message_set_wire_format")? != 0,

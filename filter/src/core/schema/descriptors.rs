@@ -4,7 +4,7 @@
 use crate::core::codec::wire;
 use crate::core::config::ConfigError;
 use crate::core::fnv::FnvMap;
-use crate::core::schema::descriptor_proto::{decode_file_set, each_field, payload, string, EncodedFiles};
+use crate::core::schema::descriptor_proto::{decode_file_set, each_field, payload, string, EncodedFiles, Parts};
 use crate::core::schema::{defined_names, syntax_of, Method, Schema};
 
 /// google.rpc.Status, its standard detail types and google.api.HttpBody (`filter/descriptors/`,
@@ -22,11 +22,12 @@ pub(crate) const FIELD: &str = "proto_descriptor_bin";
 pub fn load_schema(descriptor_set: &[u8]) -> Result<Schema, ConfigError> {
     let not_a_set = |e: String| ConfigError::new(FIELD, format!("not a FileDescriptorSet: {e}"));
     let mut files = EncodedFiles::split(descriptor_set).map_err(not_a_set)?;
-    // Every file decodes and has a supported syntax before anything is linked; what the
-    // built-ins must not clash with is noted on the way.
+    // Every file has a supported syntax before anything is linked; what the built-ins must not
+    // clash with is noted on the way. Fields are not decoded here but when they are linked (a
+    // malformed one is an invalid set then), so each is decoded once.
     let mut user = UserFiles::default();
     let builtin = builtin_names();
-    for (_, file) in files.iter() {
+    for (_, file) in files.parts(Parts { fields: false, extensions: false, ..Parts::ALL }) {
         let file = file.map_err(not_a_set)?;
         syntax_of(&file).map_err(|e| ConfigError::new(FIELD, e))?;
         user.names.insert(file.name.to_string(), ());

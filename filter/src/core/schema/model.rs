@@ -12,7 +12,9 @@
 use std::sync::Arc;
 
 use crate::core::fnv::FnvMap;
-use crate::core::schema::descriptor_proto::{self, EnumProto, FieldBehavior, FieldProto, FileProto, MessageProto};
+use crate::core::schema::descriptor_proto::{
+    self, EnumProto, FieldBehavior, FieldProto, FileProto, MessageProto, Parts,
+};
 
 /// The scalar kinds of the wire format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -358,7 +360,7 @@ impl Schema {
         // Pass 1: every type gets its full name and index, so fields can refer to any type.
         // What pass 2 needs of each message is kept by index; extensions (few) are kept whole.
         let mut declared = Declared::default();
-        files.each(&mut |file| {
+        files.each(DECLARE, &mut |file| {
             let features = file_features(file)?;
             for message in &file.messages {
                 schema.declare_message(message, &file.package, features, &mut declared)?;
@@ -378,7 +380,7 @@ impl Schema {
         // Pass 2: fields, message by message in pass 1's order (message i is the i-th declared).
         let mut names = Interner::default();
         let mut next = 0;
-        files.each(&mut |file| {
+        files.each(FIELDS, &mut |file| {
             for message in &file.messages {
                 schema.link_message(message, &mut next, &declared.features, &mut names)?;
             }
@@ -397,7 +399,7 @@ impl Schema {
         }
         schema.link_maps()?;
         // Pass 3: services.
-        files.each(&mut |file| {
+        files.each(SERVICES, &mut |file| {
             for s in &file.services {
                 let full_name = join(&file.package, &s.name);
                 let mut methods = Vec::with_capacity(s.methods.len());
@@ -769,7 +771,7 @@ const RESERVED_FIELD_NUMBERS: std::ops::RangeInclusive<u32> = 19_000..=19_999;
 fn check_files(files: &(impl FileSet + ?Sized)) -> Result<(), String> {
     let mut names: FnvMap<String, ()> = FnvMap::default();
     let mut imports: Vec<(String, Vec<String>)> = Vec::new();
-    files.each(&mut |file| {
+    files.each(Parts::HEADER, &mut |file| {
         syntax_of(file)?;
         if names.insert(file.name.to_string(), ()).is_some() {
             return Err(format!("{}: the file is in the set twice", file.name));
@@ -785,22 +787,28 @@ fn check_files(files: &(impl FileSet + ?Sized)) -> Result<(), String> {
     Ok(())
 }
 
-/// Files [`Schema::link_set`] reads, once per pass, in the same order each time.
+/// Files [`Schema::link_set`] reads, once per pass, in the same order each time; a pass
+/// reads at least `parts` of each (decoded files give all of them).
 pub trait FileSet {
-    fn each(&self, f: &mut dyn FnMut(&FileProto<'_>) -> Result<(), String>) -> Result<(), String>;
+    fn each(&self, parts: Parts, f: &mut dyn FnMut(&FileProto<'_>) -> Result<(), String>) -> Result<(), String>;
 }
 
 impl FileSet for [FileProto<'_>] {
-    fn each(&self, f: &mut dyn FnMut(&FileProto<'_>) -> Result<(), String>) -> Result<(), String> {
+    fn each(&self, _: Parts, f: &mut dyn FnMut(&FileProto<'_>) -> Result<(), String>) -> Result<(), String> {
         self.iter().try_for_each(f)
     }
 }
 
 impl FileSet for descriptor_proto::EncodedFiles<'_> {
-    fn each(&self, f: &mut dyn FnMut(&FileProto<'_>) -> Result<(), String>) -> Result<(), String> {
-        self.iter().try_for_each(|(_, file)| f(&file?))
+    fn each(&self, parts: Parts, f: &mut dyn FnMut(&FileProto<'_>) -> Result<(), String>) -> Result<(), String> {
+        self.parts(parts).try_for_each(|(_, file)| f(&file?))
     }
 }
+
+/// What each pass of [`Schema::link_set`] reads.
+const DECLARE: Parts = Parts { fields: false, ..Parts::ALL };
+const FIELDS: Parts = Parts { messages: true, fields: true, ..Parts::HEADER };
+const SERVICES: Parts = Parts { services: true, ..Parts::HEADER };
 
 /// What pass 1 of [`Schema::link_set`] leaves for the next ones.
 #[derive(Default)]
