@@ -186,32 +186,11 @@ impl Config {
     /// Parses the plugin configuration (JSON text).
     pub fn from_json(text: &[u8]) -> Result<Config, ConfigError> {
         let top = top_level::parse(text).map_err(|e| ConfigError::new("", format!("not valid JSON: {e}")))?;
-        let Some(top_level::TopLevel { map, descriptors }) = top else {
+        let Some(top_level::TopLevel { map, mut descriptors }) = top else {
             return Err(ConfigError::new("", "expected a JSON object"));
         };
         let mut config = Config::default();
         let mut descriptor_seen = false;
-        // `proto_descriptor_bin`, read apart (see top_level): as for the other keys, null is
-        // absent and both spellings must agree.
-        let mut given = descriptors.into_iter().filter(|(_, d)| *d != Descriptor::Null);
-        if let Some((_, descriptor)) = given.next() {
-            let field = "proto_descriptor_bin";
-            if given.any(|(_, other)| other != descriptor) {
-                return Err(ConfigError::new(
-                    field,
-                    "given twice (snake_case and lowerCamelCase) with different values",
-                ));
-            }
-            config.proto_descriptor_bin = match descriptor {
-                Descriptor::Bytes(bytes) => bytes,
-                Descriptor::NotBase64 => return Err(ConfigError::new(field, "not valid base64")),
-                Descriptor::Other(kind) => {
-                    return Err(ConfigError::new(field, format!("expected a base64 string, got {kind}")))
-                }
-                Descriptor::Null => Vec::new(),
-            };
-            descriptor_seen = true;
-        }
         for (field, value) in Fields::new(&map, "")? {
             let f = field.as_str();
             match field.name.as_str() {
@@ -221,6 +200,10 @@ impl Config {
                         "a descriptor file path cannot be read inside the Wasm sandbox; \
                          put the FileDescriptorSet in `proto_descriptor_bin` (base64)",
                     ))
+                }
+                "proto_descriptor_bin" => {
+                    config.proto_descriptor_bin = descriptor(f, std::mem::take(&mut descriptors))?;
+                    descriptor_seen = true;
                 }
                 "services" => config.services = strings(f, value)?,
                 "print_options" => config.print_options = print_options(f, value)?,
@@ -416,6 +399,22 @@ fn strings(field: &str, value: &Value) -> Result<Vec<String>, ConfigError> {
             other => Err(wrong_type(&format!("{field}[{i}]"), "a string", other)),
         })
         .collect()
+}
+
+/// `proto_descriptor_bin`, read apart from the other keys (see top_level; its key is in the map
+/// with a placeholder value, so its errors come in key order): both spellings must agree.
+fn descriptor(field: &str, given: Vec<(String, Descriptor)>) -> Result<Vec<u8>, ConfigError> {
+    let mut given = given.into_iter().map(|(_, d)| d).filter(|d| *d != Descriptor::Null);
+    let first = given.next().unwrap_or(Descriptor::Null);
+    if given.any(|other| other != first) {
+        return Err(ConfigError::new(field, "given twice (snake_case and lowerCamelCase) with different values"));
+    }
+    match first {
+        Descriptor::Bytes(bytes) => Ok(bytes),
+        Descriptor::NotBase64 => Err(ConfigError::new(field, "not valid base64")),
+        Descriptor::Other(kind) => Err(ConfigError::new(field, format!("expected a base64 string, got {kind}"))),
+        Descriptor::Null => Ok(Vec::new()),
+    }
 }
 
 /// proto3 JSON `bytes`: standard or URL-safe alphabet, padded or not.
@@ -809,6 +808,9 @@ mod tests {
             (r#"{"proto_descriptor_bin": "AAEC", "protoDescriptorBin": 1}"#, "proto_descriptor_bin", "twice"),
             (r#"[{"proto_descriptor_bin": "AAEC"}]"#, "", "expected a JSON object"),
             (r#"{"proto_descriptor_bin": null}"#, "proto_descriptor_bin", "required"),
+            // Keys are read in order, the descriptor's too.
+            (r#"{"proto_descriptor_bin": 5, "auto_mapping": 5}"#, "auto_mapping", "true or false"),
+            (r#"{"proto_descriptor_bin": 5, "proto_descriptor": "/x"}"#, "proto_descriptor", "Wasm sandbox"),
             (
                 r#"{"proto_descriptor_bin": "AAEC", "auto_mapping": true, "autoMapping": false}"#,
                 "auto_mapping",

@@ -21,8 +21,9 @@ pub(super) enum Descriptor {
     Other(&'static str),
 }
 
-/// The object's other keys (as `serde_json` reads them), and each spelling of
-/// `proto_descriptor_bin` given, with its value. `None`: the text is JSON but not an object.
+/// The object's keys (as `serde_json` reads them; a non-null `proto_descriptor_bin` with the
+/// placeholder `true`, so it is read in its turn), and each spelling of `proto_descriptor_bin`
+/// given, with its value. `None`: the text is JSON but not an object.
 pub(super) struct TopLevel {
     pub map: Map<String, Value>,
     pub descriptors: Vec<(String, Descriptor)>,
@@ -56,6 +57,10 @@ impl<'de> Visitor<'de> for TopLevelVisitor {
                 let value = access.next_value::<Descriptor>()?;
                 // A key given twice in the text: the last one wins, as for the other keys.
                 top.descriptors.retain(|(k, _)| *k != key);
+                match value {
+                    Descriptor::Null => top.map.remove(&key),
+                    _ => top.map.insert(key.clone(), Value::Bool(true)),
+                };
                 top.descriptors.push((key, value));
             } else {
                 let value = access.next_value::<Value>()?;
@@ -162,7 +167,8 @@ mod tests {
     fn the_descriptor_is_decoded_and_kept_apart_from_the_other_keys() {
         let top = parse(br#"{"services": ["a.B"], "proto_descriptor_bin": " AAEC "}"#).unwrap().unwrap();
         assert_eq!(top.descriptors, [("proto_descriptor_bin".to_string(), Descriptor::Bytes(vec![0, 1, 2]))]);
-        assert_eq!(top.map.keys().collect::<Vec<_>>(), ["services"]);
+        assert_eq!(top.map.keys().collect::<Vec<_>>(), ["proto_descriptor_bin", "services"]);
+        assert_eq!(top.map["proto_descriptor_bin"], Value::Bool(true));
     }
 
     #[test]

@@ -88,25 +88,6 @@ pub struct FieldProto<'a> {
 }
 
 impl FieldProto<'_> {
-    /// A copy that owns its strings.
-    pub fn to_owned_proto(&self) -> FieldProto<'static> {
-        let owned = |text: &Cow<'_, str>| Cow::Owned(text.to_string());
-        FieldProto {
-            name: owned(&self.name),
-            number: self.number,
-            label: self.label,
-            kind: self.kind,
-            type_name: owned(&self.type_name),
-            extendee: owned(&self.extendee),
-            json_name: self.json_name.as_ref().map(owned),
-            oneof_index: self.oneof_index,
-            proto3_optional: self.proto3_optional,
-            packed: self.packed,
-            features_set: self.features_set.clone(),
-            field_behavior: self.field_behavior.clone(),
-        }
-    }
-
     /// `options.features` (none set when absent).
     pub fn features(&self) -> &FeatureSet {
         const NONE: &FeatureSet = &FeatureSet {
@@ -276,6 +257,7 @@ fn file<'a>(bytes: &'a [u8], parts: Parts) -> Result<FileProto<'a>, String> {
     file.messages.shrink_to_fit();
     file.enums.shrink_to_fit();
     file.services.shrink_to_fit();
+    file.extensions.shrink_to_fit();
     Ok(file)
 }
 
@@ -328,6 +310,7 @@ fn message<'a>(bytes: &'a [u8], depth: u32, parts: Parts) -> Result<MessageProto
     message.fields.shrink_to_fit();
     message.nested.shrink_to_fit();
     message.enums.shrink_to_fit();
+    message.extensions.shrink_to_fit();
     Ok(message)
 }
 

@@ -372,9 +372,6 @@ impl Schema {
                 let full_name = join(&file.package, &s.name);
                 schema.declare(&full_name.into(), Def::Service)?;
             }
-            for f in &file.extensions {
-                declared.file_extensions.push((f.to_owned_proto(), file.package.to_string(), features));
-            }
             Ok(())
         })?;
         // Pass 2: fields, message by message in pass 1's order (message i is the i-th declared).
@@ -386,17 +383,29 @@ impl Schema {
             }
             Ok(())
         })?;
+        if next != declared.features.len() {
+            return Err("the descriptor set changed between passes".to_string());
+        }
         // Extensions become fields of the messages they extend, named `[full.name]` (their
         // JSON key); their features are their declaring scope's.
         let message_sets = &declared.message_sets;
-        for (f, scope, features) in &declared.file_extensions {
-            schema.link_extension(f, scope, *features, message_sets, &mut names)?;
-        }
-        for (index, f) in &declared.message_extensions {
-            let scope = schema.message_name(*index).to_string();
-            let features = declared.features.get(*index).copied().ok_or("unknown message type")?;
-            schema.link_extension(f, &scope, features, message_sets, &mut names)?;
-        }
+        // Read again rather than kept from pass 1 (a set can be mostly empty extensions, each
+        // 2 bytes encoded and ~100 decoded): those declared at file level first, then those in
+        // messages, in message order.
+        files.each(FILE_EXTENSIONS, &mut |file| {
+            let features = file_features(file)?;
+            for f in &file.extensions {
+                schema.link_extension(f, &file.package, features, message_sets, &mut names)?;
+            }
+            Ok(())
+        })?;
+        let mut next = 0;
+        files.each(MESSAGE_EXTENSIONS, &mut |file| {
+            for message in &file.messages {
+                schema.link_message_extensions(message, &mut next, &declared.features, message_sets, &mut names)?;
+            }
+            Ok(())
+        })?;
         schema.link_maps()?;
         // Pass 3: services.
         files.each(SERVICES, &mut |file| {
@@ -424,6 +433,31 @@ impl Schema {
             Ok(())
         })?;
         Ok(schema)
+    }
+
+    /// Links the extensions declared in a message and in those it nests, in declaration order;
+    /// `next` is the index of the next message.
+    fn link_message_extensions(
+        &mut self,
+        proto: &MessageProto,
+        next: &mut usize,
+        features: &[Features],
+        message_sets: &[bool],
+        names: &mut Interner,
+    ) -> Result<(), String> {
+        let index = *next;
+        *next += 1;
+        if !proto.extensions.is_empty() {
+            let resolved = features.get(index).copied().ok_or("the descriptor set changed between passes")?;
+            let scope = self.message_name(index).to_string();
+            for f in &proto.extensions {
+                self.link_extension(f, &scope, resolved, message_sets, names)?;
+            }
+        }
+        for nested in &proto.nested {
+            self.link_message_extensions(nested, next, features, message_sets, names)?;
+        }
+        Ok(())
     }
 
     /// Links the fields of a message declared in pass 1 and of those it nests, in declaration
@@ -494,7 +528,6 @@ impl Schema {
         });
         declared.features.push(features);
         declared.message_sets.push(proto.message_set);
-        declared.message_extensions.extend(proto.extensions.iter().map(|f| (index, f.to_owned_proto())));
         for nested in &proto.nested {
             self.declare_message(nested, &full_name, features, declared)?;
         }
@@ -806,8 +839,10 @@ impl FileSet for descriptor_proto::EncodedFiles<'_> {
 }
 
 /// What each pass of [`Schema::link_set`] reads.
-const DECLARE: Parts = Parts { fields: false, ..Parts::ALL };
+const DECLARE: Parts = Parts { fields: false, extensions: false, ..Parts::ALL };
 const FIELDS: Parts = Parts { messages: true, fields: true, ..Parts::HEADER };
+const FILE_EXTENSIONS: Parts = Parts { extensions: true, ..Parts::HEADER };
+const MESSAGE_EXTENSIONS: Parts = Parts { messages: true, extensions: true, ..Parts::HEADER };
 const SERVICES: Parts = Parts { services: true, ..Parts::HEADER };
 
 /// What pass 1 of [`Schema::link_set`] leaves for the next ones.
@@ -817,10 +852,6 @@ struct Declared {
     features: Vec<Features>,
     /// Whether each message is a MessageSet (`message_set_wire_format`), by index.
     message_sets: Vec<bool>,
-    /// Extensions declared at file level: (field, package, the file's features).
-    file_extensions: Vec<(FieldProto<'static>, String, Features)>,
-    /// Extensions declared in a message: (that message's index, field).
-    message_extensions: Vec<(usize, FieldProto<'static>)>,
 }
 
 /// The file's syntax (or edition); the error names the file and what it says.
