@@ -34,11 +34,12 @@
 //! path segment, so a lookup visits each trie node at most once, and no node deeper than the
 //! path; after a `**` only literal suffixes are compared. The explicit stack is bounded by the
 //! trie depth, so paths of any length cost linear time and no recursion.
-use crate::core::route::percent::{self, UrlUnescapeSpec};
-use crate::core::route::template::{PathTemplate, Segment, Variable};
 use std::collections::btree_map::Entry as MapEntry;
 use std::collections::BTreeMap;
 use std::fmt;
+
+use crate::core::route::percent::{self, UrlUnescapeSpec};
+use crate::core::route::template::{PathTemplate, Segment, Variable};
 
 /// The method that registers a template for every HTTP method.
 pub const ANY_METHOD: &str = "*";
