@@ -353,12 +353,14 @@ impl Schema {
         Schema::link_set(files)
     }
 
-    /// [`Schema::link`] for any [`FileSet`]: files are read in three passes, one at a time.
+    /// [`Schema::link`] for any [`FileSet`]: files are read once per pass (the header check,
+    /// declarations, fields, extensions at file level, then in messages, services), one at a
+    /// time, each pass reading only the parts it needs.
     pub fn link_set(files: &(impl FileSet + ?Sized)) -> Result<Schema, String> {
         check_files(files)?;
         let mut schema = Schema::default();
         // Pass 1: every type gets its full name and index, so fields can refer to any type.
-        // What pass 2 needs of each message is kept by index; extensions (few) are kept whole.
+        // What the next passes need of each message is kept by index.
         let mut declared = Declared::default();
         files.each(DECLARE, &mut |file| {
             let features = file_features(file)?;
@@ -407,7 +409,7 @@ impl Schema {
             Ok(())
         })?;
         schema.link_maps()?;
-        // Pass 3: services.
+        // Last pass: services.
         files.each(SERVICES, &mut |file| {
             for s in &file.services {
                 let full_name = join(&file.package, &s.name);
