@@ -196,7 +196,8 @@ impl<'a> EncodedFiles<'a> {
 
 /// The parts of a file a pass over [`EncodedFiles`] decodes; the others are skipped unread
 /// (their names and nesting are decoded whatever is asked). A pass decoding only what it reads
-/// keeps three passes within ~1.5x the cost of one whole decoding.
+/// keeps the link's passes near the cost of one whole decoding (configure: 16-17 ms → 19-21 ms in V8
+/// for 2,000 methods; decoding whole in every pass took 34 ms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Parts {
     /// Message types (their names, options and oneofs).
