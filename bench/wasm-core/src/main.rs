@@ -34,9 +34,9 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use json2grpc::core::config::Config;
@@ -159,18 +159,18 @@ fn time_op(min_time: Duration, mut op: impl FnMut()) -> (u64, f64) {
 }
 
 /// `--memory FILE`: in a fresh process, what a transcoder of FILE costs built as the filter
-/// builds it (`Config::from_json`, the text freed, `Transcoder::for_serving`): the peak heap of
+/// builds it (`Config::from_json_in_place`, the text freed, `Transcoder::for_serving`): the peak heap of
 /// parsing the configuration and of the build, what it keeps serving, the linear memory then,
 /// and what holds it.
 fn memory(runtime: &str, path: &PathBuf) -> Result<(), String> {
-    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let config_bytes = text.len();
     let live = || LIVE.load(Ordering::Relaxed);
     let peak_since = |base: usize| PEAK.load(Ordering::Relaxed).saturating_sub(base);
     let start = live() - config_bytes;
     // The configuration's text counts: the filter holds it (read from the host) while parsing.
     PEAK.store(live(), Ordering::Relaxed);
-    let config = Config::from_json(black_box(&text)).map_err(|e| e.to_string())?;
+    let config = Config::from_json_in_place(black_box(&mut text)).map_err(|e| e.to_string())?;
     let parse_peak = peak_since(start);
     drop(text);
     let descriptor_bytes = config.proto_descriptor_bin.len();

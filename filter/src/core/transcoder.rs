@@ -41,7 +41,7 @@ impl Transcoder {
     /// [`Transcoder::new`] for a filter: what requests never read is freed as soon as it is
     /// used: the descriptor bytes ([`Self::release_build_inputs`]) once the schema is built, so
     /// the router's build does not add to them (a VM's linear memory grows to the build's peak
-    /// and never shrinks), and the schema's services once the router is.
+    /// and never shrinks), and the schema's services as the router reads them.
     pub fn for_serving(config: Config) -> Result<Transcoder, ConfigError> {
         Transcoder::build(config, true)
     }
@@ -54,7 +54,10 @@ impl Transcoder {
         if release {
             release_build_inputs(&mut config);
         }
-        let router = Router::build(&config, &schema)?;
+        let router = match release {
+            true => Router::build_draining(&config, &mut schema)?,
+            false => Router::build(&config, &schema)?,
+        };
         if release {
             schema.drop_services();
         }

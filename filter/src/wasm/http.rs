@@ -603,7 +603,7 @@ impl Http {
         }
         // Read before any header change: afterwards it may name another route's cluster.
         let route_cluster = host::property(&["xds", "cluster_name"]).and_then(|v| String::from_utf8(v).ok());
-        let Some(cluster) = callout::cluster_for(&t.config.callout, &info.service, route_cluster) else {
+        let Some(cluster) = callout::cluster_for(&t.config.callout, info.service(), route_cluster) else {
             return self.reply_error(
                 ErrorKind::Callout,
                 &Error::new(
@@ -611,7 +611,7 @@ impl Http {
                     format!(
                         "no upstream cluster for {}: the request's route has none and \
                      json2grpc.callout.clusters does not name one",
-                        info.service
+                        info.service()
                     ),
                 ),
             );

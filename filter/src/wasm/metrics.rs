@@ -143,11 +143,11 @@ impl Metrics {
         let Ok(mut methods) = self.methods.try_borrow_mut() else {
             return MethodMetrics::default();
         };
-        if let Some(m) = methods.get(&*method.grpc_path) {
+        if let Some(m) = methods.get(&*method.full_name) {
             return *m;
         }
         let counter = |name: &str| {
-            let name = format!("json2grpc.method.{}.{name}", method.grpc_path.replace('/', "."));
+            let name = format!("json2grpc.method.{}.{name}", method.full_name);
             Metric::define(MetricKind::Counter, &name)
         };
         let metrics = MethodMetrics {
@@ -155,7 +155,7 @@ impl Metrics {
             callouts: counter("callouts"),
             responses: counter("responses"),
         };
-        methods.insert(method.grpc_path.to_string(), metrics);
+        methods.insert(method.full_name.to_string(), metrics);
         metrics
     }
 

@@ -221,8 +221,9 @@ impl RootContext for Root {
         super::logger::sync_level();
         self.flusher.register_wake();
         // The host clamps the size; it must be read as unsigned (usize::MAX = "everything").
-        let text = host::buffer(host::Buffer::PluginConfiguration, 0, usize::MAX);
-        let config = match Config::from_json(&text) {
+        let mut text = host::buffer(host::Buffer::PluginConfiguration, 0, usize::MAX);
+        // The descriptor set is decoded in the text's memory: the VM never holds both.
+        let config = match Config::from_json_in_place(&mut text) {
             Ok(config) => config,
             Err(e) => {
                 // Returning false rejects this configuration: at startup Envoy refuses to start;
@@ -232,9 +233,9 @@ impl RootContext for Root {
             }
         };
         let Some(source) = config.descriptor.clone() else {
-            // The configuration's text (a descriptor set in base64) is not needed any more:
-            // freed before the build, so the build can reuse its memory (a VM's linear memory
-            // grows to its peak and never shrinks).
+            // What is left of the configuration's text is not needed any more: freed before the
+            // build, so the build can reuse its memory (a VM's linear memory grows to its peak
+            // and never shrinks).
             drop(text);
             return match Transcoder::for_serving(config) {
                 Ok(transcoder) => {

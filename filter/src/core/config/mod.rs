@@ -185,10 +185,27 @@ impl Config {
 
     /// Parses the plugin configuration (JSON text).
     pub fn from_json(text: &[u8]) -> Result<Config, ConfigError> {
+        let mut top = Self::top_level(text)?;
+        top.decode_copies(text);
+        Self::from_top_level(top)
+    }
+
+    /// Like [`Config::from_json`], and `proto_descriptor_bin` is decoded in `text`'s memory
+    /// (base64 is longer than what it encodes): what the filter does, so a VM never holds the
+    /// text and the descriptor set at once. `text` is left empty if it held a descriptor set.
+    pub fn from_json_in_place(text: &mut Vec<u8>) -> Result<Config, ConfigError> {
+        let mut top = Self::top_level(text)?;
+        top.decode_in_place(text);
+        Self::from_top_level(top)
+    }
+
+    fn top_level(text: &[u8]) -> Result<top_level::TopLevel, ConfigError> {
         let top = top_level::parse(text).map_err(|e| ConfigError::new("", format!("not valid JSON: {e}")))?;
-        let Some(top_level::TopLevel { map, mut descriptors }) = top else {
-            return Err(ConfigError::new("", "expected a JSON object"));
-        };
+        top.ok_or_else(|| ConfigError::new("", "expected a JSON object"))
+    }
+
+    fn from_top_level(top: top_level::TopLevel) -> Result<Config, ConfigError> {
+        let top_level::TopLevel { map, mut descriptors } = top;
         let mut config = Config::default();
         let mut descriptor_seen = false;
         for (field, value) in Fields::new(&map, "")? {
@@ -414,11 +431,18 @@ fn descriptor(field: &str, given: Vec<(String, Descriptor)>) -> Result<Vec<u8>, 
         Descriptor::NotBase64 => Err(ConfigError::new(field, "not valid base64")),
         Descriptor::Other(kind) => Err(ConfigError::new(field, format!("expected a base64 string, got {kind}"))),
         Descriptor::Null => Ok(Vec::new()),
+        // Decoded by `from_json*` before.
+        Descriptor::InText(_) => Err(ConfigError::new(field, "not decoded")),
     }
 }
 
 /// proto3 JSON `bytes`: standard or URL-safe alphabet, padded or not.
 pub(crate) fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    base64_engine(text).decode(text).ok()
+}
+
+/// The decoder for `text`: URL-safe if it has a character of that alphabet only.
+fn base64_engine(text: &str) -> &'static base64::engine::GeneralPurpose {
     use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
     use base64::engine::DecodePaddingMode;
     // Lenient like protobuf's own parsers: padding optional, non-zero trailing bits accepted.
@@ -428,9 +452,9 @@ pub(crate) fn decode_base64(text: &str) -> Option<Vec<u8>> {
     const STANDARD: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, CONFIG);
     const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, CONFIG);
     if text.contains(['-', '_']) {
-        URL_SAFE.decode(text).ok()
+        &URL_SAFE
     } else {
-        STANDARD.decode(text).ok()
+        &STANDARD
     }
 }
 

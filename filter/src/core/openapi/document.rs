@@ -60,7 +60,7 @@ pub fn generate_within(t: &Transcoder, max_bytes: usize) -> Result<Value, usize>
                 ("reason", string(why)),
             ])
         };
-        if !METHODS.contains(&binding.http_method.as_str()) {
+        if !METHODS.contains(&&*binding.http_method) {
             unexpressed.push(skip(&format!("OpenAPI 3.1 has no {} operation", binding.http_method)));
             continue;
         }

@@ -35,7 +35,7 @@ pub fn add(
         let first = to_path.params.first().and_then(|p| p.sets.as_deref());
         if let Some(field) = first {
             let leaf = field.rsplit('.').next().unwrap_or(field);
-            targets.entry((&*to.method.service, leaf)).or_default().push(n);
+            targets.entry((to.method.service(), leaf)).or_default().push(n);
         }
     }
     for (key, method, from, _) in placed {
@@ -45,7 +45,7 @@ pub fn add(
         let mut candidates: Vec<usize> = message
             .fields
             .iter()
-            .filter_map(|f| targets.get(&(&*from.method.service, &*f.name)))
+            .filter_map(|f| targets.get(&(from.method.service(), &*f.name)))
             .flatten()
             .copied()
             .collect();

@@ -22,7 +22,7 @@ pub fn operation(
     let method = &binding.method;
     let mut op = Map::new();
     put(&mut op, "operationId", Value::String(id));
-    put(&mut op, "tags", Value::Array(vec![string(&method.service)]));
+    put(&mut op, "tags", Value::Array(vec![string(method.service())]));
     if let Some(text) = schemas.docs.comment(&method.full_name) {
         let summary = text.lines().next().unwrap_or_default().trim_end_matches('.');
         put(&mut op, "summary", string(summary));
@@ -45,7 +45,7 @@ pub fn operation(
         put(&mut op, "requestBody", body);
     }
     let format = StreamFormat::from_print_options(&config.print_options);
-    let head = binding.http_method == "HEAD";
+    let head = &*binding.http_method == "HEAD";
     put(&mut op, "responses", responses::responses(schemas, binding, format, head, &config.rest));
     put(&mut op, "x-json2grpc-rpc", Value::String(method.path()));
     put(&mut op, "x-json2grpc-template", string(&binding.template));

@@ -11,7 +11,7 @@ use crate::core::route::router::{BodyRule, HttpBinding};
 /// The number of the request's FieldMask field if `binding` gets a mask from its body: a PATCH
 /// whose body is one singular message field, and exactly one singular top-level FieldMask.
 pub fn mask_field(plans: &Plans, binding: &HttpBinding) -> Option<u32> {
-    if binding.http_method != "PATCH" {
+    if &*binding.http_method != "PATCH" {
         return None;
     }
     update_fields(plans, binding).map(|(_, mask)| mask)

@@ -124,7 +124,9 @@ impl Node {
 #[derive(Debug)]
 struct Registered<T> {
     value: T,
-    variables: Vec<Variable>,
+    variables: Box<[Variable]>,
+    /// Registered again later: no lookup reaches it.
+    ambiguous: bool,
 }
 
 /// Names (HTTP methods, verbs) by id, sorted by name for lookups.
@@ -272,11 +274,15 @@ impl<T> PathMatcherBuilder<T> {
                 // Only where each variable is: the router keeps what its field path binds.
                 let variables =
                     template.variables.iter().map(|v| Variable { field_path: Vec::new(), ..v.clone() }).collect();
-                self.registered.push(Registered { value, variables });
+                self.registered.push(Registered { value, variables, ambiguous: false });
                 Ok(())
             }
             MapEntry::Occupied(mut slot) => {
-                slot.insert(Slot::Ambiguous);
+                if let Slot::Value(earlier) = slot.insert(Slot::Ambiguous) {
+                    if let Some(earlier) = self.registered.get_mut(earlier as usize) {
+                        earlier.ambiguous = true;
+                    }
+                }
                 Err(duplicate())
             }
         }
@@ -317,14 +323,11 @@ impl<T> PathMatcherBuilder<T> {
             node.literals.shrink_to_fit();
             node.ends.shrink_to_fit();
         }
+        nodes.shrink_to_fit();
+        let mut registered = self.registered;
+        registered.shrink_to_fit();
         let names = |ids: BTreeMap<Box<str>, u32>| Names(ids.into_iter().collect());
-        PathMatcher {
-            nodes,
-            registered: self.registered,
-            verbs: names(self.verbs),
-            methods: names(self.methods),
-            options,
-        }
+        PathMatcher { nodes, registered, verbs: names(self.verbs), methods: names(self.methods), options }
     }
 }
 
@@ -358,6 +361,11 @@ enum Step {
 impl<T> PathMatcher<T> {
     pub fn options(&self) -> MatcherOptions {
         self.options
+    }
+
+    /// The values lookups can return (not those registered twice), in registration order.
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        self.registered.iter().filter(|r| !r.ambiguous).map(|r| &r.value)
     }
 
     /// The template registered for `http_method` that `path` (without the query string; a `?`

@@ -8,18 +8,15 @@ use crate::core::route::field_path::{FieldPath, Names};
 use crate::core::route::path_matcher::{MatcherOptions, PathMatcher, PathMatcherBuilder};
 use crate::core::route::template;
 use crate::core::schema::descriptors::{http_rule, HttpRule};
-use crate::core::schema::{Kind, Schema};
+use crate::core::schema::{Kind, Method, Schema};
 
 pub const HTTP_BODY: &str = "google.api.HttpBody";
 
-/// One gRPC method json2grpc can call.
+/// One gRPC method json2grpc can call. Every worker's VM holds one per method of the
+/// configured services: the service and `:path` are derived from the full name, not stored.
 #[derive(Debug)]
 pub struct MethodInfo {
-    /// `pkg.Service/Method`, the gRPC `:path` without the leading slash.
-    pub grpc_path: Box<str>,
-    /// Shared by the service's methods.
-    pub service: Arc<str>,
-    /// `pkg.Service.Method`.
+    /// `pkg.Service.Method` (a method's name has no dot).
     pub full_name: Box<str>,
     /// The request and response types: schema (and codec plan) indices, and full names
     /// (shared with the schema).
@@ -32,9 +29,19 @@ pub struct MethodInfo {
 }
 
 impl MethodInfo {
-    /// The HTTP/2 `:path` of the gRPC call.
+    /// The HTTP/2 `:path` of the gRPC call: `/pkg.Service/Method`.
     pub fn path(&self) -> String {
-        format!("/{}", self.grpc_path)
+        format!("/{}/{}", self.service(), self.name())
+    }
+
+    /// `pkg.Service`.
+    pub fn service(&self) -> &str {
+        self.full_name.rsplit_once('.').map_or("", |(service, _)| service)
+    }
+
+    /// The method's own name.
+    pub fn name(&self) -> &str {
+        self.full_name.rsplit_once('.').map_or(&self.full_name, |(_, name)| name)
     }
 }
 
@@ -78,10 +85,11 @@ impl std::fmt::Display for PathVariable {
 #[derive(Debug)]
 pub struct HttpBinding {
     pub method: Arc<MethodInfo>,
-    pub http_method: String,
-    pub template: String,
+    /// Upper case; one allocation shared by the bindings with the same method.
+    pub http_method: Arc<str>,
+    pub template: Box<str>,
     /// What each template variable binds, by variable index.
-    pub variables: Vec<PathVariable>,
+    pub variables: Box<[PathVariable]>,
     pub body: BodyRule,
     pub response_body: Option<FieldPath>,
     /// The body is raw bytes for a `google.api.HttpBody` (whole request or the body field).
@@ -112,7 +120,7 @@ pub struct Router {
     pub warnings: Vec<String>,
     pub methods: Vec<Arc<MethodInfo>>,
     /// Every HTTP method some binding uses, once each (CORS preflights ask which a path takes).
-    http_methods: Vec<String>,
+    http_methods: Vec<Arc<str>>,
     /// Every binding requests can reach, in registration order (what the OpenAPI document
     /// describes): duplicates, which bind neither, are left out.
     pub bindings: Vec<Arc<HttpBinding>>,
@@ -120,107 +128,46 @@ pub struct Router {
 
 impl Router {
     pub fn build(config: &Config, schema: &Schema) -> Result<Router, ConfigError> {
-        let mut builder = PathMatcherBuilder::new();
-        let mut warnings = Vec::new();
-        let mut methods = Vec::new();
-        // (method, segments, verb) of each registered binding: a duplicate removes both.
-        let mut bindings: Vec<(BindingKey, Arc<HttpBinding>)> = Vec::new();
-        // A binding Envoy accepts but that cannot transcode: a warning, or with strict_config
-        // the config's error.
-        let mut problem = |e: ConfigError| {
-            if config.strict_config {
-                return Err(ConfigError::new(e.field, format!("{} (json2grpc.strict_config)", e.message)));
-            }
-            warnings.push(e.message);
-            Ok(())
-        };
+        let mut building = Building::new(config);
         for (i, service_name) in config.services.iter().enumerate() {
-            let field = format!("services[{i}]");
-            let service = schema.service(service_name).ok_or_else(|| {
-                ConfigError::new(&field, format!("service \"{service_name}\" is not in proto_descriptor_bin"))
-            })?;
-            let service_name: Arc<str> = (*service.full_name).into();
-            let message_name = |index: usize| schema.message(index).map_or_else(|| "".into(), |m| m.full_name.clone());
+            let service = schema
+                .services
+                .iter()
+                .find(|s| *s.full_name == **service_name)
+                .ok_or_else(|| missing(i, service_name))?;
             for method in &service.methods {
-                let info = Arc::new(MethodInfo {
-                    grpc_path: format!("{}/{}", service.full_name, method.name).into(),
-                    service: service_name.clone(),
-                    full_name: method.full_name.clone(),
-                    input: method.input,
-                    output: method.output,
-                    input_name: message_name(method.input),
-                    output_name: message_name(method.output),
-                    client_streaming: method.client_streaming,
-                    server_streaming: method.server_streaming,
-                });
-                let err = |message: String| ConfigError::new(&field, format!("{}: {message}", method.full_name));
-                let rule = http_rule(method).map_err(err)?;
-                let rules = match rule {
-                    Some(rule) => flatten(rule),
-                    None if config.auto_mapping => vec![HttpRule {
-                        pattern: Some(crate::core::schema::descriptors::Pattern::Post(info.path())),
-                        body: "*".to_string(),
-                        ..Default::default()
-                    }],
-                    None => Vec::new(),
-                };
-                for rule in rules {
-                    let Some((http_method, template_text)) = rule.method_and_template() else {
-                        // Envoy registers nothing for it (its additional_bindings still count).
-                        problem(err(format!(
-                            "a google.api.http rule without a pattern (body \"{}\") binds no request (as in Envoy)",
-                            rule.body
-                        )))?;
-                        continue;
-                    };
-                    if http_method.is_empty() {
-                        // Envoy registers it under the empty method, which no request has.
-                        problem(err(format!(
-                            "custom pattern \"{template_text}\" without a kind (HTTP method) binds no request \
-                             (as in Envoy)"
-                        )))?;
-                        continue;
-                    }
-                    let parsed = template::parse(template_text).map_err(|e| err(e.to_string()))?;
-                    let (binding, issues) =
-                        bind(schema, &info, http_method, template_text, &parsed, &rule).map_err(err)?;
-                    for issue in issues {
-                        problem(err(issue))?;
-                    }
-                    let http_method = binding.http_method.clone();
-                    let binding = Arc::new(binding);
-                    let key = (http_method.clone(), parsed.segments.clone(), parsed.verb.clone());
-                    if builder.register(&http_method, &parsed, binding.clone()).is_ok() {
-                        bindings.push((key, binding));
-                    } else {
-                        bindings.retain(|(k, _)| *k != key);
-                        problem(err(format!(
-                            "{http_method} {template_text} is bound more than once; requests to it are not \
-                             transcoded (as in Envoy)"
-                        )))?;
-                    }
-                }
-                methods.push(info);
+                building.add_method(schema, i, method)?;
             }
         }
-        let matcher = builder.build(MatcherOptions {
-            url_unescape_spec: config.url_unescape_spec,
-            match_unregistered_custom_verb: config.match_unregistered_custom_verb,
-        });
-        let bindings: Vec<Arc<HttpBinding>> = bindings.into_iter().map(|(_, b)| b).collect();
-        let mut http_methods: Vec<String> = Vec::new();
-        for b in &bindings {
-            if !http_methods.contains(&b.http_method) {
-                http_methods.push(b.http_method.clone());
+        Ok(building.finish())
+    }
+
+    /// [`Router::build`] for a filter: the schema's services are freed as they are read (their
+    /// methods' options hold the `google.api.http` rules), so they and the router are not
+    /// held at once: every worker's VM builds one, and its linear memory never shrinks.
+    pub fn build_draining(config: &Config, schema: &mut Schema) -> Result<Router, ConfigError> {
+        let mut seen: Vec<&str> = config.services.iter().map(String::as_str).collect();
+        seen.sort_unstable();
+        if seen.windows(2).any(|w| w.first() == w.get(1)) {
+            // A service listed twice is bound twice (every binding ambiguous, as in Envoy).
+            return Router::build(config, schema);
+        }
+        let mut services = std::mem::take(&mut schema.services);
+        let mut building = Building::new(config);
+        for (i, service_name) in config.services.iter().enumerate() {
+            let service =
+                services.iter_mut().find(|s| *s.full_name == **service_name).ok_or_else(|| missing(i, service_name))?;
+            for method in std::mem::take(&mut service.methods) {
+                building.add_method(schema, i, &method)?;
             }
         }
-        Ok(Router { matcher, warnings, methods, http_methods, bindings })
+        Ok(building.finish())
     }
 
     /// The HTTP methods bound to `path` (no query string), as a CORS preflight answer lists
     /// them; empty when no binding matches it.
     pub fn methods_for(&self, path: &str) -> Vec<&str> {
-        self.http_methods.iter().filter(|m| self.matcher.lookup(m, path).is_some()).map(String::as_str).collect()
+        self.http_methods.iter().filter(|m| self.matcher.lookup(m, path).is_some()).map(|m| &**m).collect()
     }
 
     /// The binding for a request and its path variable values (index, decoded bytes).
@@ -231,7 +178,128 @@ impl Router {
     }
 }
 
-type BindingKey = (String, Vec<template::Segment>, Option<String>);
+/// A router being built, one method at a time.
+struct Building<'c> {
+    config: &'c Config,
+    builder: PathMatcherBuilder<Arc<HttpBinding>>,
+    warnings: Vec<String>,
+    methods: Vec<Arc<MethodInfo>>,
+    /// Each upper-case HTTP method once, shared by its bindings.
+    http_methods: Vec<Arc<str>>,
+}
+
+impl<'c> Building<'c> {
+    fn new(config: &'c Config) -> Self {
+        Building {
+            config,
+            builder: PathMatcherBuilder::new(),
+            warnings: Vec::new(),
+            methods: Vec::new(),
+            http_methods: Vec::new(),
+        }
+    }
+
+    /// A binding Envoy accepts but that cannot transcode: a warning, or with strict_config
+    /// the config's error.
+    fn problem(&mut self, e: ConfigError) -> Result<(), ConfigError> {
+        if self.config.strict_config {
+            return Err(ConfigError::new(e.field, format!("{} (json2grpc.strict_config)", e.message)));
+        }
+        self.warnings.push(e.message);
+        Ok(())
+    }
+
+    fn http_method(&mut self, name: &str) -> Arc<str> {
+        let upper = name.to_ascii_uppercase();
+        if let Some(known) = self.http_methods.iter().find(|m| ***m == *upper) {
+            return known.clone();
+        }
+        let new: Arc<str> = upper.into();
+        self.http_methods.push(new.clone());
+        new
+    }
+
+    /// Registers the bindings of `method`, of the service at `config.services[service]`.
+    fn add_method(&mut self, schema: &Schema, service: usize, method: &Method) -> Result<(), ConfigError> {
+        let field = format!("services[{service}]");
+        let message_name = |index: usize| schema.message(index).map_or_else(|| "".into(), |m| m.full_name.clone());
+        let info = Arc::new(MethodInfo {
+            full_name: method.full_name.clone(),
+            input: method.input,
+            output: method.output,
+            input_name: message_name(method.input),
+            output_name: message_name(method.output),
+            client_streaming: method.client_streaming,
+            server_streaming: method.server_streaming,
+        });
+        let err = |message: String| ConfigError::new(&field, format!("{}: {message}", method.full_name));
+        let rule = http_rule(method).map_err(err)?;
+        let rules = match rule {
+            Some(rule) => flatten(rule),
+            None if self.config.auto_mapping => vec![HttpRule {
+                pattern: Some(crate::core::schema::descriptors::Pattern::Post(info.path())),
+                body: "*".to_string(),
+                ..Default::default()
+            }],
+            None => Vec::new(),
+        };
+        for rule in rules {
+            let Some((http_method, template_text)) = rule.method_and_template() else {
+                // Envoy registers nothing for it (its additional_bindings still count).
+                self.problem(err(format!(
+                    "a google.api.http rule without a pattern (body \"{}\") binds no request (as in Envoy)",
+                    rule.body
+                )))?;
+                continue;
+            };
+            if http_method.is_empty() {
+                // Envoy registers it under the empty method, which no request has.
+                self.problem(err(format!(
+                    "custom pattern \"{template_text}\" without a kind (HTTP method) binds no request (as in Envoy)"
+                )))?;
+                continue;
+            }
+            let parsed = template::parse(template_text).map_err(|e| err(e.to_string()))?;
+            let shared = self.http_method(http_method);
+            let (binding, issues) =
+                bind(schema, &info, (http_method, shared), template_text, &parsed, &rule).map_err(err)?;
+            for issue in issues {
+                self.problem(err(issue))?;
+            }
+            let http_method = binding.http_method.clone();
+            // A duplicate makes both unreachable: the matcher leaves them out of its values.
+            if self.builder.register(&http_method, &parsed, Arc::new(binding)).is_err() {
+                self.problem(err(format!(
+                    "{http_method} {template_text} is bound more than once; requests to it are not transcoded \
+                     (as in Envoy)"
+                )))?;
+            }
+        }
+        self.methods.push(info);
+        Ok(())
+    }
+
+    fn finish(self) -> Router {
+        let matcher = self.builder.build(MatcherOptions {
+            url_unescape_spec: self.config.url_unescape_spec,
+            match_unregistered_custom_verb: self.config.match_unregistered_custom_verb,
+        });
+        let bindings: Vec<Arc<HttpBinding>> = matcher.values().cloned().collect();
+        let mut http_methods: Vec<Arc<str>> = Vec::new();
+        for b in &bindings {
+            if !http_methods.contains(&b.http_method) {
+                http_methods.push(b.http_method.clone());
+            }
+        }
+        let mut methods = self.methods;
+        methods.shrink_to_fit();
+        Router { matcher, warnings: self.warnings, methods, http_methods, bindings }
+    }
+}
+
+fn missing(i: usize, name: &str) -> ConfigError {
+    ConfigError::new(format!("services[{i}]"), format!("service \"{name}\" is not in proto_descriptor_bin"))
+}
 
 /// The rule and its `additional_bindings`, depth first. The spec allows one level; Envoy
 /// registers nested ones too (at most 100 levels deep: the descriptor reader's limit).
@@ -247,10 +315,11 @@ fn flatten(rule: HttpRule) -> Vec<HttpRule> {
 }
 
 /// The binding of one rule, and what is wrong with it that Envoy accepts (one line each).
+/// `http_method`: as the rule gives it (for messages), and upper case (shared).
 fn bind(
     schema: &Schema,
     info: &Arc<MethodInfo>,
-    http_method: &str,
+    (http_method, upper): (&str, Arc<str>),
     template_text: &str,
     parsed: &template::PathTemplate,
     rule: &HttpRule,
@@ -302,9 +371,9 @@ fn bind(
     };
     let binding = HttpBinding {
         method: info.clone(),
-        http_method: http_method.to_ascii_uppercase(),
-        template: template_text.to_string(),
-        variables,
+        http_method: upper,
+        template: template_text.into(),
+        variables: variables.into(),
         body,
         response_body,
         body_is_http_body,
@@ -359,7 +428,7 @@ mod tests {
     }
 
     fn target(r: &Router, method: &str, path: &str) -> Option<String> {
-        r.lookup(method, path).map(|(b, _)| b.method.grpc_path.to_string())
+        r.lookup(method, path).map(|(b, _)| b.method.path().trim_start_matches('/').to_string())
     }
 
     #[test]
@@ -554,6 +623,51 @@ mod tests {
         assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
         assert!(r.warnings[0].contains("/v1/things/{id}"));
         assert_eq!(target(&r, "GET", "/v1/things/1"), None);
+        // Neither is described (OpenAPI), and the filter's build agrees.
+        let described = |r: &Router| r.bindings.iter().map(|b| format!("{} {}", b.http_method, b.template)).collect();
+        let listed: Vec<String> = described(&r);
+        assert!(!listed.iter().any(|b| b == "GET /v1/things/{id}"), "{listed:?}");
+        assert!(listed.contains(&"POST /v1/things".to_string()), "{listed:?}");
+        let mut schema = load_schema(&set).unwrap();
+        let drained = Router::build_draining(&config(&["test.v1.Things"], false), &mut schema).unwrap();
+        assert_eq!(described(&drained), listed);
+        assert_eq!(drained.warnings, r.warnings);
+    }
+
+    #[test]
+    fn the_filter_build_frees_the_services_and_routes_the_same() {
+        for services in [&["test.v1.Things", "test.v1.Other"][..], &["test.v1.Other", "test.v1.Things"]] {
+            let config = config(services, true);
+            let mut schema = load_schema(TEST_DESCRIPTOR_SET).unwrap();
+            let expected = Router::build(&config, &schema).unwrap();
+            let drained = Router::build_draining(&config, &mut schema).unwrap();
+            assert!(schema.services.is_empty(), "freed");
+            let names = |r: &Router| r.methods.iter().map(|m| m.full_name.to_string()).collect::<Vec<_>>();
+            assert_eq!(names(&drained), names(&expected));
+            assert_eq!(drained.bindings.len(), expected.bindings.len());
+            for (a, b) in drained.bindings.iter().zip(&expected.bindings) {
+                assert_eq!(
+                    (&a.http_method, &a.template, &a.method.full_name),
+                    (&b.http_method, &b.template, &b.method.full_name)
+                );
+            }
+            assert_eq!(target(&drained, "GET", "/v1/things/7").as_deref(), Some("test.v1.Things/Get"));
+        }
+        // A service listed twice binds everything twice: nothing is routed, as in Envoy.
+        let config = config(&["test.v1.Things", "test.v1.Things"], false);
+        let mut schema = load_schema(TEST_DESCRIPTOR_SET).unwrap();
+        let twice = Router::build_draining(&config, &mut schema).unwrap();
+        assert_eq!(target(&twice, "GET", "/v1/things/7"), None);
+        assert!(twice.bindings.is_empty(), "{}", twice.bindings.len());
+        assert_eq!(twice.warnings.len(), Router::build(&config, &schema).unwrap().warnings.len());
+    }
+
+    #[test]
+    fn a_method_s_service_name_and_path_come_from_its_full_name() {
+        let r = router(&["test.v1.Things"], false);
+        let (b, _) = r.lookup("POST", "/v1/things").unwrap();
+        assert_eq!((b.method.service(), b.method.name()), ("test.v1.Things", "Create"));
+        assert_eq!(b.method.path(), "/test.v1.Things/Create");
     }
 
     /// The test descriptor set with `Things.Query`'s options replaced by one google.api.http
