@@ -210,7 +210,7 @@ fn accepts(plans: &Plans, kind: ValueKind, varint: &[u8]) -> bool {
     match kind {
         ValueKind::Enum(e) => {
             let n = read_varint(varint).map_or(0, |(v, _)| v as i32);
-            plans.enums.get(e).is_none_or(|e| e.accepts(n))
+            plans.enumeration(e).is_none_or(|e| e.accepts(n))
         }
         _ => true,
     }

@@ -53,6 +53,8 @@ impl Transcoder {
         let mut schema = load_schema(&config.proto_descriptor_bin)?;
         if release {
             release_build_inputs(&mut config);
+            // With the descriptor bytes freed, so both forms of the table are never held with them.
+            schema.compact_names();
         }
         let router = match release {
             true => Router::build_draining(&config, &mut schema)?,

@@ -114,7 +114,7 @@ pub(super) fn counts(plans: &Plans, field: &FieldPlan, raw: &Raw<'_>) -> bool {
     match field.kind {
         ValueKind::Enum(e) if raw.wire_type == 0 && !matches!(field.shape, Shape::Map { .. }) => {
             let n = read_varint(raw.value).map_or(0, |(v, _)| v as i32);
-            plans.enums.get(e).is_none_or(|e| e.accepts(n))
+            plans.enumeration(e).is_none_or(|e| e.accepts(n))
         }
         _ => true,
     }
@@ -563,7 +563,7 @@ impl Decoder<'_, '_> {
             return true;
         }
         let closed = match field.kind {
-            ValueKind::Enum(e) => self.plans.enums.get(e).filter(|e| e.closed),
+            ValueKind::Enum(e) => self.plans.enumeration(e).filter(|e| e.closed),
             _ => None,
         };
         let Some(closed) = closed else { return !raw.value.is_empty() };
@@ -595,7 +595,7 @@ impl Decoder<'_, '_> {
                 let plans = self.plans;
                 let known = |v: &Value<'_>| match (kind, v) {
                     (ValueKind::Enum(e), Value::Num(Num::I(n))) => {
-                        plans.enums.get(e).is_none_or(|e| e.accepts(*n as i32))
+                        plans.enumeration(e).is_none_or(|e| e.accepts(*n as i32))
                     }
                     _ => true,
                 };
@@ -651,7 +651,7 @@ impl Decoder<'_, '_> {
         // (key text, value occurrence, the entry) in wire order; duplicates keep the last value.
         let mut entries: Vec<(String, Option<Raw<'_>>, Raw<'_>)> = Vec::with_capacity(occurrences.len());
         let closed_enum = match value_kind {
-            ValueKind::Enum(e) => plans.enums.get(e).filter(|e| e.closed),
+            ValueKind::Enum(e) => plans.enumeration(e).filter(|e| e.closed),
             _ => None,
         };
         for raw in occurrences {
@@ -793,7 +793,7 @@ impl Decoder<'_, '_> {
         match (kind, v) {
             (ValueKind::Enum(e), Value::Num(Num::I(n))) => {
                 let n = *n as i32;
-                let plan = self.plans.enums.get(e);
+                let plan = self.plans.enumeration(e);
                 if plan.is_some_and(|p| p.is_null_value) {
                     self.out.extend_from_slice(b"null");
                 } else if self.print.always_print_enums_as_ints {

@@ -191,7 +191,7 @@ impl Encoder<'_, '_> {
                 })?;
                 Ok(Some(true))
             }
-            ValueKind::Enum(e) if self.plans.enums.get(e).is_some_and(|e| e.is_null_value) => {
+            ValueKind::Enum(e) if self.plans.enumeration(e).is_some_and(|e| e.is_null_value) => {
                 if matches!(field.shape, Shape::Single { presence: true }) {
                     write_tag(field.number, 0, out);
                     out.push(0);
@@ -311,7 +311,7 @@ impl Encoder<'_, '_> {
                 // null is a map value only for google.protobuf.Value and NullValue.
                 let nullable = match value_kind {
                     ValueKind::Message(m) => self.plan(m)?.well_known == Some(WellKnown::Value),
-                    ValueKind::Enum(e) => self.plans.enums.get(e).is_some_and(|e| e.is_null_value),
+                    ValueKind::Enum(e) => self.plans.enumeration(e).is_some_and(|e| e.is_null_value),
                     ValueKind::Scalar(_) => false,
                 };
                 if !nullable {
@@ -382,7 +382,7 @@ impl Encoder<'_, '_> {
 
     /// An enum value by name or number; None when an unknown name is ignored.
     fn enum_value(&mut self, field: &FieldPlan, e: usize) -> Result<Option<i32>> {
-        let plan = self.plans.enums.get(e).ok_or_else(|| Error::internal("enum plan missing"))?;
+        let plan = self.plans.enumeration(e).ok_or_else(|| Error::internal("enum plan missing"))?;
         match self.reader.peek()? {
             b'"' => {
                 let name = self.reader.string()?;

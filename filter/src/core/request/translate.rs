@@ -416,7 +416,7 @@ fn wrap(parents: &[Field], value: &[u8], out: &mut Vec<u8>) {
 /// The number of an enum field's first value (its default), 0 for other kinds.
 pub(crate) fn first_enum_value(codec: &Codec, field: &Field) -> i32 {
     match field.kind {
-        Kind::Enum(e) => codec.plans().enums.get(e).and_then(|e| e.names.first()).map_or(0, |(_, n)| *n),
+        Kind::Enum(e) => codec.plans().enumeration(e).and_then(|e| e.names.first()).map_or(0, |(_, n)| *n),
         _ => 0,
     }
 }

@@ -242,7 +242,7 @@ mod tests {
     use crate::testing::fixtures::{editions, TEST_DESCRIPTOR_SET};
 
     fn method<'s>(schema: &'s Schema, service: &str, name: &str) -> &'s Method {
-        schema.service(service).unwrap().methods.iter().find(|m| &*m.name == name).unwrap()
+        schema.service(service).unwrap().methods.iter().find(|m| m.name() == name).unwrap()
     }
 
     /// An encoded FileDescriptorSet of one file with the given FileDescriptorProto fields.
@@ -290,7 +290,6 @@ mod tests {
         len_field(HTTP_RULE_EXTENSION, &first.encode_to_vec(), &mut options);
         len_field(HTTP_RULE_EXTENSION, &second.encode_to_vec(), &mut options);
         let m = Method {
-            name: "M".into(),
             full_name: "p.S.M".into(),
             input: 0,
             output: 0,

@@ -15,6 +15,7 @@ use crate::core::fnv::FnvMap;
 use crate::core::schema::descriptor_proto::{
     self, EnumProto, FieldBehavior, FieldProto, FileProto, MessageProto, Parts,
 };
+use crate::core::schema::name_table::NameTable;
 
 /// The scalar kinds of the wire format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,8 +289,7 @@ pub struct Service {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Method {
-    pub name: Box<str>,
-    /// `pkg.Service.Method`.
+    /// `pkg.Service.Method` (its own name is the part after the last dot: [`Method::name`]).
     pub full_name: Box<str>,
     /// Indices into [`Schema::messages`].
     pub input: usize,
@@ -298,6 +298,12 @@ pub struct Method {
     pub server_streaming: bool,
     /// The encoded `MethodOptions` (for the `google.api.http` rule).
     pub options: Vec<u8>,
+}
+
+impl Method {
+    pub fn name(&self) -> &str {
+        self.full_name.rsplit_once('.').map_or(&self.full_name, |(_, name)| name)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,7 +321,7 @@ pub struct Schema {
     /// Emptied once the router is built ([`Schema::drop_services`]).
     pub services: Vec<Service>,
     /// Keys shared with the messages' and enums' full names.
-    names: FnvMap<Arc<str>, Def>,
+    names: NameTable<Def>,
 }
 
 impl Schema {
@@ -330,7 +336,7 @@ impl Schema {
     /// The index of a message type by full name (no leading dot).
     pub fn message_index(&self, full_name: &str) -> Option<usize> {
         match self.names.get(full_name) {
-            Some(Def::Message(i)) => Some(*i),
+            Some(Def::Message(i)) => Some(i),
             _ => None,
         }
     }
@@ -421,7 +427,6 @@ impl Schema {
                         _ => Err(format!("{method_name}: {what} type \"{type_name}\" is not a message in the set")),
                     };
                     methods.push(Method {
-                        name: (*m.name).into(),
                         input: message(&m.input_type, "input")?,
                         output: message(&m.output_type, "output")?,
                         full_name: method_name.into(),
@@ -497,10 +502,15 @@ impl Schema {
     }
 
     fn declare(&mut self, full_name: &Arc<str>, def: Def) -> Result<(), String> {
-        if self.names.insert(full_name.clone(), def).is_some() {
+        if !self.names.insert(full_name.clone(), def) {
             return Err(format!("\"{full_name}\" is defined more than once"));
         }
         Ok(())
+    }
+
+    /// Makes the name table a sorted list (see [`NameTable`]); lookups stay the same.
+    pub fn compact_names(&mut self) {
+        self.names.compact();
     }
 
     /// Frees the services (their methods and options): the router copies what requests need
@@ -553,13 +563,13 @@ impl Schema {
     /// to `scope` (searched outwards, as protoc resolves names).
     fn resolve(&self, name: &str, scope: &str) -> Option<Def> {
         if let Some(absolute) = name.strip_prefix('.') {
-            return self.names.get(absolute).copied();
+            return self.names.get(absolute);
         }
         let mut scope = scope;
         loop {
             let candidate = join(scope, name);
             if let Some(def) = self.names.get(candidate.as_str()) {
-                return Some(*def);
+                return Some(def);
             }
             if scope.is_empty() {
                 return None;
@@ -982,7 +992,7 @@ mod tests {
         assert!(scalars.oneofs[optional.oneof.unwrap()].synthetic);
         assert!(!scalars.field_by_name("f_int32").unwrap().presence);
         let things = schema.service("test.v1.Things").unwrap();
-        let get = things.methods.iter().find(|m| &*m.name == "Get").unwrap();
+        let get = things.methods.iter().find(|m| m.name() == "Get").unwrap();
         assert_eq!(&*get.full_name, "test.v1.Things.Get");
         assert_eq!(schema.message_name(get.input), "test.v1.GetRequest");
         assert_eq!(schema.message_name(get.output), "test.v1.Everything");
