@@ -146,7 +146,9 @@ impl Router {
     /// methods' options hold the `google.api.http` rules), so they and the router are not
     /// held at once: every worker's VM builds one, and its linear memory never shrinks.
     pub fn build_draining(config: &Config, schema: &mut Schema) -> Result<Router, ConfigError> {
-        let mut seen: Vec<&str> = config.services.iter().map(String::as_str).collect();
+        // (`&String`: the sort the live descriptor sources already use; one for `&str` would
+        // add 9 KB of code.)
+        let mut seen: Vec<&String> = config.services.iter().collect();
         seen.sort_unstable();
         if seen.windows(2).any(|w| w.first() == w.get(1)) {
             // A service listed twice is bound twice (every binding ambiguous, as in Envoy).
@@ -220,6 +222,8 @@ impl<'c> Building<'c> {
     }
 
     /// Registers the bindings of `method`, of the service at `config.services[service]`.
+    /// Not inlined: both builds call it, and it is most of the router's code.
+    #[inline(never)]
     fn add_method(&mut self, schema: &Schema, service: usize, method: &Method) -> Result<(), ConfigError> {
         let field = format!("services[{service}]");
         let message_name = |index: usize| schema.message(index).map_or_else(|| "".into(), |m| m.full_name.clone());
