@@ -14,6 +14,7 @@ use crate::core::rest::field_behavior::Behaviors;
 use crate::core::rest::patch_mask;
 use crate::core::route::router::{HttpBinding, Router};
 use crate::core::schema::descriptors::load_schema;
+use crate::core::schema::source_info::strip_source_info;
 use crate::core::schema::Schema;
 
 pub struct Transcoder {
@@ -49,6 +50,10 @@ impl Transcoder {
     fn build(mut config: Config, release: bool) -> Result<Transcoder, ConfigError> {
         if config.limits.max_json_depth > MAX_SUPPORTED_DEPTH {
             return Err(ConfigError::new("json2grpc.limits.max_json_depth", format!("at most {MAX_SUPPORTED_DEPTH}")));
+        }
+        if release && config.openapi.path.is_none() {
+            // Only the OpenAPI document reads the comments.
+            strip_source_info(&mut config.proto_descriptor_bin);
         }
         let mut schema = load_schema(&config.proto_descriptor_bin)?;
         if release {

@@ -78,6 +78,14 @@ pub fn fields(buf: &[u8]) -> Fields<'_> {
     Fields { rest: buf, failed: false }
 }
 
+impl<'a> Fields<'a> {
+    /// What is left after the fields yielded so far: `buf.len() - rest().len()` is where the
+    /// last one ends.
+    pub fn rest(&self) -> &'a [u8] {
+        self.rest
+    }
+}
+
 impl<'a> Iterator for Fields<'a> {
     type Item = Result<RawField<'a>, ()>;
 

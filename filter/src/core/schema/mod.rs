@@ -8,5 +8,6 @@ pub mod descriptors;
 pub mod model;
 mod name_table;
 pub mod reflection;
+pub mod source_info;
 
 pub use model::*;
