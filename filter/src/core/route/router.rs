@@ -8,7 +8,7 @@ use crate::core::route::field_path::{FieldPath, Names};
 use crate::core::route::path_matcher::{MatcherOptions, PathMatcher, PathMatcherBuilder};
 use crate::core::route::template;
 use crate::core::schema::descriptors::{http_rule, HttpRule};
-use crate::core::schema::{Kind, Method, Schema};
+use crate::core::schema::{split_full_name, Kind, Method, Schema};
 
 pub const HTTP_BODY: &str = "google.api.HttpBody";
 
@@ -16,8 +16,11 @@ pub const HTTP_BODY: &str = "google.api.HttpBody";
 /// configured services: the service and `:path` are derived from the full name, not stored.
 #[derive(Debug)]
 pub struct MethodInfo {
-    /// `pkg.Service.Method` (a method's name has no dot).
+    /// `pkg.Service.Method`.
     pub full_name: Box<str>,
+    /// The service's part of `full_name` (a hand-made or live descriptor set may name a method
+    /// `a.b`: the last dot is not always the split).
+    pub service_len: usize,
     /// The request and response types: schema (and codec plan) indices, and full names
     /// (shared with the schema).
     pub input: usize,
@@ -36,12 +39,12 @@ impl MethodInfo {
 
     /// `pkg.Service`.
     pub fn service(&self) -> &str {
-        self.full_name.rsplit_once('.').map_or("", |(service, _)| service)
+        split_full_name(&self.full_name, self.service_len).0
     }
 
     /// The method's own name.
     pub fn name(&self) -> &str {
-        self.full_name.rsplit_once('.').map_or(&self.full_name, |(_, name)| name)
+        split_full_name(&self.full_name, self.service_len).1
     }
 }
 
@@ -229,6 +232,7 @@ impl<'c> Building<'c> {
         let message_name = |index: usize| schema.message(index).map_or_else(|| "".into(), |m| m.full_name.clone());
         let info = Arc::new(MethodInfo {
             full_name: method.full_name.clone(),
+            service_len: method.service_len,
             input: method.input,
             output: method.output,
             input_name: message_name(method.input),
@@ -429,6 +433,19 @@ mod tests {
 
     fn router(services: &[&str], auto_mapping: bool) -> Router {
         Router::build(&config(services, auto_mapping), &load_schema(TEST_DESCRIPTOR_SET).unwrap()).unwrap()
+    }
+
+    fn clone_info(m: &MethodInfo) -> MethodInfo {
+        MethodInfo {
+            full_name: m.full_name.clone(),
+            service_len: m.service_len,
+            input: m.input,
+            output: m.output,
+            input_name: m.input_name.clone(),
+            output_name: m.output_name.clone(),
+            client_streaming: m.client_streaming,
+            server_streaming: m.server_streaming,
+        }
     }
 
     fn target(r: &Router, method: &str, path: &str) -> Option<String> {
@@ -672,6 +689,9 @@ mod tests {
         let (b, _) = r.lookup("POST", "/v1/things").unwrap();
         assert_eq!((b.method.service(), b.method.name()), ("test.v1.Things", "Create"));
         assert_eq!(b.method.path(), "/test.v1.Things/Create");
+        // A name with a dot (no protoc writes one; a hand-made set can): split where it was joined.
+        let dotted = MethodInfo { full_name: "p.S.a.b".into(), service_len: 3, ..clone_info(&b.method) };
+        assert_eq!((dotted.service(), dotted.name(), dotted.path()), ("p.S", "a.b", "/p.S/a.b".to_string()));
     }
 
     /// The test descriptor set with `Things.Query`'s options replaced by one google.api.http

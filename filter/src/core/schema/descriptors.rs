@@ -291,6 +291,7 @@ mod tests {
         len_field(HTTP_RULE_EXTENSION, &second.encode_to_vec(), &mut options);
         let m = Method {
             full_name: "p.S.M".into(),
+            service_len: 3,
             input: 0,
             output: 0,
             client_streaming: false,

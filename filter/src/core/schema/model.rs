@@ -289,8 +289,11 @@ pub struct Service {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Method {
-    /// `pkg.Service.Method` (its own name is the part after the last dot: [`Method::name`]).
+    /// `pkg.Service.Method`: [`Method::name`] is the part after the service's.
     pub full_name: Box<str>,
+    /// The service's part of `full_name` (not always up to the last dot: the link does not
+    /// refuse a method named `a.b`, which protoc would).
+    pub service_len: usize,
     /// Indices into [`Schema::messages`].
     pub input: usize,
     pub output: usize,
@@ -302,8 +305,15 @@ pub struct Method {
 
 impl Method {
     pub fn name(&self) -> &str {
-        self.full_name.rsplit_once('.').map_or(&self.full_name, |(_, name)| name)
+        split_full_name(&self.full_name, self.service_len).1
     }
+}
+
+/// A method's full name split into its service's and its own (`len`: the service's length).
+pub fn split_full_name(full_name: &str, len: usize) -> (&str, &str) {
+    let service = full_name.get(..len).unwrap_or_default();
+    let name = full_name.get(len..).and_then(|rest| rest.strip_prefix('.')).unwrap_or_default();
+    (service, name)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -430,6 +440,7 @@ impl Schema {
                         input: message(&m.input_type, "input")?,
                         output: message(&m.output_type, "output")?,
                         full_name: method_name.into(),
+                        service_len: full_name.len(),
                         client_streaming: m.client_streaming,
                         server_streaming: m.server_streaming,
                         options: m.options.clone(),
