@@ -8,7 +8,9 @@ memories are mmap'd outside tcmalloc, so admin /memory alone misses them) and tc
 allocated bytes from admin /memory. Each point is the median of --runs fresh starts.
 
 Reported per API and config: RSS at concurrency 1 (fixed cost = minus the no-transcoder RSS),
-the added RSS per worker (slope from concurrency 1 to 4), start to LIVE.
+the added RSS per worker (slope from concurrency 1 to 4), start to LIVE, and each Wasm VM's
+linear memory as /proc/PID/smaps shows it (resident KiB of its size): the part of a worker's
+cost the filter's own data holds, measured per VM instead of as a noisy slope.
 """
 import argparse
 import json
@@ -30,6 +32,22 @@ def rss_kib(pid):
     return None
 
 
+def wasm_memories(pid):
+    """(size KiB, resident KiB) of each Wasm linear memory: V8 maps a memory's accessible pages
+    right before the guard region it reserves (several GiB), so each is the mapping that ends
+    where such a reservation starts."""
+    maps = []
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        parts = line.split()
+        if parts and "-" in parts[0] and ":" not in parts[0]:
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            maps.append({"lo": lo, "hi": hi, "rss": 0})
+        elif parts and parts[0] == "Rss:" and maps:
+            maps[-1]["rss"] = int(parts[1])
+    return [((m["hi"] - m["lo"]) >> 10, m["rss"]) for m, guard in zip(maps, maps[1:])
+            if guard["hi"] - guard["lo"] >= 4 << 30 and m["hi"] == guard["lo"]]
+
+
 def measure(envoy, kind, api, concurrency, upstream, wasm, workdir, settle):
     config = e2e.envoy_config("grpc" if kind == "none" else kind, upstream, api["descriptor"], wasm,
                               services=api["services"])
@@ -38,7 +56,10 @@ def measure(envoy, kind, api, concurrency, upstream, wasm, workdir, settle):
         live = env.live_seconds
         time.sleep(settle)
         memory = json.loads(env.admin_get("/memory"))
+        # The largest: configured VMs (the base VM, never configured, keeps its initial pages).
+        vm = max(wasm_memories(env.proc.pid), key=lambda m: m[1], default=(0, 0))
         return {"live_ms": round(live * 1000, 1), "rss_kib": rss_kib(env.proc.pid),
+                "wasm_vm_kib": vm[0], "wasm_vm_resident_kib": vm[1],
                 "tcmalloc_allocated": int(memory.get("allocated", 0)),
                 "tcmalloc_heap": int(memory.get("heap_size", 0))}
     finally:
@@ -84,8 +105,9 @@ def main():
 
 def table(results):
     mib = lambda kib: kib / 1024  # noqa: E731
-    lines = ["| API | config | RSS c=1 MiB | c=2 | c=4 | fixed (c=1 − none) MiB | per worker MiB | start to LIVE ms (c=1) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| API | config | RSS c=1 MiB | c=2 | c=4 | fixed (c=1 − none) MiB | per worker MiB | start to LIVE ms (c=1) "
+             "| a VM's linear memory, resident / size KiB |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for api in dict.fromkeys(r["api"] for r in results):
         rows = {(r["kind"], r["concurrency"]): r for r in results if r["api"] == api}
         levels = sorted({c for _, c in rows})
@@ -97,7 +119,9 @@ def table(results):
             fixed = rss[lo] - mib(rows[("none", lo)]["rss_kib"]) if ("none", lo) in rows else None
             per = (rss[hi] - rss[lo]) / (hi - lo) if hi > lo else None
             cells = " | ".join(f"{rss[c]:.1f}" if c in rss else "" for c in (1, 2, 4))
-            lines.append(f"| {api} | {kind} | {cells} | {fixed:+.1f} | {per:+.2f} | {rows[(kind, lo)]['live_ms']:.0f} |")
+            vm = rows[(kind, lo)]
+            vm_cell = f"{vm['wasm_vm_resident_kib']:.0f} / {vm['wasm_vm_kib']:.0f}" if vm.get("wasm_vm_kib") else ""
+            lines.append(f"| {api} | {kind} | {cells} | {fixed:+.1f} | {per:+.2f} | {vm['live_ms']:.0f} | {vm_cell} |")
     return "\n".join(lines)
 
 
