@@ -1,5 +1,7 @@
-//! Plugin configurations → `Transcoder::from_json` (what Envoy hands the filter at configure
-//! time: a bad config must be an error, never a panic that kills the VM). Byte 0 picks the mode:
+//! Plugin configurations → a transcoder, as the filter builds one (`Config::from_json_in_place`,
+//! `Transcoder::for_serving`) and as the tool and tests do (`Config::from_json`,
+//! `Transcoder::new`), which must agree (what Envoy hands the filter at configure time: a bad
+//! config must be an error, never a panic that kills the VM). Byte 0 picks the mode:
 //! 0. the rest is the config JSON as is;
 //! 1. the rest, base64-encoded, is `proto_descriptor_bin` of an otherwise valid config;
 //! 2. the fixture descriptor set (unit-test schema + flash-sale) with byte edits from the input
@@ -19,10 +21,11 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use arbitrary::{Result, Unstructured};
-use json2grpc::core::schema::descriptors::{CustomHttpPattern, HttpRule, Pattern, HTTP_RULE_EXTENSION};
-use json2grpc::core::response::grpc_status::GrpcStatus;
+use json2grpc::core::config::Config;
 use json2grpc::core::request::Decision;
+use json2grpc::core::response::grpc_status::GrpcStatus;
 use json2grpc::core::response::ResponseTranscoder;
+use json2grpc::core::schema::descriptors::{CustomHttpPattern, HttpRule, Pattern, HTTP_RULE_EXTENSION};
 use json2grpc::core::transcoder::Transcoder;
 use json2grpc_fuzz::{base64, compile, descriptor_set, SERVICES};
 use libfuzzer_sys::fuzz_target;
@@ -32,11 +35,11 @@ fuzz_target!(init: json2grpc_fuzz::init(), |data: &[u8]| {
     let [mode, rest @ ..] = data else { return };
     match mode % 4 {
         0 => {
-            let _ = Transcoder::from_json(rest);
+            let _ = configure(rest);
         }
         1 => {
             if !known_crash(rest) {
-                let _ = Transcoder::from_json(config_with(rest, &SERVICES, "").as_bytes());
+                let _ = configure(config_with(rest, &SERVICES, "").as_bytes());
             }
         }
         2 => {
@@ -46,7 +49,7 @@ fuzz_target!(init: json2grpc_fuzz::init(), |data: &[u8]| {
                 std::fs::write(path, &config).expect("JSON2GRPC_FUZZ_DUMP");
             }
             if !known_crash(&set) {
-                let _ = Transcoder::from_json(config.as_bytes());
+                let _ = configure(config.as_bytes());
             }
         }
         _ => {
@@ -55,6 +58,34 @@ fuzz_target!(init: json2grpc_fuzz::init(), |data: &[u8]| {
         }
     }
 });
+
+/// Both ways of building a transcoder from `text`: the filter's (the descriptor set decoded in
+/// the text's memory, comments stripped, the schema's services freed as the router reads them)
+/// must read the same configuration as the copying one and accept or refuse it alike. The
+/// copying one's transcoder is returned (it keeps the descriptor bytes, for the OpenAPI document).
+fn configure(text: &[u8]) -> Option<Transcoder> {
+    let copied = Config::from_json(text);
+    let mut owned = text.to_vec();
+    let in_place = Config::from_json_in_place(&mut owned);
+    assert_eq!(format!("{copied:?}"), format!("{in_place:?}"), "from_json_in_place reads another configuration");
+    let (Ok(copied), Ok(in_place)) = (copied, in_place) else { return None };
+    let built = Transcoder::new(copied);
+    let serving = Transcoder::for_serving(in_place);
+    let error = |t: &Result<Transcoder, json2grpc::core::config::ConfigError>| t.as_ref().err().map(|e| e.to_string());
+    assert_eq!(error(&built), error(&serving), "for_serving accepts or refuses otherwise");
+    if let (Ok(b), Ok(s)) = (&built, &serving) {
+        assert_eq!(b.router.warnings, s.router.warnings);
+        let bindings = |t: &Transcoder| {
+            t.router
+                .bindings
+                .iter()
+                .map(|b| format!("{} {} {}", b.http_method, b.template, b.method.path()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(bindings(b), bindings(s));
+    }
+    built.ok()
+}
 
 /// Guard for known configure-time panics, so that the fuzzer can go on past one while it is
 /// being fixed (JSON2GRPC_FUZZ_NO_GUARDS=1 disables it). Empty now: the empty-syntax, map-entry
@@ -534,7 +565,7 @@ fn structured(u: &mut Unstructured) -> Result<()> {
     if known_crash(&set) {
         return Ok(());
     }
-    let Ok(t) = Transcoder::from_json(config.as_bytes()) else { return Ok(()) };
+    let Some(t) = configure(config.as_bytes()) else { return Ok(()) };
     // The OpenAPI document of any configuration that loads: made, bounded, never a panic.
     if u.ratio(1, 4)? {
         let _ = json2grpc::core::openapi::render(&t, 8 << 20);

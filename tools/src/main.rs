@@ -194,8 +194,8 @@ fn plugin_config(descriptor: &PathBuf, services: Vec<String>, set: &[String]) ->
             for method in &service.methods {
                 match http_rule(method) {
                     Ok(Some(_)) => {}
-                    Ok(None) => eprintln!("warning: {} has no google.api.http annotation", method.full_name),
-                    Err(e) => return Err(format!("{}: {e}", method.full_name)),
+                    Ok(None) => eprintln!("warning: {}.{} has no google.api.http annotation", name, method.name),
+                    Err(e) => return Err(format!("{}.{}: {e}", name, method.name)),
                 }
             }
         }

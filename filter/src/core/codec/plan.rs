@@ -349,8 +349,8 @@ fn message_plan(schema: &Schema, m: &Message) -> MessagePlan {
     let mut by_number = FnvMap::default();
     for f in &m.fields {
         let index = u16::try_from(fields.len()).unwrap_or(u16::MAX);
-        by_name.entry(Arc::<[u8]>::from(f.json_name.clone())).or_insert(index);
-        by_name.entry(Arc::<[u8]>::from(f.name.clone())).or_insert(index);
+        by_name.entry(Arc::<[u8]>::from(f.names.json_name.clone())).or_insert(index);
+        by_name.entry(Arc::<[u8]>::from(f.names.name.clone())).or_insert(index);
         by_number.insert(f.number, index);
         let oneof = f.oneof.and_then(|o| real_oneof.get(o).copied().flatten());
         fields.push(field_plan(schema, f, oneof));
@@ -389,9 +389,9 @@ fn field_plan(schema: &Schema, f: &Field, oneof: Option<u16>) -> FieldPlan {
     };
     FieldPlan {
         number: f.number,
-        json_name: f.json_name.clone(),
-        quoted_json_name: quoted(&f.json_name),
-        proto_name: f.name.clone(),
+        json_name: f.names.json_name.clone(),
+        quoted_json_name: quoted(f.json_name()),
+        proto_name: f.names.name.clone(),
         kind: value_kind(f.kind),
         shape,
         oneof,

@@ -45,7 +45,7 @@ pub fn add(
         let mut candidates: Vec<usize> = message
             .fields
             .iter()
-            .filter_map(|f| targets.get(&(from.method.service(), &*f.name)))
+            .filter_map(|f| targets.get(&(from.method.service(), f.name())))
             .flatten()
             .copied()
             .collect();

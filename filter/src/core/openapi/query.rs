@@ -75,14 +75,14 @@ impl Walk<'_, '_> {
                 break;
             }
             self.visits += 1;
-            let proto = join(proto, &f.name);
+            let proto = join(proto, f.name());
             let name = join(name, self.schemas.key(f));
             if self.excluded.contains(&proto) || self.ignored.contains(&name) {
                 continue;
             }
-            let behavior = self.schemas.docs.behavior(&message.full_name, &f.name);
+            let behavior = self.schemas.docs.behavior(&message.full_name, f.name());
             let required = required && behavior & REQUIRED != 0;
-            let description = self.schemas.docs.comment(&format!("{}.{}", message.full_name, f.name));
+            let description = self.schemas.docs.comment(&format!("{}.{}", message.full_name, f.name()));
             let description = description.map(str::to_string);
             if f.map {
                 self.map(f, &name, description);

@@ -71,9 +71,9 @@ impl<'a> Schemas<'a> {
     /// The JSON key of a field.
     pub fn key<'f>(&self, field: &'f Field) -> &'f str {
         if self.style.proto_names {
-            &field.name
+            field.name()
         } else {
-            &field.json_name
+            field.json_name()
         }
     }
 
@@ -185,8 +185,8 @@ impl<'a> Schemas<'a> {
         let mut required = Vec::new();
         for f in &message.fields {
             let mut schema = self.field(f, input);
-            let behavior = self.docs.behavior(&message.full_name, &f.name);
-            if let Some(text) = self.docs.comment(&format!("{}.{}", message.full_name, f.name)) {
+            let behavior = self.docs.behavior(&message.full_name, f.name());
+            if let Some(text) = self.docs.comment(&format!("{}.{}", message.full_name, f.name())) {
                 set(&mut schema, "description", string(text));
             }
             if behavior & OUTPUT_ONLY != 0 {
@@ -330,7 +330,7 @@ fn input_variants(schema: &Schema, docs: &Docs) -> Vec<bool> {
     let seeds = schema
         .messages
         .iter()
-        .map(|m| m.fields.iter().any(|f| docs.behavior(&m.full_name, &f.name) & REQUIRED != 0))
+        .map(|m| m.fields.iter().any(|f| docs.behavior(&m.full_name, f.name()) & REQUIRED != 0))
         .collect();
     let edges = schema.messages.iter().enumerate().flat_map(|(i, m)| {
         m.fields.iter().filter_map(move |f| match f.kind {

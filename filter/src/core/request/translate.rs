@@ -400,7 +400,7 @@ fn empty_body_field(leaf: &Field, out: &mut Vec<u8>) -> Result<()> {
         }
         _ => Err(Error::bad_request(format!(
             "an empty body cannot set field \"{}\": it is not a message field",
-            leaf.name
+            leaf.name()
         ))),
     }
 }

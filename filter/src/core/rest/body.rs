@@ -51,7 +51,7 @@ pub fn check(
             let field = plans.message(parent).and_then(|p| p.field_by_number(leaf.number)).map(|(_, f)| f);
             let Some(field) = field else { return Ok(None) };
             // Unknown keys are named from the request message, in JSON names.
-            let prefix = path.fields().iter().map(|f| &*f.json_name).collect::<Vec<_>>().join(".");
+            let prefix = path.fields().iter().map(|f| f.json_name()).collect::<Vec<_>>().join(".");
             body_keys::scan(plans, parent, Some((field, &prefix)), body, max_depth, collect)?
         }
     };

@@ -106,7 +106,7 @@ impl fmt::Display for FieldPath {
             if i > 0 {
                 f.write_str(".")?;
             }
-            f.write_str(&field.name)?;
+            f.write_str(field.name())?;
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use crate::core::route::field_path::{FieldPath, Names};
 use crate::core::route::path_matcher::{MatcherOptions, PathMatcher, PathMatcherBuilder};
 use crate::core::route::template;
 use crate::core::schema::descriptors::{http_rule, HttpRule};
-use crate::core::schema::{split_full_name, Kind, Method, Schema};
+use crate::core::schema::{Kind, Method, Schema};
 
 pub const HTTP_BODY: &str = "google.api.HttpBody";
 
@@ -46,6 +46,13 @@ impl MethodInfo {
     pub fn name(&self) -> &str {
         split_full_name(&self.full_name, self.service_len).1
     }
+}
+
+/// A method's full name split into its service's and its own (`len`: the service's length).
+fn split_full_name(full_name: &str, len: usize) -> (&str, &str) {
+    let service = full_name.get(..len).unwrap_or_default();
+    let name = full_name.get(len..).and_then(|rest| rest.strip_prefix('.')).unwrap_or_default();
+    (service, name)
 }
 
 /// Where the request body goes.
@@ -139,7 +146,7 @@ impl Router {
                 .find(|s| *s.full_name == **service_name)
                 .ok_or_else(|| missing(i, service_name))?;
             for method in &service.methods {
-                building.add_method(schema, i, method)?;
+                building.add_method(schema, (i, &service.full_name), method)?;
             }
         }
         Ok(building.finish())
@@ -163,7 +170,7 @@ impl Router {
             let service =
                 services.iter_mut().find(|s| *s.full_name == **service_name).ok_or_else(|| missing(i, service_name))?;
             for method in std::mem::take(&mut service.methods) {
-                building.add_method(schema, i, &method)?;
+                building.add_method(schema, (i, &service.full_name), &method)?;
             }
         }
         Ok(building.finish())
@@ -224,15 +231,15 @@ impl<'c> Building<'c> {
         new
     }
 
-    /// Registers the bindings of `method`, of the service at `config.services[service]`.
+    /// Registers the bindings of `method`, of the service `name` at `config.services[i]`.
     /// Not inlined: both builds call it, and it is most of the router's code.
     #[inline(never)]
-    fn add_method(&mut self, schema: &Schema, service: usize, method: &Method) -> Result<(), ConfigError> {
-        let field = format!("services[{service}]");
+    fn add_method(&mut self, schema: &Schema, (i, service): (usize, &str), method: &Method) -> Result<(), ConfigError> {
+        let field = format!("services[{i}]");
         let message_name = |index: usize| schema.message(index).map_or_else(|| "".into(), |m| m.full_name.clone());
         let info = Arc::new(MethodInfo {
-            full_name: method.full_name.clone(),
-            service_len: method.service_len,
+            full_name: format!("{service}.{}", method.name).into(),
+            service_len: service.len(),
             input: method.input,
             output: method.output,
             input_name: message_name(method.input),
@@ -240,7 +247,7 @@ impl<'c> Building<'c> {
             client_streaming: method.client_streaming,
             server_streaming: method.server_streaming,
         });
-        let err = |message: String| ConfigError::new(&field, format!("{}: {message}", method.full_name));
+        let err = |message: String| ConfigError::new(&field, format!("{}: {message}", info.full_name));
         let rule = http_rule(method).map_err(err)?;
         let rules = match rule {
             Some(rule) => flatten(rule),

@@ -242,7 +242,7 @@ mod tests {
     use crate::testing::fixtures::{editions, TEST_DESCRIPTOR_SET};
 
     fn method<'s>(schema: &'s Schema, service: &str, name: &str) -> &'s Method {
-        schema.service(service).unwrap().methods.iter().find(|m| m.name() == name).unwrap()
+        schema.service(service).unwrap().methods.iter().find(|m| &*m.name == name).unwrap()
     }
 
     /// An encoded FileDescriptorSet of one file with the given FileDescriptorProto fields.
@@ -289,15 +289,8 @@ mod tests {
         let mut options = Vec::new();
         len_field(HTTP_RULE_EXTENSION, &first.encode_to_vec(), &mut options);
         len_field(HTTP_RULE_EXTENSION, &second.encode_to_vec(), &mut options);
-        let m = Method {
-            full_name: "p.S.M".into(),
-            service_len: 3,
-            input: 0,
-            output: 0,
-            client_streaming: false,
-            server_streaming: false,
-            options,
-        };
+        let m =
+            Method { name: "M".into(), input: 0, output: 0, client_streaming: false, server_streaming: false, options };
         let rule = http_rule(&m).unwrap().unwrap();
         assert_eq!(rule.method_and_template(), Some(("HEAD", "/y")));
         assert_eq!((rule.body.as_str(), rule.response_body.as_str()), ("a", "r"));
@@ -344,7 +337,7 @@ mod tests {
         let schema = load_schema(&set_of(&file)).unwrap();
         let status = schema.message_by_name("google.rpc.Status").unwrap();
         assert_eq!(status.fields.len(), 1);
-        assert_eq!(&*status.fields[0].name, "text");
+        assert_eq!(status.fields[0].name(), "text");
         // The other built-in files still fill the gaps.
         assert!(schema.message_index("google.api.HttpBody").is_some());
     }
