@@ -180,3 +180,41 @@ fn the_filter_decodes_the_descriptor_set_in_the_configuration_s_own_memory() {
     assert_eq!(config.proto_descriptor_bin, set);
     assert!(peak >= set.len(), "peak {peak} B");
 }
+
+#[test]
+fn the_filter_drops_a_set_s_comments_before_building_unless_it_serves_openapi() {
+    // A set's comments (source_code_info, often half of it) are freed before the schema is
+    // built, so the build reuses their memory instead of adding to it (a VM never shrinks).
+    use base64::Engine;
+    use json2grpc::core::config::Config;
+    use json2grpc::core::transcoder::Transcoder;
+    let _serial = SERIAL.lock().unwrap();
+    let mut set = Vec::new();
+    let mut first = true;
+    for f in json2grpc::core::codec::wire::fields(include_bytes!("../testdata/openapi_test.pb")) {
+        let f = f.unwrap();
+        let mut file = f.value.to_vec();
+        if first {
+            // 1 MiB of comments on the first file.
+            len_field(9, &vec![b'c'; 1 << 20], &mut file);
+            first = false;
+        }
+        len_field(f.number, &file, &mut set);
+    }
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&set);
+    let build = |extra: &str| {
+        let text = format!(r#"{{"proto_descriptor_bin":"{b64}","services":["doc.v1.Library"]{extra}}}"#);
+        let mut text = text.into_bytes();
+        let config = Config::from_json_in_place(&mut text).unwrap();
+        let (t, peak) = peak_during(|| Transcoder::for_serving(config).unwrap());
+        drop(t);
+        peak
+    };
+    // Freed first: the build stays below what the set held on its own.
+    let dropped = build("");
+    // Kept for the OpenAPI document: the build comes on top of it.
+    let kept = build(r#","json2grpc":{"openapi":{"path":"/openapi.json"}}"#);
+    eprintln!("for_serving: peak above the configuration {dropped} B (comments dropped), {kept} B (kept)");
+    assert!(dropped < 4096, "{dropped} B");
+    assert!(kept > 16 * 1024, "{kept} B");
+}
