@@ -13,7 +13,7 @@ use crate::core::response::ResponseTranscoder;
 use crate::core::rest::field_behavior::Behaviors;
 use crate::core::rest::patch_mask;
 use crate::core::route::router::{HttpBinding, Router};
-use crate::core::schema::descriptors::load_schema;
+use crate::core::schema::descriptors::{load_schema, load_schema_draining};
 use crate::core::schema::source_info::strip_source_info;
 use crate::core::schema::Schema;
 
@@ -51,11 +51,17 @@ impl Transcoder {
         if config.limits.max_json_depth > MAX_SUPPORTED_DEPTH {
             return Err(ConfigError::new("json2grpc.limits.max_json_depth", format!("at most {MAX_SUPPORTED_DEPTH}")));
         }
-        if release && config.openapi.path.is_none() {
-            // Only the OpenAPI document reads the comments.
+        // Only the OpenAPI document reads the set (and its comments) once the schema is built.
+        let set_read_later = !release || config.openapi.path.is_some();
+        if !set_read_later {
             strip_source_info(&mut config.proto_descriptor_bin);
         }
-        let mut schema = load_schema(&config.proto_descriptor_bin)?;
+        let mut schema = match set_read_later {
+            true => load_schema(&config.proto_descriptor_bin)?,
+            // A worker's VM: the set is freed as the schema grows (its linear memory never
+            // shrinks, and the two at once were most of it).
+            false => load_schema_draining(&mut config.proto_descriptor_bin)?,
+        };
         if release {
             release_build_inputs(&mut config);
             // With the descriptor bytes freed, so both forms of the table are never held with them.

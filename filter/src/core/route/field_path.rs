@@ -9,7 +9,9 @@ use crate::core::schema::{Field, Kind, Schema};
 /// value is written into a new element.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldPath {
-    fields: Vec<Field>,
+    /// Exactly sized: the router keeps a path per bound template variable and body, in every
+    /// worker's VM (grown by `push`, a one-field path would hold room for four).
+    fields: Box<[Field]>,
 }
 
 /// How names in a path are looked up.
@@ -75,7 +77,7 @@ impl FieldPath {
         if fields.is_empty() {
             return Err("empty field path".to_string());
         }
-        Ok(FieldPath { fields })
+        Ok(FieldPath { fields: fields.into_boxed_slice() })
     }
 
     /// The field the path ends at.

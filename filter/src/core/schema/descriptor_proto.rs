@@ -148,53 +148,7 @@ pub struct MethodProto<'a> {
     pub server_streaming: bool,
 }
 
-/// The files of an encoded `FileDescriptorSet`, each decoded when it is read: linking reads
-/// the set in a few passes, one file at a time, and never holds it decoded whole (decoded, the
-/// 200-service benchmark's 841 KB set was 2 MB, the largest part of the configure-time peak).
-#[derive(Debug, Clone, Default)]
-pub struct EncodedFiles<'a>(Vec<&'a [u8]>);
-
-impl<'a> EncodedFiles<'a> {
-    /// Splits a set into its files' bytes (decoding none of them).
-    pub fn split(set: &'a [u8]) -> Result<EncodedFiles<'a>, String> {
-        let mut files = Vec::new();
-        each_field(set, "FileDescriptorSet", |f| {
-            if f.number == 1 {
-                files.push(payload(f, "FileDescriptorSet.file")?);
-            }
-            Ok(())
-        })?;
-        Ok(EncodedFiles(files))
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn push(&mut self, file: &'a [u8]) {
-        self.0.push(file);
-    }
-
-    pub fn truncate(&mut self, len: usize) {
-        self.0.truncate(len);
-    }
-
-    /// Each file, decoded, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&'a [u8], Result<FileProto<'a>, String>)> + '_ {
-        self.parts(Parts::ALL)
-    }
-
-    /// Each file with only `parts` decoded (the rest left empty), in order.
-    pub fn parts(&self, parts: Parts) -> impl Iterator<Item = (&'a [u8], Result<FileProto<'a>, String>)> + '_ {
-        self.0.iter().map(move |&bytes| (bytes, file(bytes, parts)))
-    }
-}
-
-/// The parts of a file a pass over [`EncodedFiles`] decodes; the others are skipped unread
+/// The parts of a file a pass over [`EncodedFiles`](super::encoded_files::EncodedFiles) decodes; the others are skipped unread
 /// (their names and nesting are decoded whatever is asked). A pass decoding only what it reads
 /// keeps the link's passes near the cost of one whole decoding (configure: 16-17 ms → 19-21 ms in V8
 /// for 2,000 methods; decoding whole in every pass took 34 ms).
@@ -230,7 +184,7 @@ pub fn decode_file_set(bytes: &[u8]) -> Result<Vec<FileProto<'_>>, String> {
     Ok(files)
 }
 
-fn file<'a>(bytes: &'a [u8], parts: Parts) -> Result<FileProto<'a>, String> {
+pub(crate) fn file<'a>(bytes: &'a [u8], parts: Parts) -> Result<FileProto<'a>, String> {
     let mut file = FileProto::default();
     each_field(bytes, "FileDescriptorProto", |f| {
         match f.number {

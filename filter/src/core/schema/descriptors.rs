@@ -4,7 +4,8 @@
 use crate::core::codec::wire;
 use crate::core::config::ConfigError;
 use crate::core::fnv::FnvMap;
-use crate::core::schema::descriptor_proto::{decode_file_set, each_field, payload, string, EncodedFiles, Parts};
+use crate::core::schema::descriptor_proto::{decode_file_set, each_field, file, payload, string, Parts};
+use crate::core::schema::encoded_files::{file_ranges, EncodedFiles};
 use crate::core::schema::{defined_names, syntax_of, Method, Schema};
 
 /// google.rpc.Status, its standard detail types and google.api.HttpBody (`filter/descriptors/`,
@@ -20,14 +21,26 @@ pub(crate) const FIELD: &str = "proto_descriptor_bin";
 /// lacks, so error details and HttpBody work whatever the user compiled. Files are decoded one
 /// at a time in each pass (see [`EncodedFiles`]).
 pub fn load_schema(descriptor_set: &[u8]) -> Result<Schema, ConfigError> {
-    let not_a_set = |e: String| ConfigError::new(FIELD, format!("not a FileDescriptorSet: {e}"));
-    let mut files = EncodedFiles::split(descriptor_set).map_err(not_a_set)?;
+    link_with_builtins(EncodedFiles::split(descriptor_set).map_err(not_a_set)?)
+}
+
+/// [`load_schema`] for a set nothing reads afterwards: it is freed as it is linked (see
+/// [`EncodedFiles::draining`]), and is empty after a success.
+pub fn load_schema_draining(descriptor_set: &mut Vec<u8>) -> Result<Schema, ConfigError> {
+    link_with_builtins(EncodedFiles::draining(descriptor_set).map_err(not_a_set)?)
+}
+
+fn not_a_set(e: String) -> ConfigError {
+    ConfigError::new(FIELD, format!("not a FileDescriptorSet: {e}"))
+}
+
+fn link_with_builtins(mut files: EncodedFiles<'_>) -> Result<Schema, ConfigError> {
     // Every file has a supported syntax before anything is linked; what the built-ins must not
     // clash with is noted on the way. Fields are not decoded here but when they are linked (a
     // malformed one is an invalid set then), so each is decoded once.
     let mut user = UserFiles::default();
     let builtin = builtin_names();
-    for (_, file) in files.parts(Parts { fields: false, extensions: false, ..Parts::ALL }) {
+    for file in files.parts(Parts { fields: false, extensions: false, ..Parts::ALL }) {
         let file = file.map_err(not_a_set)?;
         syntax_of(&file).map_err(|e| ConfigError::new(FIELD, e))?;
         user.names.insert(file.name.to_string(), ());
@@ -40,14 +53,17 @@ pub fn load_schema(descriptor_set: &[u8]) -> Result<Schema, ConfigError> {
     let user_files = files.len();
     add_builtins(&mut files, user);
     let invalid = |e: String| ConfigError::new(FIELD, format!("invalid descriptor set: {e}"));
-    match Schema::link_set(&files) {
+    match Schema::link_set(&mut files) {
         Ok(schema) => Ok(schema),
-        Err(e) if files.len() > user_files => {
+        // A set's own names are resolved before the built-ins' (Schema::link_set), and the
+        // built-in files are read first in the pass that frees the set: when part of it is
+        // freed, the error is the set's own, and linking it alone would fail the same way.
+        Err(e) if files.len() > user_files && !files.drained() => {
             // A built-in file that does not fit the user's set is left out; the user's set
             // alone decides whether the configuration is valid.
             log::debug!("built-in descriptors not added: {e}");
             files.truncate(user_files);
-            Schema::link_set(&files).map_err(invalid)
+            Schema::link_set(&mut files).map_err(invalid)
         }
         Err(e) => Err(invalid(e)),
     }
@@ -72,7 +88,7 @@ fn builtin_names() -> FnvMap<String, ()> {
 /// imports are there. A user set that defines some of these types differently wins; only
 /// gaps are filled.
 fn add_builtins(files: &mut EncodedFiles<'_>, user: UserFiles) {
-    let builtin = match EncodedFiles::split(BUILTIN_DESCRIPTOR_SET) {
+    let builtin = match file_ranges(BUILTIN_DESCRIPTOR_SET) {
         Ok(builtin) => builtin,
         Err(e) => {
             log::debug!("built-in descriptors: {e}");
@@ -80,8 +96,9 @@ fn add_builtins(files: &mut EncodedFiles<'_>, user: UserFiles) {
         }
     };
     let UserFiles { names: mut file_names, mut taken } = user;
-    for (bytes, file) in builtin.iter() {
-        let Ok(file) = file else { continue };
+    for range in builtin {
+        let Some(bytes) = BUILTIN_DESCRIPTOR_SET.get(range) else { continue };
+        let Ok(file) = file(bytes, Parts::ALL) else { continue };
         let names = defined_names(&file);
         let fits = !file_names.contains_key(&*file.name)
             && !names.iter().any(|n| taken.contains_key(n))
@@ -89,7 +106,7 @@ fn add_builtins(files: &mut EncodedFiles<'_>, user: UserFiles) {
         if fits {
             taken.extend(names.into_iter().map(|n| (n, ())));
             file_names.insert(file.name.to_string(), ());
-            files.push(bytes);
+            files.push_static(bytes);
         }
     }
 }

@@ -13,8 +13,9 @@ use std::sync::Arc;
 
 use crate::core::fnv::FnvMap;
 use crate::core::schema::descriptor_proto::{
-    self, EnumProto, FieldBehavior, FieldProto, FileProto, MessageProto, Parts,
+    self, EnumProto, FieldBehavior, FieldProto, FileProto, MessageProto, Parts, ServiceProto,
 };
+use crate::core::schema::encoded_files::EncodedFiles;
 use crate::core::schema::name_table::NameTable;
 
 /// The scalar kinds of the wire format.
@@ -334,6 +335,9 @@ pub struct Schema {
     pub services: Vec<Service>,
     /// Keys shared with the messages' and enums' full names.
     names: NameTable<Def>,
+    /// While linking: the indices of the first built-in message and enum, when built-in files
+    /// were added after the user's.
+    first_builtin: Option<(usize, usize)>,
 }
 
 impl Schema {
@@ -368,19 +372,26 @@ impl Schema {
 
     /// Links and checks decoded files (any order); the error says what is wrong and where.
     pub fn link(files: &[FileProto]) -> Result<Schema, String> {
-        Schema::link_set(files)
+        Schema::link_set(&mut &*files)
     }
 
     /// [`Schema::link`] for any [`FileSet`]: files are read once per pass (the header check,
-    /// declarations, fields, extensions at file level, then in messages, services), one at a
-    /// time, each pass reading only the parts it needs.
-    pub fn link_set(files: &(impl FileSet + ?Sized)) -> Result<Schema, String> {
+    /// declarations, extensions at file level, then in messages, and last the fields and
+    /// services), one at a time, each pass reading only the parts it needs. The last pass
+    /// builds most of the schema; a draining set is freed as it reads it (`EncodedFiles`).
+    pub fn link_set(files: &mut (impl FileSet + ?Sized)) -> Result<Schema, String> {
         check_files(files)?;
         let mut schema = Schema::default();
         // Pass 1: every type gets its full name and index, so fields can refer to any type.
-        // What the next passes need of each message is kept by index.
+        // What the next passes need of each message is kept by index, and where each file's
+        // messages start (the last pass reads the files last to first).
         let mut declared = Declared::default();
+        let set_files = files.set_files();
         files.each(DECLARE, &mut |file| {
+            if declared.file_starts.len() == set_files {
+                schema.first_builtin = Some((schema.messages.len(), schema.enums.len()));
+            }
+            declared.file_starts.push(schema.messages.len());
             let features = file_features(file)?;
             for message in &file.messages {
                 schema.declare_message(message, &file.package, features, &mut declared)?;
@@ -394,20 +405,10 @@ impl Schema {
             }
             Ok(())
         })?;
-        // Pass 2: fields, message by message in pass 1's order (message i is the i-th declared).
         let mut names = Interner::default();
-        let mut next = 0;
-        files.each(FIELDS, &mut |file| {
-            for message in &file.messages {
-                schema.link_message(message, &mut next, &declared.features, &mut names)?;
-            }
-            Ok(())
-        })?;
-        if next != declared.features.len() {
-            return Err("the descriptor set changed between passes".to_string());
-        }
         // Extensions become fields of the messages they extend, named `[full.name]` (their
-        // JSON key); their features are their declaring scope's.
+        // JSON key); their features are their declaring scope's. They are added before the
+        // messages' own fields, which go first (see `link_message`).
         let message_sets = &declared.message_sets;
         // Read again rather than kept from pass 1 (a set can be mostly empty extensions, each
         // 2 bytes encoded and ~100 decoded): those declared at file level first, then those in
@@ -426,32 +427,49 @@ impl Schema {
             }
             Ok(())
         })?;
-        schema.link_maps()?;
-        // Last pass: services.
-        files.each(SERVICES, &mut |file| {
-            for s in &file.services {
-                let full_name = join(&file.package, &s.name);
-                let mut methods = Vec::with_capacity(s.methods.len());
-                for m in &s.methods {
-                    let method_name = format!("{full_name}.{}", m.name);
-                    let message = |type_name: &str, what: &str| match schema.resolve(type_name, &full_name) {
-                        Some(Def::Message(i)) => Ok(i),
-                        _ => Err(format!("{method_name}: {what} type \"{type_name}\" is not a message in the set")),
-                    };
-                    methods.push(Method {
-                        input: message(&m.input_type, "input")?,
-                        output: message(&m.output_type, "output")?,
-                        name: (*m.name).into(),
-                        client_streaming: m.client_streaming,
-                        server_streaming: m.server_streaming,
-                        options: m.options.clone(),
-                    });
-                }
-                schema.services.push(Service { full_name: full_name.into(), methods });
+        // Last pass, files last to first: fields, message by message (message i is the i-th
+        // declared), and services (each file's listed backwards, the whole list reversed after).
+        let changed = || "the descriptor set changed between passes".to_string();
+        let messages = declared.features.len();
+        files.each_last(LAST, &mut |index, file| {
+            let mut next = declared.file_starts.get(index).copied().ok_or_else(changed)?;
+            for message in &file.messages {
+                schema.link_message(message, &mut next, &declared.features, &mut names)?;
+            }
+            if next != declared.file_starts.get(index + 1).copied().unwrap_or(messages) {
+                return Err(changed());
+            }
+            for s in file.services.iter().rev() {
+                let service = schema.link_service(s, &file.package)?;
+                schema.services.push(service);
             }
             Ok(())
         })?;
+        schema.services.reverse();
+        schema.link_maps()?;
+        schema.first_builtin = None;
         Ok(schema)
+    }
+
+    fn link_service(&self, s: &ServiceProto, package: &str) -> Result<Service, String> {
+        let full_name = join(package, &s.name);
+        let mut methods = Vec::with_capacity(s.methods.len());
+        for m in &s.methods {
+            let method_name = format!("{full_name}.{}", m.name);
+            let message = |type_name: &str, what: &str| match self.resolve(type_name, &full_name) {
+                Some(Def::Message(i)) => Ok(i),
+                _ => Err(format!("{method_name}: {what} type \"{type_name}\" is not a message in the set")),
+            };
+            methods.push(Method {
+                input: message(&m.input_type, "input")?,
+                output: message(&m.output_type, "output")?,
+                name: (*m.name).into(),
+                client_streaming: m.client_streaming,
+                server_streaming: m.server_streaming,
+                options: m.options.clone(),
+            });
+        }
+        Ok(Service { full_name: full_name.into(), methods })
     }
 
     /// Links the extensions declared in a message and in those it nests, in declaration order;
@@ -499,6 +517,17 @@ impl Schema {
             })
             .collect();
         if let Some(m) = self.messages.get_mut(index) {
+            // Its extensions, linked before: after its own fields, as declared.
+            let extensions = std::mem::take(&mut m.fields);
+            if let Some(clash) = extensions.iter().find(|e| fields.iter().any(|f| f.number == e.number)) {
+                let name = clash.name().trim_start_matches('[').trim_end_matches(']');
+                return Err(format!(
+                    "extension {name}: field number {} of {} is used twice",
+                    clash.number, m.full_name
+                ));
+            }
+            let mut fields = fields;
+            fields.extend(extensions);
             m.fields = fields;
             m.oneofs = proto
                 .oneofs
@@ -577,10 +606,23 @@ impl Schema {
         if let Some(absolute) = name.strip_prefix('.') {
             return self.names.get(absolute);
         }
+        // The user's own types first: a built-in type the set lacks must not change what a
+        // name finds (so the built-ins never make a set that links alone fail).
+        let builtin = |def: &Def| match (*def, self.first_builtin) {
+            (Def::Message(i), Some((messages, _))) => i >= messages,
+            (Def::Enum(i), Some((_, enums))) => i >= enums,
+            _ => false,
+        };
+        self.resolve_relative(name, scope, &|def| !builtin(def))
+            .or_else(|| self.first_builtin.and_then(|_| self.resolve_relative(name, scope, &|_| true)))
+    }
+
+    /// The first definition `accept`s of `name` relative to `scope`, searched outwards.
+    fn resolve_relative(&self, name: &str, scope: &str, accept: &dyn Fn(&Def) -> bool) -> Option<Def> {
         let mut scope = scope;
         loop {
             let candidate = join(scope, name);
-            if let Some(def) = self.names.get(candidate.as_str()) {
+            if let Some(def) = self.names.get(candidate.as_str()).filter(accept) {
                 return Some(def);
             }
             if scope.is_empty() {
@@ -855,34 +897,72 @@ fn check_files(files: &(impl FileSet + ?Sized)) -> Result<(), String> {
     Ok(())
 }
 
-/// Files [`Schema::link_set`] reads, once per pass, in the same order each time; a pass
-/// reads at least `parts` of each (decoded files give all of them).
+/// Files [`Schema::link_set`] reads, once per pass; a pass reads at least `parts` of each
+/// (decoded files give all of them).
 pub trait FileSet {
+    /// Each file, in order.
     fn each(&self, parts: Parts, f: &mut dyn FnMut(&FileProto<'_>) -> Result<(), String>) -> Result<(), String>;
+
+    /// The last pass: each file with its index, last to first (a draining set is freed as it
+    /// is read).
+    fn each_last(
+        &mut self,
+        parts: Parts,
+        f: &mut dyn FnMut(usize, &FileProto<'_>) -> Result<(), String>,
+    ) -> Result<(), String>;
+
+    /// How many files, from the first, are the user's: the others are built-ins, whose names
+    /// a user's relative type names find only when none of the user's match.
+    fn set_files(&self) -> usize;
 }
 
-impl FileSet for [FileProto<'_>] {
+impl FileSet for &[FileProto<'_>] {
     fn each(&self, _: Parts, f: &mut dyn FnMut(&FileProto<'_>) -> Result<(), String>) -> Result<(), String> {
         self.iter().try_for_each(f)
     }
+
+    fn each_last(
+        &mut self,
+        _: Parts,
+        f: &mut dyn FnMut(usize, &FileProto<'_>) -> Result<(), String>,
+    ) -> Result<(), String> {
+        self.iter().enumerate().rev().try_for_each(|(i, file)| f(i, file))
+    }
+
+    fn set_files(&self) -> usize {
+        self.len()
+    }
 }
 
-impl FileSet for descriptor_proto::EncodedFiles<'_> {
+impl FileSet for EncodedFiles<'_> {
     fn each(&self, parts: Parts, f: &mut dyn FnMut(&FileProto<'_>) -> Result<(), String>) -> Result<(), String> {
-        self.parts(parts).try_for_each(|(_, file)| f(&file?))
+        self.parts(parts).try_for_each(|file| f(&file?))
+    }
+
+    fn each_last(
+        &mut self,
+        parts: Parts,
+        f: &mut dyn FnMut(usize, &FileProto<'_>) -> Result<(), String>,
+    ) -> Result<(), String> {
+        EncodedFiles::each_last(self, parts, f)
+    }
+
+    fn set_files(&self) -> usize {
+        EncodedFiles::set_files(self)
     }
 }
 
 /// What each pass of [`Schema::link_set`] reads.
 const DECLARE: Parts = Parts { fields: false, extensions: false, ..Parts::ALL };
-const FIELDS: Parts = Parts { messages: true, fields: true, ..Parts::HEADER };
+const LAST: Parts = Parts { messages: true, fields: true, services: true, ..Parts::HEADER };
 const FILE_EXTENSIONS: Parts = Parts { extensions: true, ..Parts::HEADER };
 const MESSAGE_EXTENSIONS: Parts = Parts { messages: true, extensions: true, ..Parts::HEADER };
-const SERVICES: Parts = Parts { services: true, ..Parts::HEADER };
 
 /// What pass 1 of [`Schema::link_set`] leaves for the next ones.
 #[derive(Default)]
 struct Declared {
+    /// Index of each file's first message.
+    file_starts: Vec<usize>,
     /// Each message's resolved features, by index.
     features: Vec<Features>,
     /// Whether each message is a MessageSet (`message_set_wire_format`), by index.
