@@ -352,7 +352,7 @@ fn message_plan(schema: &Schema, m: &Message) -> MessagePlan {
         by_name.entry(Arc::<[u8]>::from(f.names.json_name.clone())).or_insert(index);
         by_name.entry(Arc::<[u8]>::from(f.names.name.clone())).or_insert(index);
         by_number.insert(f.number, index);
-        let oneof = f.oneof.and_then(|o| real_oneof.get(o).copied().flatten());
+        let oneof = f.oneof.and_then(|o| real_oneof.get(usize::from(o)).copied().flatten());
         fields.push(field_plan(schema, f, oneof));
     }
     MessagePlan {

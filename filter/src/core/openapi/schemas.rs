@@ -232,7 +232,7 @@ impl<'a> Schemas<'a> {
                 continue;
             }
             let members: Vec<&str> =
-                message.fields.iter().filter(|f| f.oneof == Some(i)).map(|f| self.key(f)).collect();
+                message.fields.iter().filter(|f| f.oneof.map(usize::from) == Some(i)).map(|f| self.key(f)).collect();
             put(&mut notes, &oneof.name, Value::Array(members.iter().map(|m| string(m)).collect()));
             if members.len() < 2 || members.len() > MAX_ONEOF_CONSTRAINT {
                 continue;

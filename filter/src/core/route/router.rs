@@ -97,6 +97,8 @@ pub struct HttpBinding {
     pub method: Arc<MethodInfo>,
     /// Upper case; one allocation shared by the bindings with the same method.
     pub http_method: Arc<str>,
+    /// As written. Only the OpenAPI document reads it: empty in a worker's VM that does not
+    /// serve it ([`Router::build_draining`]).
     pub template: Box<str>,
     /// What each template variable binds, by variable index.
     pub variables: Box<[PathVariable]>,
@@ -154,7 +156,8 @@ impl Router {
 
     /// [`Router::build`] for a filter: the schema's services are freed as they are read (their
     /// methods' options hold the `google.api.http` rules), so they and the router are not
-    /// held at once: every worker's VM builds one, and its linear memory never shrinks.
+    /// held at once: every worker's VM builds one, and its linear memory never shrinks. The
+    /// bindings keep their templates' text only for the OpenAPI document.
     pub fn build_draining(config: &Config, schema: &mut Schema) -> Result<Router, ConfigError> {
         // (`&String`: the sort the live descriptor sources already use; one for `&str` would
         // add 9 KB of code.)
@@ -166,6 +169,7 @@ impl Router {
         }
         let mut services = std::mem::take(&mut schema.services);
         let mut building = Building::new(config);
+        building.templates = config.openapi.path.is_some();
         for (i, service_name) in config.services.iter().enumerate() {
             let service =
                 services.iter_mut().find(|s| *s.full_name == **service_name).ok_or_else(|| missing(i, service_name))?;
@@ -198,6 +202,8 @@ struct Building<'c> {
     methods: Vec<Arc<MethodInfo>>,
     /// Each upper-case HTTP method once, shared by its bindings.
     http_methods: Vec<Arc<str>>,
+    /// Bindings keep their template's text.
+    templates: bool,
 }
 
 impl<'c> Building<'c> {
@@ -208,6 +214,7 @@ impl<'c> Building<'c> {
             warnings: Vec::new(),
             methods: Vec::new(),
             http_methods: Vec::new(),
+            templates: true,
         }
     }
 
@@ -276,8 +283,11 @@ impl<'c> Building<'c> {
             }
             let parsed = template::parse(template_text).map_err(|e| err(e.to_string()))?;
             let shared = self.http_method(http_method);
-            let (binding, issues) =
+            let (mut binding, issues) =
                 bind(schema, &info, (http_method, shared), template_text, &parsed, &rule).map_err(err)?;
+            if !self.templates {
+                binding.template = Box::default();
+            }
             for issue in issues {
                 self.problem(err(issue))?;
             }
@@ -299,7 +309,8 @@ impl<'c> Building<'c> {
             url_unescape_spec: self.config.url_unescape_spec,
             match_unregistered_custom_verb: self.config.match_unregistered_custom_verb,
         });
-        let bindings: Vec<Arc<HttpBinding>> = matcher.values().cloned().collect();
+        let mut bindings: Vec<Arc<HttpBinding>> = matcher.values().cloned().collect();
+        bindings.shrink_to_fit();
         let mut http_methods: Vec<Arc<str>> = Vec::new();
         for b in &bindings {
             if !http_methods.contains(&b.http_method) {
@@ -440,6 +451,11 @@ mod tests {
 
     fn router(services: &[&str], auto_mapping: bool) -> Router {
         Router::build(&config(services, auto_mapping), &load_schema(TEST_DESCRIPTOR_SET).unwrap()).unwrap()
+    }
+
+    fn serving_openapi(mut config: Config) -> Config {
+        config.openapi.path = Some("/openapi.json".into());
+        config
     }
 
     fn clone_info(m: &MethodInfo) -> MethodInfo {
@@ -657,7 +673,8 @@ mod tests {
         assert!(!listed.iter().any(|b| b == "GET /v1/things/{id}"), "{listed:?}");
         assert!(listed.contains(&"POST /v1/things".to_string()), "{listed:?}");
         let mut schema = load_schema(&set).unwrap();
-        let drained = Router::build_draining(&config(&["test.v1.Things"], false), &mut schema).unwrap();
+        let drained =
+            Router::build_draining(&serving_openapi(config(&["test.v1.Things"], false)), &mut schema).unwrap();
         assert_eq!(described(&drained), listed);
         assert_eq!(drained.warnings, r.warnings);
     }
@@ -665,7 +682,7 @@ mod tests {
     #[test]
     fn the_filter_build_frees_the_services_and_routes_the_same() {
         for services in [&["test.v1.Things", "test.v1.Other"][..], &["test.v1.Other", "test.v1.Things"]] {
-            let config = config(services, true);
+            let config = serving_openapi(config(services, true));
             let mut schema = load_schema(TEST_DESCRIPTOR_SET).unwrap();
             let expected = Router::build(&config, &schema).unwrap();
             let drained = Router::build_draining(&config, &mut schema).unwrap();
@@ -680,6 +697,14 @@ mod tests {
                 );
             }
             assert_eq!(target(&drained, "GET", "/v1/things/7").as_deref(), Some("test.v1.Things/Get"));
+            // Without the OpenAPI document, nothing reads a template's text: not kept.
+            let mut config = config;
+            config.openapi.path = None;
+            let mut schema = load_schema(TEST_DESCRIPTOR_SET).unwrap();
+            let lean = Router::build_draining(&config, &mut schema).unwrap();
+            assert!(lean.bindings.iter().all(|b| b.template.is_empty()));
+            assert_eq!(lean.bindings.len(), expected.bindings.len());
+            assert_eq!(target(&lean, "GET", "/v1/things/7").as_deref(), Some("test.v1.Things/Get"));
         }
         // A service listed twice binds everything twice: nothing is routed, as in Envoy.
         let config = config(&["test.v1.Things", "test.v1.Things"], false);

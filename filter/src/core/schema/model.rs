@@ -209,8 +209,9 @@ pub struct Field {
     /// A string field that must hold UTF-8 (`utf8_validation = VERIFY`: proto3, editions by
     /// default); proto2 strings and `NONE` may hold any bytes.
     pub verify_utf8: bool,
-    /// Index into the message's `oneofs` (synthetic ones included).
-    pub oneof: Option<usize>,
+    /// Index into the message's `oneofs` (synthetic ones included). 16 bits, as the codec's
+    /// plans keep it: every VM holds every field (a field is 28 bytes on wasm32, was 32).
+    pub oneof: Option<u16>,
     /// Its `google.api.field_behavior` (REQUIRED, OUTPUT_ONLY).
     pub behavior: FieldBehavior,
 }
@@ -672,10 +673,13 @@ impl Schema {
         let oneof = match f.oneof_index {
             None => None,
             Some(i) => {
-                Some(usize::try_from(i).ok().filter(|i| *i < message.oneofs.len()).ok_or("invalid oneof index")?)
+                let index =
+                    usize::try_from(i).ok().filter(|i| *i < message.oneofs.len()).ok_or("invalid oneof index")?;
+                Some(u16::try_from(index).map_err(|_| "a message with more than 65,536 oneofs is not supported")?)
             }
         };
-        let oneof_features = oneof.and_then(|o| message.oneof_features.get(o)).copied().unwrap_or_default();
+        let oneof_features =
+            oneof.and_then(|o| message.oneof_features.get(usize::from(o))).copied().unwrap_or_default();
         let features = features.with(&oneof_features)?.with(f.features())?;
         let mut cardinality = match f.label {
             None | Some(1) => Cardinality::Optional,
@@ -1092,7 +1096,7 @@ mod tests {
         let scalars = schema.message_by_name("test.v1.Scalars").unwrap();
         let optional = scalars.field_by_name("f_optional").unwrap();
         assert!(optional.presence);
-        assert!(scalars.oneofs[optional.oneof.unwrap()].synthetic);
+        assert!(scalars.oneofs[usize::from(optional.oneof.unwrap())].synthetic);
         assert!(!scalars.field_by_name("f_int32").unwrap().presence);
         let things = schema.service("test.v1.Things").unwrap();
         let get = things.methods.iter().find(|m| &*m.name == "Get").unwrap();
