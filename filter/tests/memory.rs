@@ -182,6 +182,32 @@ fn the_filter_decodes_the_descriptor_set_in_the_configuration_s_own_memory() {
 }
 
 #[test]
+fn the_filter_reads_its_configuration_in_pieces_and_holds_the_set_not_its_text() {
+    // Every worker's VM reads the configuration from the host; read whole, its base64 text
+    // (4/3 of the set) would be the VM's peak until the build.
+    let _serial = SERIAL.lock().unwrap();
+    use base64::Engine;
+    let set: Vec<u8> = (0..768 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&set);
+    let text = format!(r#"{{"services": ["a.B"], "proto_descriptor_bin": "{encoded}", "auto_mapping": true}}"#);
+    let read =
+        |start: usize, len: usize| text.as_bytes().get(start..start + len.min(text.len() - start)).map(<[u8]>::to_vec);
+    let (config, peak) = peak_during(|| json2grpc::core::config::Config::from_pieces(text.len(), read).unwrap());
+    eprintln!("from_pieces: peak {peak} B for a {} B set in a {} B text", set.len(), text.len());
+    assert!(config.proto_descriptor_bin == set && config.auto_mapping);
+    // The set, one 64 KiB piece and a run being decoded; the text is 256 KiB more than the set.
+    assert!(peak < set.len() + 96 * 1024, "peak {peak} B for a {} B set", set.len());
+    // Not plain (an escape in the value): read whole, as before.
+    let escaped = text.replacen(r#""proto_descriptor_bin": ""#, r#""proto_descriptor_bin": "\u0041AAA"#, 1);
+    let read = |start: usize, len: usize| {
+        escaped.as_bytes().get(start..start + len.min(escaped.len() - start)).map(<[u8]>::to_vec)
+    };
+    let (config, peak) = peak_during(|| json2grpc::core::config::Config::from_pieces(escaped.len(), read));
+    assert!(config.is_ok(), "{:?}", config.err());
+    assert!(peak >= escaped.len(), "peak {peak} B");
+}
+
+#[test]
 fn the_filter_drops_a_set_s_comments_before_building_unless_it_serves_openapi() {
     // A set's comments (source_code_info, often half of it) are freed before the schema is
     // built, so the build reuses their memory instead of adding to it (a VM never shrinks).

@@ -1,4 +1,4 @@
-//! Plugin configurations → a transcoder, as the filter builds one (`Config::from_json_in_place`,
+//! Plugin configurations → a transcoder, as the filter builds one (`Config::from_pieces`,
 //! `Transcoder::for_serving`) and as the tool and tests do (`Config::from_json`,
 //! `Transcoder::new`), which must agree (what Envoy hands the filter at configure time: a bad
 //! config must be an error, never a panic that kills the VM). Byte 0 picks the mode:
@@ -59,15 +59,25 @@ fuzz_target!(init: json2grpc_fuzz::init(), |data: &[u8]| {
     }
 });
 
-/// Both ways of building a transcoder from `text`: the filter's (the descriptor set decoded in
-/// the text's memory, comments stripped, the schema's services freed as the router reads them)
+/// Both ways of building a transcoder from `text`: the filter's (read in pieces, the descriptor
+/// set decoded as it is read, or in the text's memory when read whole; comments stripped, the
+/// set freed as it is linked, the schema's services freed as the router reads them)
 /// must read the same configuration as the copying one and accept or refuse it alike. The
 /// copying one's transcoder is returned (it keeps the descriptor bytes, for the OpenAPI document).
 fn configure(text: &[u8]) -> Option<Transcoder> {
     let copied = Config::from_json(text);
-    let mut owned = text.to_vec();
-    let in_place = Config::from_json_in_place(&mut owned);
-    assert_eq!(format!("{copied:?}"), format!("{in_place:?}"), "from_json_in_place reads another configuration");
+    // The filter's reading: in pieces of a size from the text's first byte.
+    let piece = usize::from(text.first().copied().unwrap_or(0) % 16) + 1;
+    let mut whole = 0;
+    let in_place = Config::from_pieces(text.len(), |start, len| {
+        whole += usize::from(len == usize::MAX);
+        // The host gives what is asked (clamped at the end); pieces shorter than asked here.
+        let len = if len == usize::MAX { len } else { len.min(piece) };
+        let len = len.min(text.len().saturating_sub(start));
+        text.get(start..start + len).map(<[u8]>::to_vec)
+    });
+    assert!(whole <= 1, "read whole {whole} times");
+    assert_eq!(format!("{copied:?}"), format!("{in_place:?}"), "from_pieces reads another configuration");
     let (Ok(copied), Ok(in_place)) = (copied, in_place) else { return None };
     let built = Transcoder::new(copied);
     let serving = Transcoder::for_serving(in_place);
@@ -75,14 +85,17 @@ fn configure(text: &[u8]) -> Option<Transcoder> {
     assert_eq!(error(&built), error(&serving), "for_serving accepts or refuses otherwise");
     if let (Ok(b), Ok(s)) = (&built, &serving) {
         assert_eq!(b.router.warnings, s.router.warnings);
+        // A serving VM keeps a template's text only for the OpenAPI document.
+        let templates = s.config.openapi.path.is_some();
         let bindings = |t: &Transcoder| {
             t.router
                 .bindings
                 .iter()
-                .map(|b| format!("{} {} {}", b.http_method, b.template, b.method.path()))
+                .map(|b| format!("{} {} {}", b.http_method, if templates { &*b.template } else { "" }, b.method.path()))
                 .collect::<Vec<_>>()
         };
         assert_eq!(bindings(b), bindings(s));
+        assert!(templates || s.router.bindings.iter().all(|b| b.template.is_empty()));
     }
     built.ok()
 }

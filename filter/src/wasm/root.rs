@@ -217,13 +217,14 @@ impl Flusher {
 }
 
 impl RootContext for Root {
-    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+    fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
         super::logger::sync_level();
         self.flusher.register_wake();
-        // The host clamps the size; it must be read as unsigned (usize::MAX = "everything").
-        let mut text = host::buffer(host::Buffer::PluginConfiguration, 0, usize::MAX);
-        // The descriptor set is decoded in the text's memory: the VM never holds both.
-        let config = match Config::from_json_in_place(&mut text) {
+        // Read in pieces: the VM holds the decoded descriptor set, never its base64 text (read
+        // whole when it is not plain; the host clamps a read at the end, and `usize::MAX` reads
+        // everything).
+        let read = |start, len| host::try_buffer(host::Buffer::PluginConfiguration, start, len);
+        let config = match Config::from_pieces(plugin_configuration_size, read) {
             Ok(config) => config,
             Err(e) => {
                 // Returning false rejects this configuration: at startup Envoy refuses to start;
@@ -233,10 +234,6 @@ impl RootContext for Root {
             }
         };
         let Some(source) = config.descriptor.clone() else {
-            // What is left of the configuration's text is not needed any more: freed before the
-            // build, so the build can reuse its memory (a VM's linear memory grows to its peak
-            // and never shrinks).
-            drop(text);
             return match Transcoder::for_serving(config) {
                 Ok(transcoder) => {
                     self.live = None;
@@ -253,6 +250,8 @@ impl RootContext for Root {
         // Live descriptors: the previous transcoder (if any) serves until the new source's
         // first descriptors arrive, possibly at once (another VM already fetched them).
         log::info!("descriptors: waiting for the first set from the configured source");
+        // (Its text names what the VMs share: a configuration with a source has no set.)
+        let text = host::buffer(host::Buffer::PluginConfiguration, 0, usize::MAX);
         let mut live = Live::new(config, source, &text);
         if let Some(transcoder) = live.load_published() {
             self.serve(transcoder);

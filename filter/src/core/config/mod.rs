@@ -19,6 +19,7 @@ use crate::core::route::percent::UrlUnescapeSpec;
 
 mod openapi;
 mod rest;
+mod streamed;
 mod top_level;
 
 pub use openapi::OpenApiOptions;
@@ -197,6 +198,39 @@ impl Config {
         let mut top = Self::top_level(text)?;
         top.decode_in_place(text);
         Self::from_top_level(top)
+    }
+
+    /// Like [`Config::from_json_in_place`] for a text of `total` bytes read in pieces by
+    /// `read(start, len)` (the host's buffer): the filter's way, so that a VM holds the decoded
+    /// descriptor set but not its base64 (see `streamed`). A text that is not plain is read
+    /// whole (`read(0, usize::MAX)`: everything), as is one `read` fails to give; so is one
+    /// that does not parse, whose error names its line and column.
+    pub fn from_pieces(total: usize, read: impl FnMut(usize, usize) -> Option<Vec<u8>>) -> Result<Config, ConfigError> {
+        // Small against a configuration with a descriptor set, whose base64 is the most of it.
+        Config::from_pieces_of(64 * 1024, total, read)
+    }
+
+    fn from_pieces_of(
+        piece: usize,
+        total: usize,
+        mut read: impl FnMut(usize, usize) -> Option<Vec<u8>>,
+    ) -> Result<Config, ConfigError> {
+        let mut pieces = streamed::Pieces::new(total);
+        let mut start = 0;
+        while start < total {
+            let Some(piece) = read(start, piece.min(total - start)).filter(|p| !p.is_empty()) else { break };
+            start = start.saturating_add(piece.len());
+            if pieces.push(&piece).is_err() {
+                break;
+            }
+        }
+        match pieces.finish() {
+            Ok(config) => config,
+            Err(streamed::Unusual) => {
+                let mut text = read(0, usize::MAX).unwrap_or_default();
+                Config::from_json_in_place(&mut text)
+            }
+        }
     }
 
     fn top_level(text: &[u8]) -> Result<top_level::TopLevel, ConfigError> {
