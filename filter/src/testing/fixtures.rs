@@ -292,6 +292,9 @@ pub mod editions {
         if let Some(kind) = f.kind {
             int(5, i64::from(kind), &mut out);
         }
+        if !f.extendee.is_empty() {
+            text(2, &f.extendee, &mut out);
+        }
         if !f.type_name.is_empty() {
             text(6, &f.type_name, &mut out);
         }
@@ -365,6 +368,9 @@ pub mod editions {
         }
         for e in &file.enums {
             len(5, &encode_enum(e), &mut out);
+        }
+        for e in &file.extensions {
+            len(7, &encode_field(e), &mut out);
         }
         for s in &file.services {
             let mut service = Vec::new();

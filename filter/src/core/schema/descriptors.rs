@@ -55,9 +55,11 @@ fn link_with_builtins(mut files: EncodedFiles<'_>) -> Result<Schema, ConfigError
     let invalid = |e: String| ConfigError::new(FIELD, format!("invalid descriptor set: {e}"));
     match Schema::link_set(&mut files) {
         Ok(schema) => Ok(schema),
-        // A set's own names are resolved before the built-ins' (Schema::link_set), and the
-        // built-in files are read first in the pass that frees the set: when part of it is
-        // freed, the error is the set's own, and linking it alone would fail the same way.
+        // Once part of the set is freed it cannot be linked again, and need not be: the pass
+        // that frees it reads the built-in files first, a set's own names are resolved before
+        // theirs, a built-in type of the wrong kind counts as absent, and extending a built-in
+        // map entry is refused before (Schema::link_set): an error then is the set's own, the
+        // one linking it alone gives.
         Err(e) if files.len() > user_files && !files.drained() => {
             // A built-in file that does not fit the user's set is left out; the user's set
             // alone decides whether the configuration is valid.

@@ -58,7 +58,7 @@ impl<'a> EncodedFiles<'a> {
     }
 
     /// Like [`EncodedFiles::split`], and the last pass frees the set file by file: `set` is
-    /// empty once it has been read whole.
+    /// empty once it has been read whole (if it has a file).
     pub fn draining(set: &'a mut Vec<u8>) -> Result<EncodedFiles<'a>, String> {
         EncodedFiles::new(Set::Draining(set))
     }
@@ -96,16 +96,16 @@ impl<'a> EncodedFiles<'a> {
         self.drained
     }
 
-    fn bytes_of(&self, source: &Source) -> &[u8] {
+    fn bytes_of(&self, source: &Source) -> Result<&[u8], String> {
         match source {
-            Source::InSet(range) => self.set.bytes().get(range.clone()).unwrap_or_default(),
-            Source::Static(bytes) => bytes,
+            Source::InSet(range) => self.set.bytes().get(range.clone()).ok_or_else(|| "a file was freed".to_string()),
+            Source::Static(bytes) => Ok(bytes),
         }
     }
 
     /// Each file with only `parts` decoded (the rest left empty), in order.
     pub fn parts(&self, parts: Parts) -> impl Iterator<Item = Result<FileProto<'_>, String>> + '_ {
-        self.files.iter().map(move |source| file(self.bytes_of(source), parts))
+        self.files.iter().map(move |source| file(self.bytes_of(source)?, parts))
     }
 
     /// Each file with its index, last to first; a draining set is cut before each of its files
@@ -117,7 +117,7 @@ impl<'a> EncodedFiles<'a> {
     ) -> Result<(), String> {
         for index in (0..self.files.len()).rev() {
             let Some(source) = self.files.get(index).cloned() else { continue };
-            f(index, &file(self.bytes_of(&source), parts)?)?;
+            f(index, &file(self.bytes_of(&source)?, parts)?)?;
             if let (Set::Draining(set), Source::InSet(range)) = (&mut self.set, &source) {
                 // (What is before the first file is its tag and length.)
                 set.truncate(if index == 0 { 0 } else { range.start });
@@ -145,7 +145,7 @@ mod tests {
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
-    use crate::core::schema::descriptor_proto::{FileProto, MessageProto};
+    use crate::core::schema::descriptor_proto::{FieldProto, FileProto, MessageProto};
     use crate::core::schema::descriptors::{load_schema, load_schema_draining};
     use crate::core::schema::Kind;
     use crate::testing::fixtures::editions::{encode_set, enumeration, field};
@@ -212,6 +212,44 @@ mod tests {
         assert_eq!(&*schema.enums[e].full_name, "Status");
         // The built-ins are there for what names them.
         assert!(schema.message_by_name("google.rpc.Status").is_some());
+    }
+
+    #[test]
+    fn an_error_after_the_set_is_freed_is_the_one_it_has_alone() {
+        // The first file is read last, once the second is freed: no second link (without the
+        // built-ins) can read it again, and the error must be the one that link would give.
+        let bad = MessageProto { fields: vec![field("x", 1, 1, 11, ".nowhere.T")], ..message("M") };
+        let files = [proto3("a.proto", "a", vec![bad]), proto3("b.proto", "b", vec![message("M")])];
+        let set = encode_set(&files);
+        let borrowed = load_schema(&set).unwrap_err().to_string();
+        assert!(borrowed.contains("a.M.x"), "{borrowed}");
+        assert_eq!(load_schema_draining(&mut set.clone()).unwrap_err().to_string(), borrowed);
+        // A built-in type of the wrong kind is as absent as without the built-ins.
+        let status = MessageProto { fields: vec![field("st", 1, 1, 14, "Status")], ..message("M") };
+        let files = [proto3("m.proto", "google.rpc.x", vec![status]), proto3("n.proto", "n", vec![message("N")])];
+        let set = encode_set(&files);
+        let borrowed = load_schema(&set).unwrap_err().to_string();
+        assert!(borrowed.contains("is not in the set"), "{borrowed}");
+        assert_eq!(load_schema_draining(&mut set.clone()).unwrap_err().to_string(), borrowed);
+    }
+
+    #[test]
+    fn an_extension_of_a_built_in_map_entry_leaves_the_built_ins_out_both_ways() {
+        // A map entry cannot be extended (protoc refuses it): refused while the set is whole,
+        // so the set is linked again without the built-ins, where the extendee is not there
+        // and the extension is left out (an unknown field), as before the last pass frees it.
+        let extension =
+            FieldProto { extendee: ".google.rpc.ErrorInfo.MetadataEntry".into(), ..field("e", 5, 1, 9, "") };
+        let file = FileProto {
+            extensions: vec![extension],
+            syntax: Some("proto2".into()),
+            ..proto3("a.proto", "a", vec![MessageProto { fields: vec![field("s", 1, 1, 9, "")], ..message("M") }])
+        };
+        let set = encode_set(&[file]);
+        let borrowed = load_schema(&set).unwrap();
+        assert!(borrowed.message_by_name("google.rpc.ErrorInfo").is_none());
+        let drained = load_schema_draining(&mut set.clone()).unwrap();
+        assert_eq!(format!("{drained:?}"), format!("{borrowed:?}"));
     }
 
     fn message(name: &str) -> MessageProto<'_> {

@@ -609,13 +609,17 @@ impl Schema {
         }
         // The user's own types first: a built-in type the set lacks must not change what a
         // name finds (so the built-ins never make a set that links alone fail).
-        let builtin = |def: &Def| match (*def, self.first_builtin) {
+        self.resolve_relative(name, scope, &|def| !self.builtin(*def))
+            .or_else(|| self.first_builtin.and_then(|_| self.resolve_relative(name, scope, &|_| true)))
+    }
+
+    /// While linking: `def` comes from a built-in file, not the user's set.
+    fn builtin(&self, def: Def) -> bool {
+        match (def, self.first_builtin) {
             (Def::Message(i), Some((messages, _))) => i >= messages,
             (Def::Enum(i), Some((_, enums))) => i >= enums,
             _ => false,
-        };
-        self.resolve_relative(name, scope, &|def| !builtin(def))
-            .or_else(|| self.first_builtin.and_then(|_| self.resolve_relative(name, scope, &|_| true)))
+        }
     }
 
     /// The first definition `accept`s of `name` relative to `scope`, searched outwards.
@@ -761,6 +765,12 @@ impl Schema {
             return Ok(());
         }
         let at = |e: String| format!("extension {full_name}: {e}");
+        // (protoc refuses it too: a map entry declares no extension range.) Refused here, before
+        // the last pass frees the set: a built-in map entry extended would otherwise fail after
+        // it, when the set can no longer be linked without the built-ins.
+        if self.messages.get(extendee).is_some_and(|m| m.map_entry) {
+            return Err(at(format!("extends the map entry {}, which cannot be extended", self.message_name(extendee))));
+        }
         let mut field = self.link_field(f, scope, &MessageProto::default(), features, names).map_err(at)?;
         let key: Arc<str> = format!("[{full_name}]").into();
         field.names = names.pair(key.clone(), key);
@@ -802,7 +812,15 @@ impl Schema {
             };
             return Ok((Kind::Scalar(scalar), false));
         }
-        let found = self.resolve(&f.type_name, scope);
+        // A built-in type of the wrong kind: as if absent, as it is from the set alone (the
+        // error is then the same with or without the built-ins).
+        let found = self.resolve(&f.type_name, scope).filter(|def| {
+            !self.builtin(*def)
+                || matches!(
+                    (f.kind, def),
+                    (Some(MESSAGE | GROUP) | None, Def::Message(_)) | (Some(ENUM) | None, Def::Enum(_))
+                )
+        });
         match (f.kind, found) {
             (Some(MESSAGE) | None, Some(Def::Message(m))) => Ok((Kind::Message(m), false)),
             (Some(GROUP), Some(Def::Message(m))) => Ok((Kind::Message(m), true)),
