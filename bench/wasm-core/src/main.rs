@@ -159,20 +159,26 @@ fn time_op(min_time: Duration, mut op: impl FnMut()) -> (u64, f64) {
 }
 
 /// `--memory FILE`: in a fresh process, what a transcoder of FILE costs built as the filter
-/// builds it (`Config::from_json_in_place`, the text freed, `Transcoder::for_serving`): the peak heap of
-/// parsing the configuration and of the build, what it keeps serving, the linear memory then,
-/// and what holds it.
+/// builds it (`Config::from_pieces` reading the file in pieces, as the filter reads the host's
+/// buffer; `Transcoder::for_serving`): the peak heap of reading the configuration and of the
+/// build, what it keeps serving, the linear memory then, and what holds it.
 fn memory(runtime: &str, path: &PathBuf) -> Result<(), String> {
-    let mut text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let config_bytes = text.len();
+    use std::io::{Read, Seek, SeekFrom};
+    let config_bytes = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?.len() as usize;
     let live = || LIVE.load(Ordering::Relaxed);
     let peak_since = |base: usize| PEAK.load(Ordering::Relaxed).saturating_sub(base);
-    let start = live() - config_bytes;
-    // The configuration's text counts: the filter holds it (read from the host) while parsing.
+    let start = live();
+    // Each piece is a new allocation, as the host's are (proxy_on_memory_allocate).
+    let read = |from: usize, len: usize| {
+        let mut file = std::fs::File::open(path).ok()?;
+        file.seek(SeekFrom::Start(from as u64)).ok()?;
+        let mut piece = Vec::with_capacity(len.min(config_bytes.saturating_sub(from)));
+        file.take(len as u64).read_to_end(&mut piece).ok()?;
+        Some(piece)
+    };
     PEAK.store(live(), Ordering::Relaxed);
-    let config = Config::from_json_in_place(black_box(&mut text)).map_err(|e| e.to_string())?;
+    let config = Config::from_pieces(config_bytes, black_box(read)).map_err(|e| e.to_string())?;
     let parse_peak = peak_since(start);
-    drop(text);
     let descriptor_bytes = config.proto_descriptor_bin.len();
     PEAK.store(live(), Ordering::Relaxed);
     let mut t = Transcoder::for_serving(config).map_err(|e| e.to_string())?;
