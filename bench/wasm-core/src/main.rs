@@ -22,8 +22,8 @@
 //! the code it runs) and the median of `--configure-runs` more.
 //!
 //! `--memory FILE` (alone, in a fresh process) reports what a configuration costs in memory, built
-//! as the filter builds it (`MEMORY`): the peak heap while the configuration's text is parsed
-//! (the text included) and while the transcoder is built (a Wasm VM's linear memory grows to its
+//! as the filter builds it (`MEMORY`): the peak heap while the configuration is read (in
+//! pieces, as the filter reads the host's buffer) and while the transcoder is built (a Wasm VM's linear memory grows to its
 //! peak and never shrinks), the heap it keeps serving, and inside wasm the linear memory's size
 //! afterwards; then (`MEMORY_PARTS`) what holds it, each part freed in turn: the router, the
 //! codec (its per-message plan slots and enum plans), the schema and the rest (the
