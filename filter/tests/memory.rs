@@ -161,15 +161,21 @@ fn linking_many_extensions_costs_memory_linear_in_the_set() {
     assert!(peak <= 48 * set.len(), "peak {peak} B for a {} B set", set.len());
 }
 
+/// A 768 KiB set of noise and a configuration with it in base64.
+fn config_with_a_set() -> (Vec<u8>, String) {
+    use base64::Engine;
+    let set: Vec<u8> = (0..768 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&set);
+    let text = format!(r#"{{"services": ["a.B"], "proto_descriptor_bin": "{encoded}", "auto_mapping": true}}"#);
+    (set, text)
+}
+
 #[test]
 fn the_filter_decodes_the_descriptor_set_in_the_configuration_s_own_memory() {
     // Every worker's VM holds the configuration's text while parsing it; the base64 set in it
     // must not be decoded into a second buffer (the VM's memory never shrinks below its peak).
     let _serial = SERIAL.lock().unwrap();
-    use base64::Engine;
-    let set: Vec<u8> = (0..768 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
-    let encoded = base64::engine::general_purpose::STANDARD.encode(&set);
-    let text = format!(r#"{{"services": ["a.B"], "proto_descriptor_bin": "{encoded}", "auto_mapping": true}}"#);
+    let (set, text) = config_with_a_set();
     let mut in_place = text.clone().into_bytes();
     let (config, peak) = peak_during(|| json2grpc::core::config::Config::from_json_in_place(&mut in_place).unwrap());
     eprintln!("from_json_in_place: peak {peak} B for a {} B text", text.len());
@@ -186,10 +192,7 @@ fn the_filter_reads_its_configuration_in_pieces_and_holds_the_set_not_its_text()
     // Every worker's VM reads the configuration from the host; read whole, its base64 text
     // (4/3 of the set) would be the VM's peak until the build.
     let _serial = SERIAL.lock().unwrap();
-    use base64::Engine;
-    let set: Vec<u8> = (0..768 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
-    let encoded = base64::engine::general_purpose::STANDARD.encode(&set);
-    let text = format!(r#"{{"services": ["a.B"], "proto_descriptor_bin": "{encoded}", "auto_mapping": true}}"#);
+    let (set, text) = config_with_a_set();
     let read =
         |start: usize, len: usize| text.as_bytes().get(start..start + len.min(text.len() - start)).map(<[u8]>::to_vec);
     let (config, peak) = peak_during(|| json2grpc::core::config::Config::from_pieces(text.len(), read).unwrap());
