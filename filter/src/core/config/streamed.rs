@@ -104,14 +104,20 @@ impl Pieces {
                 continue;
             }
             if self.lexer.starts_descriptor(byte) {
+                // One set: a key given twice, or both spellings, is read whole (each value
+                // would be sized for the rest of the text).
+                if !self.values.is_empty() {
+                    return Err(Unusual);
+                }
                 // Copy up to and with the opening quote; the value's characters are decoded.
                 self.text.extend_from_slice(piece.get(copied..=i).ok_or(Unusual)?);
                 copied = i + 1;
                 let remaining = self.total.saturating_sub(base + i + 1);
                 let mut value = Value::default();
                 // At most this many bytes: sized once (grown by doubling, the copy and the
-                // original would be held at once).
-                value.set.reserve_exact(remaining / 4 * 3 + 3);
+                // original would be held at once). `total` is the host's word: a size it cannot
+                // have is not reserved (the read then ends short and the text is read whole).
+                let _ = value.set.try_reserve_exact(remaining / 4 * 3 + 3);
                 self.value = Some(value);
             }
         }
@@ -342,6 +348,29 @@ mod tests {
         ] {
             same(&text);
         }
+    }
+
+    #[test]
+    fn a_host_that_misstates_the_size_gets_the_whole_text_read() {
+        let text = format!(r#"{{"services": ["a.B"], "proto_descriptor_bin": "{SET}"}}"#);
+        let expected = format!("{:?}", Config::from_json(text.as_bytes()));
+        let read = |start: usize, len: usize| {
+            let len = len.min(text.len().saturating_sub(start));
+            text.as_bytes().get(start..start + len).map(<[u8]>::to_vec)
+        };
+        // Larger than the text (a size no buffer can have is not reserved), smaller.
+        for total in [usize::MAX, isize::MAX as usize, text.len() + 1, text.len() - 1, 10] {
+            assert_eq!(format!("{:?}", Config::from_pieces_of(8, total, read)), expected, "total {total}");
+        }
+        // Smaller, and what follows makes it invalid: the text the host has is read.
+        let trailing = format!("{text} trailing");
+        let read = |start: usize, len: usize| {
+            let len = len.min(trailing.len().saturating_sub(start));
+            trailing.as_bytes().get(start..start + len).map(<[u8]>::to_vec)
+        };
+        let expected = format!("{:?}", Config::from_json(trailing.as_bytes()));
+        assert!(expected.contains("trailing characters"), "{expected}");
+        assert_eq!(format!("{:?}", Config::from_pieces_of(8, text.len(), read)), expected);
     }
 
     #[test]
