@@ -126,7 +126,7 @@ fn respond(t: &Transcoder, path: &str, frames: &[u8], fast: bool) -> Result<Stri
     let Decision::Transcode(plan) = t.route("GET", path, None) else { panic!("no route") };
     if !fast {
         let pool = load_pool(&t.config.proto_descriptor_bin).unwrap();
-        let desc = pool.get_message_by_name(&plan.method().output_name).unwrap();
+        let desc = pool.get_message_by_name(t.schema.message_name(plan.method().output)).unwrap();
         let message = frames.get(5..).expect("one frame");
         let mut out = Vec::new();
         json2grpc::testing::reflect_json::binary_to_json(&desc, message, &t.config.print_options, &mut out)
@@ -166,7 +166,7 @@ fn duplicate_unknown_keys_are_refused_on_the_fast_path_too() {
     let Decision::Transcode(plan) = t.route("POST", "/v1/things", None) else { panic!("no route") };
     let body = br#"{"x": 1, "x": 2}"#;
     let pool = load_pool(&t.config.proto_descriptor_bin).unwrap();
-    let desc = pool.get_message_by_name(&plan.method().input_name).unwrap();
+    let desc = pool.get_message_by_name(t.schema.message_name(plan.method().input)).unwrap();
     let reflection = json2grpc::testing::reflect_json::parse_message(&desc, body, &t.parse_options);
     assert_eq!(reflection.map(|_| ()).map_err(|e| e.http_status), Err(400));
     assert_eq!(t.request_message(&plan, body, None).map_err(|e| e.http_status), Err(400));

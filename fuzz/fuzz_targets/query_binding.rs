@@ -115,7 +115,7 @@ fn routes() -> &'static [Route] {
             .map(|&(method, path)| {
                 let (binding, _) =
                     t.router.lookup(method, path).unwrap_or_else(|| panic!("fixture route {method} {path}"));
-                let input = message(&binding.method.input_name);
+                let input = message(t.schema.message_name(binding.method.input));
                 let mut params = Vec::new();
                 collect_params(&input, "", "", 0, &mut params);
                 for name in UNKNOWN_NAMES {
@@ -356,7 +356,7 @@ fuzz_target!(init: json2grpc_fuzz::init(), |data: &[u8]| {
         body.len()
     );
     if bytes.len() <= MAX_DECODED {
-        let input = message(&plan.method().input_name);
+        let input = message(t.schema.message_name(plan.method().input));
         if let Err(e) = DynamicMessage::decode(input.clone(), bytes.as_slice()) {
             panic!("request message does not decode as {}: {e}", input.full_name());
         }

@@ -48,7 +48,7 @@ fuzz_target!(init: json2grpc_fuzz::init(), |data: &[u8]| {
     let method = String::from_utf8_lossy(method);
     let path = String::from_utf8_lossy(path);
     let Decision::Transcode(plan) = t.route(&method, &path, ct) else { return };
-    let input = message(&plan.method().input_name);
+    let input = message(t.schema.message_name(plan.method().input));
     if plan.method().client_streaming {
         let mut rng = Rng::new(options);
         let whole = client_stream(t, &plan, ct, &[body]);

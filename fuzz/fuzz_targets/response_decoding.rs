@@ -75,7 +75,7 @@ fuzz_target!(init: json2grpc_fuzz::init(), |data: &[u8]| {
         panic!("error body is not JSON ({e}): {}", String::from_utf8_lossy(&error_body));
     }
 
-    let output = message(&binding.method.output_name);
+    let output = message(t.schema.message_name(binding.method.output));
     if body_messages(body, flags & 0x80 == 0).into_iter().any(|m| map_field_with_wrong_wire_type(&output, m)) {
         return;
     }

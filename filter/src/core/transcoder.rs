@@ -64,8 +64,6 @@ impl Transcoder {
         };
         if release {
             release_build_inputs(&mut config);
-            // With the descriptor bytes freed, so both forms of the table are never held with them.
-            schema.compact_names();
         }
         let router = match release {
             true => Router::build_draining(&config, &mut schema)?,

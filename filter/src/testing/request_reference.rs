@@ -28,11 +28,11 @@ fn descriptor(name: &str) -> MessageDescriptor {
 }
 
 /// The plan's bindings, their wire values decoded back by prost-reflect.
-fn ref_bounds(plan: &RequestPlan) -> Vec<RefBound> {
+fn ref_bounds(t: &Transcoder, plan: &RequestPlan) -> Vec<RefBound> {
     plan.bound_for_tests()
         .iter()
         .map(|b| {
-            let mut desc = descriptor(&plan.method().input_name);
+            let mut desc = descriptor(t.schema.message_name(plan.method().input));
             let mut path = Vec::new();
             for f in b.path.fields() {
                 let field = desc.get_field(f.number).unwrap();
@@ -182,7 +182,7 @@ fn fill_http_body(message: &mut DynamicMessage, body: &[u8], content_type: Optio
 fn reference(t: &Transcoder, plan: &RequestPlan, body: &[u8], content_type: Option<&str>) -> Result<Vec<u8>> {
     let codec = &t.codec;
     let parse = &t.parse_options;
-    let input = descriptor(&plan.method().input_name);
+    let input = descriptor(t.schema.message_name(plan.method().input));
     let mut message = DynamicMessage::new(input.clone());
     let unknown = plan.unknown_query_for_tests();
     if !plan.binding.body_is_http_body && !body.is_empty() && body.iter().all(u8::is_ascii_whitespace) {
@@ -226,7 +226,7 @@ fn reference(t: &Transcoder, plan: &RequestPlan, body: &[u8], content_type: Opti
             }
         }
     }
-    let bounds = ref_bounds(plan);
+    let bounds = ref_bounds(t, plan);
     let collisions = t.config.request_validation_options.reject_binding_body_field_collisions;
     // Lists (and values inside repeated messages) append; otherwise the body wins, but over a
     // path variable only when the rule declares a body.
@@ -343,7 +343,7 @@ mod tests {
                 };
                 let got = build_message(&t.config, &t.parse_options, &t.codec, &plan, body.as_bytes(), *content_type);
                 let expected = reference(&t, &plan, body.as_bytes(), *content_type);
-                let desc = descriptor(&plan.method().input_name);
+                let desc = descriptor(t.schema.message_name(plan.method().input));
                 let (got, expected) = match (got, expected) {
                     (Ok(a), Ok(b)) => (Ok(as_json(&desc, &a)), Ok(as_json(&desc, &b))),
                     (a, b) => (
@@ -376,7 +376,7 @@ mod tests {
             let Decision::Transcode(plan) = t.route(method, path, None) else { panic!() };
             let got = build_message(&t.config, &t.parse_options, &t.codec, &plan, body.as_bytes(), None).unwrap();
             let expected = reference(&t, &plan, body.as_bytes(), None).unwrap();
-            let desc = descriptor(&plan.method().input_name);
+            let desc = descriptor(t.schema.message_name(plan.method().input));
             let (a, b) = (
                 DynamicMessage::decode(desc.clone(), got.as_slice()).unwrap(),
                 DynamicMessage::decode(desc, expected.as_slice()).unwrap(),

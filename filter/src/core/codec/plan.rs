@@ -261,7 +261,7 @@ impl Plans {
 /// Which messages reach a delimited field: those with one, then (to a fixed point) those with
 /// a sub-message (map entries included) that does.
 fn reaches_groups(schema: &Schema) -> Vec<bool> {
-    let delimited = |f: &Field| f.delimited && !f.map && matches!(f.kind, Kind::Message(_));
+    let delimited = |f: &Field| f.delimited() && !f.map() && matches!(f.kind, Kind::Message(_));
     let mut reaches: Vec<bool> = schema.messages.iter().map(|m| m.fields.iter().any(delimited)).collect();
     loop {
         let mut changed = false;
@@ -352,7 +352,7 @@ fn message_plan(schema: &Schema, m: &Message) -> MessagePlan {
         by_name.entry(Arc::<[u8]>::from(f.names.json_name.clone())).or_insert(index);
         by_name.entry(Arc::<[u8]>::from(f.names.name.clone())).or_insert(index);
         by_number.insert(f.number, index);
-        let oneof = f.oneof.and_then(|o| real_oneof.get(usize::from(o)).copied().flatten());
+        let oneof = f.oneof().and_then(|o| real_oneof.get(usize::from(o)).copied().flatten());
         fields.push(field_plan(schema, f, oneof));
     }
     MessagePlan {
@@ -368,12 +368,12 @@ fn message_plan(schema: &Schema, m: &Message) -> MessagePlan {
 
 fn field_plan(schema: &Schema, f: &Field, oneof: Option<u16>) -> FieldPlan {
     // A map's key and value get the map field's features (protoc copies them to both).
-    let mut verify_utf8 = f.verify_utf8;
-    let shape = match (f.map, f.kind) {
+    let mut verify_utf8 = f.verify_utf8();
+    let shape = match (f.map(), f.kind) {
         (true, Kind::Message(entry)) => {
             let entry = schema.message(entry);
             if let Some(value) = entry.and_then(schema::Message::map_value) {
-                verify_utf8 = value.verify_utf8;
+                verify_utf8 = value.verify_utf8();
             }
             let key = match entry.and_then(schema::Message::map_key).map(|k| k.kind) {
                 Some(Kind::Scalar(s)) => s,
@@ -384,8 +384,8 @@ fn field_plan(schema: &Schema, f: &Field, oneof: Option<u16>) -> FieldPlan {
                 .map_or(ValueKind::Scalar(Scalar::Bytes), |v| value_kind(v.kind));
             Shape::Map { key, value }
         }
-        _ if f.is_repeated() => Shape::Repeated { packed: f.packed },
-        _ => Shape::Single { presence: f.presence },
+        _ if f.is_repeated() => Shape::Repeated { packed: f.packed() },
+        _ => Shape::Single { presence: f.presence() },
     };
     FieldPlan {
         number: f.number,
@@ -395,10 +395,10 @@ fn field_plan(schema: &Schema, f: &Field, oneof: Option<u16>) -> FieldPlan {
         kind: value_kind(f.kind),
         shape,
         oneof,
-        delimited: f.delimited && !f.map && matches!(f.kind, Kind::Message(_)),
+        delimited: f.delimited() && !f.map() && matches!(f.kind, Kind::Message(_)),
         verify_utf8,
-        required: f.behavior.required,
-        output_only: f.behavior.output_only,
+        required: f.behavior().required,
+        output_only: f.behavior().output_only,
     }
 }
 

@@ -78,7 +78,7 @@ fn request_body(schemas: &mut Schemas<'_>, binding: &HttpBinding) -> Option<Valu
     };
     let description = match &binding.body {
         BodyRule::Field(path) => format!("The request's field `{path}`"),
-        _ => format!("The request, {}", method.input_name),
+        _ => format!("The request, {}", schemas.schema.message_name(method.input)),
     };
     let content = if method.client_streaming {
         let mut array = text(

@@ -84,7 +84,7 @@ impl Walk<'_, '_> {
             let required = required && behavior & REQUIRED != 0;
             let description = self.schemas.docs.comment(&format!("{}.{}", message.full_name, f.name()));
             let description = description.map(str::to_string);
-            if f.map {
+            if f.map() {
                 self.map(f, &name, description);
                 continue;
             }
@@ -158,7 +158,7 @@ pub fn reach(schema: &Schema) -> Vec<bool> {
         Kind::Scalar(_) | Kind::Enum(_) => true,
         Kind::Message(m) => bindable_message(schema.message_name(m)),
     };
-    let leaf = |f: &Field| match (f.map, f.kind) {
+    let leaf = |f: &Field| match (f.map(), f.kind) {
         (true, Kind::Message(entry)) => {
             schema.message(entry).and_then(|e| e.map_value()).is_some_and(|v| settable(v.kind))
         }
@@ -167,7 +167,7 @@ pub fn reach(schema: &Schema) -> Vec<bool> {
     };
     let seeds = schema.messages.iter().map(|m| m.fields.iter().any(leaf)).collect();
     let edges = schema.messages.iter().enumerate().flat_map(|(i, m)| {
-        m.fields.iter().filter_map(move |f| match (f.map, f.is_list(), f.kind) {
+        m.fields.iter().filter_map(move |f| match (f.map(), f.is_list(), f.kind) {
             (false, false, Kind::Message(sub)) => Some((i, sub)),
             _ => None,
         })

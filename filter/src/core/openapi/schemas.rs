@@ -116,7 +116,7 @@ impl<'a> Schemas<'a> {
 
     /// The schema of a field's JSON value: a list is an array, a map an object.
     pub fn field(&mut self, field: &Field, input: bool) -> Value {
-        if field.map {
+        if field.map() {
             if let Some((key, value)) = self.map_entry(field) {
                 let value = self.value(value.kind, input);
                 return obj(vec![
@@ -232,7 +232,7 @@ impl<'a> Schemas<'a> {
                 continue;
             }
             let members: Vec<&str> =
-                message.fields.iter().filter(|f| f.oneof.map(usize::from) == Some(i)).map(|f| self.key(f)).collect();
+                message.fields.iter().filter(|f| f.oneof().map(usize::from) == Some(i)).map(|f| self.key(f)).collect();
             put(&mut notes, &oneof.name, Value::Array(members.iter().map(|m| string(m)).collect()));
             if members.len() < 2 || members.len() > MAX_ONEOF_CONSTRAINT {
                 continue;

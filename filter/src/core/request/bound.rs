@@ -347,13 +347,13 @@ fn encode_level(items: &[&Bound], depth: usize, out: &mut Vec<u8>) {
             group.iter().partition(|b| b.path.fields().len() == depth + 1);
         write_leaves(field, &leaves, out);
         if !deeper.is_empty() {
-            sub_message(field.number, field.delimited, out, |o| encode_level(&deeper, depth + 1, o));
+            sub_message(field.number, field.delimited(), out, |o| encode_level(&deeper, depth + 1, o));
         }
     }
 }
 
 fn write_leaves(field: &Field, leaves: &[&Bound], out: &mut Vec<u8>) {
-    if field.packed && !leaves.is_empty() {
+    if field.packed() && !leaves.is_empty() {
         // One packed run, as protobuf encoders write a packed field.
         let run: Vec<u8> = leaves.iter().flat_map(|b| b.value.bytes.iter().copied()).collect();
         WireValue { wire_type: LEN, bytes: run }.write(field.number, out);
@@ -422,9 +422,9 @@ mod tests {
                 let (k, v) = (entry.map_key().unwrap(), entry.map_value().unwrap());
                 let Kind::Scalar(scalar) = k.kind else { panic!() };
                 let value = parse_value(schema, k.kind, key, false).unwrap();
-                (v.kind, v.presence, Some(MapKey { value, kind: scalar, keep_default: k.presence }))
+                (v.kind, v.presence(), Some(MapKey { value, kind: scalar, keep_default: k.presence() }))
             }
-            _ => (leaf.kind, leaf.presence, None),
+            _ => (leaf.kind, leaf.presence(), None),
         };
         let value = parse_value(schema, kind, text, false).unwrap();
         Bound { path, value, kind, keep_default, map_key }

@@ -41,7 +41,7 @@ impl WireValue {
     /// Appends the value as `field`: a message value of a delimited field (a group, or
     /// `message_encoding = DELIMITED`) in the group wire format.
     pub fn write_as(&self, field: &Field, out: &mut Vec<u8>) {
-        if field.delimited && self.wire_type == LEN && matches!(field.kind, Kind::Message(_)) {
+        if field.delimited() && self.wire_type == LEN && matches!(field.kind, Kind::Message(_)) {
             write_tag(field.number, 3, out);
             out.extend_from_slice(&self.bytes);
             write_tag(field.number, 4, out);

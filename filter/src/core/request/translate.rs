@@ -97,7 +97,7 @@ pub(crate) fn plan(
     for (index, bytes) in path_values {
         let path = match binding.variables.get(index) {
             Some(PathVariable::Field(path)) => path,
-            Some(PathVariable::Unknown(name)) => match unknown_field(config, &binding, "path variable", name) {
+            Some(PathVariable::Unknown(name)) => match unknown_field(config, schema, &binding, "path variable", name) {
                 Some(decision) => return decision,
                 None => continue,
             },
@@ -117,7 +117,7 @@ pub(crate) fn plan(
             Ok(value) => bound.push(Bound {
                 value,
                 kind: leaf.kind,
-                keep_default: leaf.presence,
+                keep_default: leaf.presence(),
                 map_key: None,
                 path: path.clone(),
             }),
@@ -158,7 +158,7 @@ pub(crate) fn plan(
                 unknown_query.push((name, value));
                 continue;
             }
-            match unknown_field(config, &binding, "query parameter", &name) {
+            match unknown_field(config, schema, &binding, "query parameter", &name) {
                 Some(decision) => return decision,
                 None => continue,
             }
@@ -198,14 +198,14 @@ pub(crate) fn plan(
 /// `ignore_unknown_query_parameters` (`None`), else a 400 with
 /// `reject_unknown_query_parameters`, else the request passes through untranscoded (Envoy's
 /// default).
-fn unknown_field(config: &Config, binding: &HttpBinding, what: &str, name: &str) -> Option<Decision> {
+fn unknown_field(config: &Config, schema: &Schema, binding: &HttpBinding, what: &str, name: &str) -> Option<Decision> {
     if config.ignore_unknown_query_parameters {
         return None;
     }
     if config.request_validation_options.reject_unknown_query_parameters {
         return Some(Decision::Reject(Error::bad_request(format!(
             "{what} \"{name}\" does not name a field of {}",
-            binding.method.input_name
+            schema.message_name(binding.method.input)
         ))));
     }
     Some(Decision::PassThrough(PassReason::UnknownQueryParameter))
@@ -226,7 +226,7 @@ fn query_field<'n>(
     }
     let (field_name, key) = split_map_key(name);
     let key = key?;
-    resolve(field_name).filter(|p| p.leaf().is_some_and(|f| f.map)).map(|p| (p, Some(key)))
+    resolve(field_name).filter(|p| p.leaf().is_some_and(|f| f.map())).map(|p| (p, Some(key)))
 }
 
 /// `labels[key]` → (`labels`, `key`).
@@ -253,7 +253,7 @@ fn query_target(schema: &Schema, path: &FieldPath, has_key: bool) -> Result<Quer
     let leaf = path.leaf().ok_or("an empty field path")?;
     if !has_key {
         url_settable(schema, path)?;
-        return Ok(QueryTarget { kind: leaf.kind, presence: leaf.presence, key: None });
+        return Ok(QueryTarget { kind: leaf.kind, presence: leaf.presence(), key: None });
     }
     // `query_field` gives a key only for a map.
     let entry = match leaf.kind {
@@ -267,7 +267,7 @@ fn query_target(schema: &Schema, path: &FieldPath, has_key: bool) -> Result<Quer
             return Err(format!("a map field of {} messages", schema.message_name(m)));
         }
     }
-    Ok(QueryTarget { kind: value.kind, presence: value.presence, key: Some((scalar, key.presence)) })
+    Ok(QueryTarget { kind: value.kind, presence: value.presence(), key: Some((scalar, key.presence())) })
 }
 
 /// Builds the gRPC request message (protobuf bytes, unframed) from the plan and the body.
@@ -368,7 +368,7 @@ fn body_field(
         let Kind::Message(http_body_type) = leaf.kind else {
             return Err(Error::internal("HttpBody field is not a message"));
         };
-        sub_message(leaf.number, leaf.delimited, &mut value, |o| {
+        sub_message(leaf.number, leaf.delimited(), &mut value, |o| {
             http_body(codec, http_body_type, body, content_type, &plan.unknown_query, o)
         });
     } else if body.is_empty() {
@@ -380,7 +380,7 @@ fn body_field(
         codec.json_field_to_binary(parent_type, leaf.number, body, parse, &mut value)?;
         // A field with presence set to its default (`0` for an `optional int32`) is present;
         // `null` is the field's absence, as in Envoy.
-        if leaf.presence && value.is_empty() && body.trim_ascii() != b"null" {
+        if leaf.presence() && value.is_empty() && body.trim_ascii() != b"null" {
             bound::write_default(leaf, first_enum_value(codec, leaf), &mut value);
         }
     }
@@ -393,7 +393,7 @@ fn body_field(
 /// empty, and any other field cannot take an object (400).
 fn empty_body_field(leaf: &Field, out: &mut Vec<u8>) -> Result<()> {
     match leaf.kind {
-        Kind::Message(_) if leaf.map => Ok(()),
+        Kind::Message(_) if leaf.map() => Ok(()),
         Kind::Message(_) => {
             bound::write_default(leaf, 0, out);
             Ok(())
@@ -409,7 +409,7 @@ fn empty_body_field(leaf: &Field, out: &mut Vec<u8>) -> Result<()> {
 fn wrap(parents: &[Field], value: &[u8], out: &mut Vec<u8>) {
     match parents.split_first() {
         None => out.extend_from_slice(value),
-        Some((first, rest)) => sub_message(first.number, first.delimited, out, |o| wrap(rest, value, o)),
+        Some((first, rest)) => sub_message(first.number, first.delimited(), out, |o| wrap(rest, value, o)),
     }
 }
 
@@ -529,7 +529,8 @@ mod tests {
             Decision::PassThrough(reason) => return Err(Error::internal(format!("pass-through: {reason:?}"))),
         };
         let bytes = t.request_message(&plan, body.as_bytes(), content_type)?;
-        let message = DynamicMessage::decode(descriptor(&plan.method().input_name), bytes.as_slice()).unwrap();
+        let message =
+            DynamicMessage::decode(descriptor(t.schema.message_name(plan.method().input)), bytes.as_slice()).unwrap();
         let options = prost_reflect::SerializeOptions::new().use_proto_field_name(true);
         let mut ser = serde_json::Serializer::new(Vec::new());
         message.serialize_with_options(&mut ser, &options).unwrap();
@@ -991,7 +992,8 @@ mod tests {
             other => panic!("{other:?}"),
         };
         let bytes = t.request_message(&plan, b"raw", Some("text/plain")).unwrap();
-        let m = DynamicMessage::decode(descriptor(&plan.method().input_name), bytes.as_slice()).unwrap();
+        let m =
+            DynamicMessage::decode(descriptor(t.schema.message_name(plan.method().input)), bytes.as_slice()).unwrap();
         let file = m.get_field_by_name("file").unwrap();
         let ext = file.as_message().unwrap().get_field_by_name("extensions").unwrap();
         let any = ext.as_list().unwrap()[0].as_message().unwrap().clone();

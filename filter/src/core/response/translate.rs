@@ -257,7 +257,7 @@ impl ResponseTranscoder {
             f.write(&mut holder);
         }
         // As a decoded message would give it: a field with presence reads as its default.
-        if holder.is_empty() && leaf.presence {
+        if holder.is_empty() && leaf.presence() {
             write_default(leaf, first_enum_value(&self.codec, leaf), &mut holder);
         }
         self.codec.field_to_json(parent_type, leaf.number, &holder, &self.print, limit, out)
@@ -372,7 +372,7 @@ fn is_header_value(v: &str) -> bool {
 fn print_field_default(path: &FieldPath, out: &mut Vec<u8>) -> Result<()> {
     let value = match path.leaf() {
         Some(f) if f.is_list() => "[]",
-        Some(f) if f.map || matches!(f.kind, Kind::Message(_)) => "{}",
+        Some(f) if f.map() || matches!(f.kind, Kind::Message(_)) => "{}",
         _ => "null",
     };
     out.extend_from_slice(value.as_bytes());

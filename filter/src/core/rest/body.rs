@@ -94,7 +94,8 @@ mod tests {
     fn call(t: &Transcoder, method: &str, path: &str, body: &str) -> Result<Json, crate::core::error::Error> {
         let Decision::Transcode(plan) = t.route(method, path, Some("application/json")) else { panic!("{path}") };
         let bytes = t.request_message(&plan, body.as_bytes(), None)?;
-        let m = DynamicMessage::decode(descriptor(&plan.method().input_name), bytes.as_slice()).unwrap();
+        let m =
+            DynamicMessage::decode(descriptor(t.schema.message_name(plan.method().input)), bytes.as_slice()).unwrap();
         let mut ser = serde_json::Serializer::new(Vec::new());
         m.serialize_with_options(&mut ser, &prost_reflect::SerializeOptions::new().use_proto_field_name(true)).unwrap();
         Ok(serde_json::from_slice(&ser.into_inner()).unwrap())
@@ -104,7 +105,8 @@ mod tests {
     fn mask_paths(t: &Transcoder, path: &str, body: &str) -> Vec<String> {
         let Decision::Transcode(plan) = t.route("PATCH", path, None) else { panic!("{path}") };
         let bytes = t.request_message(&plan, body.as_bytes(), None).unwrap();
-        let m = DynamicMessage::decode(descriptor(&plan.method().input_name), bytes.as_slice()).unwrap();
+        let m =
+            DynamicMessage::decode(descriptor(t.schema.message_name(plan.method().input)), bytes.as_slice()).unwrap();
         let mask = m.get_field_by_name("update_mask").unwrap();
         let paths = mask.as_message().unwrap().get_field_by_name("paths").unwrap();
         paths.as_list().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect()

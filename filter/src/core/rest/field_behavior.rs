@@ -483,7 +483,8 @@ mod tests {
     fn call(t: &Transcoder, method: &str, path: &str, body: &str) -> Result<Json, Error> {
         let Decision::Transcode(plan) = t.route(method, path, None) else { panic!("{path}") };
         let bytes = t.request_message(&plan, body.as_bytes(), None)?;
-        let m = DynamicMessage::decode(descriptor(&plan.method().input_name), bytes.as_slice()).unwrap();
+        let m =
+            DynamicMessage::decode(descriptor(t.schema.message_name(plan.method().input)), bytes.as_slice()).unwrap();
         let mut ser = serde_json::Serializer::new(Vec::new());
         m.serialize_with_options(&mut ser, &prost_reflect::SerializeOptions::new().use_proto_field_name(true)).unwrap();
         Ok(serde_json::from_slice(&ser.into_inner()).unwrap())

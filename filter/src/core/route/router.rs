@@ -21,12 +21,10 @@ pub struct MethodInfo {
     /// The service's part of `full_name` (a hand-made or live descriptor set may name a method
     /// `a.b`: the last dot is not always the split).
     pub service_len: usize,
-    /// The request and response types: schema (and codec plan) indices, and full names
-    /// (shared with the schema).
+    /// The request and response types: schema (and codec plan) indices (their names are the
+    /// schema's: [`Schema::message_name`]; a VM holds a `MethodInfo` per method).
     pub input: usize,
     pub output: usize,
-    pub input_name: Arc<str>,
-    pub output_name: Arc<str>,
     pub client_streaming: bool,
     pub server_streaming: bool,
 }
@@ -243,14 +241,11 @@ impl<'c> Building<'c> {
     #[inline(never)]
     fn add_method(&mut self, schema: &Schema, (i, service): (usize, &str), method: &Method) -> Result<(), ConfigError> {
         let field = format!("services[{i}]");
-        let message_name = |index: usize| schema.message(index).map_or_else(|| "".into(), |m| m.full_name.clone());
         let info = Arc::new(MethodInfo {
             full_name: format!("{service}.{}", method.name).into(),
             service_len: service.len(),
             input: method.input,
             output: method.output,
-            input_name: message_name(method.input),
-            output_name: message_name(method.output),
             client_streaming: method.client_streaming,
             server_streaming: method.server_streaming,
         });
@@ -379,7 +374,7 @@ fn bind(
     }
     let (body, body_is_http_body) = match rule.body.as_str() {
         "" => (BodyRule::None, false),
-        "*" => (BodyRule::Whole, &*info.input_name == HTTP_BODY),
+        "*" => (BodyRule::Whole, schema.message_name(info.input) == HTTP_BODY),
         field => {
             let path = FieldPath::resolve_through_lists(schema, info.input, field, Names::ProtoOrJson)
                 .map_err(|e| context(format!("body: {e}")))?;
@@ -411,7 +406,7 @@ fn bind(
 /// well-known types with a string form; not other messages, nor maps (a map entry needs a key).
 pub fn url_settable(schema: &Schema, path: &FieldPath) -> Result<(), String> {
     let Some(leaf) = path.leaf() else { return Err("an empty field path".to_string()) };
-    if leaf.map {
+    if leaf.map() {
         return Err("a map field".to_string());
     }
     match leaf.kind {
@@ -464,8 +459,6 @@ mod tests {
             service_len: m.service_len,
             input: m.input,
             output: m.output,
-            input_name: m.input_name.clone(),
-            output_name: m.output_name.clone(),
             client_streaming: m.client_streaming,
             server_streaming: m.server_streaming,
         }

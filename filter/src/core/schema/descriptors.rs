@@ -383,7 +383,7 @@ mod tests {
     #[test]
     fn loads_edition_2023_sets_with_their_rules() {
         let schema = load_schema(&editions::descriptor_set()).unwrap();
-        assert!(schema.message_by_name("ed.M").unwrap().field_by_name("delimited").unwrap().delimited);
+        assert!(schema.message_by_name("ed.M").unwrap().field_by_name("delimited").unwrap().delimited());
         let put = http_rule(method(&schema, "ed.S", "Put")).unwrap().unwrap();
         assert_eq!((put.body.as_str(), put.response_body.as_str()), ("delimited", "delimited"));
         // The built-ins are still added next to an editions file.
