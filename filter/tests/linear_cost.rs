@@ -28,10 +28,11 @@ fn varint_field(key: u32, value: u64, out: &mut Vec<u8>) {
     }
 }
 
-/// A proto3 file `q.proto` with `messages` messages of `fields` string fields each (`M0`…),
-/// extended by `extensions` proto2-style extensions of `M0` (from an extension file), and a
-/// service `q.S` whose method `Get` takes and returns `M0`.
-fn config(messages: usize, fields: usize, extensions: usize) -> String {
+/// A proto2 file `q.proto` with `messages` messages of `fields` string fields each (`M0`, with
+/// fields `f1`…, `M1`…),
+/// each field in a oneof of its own if `oneofs`, `extensions` extensions of `M0` declared at
+/// file level, and a service `q.S` whose method `Get` takes and returns `M0`.
+fn config(messages: usize, fields: usize, extensions: usize, oneofs: bool) -> String {
     let mut file = Vec::new();
     len_field(1, b"q.proto", &mut file);
     len_field(2, b"q", &mut file);
@@ -40,13 +41,23 @@ fn config(messages: usize, fields: usize, extensions: usize) -> String {
     for m in 0..messages {
         let mut message = Vec::new();
         len_field(1, format!("M{m}").as_bytes(), &mut message);
-        for n in numbers.clone().take(fields) {
+        for (i, n) in numbers.clone().take(fields).enumerate() {
             let mut field = Vec::new();
-            len_field(1, format!("f{n}").as_bytes(), &mut field);
+            // Names distinct across messages, as in one message (each is one allocation).
+            let name = if m == 0 { format!("f{n}") } else { format!("m{m}f{n}") };
+            len_field(1, name.as_bytes(), &mut field);
             varint_field(3 << 3, n, &mut field);
             varint_field(4 << 3, 1, &mut field);
             varint_field(5 << 3, 9, &mut field);
+            if oneofs {
+                varint_field(9 << 3, i as u64, &mut field);
+            }
             len_field(2, &field, &mut message);
+            if oneofs {
+                let mut oneof = Vec::new();
+                len_field(1, format!("o{n}").as_bytes(), &mut oneof);
+                len_field(8, &oneof, &mut message);
+            }
         }
         if m == 0 {
             // extension_range { start: fields + 1, end: 2^29 }, less protobuf's own numbers.
@@ -108,8 +119,12 @@ fn build_and_call(text: &str) -> Duration {
 #[test]
 fn linking_costs_time_linear_in_a_message_s_fields_and_extensions() {
     const FIELDS: usize = 40_000;
-    let spread = build_and_call(&config(40, FIELDS / 40, 0));
-    for (what, text) in [("fields", config(1, FIELDS, 0)), ("extensions", config(1, 10, FIELDS))] {
+    let spread = build_and_call(&config(40, FIELDS / 40, 0, false));
+    for (what, text) in [
+        ("fields", config(1, FIELDS, 0, false)),
+        ("extensions", config(1, 10, FIELDS, false)),
+        ("fields in oneofs", config(1, FIELDS, 0, true)),
+    ] {
         let one = build_and_call(&text);
         eprintln!("{FIELDS} {what} of one message: {one:?}; in 40 messages: {spread:?}");
         // Linear: about the same (one message has fewer names to declare); pairwise: ~60x.

@@ -16,7 +16,7 @@ use crate::core::schema::descriptor_proto::{
     self, EnumProto, FieldBehavior, FieldProto, FileProto, MessageProto, Parts, ServiceProto,
 };
 use crate::core::schema::encoded_files::EncodedFiles;
-use crate::core::schema::name_table::NameTable;
+use crate::core::schema::name_table::{Def, NameTable, Types};
 
 /// The scalar kinds of the wire format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -438,13 +438,6 @@ pub struct Method {
     pub options: Vec<u8>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Def {
-    Message(usize),
-    Enum(usize),
-    Service,
-}
-
 /// Every message, enum and service of a descriptor set, linked and checked.
 #[derive(Debug, Clone, Default)]
 pub struct Schema {
@@ -452,8 +445,8 @@ pub struct Schema {
     pub enums: Vec<Enum>,
     /// Emptied once the router is built ([`Schema::drop_services`]).
     pub services: Vec<Service>,
-    /// Keys shared with the messages' and enums' full names.
-    names: NameTable<Def>,
+    /// Full name → message, enum or service.
+    names: NameTable,
     /// While linking: the indices of the first built-in message and enum, when built-in files
     /// were added after the user's.
     first_builtin: Option<(usize, usize)>,
@@ -470,7 +463,7 @@ impl Schema {
 
     /// The index of a message type by full name (no leading dot).
     pub fn message_index(&self, full_name: &str) -> Option<usize> {
-        match self.names.get(full_name) {
+        match self.names.get(full_name, self.types()) {
             Some(Def::Message(i)) => Some(i),
             _ => None,
         }
@@ -520,11 +513,12 @@ impl Schema {
             }
             for s in &file.services {
                 let full_name = join(&file.package, &s.name);
-                schema.declare(&full_name.into(), Def::Service)?;
+                schema.names.insert(Def::Service, Some(full_name.into()))?;
             }
             Ok(())
         })?;
-        schema.names.seal().map_err(|name| format!("\"{name}\" is defined more than once"))?;
+        let types = Types { messages: &schema.messages, enums: &schema.enums };
+        schema.names.seal(types).map_err(|name| format!("\"{name}\" is defined more than once"))?;
         let mut names = Interner::default();
         let mut extensions = Extensions::default();
         // Extensions become fields of the messages they extend, named `[full.name]` (their
@@ -641,12 +635,15 @@ impl Schema {
         *next += 1;
         let resolved = features.get(index).copied().ok_or("the descriptor set changed between passes")?;
         let mut fields = self.link_fields(index, proto, resolved, names)?;
-        let synthetic: Vec<bool> = (0..proto.oneofs.len())
-            .map(|o| {
-                let mut members = proto.fields.iter().filter(|f| f.oneof_index == i32::try_from(o).ok());
-                matches!((members.next(), members.next()), (Some(only), None) if only.proto3_optional)
-            })
-            .collect();
+        // A oneof is synthetic when its only member is a proto3 `optional` field: members counted
+        // in one pass over the fields (per oneof, it cost oneofs x fields).
+        let mut members: Vec<(u32, bool)> = vec![(0, false); proto.oneofs.len()];
+        for f in &proto.fields {
+            if let Some(m) = f.oneof_index.and_then(|o| usize::try_from(o).ok()).and_then(|o| members.get_mut(o)) {
+                *m = (m.0.saturating_add(1), f.proto3_optional);
+            }
+        }
+        let synthetic = members.into_iter().map(|(count, optional)| count == 1 && optional);
         if let Some(m) = self.messages.get_mut(index) {
             // Its extensions, linked before: after its own fields, as declared. Their numbers
             // differ from each other's (`link_extension`) and the fields' from each other's.
@@ -672,11 +669,9 @@ impl Schema {
         Ok(())
     }
 
-    /// Adds a name to the table; [`NameTable::seal`] refuses one defined twice, at the end of
-    /// the pass that declares them all.
-    fn declare(&mut self, full_name: &Arc<str>, def: Def) -> Result<(), String> {
-        self.names.insert(full_name.clone(), def);
-        Ok(())
+    /// The types whose names the name table holds.
+    fn types(&self) -> Types<'_> {
+        Types { messages: &self.messages, enums: &self.enums }
     }
 
     /// Frees the services (their methods and options): the router copies what requests need
@@ -695,11 +690,10 @@ impl Schema {
     ) -> Result<(), String> {
         let full_name = join(scope, &proto.name);
         let features = features.with(&proto.features).map_err(|e| format!("{full_name}: {e}"))?;
-        let index = self.messages.len();
-        let shared: Arc<str> = full_name.as_str().into();
-        self.declare(&shared, Def::Message(index))?;
+        // [`NameTable::seal`] refuses a name defined twice, once every type is declared.
+        self.names.insert(Def::Message(self.messages.len()), None)?;
         self.messages.push(Message {
-            full_name: shared,
+            full_name: full_name.as_str().into(),
             fields: Box::default(),
             oneofs: Box::default(),
             map_entry: proto.map_entry,
@@ -718,10 +712,9 @@ impl Schema {
     fn declare_enum(&mut self, proto: &EnumProto, scope: &str, features: Features) -> Result<(), String> {
         let full_name = join(scope, &proto.name);
         let closed = features.with(&proto.features).map_err(|e| format!("{full_name}: {e}"))?.closed_enum;
-        let shared: Arc<str> = full_name.as_str().into();
-        self.declare(&shared, Def::Enum(self.enums.len()))?;
+        self.names.insert(Def::Enum(self.enums.len()), None)?;
         let values = proto.values.iter().map(|(n, v)| ((**n).into(), *v)).collect();
-        self.enums.push(Enum { full_name: shared, values, closed });
+        self.enums.push(Enum { full_name: full_name.as_str().into(), values, closed });
         Ok(())
     }
 
@@ -729,7 +722,7 @@ impl Schema {
     /// to `scope` (searched outwards, as protoc resolves names).
     fn resolve(&self, name: &str, scope: &str) -> Option<Def> {
         if let Some(absolute) = name.strip_prefix('.') {
-            return self.names.get(absolute);
+            return self.names.get(absolute, self.types());
         }
         // The user's own types first: a built-in type the set lacks must not change what a
         // name finds (so the built-ins never make a set that links alone fail).
@@ -751,7 +744,7 @@ impl Schema {
         let mut scope = scope;
         loop {
             let candidate = join(scope, name);
-            if let Some(def) = self.names.get(candidate.as_str()).filter(accept) {
+            if let Some(def) = self.names.get(candidate.as_str(), self.types()).filter(accept) {
                 return Some(def);
             }
             if scope.is_empty() {

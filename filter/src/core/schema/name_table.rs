@@ -1,61 +1,116 @@
-//! Full name → definition, for the schema: a list, sorted once every type is declared
-//! ([`NameTable::seal`]), then searched (every type reference of the set is resolved through
-//! it while linking; after, lookups are few: an `Any`'s type, a plan by name). Every worker's
-//! VM keeps one, and builds it while the whole descriptor set is in memory: for a 4,000-type
-//! API a hash map held 8,192 buckets (140 KB on wasm32) at the link's peak, the list 65 KB.
+//! Full name → definition, for the schema: a list of definitions, sorted by name once every
+//! type is declared ([`NameTable::seal`]), then searched (every type reference of the set is
+//! resolved through it while linking; after, lookups are few: an `Any`'s type, a plan by name).
+//! Every worker's VM keeps one, and builds it while the whole descriptor set is in memory: for
+//! a 4,000-type API a hash map of names held 8,192 buckets (140 KB on wasm32) at the link's
+//! peak, a sorted list of names 65 KB, this list of definitions 17 KB (the names are the
+//! messages' and enums' own).
 use std::sync::Arc;
 
-#[derive(Debug, Clone)]
-pub(super) struct NameTable<D> {
+use crate::core::schema::{Enum, Message};
+
+/// What a full name defines: indices into the schema's messages and enums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Def {
+    Message(usize),
+    Enum(usize),
+    Service,
+}
+
+/// A definition in 32 bits: its kind in the top two, its index below (services: into
+/// `NameTable::services`).
+#[derive(Debug, Clone, Copy)]
+struct Entry(u32);
+
+const INDEX: u32 = (1 << 30) - 1;
+const MESSAGE: u32 = 0;
+const ENUM: u32 = 1 << 30;
+const SERVICE: u32 = 2 << 30;
+
+/// The schema's types, whose names the table's entries are.
+#[derive(Clone, Copy)]
+pub(super) struct Types<'s> {
+    pub messages: &'s [Message],
+    pub enums: &'s [Enum],
+}
+
+#[derive(Debug, Clone, Default)]
+pub(super) struct NameTable {
     /// Sorted by name once sealed; in declaration order before.
-    list: Vec<(Arc<str>, D)>,
+    list: Vec<Entry>,
+    /// The services' names (a service is only a name here).
+    services: Vec<Arc<str>>,
     sealed: bool,
 }
 
-impl<D> Default for NameTable<D> {
-    fn default() -> Self {
-        NameTable { list: Vec::new(), sealed: false }
-    }
-}
-
-impl<D: Copy> NameTable<D> {
-    pub fn get(&self, name: &str) -> Option<D> {
-        if !self.sealed {
-            // Not before `seal` in practice; kept correct anyway.
-            return self.list.iter().find(|(n, _)| **n == *name).map(|&(_, def)| def);
+impl NameTable {
+    fn def(entry: Entry) -> Def {
+        let index = usize::try_from(entry.0 & INDEX).unwrap_or(usize::MAX);
+        match entry.0 & !INDEX {
+            MESSAGE => Def::Message(index),
+            ENUM => Def::Enum(index),
+            _ => Def::Service,
         }
-        let found = self.list.binary_search_by(|(n, _)| (**n).cmp(name)).ok()?;
-        self.list.get(found).map(|&(_, def)| def)
     }
 
-    /// Adds `name`. Names are checked for duplicates by [`NameTable::seal`].
-    pub fn insert(&mut self, name: Arc<str>, def: D) {
-        if self.sealed {
-            // Not after `seal` in practice; kept correct anyway.
-            let at = self.list.partition_point(|(n, _)| *n < name);
-            self.list.insert(at, (name, def));
+    /// The name of an entry ("" for an index with no type: never, once the types are added).
+    fn name<'t>(&'t self, entry: Entry, types: Types<'t>) -> &'t str {
+        let index = usize::try_from(entry.0 & INDEX).unwrap_or(usize::MAX);
+        match entry.0 & !INDEX {
+            MESSAGE => types.messages.get(index).map_or("", |m| &m.full_name),
+            ENUM => types.enums.get(index).map_or("", |e| &e.full_name),
+            _ => self.services.get(index).map_or("", |s| s),
+        }
+    }
+
+    pub fn get(&self, name: &str, types: Types<'_>) -> Option<Def> {
+        let found = if self.sealed {
+            let at = self.list.binary_search_by(|&e| self.name(e, types).cmp(name)).ok()?;
+            self.list.get(at)
         } else {
-            // Grown by a quarter, not doubled: the table is built at the link's peak (with the
-            // whole set), where doubling left up to half of it unused (62 KB of 131 KB).
-            if self.list.len() == self.list.capacity() {
-                self.list.reserve_exact(self.list.len() / 4 + 16);
-            }
-            self.list.push((name, def));
+            // Not before `seal` in practice; kept correct anyway.
+            self.list.iter().find(|&&e| self.name(e, types) == name)
+        };
+        found.map(|&e| Self::def(e))
+    }
+
+    /// Adds a message or enum (its name is its type's: add the type before any lookup), or a
+    /// service named `service`. Duplicates are found by [`NameTable::seal`]; `Err` past 2^30
+    /// types of a kind.
+    pub fn insert(&mut self, def: Def, service: Option<Arc<str>>) -> Result<(), &'static str> {
+        let (kind, index) = match def {
+            Def::Message(i) => (MESSAGE, i),
+            Def::Enum(i) => (ENUM, i),
+            Def::Service => (SERVICE, self.services.len()),
+        };
+        let index = u32::try_from(index).ok().filter(|&i| i <= INDEX).ok_or("too many types")?;
+        if let (Def::Service, Some(name)) = (def, service) {
+            self.services.push(name);
         }
+        // Grown by a quarter, not doubled: the table is built at the link's peak (with the
+        // whole set), where doubling could leave half of it unused.
+        if self.list.len() == self.list.capacity() {
+            self.list.reserve_exact(self.list.len() / 4 + 16);
+        }
+        self.list.push(Entry(kind | index));
+        // Not after `seal` in practice: kept sorted anyway.
+        self.sealed = false;
+        Ok(())
     }
 
     /// Sorts the table for lookups; `Err` with a name added more than once (n log n, where a
     /// check per insert would cost a map).
-    pub fn seal(&mut self) -> Result<(), Arc<str>> {
-        // Unstable: a stable sort allocates a copy of the list, at the link's peak; of two
-        // equal names, either may stay (sealing then fails).
-        self.list.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
-        self.list.shrink_to_fit();
-        self.sealed = true;
-        let duplicate = self.list.windows(2).find_map(|w| match w {
-            [(a, _), (b, _)] if a == b => Some(a.clone()),
+    pub fn seal(&mut self, types: Types<'_>) -> Result<(), String> {
+        let mut list = std::mem::take(&mut self.list);
+        // Unstable: a stable sort allocates a copy of the list, at the link's peak.
+        list.sort_unstable_by(|&a, &b| self.name(a, types).cmp(self.name(b, types)));
+        list.shrink_to_fit();
+        let duplicate = list.windows(2).find_map(|w| match w {
+            [a, b] if self.name(*a, types) == self.name(*b, types) => Some(self.name(*a, types).to_string()),
             _ => None,
         });
+        self.list = list;
+        self.sealed = true;
         duplicate.map_or(Ok(()), Err)
     }
 }
@@ -67,31 +122,54 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn sealed_lookups_find_every_name_and_no_other() {
-        let mut table = NameTable::default();
-        let names: Vec<String> = (0..300).map(|i| format!("pkg.v{}.Type{}", i % 7, i * 7919 % 300)).collect();
-        for (i, name) in names.iter().enumerate() {
-            table.insert(name.as_str().into(), i);
-        }
-        let before: Vec<Option<usize>> = names.iter().map(|n| table.get(n)).collect();
-        assert_eq!(before, (0..300).map(Some).collect::<Vec<_>>());
-        table.seal().unwrap();
-        assert_eq!(names.iter().map(|n| table.get(n)).collect::<Vec<_>>(), before);
-        for missing in ["", "pkg", "pkg.v0.Type", "pkg.v0.Type0x", "zzz"] {
-            assert_eq!(table.get(missing), None, "{missing}");
-        }
-        // Still a table after sealing: a name added later is found.
-        table.insert("a.New".into(), 1000);
-        assert_eq!((table.get("a.New"), table.get(&names[0])), (Some(1000), before[0]));
+    fn message(name: &str) -> Message {
+        Message { full_name: name.into(), fields: Box::default(), oneofs: Box::default(), map_entry: false }
+    }
+
+    fn enumeration(name: &str) -> Enum {
+        Enum { full_name: name.into(), values: Vec::new(), closed: false }
     }
 
     #[test]
-    fn sealing_names_a_duplicate() {
+    fn sealed_lookups_find_every_name_and_no_other() {
+        let names: Vec<String> = (0..300).map(|i| format!("pkg.v{}.Type{}", i % 7, i * 7919 % 300)).collect();
+        let messages: Vec<Message> = names[..200].iter().map(|n| message(n)).collect();
+        let enums: Vec<Enum> = names[200..].iter().map(|n| enumeration(n)).collect();
+        let types = Types { messages: &messages, enums: &enums };
         let mut table = NameTable::default();
-        for (i, name) in ["b.B", "a.A", "c.C", "a.A", "b.B"].into_iter().enumerate() {
-            table.insert(name.into(), i);
+        (0..200).for_each(|i| table.insert(Def::Message(i), None).unwrap());
+        (0..100).for_each(|i| table.insert(Def::Enum(i), None).unwrap());
+        table.insert(Def::Service, Some("pkg.Service".into())).unwrap();
+        let expected: Vec<Option<Def>> =
+            (0..200).map(|i| Some(Def::Message(i))).chain((0..100).map(|i| Some(Def::Enum(i)))).collect();
+        assert_eq!(names.iter().map(|n| table.get(n, types)).collect::<Vec<_>>(), expected);
+        table.seal(types).unwrap();
+        assert_eq!(names.iter().map(|n| table.get(n, types)).collect::<Vec<_>>(), expected);
+        assert_eq!(table.get("pkg.Service", types), Some(Def::Service));
+        for missing in ["", "pkg", "pkg.v0.Type", "pkg.v0.Type0x", "zzz"] {
+            assert_eq!(table.get(missing, types), None, "{missing}");
         }
-        assert_eq!(table.seal().unwrap_err().as_ref(), "a.A");
+    }
+
+    #[test]
+    fn sealing_names_a_duplicate_of_any_kinds() {
+        let messages = [message("b.B"), message("a.A"), message("c.C")];
+        let enums = [enumeration("a.A")];
+        let types = Types { messages: &messages, enums: &enums };
+        let mut table = NameTable::default();
+        (0..3).for_each(|i| table.insert(Def::Message(i), None).unwrap());
+        table.insert(Def::Enum(0), None).unwrap();
+        assert_eq!(table.seal(types).unwrap_err(), "a.A");
+        let mut table = NameTable::default();
+        table.insert(Def::Message(2), None).unwrap();
+        table.insert(Def::Service, Some("c.C".into())).unwrap();
+        assert_eq!(table.seal(types).unwrap_err(), "c.C");
+    }
+
+    #[test]
+    fn an_index_past_30_bits_is_refused() {
+        let mut table = NameTable::default();
+        assert!(table.insert(Def::Message(1 << 30), None).is_err());
+        assert!(table.insert(Def::Enum((1 << 30) - 1), None).is_ok());
     }
 }
