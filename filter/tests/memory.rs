@@ -248,15 +248,9 @@ fn the_filter_drops_a_set_s_comments_before_building_unless_it_serves_openapi() 
     assert!(kept > 16 * 1024, "{kept} B");
 }
 
-#[test]
-fn the_filter_links_a_descriptor_set_into_the_memory_the_set_frees() {
-    // A worker's VM frees the set file by file as the last pass of linking reads it (fields
-    // and services are most of the schema), so the schema grows into that memory instead of
-    // on top of the set: its memory never shrinks below the peak.
-    use base64::Engine;
-    use json2grpc::core::config::Config;
-    use json2grpc::core::transcoder::Transcoder;
-    let _serial = SERIAL.lock().unwrap();
+/// 100 files of 10 messages of 8 fields and a service each (a protoc-like set: every field
+/// has its default `json_name` if `json_names`).
+fn hundred_files(json_names: bool) -> Vec<u8> {
     let varint_field = |number: u32, value: u64, out: &mut Vec<u8>| {
         out.push((number << 3) as u8);
         let mut v = value;
@@ -287,7 +281,9 @@ fn the_filter_links_a_descriptor_set_into_the_memory_the_set_frees() {
                     }
                     _ => varint_field(5, 9, &mut field),
                 }
-                len_field(10, format!("fieldNumber{n}").as_bytes(), &mut field);
+                if json_names {
+                    len_field(10, format!("fieldNumber{n}").as_bytes(), &mut field);
+                }
                 len_field(2, &field, &mut message);
             }
             len_field(4, &message, &mut file);
@@ -302,23 +298,54 @@ fn the_filter_links_a_descriptor_set_into_the_memory_the_set_frees() {
         len_field(6, &service, &mut file);
         len_field(1, &file, &mut set);
     }
-    let b64 = base64::engine::general_purpose::STANDARD.encode(&set);
-    let build = |extra: &str| {
-        let text = format!(r#"{{"proto_descriptor_bin":"{b64}","services":["p0.S"],"auto_mapping":true{extra}}}"#);
-        let mut text = text.into_bytes();
-        let config = Config::from_json_in_place(&mut text).unwrap();
-        drop(text);
-        let (t, peak) = peak_during(|| Transcoder::for_serving(config).unwrap());
-        assert_eq!(t.router.methods.len(), 1);
-        drop(t);
-        peak
-    };
-    let freed = build("");
+    set
+}
+
+#[test]
+fn the_filter_links_a_descriptor_set_into_the_memory_the_set_frees() {
+    // A worker's VM frees the set file by file as the last pass of linking reads it (fields
+    // and services are most of the schema), so the schema grows into that memory instead of
+    // on top of the set: its memory never shrinks below the peak.
+    let _serial = SERIAL.lock().unwrap();
+    let set = hundred_files(true);
+    let freed = serving_peak(&set, "");
     // Kept for the OpenAPI document: the schema comes on top of the whole set.
-    let kept = build(r#","json2grpc":{"openapi":{"path":"/openapi.json"}}"#);
-    eprintln!(
-        "for_serving: peak above the configuration {freed} B (set freed as linked), {kept} B (kept); set {} B",
-        set.len()
-    );
+    let kept = serving_peak(&set, r#","json2grpc":{"openapi":{"path":"/openapi.json"}}"#);
+    eprintln!("for_serving: peak {freed} B (set freed as linked), {kept} B (kept); set {} B", set.len());
     assert!(freed + set.len() / 2 < kept, "freed {freed} B, kept {kept} B, set {} B", set.len());
+}
+
+#[test]
+fn the_filter_links_a_protoc_set_without_its_default_json_names() {
+    // protoc writes every field's json_name; a worker's VM holds the set at the link's peak,
+    // and needs only the names that differ from the default.
+    let _serial = SERIAL.lock().unwrap();
+    let (with, without) = (hundred_files(true), hundred_files(false));
+    let (peak_with, peak_without) = (serving_peak(&with, ""), serving_peak(&without, ""));
+    eprintln!(
+        "for_serving: peak {peak_with} B for a {} B set with json names, {peak_without} B for the {} B set without",
+        with.len(),
+        without.len()
+    );
+    assert!(with.len() > without.len() + 16 * 1024);
+    assert!(peak_with <= peak_without + 1024, "{peak_with} B with json names, {peak_without} B without");
+}
+
+/// The peak heap while a worker's transcoder is built from `set`, its configuration's included
+/// (it holds the set); `extra`: more of the configuration's top-level keys.
+fn serving_peak(set: &[u8], extra: &str) -> usize {
+    use base64::Engine;
+    use json2grpc::core::config::Config;
+    use json2grpc::core::transcoder::Transcoder;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(set);
+    let text = format!(r#"{{"proto_descriptor_bin":"{b64}","services":["p0.S"],"auto_mapping":true{extra}}}"#);
+    let mut text = text.into_bytes();
+    let config = Config::from_json_in_place(&mut text).unwrap();
+    drop(text);
+    // (The rest of the configuration is a few bytes.)
+    let held = config.proto_descriptor_bin.capacity();
+    let (t, peak) = peak_during(|| Transcoder::for_serving(config).unwrap());
+    assert_eq!(t.router.methods.len(), 1);
+    drop(t);
+    held + peak
 }

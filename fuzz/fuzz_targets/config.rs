@@ -60,9 +60,9 @@ fuzz_target!(init: json2grpc_fuzz::init(), |data: &[u8]| {
 });
 
 /// Both ways of building a transcoder from `text`: the filter's (read in pieces, the descriptor
-/// set decoded as it is read, or in the text's memory when read whole; comments stripped, the
-/// set freed as it is linked, the schema's services freed as the router reads them)
-/// must read the same configuration as the copying one and accept or refuse it alike. The
+/// set decoded as it is read, or in the text's memory when read whole; comments and default
+/// JSON names stripped, the set freed as it is linked, the schema's services freed as the
+/// router reads them) must read the same configuration as the copying one and accept or refuse it alike. The
 /// copying one's transcoder is returned (it keeps the descriptor bytes, for the OpenAPI document).
 fn configure(text: &[u8]) -> Option<Transcoder> {
     let copied = Config::from_json(text);
@@ -95,6 +95,12 @@ fn configure(text: &[u8]) -> Option<Transcoder> {
                 .collect::<Vec<_>>()
         };
         assert_eq!(bindings(b), bindings(s));
+        // The same types and fields, however the serving build read the set (comments and
+        // default JSON names stripped, linked as it is freed).
+        let fields = |t: &Transcoder| {
+            t.schema.messages.iter().map(|m| format!("{} {:?}", m.full_name, m.fields)).collect::<Vec<_>>()
+        };
+        assert_eq!(fields(b), fields(s), "the serving build links another schema");
         assert!(templates || s.router.bindings.iter().all(|b| b.template.is_empty()));
     }
     built.ok()

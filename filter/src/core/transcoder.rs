@@ -14,6 +14,7 @@ use crate::core::rest::field_behavior::Behaviors;
 use crate::core::rest::patch_mask;
 use crate::core::route::router::{HttpBinding, Router};
 use crate::core::schema::descriptors::{load_schema, load_schema_draining};
+use crate::core::schema::json_names::strip_default_json_names;
 use crate::core::schema::source_info::strip_source_info;
 use crate::core::schema::Schema;
 
@@ -55,6 +56,7 @@ impl Transcoder {
         let set_read_later = !release || config.openapi.path.is_some();
         if !set_read_later {
             strip_source_info(&mut config.proto_descriptor_bin);
+            strip_default_json_names(&mut config.proto_descriptor_bin);
         }
         let mut schema = match set_read_later {
             true => load_schema(&config.proto_descriptor_bin)?,

@@ -6,6 +6,7 @@ pub mod descriptor_proto;
 pub mod descriptor_source;
 pub mod descriptors;
 pub mod encoded_files;
+pub mod json_names;
 pub mod model;
 mod name_table;
 pub mod reflection;
