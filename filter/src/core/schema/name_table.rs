@@ -87,11 +87,6 @@ impl NameTable {
         if let (Def::Service, Some(name)) = (def, service) {
             self.services.push(name);
         }
-        // Grown by a quarter, not doubled: the table is built at the link's peak (with the
-        // whole set), where doubling could leave half of it unused.
-        if self.list.len() == self.list.capacity() {
-            self.list.reserve_exact(self.list.len() / 4 + 16);
-        }
         self.list.push(Entry(kind | index));
         // Not after `seal` in practice: kept sorted anyway.
         self.sealed = false;
