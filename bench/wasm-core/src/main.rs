@@ -17,8 +17,9 @@
 //! its best round of `--rounds` interleaved rounds. Throughput is MB/s of JSON (1 MB = 1e6 B) both
 //! ways. Inside wasm the clock is WASI's `clock_time_get` (monotonic), which Node provides.
 //!
-//! `--configure FILE` also times `Transcoder::from_json(FILE)` (what the filter's `on_configure`
-//! does, without the host calls): the first call (cold: in V8 it includes the lazy compilation of
+//! `--configure FILE` also times `Config::from_json(FILE)` and `Transcoder::for_serving` (what a
+//! worker's `on_configure` does, but reading the text whole and without the host calls): the
+//! first call (cold: in V8 it includes the lazy compilation of
 //! the code it runs) and the median of `--configure-runs` more.
 //!
 //! `--memory FILE` (alone, in a fresh process) reports what a configuration costs in memory, built
@@ -293,7 +294,8 @@ fn run() -> Result<(), String> {
         let mut services = 0;
         for _ in 0..=args.configure_runs {
             let start = Instant::now();
-            let t = Transcoder::from_json(black_box(&config)).map_err(|e| e.to_string())?;
+            let parsed = Config::from_json(black_box(&config)).map_err(|e| e.to_string())?;
+            let t = Transcoder::for_serving(parsed).map_err(|e| e.to_string())?;
             times.push(start.elapsed().as_secs_f64() * 1e3);
             methods = t.router.methods.len();
             services = t.config.services.len();

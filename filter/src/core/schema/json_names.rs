@@ -9,8 +9,7 @@
 //! each file's and message's new length (in the order the second needs them); the second
 //! writes over the set from its start (the output never overtakes the input) and measures each
 //! field again. Linear time; the only allocation is one length per file and message.
-use crate::core::codec::wire::{fields, read_varint, varint_len, write_varint, LEN};
-use crate::core::schema::json_name;
+use crate::core::codec::wire::{fields, read_varint, varint_len, LEN};
 
 /// What a length-delimited field holds, for the fields this rewrite descends into.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -55,7 +54,7 @@ pub fn strip_default_json_names(set: &mut Vec<u8>) {
     }
     let mut next = 0;
     let end = set.len();
-    match write(set, 0..end, 0, Kind::Set, 0, &lengths, &mut next) {
+    match write(set, 0..end, 0, (Kind::Set, false), 0, (&lengths, &mut next)) {
         Some(written) => {
             set.truncate(written);
             set.shrink_to_fit();
@@ -65,33 +64,53 @@ pub fn strip_default_json_names(set: &mut Vec<u8>) {
     }
 }
 
-/// Whether a `FieldDescriptorProto` has one name and every `json_name` it has is its default.
-fn default_json_name_only(field: &[u8]) -> Option<bool> {
+/// A `FieldDescriptorProto` once rewritten: its length, and whether its `json_name`s go (it has
+/// one name and every `json_name` it has is that name's default).
+fn rewrite_field(field: &[u8]) -> Option<(usize, bool)> {
     let mut name = None;
-    let mut json_names = 0;
-    for f in fields(field) {
+    let mut json_bytes = 0;
+    let mut rest = fields(field);
+    let mut at = 0;
+    while let Some(f) = rest.next() {
         let f = f.ok()?;
+        let end = field.len() - rest.rest().len();
         match (f.number, f.wire_type) {
             (NAME, LEN) if name.is_none() => name = Some(f.value),
-            (NAME, _) => return Some(false),
-            (JSON_NAME, LEN) => json_names += 1,
-            (JSON_NAME, _) => return Some(false),
+            (JSON_NAME, LEN) => json_bytes += end - at,
+            (NAME | JSON_NAME, _) => return Some((field.len(), false)),
             _ => {}
         }
+        at = end;
     }
-    let Some(name) = name.and_then(|n| std::str::from_utf8(n).ok()) else { return Some(false) };
-    if json_names == 0 {
-        return Some(true);
-    }
-    let default = json_name(name);
-    Some(fields(field).flatten().filter(|f| f.number == JSON_NAME).all(|j| j.value == default.as_bytes()))
+    let Some(name) = name.filter(|n| std::str::from_utf8(n).is_ok()) else { return Some((field.len(), false)) };
+    let strip = json_bytes > 0
+        && fields(field).flatten().filter(|f| f.number == JSON_NAME).all(|j| is_default_json_name(name, j.value));
+    Some(if strip { (field.len() - json_bytes, true) } else { (field.len(), false) })
+}
+
+/// Whether `json` is [`json_name`](crate::core::schema::json_name) of `name`, compared byte by byte without building it (the
+/// same bytes: only ASCII letters change case, and a byte of a multi-byte character is never
+/// `_` nor an ASCII letter).
+fn is_default_json_name(name: &[u8], json: &[u8]) -> bool {
+    let mut upper = false;
+    let mut expected = name.iter().filter_map(|&b| match b {
+        b'_' => {
+            upper = true;
+            None
+        }
+        _ if std::mem::take(&mut upper) => Some(b.to_ascii_uppercase()),
+        _ => Some(b),
+    });
+    json.iter().all(|&b| expected.next() == Some(b)) && expected.next().is_none()
 }
 
 /// The length of `message` (a `kind`) once rewritten; pushes the new length of each rewritten
-/// message it holds but fields (leaves, measured again by [`write`]), in the order [`write`]
-/// reads them (a parent's before its children's).
+/// file and message it holds (not fields: leaves, measured again by [`write`]), in the order
+/// [`write`] reads them (a parent's before its children's).
 fn measure(message: &[u8], kind: Kind, depth: usize, lengths: &mut Vec<u32>) -> Option<usize> {
-    let strip = kind == Kind::Field && default_json_name_only(message)?;
+    if kind == Kind::Field {
+        return rewrite_field(message).map(|(len, _)| len);
+    }
     let mut len = 0;
     let mut rest = fields(message);
     let mut at = 0;
@@ -103,16 +122,15 @@ fn measure(message: &[u8], kind: Kind, depth: usize, lengths: &mut Vec<u32>) -> 
         at = end;
         let child = kind.child(field.number).filter(|_| field.wire_type == LEN && depth < MAX_DEPTH);
         len += match child {
-            _ if strip && field.number == JSON_NAME => 0,
-            Some(Kind::Field) => {
-                let inner = measure(field.value, Kind::Field, depth + 1, lengths)?;
-                tag_len + varint_len(inner as u64) + inner
-            }
             Some(child) => {
                 let slot = lengths.len();
-                lengths.push(0);
+                if child != Kind::Field {
+                    lengths.push(0);
+                }
                 let inner = measure(field.value, child, depth + 1, lengths)?;
-                *lengths.get_mut(slot)? = u32::try_from(inner).ok()?;
+                if child != Kind::Field {
+                    *lengths.get_mut(slot)? = u32::try_from(inner).ok()?;
+                }
                 // The tag as written, then the new length.
                 tag_len + varint_len(inner as u64) + inner
             }
@@ -123,18 +141,25 @@ fn measure(message: &[u8], kind: Kind, depth: usize, lengths: &mut Vec<u32>) -> 
 }
 
 /// Rewrites the `kind` message at `from` (a range of `set` not yet overwritten) to `to`
-/// (`to <= from.start`); the end of what it wrote. `next`: the next of `lengths` to use.
+/// (`to <= from.start`); the end of what it wrote. `strip`: a field's decision, made by the
+/// caller; `next`: the next of `lengths` to use.
 fn write(
     set: &mut [u8],
     from: std::ops::Range<usize>,
     to: usize,
-    kind: Kind,
+    (kind, strip): (Kind, bool),
     depth: usize,
-    lengths: &[u32],
-    next: &mut usize,
+    (lengths, next): (&[u32], &mut usize),
 ) -> Option<usize> {
-    let strip = kind == Kind::Field && default_json_name_only(set.get(from.clone())?)?;
     let (mut read, mut written) = (from.start, to);
+    // Fields kept as they are, from `run` to `read`: copied together.
+    let mut run = read;
+    let flush = |set: &mut [u8], run: usize, read: usize, written: &mut usize| {
+        if *written != run {
+            set.copy_within(run..read, *written);
+        }
+        *written += read - run;
+    };
     while read < from.end {
         // Parsed from the bytes not yet overwritten (everything at or after `read`).
         let rest = set.get(read..from.end)?;
@@ -145,38 +170,49 @@ fn write(
         let tag_len = read_varint(rest)?.1;
         let child = kind.child(number).filter(|_| wire_type == LEN && depth < MAX_DEPTH);
         match child {
-            _ if strip && number == JSON_NAME => {}
+            _ if strip && number == JSON_NAME => flush(set, run, read, &mut written),
             Some(child) => {
+                flush(set, run, read, &mut written);
                 let payload = read + whole - value_len..read + whole;
-                let new_len = match child {
-                    // A leaf: measured here (most of the rewritten messages are fields).
-                    Kind::Field => {
-                        let field = set.get(payload.clone())?;
-                        u32::try_from(measure(field, child, depth + 1, &mut Vec::new())?).ok()?
-                    }
+                let (new_len, strip) = match child {
+                    // A leaf: decided and measured here (most rewritten messages are fields).
+                    Kind::Field => rewrite_field(set.get(payload.clone())?)?,
                     _ => {
                         *next += 1;
-                        *lengths.get(*next - 1)?
+                        (usize::try_from(*lengths.get(*next - 1)?).ok()?, false)
                     }
                 };
-                let mut prefix = Vec::with_capacity(tag_len + 5);
-                prefix.extend_from_slice(set.get(read..read + tag_len)?);
-                write_varint(u64::from(new_len), &mut prefix);
-                set.get_mut(written..written + prefix.len())?.copy_from_slice(&prefix);
-                written += prefix.len();
-                written = write(set, payload, written, child, depth + 1, lengths, next)?;
+                let mut prefix = [0u8; 20];
+                let tag = set.get(read..read + tag_len)?;
+                prefix.get_mut(..tag_len)?.copy_from_slice(tag);
+                let mut len = new_len as u64;
+                let mut at = tag_len;
+                loop {
+                    let more = len >= 0x80;
+                    *prefix.get_mut(at)? = (len as u8 & 0x7f) | if more { 0x80 } else { 0 };
+                    at += 1;
+                    len >>= 7;
+                    if !more {
+                        break;
+                    }
+                }
+                set.get_mut(written..written + at)?.copy_from_slice(prefix.get(..at)?);
+                written += at;
+                written = write(set, payload, written, (child, strip), depth + 1, (lengths, &mut *next))?;
             }
             None => {
-                set.copy_within(read..read + whole, written);
-                written += whole;
+                read += whole;
+                continue;
             }
         }
         read += whole;
+        run = read;
         if written > read {
             return None;
         }
     }
-    Some(written)
+    flush(set, run, read, &mut written);
+    (written <= read).then_some(written)
 }
 
 #[cfg(test)]
@@ -185,7 +221,7 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use super::*;
-    use crate::core::codec::wire::write_tag;
+    use crate::core::codec::wire::{write_tag, write_varint};
     use crate::core::schema::descriptors::load_schema;
     use crate::testing::fixtures::OPENAPI_TEST_SET;
 
