@@ -93,20 +93,24 @@ impl NameTable {
         Ok(())
     }
 
-    /// Sorts the table for lookups; `Err` with a name added more than once (n log n, where a
-    /// check per insert would cost a map).
+    /// Sorts the table for lookups; `Err` with the first name (in the order they were added)
+    /// added a second time (n log n, where a check per insert would cost a map).
     pub fn seal(&mut self, types: Types<'_>) -> Result<(), String> {
         let mut list = std::mem::take(&mut self.list);
-        // Unstable: a stable sort allocates a copy of the list, at the link's peak.
-        list.sort_unstable_by(|&a, &b| self.name(a, types).cmp(self.name(b, types)));
         list.shrink_to_fit();
-        let duplicate = list.windows(2).find_map(|w| match w {
-            [a, b] if self.name(*a, types) == self.name(*b, types) => Some(self.name(*a, types).to_string()),
-            _ => None,
-        });
+        let declared = list.clone();
+        // Unstable: a stable sort allocates a copy of the list (as large as `declared`).
+        list.sort_unstable_by(|&a, &b| self.name(a, types).cmp(self.name(b, types)));
+        let any_twice = list.windows(2).any(|w| matches!(w, [a, b] if self.name(*a, types) == self.name(*b, types)));
         self.list = list;
         self.sealed = true;
-        duplicate.map_or(Ok(()), Err)
+        if !any_twice {
+            return Ok(());
+        }
+        // Rare: found again in declaration order, to name the duplicate protoc would.
+        let mut seen = std::collections::HashSet::with_capacity(declared.len());
+        let twice = declared.iter().map(|&e| self.name(e, types)).find(|name| !seen.insert(*name));
+        Err(twice.unwrap_or_default().to_string())
     }
 }
 
@@ -159,6 +163,11 @@ mod tests {
         table.insert(Def::Message(2), None).unwrap();
         table.insert(Def::Service, Some("c.C".into())).unwrap();
         assert_eq!(table.seal(types).unwrap_err(), "c.C");
+        // The first added a second time, not the first in name order.
+        let messages = [message("p.M"), message("p.Z"), message("p.Z"), message("p.M")];
+        let mut table = NameTable::default();
+        (0..4).for_each(|i| table.insert(Def::Message(i), None).unwrap());
+        assert_eq!(table.seal(Types { messages: &messages, enums: &[] }).unwrap_err(), "p.Z");
     }
 
     #[test]
