@@ -655,7 +655,7 @@ impl Schema {
                     m.full_name
                 ));
             }
-            if let Some(clash) = first_duplicate(&fields, |f| f.number).and_then(|i| fields.get(i)) {
+            if let Some(clash) = first_duplicate(&fields, |f| i64::from(f.number)).and_then(|i| fields.get(i)) {
                 let name = clash.name().trim_start_matches('[').trim_end_matches(']');
                 return Err(format!(
                     "extension {name}: field number {} of {} is used twice",
@@ -774,7 +774,7 @@ impl Schema {
         // message may declare any number of fields, and linking must cost n log n in them
         // (40,000 fields took 3.4 s compared pairwise). The errors come in field order, as
         // protoc's do: a field before it that does not link is named first.
-        let number = first_duplicate(&proto.fields, |f| f.number);
+        let number = first_duplicate(&proto.fields, |f| i64::from(f.number));
         let name = first_duplicate(&proto.fields, |f| &*f.name);
         let mut fields: Vec<Field> = Vec::with_capacity(proto.fields.len());
         for (i, f) in proto.fields.iter().enumerate() {
