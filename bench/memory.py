@@ -121,7 +121,8 @@ def table(results):
             cells = " | ".join(f"{rss[c]:.1f}" if c in rss else "" for c in (1, 2, 4))
             vm = rows[(kind, lo)]
             vm_cell = f"{vm['wasm_vm_resident_kib']:.0f} / {vm['wasm_vm_kib']:.0f}" if vm.get("wasm_vm_kib") else ""
-            lines.append(f"| {api} | {kind} | {cells} | {fixed:+.1f} | {per:+.2f} | {vm['live_ms']:.0f} | {vm_cell} |")
+            per_cell = f"{per:+.2f}" if per is not None else ""  # one concurrency level: no slope
+            lines.append(f"| {api} | {kind} | {cells} | {fixed:+.1f} | {per_cell} | {vm['live_ms']:.0f} | {vm_cell} |")
     return "\n".join(lines)
 
 
