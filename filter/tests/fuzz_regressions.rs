@@ -54,6 +54,28 @@ fn descriptor_with_empty_syntax_is_an_error_not_a_panic() {
     assert_eq!(e.field, "proto_descriptor_bin");
 }
 
+/// Review of d5b5586 (target `config`, mode 0). A field whose `name` has the wrong wire type
+/// and whose tail does not parse, after a field whose default json_name is stripped: the
+/// stripping's first pass stopped reading the field at the bad name, its second failed on the
+/// tail and emptied the set, and a worker's build (`for_serving`) accepted what
+/// `Transcoder::new` refuses. Both refuse it, naming the field's wire type.
+#[test]
+fn a_worker_refuses_a_set_with_a_malformed_field_as_the_tool_does() {
+    let set = [
+        0x0a, 0x2f, 0x0a, 0x07, b'f', b'.', b'p', b'r', b'o', b't', b'o', 0x12, 0x01, b'p', 0x22, 0x19, 0x0a, 0x01,
+        b'M', 0x12, 0x0f, 0x0a, 0x03, b'a', b'_', b'b', 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x52, 0x02, b'a', b'B',
+        0x12, 0x03, 0x08, 0x05, 0x0f, 0x62, 0x06, b'p', b'r', b'o', b't', b'o', b'3',
+    ];
+    for services in ["", r#""p.S""#] {
+        let text = config(&set, services);
+        let new = Transcoder::from_json(text.as_bytes()).err().expect("Transcoder::new refuses it");
+        let config = json2grpc::core::config::Config::from_json(text.as_bytes()).unwrap();
+        let serving = Transcoder::for_serving(config).err().expect("for_serving refuses it");
+        assert_eq!(serving.to_string(), new.to_string());
+        assert!(new.to_string().contains("wire type"), "{new}");
+    }
+}
+
 /// Target `json_to_message`. An empty `google.protobuf.Any` (no type URL, no value) cannot be
 /// printed: "response message cannot be printed as JSON: unsupported type url '': missing at
 /// least one '/'" (prost-reflect's Any serializer). The request side accepts it (an empty body

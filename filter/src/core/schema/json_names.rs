@@ -59,8 +59,12 @@ pub fn strip_default_json_names(set: &mut Vec<u8>) {
             set.truncate(written);
             set.shrink_to_fit();
         }
-        // Cannot happen (the first pass read the same bytes); an unusable set if it did.
-        None => set.clear(),
+        // Cannot happen (the first pass parsed every byte it rewrites); if it did, a set that
+        // cannot link (a field whose length runs past the end), never an empty one, which links.
+        None => {
+            set.clear();
+            set.extend_from_slice(&[0x0a, 0x7f]);
+        }
     }
 }
 
@@ -71,16 +75,20 @@ fn rewrite_field(field: &[u8]) -> Option<(usize, bool)> {
     let mut json_bytes = 0;
     let mut rest = fields(field);
     let mut at = 0;
+    let mut keep = false;
     while let Some(f) = rest.next() {
         let f = f.ok()?;
         let end = field.len() - rest.rest().len();
         match (f.number, f.wire_type) {
             (NAME, LEN) if name.is_none() => name = Some(f.value),
             (JSON_NAME, LEN) => json_bytes += end - at,
-            (NAME | JSON_NAME, _) => return Some((field.len(), false)),
+            (NAME | JSON_NAME, _) => keep = true,
             _ => {}
         }
         at = end;
+    }
+    if keep {
+        return Some((field.len(), false));
     }
     let Some(name) = name.filter(|n| std::str::from_utf8(n).is_ok()) else { return Some((field.len(), false)) };
     let strip = json_bytes > 0
@@ -325,6 +333,16 @@ mod tests {
         }
         // A field message that does not parse, inside a file that does.
         let mut set = set_with(&[vec![0x0a, 0x05, b'a']], &[]);
+        let before = set.clone();
+        strip_default_json_names(&mut set);
+        assert_eq!(set, before);
+    }
+
+    #[test]
+    fn a_field_with_a_bad_name_and_a_malformed_tail_leaves_the_set_as_it_is() {
+        // `name` as a varint (refused by the link), then a tag of wire type 7: the field does
+        // not parse, and the first field's default json_name would otherwise be stripped.
+        let mut set = set_with(&[field("a_b", 1, &["aB"]), vec![0x08, 0x05, 0x0f]], &[]);
         let before = set.clone();
         strip_default_json_names(&mut set);
         assert_eq!(set, before);
