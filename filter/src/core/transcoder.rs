@@ -117,7 +117,7 @@ impl Transcoder {
             }
             return Decision::PassThrough(PassReason::NoRoute);
         };
-        request::plan(&self.config, &self.schema, binding, values, query)
+        request::plan(&self.config, &self.schema, self.codec.plans(), binding, values, query)
     }
 
     /// A translator for the response to `binding`'s call. `max_body` overrides

@@ -639,15 +639,7 @@ impl Decoder<'_, '_> {
         occurrences: &[Raw<'_>],
     ) -> Result<()> {
         let plans = self.plans;
-        let entry_plan = MessagePlan {
-            full_name: std::sync::Arc::from(&*field.proto_name),
-            reaches_groups: false,
-            well_known: None,
-            fields: Vec::new(),
-            by_name: Default::default(),
-            by_number: Default::default(),
-            oneofs: 0,
-        };
+        let entry_plan = MessagePlan { full_name: std::sync::Arc::from(&*field.proto_name), ..MessagePlan::empty() };
         // (key text, value occurrence, the entry) in wire order; duplicates keep the last value.
         let mut entries: Vec<(String, Option<Raw<'_>>, Raw<'_>)> = Vec::with_capacity(occurrences.len());
         let closed_enum = match value_kind {

@@ -99,24 +99,36 @@ pub struct MessagePlan {
     pub well_known: Option<WellKnown>,
     /// In declaration order (the JSON output order).
     pub fields: Vec<FieldPlan>,
-    /// JSON and proto names → index into `fields` (keys share the fields' names).
+    /// JSON and proto names → index into `fields` (keys share the fields' names); a name that
+    /// is one field's JSON name and a later field's proto name finds the first field.
     pub by_name: FnvMap<Arc<[u8]>, u16>,
+    /// The proto names `by_name` finds another field for (empty but for unusual proto2
+    /// schemas): URL names look proto names up first, as Envoy does.
+    pub(crate) proto_shadowed: FnvMap<Arc<[u8]>, u16>,
     /// Field number → index into `fields`.
     pub by_number: FnvMap<u32, u16>,
     pub oneofs: u16,
 }
 
 impl MessagePlan {
-    fn empty() -> MessagePlan {
+    pub(crate) fn empty() -> MessagePlan {
         MessagePlan {
             full_name: Arc::from(""),
             reaches_groups: false,
             well_known: None,
             fields: Vec::new(),
             by_name: FnvMap::default(),
+            proto_shadowed: FnvMap::default(),
             by_number: FnvMap::default(),
             oneofs: 0,
         }
+    }
+
+    /// The field a URL name (a query parameter's path segment) names: by proto name, else by
+    /// JSON name — what scanning the fields for each would find, in a hash lookup: a query
+    /// string's parameters are each looked up, in messages of up to 65,535 fields.
+    pub fn field_by_url_name(&self, name: &[u8]) -> Option<usize> {
+        self.proto_shadowed.get(name).or_else(|| self.by_name.get(name)).map(|i| usize::from(*i))
     }
 
     pub fn field_by_number(&self, number: u32) -> Option<(usize, &FieldPlan)> {
@@ -346,11 +358,22 @@ fn message_plan(schema: &Schema, m: &Message) -> MessagePlan {
     };
     let mut fields = Vec::new();
     let mut by_name = FnvMap::default();
+    let mut proto_shadowed = FnvMap::default();
     let mut by_number = FnvMap::default();
     for f in &m.fields {
         let index = u16::try_from(fields.len()).unwrap_or(u16::MAX);
         by_name.entry(Arc::<[u8]>::from(f.names.json_name.clone())).or_insert(index);
-        by_name.entry(Arc::<[u8]>::from(f.names.name.clone())).or_insert(index);
+        let name = Arc::<[u8]>::from(f.names.name.clone());
+        // Proto names are unique in a message: a name already there is an earlier field's JSON name.
+        match by_name.get(&name) {
+            Some(&first) if first != index => {
+                proto_shadowed.insert(name, index);
+            }
+            Some(_) => {}
+            None => {
+                by_name.insert(name, index);
+            }
+        }
         by_number.insert(f.number, index);
         let oneof = f.oneof().and_then(|o| real_oneof.get(usize::from(o)).copied().flatten());
         fields.push(field_plan(schema, f, oneof));
@@ -361,6 +384,7 @@ fn message_plan(schema: &Schema, m: &Message) -> MessagePlan {
         well_known: well_known(&m.full_name),
         fields,
         by_name,
+        proto_shadowed,
         by_number,
         oneofs: u16::try_from(real_oneof.iter().flatten().count()).unwrap_or(u16::MAX),
     }
@@ -407,4 +431,63 @@ fn quoted(name: &str) -> Option<Box<[u8]>> {
         return None;
     }
     Some(format!("\"{name}\"").into_bytes().into_boxed_slice())
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+    use crate::core::schema::descriptor_proto::{FeatureSet, FieldProto};
+    use crate::testing::fixtures::editions::{field, file, message, OPTIONAL, STRING};
+
+    /// What scanning a message's fields finds for a URL name: a proto name, else a JSON name.
+    fn scanned(m: &Message, name: &str) -> Option<usize> {
+        let by_proto = m.fields.iter().position(|f| f.name() == name);
+        by_proto.or_else(|| m.fields.iter().position(|f| f.json_name() == name))
+    }
+
+    fn every_url_name_finds_what_a_scan_finds(schema: &Schema) -> usize {
+        let plans = Plans::lazy(Arc::new(schema.clone()));
+        let mut checked = 0;
+        for (i, m) in schema.messages.iter().enumerate() {
+            let plan = plans.message(i).unwrap();
+            let names = m.fields.iter().flat_map(|f| [f.name(), f.json_name()]);
+            for name in names.chain(["", "nope", "A"]) {
+                assert_eq!(plan.field_by_url_name(name.as_bytes()), scanned(m, name), "{}: {name:?}", m.full_name);
+                checked += 1;
+            }
+        }
+        checked
+    }
+
+    #[test]
+    fn url_names_find_what_a_scan_of_the_fields_finds() {
+        let named = |name, number, json: &'static str| FieldProto {
+            json_name: Some(json.into()),
+            ..field(name, number, OPTIONAL, STRING, "")
+        };
+        // JSON names that are other fields' proto names, before and after them, and repeated.
+        let fields = vec![
+            named("a", 1, "b"),
+            named("b", 2, "a"),
+            named("c", 3, "x"),
+            named("d", 4, "x"),
+            field("e_f", 5, OPTIONAL, STRING, ""),
+            named("g", 6, "e_f"),
+            named("h", 7, "i"),
+            named("i", 8, "h"),
+            named("j", 9, "j"),
+        ];
+        let set = [file("f.proto", vec![message("M", fields)], vec![], FeatureSet::default())];
+        let schema = Schema::link(&set).unwrap();
+        let plan = Plans::lazy(Arc::new(schema.clone()));
+        let plan = plan.message(0).unwrap();
+        assert_eq!(plan.field_by_url_name(b"b"), Some(1), "b's proto name, not a's JSON name");
+        assert_eq!(plan.field_by_url_name(b"x"), Some(2), "the first of two JSON names");
+        assert_eq!(plan.field_by_url_name(b"eF"), Some(4));
+        assert_eq!(every_url_name_finds_what_a_scan_finds(&schema), 9 * 2 + 3);
+        assert!(every_url_name_finds_what_a_scan_finds(&crate::testing::fixtures::schema()) > 100);
+    }
 }

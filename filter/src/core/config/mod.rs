@@ -111,6 +111,8 @@ pub struct Config {
     pub services: Vec<String>,
     pub print_options: PrintOptions,
     pub match_incoming_request_route: bool,
+    /// Sorted and without repeats when read from JSON: looked up by binary search for each
+    /// query parameter of each request ([`Config::ignores_query_parameter`]).
     pub ignored_query_parameters: Vec<String>,
     pub auto_mapping: bool,
     pub ignore_unknown_query_parameters: bool,
@@ -179,6 +181,11 @@ impl Default for CalloutOptions {
 pub const DEFAULT_MAX_REQUEST_BODY_SIZE: u32 = 4 * 1024 * 1024;
 
 impl Config {
+    /// Whether `ignored_query_parameters` names `name` (percent-decoded).
+    pub fn ignores_query_parameter(&self, name: &[u8]) -> bool {
+        ignores(&self.ignored_query_parameters, name)
+    }
+
     /// The largest request body (and client-stream element) accepted.
     pub fn request_body_limit(&self) -> u32 {
         self.max_request_body_size.unwrap_or(DEFAULT_MAX_REQUEST_BODY_SIZE)
@@ -261,7 +268,12 @@ impl Config {
                 "services" => config.services = strings(f, value)?,
                 "print_options" => config.print_options = print_options(f, value)?,
                 "match_incoming_request_route" => config.match_incoming_request_route = boolean(f, value)?,
-                "ignored_query_parameters" => config.ignored_query_parameters = strings(f, value)?,
+                "ignored_query_parameters" => {
+                    let mut names = strings(f, value)?;
+                    names.sort_unstable();
+                    names.dedup();
+                    config.ignored_query_parameters = names;
+                }
                 "auto_mapping" => config.auto_mapping = boolean(f, value)?,
                 "ignore_unknown_query_parameters" => config.ignore_unknown_query_parameters = boolean(f, value)?,
                 "convert_grpc_status" => config.convert_grpc_status = boolean(f, value)?,
@@ -435,6 +447,12 @@ fn positive_wrapper(field: &str, value: &Value) -> Result<u32, ConfigError> {
         0 => Err(ConfigError::new(field, "must be greater than 0")),
         n => Ok(n),
     }
+}
+
+/// Whether `sorted` (sorted as `ignored_query_parameters` is) holds `name`: a binary search,
+/// as every query parameter of every request is looked up.
+pub fn ignores(sorted: &[String], name: &[u8]) -> bool {
+    sorted.binary_search_by(|i| i.as_bytes().cmp(name)).is_ok()
 }
 
 fn strings(field: &str, value: &Value) -> Result<Vec<String>, ConfigError> {

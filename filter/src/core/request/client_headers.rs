@@ -56,6 +56,7 @@ pub fn callout_timeout_ms(configured_ms: u32, client_nanos: Option<u64>) -> u32 
 /// `path` (with its query) without the query parameters the config ignores
 /// (`ignored_query_parameters`, e.g. `api_key`): the service is told the original path in
 /// `x-envoy-original-path`, and a credential the config keeps from it must not travel there.
+/// `ignored` is sorted, as the config keeps it.
 pub fn original_path(path: &str, ignored: &[String], unescape_plus: bool) -> String {
     let Some((path_only, query)) = path.split_once('?') else { return path.to_string() };
     if ignored.is_empty() {
@@ -66,7 +67,7 @@ pub fn original_path(path: &str, ignored: &[String], unescape_plus: bool) -> Str
         .filter(|pair| {
             let raw_name = pair.split_once('=').map_or(*pair, |(n, _)| n);
             let name = decode_query_component(raw_name, unescape_plus);
-            !ignored.iter().any(|i| i.as_bytes() == name.as_slice())
+            !crate::core::config::ignores(ignored, &name)
         })
         .collect();
     if kept.is_empty() {

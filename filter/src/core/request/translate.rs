@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::core::codec::groups;
 use crate::core::codec::json::ParseOptions;
-use crate::core::codec::plan::{FieldPlan, ValueKind};
+use crate::core::codec::plan::{FieldPlan, Plans, ValueKind};
 use crate::core::codec::wire::LEN;
 use crate::core::codec::wire::{length_delimited, sub_message};
 use crate::core::codec::wire::{write_tag, write_varint};
@@ -21,10 +21,10 @@ use crate::core::error::{Error, Result};
 use crate::core::request::bound::{self, Bound, MapKey};
 use crate::core::request::field_value::parse_value;
 use crate::core::rest::patch_mask;
-use crate::core::route::field_path::{FieldPath, Names};
+use crate::core::route::field_path::FieldPath;
 use crate::core::route::percent::decode_query_component;
 use crate::core::route::router::{bindable_message, url_settable, BodyRule, HttpBinding, PathVariable, HTTP_BODY};
-use crate::core::schema::{Field, Kind, Scalar, Schema};
+use crate::core::schema::{Field, Kind, Message, Scalar, Schema};
 
 /// Why a request is not transcoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +88,7 @@ impl RequestPlan {
 pub(crate) fn plan(
     config: &Config,
     schema: &Schema,
+    plans: &Plans,
     binding: Arc<HttpBinding>,
     path_values: Vec<(usize, Vec<u8>)>,
     query: Option<&str>,
@@ -150,10 +151,10 @@ pub(crate) fn plan(
                 "query parameter \"{raw_name}\" is not valid UTF-8 once percent-decoded"
             )));
         };
-        if config.ignored_query_parameters.contains(&name) {
+        if config.ignores_query_parameter(name.as_bytes()) {
             continue;
         }
-        let Some((path, map_key_text)) = query_field(schema, binding.method.input, raw_name, &name) else {
+        let Some((path, map_key_text)) = query_field(schema, plans, binding.method.input, raw_name, &name) else {
             if config.capture_unknown_query_parameters && binding.body_is_http_body {
                 unknown_query.push((name, value));
                 continue;
@@ -214,13 +215,20 @@ fn unknown_field(config: &Config, schema: &Schema, binding: &HttpBinding, what: 
 /// The field a query parameter names, and its map key: the name as sent, then percent-decoded
 /// (Envoy's order: a field whose JSON name is `search%5Bx%5D` or `search[x]` is found before
 /// any decoding or map syntax), then json2grpc's map syntax `field[key]` on the decoded name.
-fn query_field<'n>(
-    schema: &Schema,
+fn query_field<'s, 'n>(
+    schema: &'s Schema,
+    plans: &Plans,
     input: usize,
     raw_name: &str,
     name: &'n str,
 ) -> Option<(FieldPath, Option<&'n str>)> {
-    let resolve = |n: &str| FieldPath::resolve_through_lists(schema, input, n, Names::ProtoOrJson).ok();
+    // Names::ProtoOrJson, each found in a hash lookup: a query string holds up to
+    // `max_query_parameters` names, a message up to 65,535 fields.
+    let find = |index: usize, message: &'s Message, name: &str| -> Option<&'s Field> {
+        let i = plans.message(index)?.field_by_url_name(name.as_bytes())?;
+        message.fields.get(i)
+    };
+    let resolve = |n: &str| FieldPath::resolve_by(schema, input, n, true, find).ok();
     if let Some(path) = resolve(raw_name).or_else(|| if name == raw_name { None } else { resolve(name) }) {
         return Some((path, None));
     }
@@ -671,6 +679,11 @@ mod tests {
         assert!(matches!(decision(&t, "GET", "/v1/query?nested[k]=x"), Decision::PassThrough(_)));
         let t = transcoder(r#""ignored_query_parameters": ["api_key"]"#);
         assert_eq!(message(&t, "GET", "/v1/query?api_key=s&id=1", ""), json!({"id": "1"}));
+        // In any order, repeated: the config keeps them sorted for its binary search.
+        let t = transcoder(r#""ignored_query_parameters": ["zz", "api_key", "m", "zz", "a"]"#);
+        let sent = "/v1/query?zz=1&api_key=s&m=2&a=3&id=1&b=4";
+        assert!(matches!(decision(&t, "GET", sent), Decision::PassThrough(_)), "b names no field");
+        assert_eq!(message(&t, "GET", "/v1/query?zz=1&api_key=s&m=2&a=3&id=1", ""), json!({"id": "1"}));
         let t = transcoder(r#""ignore_unknown_query_parameters": true"#);
         assert_eq!(message(&t, "GET", "/v1/query?bogus=1&id=1", ""), json!({"id": "1"}));
         let t = transcoder(r#""request_validation_options": {"reject_unknown_query_parameters": true}"#);

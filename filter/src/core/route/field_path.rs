@@ -2,7 +2,7 @@
 //! configuration.
 use std::fmt;
 
-use crate::core::schema::{Field, Kind, Schema};
+use crate::core::schema::{Field, Kind, Message, Schema};
 
 /// A resolved path of fields from a root message type. Every field but the last is a message
 /// field: singular, or (for URL bindings and `body`, as Envoy allows) repeated, in which case a
@@ -48,26 +48,40 @@ impl FieldPath {
         names: Names,
         through_lists: bool,
     ) -> Result<FieldPath, String> {
+        Self::resolve_by(schema, root, path, through_lists, |_, message, name| {
+            message.field_by_name(name).or_else(|| match names {
+                Names::ProtoOrJson => message.field_by_json_name(name),
+                Names::Proto => None,
+            })
+        })
+    }
+
+    /// Like [`FieldPath::resolve_through_lists`] with [`Names::ProtoOrJson`], each name found by
+    /// `find(message index, message, name)` rather than by scanning the message's fields: the
+    /// request path resolves every query parameter, so it looks names up in the codec's plans.
+    pub fn resolve_by<'s>(
+        schema: &'s Schema,
+        root: usize,
+        path: &str,
+        through_lists: bool,
+        find: impl Fn(usize, &'s Message, &str) -> Option<&'s Field>,
+    ) -> Result<FieldPath, String> {
         let count = path.split('.').take(MAX_FIELDS + 1).count();
         if count > MAX_FIELDS {
             return Err(format!("field path of more than {MAX_FIELDS} fields"));
         }
         // Sized exactly, so the boxing below moves no bytes (query parameters resolve per request).
         let mut fields = Vec::with_capacity(count);
+        let mut index = root;
         let mut current = schema.message(root).ok_or("unknown message type")?;
         let mut parts = path.split('.').peekable();
         while let Some(name) = parts.next() {
-            let field = current
-                .field_by_name(name)
-                .or_else(|| match names {
-                    Names::ProtoOrJson => current.field_by_json_name(name),
-                    Names::Proto => None,
-                })
-                .ok_or_else(|| format!("no field \"{name}\" in {}", current.full_name))?;
+            let field =
+                find(index, current, name).ok_or_else(|| format!("no field \"{name}\" in {}", current.full_name))?;
             if parts.peek().is_some() {
                 let into = !field.is_repeated() || (through_lists && field.is_list());
-                current = match field.kind {
-                    Kind::Message(m) if into => schema.message(m).ok_or("unknown message type")?,
+                (index, current) = match field.kind {
+                    Kind::Message(m) if into => (m, schema.message(m).ok_or("unknown message type")?),
                     _ if through_lists => {
                         return Err(format!("\"{name}\" in {} is not a message field", current.full_name))
                     }
