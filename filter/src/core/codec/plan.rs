@@ -274,23 +274,18 @@ impl Plans {
 /// a sub-message (map entries included) that does.
 fn reaches_groups(schema: &Schema) -> Vec<bool> {
     let delimited = |f: &Field| f.delimited() && !f.map() && matches!(f.kind, Kind::Message(_));
-    let mut reaches: Vec<bool> = schema.messages.iter().map(|m| m.fields.iter().any(delimited)).collect();
-    loop {
-        let mut changed = false;
-        for (i, m) in schema.messages.iter().enumerate() {
-            let nested = m.fields.iter().any(|f| match f.kind {
-                Kind::Message(m) => reaches.get(m).copied().unwrap_or(false),
-                _ => false,
-            });
-            if let Some(r) = reaches.get_mut(i).filter(|r| !**r && nested) {
-                *r = true;
-                changed = true;
-            }
-        }
-        if !changed {
-            return reaches;
-        }
+    let marked: Vec<bool> = schema.messages.iter().map(|m| m.fields.iter().any(delimited)).collect();
+    // Most APIs (proto3, editions without DELIMITED) have none: no graph to build.
+    if !marked.contains(&true) {
+        return marked;
     }
+    let edges = schema.messages.iter().enumerate().flat_map(|(holder, m)| {
+        m.fields.iter().filter_map(move |f| match f.kind {
+            Kind::Message(held) => Some((holder, held)),
+            _ => None,
+        })
+    });
+    crate::core::reach::reaching(marked, edges)
 }
 
 fn enum_plan(e: &Enum) -> EnumPlan {

@@ -35,7 +35,7 @@
 //! path; after a `**` only literal suffixes are compared. The explicit stack is bounded by the
 //! trie depth, so paths of any length cost linear time and no recursion.
 use std::collections::btree_map::Entry as MapEntry;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use crate::core::route::percent::{self, UrlUnescapeSpec};
@@ -410,6 +410,66 @@ impl<T> PathMatcher<T> {
     /// The template registered for `http_method` that `path` (without the query string; a `?`
     /// ends it anyway) matches, with its variables' values.
     pub fn lookup(&self, http_method: &str, path: &str) -> Option<PathMatch<'_, T>> {
+        let (parts, verb) = self.split(path)?;
+        let method = self.methods.id(http_method);
+        let mut found = None;
+        self.walk(&parts, |node| {
+            found = node.end(verb, method);
+            found.is_some()
+        });
+        let Slot::Value(index) = found? else {
+            return None;
+        };
+        let registered = self.registered.get(index as usize)?;
+        let bindings = registered
+            .variables
+            .iter()
+            .enumerate()
+            .map(|(i, variable)| Some((i, self.bind(variable, &parts)?)))
+            .collect::<Option<Vec<_>>>()?;
+        Some(PathMatch { value: &registered.value, bindings })
+    }
+
+    /// Every HTTP method [`PathMatcher::lookup`] finds a template of for `path`, sorted: one
+    /// walk of the trie, however many methods the templates use (a custom pattern's kind is
+    /// any text; a CORS preflight asks for them all).
+    pub fn methods_for(&self, path: &str) -> Vec<&str> {
+        let Some((parts, verb)) = self.split(path) else { return Vec::new() };
+        // What a lookup of each method finds: the first node in precedence order that ends a
+        // template for it, or for every method (which decides every method not yet decided).
+        let mut decided: HashMap<u32, Slot> = HashMap::new();
+        let mut any = None;
+        self.walk(&parts, |node| {
+            for end in node.ends.iter().filter(|e| e.verb == verb) {
+                if end.method == ANY_METHOD_ID {
+                    any = Some(end.slot);
+                } else {
+                    decided.entry(end.method).or_insert(end.slot);
+                }
+            }
+            any.is_some()
+        });
+        let reached = |slot: Option<&Slot>| match slot {
+            Some(Slot::Value(index)) => self
+                .registered
+                .get(*index as usize)
+                .is_some_and(|r| r.variables.iter().all(|v| v.path_range(parts.len()).is_some())),
+            _ => false,
+        };
+        self.methods
+            .0
+            .iter()
+            .filter(|(_, id)| {
+                let own = if *id == ANY_METHOD_ID { None } else { decided.get(id) };
+                reached(own.or(any.as_ref()))
+            })
+            .map(|(name, _)| &**name)
+            .collect()
+    }
+
+    /// `path`'s segments (without the query string, the custom verb and trailing slashes) and
+    /// its verb's id (0: none); None when no template can match it.
+    fn split<'p>(&self, path: &'p str) -> Option<(Vec<&'p str>, u32)> {
         let path = path.split_once('?').map_or(path, |(path, _query)| path);
         let rest = match path.strip_prefix('/') {
             Some(rest) => rest,
@@ -425,17 +485,7 @@ impl<T> PathMatcher<T> {
         };
         let body = body.trim_end_matches('/');
         let parts: Vec<&str> = if body.is_empty() { Vec::new() } else { body.split('/').collect() };
-        let Slot::Value(index) = self.find(&parts, verb, self.methods.id(http_method))? else {
-            return None;
-        };
-        let registered = self.registered.get(index as usize)?;
-        let bindings = registered
-            .variables
-            .iter()
-            .enumerate()
-            .map(|(i, variable)| Some((i, self.bind(variable, &parts)?)))
-            .collect::<Option<Vec<_>>>()?;
-        Some(PathMatch { value: &registered.value, bindings })
+        Some((parts, verb))
     }
 
     /// Splits a custom verb off `rest` (the path without its leading `/`).
@@ -453,18 +503,18 @@ impl<T> PathMatcher<T> {
         }
     }
 
-    /// Depth-first search in precedence order (literal, `*`, `**`) with an explicit stack.
-    fn find(&self, parts: &[&str], verb: u32, http_method: Option<u32>) -> Option<Slot> {
+    /// Depth-first search in precedence order (literal, `*`, `**`) with an explicit stack:
+    /// `at_end` is called with each node a template for the whole path may end at, in that
+    /// order, until it returns true. Each trie node is visited at most once.
+    fn walk<'m>(&'m self, parts: &[&str], mut at_end: impl FnMut(&'m Node) -> bool) {
         let mut stack = vec![Step::Node { node: 0, depth: 0 }];
         while let Some(step) = stack.pop() {
             match step {
                 Step::Node { node, depth } => {
                     let Some(node) = self.nodes.get(node as usize) else { continue };
                     let part = parts.get(depth);
-                    if part.is_none() {
-                        if let Some(slot) = node.end(verb, http_method) {
-                            return Some(slot);
-                        }
+                    if part.is_none() && at_end(node) {
+                        return;
                     }
                     // Pushed in reverse order of precedence.
                     if let Some(dw) = node.double_wildcard {
@@ -479,29 +529,24 @@ impl<T> PathMatcher<T> {
                         }
                     }
                 }
+                // At a `**` node: the literal suffixes that match the end of the path, longest
+                // first (`**` takes the rest, possibly nothing).
                 Step::Tail { node, depth } => {
                     let remaining = parts.get(depth..).unwrap_or_default();
-                    if let Some(slot) = self.match_tail(node, remaining, verb, http_method) {
-                        return Some(slot);
+                    let Some(dw) = self.nodes.get(node as usize) else { continue };
+                    let max_tail = usize::try_from(dw.max_tail).unwrap_or(usize::MAX);
+                    for tail in (0..=max_tail.min(remaining.len())).rev() {
+                        let Some(suffix) = remaining.get(remaining.len() - tail..) else { continue };
+                        let end = suffix
+                            .iter()
+                            .try_fold(dw, |at, part| at.literal(part).and_then(|child| self.nodes.get(child as usize)));
+                        if end.is_some_and(&mut at_end) {
+                            return;
+                        }
                     }
                 }
             }
         }
-        None
-    }
-
-    /// At a `**` node with `remaining` path segments: the template whose literal suffix is the
-    /// longest that matches the end of the path (`**` takes the rest, possibly nothing).
-    fn match_tail(&self, node: u32, remaining: &[&str], verb: u32, http_method: Option<u32>) -> Option<Slot> {
-        let dw = self.nodes.get(node as usize)?;
-        let max_tail = usize::try_from(dw.max_tail).unwrap_or(usize::MAX);
-        (0..=max_tail.min(remaining.len())).rev().find_map(|tail| {
-            let suffix = remaining.get(remaining.len() - tail..)?;
-            let end = suffix
-                .iter()
-                .try_fold(dw, |at, part| at.literal(part).and_then(|child| self.nodes.get(child as usize)))?;
-            end.end(verb, http_method)
-        })
     }
 
     /// The decoded value of `variable` in a path split into `parts`.
@@ -740,6 +785,44 @@ mod tests {
         assert_eq!(route(&m, "PUT", "/v1/a"), None);
         assert_eq!(route(&m, "GET", "/v1"), None);
         assert_eq!(route(&m, "POST", "/v1"), Some("/v1"));
+    }
+
+    /// `methods_for` against a lookup of each method, over random templates (literals, `*`,
+    /// `**`, variables, verbs, the any-method registration, duplicates) and paths.
+    #[test]
+    fn methods_for_a_path_are_those_a_lookup_of_each_finds() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        const SEGMENTS: [&str; 7] = ["a", "b", "*", "**", "{x}", "{y=a/*}", "{z=**}"];
+        const METHODS: [&str; 5] = ["GET", "POST", "*", "X", "PATCH"];
+        let mut compared = 0;
+        for _ in 0..300 {
+            let mut builder = PathMatcherBuilder::new();
+            for _ in 0..1 + next(8) {
+                let segments: Vec<&str> = (0..next(4)).map(|_| SEGMENTS[next(SEGMENTS.len())]).collect();
+                let verb = [":v", ""][next(2)];
+                let text = format!("/{}{verb}", segments.join("/"));
+                if let Ok(t) = parse(&text) {
+                    let _ = builder.register(METHODS[next(METHODS.len())], &t, ());
+                }
+            }
+            let options = MatcherOptions { match_unregistered_custom_verb: next(2) == 0, ..Default::default() };
+            let m = builder.build(options);
+            for _ in 0..20 {
+                let parts: Vec<&str> = (0..next(5)).map(|_| ["a", "b", "c"][next(3)]).collect();
+                let path = format!("/{}{}", parts.join("/"), ["", ":v", ":w", "/"][next(4)]);
+                let each: Vec<&str> =
+                    m.methods.0.iter().map(|(n, _)| &**n).filter(|n| m.lookup(n, &path).is_some()).collect();
+                assert_eq!(m.methods_for(&path), each, "{path}");
+                compared += usize::from(!each.is_empty());
+            }
+        }
+        assert!(compared > 1000, "{compared} paths some method matched");
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! The routing table: every `google.api.http` binding (and auto-mapped method) of the
 //! configured services, resolved against the descriptors once per configuration.
+use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use crate::core::codec::plan::{well_known, WellKnown};
 use crate::core::config::{Config, ConfigError};
+use crate::core::fnv::Fnv;
 use crate::core::route::field_path::{FieldPath, Names};
 use crate::core::route::path_matcher::{MatcherOptions, PathMatcher, PathMatcherBuilder};
 use crate::core::route::template;
 use crate::core::schema::descriptors::{http_rule, HttpRule};
-use crate::core::schema::{Kind, Method, Schema};
+use crate::core::schema::{Kind, Method, Schema, Service};
 
 pub const HTTP_BODY: &str = "google.api.HttpBody";
 
@@ -139,12 +142,10 @@ pub struct Router {
 impl Router {
     pub fn build(config: &Config, schema: &Schema) -> Result<Router, ConfigError> {
         let mut building = Building::new(config);
+        let index = ServiceIndex::of(&schema.services);
         for (i, service_name) in config.services.iter().enumerate() {
-            let service = schema
-                .services
-                .iter()
-                .find(|s| *s.full_name == **service_name)
-                .ok_or_else(|| missing(i, service_name))?;
+            let found = index.find(&schema.services, service_name);
+            let service = found.and_then(|s| schema.services.get(s)).ok_or_else(|| missing(i, service_name))?;
             for method in &service.methods {
                 building.add_method(schema, (i, &service.full_name), method)?;
             }
@@ -166,11 +167,12 @@ impl Router {
             return Router::build(config, schema);
         }
         let mut services = std::mem::take(&mut schema.services);
+        let index = ServiceIndex::of(&services);
         let mut building = Building::new(config);
         building.templates = config.openapi.path.is_some();
         for (i, service_name) in config.services.iter().enumerate() {
-            let service =
-                services.iter_mut().find(|s| *s.full_name == **service_name).ok_or_else(|| missing(i, service_name))?;
+            let found = index.find(&services, service_name);
+            let service = found.and_then(|s| services.get_mut(s)).ok_or_else(|| missing(i, service_name))?;
             for method in std::mem::take(&mut service.methods) {
                 building.add_method(schema, (i, &service.full_name), &method)?;
             }
@@ -181,7 +183,12 @@ impl Router {
     /// The HTTP methods bound to `path` (no query string), as a CORS preflight answer lists
     /// them; empty when no binding matches it.
     pub fn methods_for(&self, path: &str) -> Vec<&str> {
-        self.http_methods.iter().filter(|m| self.matcher.lookup(m, path).is_some()).map(|m| &**m).collect()
+        // One walk of the trie, then the bindings' order.
+        let found = self.matcher.methods_for(path);
+        if found.is_empty() {
+            return Vec::new();
+        }
+        self.http_methods.iter().filter(|m| found.binary_search(&&***m).is_ok()).map(|m| &**m).collect()
     }
 
     /// The binding for a request and its path variable values (index, decoded bytes).
@@ -198,8 +205,9 @@ struct Building<'c> {
     builder: PathMatcherBuilder<Arc<HttpBinding>>,
     warnings: Vec<String>,
     methods: Vec<Arc<MethodInfo>>,
-    /// Each upper-case HTTP method once, shared by its bindings.
-    http_methods: Vec<Arc<str>>,
+    /// Each upper-case HTTP method once, shared by its bindings (a custom pattern's kind is any
+    /// text: a descriptor may hold thousands).
+    http_methods: HashSet<Arc<str>, BuildHasherDefault<Fnv>>,
     /// Bindings keep their template's text.
     templates: bool,
 }
@@ -211,7 +219,7 @@ impl<'c> Building<'c> {
             builder: PathMatcherBuilder::new(),
             warnings: Vec::new(),
             methods: Vec::new(),
-            http_methods: Vec::new(),
+            http_methods: HashSet::default(),
             templates: true,
         }
     }
@@ -228,11 +236,11 @@ impl<'c> Building<'c> {
 
     fn http_method(&mut self, name: &str) -> Arc<str> {
         let upper = name.to_ascii_uppercase();
-        if let Some(known) = self.http_methods.iter().find(|m| ***m == *upper) {
+        if let Some(known) = self.http_methods.get(upper.as_str()) {
             return known.clone();
         }
         let new: Arc<str> = upper.into();
-        self.http_methods.push(new.clone());
+        self.http_methods.insert(new.clone());
         new
     }
 
@@ -307,14 +315,36 @@ impl<'c> Building<'c> {
         let mut bindings: Vec<Arc<HttpBinding>> = matcher.values().cloned().collect();
         bindings.shrink_to_fit();
         let mut http_methods: Vec<Arc<str>> = Vec::new();
+        let mut seen: HashSet<&str, BuildHasherDefault<Fnv>> = HashSet::default();
         for b in &bindings {
-            if !http_methods.contains(&b.http_method) {
+            if seen.insert(&b.http_method) {
                 http_methods.push(b.http_method.clone());
             }
         }
         let mut methods = self.methods;
         methods.shrink_to_fit();
         Router { matcher, warnings: self.warnings, methods, http_methods, bindings }
+    }
+}
+
+/// The schema's services' indices sorted by full name: `services` may list thousands, each
+/// looked up once.
+struct ServiceIndex(Vec<usize>);
+
+impl ServiceIndex {
+    fn of(services: &[Service]) -> ServiceIndex {
+        let name = |i: &usize| services.get(*i).map(|s| &*s.full_name);
+        let mut index: Vec<usize> = (0..services.len()).collect();
+        // Stable: of several services of one name (which protoc refuses), the first is found.
+        index.sort_by(|a, b| name(a).cmp(&name(b)));
+        ServiceIndex(index)
+    }
+
+    /// The first service named `name`.
+    fn find(&self, services: &[Service], name: &str) -> Option<usize> {
+        let at = |i: &usize| services.get(*i).map_or("", |s| &*s.full_name);
+        let first = self.0.partition_point(|i| at(i) < name);
+        self.0.get(first).copied().filter(|i| at(i) == name)
     }
 }
 
