@@ -3,6 +3,7 @@
 //! document is made (the transcoder itself keeps neither).
 use std::collections::HashMap;
 
+use crate::core::fnv::FnvMap;
 use crate::core::schema::descriptor_proto::{decode_comments, decode_file_set, EnumProto, FileProto, MessageProto};
 
 /// `google.api.FieldBehavior` values the document uses, as bits.
@@ -34,8 +35,10 @@ impl Docs {
                 docs.add_behaviors(&join(&file.package, &m.name), m);
             }
         }
+        // By name: a set may hold thousands of files, each with comments.
+        let by_name: FnvMap<&str, &FileProto> = files.iter().map(|f| (&*f.name, f)).rev().collect();
         for (name, comments) in decode_comments(set).unwrap_or_default() {
-            let Some(file) = files.iter().find(|f| f.name == name) else { continue };
+            let Some(&file) = by_name.get(&*name) else { continue };
             for c in comments {
                 if let Some(element) = element_name(file, &c.path) {
                     docs.by_name.entry(element).or_default().comment = Some(tidy(&c.text));

@@ -227,12 +227,17 @@ impl<'a> Schemas<'a> {
     fn oneofs(&self, m: usize) -> (Vec<Value>, Map<String, Value>) {
         let (mut rules, mut notes) = (Vec::new(), Map::new());
         let Some(message) = self.schema.message(m) else { return (rules, notes) };
-        for (i, oneof) in message.oneofs.iter().enumerate() {
+        // Members by oneof in one pass over the fields (a message may have thousands of both).
+        let mut by_oneof: Vec<Vec<&str>> = vec![Vec::new(); message.oneofs.len()];
+        for f in &message.fields {
+            if let Some(members) = f.oneof().and_then(|o| by_oneof.get_mut(usize::from(o))) {
+                members.push(self.key(f));
+            }
+        }
+        for (oneof, members) in message.oneofs.iter().zip(by_oneof) {
             if oneof.synthetic {
                 continue;
             }
-            let members: Vec<&str> =
-                message.fields.iter().filter(|f| f.oneof().map(usize::from) == Some(i)).map(|f| self.key(f)).collect();
             put(&mut notes, &oneof.name, Value::Array(members.iter().map(|m| string(m)).collect()));
             if members.len() < 2 || members.len() > MAX_ONEOF_CONSTRAINT {
                 continue;
