@@ -75,8 +75,12 @@ impl Transcoder {
             schema.drop_services();
         }
         let schema = Arc::new(schema);
+        let configured: std::collections::HashSet<&str> = match config.rest.success_status.is_empty() {
+            true => Default::default(),
+            false => router.methods.iter().map(|m| &*m.full_name).collect(),
+        };
         for (method, _) in &config.rest.success_status {
-            if !router.methods.iter().any(|m| *m.full_name == **method) {
+            if !configured.contains(method.as_str()) {
                 return Err(ConfigError::new(
                     format!("json2grpc.rest.success_status.{method}"),
                     "names no method of the configured services (expected pkg.Service.Method)",

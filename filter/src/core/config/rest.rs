@@ -13,6 +13,7 @@ pub struct RestOptions {
     /// `status_from_metadata`: the initial metadata `x-http-code` sets a success's status.
     pub status_from_metadata: bool,
     /// `success_status`: `pkg.Service.Method` → the status of its successful responses.
+    /// Sorted by method, which appears once: every successful response looks its method up.
     pub success_status: Vec<(String, u16)>,
     /// `int64_as_numbers`: (u)int64 and their wrappers printed as JSON numbers.
     pub int64_as_numbers: bool,
@@ -27,7 +28,8 @@ pub struct RestOptions {
 impl RestOptions {
     /// The configured success status of a method (`pkg.Service.Method`).
     pub fn success_status_of(&self, method: &str) -> Option<u16> {
-        self.success_status.iter().find(|(m, _)| m == method).map(|(_, s)| *s)
+        let found = self.success_status.binary_search_by(|(m, _)| m.as_str().cmp(method)).ok()?;
+        self.success_status.get(found).map(|(_, s)| *s)
     }
 }
 
@@ -55,7 +57,8 @@ fn success_status(field: &str, value: &Value) -> Result<Vec<(String, u16)>, Conf
     let Value::Object(map) = value else {
         return Err(wrong_type(field, "an object of method name (pkg.Service.Method) to HTTP status", value));
     };
-    map.iter()
+    let mut statuses = map
+        .iter()
         .map(|(method, status)| {
             let f = format!("{field}.{method}");
             match uint32(&f, status)? {
@@ -63,7 +66,10 @@ fn success_status(field: &str, value: &Value) -> Result<Vec<(String, u16)>, Conf
                 other => Err(ConfigError::new(f, format!("{other} is not a success status (200-299)"))),
             }
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    // A JSON object's keys are unique.
+    statuses.sort_unstable();
+    Ok(statuses)
 }
 
 fn cors(field: &str, value: &Value) -> Result<CorsPolicy, ConfigError> {
