@@ -413,7 +413,7 @@ impl<T> PathMatcher<T> {
         let (parts, verb) = self.split(path)?;
         let method = self.methods.id(http_method);
         let mut found = None;
-        self.walk(&parts, |node| {
+        self.walk(&parts, &mut |node| {
             found = node.end(verb, method);
             found.is_some()
         });
@@ -439,7 +439,7 @@ impl<T> PathMatcher<T> {
         // template for it, or for every method (which decides every method not yet decided).
         let mut decided: HashMap<u32, Slot> = HashMap::new();
         let mut any = None;
-        self.walk(&parts, |node| {
+        self.walk(&parts, &mut |node| {
             for end in node.ends.iter().filter(|e| e.verb == verb) {
                 if end.method == ANY_METHOD_ID {
                     any = Some(end.slot);
@@ -506,7 +506,7 @@ impl<T> PathMatcher<T> {
     /// Depth-first search in precedence order (literal, `*`, `**`) with an explicit stack:
     /// `at_end` is called with each node a template for the whole path may end at, in that
     /// order, until it returns true. Each trie node is visited at most once.
-    fn walk<'m>(&'m self, parts: &[&str], mut at_end: impl FnMut(&'m Node) -> bool) {
+    fn walk<'m>(&'m self, parts: &[&str], at_end: &mut dyn FnMut(&'m Node) -> bool) {
         let mut stack = vec![Step::Node { node: 0, depth: 0 }];
         while let Some(step) = stack.pop() {
             match step {
@@ -540,7 +540,7 @@ impl<T> PathMatcher<T> {
                         let end = suffix
                             .iter()
                             .try_fold(dw, |at, part| at.literal(part).and_then(|child| self.nodes.get(child as usize)));
-                        if end.is_some_and(&mut at_end) {
+                        if end.is_some_and(&mut *at_end) {
                             return;
                         }
                     }
