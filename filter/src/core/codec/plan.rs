@@ -359,10 +359,12 @@ fn message_plan(schema: &Schema, m: &Message) -> MessagePlan {
         let index = u16::try_from(fields.len()).unwrap_or(u16::MAX);
         by_name.entry(Arc::<[u8]>::from(f.names.json_name.clone())).or_insert(index);
         let name = Arc::<[u8]>::from(f.names.name.clone());
-        // Proto names are unique in a message: a name already there is an earlier field's JSON name.
-        match by_name.get(&name) {
-            Some(&first) if first != index => {
-                proto_shadowed.insert(name, index);
+        // A name already there is an earlier field's JSON name, or its proto name (an extension
+        // is `[pkg.name]`, which a declared field's name may also be): the first proto name wins.
+        let earlier = by_name.get(&name).and_then(|&first| Some((first, m.fields.get(usize::from(first))?)));
+        match earlier {
+            Some((first, earlier)) if first != index && *earlier.names.name != *f.names.name => {
+                proto_shadowed.entry(name).or_insert(index);
             }
             Some(_) => {}
             None => {
@@ -475,14 +477,25 @@ mod tests {
             named("i", 8, "h"),
             named("j", 9, "j"),
         ];
-        let set = [file("f.proto", vec![message("M", fields)], vec![], FeatureSet::default())];
-        let schema = Schema::link(&set).unwrap();
-        let plan = Plans::lazy(Arc::new(schema.clone()));
-        let plan = plan.message(0).unwrap();
+        // A declared field named as an extension's key (`[ed.e]`) and that extension, after a
+        // field whose JSON name it also is: the first proto name wins (review of fa30c30).
+        let e_fields = vec![named("j", 1, "[ed.e]"), field("[ed.e]", 2, OPTIONAL, STRING, ""), named("k", 3, "[ed.f]")];
+        let extends =
+            |name, number| FieldProto { extendee: ".ed.E".into(), ..field(name, number, OPTIONAL, STRING, "") };
+        let mut f = file("f.proto", vec![message("M", fields), message("E", e_fields)], vec![], FeatureSet::default());
+        f.extensions = vec![extends("e", 100), extends("f", 101)];
+        let schema = Schema::link(&[f]).unwrap();
+        let plans = Plans::lazy(Arc::new(schema.clone()));
+        let plan = plans.message(0).unwrap();
         assert_eq!(plan.field_by_url_name(b"b"), Some(1), "b's proto name, not a's JSON name");
         assert_eq!(plan.field_by_url_name(b"x"), Some(2), "the first of two JSON names");
         assert_eq!(plan.field_by_url_name(b"eF"), Some(4));
-        assert_eq!(every_url_name_finds_what_a_scan_finds(&schema), 9 * 2 + 3);
+        let e = &schema.messages[1];
+        assert_eq!(e.fields.len(), 5, "{:?}", e.fields.iter().map(Field::name).collect::<Vec<_>>());
+        let plan = plans.message(1).unwrap();
+        assert_eq!(plan.field_by_url_name(b"[ed.e]"), Some(1), "the declared field, not the extension");
+        assert_eq!(plan.field_by_url_name(b"[ed.f]"), Some(4), "the extension, not k's JSON name");
+        assert_eq!(every_url_name_finds_what_a_scan_finds(&schema), 9 * 2 + 3 + 5 * 2 + 3);
         assert!(every_url_name_finds_what_a_scan_finds(&crate::testing::fixtures::schema()) > 100);
     }
 }

@@ -823,6 +823,16 @@ mod tests {
             }
         }
         assert!(compared > 1000, "{compared} paths some method matched");
+        // A method's first end in precedence order decides it, even when that end is ambiguous
+        // (registered twice) and a later one matches (review of 9aab945).
+        let mut builder = PathMatcherBuilder::new();
+        for (method, text) in [("GET", "/a"), ("GET", "/a"), ("GET", "/*"), ("POST", "/*"), ("*", "/**")] {
+            let _ = builder.register(method, &template(text), text);
+        }
+        let m: Matcher = builder.build(MatcherOptions::default());
+        assert_eq!(route(&m, "GET", "/a"), None);
+        assert_eq!(m.methods_for("/a"), ["*", "POST"]);
+        assert_eq!(m.methods_for("/b"), ["*", "GET", "POST"]);
     }
 
     #[test]
