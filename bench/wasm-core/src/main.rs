@@ -45,11 +45,13 @@ use json2grpc::core::transcoder::Transcoder;
 use prost_reflect::DynamicMessage;
 use sha2::Digest;
 
-/// The system allocator, counting the bytes live now and their peak.
+/// The system allocator, counting the bytes live now and their peak, and the live allocations
+/// (each costs the allocator's header and rounding besides its bytes).
 struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
+static COUNT: AtomicUsize = AtomicUsize::new(0);
 
 fn grew(by: usize) {
     let now = LIVE.fetch_add(by, Ordering::Relaxed) + by;
@@ -60,10 +62,12 @@ fn grew(by: usize) {
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         grew(layout.size());
+        COUNT.fetch_add(1, Ordering::Relaxed);
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        COUNT.fetch_sub(1, Ordering::Relaxed);
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
@@ -169,6 +173,7 @@ fn memory(runtime: &str, path: &PathBuf) -> Result<(), String> {
     let live = || LIVE.load(Ordering::Relaxed);
     let peak_since = |base: usize| PEAK.load(Ordering::Relaxed).saturating_sub(base);
     let start = live();
+    let start_count = COUNT.load(Ordering::Relaxed);
     // Each piece is a new allocation, as the host's are (proxy_on_memory_allocate).
     let read = |from: usize, len: usize| {
         let mut file = std::fs::File::open(path).ok()?;
@@ -185,22 +190,26 @@ fn memory(runtime: &str, path: &PathBuf) -> Result<(), String> {
     let mut t = Transcoder::for_serving(config).map_err(|e| e.to_string())?;
     let build_peak = peak_since(start);
     let serving = live() - start;
+    let count = || COUNT.load(Ordering::Relaxed);
     println!(
-        "MEMORY runtime={runtime} config_bytes={config_bytes} descriptor_bytes={descriptor_bytes} methods={} parse_peak_bytes={parse_peak} build_peak_bytes={build_peak} serving_bytes={serving} linear_memory_bytes={}",
+        "MEMORY runtime={runtime} config_bytes={config_bytes} descriptor_bytes={descriptor_bytes} methods={} parse_peak_bytes={parse_peak} build_peak_bytes={build_peak} serving_bytes={serving} serving_allocations={} linear_memory_bytes={}",
         t.router.methods.len(),
+        count().saturating_sub(start_count),
         linear_memory(),
     );
     // What holds it: each part freed in turn (the codec shares the schema, so it goes first).
     let freed = |part: &mut dyn FnMut()| {
-        let before = live();
+        let (before, allocations) = (live(), count());
         part();
-        before.saturating_sub(live())
+        (before.saturating_sub(live()), allocations.saturating_sub(count()))
     };
-    let router = freed(&mut || drop(std::mem::replace(&mut t.router, empty_router())));
-    let codec = freed(&mut || t.codec = std::sync::Arc::new(json2grpc::core::codec::Codec::default()));
-    let schema = freed(&mut || t.schema = std::sync::Arc::new(Default::default()));
+    let (router, router_n) = freed(&mut || drop(std::mem::replace(&mut t.router, empty_router())));
+    let (codec, codec_n) = freed(&mut || t.codec = std::sync::Arc::new(json2grpc::core::codec::Codec::default()));
+    let (schema, schema_n) = freed(&mut || t.schema = std::sync::Arc::new(Default::default()));
     let rest = live().saturating_sub(start);
-    println!("MEMORY_PARTS runtime={runtime} router_bytes={router} codec_bytes={codec} schema_bytes={schema} rest_bytes={rest}");
+    println!(
+        "MEMORY_PARTS runtime={runtime} router_bytes={router} codec_bytes={codec} schema_bytes={schema} rest_bytes={rest} router_allocations={router_n} codec_allocations={codec_n} schema_allocations={schema_n}"
+    );
     Ok(())
 }
 
