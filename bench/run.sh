@@ -220,6 +220,7 @@ fi
 
 echo "loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
 step "report"
-python3 "$ROOT/bench/report.py" "$OUT" | tee "$OUT/summary.md"
+# The venv's Python: report.py imports stream.py (h2) for its table.
+"${VENV_PYTHON:-$ROOT/.venv/bin/python}" "$ROOT/bench/report.py" "$OUT" | tee "$OUT/summary.md"
 echo
 echo "results: $OUT (summary.md)"

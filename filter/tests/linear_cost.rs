@@ -80,6 +80,12 @@ fn config(messages: usize, fields: usize, extensions: usize, oneofs: bool) -> St
         varint_field(5 << 3, 9, &mut field);
         len_field(7, &field, &mut file);
     }
+    with_service(file)
+}
+
+/// The configuration of the file `file` (package `q`) with a service `q.S` added, whose method
+/// `Get` takes and returns `q.M0`, auto-mapped.
+fn with_service(mut file: Vec<u8>) -> String {
     let mut method = Vec::new();
     len_field(1, b"Get", &mut method);
     len_field(2, b".q.M0", &mut method);
@@ -280,18 +286,7 @@ fn chain_config(n: usize, chained: bool) -> String {
     len_field(1, b"G", &mut group);
     len_field(2, &field("s", 1, 9, ""), &mut group);
     len_field(4, &group, &mut file);
-    let mut method = Vec::new();
-    len_field(1, b"Get", &mut method);
-    len_field(2, b".q.M0", &mut method);
-    len_field(3, b".q.M0", &mut method);
-    let mut service = Vec::new();
-    len_field(1, b"S", &mut service);
-    len_field(2, &method, &mut service);
-    len_field(6, &service, &mut file);
-    let mut set = Vec::new();
-    len_field(1, &file, &mut set);
-    let encoded = base64::engine::general_purpose::STANDARD.encode(&set);
-    format!(r#"{{"services": ["q.S"], "proto_descriptor_bin": "{encoded}", "auto_mapping": true}}"#)
+    with_service(file)
 }
 
 #[test]
