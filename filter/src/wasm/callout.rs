@@ -35,10 +35,9 @@ const NOT_FORWARDED: &[&str] = &[
 /// The cluster for a service: its configured override, else the loopback cluster (back into
 /// Envoy, routed by the gRPC path), else the REST route's cluster.
 pub fn cluster_for(options: &CalloutOptions, service: &str, route_cluster: Option<String>) -> Option<String> {
-    options
-        .clusters
-        .iter()
-        .find(|(s, _)| s == service)
+    let found = options.clusters.binary_search_by(|(s, _)| s.as_str().cmp(service)).ok();
+    found
+        .and_then(|i| options.clusters.get(i))
         .map(|(_, c)| c.clone())
         .or_else(|| options.loopback_cluster.clone())
         .or(route_cluster)
@@ -53,7 +52,7 @@ pub fn is_forwarded(options: &CalloutOptions, name: &str) -> bool {
         && !name.starts_with("proxy-")
         && !NOT_FORWARDED.contains(&name)
         && client_headers::passes(name.as_bytes())
-        && !options.drop_headers.iter().any(|h| h == name)
+        && !crate::core::config::sorted_contains(&options.drop_headers, name.as_bytes())
 }
 
 /// The HTTP status of Envoy's own answer to a call sent back into Envoy, added by the loopback
@@ -151,6 +150,21 @@ mod tests {
         }
         options.drop_headers.push("cookie".into());
         assert!(!is_forwarded(&options, "cookie"));
+        // From the config, in any order and case, repeated: kept sorted for the binary search.
+        let config = crate::core::config::Config::from_json(
+            br#"{"proto_descriptor_bin": "", "json2grpc": {"callout": {"drop_headers": ["X-B", "cookie", "x-a", "Cookie"],
+                "clusters": {"z.Z": "z", "a.A": "a", "m.M": "m"}}}}"#,
+        )
+        .unwrap();
+        let options = &config.callout;
+        for name in ["x-b", "cookie", "x-a"] {
+            assert!(!is_forwarded(options, name), "{name}");
+        }
+        assert!(is_forwarded(options, "x-c"));
+        for (service, cluster) in [("z.Z", "z"), ("a.A", "a"), ("m.M", "m")] {
+            assert_eq!(cluster_for(options, service, None).as_deref(), Some(cluster));
+        }
+        assert_eq!(cluster_for(options, "b.B", None), None);
     }
 
     #[test]

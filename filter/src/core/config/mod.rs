@@ -147,7 +147,8 @@ pub struct Config {
 pub struct CalloutOptions {
     /// Deadline of the call, in milliseconds.
     pub timeout_ms: u32,
-    /// Cluster per fully-qualified service; otherwise the request's own route cluster.
+    /// Cluster per fully-qualified service; otherwise the request's own route cluster. Sorted
+    /// by service, each once (looked up per call).
     pub clusters: Vec<(String, String)>,
     /// A cluster that leads back into Envoy (an internal listener, or the listener itself):
     /// calls sent there are routed by their gRPC path like a request with a body, so the
@@ -155,7 +156,8 @@ pub struct CalloutOptions {
     pub loopback_cluster: Option<String>,
     /// Accepted for older configs: every request header is forwarded now.
     pub forward_headers: Vec<String>,
-    /// Request headers never forwarded as gRPC metadata of the call (lower case).
+    /// Request headers never forwarded as gRPC metadata of the call (lower case; sorted, each
+    /// once: looked up per header of each call).
     pub drop_headers: Vec<String>,
     /// Most bytes of a server stream buffered for a bodyless streaming call.
     pub max_stream_bytes: u32,
@@ -183,7 +185,7 @@ pub const DEFAULT_MAX_REQUEST_BODY_SIZE: u32 = 4 * 1024 * 1024;
 impl Config {
     /// Whether `ignored_query_parameters` names `name` (percent-decoded).
     pub fn ignores_query_parameter(&self, name: &[u8]) -> bool {
-        ignores(&self.ignored_query_parameters, name)
+        sorted_contains(&self.ignored_query_parameters, name)
     }
 
     /// The largest request body (and client-stream element) accepted.
@@ -449,9 +451,10 @@ fn positive_wrapper(field: &str, value: &Value) -> Result<u32, ConfigError> {
     }
 }
 
-/// Whether `sorted` (sorted as `ignored_query_parameters` is) holds `name`: a binary search,
-/// as every query parameter of every request is looked up.
-pub fn ignores(sorted: &[String], name: &[u8]) -> bool {
+/// Whether `sorted` (a list the config keeps sorted: `ignored_query_parameters`, the callout's
+/// `drop_headers`) holds `name`: a binary search, as every query parameter or header of every
+/// request is looked up.
+pub fn sorted_contains(sorted: &[String], name: &[u8]) -> bool {
     sorted.binary_search_by(|i| i.as_bytes().cmp(name)).is_ok()
 }
 
@@ -717,7 +720,12 @@ fn callout(field: &str, value: &Value, o: &mut CalloutOptions) -> Result<(), Con
                 Value::String(c) if !c.is_empty() => o.loopback_cluster = Some(c.clone()),
                 other => return Err(wrong_type(f, "a cluster name", other)),
             },
-            "drop_headers" => o.drop_headers = strings(f, value)?.into_iter().map(|h| h.to_ascii_lowercase()).collect(),
+            "drop_headers" => {
+                let mut names: Vec<String> = strings(f, value)?.into_iter().map(|h| h.to_ascii_lowercase()).collect();
+                names.sort_unstable();
+                names.dedup();
+                o.drop_headers = names;
+            }
             "clusters" => {
                 // Keys are service names: not normalised to snake_case.
                 let Value::Object(map) = value else {
@@ -729,7 +737,9 @@ fn callout(field: &str, value: &Value, o: &mut CalloutOptions) -> Result<(), Con
                         Value::String(c) if !c.is_empty() => Ok((service.clone(), c.clone())),
                         other => Err(wrong_type(&format!("{f}.{service}"), "a cluster name", other)),
                     })
-                    .collect::<Result<_, _>>()?;
+                    .collect::<Result<Vec<_>, _>>()?;
+                // A JSON object's keys are unique.
+                o.clusters.sort_unstable();
             }
             _ => return Err(unknown(f)),
         }

@@ -67,7 +67,7 @@ pub fn original_path(path: &str, ignored: &[String], unescape_plus: bool) -> Str
         .filter(|pair| {
             let raw_name = pair.split_once('=').map_or(*pair, |(n, _)| n);
             let name = decode_query_component(raw_name, unescape_plus);
-            !crate::core::config::ignores(ignored, &name)
+            !crate::core::config::sorted_contains(ignored, &name)
         })
         .collect();
     if kept.is_empty() {
