@@ -145,8 +145,12 @@ pub struct EnumPlan {
     pub by_name: FnvMap<Box<[u8]>, i32>,
     /// Number → name (the first declared name of an aliased number).
     pub by_number: FnvMap<i32, Box<str>>,
-    /// Declared names, for case-insensitive lookup.
+    /// Declared names, in order (the first value is the default).
     pub names: Vec<(Box<str>, i32)>,
+    /// Lower-case name → the first declared value of that name in any case: built on the
+    /// first case-insensitive lookup a name misses (`case_insensitive_enum_parsing`), where a
+    /// scan of the values per name would cost names × values.
+    by_lower: OnceLock<FnvMap<Box<[u8]>, i32>>,
     /// A closed enum: a number it does not declare, read from the wire, is an unknown field.
     pub closed: bool,
 }
@@ -156,10 +160,17 @@ impl EnumPlan {
         if let Some(n) = self.by_name.get(name) {
             return Some(*n);
         }
-        if case_insensitive {
-            return self.names.iter().find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name)).map(|(_, v)| *v);
+        if !case_insensitive {
+            return None;
         }
-        None
+        let by_lower = self.by_lower.get_or_init(|| {
+            let mut map = FnvMap::default();
+            for (n, v) in &self.names {
+                map.entry(Box::from(n.to_ascii_lowercase().as_bytes())).or_insert(*v);
+            }
+            map
+        });
+        by_lower.get(name.to_ascii_lowercase().as_slice()).copied()
     }
 
     /// Whether a number read from the wire is a value of this enum (always, for an open one).
@@ -301,6 +312,7 @@ fn enum_plan(e: &Enum) -> EnumPlan {
         by_name,
         by_number,
         names: e.values.clone(),
+        by_lower: OnceLock::new(),
         closed: e.closed,
     }
 }
@@ -457,6 +469,24 @@ mod tests {
             }
         }
         checked
+    }
+
+    #[test]
+    fn enum_names_in_any_case_find_the_first_declared_value_of_that_name() {
+        let values = [("ZERO", 0), ("Red", 1), ("RED_X", 2), ("red", 3), ("rEd_x", 4)];
+        let e = Enum {
+            full_name: Arc::from("ed.E"),
+            values: values.iter().map(|&(n, v)| (Box::from(n), v)).collect(),
+            closed: false,
+        };
+        let plan = enum_plan(&e);
+        let scan = |name: &str| values.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v);
+        for name in ["ZERO", "zero", "Red", "RED", "red", "rEd", "RED_X", "red_x", "rEd_x", "redx", "", "r"] {
+            let exact = values.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+            assert_eq!(plan.number(name.as_bytes(), false), exact, "{name}");
+            assert_eq!(plan.number(name.as_bytes(), true), exact.or_else(|| scan(name)), "{name}");
+        }
+        assert_eq!(plan.number(b"RED", true), Some(1), "the first declared, not the last");
     }
 
     #[test]

@@ -416,17 +416,18 @@ mod tests {
         let root = schema.message_index("test.v1.Everything").unwrap();
         let path = FieldPath::resolve(schema, root, path, Names::Proto).unwrap();
         let leaf = path.leaf().unwrap().clone();
+        let plans = &crate::core::codec::plan::Plans::lazy(std::sync::Arc::new(schema.clone()));
         let (kind, keep_default, map_key) = match (key, leaf.kind) {
             (Some(key), Kind::Message(entry)) => {
                 let entry = schema.message(entry).unwrap();
                 let (k, v) = (entry.map_key().unwrap(), entry.map_value().unwrap());
                 let Kind::Scalar(scalar) = k.kind else { panic!() };
-                let value = parse_value(schema, k.kind, key, false).unwrap();
+                let value = parse_value(schema, plans, k.kind, key, false).unwrap();
                 (v.kind, v.presence(), Some(MapKey { value, kind: scalar, keep_default: k.presence() }))
             }
             _ => (leaf.kind, leaf.presence(), None),
         };
-        let value = parse_value(schema, kind, text, false).unwrap();
+        let value = parse_value(schema, plans, kind, text, false).unwrap();
         Bound { path, value, kind, keep_default, map_key }
     }
 

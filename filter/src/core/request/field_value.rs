@@ -2,7 +2,7 @@
 //! enums (name or number), bytes (base64, both alphabets) and the well-known types with a
 //! string form (Timestamp, Duration, FieldMask, wrappers) follow proto3 JSON's string forms.
 //! Values come out encoded, ready to be written under their field's number.
-use crate::core::codec::plan::{well_known, WellKnown};
+use crate::core::codec::plan::{well_known, Plans, WellKnown};
 use crate::core::codec::wire::{write_tag, write_varint};
 use crate::core::codec::wire::{zigzag32, zigzag64};
 use crate::core::codec::wire::{FIXED32, FIXED64, LEN, VARINT};
@@ -63,18 +63,26 @@ impl WireValue {
 }
 
 /// Parses `text` as a value of `kind`; the error says what was expected.
-pub fn parse_value(schema: &Schema, kind: Kind, text: &str, case_insensitive_enums: bool) -> Result<WireValue, String> {
+/// Enum names are looked up in the codec's `plans` (hash maps), not by a scan of the values: a
+/// query string may hold up to `max_query_parameters` of them.
+pub fn parse_value(
+    schema: &Schema,
+    plans: &Plans,
+    kind: Kind,
+    text: &str,
+    case_insensitive_enums: bool,
+) -> Result<WireValue, String> {
     match kind {
         Kind::Scalar(s) => parse_scalar(s, text),
         Kind::Enum(e) => {
-            let e = schema.enumeration(e).ok_or("unknown enum type")?;
-            let number = match e.number(text, case_insensitive_enums) {
+            let e = plans.enumeration(e).ok_or("unknown enum type")?;
+            let number = match e.number(text.as_bytes(), case_insensitive_enums) {
                 Some(n) => n,
                 None => text.parse::<i32>().map_err(|_| format!("{text:?} is not a value of enum {}", e.full_name))?,
             };
             Ok(WireValue::varint(number as i64 as u64))
         }
-        Kind::Message(m) => parse_well_known(schema, m, text, case_insensitive_enums),
+        Kind::Message(m) => parse_well_known(schema, plans, m, text, case_insensitive_enums),
     }
 }
 
@@ -142,6 +150,7 @@ fn parse_float(text: &str) -> Result<f64, String> {
 /// writes these types, so values from the URL and from a body compare byte for byte.
 fn parse_well_known(
     schema: &Schema,
+    plans: &Plans,
     message: usize,
     text: &str,
     case_insensitive_enums: bool,
@@ -153,7 +162,7 @@ fn parse_well_known(
     match well_known(name) {
         Some(WellKnown::Wrapper(_)) => {
             let field = desc.field(1).ok_or("malformed wrapper type")?;
-            let value = parse_value(schema, field.kind, text, case_insensitive_enums)?;
+            let value = parse_value(schema, plans, field.kind, text, case_insensitive_enums)?;
             let default = match field.kind {
                 Kind::Scalar(s) => value.is_default(s),
                 _ => false,
@@ -198,6 +207,10 @@ mod tests {
     use super::*;
     use crate::testing::fixtures::{message, schema};
 
+    fn plans() -> Plans {
+        Plans::lazy(std::sync::Arc::new(schema()))
+    }
+
     fn kind(msg: &str, field: &str) -> Kind {
         schema().message_by_name(msg).unwrap().field_by_name(field).unwrap().kind
     }
@@ -213,7 +226,7 @@ mod tests {
     /// The parsed value, decoded back by prost-reflect as that field of its message.
     fn parse(field: &str, text: &str) -> Result<Value, String> {
         let (msg, name) = message_and_field(field);
-        let value = parse_value(&schema(), kind(msg, name), text, false)?;
+        let value = parse_value(&schema(), &plans(), kind(msg, name), text, false)?;
         let desc = message(msg);
         let number = desc.get_field_by_name(name).unwrap().number();
         let mut bytes = Vec::new();
@@ -283,7 +296,7 @@ mod tests {
         assert_eq!(parse("f_enum", "3"), Ok(Value::EnumNumber(3)));
         assert_eq!(parse("f_enum", "-3"), Ok(Value::EnumNumber(-3)));
         assert!(parse("f_enum", "green").unwrap_err().contains("test.v1.Color"));
-        let ci = parse_value(&schema(), kind("test.v1.Scalars", "f_enum"), "green", true);
+        let ci = parse_value(&schema(), &plans(), kind("test.v1.Scalars", "f_enum"), "green", true);
         assert_eq!(ci, Ok(WireValue::varint(2)));
         assert!(parse("f_enum", "PURPLE").is_err());
         assert!(parse("f_enum", "99999999999").is_err());
@@ -315,7 +328,8 @@ mod tests {
 
     #[test]
     fn well_known_encodings_are_canonical() {
-        let parse = |field: &str, text: &str| parse_value(&schema(), kind("test.v1.Everything", field), text, false);
+        let parse =
+            |field: &str, text: &str| parse_value(&schema(), &plans(), kind("test.v1.Everything", field), text, false);
         // Zero values are left out, as the JSON codec writes them.
         assert_eq!(parse("w_int32", "0"), Ok(WireValue::len(vec![])));
         assert_eq!(parse("w_double", "-0"), Ok(WireValue::len(vec![])));

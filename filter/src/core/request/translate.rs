@@ -114,7 +114,7 @@ pub(crate) fn plan(
             return Decision::Reject(Error::bad_request(format!("path variable \"{path}\" is not valid UTF-8")));
         };
         let Some(leaf) = path.leaf() else { continue };
-        match parse_value(schema, leaf.kind, &text, ci) {
+        match parse_value(schema, plans, leaf.kind, &text, ci) {
             Ok(value) => bound.push(Bound {
                 value,
                 kind: leaf.kind,
@@ -179,7 +179,7 @@ pub(crate) fn plan(
             continue;
         }
         let map_key = match (map_key_text, target.key) {
-            (Some(text), Some((kind, presence))) => match parse_value(schema, Kind::Scalar(kind), text, false) {
+            (Some(text), Some((kind, presence))) => match parse_value(schema, plans, Kind::Scalar(kind), text, false) {
                 Ok(value) => Some(MapKey { value, kind, keep_default: presence }),
                 Err(e) => {
                     return Decision::Reject(Error::bad_request(format!("query parameter \"{name}\": map key: {e}")))
@@ -187,7 +187,7 @@ pub(crate) fn plan(
             },
             _ => None,
         };
-        match parse_value(schema, target.kind, &value, ci) {
+        match parse_value(schema, plans, target.kind, &value, ci) {
             Ok(value) => bound.push(Bound { value, kind: target.kind, keep_default: target.presence, map_key, path }),
             Err(e) => return Decision::Reject(Error::bad_request(format!("query parameter \"{name}\": {e}"))),
         }

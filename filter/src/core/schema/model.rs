@@ -405,18 +405,6 @@ pub struct Enum {
     pub closed: bool,
 }
 
-impl Enum {
-    /// The number of a value name; in any letter case if `case_insensitive`.
-    pub fn number(&self, name: &str, case_insensitive: bool) -> Option<i32> {
-        let exact = self.values.iter().find(|(n, _)| &**n == name);
-        let found = exact.or_else(|| match case_insensitive {
-            true => self.values.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)),
-            false => None,
-        });
-        found.map(|(_, v)| *v)
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
     pub full_name: Box<str>,
@@ -720,6 +708,11 @@ impl Schema {
         let full_name = join(scope, &proto.name);
         let closed = features.with(&proto.features).map_err(|e| format!("{full_name}: {e}"))?.closed_enum;
         self.names.insert(Def::Enum(self.enums.len()), None)?;
+        // protoc and Envoy's descriptor pool refuse it, and the body's lookup (the codec's) and
+        // the URL's would each pick a different one.
+        if let Some((name, _)) = first_duplicate(&proto.values, |(n, _)| &**n).and_then(|i| proto.values.get(i)) {
+            return Err(format!("{full_name}.{name}: the value name is used twice"));
+        }
         let values = proto.values.iter().map(|(n, v)| ((**n).into(), *v)).collect();
         self.enums.push(Enum { full_name: full_name.as_str().into(), values, closed });
         Ok(())
@@ -1268,9 +1261,7 @@ mod tests {
         assert_eq!(schema.message_name(get.input), "test.v1.GetRequest");
         assert_eq!(schema.message_name(get.output), "test.v1.Everything");
         let color = schema.enums.iter().find(|e| &*e.full_name == "test.v1.Color").unwrap();
-        assert_eq!(color.number("GREEN", false), Some(2));
-        assert_eq!(color.number("green", false), None);
-        assert_eq!(color.number("green", true), Some(2));
+        assert!(color.values.iter().any(|(n, v)| &**n == "GREEN" && *v == 2));
     }
 
     #[test]
@@ -1381,6 +1372,17 @@ mod tests {
             let e = link_one(Some("proto3"), messages.clone()).unwrap_err();
             assert!(e.contains(expected), "{messages:?}: {e}");
         }
+        // An enum value name declared twice (protoc and Envoy refuse it); an alias is a number
+        // declared twice, which stays allowed.
+        let values = |names: &[(&'static str, i32)]| EnumProto {
+            name: "E".into(),
+            values: names.iter().map(|&(n, v)| (n.into(), v)).collect(),
+            ..Default::default()
+        };
+        let with = |e| Schema::link(&[FileProto { enums: vec![e], ..file(Some("proto3"), vec![]) }]);
+        let e = with(values(&[("ZERO", 0), ("A", 1), ("B", 2), ("A", 2)])).unwrap_err();
+        assert_eq!(e, "p.E.A: the value name is used twice");
+        assert!(with(values(&[("ZERO", 0), ("A", 1), ("B", 1)])).is_ok());
     }
 
     #[test]
