@@ -17,7 +17,8 @@
 //!   literal `a:b` and the verb `c`). Request paths are split the same way (last `:` of the last
 //!   segment), so every template can be matched.
 //! - After a `**` only literal segments may follow, and no variable may start after it (a
-//!   variable's position in the request path would then depend on what `**` consumed).
+//!   variable's position in the request path would then depend on what `**` consumed); at most
+//!   [`MAX_SEGMENTS_AFTER_DOUBLE_WILDCARD`] of them (a limit of json2grpc's own).
 //! - Variables cannot nest and must be whole segments. One field path may be bound twice
 //!   (`/{x}/{x}`): Envoy accepts it, and the last value wins.
 //! - Parsing is iterative: no recursion whatever the input.
@@ -296,6 +297,11 @@ fn parse_field_path(path: &str) -> Result<Vec<String>, String> {
 }
 
 /// Enforces "after `**` only literals" and marks the variables that contain `**`.
+/// The most literal segments a template may have after `**`. A lookup compares each suffix of
+/// the request's path with them, longest first: up to this number squared steps for a path of
+/// any length (4,000 took 0.5 s a request in a debug build), where Envoy sets no limit.
+pub const MAX_SEGMENTS_AFTER_DOUBLE_WILDCARD: usize = 100;
+
 fn apply_double_wildcard_rules(segments: &[Segment], variables: &mut [Variable]) -> Result<(), String> {
     let Some(at) = segments.iter().position(|s| *s == Segment::DoubleWildcard) else {
         return Ok(());
@@ -303,6 +309,12 @@ fn apply_double_wildcard_rules(segments: &[Segment], variables: &mut [Variable])
     let after = segments.get(at + 1..).unwrap_or_default();
     if after.iter().any(|s| !matches!(s, Segment::Literal(_))) {
         return Err("only literal segments may follow '**'".into());
+    }
+    if after.len() > MAX_SEGMENTS_AFTER_DOUBLE_WILDCARD {
+        return Err(format!(
+            "more than {MAX_SEGMENTS_AFTER_DOUBLE_WILDCARD} segments follow '**' (json2grpc's limit: a lookup \
+             tries each suffix of the path against them)"
+        ));
     }
     for var in variables.iter_mut() {
         if var.start > at {
@@ -687,6 +699,17 @@ mod tests {
         for t in ["/**/*", "/**/**", "/a/**/b/*", "/{x=**}/{y}", "/{x=**/*}", "/**/{x}", "/{x=**/**}"] {
             assert_eq!(err(t), "only literal segments may follow '**'", "{t:?}");
         }
+    }
+
+    #[test]
+    fn at_most_a_hundred_segments_may_follow_a_double_wildcard() {
+        let tail = |n: usize| vec!["a"; n].join("/");
+        let t = parse(&format!("/{{p=**}}/{}:v", tail(MAX_SEGMENTS_AFTER_DOUBLE_WILDCARD))).unwrap();
+        assert_eq!(t.segments.len(), MAX_SEGMENTS_AFTER_DOUBLE_WILDCARD + 1);
+        let e = err(&format!("/x/**/{}", tail(MAX_SEGMENTS_AFTER_DOUBLE_WILDCARD + 1)));
+        assert!(e.starts_with("more than 100 segments follow '**'"), "{e}");
+        // Before `**`, any number.
+        assert!(parse(&format!("/{}/**", tail(10_000))).is_ok());
     }
 
     #[test]
