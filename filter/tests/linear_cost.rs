@@ -17,6 +17,15 @@ fn len_field(number: u32, payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
+/// A FileDescriptorProto's start: its name, package `q` and syntax.
+fn file_of(name: &[u8], syntax: &[u8]) -> Vec<u8> {
+    let mut file = Vec::new();
+    len_field(1, name, &mut file);
+    len_field(2, b"q", &mut file);
+    len_field(12, syntax, &mut file);
+    file
+}
+
 /// A tag or a varint field: `key` is the whole tag (number << 3 | wire type).
 fn varint_field(key: u32, value: u64, out: &mut Vec<u8>) {
     for mut v in [u64::from(key), value] {
@@ -33,10 +42,7 @@ fn varint_field(key: u32, value: u64, out: &mut Vec<u8>) {
 /// each field in a oneof of its own if `oneofs`, `extensions` extensions of `M0` declared at
 /// file level, and a service `q.S` whose method `Get` takes and returns `M0`.
 fn config(messages: usize, fields: usize, extensions: usize, oneofs: bool) -> String {
-    let mut file = Vec::new();
-    len_field(1, b"q.proto", &mut file);
-    len_field(2, b"q", &mut file);
-    len_field(12, b"proto2", &mut file);
+    let mut file = file_of(b"q.proto", b"proto2");
     let numbers = (1..).filter(|n| !(19_000..20_000).contains(n));
     for m in 0..messages {
         let mut message = Vec::new();
@@ -178,10 +184,7 @@ fn query_parameters_cost_time_linear_in_their_count_whatever_the_message_s_field
 /// a custom pattern whose kind (HTTP method) is its own.
 fn routes_config(services: usize, methods: usize, custom: bool) -> String {
     const HTTP_RULE: u32 = 72295728;
-    let mut file = Vec::new();
-    len_field(1, b"r.proto", &mut file);
-    len_field(2, b"q", &mut file);
-    len_field(12, b"proto3", &mut file);
+    let mut file = file_of(b"r.proto", b"proto3");
     len_field(
         4,
         &{
@@ -259,10 +262,7 @@ fn routing_builds_in_time_linear_in_services_and_custom_methods() {
 /// `M<i+1>` if `chained`, else `G`; the last holds `G` as a group `g` (number 2). A service
 /// `q.S` with a method `Get` taking and returning `M0`.
 fn chain_config(n: usize, chained: bool) -> String {
-    let mut file = Vec::new();
-    len_field(1, b"c.proto", &mut file);
-    len_field(2, b"q", &mut file);
-    len_field(12, b"proto2", &mut file);
+    let mut file = file_of(b"c.proto", b"proto2");
     let field = |name: &str, number: u64, kind: u64, type_name: &str| {
         let mut field = Vec::new();
         len_field(1, name.as_bytes(), &mut field);
@@ -332,10 +332,7 @@ fn the_openapi_document_costs_time_linear_in_a_message_s_oneofs() {
 /// A proto3 file with an enum `q.E` of `values` values (`V0`…) and a message `M0` with a
 /// repeated field `e` of it, parsed case-insensitively.
 fn enum_config(values: usize) -> String {
-    let mut file = Vec::new();
-    len_field(1, b"e.proto", &mut file);
-    len_field(2, b"q", &mut file);
-    len_field(12, b"proto3", &mut file);
+    let mut file = file_of(b"e.proto", b"proto3");
     let mut field = Vec::new();
     len_field(1, b"e", &mut field);
     varint_field(3 << 3, 1, &mut field);
