@@ -328,7 +328,13 @@ fn the_filter_links_a_protoc_set_without_its_default_json_names() {
         without.len()
     );
     assert!(with.len() > without.len() + 16 * 1024);
-    assert!(peak_with <= peak_without + 1024, "{peak_with} B with json names, {peak_without} B without");
+    // The set as configured is held whole once, with the rewrite's list of lengths (the peak
+    // when the link's is lower); the link itself costs what it does without the names.
+    let rewrite = with.len() + with.len() / 25;
+    assert!(
+        peak_with <= peak_without.max(rewrite) + 1024,
+        "{peak_with} B with json names, {peak_without} B without, {rewrite} B to rewrite the set"
+    );
 }
 
 /// The peak heap while a worker's transcoder is built from `set`, its configuration's included

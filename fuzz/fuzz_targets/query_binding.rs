@@ -126,7 +126,7 @@ fn routes() -> &'static [Route] {
                     BodyRule::Whole | BodyRule::None => Shape::Object(input),
                     BodyRule::Field(path) => {
                         let leaf = path.leaf().unwrap();
-                        match leaf.kind {
+                        match leaf.kind() {
                             _ if leaf.is_list() => Shape::Array,
                             Kind::Message(m) => Shape::Object(message(t.schema.message_name(m))),
                             _ => Shape::Scalar,

@@ -211,7 +211,7 @@ impl Plans {
             }
         }
         plans.enums = schema.enums.iter().map(|e| OnceLock::from(Box::new(enum_plan(e)))).collect();
-        plans.message_index = schema.messages.iter().enumerate().map(|(i, m)| (m.full_name.clone(), i)).collect();
+        plans.message_index = schema.messages.iter().enumerate().map(|(i, m)| (Arc::from(&*m.full_name), i)).collect();
         plans
     }
 
@@ -284,14 +284,14 @@ impl Plans {
 /// Which messages reach a delimited field: those with one, then (to a fixed point) those with
 /// a sub-message (map entries included) that does.
 fn reaches_groups(schema: &Schema) -> Vec<bool> {
-    let delimited = |f: &Field| f.delimited() && !f.map() && matches!(f.kind, Kind::Message(_));
+    let delimited = |f: &Field| f.delimited() && !f.map() && matches!(f.kind(), Kind::Message(_));
     let marked: Vec<bool> = schema.messages.iter().map(|m| m.fields.iter().any(delimited)).collect();
     // Most APIs (proto3, editions without DELIMITED) have none: no graph to build.
     if !marked.contains(&true) {
         return marked;
     }
     let edges = schema.messages.iter().enumerate().flat_map(|(holder, m)| {
-        m.fields.iter().filter_map(move |f| match f.kind {
+        m.fields.iter().filter_map(move |f| match f.kind() {
             Kind::Message(held) => Some((holder, held)),
             _ => None,
         })
@@ -307,7 +307,7 @@ fn enum_plan(e: &Enum) -> EnumPlan {
         by_number.entry(*number).or_insert_with(|| name.clone());
     }
     EnumPlan {
-        full_name: e.full_name.clone(),
+        full_name: Arc::from(&*e.full_name),
         is_null_value: &*e.full_name == "google.protobuf.NullValue",
         by_name,
         by_number,
@@ -388,7 +388,7 @@ fn message_plan(schema: &Schema, m: &Message) -> MessagePlan {
         fields.push(field_plan(schema, f, oneof));
     }
     MessagePlan {
-        full_name: m.full_name.clone(),
+        full_name: Arc::from(&*m.full_name),
         reaches_groups: false,
         well_known: well_known(&m.full_name),
         fields,
@@ -402,19 +402,19 @@ fn message_plan(schema: &Schema, m: &Message) -> MessagePlan {
 fn field_plan(schema: &Schema, f: &Field, oneof: Option<u16>) -> FieldPlan {
     // A map's key and value get the map field's features (protoc copies them to both).
     let mut verify_utf8 = f.verify_utf8();
-    let shape = match (f.map(), f.kind) {
+    let shape = match (f.map(), f.kind()) {
         (true, Kind::Message(entry)) => {
             let entry = schema.message(entry);
             if let Some(value) = entry.and_then(schema::Message::map_value) {
                 verify_utf8 = value.verify_utf8();
             }
-            let key = match entry.and_then(schema::Message::map_key).map(|k| k.kind) {
+            let key = match entry.and_then(schema::Message::map_key).map(|k| k.kind()) {
                 Some(Kind::Scalar(s)) => s,
                 _ => Scalar::String,
             };
             let value = entry
                 .and_then(schema::Message::map_value)
-                .map_or(ValueKind::Scalar(Scalar::Bytes), |v| value_kind(v.kind));
+                .map_or(ValueKind::Scalar(Scalar::Bytes), |v| value_kind(v.kind()));
             Shape::Map { key, value }
         }
         _ if f.is_repeated() => Shape::Repeated { packed: f.packed() },
@@ -425,10 +425,10 @@ fn field_plan(schema: &Schema, f: &Field, oneof: Option<u16>) -> FieldPlan {
         json_name: f.names.json_name.clone(),
         quoted_json_name: quoted(f.json_name()),
         proto_name: f.names.name.clone(),
-        kind: value_kind(f.kind),
+        kind: value_kind(f.kind()),
         shape,
         oneof,
-        delimited: f.delimited() && !f.map() && matches!(f.kind, Kind::Message(_)),
+        delimited: f.delimited() && !f.map() && matches!(f.kind(), Kind::Message(_)),
         verify_utf8,
         required: f.behavior().required,
         output_only: f.behavior().output_only,
@@ -475,7 +475,7 @@ mod tests {
     fn enum_names_in_any_case_find_the_first_declared_value_of_that_name() {
         let values = [("ZERO", 0), ("Red", 1), ("RED_X", 2), ("red", 3), ("rEd_x", 4)];
         let e = Enum {
-            full_name: Arc::from("ed.E"),
+            full_name: "ed.E".into(),
             values: values.iter().map(|&(n, v)| (Box::from(n), v)).collect(),
             closed: false,
         };

@@ -65,7 +65,7 @@ pub fn add(
                 let leaf = p.sets.as_deref().map(|f| f.rsplit('.').next().unwrap_or(f));
                 let source = leaf.and_then(|leaf| message.field_by_name(leaf));
                 match source {
-                    Some(f) if matches!(f.kind, Kind::Scalar(_)) && !f.is_repeated() => {
+                    Some(f) if matches!(f.kind(), Kind::Scalar(_)) && !f.is_repeated() => {
                         put(&mut parameters, &p.name, Value::String(format!("$response.body#/{}", schemas.key(f))));
                     }
                     _ => break,

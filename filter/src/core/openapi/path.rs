@@ -182,11 +182,11 @@ fn variable_param(name: String, field: &str, variable: Option<&PathVariable>, sc
         _ => None,
     };
     let mut schema = match &leaf {
-        Some(f) => url::value(schemas, f.kind).unwrap_or_else(string_schema),
+        Some(f) => url::value(schemas, f.kind()).unwrap_or_else(string_schema),
         None => string_schema(),
     };
     // An empty segment is no segment: `/v1/items/` is `/v1/items`.
-    if let Some(Kind::Scalar(Scalar::String | Scalar::Bytes)) = leaf.as_ref().map(|f| f.kind) {
+    if let Some(Kind::Scalar(Scalar::String | Scalar::Bytes)) = leaf.as_ref().map(|f| f.kind()) {
         set(&mut schema, "minLength", Value::from(1));
     }
     let mut object = Map::new();

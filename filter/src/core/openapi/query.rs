@@ -88,10 +88,10 @@ impl Walk<'_, '_> {
                 self.map(f, &name, description);
                 continue;
             }
-            match url::value(self.schemas, f.kind) {
+            match url::value(self.schemas, f.kind()) {
                 Some(value) => self.leaf(f, name, value, required, description),
                 // A message without a string form: its fields, unless it is a list.
-                None => match f.kind {
+                None => match f.kind() {
                     Kind::Message(sub) if !f.is_list() && self.schemas.query_reach.get(sub) == Some(&true) => {
                         self.message(sub, &proto, &name, required)
                     }
@@ -120,7 +120,7 @@ impl Walk<'_, '_> {
     /// `field[key]=value` for maps whose values a URL can set.
     fn map(&mut self, f: &Field, name: &str, description: Option<String>) {
         let Some((_, value)) = self.schemas.map_entry(f) else { return };
-        let Some(value) = url::value(self.schemas, value.kind) else { return };
+        let Some(value) = url::value(self.schemas, value.kind()) else { return };
         let mut object = self.schemas.field(f, false);
         set(&mut object, "additionalProperties", value);
         let mut p = param(name.to_string(), description);
@@ -158,16 +158,16 @@ pub fn reach(schema: &Schema) -> Vec<bool> {
         Kind::Scalar(_) | Kind::Enum(_) => true,
         Kind::Message(m) => bindable_message(schema.message_name(m)),
     };
-    let leaf = |f: &Field| match (f.map(), f.kind) {
+    let leaf = |f: &Field| match (f.map(), f.kind()) {
         (true, Kind::Message(entry)) => {
-            schema.message(entry).and_then(|e| e.map_value()).is_some_and(|v| settable(v.kind))
+            schema.message(entry).and_then(|e| e.map_value()).is_some_and(|v| settable(v.kind()))
         }
         (true, _) => false,
         (false, kind) => settable(kind),
     };
     let seeds = schema.messages.iter().map(|m| m.fields.iter().any(leaf)).collect();
     let edges = schema.messages.iter().enumerate().flat_map(|(i, m)| {
-        m.fields.iter().filter_map(move |f| match (f.map(), f.is_list(), f.kind) {
+        m.fields.iter().filter_map(move |f| match (f.map(), f.is_list(), f.kind()) {
             (false, false, Kind::Message(sub)) => Some((i, sub)),
             _ => None,
         })

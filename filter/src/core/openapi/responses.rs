@@ -72,7 +72,7 @@ pub fn responses(
 fn success(schemas: &mut Schemas<'_>, binding: &HttpBinding, format: StreamFormat) -> Map<String, Value> {
     let mut content = Map::new();
     let printed = match &binding.response_body {
-        Some(path) => path.leaf().map(|f| (f.kind, schemas.field(f, false))),
+        Some(path) => path.leaf().map(|f| (f.kind(), schemas.field(f, false))),
         None => Some((Kind::Message(binding.method.output), schemas.message(binding.method.output, false))),
     };
     let Some((kind, item)) = printed else { return content };

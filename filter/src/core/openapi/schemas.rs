@@ -118,7 +118,7 @@ impl<'a> Schemas<'a> {
     pub fn field(&mut self, field: &Field, input: bool) -> Value {
         if field.map() {
             if let Some((key, value)) = self.map_entry(field) {
-                let value = self.value(value.kind, input);
+                let value = self.value(value.kind(), input);
                 return obj(vec![
                     ("type", string("object")),
                     ("additionalProperties", value),
@@ -126,7 +126,7 @@ impl<'a> Schemas<'a> {
                 ]);
             }
         }
-        let value = self.value(field.kind, input);
+        let value = self.value(field.kind(), input);
         if field.is_list() {
             return obj(vec![("type", string("array")), ("items", value)]);
         }
@@ -135,9 +135,9 @@ impl<'a> Schemas<'a> {
 
     /// A map field's key kind and value field.
     pub fn map_entry(&self, field: &Field) -> Option<(Scalar, &'a Field)> {
-        let Kind::Message(entry) = field.kind else { return None };
+        let Kind::Message(entry) = field.kind() else { return None };
         let entry = self.schema.message(entry)?;
-        match (entry.map_key()?.kind, entry.map_value()?) {
+        match (entry.map_key()?.kind(), entry.map_value()?) {
             (Kind::Scalar(key), value) => Some((key, value)),
             _ => None,
         }
@@ -338,7 +338,7 @@ fn input_variants(schema: &Schema, docs: &Docs) -> Vec<bool> {
         .map(|m| m.fields.iter().any(|f| docs.behavior(&m.full_name, f.name()) & REQUIRED != 0))
         .collect();
     let edges = schema.messages.iter().enumerate().flat_map(|(i, m)| {
-        m.fields.iter().filter_map(move |f| match f.kind {
+        m.fields.iter().filter_map(move |f| match f.kind() {
             Kind::Message(target) => Some((i, target)),
             _ => None,
         })

@@ -383,7 +383,7 @@ fn write_leaves(field: &Field, leaves: &[&Bound], out: &mut Vec<u8>) {
 /// show though it holds no value (a message field: empty; a scalar: zero; an enum: its first
 /// value).
 pub fn write_default(leaf: &Field, first_enum_value: i32, out: &mut Vec<u8>) {
-    let value = match leaf.kind {
+    let value = match leaf.kind() {
         Kind::Message(_) => WireValue { wire_type: LEN, bytes: Vec::new() },
         Kind::Enum(_) => {
             let mut bytes = Vec::new();
@@ -417,15 +417,15 @@ mod tests {
         let path = FieldPath::resolve(schema, root, path, Names::Proto).unwrap();
         let leaf = path.leaf().unwrap().clone();
         let plans = &crate::core::codec::plan::Plans::lazy(std::sync::Arc::new(schema.clone()));
-        let (kind, keep_default, map_key) = match (key, leaf.kind) {
+        let (kind, keep_default, map_key) = match (key, leaf.kind()) {
             (Some(key), Kind::Message(entry)) => {
                 let entry = schema.message(entry).unwrap();
                 let (k, v) = (entry.map_key().unwrap(), entry.map_value().unwrap());
-                let Kind::Scalar(scalar) = k.kind else { panic!() };
-                let value = parse_value(schema, plans, k.kind, key, false).unwrap();
-                (v.kind, v.presence(), Some(MapKey { value, kind: scalar, keep_default: k.presence() }))
+                let Kind::Scalar(scalar) = k.kind() else { panic!() };
+                let value = parse_value(schema, plans, k.kind(), key, false).unwrap();
+                (v.kind(), v.presence(), Some(MapKey { value, kind: scalar, keep_default: k.presence() }))
             }
-            _ => (leaf.kind, leaf.presence(), None),
+            _ => (leaf.kind(), leaf.presence(), None),
         };
         let value = parse_value(schema, plans, kind, text, false).unwrap();
         Bound { path, value, kind, keep_default, map_key }

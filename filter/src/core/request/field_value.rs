@@ -41,7 +41,7 @@ impl WireValue {
     /// Appends the value as `field`: a message value of a delimited field (a group, or
     /// `message_encoding = DELIMITED`) in the group wire format.
     pub fn write_as(&self, field: &Field, out: &mut Vec<u8>) {
-        if field.delimited() && self.wire_type == LEN && matches!(field.kind, Kind::Message(_)) {
+        if field.delimited() && self.wire_type == LEN && matches!(field.kind(), Kind::Message(_)) {
             write_tag(field.number, 3, out);
             out.extend_from_slice(&self.bytes);
             write_tag(field.number, 4, out);
@@ -162,8 +162,8 @@ fn parse_well_known(
     match well_known(name) {
         Some(WellKnown::Wrapper(_)) => {
             let field = desc.field(1).ok_or("malformed wrapper type")?;
-            let value = parse_value(schema, plans, field.kind, text, case_insensitive_enums)?;
-            let default = match field.kind {
+            let value = parse_value(schema, plans, field.kind(), text, case_insensitive_enums)?;
+            let default = match field.kind() {
                 Kind::Scalar(s) => value.is_default(s),
                 _ => false,
             };
@@ -212,7 +212,7 @@ mod tests {
     }
 
     fn kind(msg: &str, field: &str) -> Kind {
-        schema().message_by_name(msg).unwrap().field_by_name(field).unwrap().kind
+        schema().message_by_name(msg).unwrap().field_by_name(field).unwrap().kind()
     }
 
     fn message_and_field(field: &str) -> (&'static str, &str) {

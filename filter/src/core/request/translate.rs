@@ -114,10 +114,10 @@ pub(crate) fn plan(
             return Decision::Reject(Error::bad_request(format!("path variable \"{path}\" is not valid UTF-8")));
         };
         let Some(leaf) = path.leaf() else { continue };
-        match parse_value(schema, plans, leaf.kind, &text, ci) {
+        match parse_value(schema, plans, leaf.kind(), &text, ci) {
             Ok(value) => bound.push(Bound {
                 value,
-                kind: leaf.kind,
+                kind: leaf.kind(),
                 keep_default: leaf.presence(),
                 map_key: None,
                 path: path.clone(),
@@ -261,21 +261,21 @@ fn query_target(schema: &Schema, path: &FieldPath, has_key: bool) -> Result<Quer
     let leaf = path.leaf().ok_or("an empty field path")?;
     if !has_key {
         url_settable(schema, path)?;
-        return Ok(QueryTarget { kind: leaf.kind, presence: leaf.presence(), key: None });
+        return Ok(QueryTarget { kind: leaf.kind(), presence: leaf.presence(), key: None });
     }
     // `query_field` gives a key only for a map.
-    let entry = match leaf.kind {
+    let entry = match leaf.kind() {
         Kind::Message(entry) => schema.message(entry),
         _ => None,
     };
     let (key, value) = entry.and_then(|e| Some((e.map_key()?, e.map_value()?))).ok_or("a malformed map field")?;
-    let Kind::Scalar(scalar) = key.kind else { return Err("a map field with a non-scalar key".to_string()) };
-    if let Kind::Message(m) = value.kind {
+    let Kind::Scalar(scalar) = key.kind() else { return Err("a map field with a non-scalar key".to_string()) };
+    if let Kind::Message(m) = value.kind() {
         if !bindable_message(schema.message_name(m)) {
             return Err(format!("a map field of {} messages", schema.message_name(m)));
         }
     }
-    Ok(QueryTarget { kind: value.kind, presence: value.presence(), key: Some((scalar, key.presence())) })
+    Ok(QueryTarget { kind: value.kind(), presence: value.presence(), key: Some((scalar, key.presence())) })
 }
 
 /// Builds the gRPC request message (protobuf bytes, unframed) from the plan and the body.
@@ -367,13 +367,13 @@ fn body_field(
     out: &mut Vec<u8>,
 ) -> Result<()> {
     let leaf = path.leaf().ok_or_else(|| Error::internal("empty body field path"))?;
-    let parent_type = match path.parents().last().map(|p| p.kind) {
+    let parent_type = match path.parents().last().map(|p| p.kind()) {
         Some(Kind::Message(m)) => m,
         _ => input,
     };
     let mut value = Vec::new();
     if plan.binding.body_is_http_body {
-        let Kind::Message(http_body_type) = leaf.kind else {
+        let Kind::Message(http_body_type) = leaf.kind() else {
             return Err(Error::internal("HttpBody field is not a message"));
         };
         sub_message(leaf.number, leaf.delimited(), &mut value, |o| {
@@ -400,7 +400,7 @@ fn body_field(
 /// message field is present and empty (a repeated one gets one empty element), a map stays
 /// empty, and any other field cannot take an object (400).
 fn empty_body_field(leaf: &Field, out: &mut Vec<u8>) -> Result<()> {
-    match leaf.kind {
+    match leaf.kind() {
         Kind::Message(_) if leaf.map() => Ok(()),
         Kind::Message(_) => {
             bound::write_default(leaf, 0, out);
@@ -423,7 +423,7 @@ fn wrap(parents: &[Field], value: &[u8], out: &mut Vec<u8>) {
 
 /// The number of an enum field's first value (its default), 0 for other kinds.
 pub(crate) fn first_enum_value(codec: &Codec, field: &Field) -> i32 {
-    match field.kind {
+    match field.kind() {
         Kind::Enum(e) => codec.plans().enumeration(e).and_then(|e| e.names.first()).map_or(0, |(_, n)| *n),
         _ => 0,
     }

@@ -77,7 +77,7 @@ impl ResponseTranscoder {
         grpc_encoding: Option<&str>,
     ) -> Self {
         let output = binding.method.output;
-        let printed_type = match binding.response_body.as_ref().and_then(FieldPath::leaf).map(|f| f.kind) {
+        let printed_type = match binding.response_body.as_ref().and_then(FieldPath::leaf).map(|f| f.kind()) {
             Some(Kind::Message(m)) => Some(m),
             Some(_) => None,
             None => Some(output),
@@ -248,7 +248,7 @@ impl ResponseTranscoder {
         else {
             return print_field_default(path, out);
         };
-        let parent_type = match path.parents().last().map(|p| p.kind) {
+        let parent_type = match path.parents().last().map(|p| p.kind()) {
             Some(Kind::Message(m)) => m,
             _ => self.output,
         };
@@ -372,7 +372,7 @@ fn is_header_value(v: &str) -> bool {
 fn print_field_default(path: &FieldPath, out: &mut Vec<u8>) -> Result<()> {
     let value = match path.leaf() {
         Some(f) if f.is_list() => "[]",
-        Some(f) if f.map() || matches!(f.kind, Kind::Message(_)) => "{}",
+        Some(f) if f.map() || matches!(f.kind(), Kind::Message(_)) => "{}",
         _ => "null",
     };
     out.extend_from_slice(value.as_bytes());

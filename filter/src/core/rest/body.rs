@@ -44,7 +44,7 @@ pub fn check(
             let (Some(leaf), parent) = (path.leaf(), path.parents().last()) else {
                 return Ok(None);
             };
-            let parent = match parent.map(|p| p.kind) {
+            let parent = match parent.map(|p| p.kind()) {
                 Some(Kind::Message(m)) => m,
                 _ => input,
             };

@@ -26,7 +26,7 @@ pub fn update_fields(plans: &Plans, binding: &HttpBinding) -> Option<(u32, u32)>
     }
     let BodyRule::Field(path) = &binding.body else { return None };
     let leaf = path.leaf()?;
-    if leaf.is_repeated() || !matches!(leaf.kind, crate::core::schema::Kind::Message(_)) {
+    if leaf.is_repeated() || !matches!(leaf.kind(), crate::core::schema::Kind::Message(_)) {
         return None;
     }
     let input = plans.message(binding.method.input)?;

@@ -80,7 +80,7 @@ impl FieldPath {
                 find(index, current, name).ok_or_else(|| format!("no field \"{name}\" in {}", current.full_name))?;
             if parts.peek().is_some() {
                 let into = !field.is_repeated() || (through_lists && field.is_list());
-                (index, current) = match field.kind {
+                (index, current) = match field.kind() {
                     Kind::Message(m) if into => (m, schema.message(m).ok_or("unknown message type")?),
                     _ if through_lists => {
                         return Err(format!("\"{name}\" in {} is not a message field", current.full_name))

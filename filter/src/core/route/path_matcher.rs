@@ -271,6 +271,12 @@ impl<T> PathMatcherBuilder<T> {
         }
     }
 
+    /// Room for `templates` registrations (their nodes: about as many).
+    pub fn reserve(&mut self, templates: usize) {
+        self.registered.reserve_exact(templates);
+        self.nodes.reserve(templates);
+    }
+
     /// Registers `template` for `http_method` (e.g. `"GET"`; [`ANY_METHOD`] for every method;
     /// compared case-sensitively). Registering the same method and an equivalent template
     /// (same segments and verb, whatever the variable names) again returns

@@ -208,7 +208,7 @@ mod tests {
         let mut set = encode_set(&files);
         let schema = load_schema_draining(&mut set).unwrap();
         let status = schema.message_by_name("google.rpc.x.M").unwrap().field_by_name("status").unwrap();
-        let Kind::Enum(e) = status.kind else { panic!("{:?}", status.kind) };
+        let Kind::Enum(e) = status.kind() else { panic!("{:?}", status.kind()) };
         assert_eq!(&*schema.enums[e].full_name, "Status");
         // The built-ins are there for what names them.
         assert!(schema.message_by_name("google.rpc.Status").is_some());

@@ -74,6 +74,11 @@ impl NameTable {
         found.map(|&e| Self::def(e))
     }
 
+    /// Room for `n` more definitions.
+    pub fn reserve(&mut self, n: usize) {
+        self.list.reserve_exact(n);
+    }
+
     /// Adds a message or enum (its name is its type's: add the type before any lookup), or a
     /// service named `service`. Duplicates are found by [`NameTable::seal`]; `Err` past 2^30
     /// types of a kind.
