@@ -5,6 +5,7 @@
 //!   and on wasm32.
 //! - [`wasm`] is the proxy-wasm layer: a small state machine per request that moves headers and
 //!   bytes between Envoy and the core.
+pub mod alloc;
 pub mod core;
 #[cfg(any(test, feature = "reflection"))]
 pub mod testing;

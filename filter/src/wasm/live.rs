@@ -477,7 +477,8 @@ impl Live {
         let mut config = self.config.clone();
         config.proto_descriptor_bin = set;
         config.services = services.to_vec();
-        Transcoder::for_serving(config).map_err(|e| e.to_string())
+        // What the transcoder keeps, in slots (crate::alloc).
+        crate::alloc::building(|| Transcoder::for_serving(config)).map_err(|e| e.to_string())
     }
 
     fn describe_source(&self) -> String {

@@ -224,7 +224,8 @@ impl RootContext for Root {
         // whole when it is not plain; the host clamps a read at the end, and `usize::MAX` reads
         // everything).
         let read = |start, len| host::try_buffer(host::Buffer::PluginConfiguration, start, len);
-        let config = match Config::from_pieces(plugin_configuration_size, read) {
+        // The configuration and what the transcoder keeps of it, in slots (crate::alloc).
+        let config = match crate::alloc::building(|| Config::from_pieces(plugin_configuration_size, read)) {
             Ok(config) => config,
             Err(e) => {
                 // Returning false rejects this configuration: at startup Envoy refuses to start;
@@ -234,7 +235,7 @@ impl RootContext for Root {
             }
         };
         let Some(source) = config.descriptor.clone() else {
-            return match Transcoder::for_serving(config) {
+            return match crate::alloc::building(|| Transcoder::for_serving(config)) {
                 Ok(transcoder) => {
                     self.live = None;
                     self.flusher.set_idle(0);
