@@ -233,7 +233,7 @@ impl Plans {
     }
 
     fn compile(&self, schema: &Schema, index: usize, m: &Message) -> MessagePlan {
-        let mut plan = message_plan(schema, m);
+        let mut plan = message_plan(schema, index, m);
         plan.reaches_groups = self.reaches_groups.get(index).copied().unwrap_or(false);
         plan
     }
@@ -349,11 +349,12 @@ pub fn well_known(full_name: &str) -> Option<WellKnown> {
     })
 }
 
-fn message_plan(schema: &Schema, m: &Message) -> MessagePlan {
+fn message_plan(schema: &Schema, index: usize, m: &Message) -> MessagePlan {
     // Real oneofs are numbered among themselves (a proto3 `optional` is no choice).
     let real_oneof: Vec<Option<u16>> = {
         let mut next = 0u16;
-        m.oneofs
+        schema
+            .oneofs(index)
             .iter()
             .map(|o| {
                 (!o.synthetic).then(|| {

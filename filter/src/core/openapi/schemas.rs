@@ -228,13 +228,14 @@ impl<'a> Schemas<'a> {
         let (mut rules, mut notes) = (Vec::new(), Map::new());
         let Some(message) = self.schema.message(m) else { return (rules, notes) };
         // Members by oneof in one pass over the fields (a message may have thousands of both).
-        let mut by_oneof: Vec<Vec<&str>> = vec![Vec::new(); message.oneofs.len()];
+        let oneofs = self.schema.oneofs(m);
+        let mut by_oneof: Vec<Vec<&str>> = vec![Vec::new(); oneofs.len()];
         for f in &message.fields {
             if let Some(members) = f.oneof().and_then(|o| by_oneof.get_mut(usize::from(o))) {
                 members.push(self.key(f));
             }
         }
-        for (oneof, members) in message.oneofs.iter().zip(by_oneof) {
+        for (oneof, members) in oneofs.iter().zip(by_oneof) {
             if oneof.synthetic {
                 continue;
             }

@@ -184,6 +184,20 @@ pub fn decode_file_set(bytes: &[u8]) -> Result<Vec<FileProto<'_>>, String> {
     Ok(files)
 }
 
+/// How many times each field number below `N` occurs in `bytes` (a scan of the tags; a
+/// malformed tail ends it): the lists a decoder fills are sized first, so they do not grow by
+/// doubling (each old buffer a hole among what the link keeps, in a VM whose linear memory
+/// never shrinks).
+fn tag_counts<const N: usize>(bytes: &[u8]) -> impl Fn(usize) -> usize {
+    let mut counts = [0usize; N];
+    for f in fields(bytes).map_while(Result::ok) {
+        if let Some(n) = usize::try_from(f.number).ok().and_then(|n| counts.get_mut(n)) {
+            *n += 1;
+        }
+    }
+    move |n| counts.get(n).copied().unwrap_or(0)
+}
+
 pub(crate) fn file<'a>(bytes: &'a [u8], parts: Parts) -> Result<FileProto<'a>, String> {
     let mut file = FileProto::default();
     each_field(bytes, "FileDescriptorProto", |f| {
@@ -221,6 +235,17 @@ fn message<'a>(bytes: &'a [u8], depth: u32, parts: Parts) -> Result<MessageProto
         return Err(format!("message types nested deeper than {MAX_DEPTH} levels"));
     }
     let mut message = MessageProto::default();
+    let count = tag_counts::<7>(bytes);
+    if parts.fields {
+        message.fields.reserve_exact(count(2));
+    }
+    message.nested.reserve_exact(count(3));
+    if parts.enums {
+        message.enums.reserve_exact(count(4));
+    }
+    if parts.extensions {
+        message.extensions.reserve_exact(count(6));
+    }
     each_field(bytes, "DescriptorProto", |f| {
         match f.number {
             1 => message.name = text(f, "DescriptorProto.name")?,

@@ -409,7 +409,6 @@ pub struct Message {
     pub full_name: Box<str>,
     /// In declaration order.
     pub fields: Box<[Field]>,
-    pub oneofs: Box<[Oneof]>,
     /// The synthetic entry type of a map field (fields `key = 1`, `value = 2`).
     pub map_entry: bool,
 }
@@ -481,6 +480,9 @@ pub struct Schema {
     /// While linking: the indices of the first built-in message and enum, when built-in files
     /// were added after the user's.
     first_builtin: Option<(usize, usize)>,
+    /// The oneofs of the messages that have any, by message index (sorted): most have none,
+    /// and a list in every message was 8 bytes more each in every worker's VM.
+    oneofs: Vec<(usize, Box<[Oneof]>)>,
 }
 
 impl Schema {
@@ -607,8 +609,12 @@ impl Schema {
             Ok(())
         })?;
         schema.services.reverse();
+        // Added files last to first: by message index for the lookup.
+        schema.oneofs.sort_unstable_by_key(|(m, _)| *m);
+        schema.oneofs.shrink_to_fit();
         schema.link_maps()?;
-        // Grown by doubling while declaring; every worker's VM keeps them.
+        // Sized by the count (a set that changed between passes aside); every worker's VM
+        // keeps them.
         schema.messages.shrink_to_fit();
         schema.enums.shrink_to_fit();
         schema.first_builtin = None;
@@ -703,12 +709,13 @@ impl Schema {
                 ));
             }
             m.fields = fields.into_boxed_slice();
-            m.oneofs = proto
-                .oneofs
-                .iter()
-                .zip(synthetic)
-                .map(|(name, synthetic)| Oneof { name: (**name).into(), synthetic })
-                .collect();
+            if !proto.oneofs.is_empty() {
+                let oneofs = proto.oneofs.iter().zip(synthetic);
+                self.oneofs.push((
+                    index,
+                    oneofs.map(|(name, synthetic)| Oneof { name: (**name).into(), synthetic }).collect(),
+                ));
+            }
         }
         for nested in &proto.nested {
             self.link_message(nested, next, features, names, extensions)?;
@@ -719,6 +726,14 @@ impl Schema {
     /// The types whose names the name table holds.
     fn types(&self) -> Types<'_> {
         Types { messages: &self.messages, enums: &self.enums }
+    }
+
+    /// The oneofs of message `index` (synthetic ones included), in declaration order.
+    pub fn oneofs(&self, index: usize) -> &[Oneof] {
+        match self.oneofs.binary_search_by_key(&index, |(m, _)| *m) {
+            Ok(at) => self.oneofs.get(at).map_or(&[], |(_, o)| o),
+            Err(_) => &[],
+        }
     }
 
     /// Frees the services (their methods and options): the router copies what requests need
@@ -742,7 +757,6 @@ impl Schema {
         self.messages.push(Message {
             full_name: full_name.as_str().into(),
             fields: Box::default(),
-            oneofs: Box::default(),
             map_entry: proto.map_entry,
         });
         declared.features.push(features);
@@ -1350,11 +1364,16 @@ mod tests {
         assert!(everything.field_by_name("colors").unwrap().packed());
         assert!(!everything.field_by_name("tags").unwrap().packed(), "strings are never packed");
         let choice = everything.field_by_name("choice_text").unwrap();
-        assert!(choice.presence() && choice.oneof() == Some(0) && !everything.oneofs[0].synthetic);
+        assert!(
+            choice.presence()
+                && choice.oneof() == Some(0)
+                && !schema.oneofs(schema.message_index("test.v1.Everything").unwrap())[0].synthetic
+        );
         let scalars = schema.message_by_name("test.v1.Scalars").unwrap();
         let optional = scalars.field_by_name("f_optional").unwrap();
         assert!(optional.presence());
-        assert!(scalars.oneofs[usize::from(optional.oneof().unwrap())].synthetic);
+        let scalars_oneofs = schema.oneofs(schema.message_index("test.v1.Scalars").unwrap());
+        assert!(scalars_oneofs[usize::from(optional.oneof().unwrap())].synthetic);
         assert!(!scalars.field_by_name("f_int32").unwrap().presence());
         let things = schema.service("test.v1.Things").unwrap();
         let get = things.methods.iter().find(|m| &*m.name == "Get").unwrap();
@@ -1404,7 +1423,7 @@ mod tests {
         let f = &proto3.messages[0].fields;
         assert_eq!(f.iter().map(|f| f.packed()).collect::<Vec<_>>(), [true, false, true, false, false, false, false]);
         assert_eq!(f.iter().map(|f| f.presence()).collect::<Vec<_>>(), [false, false, false, false, true, true, false]);
-        assert!(proto3.messages[0].oneofs[0].synthetic);
+        assert!(proto3.oneofs(0)[0].synthetic);
         for syntax in [None, Some("proto2")] {
             let proto2 = link_one(syntax, vec![with_oneof(fields())]).unwrap();
             let f = &proto2.messages[0].fields;

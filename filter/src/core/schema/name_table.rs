@@ -127,7 +127,7 @@ mod tests {
     use super::*;
 
     fn message(name: &str) -> Message {
-        Message { full_name: name.into(), fields: Box::default(), oneofs: Box::default(), map_entry: false }
+        Message { full_name: name.into(), fields: Box::default(), map_entry: false }
     }
 
     fn enumeration(name: &str) -> Enum {
