@@ -131,14 +131,20 @@ impl<A: GlobalAlloc> SmallSlots<A> {
         }
     }
 
-    /// Runs `f` with small allocations in slots (a configuration's build), then as before.
+    /// Runs `f` with small allocations in slots (a configuration's build), then as before (also
+    /// if `f` unwinds; nested builds restore the outer one's setting).
     pub fn building<R>(&self, f: impl FnOnce() -> R) -> R {
-        // SAFETY: one thread; a flag read by later calls.
-        let was = unsafe { std::mem::replace(&mut (*self.state.get()).building, true) };
-        let result = f();
+        struct Restore<'a>(&'a UnsafeCell<State>, bool);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                // SAFETY: one thread; a flag read by later calls.
+                unsafe { (*self.0.get()).building = self.1 };
+            }
+        }
         // SAFETY: as above.
-        unsafe { (*self.state.get()).building = was };
-        result
+        let was = unsafe { std::mem::replace(&mut (*self.state.get()).building, true) };
+        let _restore = Restore(&self.state, was);
+        f()
     }
 
     /// Whether `ptr` lies in an area (is a slot).
@@ -158,14 +164,14 @@ impl<A: GlobalAlloc> SmallSlots<A> {
         }
     }
 
-    /// Notes a new area's address; false when there is no memory for the list.
+    /// Notes a new area's address in `state`; false when there is no memory for the list.
     ///
     /// # Safety
-    /// One thread, not re-entered.
-    unsafe fn add_area(&self, start: usize) -> bool {
+    /// `state` is this allocator's.
+    unsafe fn add_area(&self, state: &mut State, start: usize) -> bool {
+        let Some(end) = start.checked_add(SUPER) else { return false };
         // SAFETY: the caller's; the list is the inner allocator's, sized `areas_cap`.
         unsafe {
-            let state = &mut *self.state.get();
             if state.areas_len == state.areas_cap {
                 let cap = (state.areas_cap * 2).max(16);
                 let (Ok(old), Ok(new)) = (Layout::array::<usize>(state.areas_cap), Layout::array::<usize>(cap)) else {
@@ -189,7 +195,7 @@ impl<A: GlobalAlloc> SmallSlots<A> {
             place.write(start);
             state.areas_len += 1;
             state.areas_low = if state.areas_len == 1 { start } else { state.areas_low.min(start) };
-            state.areas_high = state.areas_high.max(start + SUPER);
+            state.areas_high = state.areas_high.max(end);
             true
         }
     }
@@ -283,7 +289,7 @@ impl<A: GlobalAlloc> SmallSlots<A> {
                 if area.is_null() {
                     return ptr::null_mut();
                 }
-                if !self.add_area(area as usize) {
+                if !self.add_area(state, area as usize) {
                     self.inner.dealloc(area, layout);
                     return ptr::null_mut();
                 }
@@ -582,6 +588,59 @@ mod tests {
         assert_eq!(block_of(four), block_of(other), "the pooled block, for another class");
         assert_eq!(a.blocks_in_use(), 2);
         assert_eq!(a.inner.areas.get(), 1, "one area");
+    }
+
+    /// Areas from the top of an arena down, as dlmalloc places one in a hole below the first.
+    struct Downwards {
+        arena: *mut u8,
+        next: Cell<usize>,
+    }
+
+    unsafe impl GlobalAlloc for Downwards {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            if layout.size() != SUPER {
+                return unsafe { System.alloc(layout) };
+            }
+            self.next.set(self.next.get() - 1);
+            unsafe { self.arena.add(self.next.get() * SUPER) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            if layout.size() != SUPER {
+                unsafe { System.dealloc(ptr, layout) }
+            }
+        }
+    }
+
+    #[test]
+    fn slots_in_areas_below_earlier_ones_are_found_and_freed_as_slots() {
+        let n = 40;
+        let arena = unsafe { System.alloc(Layout::from_size_align(n * SUPER, BLOCK).unwrap()) };
+        let a = SmallSlots::new(Downwards { arena, next: Cell::new(n) });
+        let layout = Layout::from_size_align(100, 4).unwrap();
+        let per_area = SUPER / BLOCK * ((BLOCK - HEADER) / 100);
+        let slots: Vec<*mut u8> = a.building(|| (0..(n - 1) * per_area).map(|_| unsafe { a.alloc(layout) }).collect());
+        assert_eq!(a.inner.next.get(), 1, "every area but one used");
+        assert!(slots.iter().all(|&p| a.in_area(p)));
+        for p in slots {
+            unsafe { a.dealloc(p, layout) };
+        }
+        assert!(a.blocks_in_use() <= 1);
+        unsafe { System.dealloc(arena, Layout::from_size_align(n * SUPER, BLOCK).unwrap()) };
+    }
+
+    #[test]
+    fn a_nested_build_leaves_the_outer_one_building() {
+        let a = slots();
+        let layout = Layout::from_size_align(8, 4).unwrap();
+        let (inner, outer) = a.building(|| {
+            let inner = a.building(|| unsafe { a.alloc(layout) });
+            (inner, unsafe { a.alloc(layout) })
+        });
+        let after = unsafe { a.alloc(layout) };
+        assert!(a.in_area(inner) && a.in_area(outer) && !a.in_area(after));
+        for p in [inner, outer, after] {
+            unsafe { a.dealloc(p, layout) };
+        }
     }
 
     /// Outside a build, a client's requests allocate from the inner allocator alone: keeping

@@ -474,11 +474,14 @@ impl Live {
     }
 
     fn build(&self, services: &[String], set: Vec<u8>) -> Result<Transcoder, String> {
-        let mut config = self.config.clone();
-        config.proto_descriptor_bin = set;
-        config.services = services.to_vec();
-        // What the transcoder keeps, in slots (crate::alloc).
-        crate::alloc::building(|| Transcoder::for_serving(config)).map_err(|e| e.to_string())
+        // The configuration and what the transcoder keeps, in slots (crate::alloc).
+        crate::alloc::building(|| {
+            let mut config = self.config.clone();
+            config.proto_descriptor_bin = set;
+            config.services = services.to_vec();
+            Transcoder::for_serving(config)
+        })
+        .map_err(|e| e.to_string())
     }
 
     fn describe_source(&self) -> String {
