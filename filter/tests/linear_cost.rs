@@ -43,28 +43,9 @@ fn varint_field(key: u32, value: u64, out: &mut Vec<u8>) {
 /// file level, and a service `q.S` whose method `Get` takes and returns `M0`.
 fn config(messages: usize, fields: usize, extensions: usize, oneofs: bool) -> String {
     let mut file = file_of(b"q.proto", b"proto2");
-    let numbers = (1..).filter(|n| !(19_000..20_000).contains(n));
+    let numbers = field_numbers();
     for m in 0..messages {
-        let mut message = Vec::new();
-        len_field(1, format!("M{m}").as_bytes(), &mut message);
-        for (i, n) in numbers.clone().take(fields).enumerate() {
-            let mut field = Vec::new();
-            // Names distinct across messages, as in one message (each is one allocation).
-            let name = if m == 0 { format!("f{n}") } else { format!("m{m}f{n}") };
-            len_field(1, name.as_bytes(), &mut field);
-            varint_field(3 << 3, n, &mut field);
-            varint_field(4 << 3, 1, &mut field);
-            varint_field(5 << 3, 9, &mut field);
-            if oneofs {
-                varint_field(9 << 3, i as u64, &mut field);
-            }
-            len_field(2, &field, &mut message);
-            if oneofs {
-                let mut oneof = Vec::new();
-                len_field(1, format!("o{n}").as_bytes(), &mut oneof);
-                len_field(8, &oneof, &mut message);
-            }
-        }
+        let mut message = string_fields(m, fields, oneofs);
         if m == 0 {
             // extension_range { start: fields + 1, end: 2^29 }, less protobuf's own numbers.
             let first = numbers.clone().nth(fields).unwrap();
@@ -87,6 +68,37 @@ fn config(messages: usize, fields: usize, extensions: usize, oneofs: bool) -> St
         len_field(7, &field, &mut file);
     }
     with_service(file)
+}
+
+/// The message `M<m>` of [`config`] without its extension ranges: `fields` optional string
+/// fields, numbered from 1 (less protobuf's own numbers), named `f<number>` in `M0`.
+fn string_fields(m: usize, fields: usize, oneofs: bool) -> Vec<u8> {
+    let mut message = Vec::new();
+    len_field(1, format!("M{m}").as_bytes(), &mut message);
+    for (i, n) in field_numbers().take(fields).enumerate() {
+        let mut field = Vec::new();
+        // Names distinct across messages, as in one message (each is one allocation).
+        let name = if m == 0 { format!("f{n}") } else { format!("m{m}f{n}") };
+        len_field(1, name.as_bytes(), &mut field);
+        varint_field(3 << 3, n, &mut field);
+        varint_field(4 << 3, 1, &mut field);
+        varint_field(5 << 3, 9, &mut field);
+        if oneofs {
+            varint_field(9 << 3, i as u64, &mut field);
+        }
+        len_field(2, &field, &mut message);
+        if oneofs {
+            let mut oneof = Vec::new();
+            len_field(1, format!("o{n}").as_bytes(), &mut oneof);
+            len_field(8, &oneof, &mut message);
+        }
+    }
+    message
+}
+
+/// Field numbers from 1, less the range protobuf reserves for itself.
+fn field_numbers() -> impl Iterator<Item = u64> + Clone {
+    (1..).filter(|n| !(19_000..20_000).contains(n))
 }
 
 /// The configuration of the file `file` (package `q`) with a service `q.S` added, whose method
@@ -148,7 +160,7 @@ fn linking_costs_time_linear_in_a_message_s_fields_and_extensions() {
 /// message's last field (the transcoder built and its plans warmed before).
 fn route_query(text: &str, fields: usize, params: usize) -> Duration {
     let t = Transcoder::for_serving(json2grpc::core::config::Config::from_json(text.as_bytes()).unwrap()).unwrap();
-    let last = (1..).filter(|n| !(19_000..20_000).contains(n)).nth(fields - 1).unwrap();
+    let last = field_numbers().nth(fields - 1).unwrap();
     let query = vec![format!("f{last}=v"); params].join("&");
     let path = format!("/q.S/Get?{query}");
     let route = || {
@@ -256,6 +268,70 @@ fn routing_builds_in_time_linear_in_services_and_custom_methods() {
         eprintln!("{N} {what}: {took:?}; {N} GET methods of one service: {one_service:?}");
         assert!(took < one_service * 6, "{N} {what}: {took:?}; {N} GET methods of one service: {one_service:?}");
     }
+}
+
+/// A proto2 file with [`config`]'s message `M0` of `fields` fields and a service `q.S` of
+/// `methods` methods `Get<m>` taking and returning it, each bound to `GET /m<m>/{<field>}`
+/// with `response_body: "<field>"`.
+fn bound_config(fields: usize, methods: usize, field: &str) -> String {
+    const HTTP_RULE: u32 = 72295728;
+    let mut file = file_of(b"b.proto", b"proto2");
+    len_field(4, &string_fields(0, fields, false), &mut file);
+    let mut service = Vec::new();
+    len_field(1, b"S", &mut service);
+    for m in 0..methods {
+        let mut rule = Vec::new();
+        len_field(2, format!("/m{m}/{{{field}}}").as_bytes(), &mut rule);
+        len_field(12, field.as_bytes(), &mut rule);
+        let mut options = Vec::new();
+        len_field(HTTP_RULE, &rule, &mut options);
+        let mut method = Vec::new();
+        len_field(1, format!("Get{m}").as_bytes(), &mut method);
+        len_field(2, b".q.M0", &mut method);
+        len_field(3, b".q.M0", &mut method);
+        len_field(4, &options, &mut method);
+        len_field(2, &method, &mut service);
+    }
+    len_field(6, &service, &mut file);
+    let mut set = Vec::new();
+    len_field(1, &file, &mut set);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&set);
+    format!(r#"{{"services": ["q.S"], "proto_descriptor_bin": "{encoded}"}}"#)
+}
+
+#[test]
+fn bindings_resolve_their_fields_in_time_linear_in_bindings_whatever_the_message_s_fields() {
+    // Each binding's path variable and response_body were found by a scan of the message's
+    // fields (10,000 bindings of the last of 20,000 fields: 2×10⁸ name comparisons).
+    const FIELDS: usize = 20_000;
+    const METHODS: usize = 10_000;
+    let [first, last] = [1, FIELDS].map(|i| field_numbers().nth(i - 1).unwrap());
+    // The fastest of three: the transcoder built, and the last binding's request transcoded
+    // (the variable's value "v" in its field).
+    let timed = |number: u64| {
+        let text = bound_config(FIELDS, METHODS, &format!("f{number}"));
+        let path = format!("/m{}/v", METHODS - 1);
+        (0..3)
+            .map(|_| {
+                let start = Instant::now();
+                let config = json2grpc::core::config::Config::from_json(text.as_bytes()).unwrap();
+                let t = Transcoder::for_serving(config).unwrap();
+                let Decision::Transcode(plan) = t.route("GET", &path, None) else { panic!("GET {path} not routed") };
+                let mut expected = Vec::new();
+                varint_field((number as u32) << 3 | 2, 1, &mut expected);
+                expected.push(b'v');
+                assert_eq!(t.request_message(&plan, b"", None).unwrap(), expected);
+                start.elapsed()
+            })
+            .min()
+            .unwrap()
+    };
+    let first_field = timed(first);
+    let last_field = timed(last);
+    eprintln!(
+        "{METHODS} bindings of a {FIELDS}-field message's first field: {first_field:?}; its last: {last_field:?}"
+    );
+    assert!(last_field < first_field * 3, "first field: {first_field:?}; last field: {last_field:?}");
 }
 
 /// A proto2 file of `n` messages `M0`…: each holds a message field `next` (number 1), of type
@@ -390,4 +466,73 @@ fn enum_names_cost_time_linear_in_their_count_whatever_the_enum_s_values() {
     let many = enum_names(16_000);
     eprintln!("999 URL and 10,000 body enum names: 16 values {few:?}, 16,000 values {many:?}");
     assert!(many < few * 4, "16 values: {few:?}; 16,000 values: {many:?}");
+}
+
+/// A proto2 file with [`config`]'s message `M0` of `fields` fields, a message `In` with the
+/// fields `f<last>` (the name of `M0`'s last field) and `zz`, and a service `q.S` of `methods`
+/// methods `Get<m>` taking `In` and returning `M0`, bound to `GET /m<m>/{f<last>}/{zz}`: every
+/// response holds the field the first variable of every other operation sets, none the second.
+fn links_config(fields: usize, methods: usize) -> String {
+    const HTTP_RULE: u32 = 72295728;
+    let last = format!("f{}", field_numbers().nth(fields - 1).unwrap());
+    let mut file = file_of(b"l.proto", b"proto2");
+    len_field(4, &string_fields(0, fields, false), &mut file);
+    let mut input = Vec::new();
+    len_field(1, b"In", &mut input);
+    for (number, name) in [(1, last.as_str()), (2, "zz")] {
+        let mut field = Vec::new();
+        len_field(1, name.as_bytes(), &mut field);
+        varint_field(3 << 3, number, &mut field);
+        varint_field(4 << 3, 1, &mut field);
+        varint_field(5 << 3, 9, &mut field);
+        len_field(2, &field, &mut input);
+    }
+    len_field(4, &input, &mut file);
+    let mut service = Vec::new();
+    len_field(1, b"S", &mut service);
+    for m in 0..methods {
+        let mut rule = Vec::new();
+        len_field(2, format!("/m{m}/{{{last}}}/{{zz}}").as_bytes(), &mut rule);
+        let mut options = Vec::new();
+        len_field(HTTP_RULE, &rule, &mut options);
+        let mut method = Vec::new();
+        len_field(1, format!("Get{m}").as_bytes(), &mut method);
+        len_field(2, b".q.In", &mut method);
+        len_field(3, b".q.M0", &mut method);
+        len_field(4, &options, &mut method);
+        len_field(2, &method, &mut service);
+    }
+    len_field(6, &service, &mut file);
+    let mut set = Vec::new();
+    len_field(1, &file, &mut set);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&set);
+    format!(
+        r#"{{"services": ["q.S"], "json2grpc": {{"openapi": {{"path": "/openapi.json"}}}}, "proto_descriptor_bin": "{encoded}"}}"#
+    )
+}
+
+#[test]
+fn the_openapi_links_cost_time_linear_in_operations_whatever_the_response_s_fields() {
+    // Each operation gathered its candidates from every field of its response type, and each
+    // candidate's parameters were found by a scan of those fields (500 operations, 256
+    // candidates each, two scans of 5,000 fields per candidate: 1.3×10⁹ name comparisons).
+    const METHODS: usize = 500;
+    let timed = |fields: usize| {
+        let text = links_config(fields, METHODS);
+        let t = Transcoder::for_serving(json2grpc::core::config::Config::from_json(text.as_bytes()).unwrap()).unwrap();
+        (0..3)
+            .map(|_| {
+                let start = Instant::now();
+                let document = json2grpc::core::openapi::render(&t, 8 << 20).unwrap();
+                // No link: no response holds `zz`.
+                assert!(document.len() > 100_000 && !String::from_utf8_lossy(&document).contains("\"links\""));
+                start.elapsed()
+            })
+            .min()
+            .unwrap()
+    };
+    let few = timed(20);
+    let many = timed(5_000);
+    eprintln!("OpenAPI of {METHODS} operations: responses of 20 fields {few:?}, of 5,000 fields {many:?}");
+    assert!(many < few * 4, "20 fields: {few:?}; 5,000 fields: {many:?}");
 }

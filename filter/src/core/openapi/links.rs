@@ -11,6 +11,8 @@ use super::json::{obj, put};
 
 use super::path::OpenApiPath;
 use super::schemas::Schemas;
+use crate::core::route::field_index::FieldIndex;
+use crate::core::route::field_path::Names;
 use crate::core::route::router::HttpBinding;
 use crate::core::schema::Kind;
 
@@ -38,20 +40,27 @@ pub fn add(
             targets.entry((to.method.service(), leaf)).or_default().push(n);
         }
     }
+    // Per service and response type, once: its candidates (thousands of operations may share
+    // a response type of thousands of fields), and its fields by name.
+    let mut gathered: HashMap<(&str, usize), Vec<usize>> = HashMap::new();
+    let mut names = FieldIndex::default();
     for (key, method, from, _) in placed {
         let output = from.method.output;
         let printed_whole = from.response_body.is_none() && !from.method.server_streaming;
         let Some(message) = schemas.schema.message(output).filter(|_| printed_whole) else { continue };
-        let mut candidates: Vec<usize> = message
-            .fields
-            .iter()
-            .filter_map(|f| targets.get(&(from.method.service(), f.name())))
-            .flatten()
-            .copied()
-            .collect();
-        candidates.sort_unstable();
-        candidates.dedup();
-        candidates.truncate(MAX_CANDIDATES);
+        let candidates = gathered.entry((from.method.service(), output)).or_insert_with(|| {
+            let mut candidates: Vec<usize> = message
+                .fields
+                .iter()
+                .filter_map(|f| targets.get(&(from.method.service(), f.name())))
+                .flatten()
+                .copied()
+                .collect();
+            candidates.sort_unstable();
+            candidates.dedup();
+            candidates.truncate(MAX_CANDIDATES);
+            candidates
+        });
         let mut links = Map::new();
         for (to_key, to_method, to, to_path) in candidates.iter().filter_map(|n| placed.get(*n)) {
             if links.len() >= MAX_LINKS {
@@ -63,7 +72,7 @@ pub fn add(
             let mut parameters = Map::new();
             for p in &to_path.params {
                 let leaf = p.sets.as_deref().map(|f| f.rsplit('.').next().unwrap_or(f));
-                let source = leaf.and_then(|leaf| message.field_by_name(leaf));
+                let source = leaf.and_then(|leaf| names.find(output, message, leaf, Names::Proto));
                 match source {
                     Some(f) if matches!(f.kind(), Kind::Scalar(_)) && !f.is_repeated() => {
                         put(&mut parameters, &p.name, Value::String(format!("$response.body#/{}", schemas.key(f))));

@@ -2,6 +2,7 @@
 //! configuration.
 use std::fmt;
 
+use crate::core::route::field_index::FieldIndex;
 use crate::core::schema::{Field, Kind, Message, Schema};
 
 /// A resolved path of fields from a root message type. Every field but the last is a message
@@ -56,6 +57,19 @@ impl FieldPath {
         })
     }
 
+    /// Like [`FieldPath::resolve`] (or [`FieldPath::resolve_through_lists`]), each name found
+    /// through `index`: a router's build resolves every binding's paths.
+    pub fn resolve_indexed(
+        schema: &Schema,
+        index: &mut FieldIndex,
+        root: usize,
+        path: &str,
+        names: Names,
+        through_lists: bool,
+    ) -> Result<FieldPath, String> {
+        Self::resolve_by(schema, root, path, through_lists, |i, message, name| index.find(i, message, name, names))
+    }
+
     /// Like [`FieldPath::resolve_through_lists`] with [`Names::ProtoOrJson`], each name found by
     /// `find(message index, message, name)` rather than by scanning the message's fields: the
     /// request path resolves every query parameter, so it looks names up in the codec's plans.
@@ -64,7 +78,7 @@ impl FieldPath {
         root: usize,
         path: &str,
         through_lists: bool,
-        find: impl Fn(usize, &'s Message, &str) -> Option<&'s Field>,
+        mut find: impl FnMut(usize, &'s Message, &str) -> Option<&'s Field>,
     ) -> Result<FieldPath, String> {
         let count = path.split('.').take(MAX_FIELDS + 1).count();
         if count > MAX_FIELDS {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::core::codec::plan::{well_known, WellKnown};
 use crate::core::config::{Config, ConfigError};
 use crate::core::fnv::{Fnv, FnvMap};
+use crate::core::route::field_index::FieldIndex;
 use crate::core::route::field_path::{FieldPath, Names};
 use crate::core::route::path_matcher::{MatcherOptions, PathMatcher, PathMatcherBuilder};
 use crate::core::route::template;
@@ -212,6 +213,8 @@ struct Building<'c> {
     http_methods: HashSet<Arc<str>, BuildHasherDefault<Fnv>>,
     /// Bindings keep their template's text.
     templates: bool,
+    /// The bound messages' field names, for the build only.
+    fields: FieldIndex,
 }
 
 impl<'c> Building<'c> {
@@ -223,6 +226,7 @@ impl<'c> Building<'c> {
             methods: Vec::new(),
             http_methods: HashSet::default(),
             templates: true,
+            fields: FieldIndex::default(),
         }
     }
 
@@ -289,7 +293,8 @@ impl<'c> Building<'c> {
             let parsed = template::parse(template_text).map_err(|e| err(e.to_string()))?;
             let shared = self.http_method(http_method);
             let (mut binding, issues) =
-                bind(schema, &info, (http_method, shared), template_text, &parsed, &rule).map_err(err)?;
+                bind(schema, &mut self.fields, &info, (http_method, shared), template_text, &parsed, &rule)
+                    .map_err(err)?;
             if !self.templates {
                 binding.template = Box::default();
             }
@@ -374,6 +379,7 @@ fn flatten(rule: HttpRule) -> Vec<HttpRule> {
 /// `http_method`: as the rule gives it (for messages), and upper case (shared).
 fn bind(
     schema: &Schema,
+    fields: &mut FieldIndex,
     info: &Arc<MethodInfo>,
     (http_method, upper): (&str, Arc<str>),
     template_text: &str,
@@ -386,7 +392,7 @@ fn bind(
     for variable in &parsed.variables {
         let name = variable.field_path_string();
         // Envoy resolves variables by proto or JSON name, through repeated message fields too.
-        let variable = match FieldPath::resolve_through_lists(schema, info.input, &name, Names::ProtoOrJson) {
+        let variable = match FieldPath::resolve_indexed(schema, fields, info.input, &name, Names::ProtoOrJson, true) {
             Err(e) => {
                 issues.push(context(format!(
                     "path variable \"{name}\": {e}; requests are passed through untranscoded, as a query \
@@ -411,7 +417,7 @@ fn bind(
         "" => (BodyRule::None, false),
         "*" => (BodyRule::Whole, schema.message_name(info.input) == HTTP_BODY),
         field => {
-            let path = FieldPath::resolve_through_lists(schema, info.input, field, Names::ProtoOrJson)
+            let path = FieldPath::resolve_indexed(schema, fields, info.input, field, Names::ProtoOrJson, true)
                 .map_err(|e| context(format!("body: {e}")))?;
             let is_http_body =
                 matches!(path.leaf().map(|f| f.kind()), Some(Kind::Message(m)) if schema.message_name(m) == HTTP_BODY);
@@ -421,7 +427,7 @@ fn bind(
     let response_body = match rule.response_body.as_str() {
         "" => None,
         field => Some(
-            FieldPath::resolve(schema, info.output, field, Names::Proto)
+            FieldPath::resolve_indexed(schema, fields, info.output, field, Names::Proto, false)
                 .map_err(|e| context(format!("response_body: {e}")))?,
         ),
     };
