@@ -312,6 +312,11 @@ def main():
         print("## Envoy RSS and start to LIVE (bench/memory.py)\n")
         print(memory.table(points))
         print()
+        if any(p["kind"] == "floor" for p in points):
+            print("What holds the RSS above no transcoder at the lowest concurrency, MiB "
+                  "(bench/memory.py: tcmalloc from admin /memory, the rest from /proc/PID/smaps):\n")
+            print(memory.parts_table(points))
+            print()
         for api in dict.fromkeys(p["api"] for p in points):
             rows = {(p["kind"], p["concurrency"]): p for p in points if p["api"] == api}
             levels = sorted({c for _, c in rows})

@@ -208,7 +208,7 @@ if [[ -z "${SKIP_ENVOY_EXTRA:-}" ]]; then
     --descriptor "$OUT/bench-api.pb" --payloads "$DATA" --out "$OUT/stream.json" \
     --count "${STREAM_COUNT:-200000}" --rounds "${STREAM_ROUNDS:-5}"
   step "Envoy RSS and start to LIVE: bench/memory.py"
-  python3 "$ROOT/bench/memory.py" --envoy "$ENVOY" --wasm "$WASM" --out "$OUT/envoy-memory.json" \
+  python3 "$ROOT/bench/memory.py" --envoy "$ENVOY" --wasm "$WASM" --floor "$FLOOR" --out "$OUT/envoy-memory.json" \
     --runs "${MEMORY_RUNS:-3}" \
     --api "example=$ROOT/dist/flashsale.pb:flashsale.v1.Inventory,flashsale.v1.Orders" \
     --api "synthetic=$OUT/synthetic.pb:$(python3 -c 'import json,sys; print(",".join(json.load(open(sys.argv[1]))["services"]))' "$DATA/synthetic-plugin.json")"
