@@ -62,7 +62,8 @@ impl Root {
 
     fn serve(&mut self, mut transcoder: Transcoder) {
         transcoder.release_build_inputs();
-        for warning in &transcoder.router.warnings {
+        // Logged once, then freed: every worker's VM would keep them.
+        for warning in std::mem::take(&mut transcoder.router.warnings) {
             log::warn!("{warning}");
         }
         log::info!(

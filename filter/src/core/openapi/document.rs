@@ -12,6 +12,7 @@ use super::json::{obj, put, string};
 use super::links;
 use super::operation::operation;
 use super::path;
+use super::query;
 use super::responses;
 use super::schemas::{Schemas, Style};
 use crate::core::route::router::PathVariable;
@@ -103,8 +104,11 @@ pub fn generate_within(t: &Transcoder, max_bytes: usize) -> Result<Value, usize>
         };
         let op = operation(&mut schemas, config, binding, &path, id);
         size = size.saturating_add(json_size(&op)).saturating_add(key.len());
-        if size > max_bytes {
-            return Err(size);
+        // The query walk's work counts too (a field looked at as VISIT_BYTES): thousands of
+        // operations may each look at thousands of fields that yield no parameter.
+        let counted = size.saturating_add(schemas.query_visits.saturating_mul(query::VISIT_BYTES));
+        if counted > max_bytes {
+            return Err(counted);
         }
         put(item, &method, op);
         placed.push((key.clone(), method, binding.clone(), path));

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::json::{obj, put};
 
-use super::path::OpenApiPath;
+use super::path::{OpenApiPath, PathParam};
 use super::schemas::Schemas;
 use crate::core::route::field_index::FieldIndex;
 use crate::core::route::field_path::Names;
@@ -20,6 +20,10 @@ use crate::core::schema::Kind;
 const MAX_LINKS: usize = 16;
 /// Candidate operations looked at per response, at most.
 const MAX_CANDIDATES: usize = 256;
+/// Response fields and target parameters looked at, all operations together, at most: links
+/// are hints, so past it the rest of the document has none (a descriptor set can make every
+/// response a candidate for hundreds of operations with hundreds of parameters each).
+const MAX_WORK: usize = 1 << 20;
 
 /// Adds the links between the operations `placed` (path key, method, binding, path) in `paths`.
 pub fn add(
@@ -44,18 +48,21 @@ pub fn add(
     // a response type of thousands of fields), and its fields by name.
     let mut gathered: HashMap<(&str, usize), Vec<usize>> = HashMap::new();
     let mut names = FieldIndex::default();
-    for (key, method, from, _) in placed {
+    let mut work = 0usize;
+    'operations: for (key, method, from, _) in placed {
         let output = from.method.output;
         let printed_whole = from.response_body.is_none() && !from.method.server_streaming;
         let Some(message) = schemas.schema.message(output).filter(|_| printed_whole) else { continue };
-        let candidates = gathered.entry((from.method.service(), output)).or_insert_with(|| {
-            let mut candidates: Vec<usize> = message
-                .fields
-                .iter()
-                .filter_map(|f| targets.get(&(from.method.service(), f.name())))
-                .flatten()
-                .copied()
-                .collect();
+        let service = from.method.service();
+        if !gathered.contains_key(&(service, output)) {
+            work = work.saturating_add(message.fields.len());
+            if work > MAX_WORK {
+                break;
+            }
+        }
+        let candidates = gathered.entry((service, output)).or_insert_with(|| {
+            let mut candidates: Vec<usize> =
+                message.fields.iter().filter_map(|f| targets.get(&(service, f.name()))).flatten().copied().collect();
             candidates.sort_unstable();
             candidates.dedup();
             candidates.truncate(MAX_CANDIDATES);
@@ -69,15 +76,24 @@ pub fn add(
             if Arc::ptr_eq(from, to) {
                 continue;
             }
+            work = work.saturating_add(to_path.params.len());
+            if work > MAX_WORK {
+                break 'operations;
+            }
+            // Every parameter's field found first: nothing is written for a target that fails.
+            let mut source = |p: &PathParam| {
+                let leaf = p.sets.as_deref().map(|f| f.rsplit('.').next().unwrap_or(f))?;
+                names
+                    .find(output, message, leaf, Names::Proto)
+                    .filter(|f| matches!(f.kind(), Kind::Scalar(_)) && !f.is_repeated())
+            };
+            if !to_path.params.iter().all(|p| source(p).is_some()) {
+                continue;
+            }
             let mut parameters = Map::new();
             for p in &to_path.params {
-                let leaf = p.sets.as_deref().map(|f| f.rsplit('.').next().unwrap_or(f));
-                let source = leaf.and_then(|leaf| names.find(output, message, leaf, Names::Proto));
-                match source {
-                    Some(f) if matches!(f.kind(), Kind::Scalar(_)) && !f.is_repeated() => {
-                        put(&mut parameters, &p.name, Value::String(format!("$response.body#/{}", schemas.key(f))));
-                    }
-                    _ => break,
+                if let Some(f) = source(p) {
+                    put(&mut parameters, &p.name, Value::String(format!("$response.body#/{}", schemas.key(f))));
                 }
             }
             if parameters.len() != to_path.params.len() {

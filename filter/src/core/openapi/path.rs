@@ -10,6 +10,8 @@
 //! Parameter names are the field paths with `_` for `.` (`{order.order_id}` is
 //! `{order_order_id}`): RFC 6570 allows dots, but tools that fill paths with Python's
 //! `str.format` (schemathesis) read `{a.b}` as an attribute. `x-json2grpc-field` names the field.
+use std::collections::{HashMap, HashSet};
+
 use serde_json::{Map, Value};
 
 use super::json::{put, set, string, text};
@@ -94,19 +96,28 @@ pub fn describe(
 ) -> Result<OpenApiPath, String> {
     let template = template::parse(template_text).map_err(|e| e.to_string())?;
     let total = template.segments.len();
+    // The first variable starting at each segment, found in one pass (a template may hold
+    // thousands of variables).
+    let mut starts: Vec<Option<usize>> = vec![None; total];
+    for (index, v) in template.variables.iter().enumerate() {
+        if let Some(slot @ None) = starts.get_mut(v.start) {
+            *slot = Some(index);
+        }
+    }
     let mut path = String::new();
     let mut params: Vec<PathParam> = Vec::new();
+    let mut names = Names::default();
     let mut anonymous = 0usize;
     let mut i = 0usize;
     while let Some(segment) = template.segments.get(i) {
         path.push('/');
-        let found = template.variables.iter().enumerate().find(|(_, v)| v.start == i);
+        let found = starts.get(i).copied().flatten().and_then(|index| Some((index, template.variables.get(index)?)));
         let Some((index, variable)) = found else {
             match segment {
                 Segment::Literal(text) => path.push_str(text),
                 wildcard => {
                     anonymous += 1;
-                    let name = unique(&params, &format!("_{anonymous}"));
+                    let name = names.unique(&format!("_{anonymous}"));
                     let what = "a path segment that sets no field";
                     path.push_str(&format!("{{{name}}}"));
                     params.push(segment_param(name, *wildcard == Segment::DoubleWildcard, what, None));
@@ -120,14 +131,14 @@ pub fn describe(
         let end = variable.end.unwrap_or(total.saturating_sub(variable.tail)).max(i + 1);
         let covered = template.segments.get(i..end).unwrap_or_default();
         if let [Segment::Wildcard] = covered {
-            let name = unique(&params, &base);
+            let name = names.unique(&base);
             path.push_str(&format!("{{{name}}}"));
             params.push(variable_param(name, &field, variables.get(index), schemas));
             i = end;
             continue;
         }
         // A variable over several segments: literals stay, each wildcard is a parameter.
-        let sub = covered
+        let mut sub = covered
             .iter()
             .map(|s| match s {
                 Segment::Literal(t) => t.as_str(),
@@ -136,6 +147,12 @@ pub fn describe(
             })
             .collect::<Vec<_>>()
             .join("/");
+        // Quoted in each of its parameters: shortened, or a variable of thousands of segments
+        // would write its text thousands of times.
+        if let Some((end, _)) = sub.char_indices().nth(SHOWN_CHARS) {
+            sub.truncate(end);
+            sub.push('…');
+        }
         let wildcards = covered.iter().filter(|s| !matches!(s, Segment::Literal(_))).count();
         let mut n = 0usize;
         for (k, s) in covered.iter().enumerate() {
@@ -147,7 +164,7 @@ pub fn describe(
                 wildcard => {
                     n += 1;
                     let preferred = if wildcards == 1 { base.clone() } else { format!("{base}_{n}") };
-                    let name = unique(&params, &preferred);
+                    let name = names.unique(&preferred);
                     path.push_str(&format!("{{{name}}}"));
                     let what = format!("a segment of `{{{field}={sub}}}`: the field `{field}` gets the matched text");
                     params.push(segment_param(name, *wildcard == Segment::DoubleWildcard, &what, Some(&field)));
@@ -166,13 +183,34 @@ pub fn describe(
     Ok(OpenApiPath { path, params })
 }
 
-/// `preferred`, or with a number appended when another parameter has that name.
-fn unique(params: &[PathParam], preferred: &str) -> String {
-    let taken = |name: &str| params.iter().any(|p| p.name == name);
-    if !taken(preferred) {
-        return preferred.to_string();
+/// A multi-segment variable's text is quoted in its parameters up to this many characters.
+const SHOWN_CHARS: usize = 200;
+
+/// The path's parameter names so far, and the number to try next after each name: a
+/// template may repeat a variable thousands of times, and trying `x_2`, `x_3`… against every
+/// parameter was cubic in them.
+#[derive(Default)]
+struct Names {
+    taken: HashSet<String>,
+    next: HashMap<String, usize>,
+}
+
+impl Names {
+    /// `preferred`, or with the lowest number from 2 appended that no parameter has.
+    fn unique(&mut self, preferred: &str) -> String {
+        if self.taken.insert(preferred.to_string()) {
+            return preferred.to_string();
+        }
+        // Names are only added: every number below the one kept for a name is taken.
+        let n = self.next.entry(preferred.to_string()).or_insert(2);
+        loop {
+            let name = format!("{preferred}_{n}");
+            *n += 1;
+            if self.taken.insert(name.clone()) {
+                return name;
+            }
+        }
     }
-    (2..).map(|n| format!("{preferred}_{n}")).find(|n| !taken(n)).unwrap_or_default()
 }
 
 /// A `{field}` variable: the field's URL value.

@@ -6,6 +6,8 @@
 //! Not described, though accepted: proto names where the document uses JSON names (or the
 //! reverse), values through repeated message fields (`items.name` adds an element), and fields
 //! deeper than [`MAX_DEPTH`] or past a type already on the way (recursion).
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
 
 use super::json::{obj, put, set, string};
@@ -13,6 +15,7 @@ use super::json::{obj, put, set, string};
 use super::docs::REQUIRED;
 use super::schemas::Schemas;
 use super::url;
+use crate::core::config::sorted_contains;
 use crate::core::reach::reaching;
 use crate::core::route::router::{bindable_message, BodyRule, HttpBinding, PathVariable};
 use crate::core::schema::{Field, Kind, Schema};
@@ -22,15 +25,19 @@ pub const MAX_DEPTH: usize = 8;
 /// At most this many parameters per operation.
 pub const MAX_PARAMETERS: usize = 256;
 /// At most this many fields looked at per operation: with [`reach`] every message walked
-/// into holds a parameter, so this only bounds schemas built to be wide and deep.
+/// into holds a parameter, so this only bounds schemas built to be wide and deep. Across the
+/// document, each field looked at counts as [`VISIT_BYTES`] of its size (`max_bytes`): fields
+/// that yield no parameter (repeated messages, excluded ones) add nothing to its text.
 const MAX_VISITS: usize = 1 << 16;
+/// What a field the walk looks at counts for in the document's size.
+pub const VISIT_BYTES: usize = 4;
 
 /// The query parameters of `binding`, as OpenAPI parameter objects.
 pub fn parameters(schemas: &mut Schemas<'_>, binding: &HttpBinding, ignored: &[String]) -> Vec<Value> {
     if binding.body == BodyRule::Whole {
         return Vec::new();
     }
-    let mut excluded: Vec<String> = binding
+    let mut excluded: HashSet<String> = binding
         .variables
         .iter()
         .filter_map(|v| match v {
@@ -45,13 +52,16 @@ pub fn parameters(schemas: &mut Schemas<'_>, binding: &HttpBinding, ignored: &[S
     excluded.extend(body);
     let mut walk = Walk { schemas, excluded, ignored, out: Vec::new(), types: Vec::new(), visits: 0 };
     walk.message(binding.method.input, "", "", true);
+    walk.schemas.query_visits = walk.schemas.query_visits.saturating_add(walk.visits);
     walk.out
 }
 
 struct Walk<'s, 'a> {
     schemas: &'s mut Schemas<'a>,
-    /// Proto field paths set by the path or the body (their subtrees too).
-    excluded: Vec<String>,
+    /// Proto field paths set by the path or the body (their subtrees too); a set, as a
+    /// template may hold thousands of variables.
+    excluded: HashSet<String>,
+    /// `ignored_query_parameters`, sorted.
     ignored: &'s [String],
     out: Vec<Value>,
     /// The message types on the way down (recursion stops at one already there).
@@ -77,7 +87,7 @@ impl Walk<'_, '_> {
             self.visits += 1;
             let proto = join(proto, f.name());
             let name = join(name, self.schemas.key(f));
-            if self.excluded.contains(&proto) || self.ignored.contains(&name) {
+            if self.excluded.contains(&proto) || sorted_contains(self.ignored, name.as_bytes()) {
                 continue;
             }
             let behavior = self.schemas.docs.behavior(&message.full_name, f.name());

@@ -50,6 +50,8 @@ pub struct Schemas<'a> {
     queued_enums: Vec<bool>,
     queue: Vec<Component>,
     out: Map<String, Value>,
+    /// Fields the query walk looked at so far, all operations together ([`super::query`]).
+    pub query_visits: usize,
 }
 
 impl<'a> Schemas<'a> {
@@ -65,6 +67,7 @@ impl<'a> Schemas<'a> {
             queued_enums: vec![false; schema.enums.len()],
             queue: Vec::new(),
             out: Map::new(),
+            query_visits: 0,
         }
     }
 

@@ -207,6 +207,8 @@ struct Building<'c> {
     config: &'c Config,
     builder: PathMatcherBuilder<Arc<HttpBinding>>,
     warnings: Vec<String>,
+    /// Warnings past [`MAX_WARNINGS`], counted.
+    more_warnings: usize,
     methods: Vec<Arc<MethodInfo>>,
     /// Each upper-case HTTP method once, shared by its bindings (a custom pattern's kind is any
     /// text: a descriptor may hold thousands).
@@ -223,6 +225,7 @@ impl<'c> Building<'c> {
             config,
             builder: PathMatcherBuilder::new(),
             warnings: Vec::new(),
+            more_warnings: 0,
             methods: Vec::new(),
             http_methods: HashSet::default(),
             templates: true,
@@ -236,7 +239,11 @@ impl<'c> Building<'c> {
         if self.config.strict_config {
             return Err(ConfigError::new(e.field, format!("{} (json2grpc.strict_config)", e.message)));
         }
-        self.warnings.push(e.message);
+        if self.warnings.len() < MAX_WARNINGS {
+            self.warnings.push(e.message);
+        } else {
+            self.more_warnings += 1;
+        }
         Ok(())
     }
 
@@ -314,7 +321,15 @@ impl<'c> Building<'c> {
         Ok(())
     }
 
-    fn finish(self) -> Router {
+    fn finish(mut self) -> Router {
+        // The bound messages' names are no longer needed: freed before the matcher is built.
+        self.fields = FieldIndex::default();
+        if self.more_warnings > 0 {
+            self.warnings.push(format!(
+                "and {} more problems like the above (json2grpc.strict_config refuses the first)",
+                self.more_warnings
+            ));
+        }
         let matcher = self.builder.build(MatcherOptions {
             url_unescape_spec: self.config.url_unescape_spec,
             match_unregistered_custom_verb: self.config.match_unregistered_custom_verb,
@@ -375,6 +390,15 @@ fn flatten(rule: HttpRule) -> Vec<HttpRule> {
     rules
 }
 
+/// What is wrong with one binding, at most this many lines (then a count).
+const MAX_ISSUES: usize = 4;
+/// Warnings kept (and logged) per configuration, at most (then a count): each names its
+/// binding, and a descriptor set may hold thousands of bindings Envoy accepts that cannot
+/// transcode.
+const MAX_WARNINGS: usize = 100;
+/// A template is quoted in warnings up to this many characters.
+const SHOWN_TEMPLATE_CHARS: usize = 200;
+
 /// The binding of one rule, and what is wrong with it that Envoy accepts (one line each).
 /// `http_method`: as the rule gives it (for messages), and upper case (shared).
 fn bind(
@@ -386,32 +410,53 @@ fn bind(
     parsed: &template::PathTemplate,
     rule: &HttpRule,
 ) -> Result<(HttpBinding, Vec<String>), String> {
-    let context = |e: String| format!("{http_method} \"{template_text}\": {e}");
+    let shown = template_text.char_indices().nth(SHOWN_TEMPLATE_CHARS).and_then(|(end, _)| template_text.get(..end));
+    let context = |e: String| match shown {
+        Some(start) => format!("{http_method} \"{start}…\": {e}"),
+        None => format!("{http_method} \"{template_text}\": {e}"),
+    };
     let mut issues = Vec::new();
+    // Written out up to MAX_ISSUES, then counted: a template may name a missing field
+    // thousands of times (`/{x}/{x}/…`), and each line names the template.
+    let mut more = 0usize;
+    let mut issue = |line: &dyn Fn() -> String| {
+        if issues.len() < MAX_ISSUES {
+            issues.push(context(line()));
+        } else {
+            more += 1;
+        }
+    };
     let mut variables = Vec::with_capacity(parsed.variables.len());
     for variable in &parsed.variables {
         let name = variable.field_path_string();
         // Envoy resolves variables by proto or JSON name, through repeated message fields too.
         let variable = match FieldPath::resolve_indexed(schema, fields, info.input, &name, Names::ProtoOrJson, true) {
             Err(e) => {
-                issues.push(context(format!(
-                    "path variable \"{name}\": {e}; requests are passed through untranscoded, as a query \
-                     parameter naming no field (as in Envoy)"
-                )));
+                issue(&|| {
+                    format!(
+                        "path variable \"{name}\": {e}; requests are passed through untranscoded, as a query \
+                         parameter naming no field (as in Envoy)"
+                    )
+                });
                 PathVariable::Unknown(name)
             }
             Ok(path) => match url_settable(schema, &path) {
                 Ok(()) => PathVariable::Field(path),
                 Err(why) => {
-                    issues.push(context(format!(
-                        "path variable \"{path}\" is {why}, which a URL value cannot set; requests are \
-                         refused with 400 (as in Envoy)"
-                    )));
+                    issue(&|| {
+                        format!(
+                            "path variable \"{path}\" is {why}, which a URL value cannot set; requests are \
+                             refused with 400 (as in Envoy)"
+                        )
+                    });
                     PathVariable::Unsettable(path)
                 }
             },
         };
         variables.push(variable);
+    }
+    if more > 0 {
+        issues.push(context(format!("{more} more path variables like the above")));
     }
     let (body, body_is_http_body) = match rule.body.as_str() {
         "" => (BodyRule::None, false),
@@ -642,6 +687,29 @@ mod tests {
             assert_eq!(e.field, "services[0]");
             assert!(e.message.contains(expected) && e.message.contains("strict_config"), "{rule:?}: {e}");
         }
+    }
+
+    #[test]
+    fn warnings_are_bounded_whatever_the_bindings_and_templates() {
+        // A template naming a missing field 2,000 times: each warning quoted the template
+        // (2,000 × 14 KB kept for the VM's life); a few lines and a count now.
+        let long = format!("/v1/x{}", "/{nope}".repeat(2000));
+        let r = build_with(&rule(get(&long), "", ""), false).unwrap();
+        assert_eq!(r.warnings.len(), MAX_ISSUES + 1, "{:?}", r.warnings);
+        assert!(r.warnings.iter().map(String::len).sum::<usize>() < 4_000, "{:?}", r.warnings);
+        assert!(r.warnings[MAX_ISSUES].ends_with(&format!("{} more path variables like the above", 2000 - MAX_ISSUES)));
+        assert!(r.warnings[0].contains("GET \"/v1/x/{nope}/{nope}") && r.warnings[0].contains("…\": path variable"));
+        // 300 bindings with a problem each: MAX_WARNINGS of them, then a count.
+        let mut many = rule(get("/v1/y/{nope}"), "", "");
+        many.additional_bindings = (0..299).map(|i| rule(get(&format!("/v1/y{i}/{{nope}}")), "", "")).collect();
+        let r = build_with(&many, false).unwrap();
+        assert_eq!(r.warnings.len(), MAX_WARNINGS + 1);
+        assert_eq!(
+            r.warnings.last().map(String::as_str),
+            Some("and 200 more problems like the above (json2grpc.strict_config refuses the first)")
+        );
+        let e = build_with(&many, true).err().unwrap();
+        assert!(e.message.contains("/v1/y/{nope}") && e.message.contains("strict_config"), "{e}");
     }
 
     #[test]
