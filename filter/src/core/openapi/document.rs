@@ -12,7 +12,6 @@ use super::json::{obj, put, string};
 use super::links;
 use super::operation::operation;
 use super::path;
-use super::query;
 use super::responses;
 use super::schemas::{Schemas, Style};
 use crate::core::route::router::PathVariable;
@@ -50,8 +49,9 @@ pub fn generate_within(t: &Transcoder, max_bytes: usize) -> Result<Value, usize>
     let mut ids: (Option<&str>, usize) = (None, 0);
     let mut unexpressed = Vec::new();
     let mut placed = Vec::new();
-    // The operations' JSON so far, in bytes.
+    // The operations' JSON so far, in bytes; with the query walk's work.
     let mut size = 0usize;
+    let mut counted = 0usize;
     for binding in &t.router.bindings {
         let skip = |why: &str| {
             obj(vec![
@@ -104,16 +104,16 @@ pub fn generate_within(t: &Transcoder, max_bytes: usize) -> Result<Value, usize>
         };
         let op = operation(&mut schemas, config, binding, &path, id);
         size = size.saturating_add(json_size(&op)).saturating_add(key.len());
-        // The query walk's work counts too (a field looked at as VISIT_BYTES): thousands of
-        // operations may each look at thousands of fields that yield no parameter.
-        let counted = size.saturating_add(schemas.query_visits.saturating_mul(query::VISIT_BYTES));
+        // The query walk's work that wrote nothing counts too: thousands of operations may
+        // each look at thousands of fields that yield no parameter.
+        counted = size.saturating_add(schemas.query_unused);
         if counted > max_bytes {
             return Err(counted);
         }
         put(item, &method, op);
         placed.push((key.clone(), method, binding.clone(), path));
     }
-    links::add(&mut paths, &placed, &schemas);
+    links::add(&mut paths, &placed, &schemas, max_bytes.saturating_sub(counted));
     let error_responses = responses::components(&mut schemas);
     let tags: Vec<Value> = config
         .services

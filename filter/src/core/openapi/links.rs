@@ -26,10 +26,13 @@ const MAX_CANDIDATES: usize = 256;
 const MAX_WORK: usize = 1 << 20;
 
 /// Adds the links between the operations `placed` (path key, method, binding, path) in `paths`.
+/// `budget`: the bytes the document may still grow by (`max_bytes` less what it holds); links
+/// stop before they would pass it.
 pub fn add(
     paths: &mut Map<String, Value>,
     placed: &[(String, String, Arc<HttpBinding>, OpenApiPath)],
     schemas: &Schemas<'_>,
+    mut budget: usize,
 ) {
     let id = |paths: &Map<String, Value>, key: &str, method: &str| {
         paths.get(key).and_then(|i| i.get(method)).and_then(|o| o.get("operationId")).cloned()
@@ -91,11 +94,21 @@ pub fn add(
                 continue;
             }
             let mut parameters = Map::new();
+            let mut bytes = 0usize;
             for p in &to_path.params {
                 if let Some(f) = source(p) {
-                    put(&mut parameters, &p.name, Value::String(format!("$response.body#/{}", schemas.key(f))));
+                    let value = format!("$response.body#/{}", schemas.key(f));
+                    bytes = bytes.saturating_add(p.name.len() + value.len() + 6);
+                    put(&mut parameters, &p.name, Value::String(value));
                 }
             }
+            // The link's JSON, about: its key and operationId (the target's id), the parameters.
+            let id_len = to_key.len().saturating_add(to.method.full_name.len());
+            bytes = bytes.saturating_add(2 * id_len + 48);
+            if bytes > budget {
+                break 'operations;
+            }
+            budget -= bytes;
             if parameters.len() != to_path.params.len() {
                 continue;
             }

@@ -107,6 +107,7 @@ pub fn describe(
     let mut path = String::new();
     let mut params: Vec<PathParam> = Vec::new();
     let mut names = Names::default();
+    let mut named = Named(0);
     let mut anonymous = 0usize;
     let mut i = 0usize;
     while let Some(segment) = template.segments.get(i) {
@@ -120,6 +121,7 @@ pub fn describe(
                     let name = names.unique(&format!("_{anonymous}"));
                     let what = "a path segment that sets no field";
                     path.push_str(&format!("{{{name}}}"));
+                    named.add(&params, name.len())?;
                     params.push(segment_param(name, *wildcard == Segment::DoubleWildcard, what, None));
                 }
             }
@@ -133,6 +135,7 @@ pub fn describe(
         if let [Segment::Wildcard] = covered {
             let name = names.unique(&base);
             path.push_str(&format!("{{{name}}}"));
+            named.add(&params, name.len() + field.len())?;
             params.push(variable_param(name, &field, variables.get(index), schemas));
             i = end;
             continue;
@@ -166,6 +169,7 @@ pub fn describe(
                     let preferred = if wildcards == 1 { base.clone() } else { format!("{base}_{n}") };
                     let name = names.unique(&preferred);
                     path.push_str(&format!("{{{name}}}"));
+                    named.add(&params, name.len() + 2 * field.len())?;
                     let what = format!("a segment of `{{{field}={sub}}}`: the field `{field}` gets the matched text");
                     params.push(segment_param(name, *wildcard == Segment::DoubleWildcard, &what, Some(&field)));
                 }
@@ -185,6 +189,27 @@ pub fn describe(
 
 /// A multi-segment variable's text is quoted in its parameters up to this many characters.
 const SHOWN_CHARS: usize = 200;
+/// A path with more parameters, or more bytes of their names and fields, is not described
+/// (listed among the unexpressed bindings): each of a variable's segments repeats its field's
+/// name, so a long name over many segments grew as their product.
+pub const MAX_PARAMETERS: usize = 64;
+pub const MAX_PARAMETER_BYTES: usize = 64 * 1024;
+
+/// The bytes of a path's parameter names and fields so far.
+struct Named(usize);
+
+impl Named {
+    /// Counts a parameter about to be added after `params`, or `Err` past the bounds.
+    fn add(&mut self, params: &[PathParam], bytes: usize) -> Result<(), String> {
+        self.0 = self.0.saturating_add(bytes);
+        if params.len() >= MAX_PARAMETERS || self.0 > MAX_PARAMETER_BYTES {
+            return Err(format!(
+                "more than {MAX_PARAMETERS} path parameters or {MAX_PARAMETER_BYTES} bytes of their names and fields"
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// The path's parameter names so far, and the number to try next after each name: a
 /// template may repeat a variable thousands of times, and trying `x_2`, `x_3`… against every

@@ -26,11 +26,13 @@ pub const MAX_DEPTH: usize = 8;
 pub const MAX_PARAMETERS: usize = 256;
 /// At most this many fields looked at per operation: with [`reach`] every message walked
 /// into holds a parameter, so this only bounds schemas built to be wide and deep. Across the
-/// document, each field looked at counts as [`VISIT_BYTES`] of its size (`max_bytes`): fields
-/// that yield no parameter (repeated messages, excluded ones) add nothing to its text.
+/// document, a field looked at that yields no parameter (a repeated message, an excluded one)
+/// counts toward its size (`max_bytes`) as [`VISIT_BYTES`] and the names it joined and looked
+/// up: it adds nothing to the text, and thousands of operations may each look at thousands.
 const MAX_VISITS: usize = 1 << 16;
-/// What a field the walk looks at counts for in the document's size.
-pub const VISIT_BYTES: usize = 4;
+const VISIT_BYTES: usize = 4;
+/// Documentation is looked up for the fields of messages whose full name is at most this long.
+const MAX_DOCS_NAME: usize = 1024;
 
 /// The query parameters of `binding`, as OpenAPI parameter objects.
 pub fn parameters(schemas: &mut Schemas<'_>, binding: &HttpBinding, ignored: &[String]) -> Vec<Value> {
@@ -50,9 +52,9 @@ pub fn parameters(schemas: &mut Schemas<'_>, binding: &HttpBinding, ignored: &[S
         _ => None,
     };
     excluded.extend(body);
-    let mut walk = Walk { schemas, excluded, ignored, out: Vec::new(), types: Vec::new(), visits: 0 };
+    let mut walk = Walk { schemas, excluded, ignored, out: Vec::new(), types: Vec::new(), visits: 0, unused: 0 };
     walk.message(binding.method.input, "", "", true);
-    walk.schemas.query_visits = walk.schemas.query_visits.saturating_add(walk.visits);
+    walk.schemas.query_unused = walk.schemas.query_unused.saturating_add(walk.unused);
     walk.out
 }
 
@@ -68,6 +70,8 @@ struct Walk<'s, 'a> {
     types: Vec<usize>,
     /// Fields looked at so far (bounded by [`MAX_VISITS`]).
     visits: usize,
+    /// What the visits that wrote no parameter cost, in bytes (see [`VISIT_BYTES`]).
+    unused: usize,
 }
 
 impl Walk<'_, '_> {
@@ -80,6 +84,9 @@ impl Walk<'_, '_> {
             return;
         }
         self.types.push(m);
+        // Descriptions and behaviors are looked up by the field's full name: not for a message
+        // whose own name is longer than any real one (each lookup hashes it).
+        let docs_name = Some(&*message.full_name).filter(|n| n.len() <= MAX_DOCS_NAME);
         for f in &message.fields {
             if self.out.len() >= MAX_PARAMETERS || self.visits >= MAX_VISITS {
                 break;
@@ -87,29 +94,42 @@ impl Walk<'_, '_> {
             self.visits += 1;
             let proto = join(proto, f.name());
             let name = join(name, self.schemas.key(f));
-            if self.excluded.contains(&proto) || sorted_contains(self.ignored, name.as_bytes()) {
-                continue;
-            }
-            let behavior = self.schemas.docs.behavior(&message.full_name, f.name());
-            let required = required && behavior & REQUIRED != 0;
-            let description = self.schemas.docs.comment(&format!("{}.{}", message.full_name, f.name()));
-            let description = description.map(str::to_string);
-            if f.map() {
-                self.map(f, &name, description);
-                continue;
-            }
-            match url::value(self.schemas, f.kind()) {
-                Some(value) => self.leaf(f, name, value, required, description),
-                // A message without a string form: its fields, unless it is a list.
-                None => match f.kind() {
-                    Kind::Message(sub) if !f.is_list() && self.schemas.query_reach.get(sub) == Some(&true) => {
-                        self.message(sub, &proto, &name, required)
-                    }
-                    _ => {}
-                },
+            let before = self.out.len();
+            self.field(f, docs_name, &proto, name.clone(), required);
+            if self.out.len() == before {
+                // Work that wrote nothing: counted toward max_bytes (what a parameter costs is
+                // in its JSON).
+                let cost = VISIT_BYTES + proto.len() + name.len() + docs_name.map_or(0, str::len);
+                self.unused = self.unused.saturating_add(cost);
             }
         }
         self.types.pop();
+    }
+
+    /// Field `f` of a message (`docs_name`: its full name, to look up documentation), reached
+    /// by `proto` and `name`.
+    fn field(&mut self, f: &Field, docs_name: Option<&str>, proto: &str, name: String, required: bool) {
+        if self.excluded.contains(proto) || sorted_contains(self.ignored, name.as_bytes()) {
+            return;
+        }
+        let docs = self.schemas.docs;
+        let behavior = docs_name.map_or(0, |m| docs.behavior(m, f.name()));
+        let required = required && behavior & REQUIRED != 0;
+        let description = docs_name.and_then(|m| docs.comment(&format!("{m}.{}", f.name()))).map(str::to_string);
+        if f.map() {
+            self.map(f, &name, description);
+            return;
+        }
+        match url::value(self.schemas, f.kind()) {
+            Some(value) => self.leaf(f, name, value, required, description),
+            // A message without a string form: its fields, unless it is a list.
+            None => match f.kind() {
+                Kind::Message(sub) if !f.is_list() && self.schemas.query_reach.get(sub) == Some(&true) => {
+                    self.message(sub, proto, &name, required)
+                }
+                _ => {}
+            },
+        }
     }
 
     fn leaf(&mut self, f: &Field, name: String, value: Value, required: bool, description: Option<String>) {

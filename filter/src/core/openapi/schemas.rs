@@ -50,8 +50,9 @@ pub struct Schemas<'a> {
     queued_enums: Vec<bool>,
     queue: Vec<Component>,
     out: Map<String, Value>,
-    /// Fields the query walk looked at so far, all operations together ([`super::query`]).
-    pub query_visits: usize,
+    /// What the query walk's visits that wrote no parameter cost so far, in bytes, all
+    /// operations together ([`super::query`]).
+    pub query_unused: usize,
 }
 
 impl<'a> Schemas<'a> {
@@ -67,7 +68,7 @@ impl<'a> Schemas<'a> {
             queued_enums: vec![false; schema.enums.len()],
             queue: Vec::new(),
             out: Map::new(),
-            query_visits: 0,
+            query_unused: 0,
         }
     }
 

@@ -240,7 +240,13 @@ impl<'c> Building<'c> {
             return Err(ConfigError::new(e.field, format!("{} (json2grpc.strict_config)", e.message)));
         }
         if self.warnings.len() < MAX_WARNINGS {
-            self.warnings.push(e.message);
+            let mut line = e.message;
+            // Names in it (a package, a custom method's kind) may be as long as the set.
+            if let Some((end, _)) = line.char_indices().nth(MAX_WARNING_CHARS) {
+                line.truncate(end);
+                line.push('…');
+            }
+            self.warnings.push(line);
         } else {
             self.more_warnings += 1;
         }
@@ -398,6 +404,8 @@ const MAX_ISSUES: usize = 4;
 const MAX_WARNINGS: usize = 100;
 /// A template is quoted in warnings up to this many characters.
 const SHOWN_TEMPLATE_CHARS: usize = 200;
+/// A warning is kept up to this many characters.
+const MAX_WARNING_CHARS: usize = 1024;
 
 /// The binding of one rule, and what is wrong with it that Envoy accepts (one line each).
 /// `http_method`: as the rule gives it (for messages), and upper case (shared).
@@ -710,6 +718,12 @@ mod tests {
         );
         let e = build_with(&many, true).err().unwrap();
         assert!(e.message.contains("/v1/y/{nope}") && e.message.contains("strict_config"), "{e}");
+        // A custom method's kind (or a package) as long as the set: each line cut.
+        use crate::core::schema::descriptors::{CustomHttpPattern, Pattern};
+        let kind = "K".repeat(100_000);
+        let custom = Some(Pattern::Custom(CustomHttpPattern { kind: kind.clone(), path: "/v1/c/{nope}".into() }));
+        let r = build_with(&rule(custom, "", ""), false).unwrap();
+        assert!(r.warnings.len() == 1 && r.warnings[0].chars().count() == MAX_WARNING_CHARS + 1, "{:?}", r.warnings);
     }
 
     #[test]
