@@ -154,9 +154,14 @@ def test_hot_swap_one_fetch_per_poll_and_failures_keep_the_api(envoy_factory, re
 
     # The service is upgraded: a changed message and a new method, without restarting Envoy.
     api_file.write_bytes(inventory_v2_descriptor(tmp_path))
-    # Each VM swaps on its own next tick (within a second): wait until several connections
-    # (spread over the workers) all see the new API.
-    wait_for(lambda: all(chaos_item(envoy, "/v1/warehouses/sku-1", item)[0] == 200 for _ in range(8)),
+    # Each VM swaps on its own next tick (within a second): wait until every VM (the main
+    # thread's and the 2 workers') has logged the new API, then until several connections all
+    # see it (8 connections may all land on the worker that swapped first).
+    def every_vm_swapped():
+        return envoy.log.read_text(errors="replace").count("configured 1 service(s), 8 method(s)") >= 3
+
+    wait_for(lambda: every_vm_swapped() and
+             all(chaos_item(envoy, "/v1/warehouses/sku-1", item)[0] == 200 for _ in range(8)),
              what="the new API on every worker")
     status, _, body = chaos_item(envoy, message=item)
     assert status == 200 and body == {"sku": "sku-1", "warehouse": "north"}, body
