@@ -270,11 +270,36 @@ fn routing_builds_in_time_linear_in_services_and_custom_methods() {
     }
 }
 
+/// A method `name` taking `input` and returning `output` (`.q.M0`…), bound by the encoded
+/// `google.api.http` rule `rule`.
+fn bound_method(name: &str, input: &[u8], output: &[u8], rule: &[u8]) -> Vec<u8> {
+    const HTTP_RULE: u32 = 72295728;
+    let mut options = Vec::new();
+    len_field(HTTP_RULE, rule, &mut options);
+    let mut method = Vec::new();
+    len_field(1, name.as_bytes(), &mut method);
+    len_field(2, input, &mut method);
+    len_field(3, output, &mut method);
+    len_field(4, &options, &mut method);
+    method
+}
+
+/// The configuration of `file` (package `q`, its service `q.S` added) in base64; `extra`:
+/// more top-level fields (`"json2grpc": …, `).
+fn config_of(file: &[u8], extra: &str) -> String {
+    let mut set = Vec::new();
+    len_field(1, file, &mut set);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&set);
+    format!(r#"{{"services": ["q.S"], {extra}"proto_descriptor_bin": "{encoded}"}}"#)
+}
+
+/// [`config_of`] with the OpenAPI document served.
+const OPENAPI: &str = r#""json2grpc": {"openapi": {"path": "/openapi.json"}}, "#;
+
 /// A proto2 file with [`config`]'s message `M0` of `fields` fields and a service `q.S` of
 /// `methods` methods `Get<m>` taking and returning it, each bound to `GET /m<m>/{<field>}`
 /// with `response_body: "<field>"`.
 fn bound_config(fields: usize, methods: usize, field: &str) -> String {
-    const HTTP_RULE: u32 = 72295728;
     let mut file = file_of(b"b.proto", b"proto2");
     len_field(4, &string_fields(0, fields, false), &mut file);
     let mut service = Vec::new();
@@ -283,20 +308,10 @@ fn bound_config(fields: usize, methods: usize, field: &str) -> String {
         let mut rule = Vec::new();
         len_field(2, format!("/m{m}/{{{field}}}").as_bytes(), &mut rule);
         len_field(12, field.as_bytes(), &mut rule);
-        let mut options = Vec::new();
-        len_field(HTTP_RULE, &rule, &mut options);
-        let mut method = Vec::new();
-        len_field(1, format!("Get{m}").as_bytes(), &mut method);
-        len_field(2, b".q.M0", &mut method);
-        len_field(3, b".q.M0", &mut method);
-        len_field(4, &options, &mut method);
-        len_field(2, &method, &mut service);
+        len_field(2, &bound_method(&format!("Get{m}"), b".q.M0", b".q.M0", &rule), &mut service);
     }
     len_field(6, &service, &mut file);
-    let mut set = Vec::new();
-    len_field(1, &file, &mut set);
-    let encoded = base64::engine::general_purpose::STANDARD.encode(&set);
-    format!(r#"{{"services": ["q.S"], "proto_descriptor_bin": "{encoded}"}}"#)
+    config_of(&file, "")
 }
 
 #[test]
@@ -479,7 +494,6 @@ fn links_config(fields: usize, methods: usize) -> String {
 
 /// [`links_config`] with the variables `variables` (in this order), each a field of `In`.
 fn links_config_with(fields: usize, methods: usize, variables: &[String]) -> String {
-    const HTTP_RULE: u32 = 72295728;
     let mut file = file_of(b"l.proto", b"proto2");
     len_field(4, &string_fields(0, fields, false), &mut file);
     let mut input = Vec::new();
@@ -499,22 +513,10 @@ fn links_config_with(fields: usize, methods: usize, variables: &[String]) -> Str
     for m in 0..methods {
         let mut rule = Vec::new();
         len_field(2, format!("/m{m}{template}").as_bytes(), &mut rule);
-        let mut options = Vec::new();
-        len_field(HTTP_RULE, &rule, &mut options);
-        let mut method = Vec::new();
-        len_field(1, format!("Get{m}").as_bytes(), &mut method);
-        len_field(2, b".q.In", &mut method);
-        len_field(3, b".q.M0", &mut method);
-        len_field(4, &options, &mut method);
-        len_field(2, &method, &mut service);
+        len_field(2, &bound_method(&format!("Get{m}"), b".q.In", b".q.M0", &rule), &mut service);
     }
     len_field(6, &service, &mut file);
-    let mut set = Vec::new();
-    len_field(1, &file, &mut set);
-    let encoded = base64::engine::general_purpose::STANDARD.encode(&set);
-    format!(
-        r#"{{"services": ["q.S"], "json2grpc": {{"openapi": {{"path": "/openapi.json"}}}}, "proto_descriptor_bin": "{encoded}"}}"#
-    )
+    config_of(&file, OPENAPI)
 }
 
 #[test]
@@ -548,7 +550,6 @@ fn the_openapi_links_cost_time_linear_in_operations_whatever_the_response_s_fiel
 /// taking `input` (`M0` or `R`) and returning `M0`, each bound to `GET /m<m><template>`;
 /// the OpenAPI document served.
 fn openapi_config(fields: usize, methods: usize, input: &str, template: &str) -> String {
-    const HTTP_RULE: u32 = 72295728;
     let mut file = file_of(b"o.proto", b"proto2");
     len_field(4, &string_fields(0, fields, false), &mut file);
     let mut repeated = Vec::new();
@@ -565,25 +566,14 @@ fn openapi_config(fields: usize, methods: usize, input: &str, template: &str) ->
     len_field(4, &repeated, &mut file);
     let mut service = Vec::new();
     len_field(1, b"S", &mut service);
+    let input = format!(".q.{input}");
     for m in 0..methods {
         let mut rule = Vec::new();
         len_field(2, format!("/m{m}{template}").as_bytes(), &mut rule);
-        let mut options = Vec::new();
-        len_field(HTTP_RULE, &rule, &mut options);
-        let mut method = Vec::new();
-        len_field(1, format!("Get{m}").as_bytes(), &mut method);
-        len_field(2, format!(".q.{input}").as_bytes(), &mut method);
-        len_field(3, b".q.M0", &mut method);
-        len_field(4, &options, &mut method);
-        len_field(2, &method, &mut service);
+        len_field(2, &bound_method(&format!("Get{m}"), input.as_bytes(), b".q.M0", &rule), &mut service);
     }
     len_field(6, &service, &mut file);
-    let mut set = Vec::new();
-    len_field(1, &file, &mut set);
-    let encoded = base64::engine::general_purpose::STANDARD.encode(&set);
-    format!(
-        r#"{{"services": ["q.S"], "json2grpc": {{"openapi": {{"path": "/openapi.json"}}}}, "proto_descriptor_bin": "{encoded}"}}"#
-    )
+    config_of(&file, OPENAPI)
 }
 
 /// The fastest of three renderings of the document of `text` (within the default 8 MiB), and
@@ -657,7 +647,6 @@ fn the_openapi_links_stop_at_a_work_bound() {
 /// `sources` methods `S<i>` bound to `POST /s<i>` with `body: "*"`, all taking and returning
 /// `M0`: every source's response fills every target's 64 parameters.
 fn long_links_config(long: usize, sources: usize) -> String {
-    const HTTP_RULE: u32 = 72295728;
     let name = "x".repeat(long);
     let mut file = file_of(b"k.proto", b"proto2");
     let mut message = Vec::new();
@@ -680,22 +669,10 @@ fn long_links_config(long: usize, sources: usize) -> String {
         if !body.is_empty() {
             len_field(7, body.as_bytes(), &mut rule);
         }
-        let mut options = Vec::new();
-        len_field(HTTP_RULE, &rule, &mut options);
-        let mut method = Vec::new();
-        len_field(1, method_name.as_bytes(), &mut method);
-        len_field(2, b".q.M0", &mut method);
-        len_field(3, b".q.M0", &mut method);
-        len_field(4, &options, &mut method);
-        len_field(2, &method, &mut service);
+        len_field(2, &bound_method(&method_name, b".q.M0", b".q.M0", &rule), &mut service);
     }
     len_field(6, &service, &mut file);
-    let mut set = Vec::new();
-    len_field(1, &file, &mut set);
-    let encoded = base64::engine::general_purpose::STANDARD.encode(&set);
-    format!(
-        r#"{{"services": ["q.S"], "json2grpc": {{"openapi": {{"path": "/openapi.json"}}}}, "proto_descriptor_bin": "{encoded}"}}"#
-    )
+    config_of(&file, OPENAPI)
 }
 
 #[test]
