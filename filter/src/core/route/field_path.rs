@@ -30,35 +30,26 @@ pub const MAX_FIELDS: usize = 100;
 
 impl FieldPath {
     /// Resolves `path` from the message type with schema index `root`; every field but the last
-    /// must be a singular message field.
+    /// must be a singular message field. (The filter resolves through a [`FieldIndex`] it keeps
+    /// for the router's build: [`FieldPath::resolve_indexed`].)
+    #[cfg(test)]
     pub fn resolve(schema: &Schema, root: usize, path: &str, names: Names) -> Result<FieldPath, String> {
-        Self::resolve_with(schema, root, path, names, false)
+        Self::resolve_indexed(schema, &mut FieldIndex::default(), root, path, names, false)
     }
 
     /// Like [`FieldPath::resolve`], and a field before the last may also be a repeated message
     /// field (not a map): Envoy accepts `items.name` in templates, query parameters and `body`,
     /// and writes the value into a new element of `items`.
+    #[cfg(test)]
     pub fn resolve_through_lists(schema: &Schema, root: usize, path: &str, names: Names) -> Result<FieldPath, String> {
-        Self::resolve_with(schema, root, path, names, true)
+        Self::resolve_indexed(schema, &mut FieldIndex::default(), root, path, names, true)
     }
 
-    fn resolve_with(
-        schema: &Schema,
-        root: usize,
-        path: &str,
-        names: Names,
-        through_lists: bool,
-    ) -> Result<FieldPath, String> {
-        Self::resolve_by(schema, root, path, through_lists, |_, message, name| {
-            message.field_by_name(name).or_else(|| match names {
-                Names::ProtoOrJson => message.field_by_json_name(name),
-                Names::Proto => None,
-            })
-        })
-    }
-
-    /// Like [`FieldPath::resolve`] (or [`FieldPath::resolve_through_lists`]), each name found
-    /// through `index`: a router's build resolves every binding's paths.
+    /// Resolves `path` from the message type with schema index `root`, each name found through
+    /// `index` (a router's build resolves every binding's paths): every field but the last must
+    /// be a singular message field, or with `through_lists` a repeated message field (not a
+    /// map): Envoy accepts `items.name` in templates, query parameters and `body`, and writes
+    /// the value into a new element of `items`.
     pub fn resolve_indexed(
         schema: &Schema,
         index: &mut FieldIndex,
@@ -70,7 +61,7 @@ impl FieldPath {
         Self::resolve_by(schema, root, path, through_lists, |i, message, name| index.find(i, message, name, names))
     }
 
-    /// Like [`FieldPath::resolve_through_lists`] with [`Names::ProtoOrJson`], each name found by
+    /// Like [`FieldPath::resolve_indexed`] through lists with [`Names::ProtoOrJson`], each name found by
     /// `find(message index, message, name)` rather than by scanning the message's fields: the
     /// request path resolves every query parameter, so it looks names up in the codec's plans.
     pub fn resolve_by<'s>(
