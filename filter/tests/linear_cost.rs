@@ -689,3 +689,107 @@ fn the_openapi_links_stay_within_max_bytes() {
     let text = String::from_utf8(document).unwrap();
     assert!(text.matches("\"operationId\":\"q.S.T").count() > 16, "links were written up to the bound");
 }
+
+/// `2^steps` field names of `1 + 3 * steps` characters (`f`, then blocks of 3 of `a-z0-9`)
+/// whose FNV-1a hashes share their low 16 bits: the low bits of FNV's state depend on nothing
+/// above them, so two blocks that take one 16-bit state to the same next one can be chosen
+/// at every step (Joux's multicollision), found by trying the 46,656 blocks.
+fn fnv_colliding_names(steps: u32) -> Vec<String> {
+    const PRIME: u64 = 0x0100_0000_01b3;
+    let step = |state: u64, bytes: &[u8]| bytes.iter().fold(state, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME));
+    let alphabet: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut state = step(0xcbf2_9ce4_8422_2325, b"f");
+    let mut names = vec![String::from("f")];
+    for _ in 0..steps {
+        let mut seen = std::collections::HashMap::new();
+        let (a, b, next) = alphabet
+            .iter()
+            .flat_map(|&x| alphabet.iter().flat_map(move |&y| alphabet.iter().map(move |&z| [x, y, z])))
+            .find_map(|block| {
+                let next = step(state, &block);
+                seen.insert(next & 0xffff, block).and_then(|other| (other != block).then_some((other, block, next)))
+            })
+            .unwrap();
+        // Both blocks reach states equal in their low 16 bits; the rest of the state differs,
+        // which the low bits of what follows never see.
+        assert_eq!(step(state, &a) & 0xffff, next & 0xffff);
+        state = next;
+        names = names
+            .iter()
+            .flat_map(|n| [a, b].map(|block| format!("{n}{}", std::str::from_utf8(&block).unwrap())))
+            .collect();
+    }
+    names
+}
+
+/// A proto3 message `q.M0` of string fields named `names`, a body naming every field, and the
+/// fastest of three: the transcoder built, the body encoded and the message printed back.
+fn named_fields(names: &[String]) -> Duration {
+    let mut file = file_of(b"h.proto", b"proto3");
+    let mut message = Vec::new();
+    len_field(1, b"M0", &mut message);
+    for (name, n) in names.iter().zip(field_numbers()) {
+        let mut field = Vec::new();
+        len_field(1, name.as_bytes(), &mut field);
+        varint_field(3 << 3, n, &mut field);
+        varint_field(4 << 3, 1, &mut field);
+        varint_field(5 << 3, 9, &mut field);
+        len_field(2, &field, &mut message);
+    }
+    len_field(4, &message, &mut file);
+    let text = with_service(file);
+    let body = format!("{{{}}}", names.iter().map(|n| format!(r#""{n}":"v""#)).collect::<Vec<_>>().join(","));
+    (0..3)
+        .map(|_| {
+            let start = Instant::now();
+            let t =
+                Transcoder::for_serving(json2grpc::core::config::Config::from_json(text.as_bytes()).unwrap()).unwrap();
+            let Decision::Transcode(plan) = t.route("POST", "/q.S/Get", Some("application/json")) else {
+                panic!("not routed")
+            };
+            let grpc = t.request_message(&plan, body.as_bytes(), None).unwrap();
+            let mut json = Vec::new();
+            t.codec.binary_to_json(plan.method().output, &grpc, &t.config.print_options, &mut json).unwrap();
+            assert_eq!(json.len(), body.len());
+            start.elapsed()
+        })
+        .min()
+        .unwrap()
+}
+
+#[test]
+fn names_a_set_chooses_to_collide_cost_what_any_names_cost() {
+    // The maps keyed by a set's names hashed them with FNV-1a, unseeded: 32,768 field names
+    // sharing the low 16 bits of their hash fell in one chain of buckets, and the plan's build
+    // and every body key's lookup walked it (~30x slower; each JSON key ~2,000 probes).
+    let colliding = fnv_colliding_names(15);
+    let plain: Vec<String> = (0..colliding.len()).map(|i| format!("f{i:0>45}")).collect();
+    assert_eq!((colliding.len(), colliding[0].len()), (plain.len(), plain[0].len()));
+    let (colliding, plain) = (named_fields(&colliding), named_fields(&plain));
+    eprintln!("32,768 fields of one message: names colliding under FNV {colliding:?}, plain {plain:?}");
+    assert!(colliding < plain * 3, "colliding: {colliding:?}; plain: {plain:?}");
+}
+
+/// The fastest of three parses of a configuration of `keys` top-level keys none of which is
+/// known: every key is read (spellings compared) before the first unknown one is refused.
+fn unknown_keys(keys: usize) -> Duration {
+    let text = format!("{{{}}}", (0..keys).map(|i| format!(r#""k{i}":1"#)).collect::<Vec<_>>().join(","));
+    (0..3)
+        .map(|_| {
+            let start = Instant::now();
+            let error = json2grpc::core::config::Config::from_json(text.as_bytes()).unwrap_err();
+            assert!(error.to_string().contains("unknown field"), "{error}");
+            start.elapsed()
+        })
+        .min()
+        .unwrap()
+}
+
+#[test]
+fn a_configuration_object_costs_time_linear_in_its_keys() {
+    // Each key's snake_case spelling was compared with every earlier key's (50,000 keys: 1.25
+    // billion comparisons) to find one given in both spellings.
+    let (few, many) = (unknown_keys(5_000), unknown_keys(50_000));
+    eprintln!("configuration of unknown keys: 5,000 {few:?}, 50,000 {many:?}");
+    assert!(many < few * 30, "5,000 keys: {few:?}; 50,000 keys: {many:?}");
+}

@@ -26,7 +26,6 @@
 pub mod codec;
 pub mod config;
 pub mod error;
-pub mod fnv;
 pub mod openapi;
 pub mod reach;
 pub mod request;
@@ -34,4 +33,5 @@ pub mod response;
 pub mod rest;
 pub mod route;
 pub mod schema;
+pub mod seeded_hash;
 pub mod transcoder;

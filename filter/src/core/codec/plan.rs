@@ -4,8 +4,8 @@ use std::sync::{Arc, OnceLock};
 
 use crate::core::schema::{self, Enum, Field, Kind, Message, Schema};
 
-pub use crate::core::fnv::{Fnv, FnvMap};
 pub use crate::core::schema::Scalar;
+pub use crate::core::seeded_hash::{Seeded, SeededMap};
 
 /// What a field holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,12 +101,12 @@ pub struct MessagePlan {
     pub fields: Vec<FieldPlan>,
     /// JSON and proto names → index into `fields` (keys share the fields' names); a name that
     /// is one field's JSON name and a later field's proto name finds the first field.
-    pub by_name: FnvMap<Arc<[u8]>, u16>,
+    pub by_name: SeededMap<Arc<[u8]>, u16>,
     /// The proto names `by_name` finds another field for (empty but for unusual proto2
     /// schemas): URL names look proto names up first, as Envoy does.
-    pub(crate) proto_shadowed: FnvMap<Arc<[u8]>, u16>,
+    pub(crate) proto_shadowed: SeededMap<Arc<[u8]>, u16>,
     /// Field number → index into `fields`.
-    pub by_number: FnvMap<u32, u16>,
+    pub by_number: SeededMap<u32, u16>,
     pub oneofs: u16,
 }
 
@@ -117,9 +117,9 @@ impl MessagePlan {
             reaches_groups: false,
             well_known: None,
             fields: Vec::new(),
-            by_name: FnvMap::default(),
-            proto_shadowed: FnvMap::default(),
-            by_number: FnvMap::default(),
+            by_name: SeededMap::default(),
+            proto_shadowed: SeededMap::default(),
+            by_number: SeededMap::default(),
             oneofs: 0,
         }
     }
@@ -142,15 +142,15 @@ pub struct EnumPlan {
     pub full_name: Arc<str>,
     /// `google.protobuf.NullValue`: JSON `null`.
     pub is_null_value: bool,
-    pub by_name: FnvMap<Box<[u8]>, i32>,
+    pub by_name: SeededMap<Box<[u8]>, i32>,
     /// Number → name (the first declared name of an aliased number).
-    pub by_number: FnvMap<i32, Box<str>>,
+    pub by_number: SeededMap<i32, Box<str>>,
     /// Declared names, in order (the first value is the default).
     pub names: Vec<(Box<str>, i32)>,
     /// Lower-case name → the first declared value of that name in any case: built on the
     /// first case-insensitive lookup a name misses (`case_insensitive_enum_parsing`), where a
     /// scan of the values per name would cost names × values.
-    by_lower: OnceLock<FnvMap<Box<[u8]>, i32>>,
+    by_lower: OnceLock<SeededMap<Box<[u8]>, i32>>,
     /// A closed enum: a number it does not declare, read from the wire, is an unknown field.
     pub closed: bool,
 }
@@ -164,7 +164,7 @@ impl EnumPlan {
             return None;
         }
         let by_lower = self.by_lower.get_or_init(|| {
-            let mut map = FnvMap::default();
+            let mut map = SeededMap::default();
             for (n, v) in &self.names {
                 map.entry(Box::from(n.to_ascii_lowercase().as_bytes())).or_insert(*v);
             }
@@ -197,7 +197,7 @@ pub struct Plans {
     /// 200-service API, in every worker's VM).
     enums: Vec<OnceLock<Box<EnumPlan>>>,
     /// Full name → index, when there is no schema to ask (plans built up front).
-    message_index: FnvMap<Arc<str>, usize>,
+    message_index: SeededMap<Arc<str>, usize>,
 }
 
 impl Plans {
@@ -228,7 +228,7 @@ impl Plans {
             schema: None,
             reaches_groups: reaches_groups(schema),
             enums: schema.enums.iter().map(|_| OnceLock::new()).collect(),
-            message_index: FnvMap::default(),
+            message_index: SeededMap::default(),
         }
     }
 
@@ -300,8 +300,8 @@ fn reaches_groups(schema: &Schema) -> Vec<bool> {
 }
 
 fn enum_plan(e: &Enum) -> EnumPlan {
-    let mut by_name = FnvMap::default();
-    let mut by_number = FnvMap::default();
+    let mut by_name = SeededMap::default();
+    let mut by_number = SeededMap::default();
     for (name, number) in &e.values {
         by_name.insert(Box::from(name.as_bytes()), *number);
         by_number.entry(*number).or_insert_with(|| name.clone());
@@ -365,9 +365,9 @@ fn message_plan(schema: &Schema, index: usize, m: &Message) -> MessagePlan {
             .collect()
     };
     let mut fields = Vec::new();
-    let mut by_name = FnvMap::default();
-    let mut proto_shadowed = FnvMap::default();
-    let mut by_number = FnvMap::default();
+    let mut by_name = SeededMap::default();
+    let mut proto_shadowed = SeededMap::default();
+    let mut by_number = SeededMap::default();
     for f in &m.fields {
         let index = u16::try_from(fields.len()).unwrap_or(u16::MAX);
         by_name.entry(Arc::<[u8]>::from(f.names.json_name.clone())).or_insert(index);

@@ -347,13 +347,15 @@ impl Fields {
     #[allow(clippy::new_ret_no_self)]
     fn new<'a>(map: &'a Map<String, Value>, parent: &str) -> Result<Vec<(Field, &'a Value)>, ConfigError> {
         let mut out: Vec<(Field, &Value)> = Vec::with_capacity(map.len());
+        // Name → its place in `out`: a scan of `out` per key cost keys² on an object of many.
+        let mut taken: std::collections::HashMap<String, usize> = std::collections::HashMap::with_capacity(map.len());
         for (key, value) in map {
             if value.is_null() {
                 continue;
             }
             let name = snake_case(key);
             let path = if parent.is_empty() { name.clone() } else { format!("{parent}.{name}") };
-            if let Some((_, earlier)) = out.iter().find(|(f, _)| f.name == name) {
+            if let Some((_, earlier)) = taken.get(&name).and_then(|&i| out.get(i)) {
                 if *earlier == value {
                     continue;
                 }
@@ -362,6 +364,7 @@ impl Fields {
                     "given twice (snake_case and lowerCamelCase) with different values",
                 ));
             }
+            taken.insert(name.clone(), out.len());
             out.push((Field { name, path }, value));
         }
         Ok(out)

@@ -3,8 +3,8 @@
 //! document is made (the transcoder itself keeps neither).
 use std::collections::HashMap;
 
-use crate::core::fnv::FnvMap;
 use crate::core::schema::descriptor_proto::{decode_comments, decode_file_set, EnumProto, FileProto, MessageProto};
+use crate::core::seeded_hash::SeededMap;
 
 /// `google.api.FieldBehavior` values the document uses, as bits.
 pub const REQUIRED: u8 = 1;
@@ -36,7 +36,7 @@ impl Docs {
             }
         }
         // By name: a set may hold thousands of files, each with comments.
-        let by_name: FnvMap<&str, &FileProto> = files.iter().map(|f| (&*f.name, f)).rev().collect();
+        let by_name: SeededMap<&str, &FileProto> = files.iter().map(|f| (&*f.name, f)).rev().collect();
         for (name, comments) in decode_comments(set).unwrap_or_default() {
             let Some(&file) = by_name.get(&*name) else { continue };
             for c in comments {

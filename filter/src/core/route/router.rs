@@ -1,18 +1,17 @@
 //! The routing table: every `google.api.http` binding (and auto-mapped method) of the
 //! configured services, resolved against the descriptors once per configuration.
 use std::collections::HashSet;
-use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use crate::core::codec::plan::{well_known, WellKnown};
 use crate::core::config::{Config, ConfigError};
-use crate::core::fnv::{Fnv, FnvMap};
 use crate::core::route::field_index::FieldIndex;
 use crate::core::route::field_path::{FieldPath, Names};
 use crate::core::route::path_matcher::{MatcherOptions, PathMatcher, PathMatcherBuilder};
 use crate::core::route::template;
 use crate::core::schema::descriptors::{http_rule, HttpRule};
 use crate::core::schema::{Kind, Method, Schema, Service};
+use crate::core::seeded_hash::{SeededMap, SeededSet};
 
 pub const HTTP_BODY: &str = "google.api.HttpBody";
 
@@ -212,7 +211,7 @@ struct Building<'c> {
     methods: Vec<Arc<MethodInfo>>,
     /// Each upper-case HTTP method once, shared by its bindings (a custom pattern's kind is any
     /// text: a descriptor may hold thousands).
-    http_methods: HashSet<Arc<str>, BuildHasherDefault<Fnv>>,
+    http_methods: SeededSet<Arc<str>>,
     /// Bindings keep their template's text.
     templates: bool,
     /// The bound messages' field names, for the build only.
@@ -345,7 +344,7 @@ impl<'c> Building<'c> {
         let mut bindings: Vec<Arc<HttpBinding>> = Vec::with_capacity(matcher.values().count());
         bindings.extend(matcher.values().cloned());
         let mut http_methods: Vec<Arc<str>> = Vec::new();
-        let mut seen: HashSet<&str, BuildHasherDefault<Fnv>> = HashSet::default();
+        let mut seen: SeededSet<&str> = SeededSet::default();
         for b in &bindings {
             if seen.insert(&b.http_method) {
                 http_methods.push(b.http_method.clone());
@@ -360,7 +359,7 @@ impl<'c> Building<'c> {
 /// The index in `services` of each of `names` (the first service of a name, as a scan would
 /// find), by hash: a configuration may list thousands. (Not by sorting: that adds 7 KB of code.)
 fn find_services(services: &[Service], names: &[String]) -> Vec<Option<usize>> {
-    let mut by_name: FnvMap<&str, usize> = FnvMap::default();
+    let mut by_name: SeededMap<&str, usize> = SeededMap::default();
     for (i, s) in services.iter().enumerate() {
         by_name.entry(&s.full_name).or_insert(i);
     }

@@ -3,10 +3,10 @@
 //! each method's `google.api.http` rule from its options.
 use crate::core::codec::wire;
 use crate::core::config::ConfigError;
-use crate::core::fnv::FnvMap;
 use crate::core::schema::descriptor_proto::{decode_file_set, each_field, file, payload, string, Parts};
 use crate::core::schema::encoded_files::{file_ranges, EncodedFiles};
 use crate::core::schema::{defined_names, syntax_of, Method, Schema};
+use crate::core::seeded_hash::SeededMap;
 
 /// google.rpc.Status, its standard detail types and google.api.HttpBody (`filter/descriptors/`,
 /// checked in; `tests/checked_in_descriptors.rs` keeps it current).
@@ -75,13 +75,13 @@ fn link_with_builtins(mut files: EncodedFiles<'_>) -> Result<Schema, ConfigError
 #[derive(Default)]
 struct UserFiles {
     /// File names.
-    names: FnvMap<String, ()>,
+    names: SeededMap<String, ()>,
     /// The names they define that a built-in file also defines.
-    taken: FnvMap<String, ()>,
+    taken: SeededMap<String, ()>,
 }
 
 /// Every name a built-in file defines.
-fn builtin_names() -> FnvMap<String, ()> {
+fn builtin_names() -> SeededMap<String, ()> {
     let files = decode_file_set(BUILTIN_DESCRIPTOR_SET).unwrap_or_default();
     files.iter().flat_map(defined_names).map(|name| (name, ())).collect()
 }

@@ -11,12 +11,12 @@
 //! UTF-8 checks, closed enums.
 use std::sync::Arc;
 
-use crate::core::fnv::FnvMap;
 use crate::core::schema::descriptor_proto::{
     self, EnumProto, FieldBehavior, FieldProto, FileProto, MessageProto, Parts, ServiceProto,
 };
 use crate::core::schema::encoded_files::EncodedFiles;
 use crate::core::schema::name_table::{Def, NameTable, Types};
+use crate::core::seeded_hash::SeededMap;
 
 /// The scalar kinds of the wire format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1061,8 +1061,8 @@ impl Schema {
 /// memory).
 #[derive(Default)]
 struct Interner {
-    names: std::collections::HashSet<Arc<str>, std::hash::BuildHasherDefault<crate::core::fnv::Fnv>>,
-    pairs: FnvMap<(Arc<str>, Arc<str>), Arc<FieldNames>>,
+    names: crate::core::seeded_hash::SeededSet<Arc<str>>,
+    pairs: SeededMap<(Arc<str>, Arc<str>), Arc<FieldNames>>,
 }
 
 impl Interner {
@@ -1087,9 +1087,9 @@ impl Interner {
 /// Extensions linked before the fields of the messages they extend (`link_message` adds them).
 #[derive(Default)]
 struct Extensions {
-    by_message: FnvMap<usize, Vec<Field>>,
+    by_message: SeededMap<usize, Vec<Field>>,
     /// (extendee, number) of each: one extension per number, checked in O(1).
-    numbers: std::collections::HashSet<(usize, u32), std::hash::BuildHasherDefault<crate::core::fnv::Fnv>>,
+    numbers: crate::core::seeded_hash::SeededSet<(usize, u32)>,
 }
 
 /// The index of the first field (in order) whose `key` an earlier one has; n log n.
@@ -1127,7 +1127,7 @@ fn count_types(files: &(impl FileSet + ?Sized)) -> Result<(usize, usize, usize),
 
 /// Refuses unsupported syntaxes and editions, duplicate file names and missing imports.
 fn check_files(files: &(impl FileSet + ?Sized)) -> Result<(), String> {
-    let mut names: FnvMap<String, ()> = FnvMap::default();
+    let mut names: SeededMap<String, ()> = SeededMap::default();
     let mut imports: Vec<(String, Vec<String>)> = Vec::new();
     files.each(Parts::HEADER, &mut |file| {
         syntax_of(file)?;
