@@ -344,7 +344,7 @@ pub mod editions {
         if m.map_entry {
             int(7, 1, &mut extra);
         }
-        options(7, 12, &m.features, &extra, &mut out);
+        options(7, 12, m.features(), &extra, &mut out);
         for (i, name) in m.oneofs.iter().enumerate() {
             let mut o = Vec::new();
             text(1, name, &mut o);

@@ -57,8 +57,10 @@ pub struct MessageProto<'a> {
     pub map_entry: bool,
     /// `options.message_set_wire_format`: extensions are written as MessageSet items.
     pub message_set: bool,
-    /// `options.features`.
-    pub features: FeatureSet,
+    /// `options.features`, boxed as a field's are: only editions files set them, and inline
+    /// they were a third of every decoded message (a file of many empty messages is decoded
+    /// whole, once per pass; see [`MessageProto::features`]).
+    pub features_set: Option<Box<FeatureSet>>,
     /// Each oneof's `options.features`, by oneof index (missing entries: none set).
     pub oneof_features: Vec<FeatureSet>,
 }
@@ -87,18 +89,27 @@ pub struct FieldProto<'a> {
     pub field_behavior: Vec<i32>,
 }
 
+/// What an absent `options.features` sets: nothing.
+const NO_FEATURES: &FeatureSet = &FeatureSet {
+    field_presence: None,
+    enum_type: None,
+    repeated_field_encoding: None,
+    utf8_validation: None,
+    message_encoding: None,
+    json_format: None,
+};
+
+impl MessageProto<'_> {
+    /// `options.features` (none set when absent).
+    pub fn features(&self) -> &FeatureSet {
+        self.features_set.as_deref().unwrap_or(NO_FEATURES)
+    }
+}
+
 impl FieldProto<'_> {
     /// `options.features` (none set when absent).
     pub fn features(&self) -> &FeatureSet {
-        const NONE: &FeatureSet = &FeatureSet {
-            field_presence: None,
-            enum_type: None,
-            repeated_field_encoding: None,
-            utf8_validation: None,
-            message_encoding: None,
-            json_format: None,
-        };
-        self.features_set.as_deref().unwrap_or(NONE)
+        self.features_set.as_deref().unwrap_or(NO_FEATURES)
     }
 
     /// What `json2grpc.rest.field_behavior` acts on, from `field_behavior`.
@@ -273,7 +284,9 @@ fn message<'a>(bytes: &'a [u8], depth: u32, parts: Parts) -> Result<MessageProto
                 match o.number {
                     1 => message.message_set = varint(o, "MessageOptions.message_set_wire_format")? != 0,
                     7 => message.map_entry = varint(o, "MessageOptions.map_entry")? != 0,
-                    12 => features(payload(o, "MessageOptions.features")?, &mut message.features)?,
+                    12 => {
+                        features(payload(o, "MessageOptions.features")?, message.features_set.get_or_insert_default())?
+                    }
                     _ => {}
                 }
                 Ok(())
@@ -654,7 +667,7 @@ pub(crate) mod tests {
         let mut file = editions::file_proto();
         file.features = FeatureSet { json_format: Some(2), utf8_validation: Some(3), ..Default::default() };
         if let Some(m) = file.messages.first_mut() {
-            m.features = editions::expanded();
+            m.features_set = Some(Box::new(editions::expanded()));
             m.oneofs = vec!["o".into()];
             m.oneof_features = vec![editions::delimited()];
         }

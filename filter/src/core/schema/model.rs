@@ -751,7 +751,7 @@ impl Schema {
         declared: &mut Declared,
     ) -> Result<(), String> {
         let full_name = join(scope, &proto.name);
-        let features = features.with(&proto.features).map_err(|e| format!("{full_name}: {e}"))?;
+        let features = features.with(proto.features()).map_err(|e| format!("{full_name}: {e}"))?;
         // [`NameTable::seal`] refuses a name defined twice, once every type is declared.
         self.names.insert(Def::Message(self.messages.len()), None)?;
         self.messages.push(Message {
@@ -1579,13 +1579,13 @@ mod tests {
             ..Default::default()
         };
         let inner = MessageProto {
-            features: FeatureSet { utf8_validation: Some(2), ..Default::default() },
+            features_set: Some(Box::new(FeatureSet { utf8_validation: Some(2), ..Default::default() })),
             enums: vec![editions::enumeration("E", &[("E0", 0)], FeatureSet::default())],
             ..message("Inner", vec![field("s", 1, 1, 9, ""), field("i", 2, 1, 5, "")])
         };
         let outer = MessageProto {
             nested: vec![inner],
-            features: FeatureSet { repeated_field_encoding: Some(2), ..Default::default() },
+            features_set: Some(Box::new(FeatureSet { repeated_field_encoding: Some(2), ..Default::default() })),
             oneofs: vec!["o".into()],
             oneof_features: vec![FeatureSet { message_encoding: Some(1), ..Default::default() }],
             ..message(
