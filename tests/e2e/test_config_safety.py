@@ -347,6 +347,35 @@ def test_invalid_update_keeps_the_previous_config(dynamic, name, config, words):
     serves(dynamic.envoy)
 
 
+def test_types_without_a_name_are_refused_before_the_vms_spend_memory_on_them(dynamic):
+    """A pushed set with a file of 1,000,000 empty message types (2 bytes each, 2 MB; protobuf
+    refuses a type without a name). Decoded, each was a record of ~90 bytes in every VM that
+    read the update (and the count of them reserved that first), before the set was refused
+    for its duplicate names: ~190 MB a VM. Now the first one is refused as it is read: the
+    process grows by about the configuration's copies, the update is rejected naming the
+    problem, and the previous config keeps serving."""
+    hostile = _len_field(1, b"hostile.proto") + _len_field(2, b"h") + _len_field(4, b"") * 1_000_000
+    data = harness.descriptor_bytes() + _len_field(1, hostile)
+    active = dynamic.active_plugin_config()
+    before = dynamic.lds_stats()
+    log_size = dynamic.envoy.log.stat().st_size
+    with harness.MemoryWatch(dynamic.envoy) as watch:
+        dynamic.push(harness.base_plugin_config(proto_descriptor_bin=descriptor_b64(data)))
+        dynamic.wait_for("listener_manager.lds.update_rejected",
+                         before.get("listener_manager.lds.update_rejected", 0))
+    with open(dynamic.envoy.log, "rb") as f:
+        f.seek(log_size)
+        new_log = f.read().decode("utf-8", "replace")
+    named = [line for line in error_lines(new_log) if "a message type without a name" in line]
+    assert named, new_log[-3000:]
+    # The configuration (2.7 MB of base64) in Envoy and in each VM that reads it, and the set
+    # each decodes: ~10 MB a VM; the decoded records were ~190 MB a VM.
+    assert watch.growth["rss"] < 96 * harness.MiB, watch.report()
+    assert dynamic.active_plugin_config() == active
+    assert dynamic.envoy.alive()
+    serves(dynamic.envoy)
+
+
 def test_descriptor_update_without_restart(dynamic, services, tmp_path):
     """GetItem gets an additional binding GET /v2/items/{sku} in a modified copy of the
     flash-sale protos; the new descriptor is pushed as a new listener version."""

@@ -199,14 +199,31 @@ pub fn decode_file_set(bytes: &[u8]) -> Result<Vec<FileProto<'_>>, String> {
 /// malformed tail ends it): the lists a decoder fills are sized first, so they do not grow by
 /// doubling (each old buffer a hole among what the link keeps, in a VM whose linear memory
 /// never shrinks).
+///
+/// Only records of at least [`MIN_RECORD`] bytes count: a shorter one has no name, and is
+/// refused when it is decoded (so a list of 2-byte empty records reserves nothing).
 fn tag_counts<const N: usize>(bytes: &[u8]) -> impl Fn(usize) -> usize {
     let mut counts = [0usize; N];
-    for f in fields(bytes).map_while(Result::ok) {
+    for f in fields(bytes).map_while(Result::ok).filter(|f| f.value.len() >= MIN_RECORD) {
         if let Some(n) = usize::try_from(f.number).ok().and_then(|n| counts.get_mut(n)) {
             *n += 1;
         }
     }
     move |n| counts.get(n).copied().unwrap_or(0)
+}
+
+/// The shortest record that has a name: its tag, its length and one character.
+const MIN_RECORD: usize = 3;
+
+/// A type, field, value, service, method or oneof without a name is refused as soon as it is
+/// decoded, as protobuf refuses it ("Missing name"; upb: "invalid name: empty part"), and before
+/// anything else is spent on the set: decoded, each such 2-byte record is a record of 20 to 130
+/// bytes (a set of empty message types grew a VM's linear memory by 95 times its size).
+fn named(name: &str, what: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(format!("{what} without a name"));
+    }
+    Ok(())
 }
 
 pub(crate) fn file<'a>(bytes: &'a [u8], parts: Parts) -> Result<FileProto<'a>, String> {
@@ -237,7 +254,9 @@ pub(crate) fn file<'a>(bytes: &'a [u8], parts: Parts) -> Result<FileProto<'a>, S
             }
             5 if parts.enums => file.enums.push(enumeration(payload(f, "FileDescriptorProto.enum_type")?)?),
             6 if parts.services => file.services.push(service(payload(f, "FileDescriptorProto.service")?)?),
-            7 if parts.extensions => file.extensions.push(field(payload(f, "FileDescriptorProto.extension")?)?),
+            7 if parts.extensions => {
+                file.extensions.push(field(payload(f, "FileDescriptorProto.extension")?, "an extension")?)
+            }
             8 => each_field(payload(f, "FileDescriptorProto.options")?, "FileOptions", |o| {
                 if o.number == 50 {
                     features(payload(o, "FileOptions.features")?, &mut file.features)?;
@@ -276,10 +295,12 @@ fn message<'a>(bytes: &'a [u8], depth: u32, parts: Parts) -> Result<MessageProto
     each_field(bytes, "DescriptorProto", |f| {
         match f.number {
             1 => message.name = text(f, "DescriptorProto.name")?,
-            2 if parts.fields => message.fields.push(field(payload(f, "DescriptorProto.field")?)?),
+            2 if parts.fields => message.fields.push(field(payload(f, "DescriptorProto.field")?, "a field")?),
             3 => message.nested.push(self::message(payload(f, "DescriptorProto.nested_type")?, depth + 1, parts)?),
             4 if parts.enums => message.enums.push(enumeration(payload(f, "DescriptorProto.enum_type")?)?),
-            6 if parts.extensions => message.extensions.push(field(payload(f, "DescriptorProto.extension")?)?),
+            6 if parts.extensions => {
+                message.extensions.push(field(payload(f, "DescriptorProto.extension")?, "an extension")?)
+            }
             7 => each_field(payload(f, "DescriptorProto.options")?, "MessageOptions", |o| {
                 match o.number {
                     1 => message.message_set = varint(o, "MessageOptions.message_set_wire_format")? != 0,
@@ -292,7 +313,6 @@ fn message<'a>(bytes: &'a [u8], depth: u32, parts: Parts) -> Result<MessageProto
                 Ok(())
             })?,
             8 => {
-                // A oneof without a name still counts: fields refer to oneofs by index.
                 let mut name = Cow::Borrowed("");
                 let mut set = FeatureSet::default();
                 each_field(payload(f, "DescriptorProto.oneof_decl")?, "OneofDescriptorProto", |o| {
@@ -308,6 +328,7 @@ fn message<'a>(bytes: &'a [u8], depth: u32, parts: Parts) -> Result<MessageProto
                     }
                     Ok(())
                 })?;
+                named(&name, "a oneof")?;
                 message.oneofs.push(name);
                 message.oneof_features.push(set);
             }
@@ -315,6 +336,7 @@ fn message<'a>(bytes: &'a [u8], depth: u32, parts: Parts) -> Result<MessageProto
         }
         Ok(())
     })?;
+    named(&message.name, "a message type")?;
     // The vectors grew by doubling; their slack was a quarter of the decoded set.
     message.fields.shrink_to_fit();
     message.nested.shrink_to_fit();
@@ -323,7 +345,8 @@ fn message<'a>(bytes: &'a [u8], depth: u32, parts: Parts) -> Result<MessageProto
     Ok(message)
 }
 
-fn field<'a>(bytes: &'a [u8]) -> Result<FieldProto<'a>, String> {
+/// `what`: "a field" or "an extension", for the error of one without a name.
+fn field<'a>(bytes: &'a [u8], what: &str) -> Result<FieldProto<'a>, String> {
     let mut field = FieldProto::default();
     each_field(bytes, "FieldDescriptorProto", |f| {
         match f.number {
@@ -351,6 +374,7 @@ fn field<'a>(bytes: &'a [u8]) -> Result<FieldProto<'a>, String> {
         }
         Ok(())
     })?;
+    named(&field.name, what)?;
     Ok(field)
 }
 
@@ -369,6 +393,7 @@ fn enumeration<'a>(bytes: &'a [u8]) -> Result<EnumProto<'a>, String> {
                     }
                     Ok(())
                 })?;
+                named(&name, "an enum value")?;
                 e.values.push((name, number));
             }
             3 => each_field(payload(f, "EnumDescriptorProto.options")?, "EnumOptions", |o| {
@@ -381,6 +406,7 @@ fn enumeration<'a>(bytes: &'a [u8]) -> Result<EnumProto<'a>, String> {
         }
         Ok(())
     })?;
+    named(&e.name, "an enum type")?;
     e.values.shrink_to_fit();
     Ok(e)
 }
@@ -395,6 +421,7 @@ fn service<'a>(bytes: &'a [u8]) -> Result<ServiceProto<'a>, String> {
         }
         Ok(())
     })?;
+    named(&s.name, "a service")?;
     s.methods.shrink_to_fit();
     Ok(s)
 }
@@ -413,6 +440,7 @@ fn method<'a>(bytes: &'a [u8]) -> Result<MethodProto<'a>, String> {
         }
         Ok(())
     })?;
+    named(&m.name, "a method")?;
     Ok(m)
 }
 
@@ -609,6 +637,7 @@ pub(crate) mod tests {
         len_field(8, &packed, &mut field);
         len_field(8, &[], &mut field);
         let mut message = Vec::new();
+        len_field(1, b"M", &mut message);
         len_field(2, &field, &mut message);
         let mut file = Vec::new();
         len_field(4, &message, &mut file);
@@ -637,7 +666,7 @@ pub(crate) mod tests {
         len_field(8, &packed, &mut twice);
         len_field(8, &required, &mut twice);
         assert_eq!(field_bytes(&twice), FieldBehavior { required: true, output_only: true });
-        assert_eq!(super::field(&twice).unwrap().field_behavior, [3, 5, 2], "every value, for the OpenAPI document");
+        assert_eq!(named_field(&twice).1, [3, 5, 2], "every value, for the OpenAPI document");
         // Other values are accepted and ignored; a malformed packed run is an error.
         let mut others = Vec::new();
         varint_field(FIELD_BEHAVIOR_EXTENSION, 8, &mut others);
@@ -646,7 +675,7 @@ pub(crate) mod tests {
         len_field(FIELD_BEHAVIOR_EXTENSION, &[0x80], &mut bad);
         let mut f = Vec::new();
         len_field(8, &bad, &mut f);
-        assert!(super::field(&f).unwrap_err().contains("field_behavior"));
+        assert!(super::field(&f, "a field").unwrap_err().contains("field_behavior"));
         // The test schema, as protox compiles it.
         let files = decode_file_set(TEST_DESCRIPTOR_SET).unwrap();
         let rest = files.iter().find(|f| f.name == "rest_test.proto").unwrap();
@@ -658,7 +687,17 @@ pub(crate) mod tests {
     }
 
     fn field_bytes(bytes: &[u8]) -> FieldBehavior {
-        super::field(bytes).unwrap().behavior()
+        named_field(bytes).0
+    }
+
+    /// The behavior and `field_behavior` of the field of `bytes` given a name (a field without
+    /// one is refused).
+    fn named_field(bytes: &[u8]) -> (FieldBehavior, Vec<i32>) {
+        let mut named = Vec::new();
+        len_field(1, b"f", &mut named);
+        named.extend_from_slice(bytes);
+        let field = super::field(&named, "a field").unwrap();
+        (field.behavior(), field.field_behavior)
     }
 
     #[test]
@@ -735,6 +774,7 @@ pub(crate) mod tests {
         len_field(1, b"f", &mut field);
         len_field(8, &options, &mut field);
         let mut message = Vec::new();
+        len_field(1, b"M", &mut message);
         len_field(2, &field, &mut message);
         let mut file = Vec::new();
         len_field(4, &message, &mut file);
