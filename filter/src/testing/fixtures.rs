@@ -348,7 +348,7 @@ pub mod editions {
         for (i, name) in m.oneofs.iter().enumerate() {
             let mut o = Vec::new();
             text(1, name, &mut o);
-            options(2, 1, &m.oneof_features.get(i).copied().unwrap_or_default(), &[], &mut o);
+            options(2, 1, m.oneof_features(i), &[], &mut o);
             len(8, &o, &mut out);
         }
         out

@@ -872,9 +872,8 @@ impl Schema {
                 Some(index.ok_or("a message with more than 65,535 oneofs is not supported")?)
             }
         };
-        let oneof_features =
-            oneof.and_then(|o| message.oneof_features.get(usize::from(o))).copied().unwrap_or_default();
-        let features = features.with(&oneof_features)?.with(f.features())?;
+        let oneof_features = oneof.map_or(descriptor_proto::NO_FEATURES, |o| message.oneof_features(usize::from(o)));
+        let features = features.with(oneof_features)?.with(f.features())?;
         let mut cardinality = match f.label {
             None | Some(1) => Cardinality::Optional,
             Some(2) => Cardinality::Required,
@@ -1587,7 +1586,7 @@ mod tests {
             nested: vec![inner],
             features_set: Some(Box::new(FeatureSet { repeated_field_encoding: Some(2), ..Default::default() })),
             oneofs: vec!["o".into()],
-            oneof_features: vec![FeatureSet { message_encoding: Some(1), ..Default::default() }],
+            oneof_features: vec![(0, FeatureSet { message_encoding: Some(1), ..Default::default() })],
             ..message(
                 "Outer",
                 vec![
