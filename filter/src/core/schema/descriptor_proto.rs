@@ -207,11 +207,12 @@ pub fn decode_file_set(bytes: &[u8]) -> Result<Vec<FileProto<'_>>, String> {
 /// doubling (each old buffer a hole among what the link keeps, in a VM whose linear memory
 /// never shrinks).
 ///
-/// Only records of at least [`MIN_RECORD`] bytes count: a shorter one has no name, and is
-/// refused when it is decoded (so a list of 2-byte empty records reserves nothing).
+/// Only length-delimited records of at least [`MIN_RECORD`] bytes count: a shorter one has no
+/// name and is refused when it is decoded, as is a record of another wire type (so a list of
+/// 2-byte empty records, or of varints where records belong, reserves nothing).
 fn tag_counts<const N: usize>(bytes: &[u8]) -> impl Fn(usize) -> usize {
     let mut counts = [0usize; N];
-    for f in fields(bytes).map_while(Result::ok).filter(|f| f.value.len() >= MIN_RECORD) {
+    for f in fields(bytes).map_while(Result::ok).filter(|f| f.wire_type == LEN && f.value.len() >= MIN_RECORD) {
         if let Some(n) = usize::try_from(f.number).ok().and_then(|n| counts.get_mut(n)) {
             *n += 1;
         }
@@ -221,6 +222,16 @@ fn tag_counts<const N: usize>(bytes: &[u8]) -> impl Fn(usize) -> usize {
 
 /// The shortest record that has a name: its tag, its length and one character.
 const MIN_RECORD: usize = 3;
+
+/// `error` prefixed with where it is (a file's or a type's name, when it has been read: protoc
+/// writes names first).
+fn within(name: &str, error: String) -> String {
+    if name.is_empty() {
+        error
+    } else {
+        format!("{name}: {error}")
+    }
+}
 
 /// A type, field, value, service, method or oneof without a name is refused as soon as it is
 /// decoded, as protobuf refuses it ("Missing name"; upb: "invalid name: empty part"), and before
@@ -236,9 +247,9 @@ fn named(name: &str, what: &str) -> Result<(), String> {
 pub(crate) fn file<'a>(bytes: &'a [u8], parts: Parts) -> Result<FileProto<'a>, String> {
     let mut file = FileProto::default();
     // A file may hold all of a set's types: 100,000 empty messages grew a list of 10 MB by
-    // doubling (on wasm32), its old halves left as holes.
+    // doubling (on wasm32), its old halves left as holes. (Imports are names, not records, and
+    // one of one or two letters would not be counted: their list grows.)
     let count = tag_counts::<8>(bytes);
-    file.dependencies.reserve_exact(count(3));
     if parts.messages {
         file.messages.reserve_exact(count(4));
     }
@@ -275,7 +286,8 @@ pub(crate) fn file<'a>(bytes: &'a [u8], parts: Parts) -> Result<FileProto<'a>, S
             _ => {}
         }
         Ok(())
-    })?;
+    })
+    .map_err(|e| within(&file.name, e))?;
     file.messages.shrink_to_fit();
     file.enums.shrink_to_fit();
     file.services.shrink_to_fit();
@@ -345,7 +357,8 @@ fn message<'a>(bytes: &'a [u8], depth: u32, parts: Parts) -> Result<MessageProto
             _ => {}
         }
         Ok(())
-    })?;
+    })
+    .map_err(|e| within(&message.name, e))?;
     named(&message.name, "a message type")?;
     // The vectors grew by doubling; their slack was a quarter of the decoded set.
     message.fields.shrink_to_fit();
@@ -415,7 +428,8 @@ fn enumeration<'a>(bytes: &'a [u8]) -> Result<EnumProto<'a>, String> {
             _ => {}
         }
         Ok(())
-    })?;
+    })
+    .map_err(|error| within(&e.name, error))?;
     named(&e.name, "an enum type")?;
     e.values.shrink_to_fit();
     Ok(e)
@@ -430,7 +444,8 @@ fn service<'a>(bytes: &'a [u8]) -> Result<ServiceProto<'a>, String> {
             _ => {}
         }
         Ok(())
-    })?;
+    })
+    .map_err(|e| within(&s.name, e))?;
     named(&s.name, "a service")?;
     s.methods.shrink_to_fit();
     Ok(s)

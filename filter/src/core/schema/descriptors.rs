@@ -40,8 +40,10 @@ fn link_with_builtins(mut files: EncodedFiles<'_>) -> Result<Schema, ConfigError
     // malformed one is an invalid set then), so each is decoded once.
     let mut user = UserFiles::default();
     let builtin = builtin_names();
+    let invalid = |e: String| ConfigError::new(FIELD, format!("invalid descriptor set: {e}"));
     for file in files.parts(Parts { fields: false, extensions: false, ..Parts::ALL }) {
-        let file = file.map_err(not_a_set)?;
+        // The set's own framing was read (`split`): what fails here is in one of its files.
+        let file = file.map_err(invalid)?;
         syntax_of(&file).map_err(|e| ConfigError::new(FIELD, e))?;
         user.names.insert(file.name.to_string(), ());
         for name in defined_names(&file) {
@@ -52,7 +54,6 @@ fn link_with_builtins(mut files: EncodedFiles<'_>) -> Result<Schema, ConfigError
     }
     let user_files = files.len();
     add_builtins(&mut files, user);
-    let invalid = |e: String| ConfigError::new(FIELD, format!("invalid descriptor set: {e}"));
     match Schema::link_set(&mut files) {
         Ok(schema) => Ok(schema),
         // Once part of the set is freed it cannot be linked again, and need not be: the pass

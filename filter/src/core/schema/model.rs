@@ -567,9 +567,9 @@ impl Schema {
         // JSON key); their features are their declaring scope's. They are added before the
         // messages' own fields, which go first (see `link_message`).
         let message_sets = &declared.message_sets;
-        // Read again rather than kept from pass 1 (a set can be mostly empty extensions, each
-        // 2 bytes encoded and ~100 decoded): those declared at file level first, then those in
-        // messages, in message order.
+        // Read again rather than kept from pass 1 (a set can be mostly extensions of nothing but
+        // a name, each 5 bytes encoded and ~100 decoded): those declared at file level first,
+        // then those in messages, in message order.
         files.each(FILE_EXTENSIONS, &mut |file| {
             let features = file_features(file)?;
             for f in &file.extensions {

@@ -69,8 +69,10 @@ pub struct Gathering {
     limits: Limits,
     /// The services to transcode, once known (All: after the server listed them).
     services: Option<Vec<String>>,
-    /// File name → (FileDescriptorProto bytes, its imports).
-    files: HashMap<String, (Vec<u8>, Vec<String>)>,
+    /// File name → (FileDescriptorProto bytes, where its imports' names are in them): 8
+    /// bytes an import, not a `String` of 24 plus its text (an answer of 8 million empty
+    /// imports reached 519 MB natively).
+    files: HashMap<String, (Vec<u8>, Vec<std::ops::Range<u32>>)>,
     /// File names asked for, found or not.
     asked: HashSet<String>,
     bytes: usize,
@@ -134,15 +136,23 @@ impl Gathering {
             self.services = Some(services);
             return self.next_round(body);
         }
-        let mut missing: Vec<String> = self
-            .files
-            .values()
-            .flat_map(|(_, imports)| imports.iter())
-            .filter(|name| !self.files.contains_key(*name) && !self.asked.contains(*name))
-            .cloned()
-            .collect();
+        // Each missing name once, and no more of them than files may still come: a set of
+        // more files is refused when they arrive anyway.
+        let room = self.limits.max_files.saturating_sub(self.files.len());
+        let mut missing: HashSet<&str> = HashSet::new();
+        for (bytes, imports) in self.files.values() {
+            for name in imports.iter().filter_map(|r| import_name(bytes, r)) {
+                if !self.files.contains_key(name)
+                    && !self.asked.contains(name)
+                    && missing.insert(name)
+                    && missing.len() > room
+                {
+                    return Err(invalid(&format!("more than {} files", self.limits.max_files)));
+                }
+            }
+        }
+        let mut missing: Vec<String> = missing.into_iter().map(str::to_owned).collect();
         missing.sort_unstable();
-        missing.dedup();
         if missing.is_empty() {
             return Ok(self.done());
         }
@@ -174,7 +184,7 @@ impl Gathering {
     }
 
     fn add_file(&mut self, bytes: &[u8]) -> Result<()> {
-        let (name, imports) = file_name_and_imports(bytes)?;
+        let (name, imports) = file_name_and_imports(bytes, self.limits.max_files)?;
         if self.files.contains_key(&name) {
             return Ok(());
         }
@@ -286,20 +296,45 @@ fn read_response(message: &[u8]) -> Result<Response<'_>> {
     }
 }
 
-/// A FileDescriptorProto's `name` (1) and `dependency` list (3).
-fn file_name_and_imports(bytes: &[u8]) -> Result<(String, Vec<String>)> {
+/// A FileDescriptorProto's `name` (1) and where the names of its `dependency` list (3) are in
+/// `bytes`. Counted before anything is kept: a file imports at most `max_imports` files (a set
+/// holds no more; protobuf refuses an import listed twice), each named (no file is named "").
+fn file_name_and_imports(bytes: &[u8], max_imports: usize) -> Result<(String, Vec<std::ops::Range<u32>>)> {
+    let is_import = |f: &crate::core::codec::wire::RawField<'_>| (f.number, f.wire_type) == (3, LEN);
+    let count = fields(bytes).map_while(|f| f.ok()).filter(is_import).count();
+    if count > max_imports {
+        return Err(invalid(&format!("a FileDescriptorProto importing more than {max_imports} files")));
+    }
     let mut name = None;
-    let mut imports = Vec::new();
+    let mut imports = Vec::with_capacity(count);
     for f in fields(bytes) {
         let f = f.map_err(|()| invalid("not a FileDescriptorProto"))?;
         match (f.number, f.wire_type) {
             (1, LEN) => name = Some(text(f.value)?),
-            (3, LEN) => imports.push(text(f.value)?),
+            (3, LEN) => {
+                std::str::from_utf8(f.value).map_err(|_| invalid("invalid UTF-8"))?;
+                if f.value.is_empty() {
+                    return Err(invalid("a FileDescriptorProto importing a file without a name"));
+                }
+                // The value is a part of `bytes`: its offset, from the two addresses.
+                let start = (f.value.as_ptr() as usize).wrapping_sub(bytes.as_ptr() as usize);
+                let range = u32::try_from(start)
+                    .ok()
+                    .and_then(|start| Some(start..start.checked_add(u32::try_from(f.value.len()).ok()?)?))
+                    .ok_or_else(|| invalid("a FileDescriptorProto over 4 GiB"))?;
+                imports.push(range);
+            }
             _ => {}
         }
     }
     let name = name.filter(|n| !n.is_empty()).ok_or_else(|| invalid("a FileDescriptorProto without a name"))?;
     Ok((name, imports))
+}
+
+/// The name of the import at `range` of a file's bytes (checked UTF-8 when it was read).
+fn import_name<'b>(bytes: &'b [u8], range: &std::ops::Range<u32>) -> Option<&'b str> {
+    let range = usize::try_from(range.start).ok()?..usize::try_from(range.end).ok()?;
+    std::str::from_utf8(bytes.get(range)?).ok()
 }
 
 fn text(bytes: &[u8]) -> Result<String> {
@@ -382,7 +417,7 @@ mod tests {
     }
 
     fn files_of(set: &[u8]) -> Vec<String> {
-        fields(set).map(|f| file_name_and_imports(f.unwrap().value).unwrap().0).collect()
+        fields(set).map(|f| file_name_and_imports(f.unwrap().value, 4096).unwrap().0).collect()
     }
 
     #[test]
@@ -470,5 +505,32 @@ mod tests {
         g.start().unwrap();
         let Step::Send(_) = g.answer(&files_answer(&[file("a.proto", &["gone.proto"])])).unwrap() else { panic!() };
         let Step::Done { .. } = g.answer(&error_answer(3, "gone.proto", 5, "not found")).unwrap() else { panic!() };
+    }
+
+    #[test]
+    fn imports_are_counted_before_they_are_kept_and_never_asked_for_beyond_the_file_bound() {
+        // Imports were kept as strings, every one, then cloned: one answer of 8 million empty
+        // imports took 519 MB (natively; a review's measurement).
+        let limits = Limits { max_bytes: 1 << 20, max_files: 3, max_rounds: 4 };
+        let started = || {
+            let mut g = Gathering::new(Wanted::Services(vec!["a.A".into()]), limits);
+            g.start().unwrap();
+            g
+        };
+        let many: Vec<String> = (0..4).map(|i| format!("{i}.proto")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let error = started().answer(&files_answer(&[file("a.proto", &many)])).unwrap_err();
+        assert!(error.message.contains("importing more than 3 files"), "{}", error.message);
+        let error = started().answer(&files_answer(&[file("a.proto", &[""])])).unwrap_err();
+        assert!(error.message.contains("importing a file without a name"), "{}", error.message);
+        // Three files may still come, one is here: two missing imports are asked for, three
+        // (however often each is listed) are more files than the set may hold.
+        let Step::Send(body) = started().answer(&files_answer(&[file("a.proto", &many[..2])])).unwrap() else {
+            panic!()
+        };
+        assert_eq!(requests(&body), [(3, "0.proto".to_string()), (3, "1.proto".to_string())]);
+        let twice = [many[0], many[1], many[2], many[0]];
+        let error = started().answer(&files_answer(&[file("a.proto", &many[..3]), file("b.proto", &twice)]));
+        assert!(error.unwrap_err().message.contains("more than 3 files"));
     }
 }

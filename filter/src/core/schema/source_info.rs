@@ -97,26 +97,25 @@ fn next_field(set: &[u8], at: usize) -> Option<(Range<usize>, Option<(usize, Vec
     }
     // The payload ends the field: it starts `value.len()` before the end.
     let start = end - field.value.len();
-    let mut kept = Vec::new();
+    // Adjacent spans merged as they are found: fewer, longer copies, and a span per run of
+    // fields between comments, not per field (a file of a million empty message types took
+    // two lists of a million spans: 32 MB natively).
+    let mut kept: Vec<Range<usize>> = Vec::new();
     let mut inner = fields(field.value);
     let mut from = 0;
     while let Some(f) = inner.next() {
         let f = f.ok()?;
         let to = field.value.len() - inner.rest().len();
         if f.number != SOURCE_CODE_INFO {
-            kept.push(start + from..start + to);
+            let span = start + from..start + to;
+            match kept.last_mut() {
+                Some(last) if last.end == span.start => last.end = span.end,
+                _ => kept.push(span),
+            }
         }
         from = to;
     }
-    // Adjacent spans merged: fewer, longer copies.
-    let mut merged: Vec<Range<usize>> = Vec::with_capacity(kept.len());
-    for span in kept {
-        match merged.last_mut() {
-            Some(last) if last.end == span.start => last.end = span.end,
-            _ => merged.push(span),
-        }
-    }
-    Some((at..end, Some((field.value.len(), merged))))
+    Some((at..end, Some((field.value.len(), kept))))
 }
 
 #[cfg(test)]
