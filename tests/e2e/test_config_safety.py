@@ -376,6 +376,30 @@ def test_types_without_a_name_are_refused_before_the_vms_spend_memory_on_them(dy
     serves(dynamic.envoy)
 
 
+def test_an_error_quoting_a_long_name_is_logged_cut(dynamic):
+    """A pushed set defining a type with a 1 MiB name twice: the refusal quotes the name, and
+    every VM that reads the update logs it. Each line is cut at 4 KiB and says how much was
+    left out (it was written whole: 1 MiB a line, a VM)."""
+    name = b"X" * (1 << 20)
+    twice = _len_field(4, _len_field(1, name)) * 2
+    hostile = _len_field(1, b"long.proto") + _len_field(2, b"h") + twice
+    data = harness.descriptor_bytes() + _len_field(1, hostile)
+    before = dynamic.lds_stats()
+    log_size = dynamic.envoy.log.stat().st_size
+    dynamic.push(harness.base_plugin_config(proto_descriptor_bin=descriptor_b64(data)))
+    dynamic.wait_for("listener_manager.lds.update_rejected",
+                     before.get("listener_manager.lds.update_rejected", 0))
+    with open(dynamic.envoy.log, "rb") as f:
+        f.seek(log_size)
+        new_log = f.read().decode("utf-8", "replace")
+    quoted = [line for line in error_lines(new_log) if "XXXX" in line]
+    assert quoted, new_log[-3000:]
+    assert all(len(line) < 4096 + 400 and "more bytes)" in line for line in quoted), \
+        [len(line) for line in quoted]
+    assert dynamic.envoy.alive()
+    serves(dynamic.envoy)
+
+
 def test_descriptor_update_without_restart(dynamic, services, tmp_path):
     """GetItem gets an additional binding GET /v2/items/{sku} in a modified copy of the
     flash-sale protos; the new descriptor is pushed as a new listener version."""
