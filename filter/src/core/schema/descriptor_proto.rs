@@ -225,13 +225,20 @@ const MIN_RECORD: usize = 3;
 
 /// `error` prefixed with where it is (a file's or a type's name, when it has been read: protoc
 /// writes names first).
+/// A name is quoted up to [`SHOWN_NAME_CHARS`] characters, and no prefix is added to an error
+/// past [`MAX_CONTEXT`] bytes: a name may be as long as the set, and types nest 100 deep.
 fn within(name: &str, error: String) -> String {
-    if name.is_empty() {
-        error
-    } else {
-        format!("{name}: {error}")
+    if name.is_empty() || error.len() > MAX_CONTEXT {
+        return error;
+    }
+    match name.char_indices().nth(SHOWN_NAME_CHARS) {
+        Some((cut, _)) => format!("{}…: {error}", name.get(..cut).unwrap_or_default()),
+        None => format!("{name}: {error}"),
     }
 }
+
+const SHOWN_NAME_CHARS: usize = 200;
+const MAX_CONTEXT: usize = 1024;
 
 /// A type, field, value, service, method or oneof without a name is refused as soon as it is
 /// decoded, as protobuf refuses it ("Missing name"; upb: "invalid name: empty part"), and before
@@ -649,6 +656,31 @@ pub(crate) mod tests {
         assert!(!get.options.is_empty());
         let chat = things.methods.iter().find(|m| m.name == "Bidi").unwrap();
         assert!(chat.client_streaming && chat.server_streaming);
+    }
+
+    #[test]
+    fn errors_say_where_in_a_bounded_prefix() {
+        // A type named by 100,000 letters, nested 100 deep, holding a nameless field: the
+        // error names where, each name cut at 200 characters, no prefix past 1 KiB.
+        let name = "N".repeat(100_000);
+        let mut message = Vec::new();
+        len_field(1, name.as_bytes(), &mut message);
+        len_field(2, b"", &mut message);
+        for _ in 0..99 {
+            let mut outer = Vec::new();
+            len_field(1, name.as_bytes(), &mut outer);
+            len_field(3, &message, &mut outer);
+            message = outer;
+        }
+        let mut file = Vec::new();
+        len_field(1, b"deep.proto", &mut file);
+        len_field(4, &message, &mut file);
+        let error = super::file(&file, Parts::ALL).unwrap_err();
+        assert!(error.ends_with("a field without a name"), "{error}");
+        assert!(error.len() < 2 * 1024, "{}", error.len());
+        assert!(error.starts_with(&format!("{}…: ", "N".repeat(200))), "{}", &error[..300]);
+        let short = super::file(&[0x0a, 0x01, b'f', 0x22, 0x00], Parts::ALL).unwrap_err();
+        assert_eq!(short, "f: a message type without a name");
     }
 
     #[test]

@@ -307,7 +307,8 @@ fn file_name_and_imports(bytes: &[u8], max_imports: usize) -> Result<(String, Ve
     }
     let mut name = None;
     let mut imports = Vec::with_capacity(count);
-    for f in fields(bytes) {
+    let mut all = fields(bytes);
+    while let Some(f) = all.next() {
         let f = f.map_err(|()| invalid("not a FileDescriptorProto"))?;
         match (f.number, f.wire_type) {
             (1, LEN) => name = Some(text(f.value)?),
@@ -316,11 +317,12 @@ fn file_name_and_imports(bytes: &[u8], max_imports: usize) -> Result<(String, Ve
                 if f.value.is_empty() {
                     return Err(invalid("a FileDescriptorProto importing a file without a name"));
                 }
-                // The value is a part of `bytes`: its offset, from the two addresses.
-                let start = (f.value.as_ptr() as usize).wrapping_sub(bytes.as_ptr() as usize);
-                let range = u32::try_from(start)
-                    .ok()
-                    .and_then(|start| Some(start..start.checked_add(u32::try_from(f.value.len()).ok()?)?))
+                // The value ends where what is left to read starts.
+                let end = bytes.len().checked_sub(all.rest().len());
+                let start = end.and_then(|end| end.checked_sub(f.value.len()));
+                let range = start
+                    .zip(end)
+                    .and_then(|(start, end)| Some(u32::try_from(start).ok()?..u32::try_from(end).ok()?))
                     .ok_or_else(|| invalid("a FileDescriptorProto over 4 GiB"))?;
                 imports.push(range);
             }
@@ -529,8 +531,8 @@ mod tests {
             panic!()
         };
         assert_eq!(requests(&body), [(3, "0.proto".to_string()), (3, "1.proto".to_string())]);
-        let twice = [many[0], many[1], many[2], many[0]];
-        let error = started().answer(&files_answer(&[file("a.proto", &many[..3]), file("b.proto", &twice)]));
-        assert!(error.unwrap_err().message.contains("more than 3 files"));
+        let twice = [many[0], many[1], many[0]];
+        let error = started().answer(&files_answer(&[file("a.proto", &many[1..4]), file("b.proto", &twice)]));
+        assert_eq!(error.unwrap_err().message, "invalid reflection answer: more than 3 files");
     }
 }
