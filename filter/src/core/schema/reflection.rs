@@ -69,10 +69,13 @@ pub struct Gathering {
     limits: Limits,
     /// The services to transcode, once known (All: after the server listed them).
     services: Option<Vec<String>>,
-    /// File name → (FileDescriptorProto bytes, where its imports' names are in them): 8
-    /// bytes an import, not a `String` of 24 plus its text (an answer of 8 million empty
-    /// imports reached 519 MB natively).
-    files: HashMap<String, (Vec<u8>, Vec<std::ops::Range<u32>>)>,
+    /// File name → FileDescriptorProto bytes.
+    files: HashMap<String, Vec<u8>>,
+    /// Imports of this round's files that were neither gathered nor asked for when their file
+    /// came, each once: a file's imports are looked at once, when it arrives (kept, and all
+    /// looked at again every round, they were 519 MB natively for an answer of 8 million
+    /// empty imports, and a lookup each per round).
+    pending: HashSet<String>,
     /// File names asked for, found or not.
     asked: HashSet<String>,
     bytes: usize,
@@ -85,7 +88,16 @@ impl Gathering {
             Wanted::Services(s) => Some(s.clone()),
             Wanted::All { .. } => None,
         };
-        Gathering { wanted, limits, services, files: HashMap::new(), asked: HashSet::new(), bytes: 0, rounds: 0 }
+        Gathering {
+            wanted,
+            limits,
+            services,
+            files: HashMap::new(),
+            pending: HashSet::new(),
+            asked: HashSet::new(),
+            bytes: 0,
+            rounds: 0,
+        }
     }
 
     /// The first body: the files defining the wanted services, or the list of services.
@@ -138,20 +150,12 @@ impl Gathering {
         }
         // Each missing name once, and no more of them than files may still come: a set of
         // more files is refused when they arrive anyway.
-        let room = self.limits.max_files.saturating_sub(self.files.len());
-        let mut missing: HashSet<&str> = HashSet::new();
-        for (bytes, imports) in self.files.values() {
-            for name in imports.iter().filter_map(|r| import_name(bytes, r)) {
-                if !self.files.contains_key(name)
-                    && !self.asked.contains(name)
-                    && missing.insert(name)
-                    && missing.len() > room
-                {
-                    return Err(invalid(&format!("more than {} files", self.limits.max_files)));
-                }
-            }
+        let (files, asked) = (&self.files, &self.asked);
+        let missing = self.pending.drain().filter(|name| !files.contains_key(name) && !asked.contains(name));
+        let mut missing: Vec<String> = missing.collect();
+        if missing.len() > self.limits.max_files.saturating_sub(self.files.len()) {
+            return Err(invalid(&format!("more than {} files", self.limits.max_files)));
         }
-        let mut missing: Vec<String> = missing.into_iter().map(str::to_owned).collect();
         missing.sort_unstable();
         if missing.is_empty() {
             return Ok(self.done());
@@ -196,7 +200,23 @@ impl Gathering {
             return Err(invalid(&format!("more than {} files", self.limits.max_files)));
         }
         self.asked.insert(name.clone());
-        self.files.insert(name, (bytes.to_vec(), imports));
+        self.files.insert(name, bytes.to_vec());
+        let room = self.limits.max_files.saturating_sub(self.files.len());
+        for import in imports {
+            if self.files.contains_key(import) || self.asked.contains(import) || self.pending.contains(import) {
+                continue;
+            }
+            if self.pending.len() >= room {
+                // Some may have come since: a purge removes at least one, or this is a set of
+                // more files than may come (so purges cost max_files² at most).
+                let files = &self.files;
+                self.pending.retain(|name| !files.contains_key(name));
+                if self.pending.len() >= room {
+                    return Err(invalid(&format!("more than {} files", self.limits.max_files)));
+                }
+            }
+            self.pending.insert(import.to_owned());
+        }
         Ok(())
     }
 
@@ -204,7 +224,7 @@ impl Gathering {
         let mut set = Vec::with_capacity(self.bytes.saturating_add(self.files.len() * 4));
         let mut names: Vec<&String> = self.files.keys().collect();
         names.sort_unstable();
-        for (bytes, _) in names.into_iter().filter_map(|n| self.files.get(n)) {
+        for bytes in names.into_iter().filter_map(|n| self.files.get(n)) {
             write_tag(1, LEN, &mut set);
             write_varint(bytes.len() as u64, &mut set);
             set.extend_from_slice(bytes);
@@ -296,10 +316,10 @@ fn read_response(message: &[u8]) -> Result<Response<'_>> {
     }
 }
 
-/// A FileDescriptorProto's `name` (1) and where the names of its `dependency` list (3) are in
-/// `bytes`. Counted before anything is kept: a file imports at most `max_imports` files (a set
-/// holds no more; protobuf refuses an import listed twice), each named (no file is named "").
-fn file_name_and_imports(bytes: &[u8], max_imports: usize) -> Result<(String, Vec<std::ops::Range<u32>>)> {
+/// A FileDescriptorProto's `name` (1) and its `dependency` list (3). Counted before anything is
+/// kept: a file imports at most `max_imports` files (a set holds no more; protobuf refuses an
+/// import listed twice), each named (no file is named "").
+fn file_name_and_imports(bytes: &[u8], max_imports: usize) -> Result<(String, Vec<&str>)> {
     let is_import = |f: &crate::core::codec::wire::RawField<'_>| (f.number, f.wire_type) == (3, LEN);
     let count = fields(bytes).map_while(|f| f.ok()).filter(is_import).count();
     if count > max_imports {
@@ -307,36 +327,22 @@ fn file_name_and_imports(bytes: &[u8], max_imports: usize) -> Result<(String, Ve
     }
     let mut name = None;
     let mut imports = Vec::with_capacity(count);
-    let mut all = fields(bytes);
-    while let Some(f) = all.next() {
+    for f in fields(bytes) {
         let f = f.map_err(|()| invalid("not a FileDescriptorProto"))?;
         match (f.number, f.wire_type) {
             (1, LEN) => name = Some(text(f.value)?),
             (3, LEN) => {
-                std::str::from_utf8(f.value).map_err(|_| invalid("invalid UTF-8"))?;
-                if f.value.is_empty() {
+                let import = std::str::from_utf8(f.value).map_err(|_| invalid("invalid UTF-8"))?;
+                if import.is_empty() {
                     return Err(invalid("a FileDescriptorProto importing a file without a name"));
                 }
-                // The value ends where what is left to read starts.
-                let end = bytes.len().checked_sub(all.rest().len());
-                let start = end.and_then(|end| end.checked_sub(f.value.len()));
-                let range = start
-                    .zip(end)
-                    .and_then(|(start, end)| Some(u32::try_from(start).ok()?..u32::try_from(end).ok()?))
-                    .ok_or_else(|| invalid("a FileDescriptorProto over 4 GiB"))?;
-                imports.push(range);
+                imports.push(import);
             }
             _ => {}
         }
     }
     let name = name.filter(|n| !n.is_empty()).ok_or_else(|| invalid("a FileDescriptorProto without a name"))?;
     Ok((name, imports))
-}
-
-/// The name of the import at `range` of a file's bytes (checked UTF-8 when it was read).
-fn import_name<'b>(bytes: &'b [u8], range: &std::ops::Range<u32>) -> Option<&'b str> {
-    let range = usize::try_from(range.start).ok()?..usize::try_from(range.end).ok()?;
-    std::str::from_utf8(bytes.get(range)?).ok()
 }
 
 fn text(bytes: &[u8]) -> Result<String> {
