@@ -347,6 +347,19 @@ def test_invalid_update_keeps_the_previous_config(dynamic, name, config, words):
     serves(dynamic.envoy)
 
 
+def push_rejected(dynamic, data):
+    """Pushes the base config with the descriptor set `data`, waits until Envoy rejects the
+    update, and returns what Envoy logged meanwhile."""
+    before = dynamic.lds_stats()
+    log_size = dynamic.envoy.log.stat().st_size
+    dynamic.push(harness.base_plugin_config(proto_descriptor_bin=descriptor_b64(data)))
+    dynamic.wait_for("listener_manager.lds.update_rejected",
+                     before.get("listener_manager.lds.update_rejected", 0))
+    with open(dynamic.envoy.log, "rb") as f:
+        f.seek(log_size)
+        return f.read().decode("utf-8", "replace")
+
+
 def test_types_without_a_name_are_refused_before_the_vms_spend_memory_on_them(dynamic):
     """A pushed set with a file of 1,000,000 empty message types (2 bytes each, 2 MB; protobuf
     refuses a type without a name). Decoded, each was a record of ~90 bytes in every VM that
@@ -357,15 +370,8 @@ def test_types_without_a_name_are_refused_before_the_vms_spend_memory_on_them(dy
     hostile = _len_field(1, b"hostile.proto") + _len_field(2, b"h") + _len_field(4, b"") * 1_000_000
     data = harness.descriptor_bytes() + _len_field(1, hostile)
     active = dynamic.active_plugin_config()
-    before = dynamic.lds_stats()
-    log_size = dynamic.envoy.log.stat().st_size
     with harness.MemoryWatch(dynamic.envoy) as watch:
-        dynamic.push(harness.base_plugin_config(proto_descriptor_bin=descriptor_b64(data)))
-        dynamic.wait_for("listener_manager.lds.update_rejected",
-                         before.get("listener_manager.lds.update_rejected", 0))
-    with open(dynamic.envoy.log, "rb") as f:
-        f.seek(log_size)
-        new_log = f.read().decode("utf-8", "replace")
+        new_log = push_rejected(dynamic, data)
     named = [line for line in error_lines(new_log) if "a message type without a name" in line]
     assert named, new_log[-3000:]
     # The configuration (2.7 MB of base64) in Envoy and in each VM that reads it, and the set
@@ -384,14 +390,7 @@ def test_an_error_quoting_a_long_name_is_logged_cut(dynamic):
     twice = _len_field(4, _len_field(1, name)) * 2
     hostile = _len_field(1, b"long.proto") + _len_field(2, b"h") + twice
     data = harness.descriptor_bytes() + _len_field(1, hostile)
-    before = dynamic.lds_stats()
-    log_size = dynamic.envoy.log.stat().st_size
-    dynamic.push(harness.base_plugin_config(proto_descriptor_bin=descriptor_b64(data)))
-    dynamic.wait_for("listener_manager.lds.update_rejected",
-                     before.get("listener_manager.lds.update_rejected", 0))
-    with open(dynamic.envoy.log, "rb") as f:
-        f.seek(log_size)
-        new_log = f.read().decode("utf-8", "replace")
+    new_log = push_rejected(dynamic, data)
     quoted = [line for line in error_lines(new_log) if "XXXX" in line]
     assert quoted, new_log[-3000:]
     assert all(len(line) < 4096 + 400 and "more bytes)" in line for line in quoted), \
