@@ -71,8 +71,8 @@ pub struct Gathering {
     services: Option<Vec<String>>,
     /// File name → FileDescriptorProto bytes.
     files: HashMap<String, Vec<u8>>,
-    /// Imports of this round's files that were neither gathered nor asked for when their file
-    /// came, each once: a file's imports are looked at once, when it arrives (kept, and all
+    /// Imports of this round's files neither gathered nor asked for, each once (a file leaves
+    /// it when it comes): a file's imports are looked at once, when it arrives (kept, and all
     /// looked at again every round, they were 519 MB natively for an answer of 8 million
     /// empty imports, and a lookup each per round).
     pending: HashSet<String>,
@@ -199,6 +199,8 @@ impl Gathering {
         if self.files.len() >= self.limits.max_files {
             return Err(invalid(&format!("more than {} files", self.limits.max_files)));
         }
+        // No longer missing: `pending` never holds a gathered file, so its size is exact.
+        self.pending.remove(&name);
         self.asked.insert(name.clone());
         self.files.insert(name, bytes.to_vec());
         let room = self.limits.max_files.saturating_sub(self.files.len());
@@ -207,13 +209,7 @@ impl Gathering {
                 continue;
             }
             if self.pending.len() >= room {
-                // Some may have come since: a purge removes at least one, or this is a set of
-                // more files than may come (so purges cost max_files² at most).
-                let files = &self.files;
-                self.pending.retain(|name| !files.contains_key(name));
-                if self.pending.len() >= room {
-                    return Err(invalid(&format!("more than {} files", self.limits.max_files)));
-                }
+                return Err(invalid(&format!("more than {} files", self.limits.max_files)));
             }
             self.pending.insert(import.to_owned());
         }
@@ -537,6 +533,10 @@ mod tests {
             panic!()
         };
         assert_eq!(requests(&body), [(3, "0.proto".to_string()), (3, "1.proto".to_string())]);
+        // A file that comes is no longer missing: a chain of three files fits three.
+        let chain = [file("a.proto", &["b.proto"]), file("b.proto", &["c.proto"]), file("c.proto", &[])];
+        let Step::Done { descriptor_set, .. } = started().answer(&files_answer(&chain)).unwrap() else { panic!() };
+        assert_eq!(files_of(&descriptor_set), ["a.proto", "b.proto", "c.proto"]);
         let twice = [many[0], many[1], many[0]];
         let error = started().answer(&files_answer(&[file("a.proto", &many[1..4]), file("b.proto", &twice)]));
         assert_eq!(error.unwrap_err().message, "invalid reflection answer: more than 3 files");
