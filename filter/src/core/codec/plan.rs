@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 use crate::core::schema::{self, Enum, Field, Kind, Message, Schema};
 
 pub use crate::core::schema::Scalar;
-pub use crate::core::seeded_hash::{Seeded, SeededMap};
+use crate::core::seeded_hash::SeededMap;
 
 /// What a field holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
